@@ -1,0 +1,43 @@
+# The two commands: `make serve` and `make test`. Both create or reuse .venv.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+EXTRAS ?= local,dev,postgres,redis
+
+.PHONY: serve test install lint typecheck unit bench services clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed-$(subst $(comma),_,$(EXTRAS)): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[$(EXTRAS)]'
+	touch $@
+
+comma := ,
+install: $(VENV)/.installed-$(subst $(comma),_,$(EXTRAS))
+
+serve: install
+	$(BIN)/lmdeck serve
+
+lint: install
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+
+typecheck: install
+	$(BIN)/mypy
+
+services:
+	bash scripts/test-services.sh
+
+unit: install
+	$(BIN)/pytest -q
+
+test: install services lint typecheck
+	. ./.test-services.env 2>/dev/null; $(BIN)/pytest -q -ra
+
+bench: install
+	$(BIN)/python bench/gateway_overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The ``lmdeck`` command: one module per command group."""

@@ -1,0 +1,48 @@
+"""``lmdeck serve``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+
+from lmdeck.config import ConfigFileError
+from lmdeck.settings import ConfigError, load_settings
+
+
+def serve(
+    config: Path | None = typer.Option(None, "--config", "-c", help="path of lmdeck.yaml"),
+    host: str | None = typer.Option(None, help="address to listen on"),
+    port: int | None = typer.Option(None, help="port to listen on"),
+    workers: int = typer.Option(1, help="worker processes"),
+) -> None:
+    """Start the gateway."""
+    import uvicorn
+
+    overrides: dict[str, object] = {}
+    if host:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    try:
+        settings = load_settings(config, overrides=overrides)
+    except (ConfigFileError, ConfigError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from lmdeck.gateway.app import create_app
+
+    app = create_app(settings)
+    typer.echo(f"lmdeck listening on http://{settings.host}:{settings.port}/v1", err=True)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        loop="auto",
+        http="auto",
+        workers=workers if workers > 1 else None,
+        timeout_graceful_shutdown=10,
+    )

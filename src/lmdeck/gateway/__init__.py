@@ -1,0 +1,1 @@
+"""The gateway: app factory, thin routes, serving logic and the request pipeline."""

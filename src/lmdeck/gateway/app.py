@@ -1,0 +1,47 @@
+"""The app factory.
+
+app = create_app(load_settings())
+uvicorn.run(app, host="127.0.0.1", port=4000)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import lmdeck
+from lmdeck.gateway.components import Gateway, build_gateway
+from lmdeck.gateway.errors import install_error_handlers
+from lmdeck.gateway.middleware.body_limit import BodyLimitMiddleware
+from lmdeck.gateway.middleware.request_id import RequestIdMiddleware
+from lmdeck.gateway.routes import health, openai_api
+from lmdeck.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, gateway: Gateway | None = None) -> FastAPI:
+    settings = settings or (gateway.settings if gateway else Settings())
+    gw = gateway or build_gateway(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await gw.start()
+        try:
+            yield
+        finally:
+            await gw.stop()
+
+    app = FastAPI(
+        title="lmdeck",
+        version=lmdeck.__version__,
+        description="OpenAI-compatible gateway and LLMOps API.",
+        lifespan=lifespan,
+    )
+    app.state.gateway = gw
+    install_error_handlers(app)
+    app.include_router(openai_api.router)
+    app.include_router(health.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,116 @@
+"""The gateway's parts, built once from the settings and shared by every request."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import httpx
+
+from lmdeck.db import Database
+from lmdeck.gateway.pipeline import Pipeline, Step
+from lmdeck.gateway.routing.dispatcher import Dispatcher
+from lmdeck.gateway.routing.router import Router
+from lmdeck.gateway.serving import InferenceServing
+from lmdeck.gateway.steps.record import RecordStep, TraceObserver, TraceSink
+from lmdeck.policy.auth import Authenticate, Authenticator, StaticKeyAuthenticator
+from lmdeck.policy.bootstrap import admin_key_hash
+from lmdeck.policy.principal import Principal
+from lmdeck.providers import ProviderContext, ProviderRegistry, load_providers
+from lmdeck.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Service(Protocol):
+    """Something with a lifetime: started with the app, stopped with it."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class Gateway:
+    """Everything the routes reach through ``request.app.state.gateway``."""
+
+    settings: Settings
+    db: Database
+    http: httpx.AsyncClient
+    providers: ProviderRegistry
+    router: Router
+    authenticator: Authenticator
+    sink: TraceSink
+    pipeline: Pipeline
+    serving: InferenceServing
+    observers: list[TraceObserver] = field(default_factory=list)
+    services: list[Service] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+    started: bool = False
+
+    async def start(self) -> None:
+        for service in self.services:
+            await service.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        for service in reversed(self.services):
+            try:
+                await service.stop()
+            except Exception:
+                log.exception("stopping %s failed", type(service).__name__)
+        await self.router.aclose()
+        await self.http.aclose()
+        self.db.dispose()
+        self.started = False
+
+    def readiness(self) -> list[str]:
+        return [] if self.started else ["starting"]
+
+
+def build_sink(settings: Settings, db: Database) -> TraceSink:
+    from lmdeck.tracing.memory import MemoryTraceSink
+
+    return MemoryTraceSink()
+
+
+def build_gateway(
+    settings: Settings,
+    *,
+    sink: TraceSink | None = None,
+    providers: ProviderRegistry | None = None,
+    announce_admin_key: bool = True,
+) -> Gateway:
+    db = Database(settings.store_url)
+    db.migrate()
+    http = httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30),
+        timeout=httpx.Timeout(60.0, connect=10.0),
+    )
+    providers = providers or load_providers()
+    router = Router.from_settings(settings, providers, ProviderContext(settings=settings, http=http))
+    admin = Principal(key_id="admin", role="admin", name="bootstrap admin")
+    authenticator = StaticKeyAuthenticator({admin_key_hash(settings, announce_admin_key): admin})
+    sink = sink or build_sink(settings, db)
+    observers: list[TraceObserver] = []
+    steps: list[Step] = [
+        Authenticate(authenticator),
+        RecordStep(sink, observers, settings.tracing.redact),
+    ]
+    pipeline = Pipeline(steps, terminal=Dispatcher(router))
+    services: list[Service] = [s for s in (sink,) if isinstance(s, AbstractAsyncContextManager) or hasattr(s, "start")]
+    return Gateway(
+        settings=settings,
+        db=db,
+        http=http,
+        providers=providers,
+        router=router,
+        authenticator=authenticator,
+        sink=sink,
+        pipeline=pipeline,
+        serving=InferenceServing(pipeline),
+        observers=observers,
+        services=services,
+    )

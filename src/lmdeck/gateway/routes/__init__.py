@@ -1,0 +1,1 @@
+"""Thin routes: parse, delegate to a serving class, serialize."""

@@ -1,0 +1,36 @@
+"""``/v1/*``: the OpenAI-compatible surface."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from lmdeck.policy.auth import require
+from lmdeck.policy.principal import Principal
+from lmdeck.protocol import ModelCard, ModelList
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+
+@router.post("/chat/completions", summary="Create a chat completion (OpenAI-compatible)")
+async def chat_completions(request: Request) -> Response:
+    return await request.app.state.gateway.serving.handle(request, "chat")
+
+
+@router.post("/completions", summary="Create a text completion (OpenAI-compatible)")
+async def completions(request: Request) -> Response:
+    return await request.app.state.gateway.serving.handle(request, "completions")
+
+
+@router.post("/embeddings", summary="Create embeddings (OpenAI-compatible)")
+async def embeddings(request: Request) -> Response:
+    return await request.app.state.gateway.serving.handle(request, "embeddings")
+
+
+@router.get("/models", summary="List the models (routes) this key may use")
+async def list_models(request: Request, principal: Principal = Depends(require("inference"))) -> ModelList:
+    cards = []
+    for route in request.app.state.gateway.router.routes():
+        if principal.may_use(route.name):
+            cards.append(ModelCard(id=route.name, description=route.config.description, kind=route.config.kind))
+    return ModelList(data=cards)

@@ -1,0 +1,1 @@
+"""Routing: which target serves a request, and what happens when it fails."""

@@ -1,0 +1,114 @@
+"""Inference serving: parse a request, run it through the pipeline, answer in JSON or SSE."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from lmdeck.gateway.context import Completed, Kind, RequestContext, Streamed
+from lmdeck.gateway.errors import api_error_response, upstream_to_api_error
+from lmdeck.gateway.pipeline import Pipeline
+from lmdeck.gateway.sse import sse_stream
+from lmdeck.protocol import APIError, ChatCompletionRequest, CompletionRequest, EmbeddingRequest, error_body
+from lmdeck.providers.base import UpstreamError
+from lmdeck.tracing import TraceRecord
+
+log = logging.getLogger(__name__)
+
+SCHEMAS: dict[Kind, type[BaseModel]] = {
+    "chat": ChatCompletionRequest,
+    "completions": CompletionRequest,
+    "embeddings": EmbeddingRequest,
+}
+
+
+def parse_body(raw: bytes, schema: type[BaseModel]) -> Any:
+    """Validate a JSON body, raising a 400 that names the offending field."""
+    if not raw.strip():
+        raise APIError(400, "the request body is empty: send a JSON object", code="invalid_json")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise APIError(400, f"the request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise APIError(400, "the request body must be a JSON object", code="invalid_json")
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        param = ".".join(str(p) for p in err["loc"]) or None
+        raise APIError(400, f"{param}: {err['msg']}", param=param, code="invalid_value") from None
+
+
+def bearer_token(request: Request) -> str | None:
+    auth = request.headers.get("authorization")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    return request.headers.get("x-api-key") or None
+
+
+def stream_error_body(exc: Exception) -> dict[str, Any]:
+    if isinstance(exc, UpstreamError):
+        exc = upstream_to_api_error(exc)
+    if isinstance(exc, APIError):
+        return exc.body()
+    log.exception("stream failed", exc_info=exc)
+    return error_body("the stream failed: internal error", "api_error")
+
+
+class InferenceServing:
+    """Serves ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings``."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def context(self, request: Request, kind: Kind, body: Any) -> RequestContext:
+        state = request.scope.get("state", {})
+        trace = TraceRecord(
+            trace_id=state.get("trace_id") or TraceRecord().trace_id,
+            request_id=state.get("request_id", ""),
+            span_id=state.get("span_id", ""),
+            parent_span_id=state.get("parent_span_id"),
+            kind=kind,
+            stream=bool(getattr(body, "stream", False)),
+            user=getattr(body, "user", None),
+        )
+        return RequestContext(
+            kind=kind,
+            body=body,
+            request_id=trace.request_id,
+            trace=trace,
+            headers=request.headers,
+            route_name=body.model,
+            client_token=bearer_token(request),
+        )
+
+    async def handle(self, request: Request, kind: Kind) -> Response:
+        body = parse_body(await request.body(), SCHEMAS[kind])
+        ctx = self.context(request, kind, body)
+        try:
+            result = await self.pipeline.run(ctx)
+            if isinstance(result, Completed):
+                return Response(
+                    orjson.dumps(result.response.model_dump(exclude_none=True)),
+                    media_type="application/json",
+                    headers=result.headers,
+                )
+            assert isinstance(result, Streamed)
+            # Pull the first chunk before answering so that a failure before any token
+            # still gets its proper status code.
+            first = await anext(result.chunks, None)
+        except UpstreamError as exc:
+            return api_error_response(upstream_to_api_error(exc))
+        return StreamingResponse(
+            sse_stream(first, result.chunks, stream_error_body),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", **result.headers},
+        )

@@ -1,0 +1,102 @@
+"""Authentication: API key → :class:`Principal`, as a pipeline step and as a route dependency."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from starlette.requests import Request
+
+from lmdeck.gateway.context import RequestContext, Result
+from lmdeck.gateway.pipeline import Handler
+from lmdeck.policy.principal import Principal, Role
+from lmdeck.protocol import APIError
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class Authenticator(Protocol):
+    """Resolves a presented API key to the principal it belongs to, or None."""
+
+    async def authenticate(self, token: str) -> Principal | None: ...
+
+
+class StaticKeyAuthenticator:
+    """Accepts keys whose SHA-256 hashes it was given (the bootstrap admin key)."""
+
+    def __init__(self, hashes: dict[str, Principal]) -> None:
+        self._hashes = hashes
+
+    async def authenticate(self, token: str) -> Principal | None:
+        digest = hash_key(token)
+        for known, principal in self._hashes.items():
+            if hmac.compare_digest(known, digest):
+                return principal
+        return None
+
+
+def missing_key() -> APIError:
+    return APIError(
+        401,
+        "no API key: send it as 'Authorization: Bearer <key>'",
+        type="invalid_request_error",
+        code="missing_api_key",
+    )
+
+
+def invalid_key() -> APIError:
+    return APIError(401, "the API key is invalid, expired or revoked", code="invalid_api_key")
+
+
+async def principal_for(authenticator: Authenticator, token: str | None) -> Principal:
+    if not token:
+        raise missing_key()
+    principal = await authenticator.authenticate(token)
+    if principal is None:
+        raise invalid_key()
+    return principal
+
+
+class Authenticate:
+    """First step of the pipeline: no valid key, no request."""
+
+    name = "authenticate"
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self.authenticator = authenticator
+
+    async def __call__(self, ctx: RequestContext, call_next: Handler) -> Result:
+        principal = await principal_for(self.authenticator, ctx.client_token)
+        if not principal.may_use(ctx.route_name):
+            raise APIError(
+                403,
+                f"this key may not use the model {ctx.route_name!r}",
+                code="model_not_allowed",
+                param="model",
+            )
+        ctx.principal = principal
+        ctx.trace.key_id = principal.key_id
+        ctx.trace.team_id = principal.team_id
+        if principal.user_id and not ctx.trace.user:
+            ctx.trace.user = principal.user_id
+        return await call_next(ctx)
+
+
+def require(role: Role) -> Callable[[Request], Awaitable[Principal]]:
+    """A FastAPI dependency: the caller must hold ``role`` or a stronger one."""
+
+    async def dependency(request: Request) -> Principal:
+        from lmdeck.gateway.serving import bearer_token
+
+        authenticator: Authenticator = request.app.state.gateway.authenticator
+        principal = await principal_for(authenticator, bearer_token(request))
+        if not principal.at_least(role):
+            raise APIError(403, f"this needs the {role!r} role; the key has {principal.role!r}", code="forbidden")
+        return principal
+
+    dependency.__name__ = f"require_{role}"
+    return dependency

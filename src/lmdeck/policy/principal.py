@@ -1,0 +1,37 @@
+"""Who is calling: the identity an API key resolves to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Role = Literal["admin", "developer", "viewer", "inference"]
+
+#: Roles ordered by what they may do; a role may do what every role after it may.
+ROLE_ORDER: tuple[Role, ...] = ("admin", "developer", "viewer", "inference")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller behind a request.
+
+    >>> Principal(key_id="k1", role="admin").at_least("developer")
+    True
+    """
+
+    key_id: str
+    role: Role
+    team_id: str | None = None
+    user_id: str | None = None
+    name: str | None = None
+    allowed_models: frozenset[str] | None = None
+    allowed_tags: frozenset[str] | None = None
+    metadata: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    def at_least(self, role: Role) -> bool:
+        if self.role == "inference":
+            return role == "inference"
+        return ROLE_ORDER.index(self.role) <= ROLE_ORDER.index(role)
+
+    def may_use(self, model: str) -> bool:
+        return self.allowed_models is None or model in self.allowed_models

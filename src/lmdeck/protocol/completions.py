@@ -1,0 +1,45 @@
+"""``/v1/completions`` (legacy text completion) schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lmdeck.protocol.chat import LMDECK_FIELDS, Usage
+
+
+class CompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1)
+    prompt: str | list[str]
+    stream: bool = False
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    user: str | None = None
+
+    def token_limit(self) -> int | None:
+        return self.max_tokens
+
+    def prompts(self) -> list[str]:
+        return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
+
+    def upstream_payload(self, model: str) -> dict[str, Any]:
+        payload = self.model_dump(exclude_none=True, exclude=LMDECK_FIELDS)
+        payload["model"] = model
+        return payload
+
+
+class CompletionResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    object: str = "text_completion"
+    created: int
+    model: str
+    choices: list[dict[str, Any]]
+    usage: Usage | None = None

@@ -1,0 +1,63 @@
+"""Errors in OpenAI's shape.
+
+Every error lmdeck returns has the body
+``{"error": {"message": ..., "type": ..., "param": ..., "code": ...}}``.
+Raise :class:`APIError` anywhere below a route and the gateway turns it into
+that body with its status code::
+
+    raise APIError(404, "route 'gpt-5' does not exist", type="invalid_request_error",
+                   code="model_not_found", param="model")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: The ``type`` OpenAI uses for each status code.
+ERROR_TYPES: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    408: "timeout_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "api_error",
+    502: "upstream_error",
+    503: "service_unavailable",
+    504: "timeout_error",
+}
+
+
+def error_body(
+    message: str, type: str = "invalid_request_error", param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+class APIError(Exception):
+    """An error that becomes an OpenAI-shaped HTTP response."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str | None = None,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type or ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+        self.param = param
+        self.code = code
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, self.type, self.param, self.code)

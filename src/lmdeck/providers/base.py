@@ -1,0 +1,109 @@
+"""The Provider protocol: what every upstream adapter implements.
+
+A provider is built once per route target by a factory registered under its
+name. It speaks OpenAI's wire shape to the gateway whatever it speaks upstream::
+
+    class EchoProvider:
+        def __init__(self, target: TargetConfig, ctx: ProviderContext) -> None:
+            self.target = target
+
+        async def chat(self, request: ChatCompletionRequest) -> ChatCompletionResponse: ...
+        def stream_chat(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]: ...
+
+    def register(registry: ProviderRegistry) -> None:
+        registry.add("echo", EchoProvider)
+
+Errors are raised as :class:`UpstreamError`; its ``retryable`` and
+``retry_after`` fields drive the gateway's retries and fallbacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import httpx
+
+from lmdeck.protocol import (
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    CompletionRequest,
+    CompletionResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+)
+
+if TYPE_CHECKING:
+    from lmdeck.settings import Settings, TargetConfig
+
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+class UpstreamError(Exception):
+    """An upstream call failed.
+
+    ``status`` is the upstream's HTTP status (or the status lmdeck maps a
+    transport failure to: 502 for a connection error, 504 for a timeout).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+        body: dict[str, Any] | None = None,
+        kind: str = "upstream_error",
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.retryable = status in RETRYABLE_STATUS if retryable is None else retryable
+        self.retry_after = retry_after
+        self.body = body
+        self.kind = kind
+
+
+class UpstreamTimeout(UpstreamError):
+    def __init__(self, message: str, *, kind: str = "timeout") -> None:
+        super().__init__(504, message, retryable=True, kind=kind)
+
+
+class UnsupportedOperation(UpstreamError):
+    def __init__(self, provider: str, operation: str) -> None:
+        super().__init__(
+            400, f"provider {provider!r} does not support {operation}", retryable=False, kind="unsupported"
+        )
+
+
+@dataclass
+class ProviderContext:
+    """What providers share: the settings and one pooled HTTP client."""
+
+    settings: Settings
+    http: httpx.AsyncClient
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """One upstream target, speaking OpenAI's shapes to the gateway."""
+
+    async def chat(self, request: ChatCompletionRequest) -> ChatCompletionResponse: ...
+
+    def stream_chat(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]: ...
+
+    async def completions(self, request: CompletionRequest) -> CompletionResponse: ...
+
+    def stream_completions(self, request: CompletionRequest) -> AsyncIterator[CompletionResponse]: ...
+
+    async def embeddings(self, request: EmbeddingRequest) -> EmbeddingResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+class ProviderFactory(Protocol):
+    def __call__(self, target: TargetConfig, ctx: ProviderContext) -> Provider: ...

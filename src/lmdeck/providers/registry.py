@@ -1,0 +1,78 @@
+"""Finding providers: a name → factory table filled by the ``lmdeck.providers`` hook.
+
+A plugin package declares in its ``pyproject.toml``::
+
+    [project.entry-points."lmdeck.providers"]
+    echo = "lmdeck_echo:register"
+
+and ``register(registry)`` calls ``registry.add("echo", EchoProvider)``. The
+built-in ``openai``, ``anthropic`` and ``local`` providers are registered the
+same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from importlib.metadata import entry_points
+
+from lmdeck.providers.base import Provider, ProviderContext, ProviderFactory
+from lmdeck.settings import ConfigError, TargetConfig
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "lmdeck.providers"
+
+
+class ProviderRegistry:
+    """Provider factories by name.
+
+    >>> registry = ProviderRegistry()
+    >>> registry.add("echo", lambda target, ctx: ...)
+    >>> "echo" in registry
+    True
+    """
+
+    def __init__(self) -> None:
+        self._factories: dict[str, ProviderFactory] = {}
+        self.unavailable: dict[str, str] = {}
+
+    def add(self, name: str, factory: ProviderFactory) -> None:
+        self._factories[name] = factory
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._factories
+
+    def names(self) -> list[str]:
+        return sorted(self._factories)
+
+    def create(self, target: TargetConfig, ctx: ProviderContext) -> Provider:
+        try:
+            factory = self._factories[target.provider]
+        except KeyError:
+            why = self.unavailable.get(target.provider)
+            if why:
+                raise ConfigError(f"provider {target.provider!r} could not be loaded: {why}") from None
+            known = ", ".join(self.names()) or "none"
+            raise ConfigError(
+                f"unknown provider {target.provider!r} (known: {known}); install the plugin that provides it"
+            ) from None
+        return factory(target, ctx)
+
+
+def load_providers(names: Iterable[str] | None = None) -> ProviderRegistry:
+    """Call every registered ``lmdeck.providers`` hook (or only those named)."""
+    registry = ProviderRegistry()
+    wanted = set(names) if names is not None else None
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if wanted is not None and ep.name not in wanted:
+            continue
+        try:
+            hook = ep.load()
+            hook(registry)
+        except ImportError as exc:
+            # A provider whose optional dependencies are missing (``local`` without torch) is
+            # reported when a route asks for it, not at start-up.
+            registry.unavailable[ep.name] = f"{exc}; install lmdeck[{ep.name}]"
+            log.debug("provider %s unavailable: %s", ep.name, exc)
+    return registry

@@ -1,0 +1,253 @@
+"""One typed settings object for the whole process.
+
+Settings come from an optional YAML file (``lmdeck.yaml``) plus a handful of
+environment variables, all read here and nowhere else. Zero configuration is
+valid: the defaults serve the bundled local model on 127.0.0.1:4000 with a
+SQLite store under ``./.lmdeck``.
+
+Secrets are never written inline. A value of the form ``{"$env": "NAME"}``
+is a :class:`SecretRef`, resolved only when a provider needs it::
+
+    routes:
+      - name: gpt-4o
+        targets:
+          - provider: openai
+            model: gpt-4o
+            api_key: {"$env": "OPENAI_API_KEY"}
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ENV_PREFIX = "LMDECK_"
+
+#: Every environment variable lmdeck reads, with what it means. A test keeps this
+#: list and the documentation in step.
+ENVIRONMENT: dict[str, str] = {
+    "LMDECK_CONFIG": "path of the YAML config file (default: ./lmdeck.yaml when present)",
+    "LMDECK_HOST": "address to listen on (default 127.0.0.1)",
+    "LMDECK_PORT": "port to listen on (default 4000)",
+    "LMDECK_DATA_DIR": "directory for the SQLite store, trace spool and local state (default ./.lmdeck)",
+    "LMDECK_DATABASE_URL": "SQLAlchemy URL of the store (default sqlite under the data dir)",
+    "LMDECK_ADMIN_KEY": "admin API key to bootstrap instead of generating one at first start",
+    "LMDECK_MASTER_KEY": "Fernet key that encrypts provider secrets at rest",
+    "LMDECK_OTLP_ENDPOINT": "OTLP/HTTP endpoint for OpenTelemetry spans (default: spans not exported)",
+    "LMDECK_LOCAL_DEVICE": "device for the local engine: cpu, cuda or auto (default auto)",
+    "LMDECK_LOG_LEVEL": "log level (default info)",
+}
+
+
+class SecretRef(BaseModel):
+    """A reference to a secret held in the environment: ``{"$env": "NAME"}``."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True)
+
+    env: str = Field(alias="$env")
+
+    def resolve(self, environ: Mapping[str, str] | None = None) -> str:
+        value = (os.environ if environ is None else environ).get(self.env)
+        if not value:
+            raise ConfigError(f"secret {self.env!r} is not set: export {self.env}=... before starting lmdeck")
+        return value
+
+    def __repr__(self) -> str:
+        return f"SecretRef(env={self.env!r})"
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says how to fix it."""
+
+
+class TargetConfig(BaseModel):
+    """One upstream a route may send a request to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str = "openai"
+    model: str
+    base_url: str | None = None
+    api_key: SecretRef | None = None
+    weight: float = Field(default=1.0, ge=0)
+    timeout: float = Field(default=60.0, gt=0, description="seconds for the whole upstream call")
+    ttft_timeout: float | None = Field(default=None, gt=0, description="seconds until the first streamed token")
+    max_retries: int = Field(default=2, ge=0, le=10)
+    headers: dict[str, str] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict, description="provider-specific options")
+
+    @property
+    def id(self) -> str:
+        base = self.base_url or ""
+        return f"{self.provider}:{self.model}@{base}" if base else f"{self.provider}:{self.model}"
+
+
+class RouteConfig(BaseModel):
+    """A public model name and the targets that serve it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    targets: list[TargetConfig] = Field(min_length=1)
+    strategy: Literal["weighted", "least-inflight", "latency"] = "weighted"
+    fallbacks: list[str] = Field(default_factory=list, description="route names tried in order on failure")
+    description: str | None = None
+    kind: Literal["chat", "embeddings"] = "chat"
+
+
+class BreakerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    failure_threshold: int = Field(default=5, ge=1)
+    reset_timeout: float = Field(default=30.0, gt=0, description="seconds open before a half-open probe")
+    half_open_max: int = Field(default=1, ge=1)
+
+
+class RetrySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    backoff_base: float = Field(default=0.25, ge=0)
+    backoff_max: float = Field(default=8.0, ge=0)
+    max_retry_after: float = Field(default=30.0, ge=0, description="longest Retry-After honoured, seconds")
+
+
+class TracingSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    redact: Literal["none", "bodies", "all"] = "none"
+    fsync_interval_ms: float = Field(default=2.0, ge=0)
+    batch_size: int = Field(default=500, ge=1)
+    segment_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+
+
+class LocalSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    device: str = "auto"
+    quantize: Literal["none", "int8"] = "none"
+    max_batch_size: int = Field(default=32, ge=1)
+    max_queue: int = Field(default=256, ge=1)
+    model_dir: str | None = None
+
+
+class Settings(BaseModel):
+    """Everything a running lmdeck needs to know.
+
+    >>> s = Settings.model_validate({"port": 4100})
+    >>> s.port
+    4100
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=4000, ge=0, le=65535)
+    data_dir: Path = Path(".lmdeck")
+    database_url: str | None = None
+    admin_key: SecretRef | None = None
+    master_key: SecretRef | None = None
+    log_level: str = "info"
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    otlp_endpoint: str | None = None
+    default_routes: bool = Field(default=True, description="serve the bundled `demo` and `embed` routes")
+    routes: list[RouteConfig] = Field(default_factory=list)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
+    local: LocalSettings = Field(default_factory=LocalSettings)
+    plugins: dict[str, Any] = Field(default_factory=dict, description="settings for third-party plugins")
+
+    @field_validator("routes")
+    @classmethod
+    def _unique_routes(cls, routes: list[RouteConfig]) -> list[RouteConfig]:
+        seen: set[str] = set()
+        for route in routes:
+            if route.name in seen:
+                raise ValueError(f"route {route.name!r} is defined twice")
+            seen.add(route.name)
+        return routes
+
+    @model_validator(mode="after")
+    def _fallbacks_exist(self) -> Settings:
+        names = {r.name for r in self.routes}
+        for route in self.routes:
+            for fb in route.fallbacks:
+                if fb not in names and fb not in ("demo", "embed"):
+                    raise ValueError(f"route {route.name!r} falls back to unknown route {fb!r}")
+        return self
+
+    @property
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'lmdeck.db').as_posix()}"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    simple = {
+        "LMDECK_HOST": "host",
+        "LMDECK_PORT": "port",
+        "LMDECK_DATA_DIR": "data_dir",
+        "LMDECK_DATABASE_URL": "database_url",
+        "LMDECK_OTLP_ENDPOINT": "otlp_endpoint",
+        "LMDECK_LOG_LEVEL": "log_level",
+    }
+    for var, field in simple.items():
+        if environ.get(var):
+            out[field] = environ[var]
+    if environ.get("LMDECK_ADMIN_KEY"):
+        out["admin_key"] = {"$env": "LMDECK_ADMIN_KEY"}
+    if environ.get("LMDECK_MASTER_KEY"):
+        out["master_key"] = {"$env": "LMDECK_MASTER_KEY"}
+    if environ.get("LMDECK_LOCAL_DEVICE"):
+        out.setdefault("local", {})["device"] = environ["LMDECK_LOCAL_DEVICE"]
+    return out
+
+
+def config_path(explicit: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Path | None:
+    env = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit)
+    if env.get("LMDECK_CONFIG"):
+        return Path(env["LMDECK_CONFIG"])
+    default = Path("lmdeck.yaml")
+    return default if default.exists() else None
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings from a YAML file (optional), the environment and explicit overrides.
+
+    Raises :class:`lmdeck.config.ConfigFileError` with line numbers when the file is invalid.
+    """
+    from lmdeck.config import read_config_file
+
+    env = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    file = config_path(path, env)
+    if file is not None:
+        data = read_config_file(file)
+    for key, value in _env_overrides(env).items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    if overrides:
+        data.update(overrides)
+    if file is not None:
+        from lmdeck.config import validate_config
+
+        return validate_config(data, file)
+    return Settings.model_validate(data)
