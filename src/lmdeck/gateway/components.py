@@ -100,7 +100,7 @@ def build_gateway(
         RecordStep(sink, observers, settings.tracing.redact),
     ]
     pipeline = Pipeline(steps, terminal=Dispatcher(router))
-    services: list[Service] = [s for s in (sink,) if isinstance(s, AbstractAsyncContextManager) or hasattr(s, "start")]
+    services: list[Service] = [sink] if isinstance(sink, Service) else []
     return Gateway(
         settings=settings,
         db=db,
