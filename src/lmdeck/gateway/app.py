@@ -16,7 +16,7 @@ from lmdeck.gateway.components import Gateway, build_gateway
 from lmdeck.gateway.errors import install_error_handlers
 from lmdeck.gateway.middleware.body_limit import BodyLimitMiddleware
 from lmdeck.gateway.middleware.request_id import RequestIdMiddleware
-from lmdeck.gateway.routes import health, openai_api
+from lmdeck.gateway.routes import health, metrics, openai_api
 from lmdeck.settings import Settings
 
 
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
     install_error_handlers(app)
     app.include_router(openai_api.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     return app

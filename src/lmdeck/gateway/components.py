@@ -19,6 +19,8 @@ from lmdeck.policy.bootstrap import admin_key_hash
 from lmdeck.policy.principal import Principal
 from lmdeck.providers import ProviderContext, ProviderRegistry, load_providers
 from lmdeck.settings import Settings
+from lmdeck.tracing.metrics import GatewayMetrics
+from lmdeck.tracing.otel import OTelExporter
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ class Gateway:
     sink: TraceSink
     pipeline: Pipeline
     serving: InferenceServing
+    metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     observers: list[TraceObserver] = field(default_factory=list)
     services: list[Service] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
@@ -61,6 +64,10 @@ class Gateway:
                 await service.stop()
             except Exception:
                 log.exception("stopping %s failed", type(service).__name__)
+        for observer in self.observers:
+            shutdown = getattr(observer, "shutdown", None)
+            if callable(shutdown):
+                shutdown()
         await self.router.aclose()
         await self.http.aclose()
         self.db.dispose()
@@ -94,7 +101,10 @@ def build_gateway(
     admin = Principal(key_id="admin", role="admin", name="bootstrap admin")
     authenticator = StaticKeyAuthenticator({admin_key_hash(settings, announce_admin_key): admin})
     sink = sink or build_sink(settings, db)
-    observers: list[TraceObserver] = []
+    metrics = GatewayMetrics()
+    observers: list[TraceObserver] = [metrics]
+    if settings.otlp_endpoint:
+        observers.append(OTelExporter.to_otlp(settings.otlp_endpoint))
     steps: list[Step] = [
         Authenticate(authenticator),
         RecordStep(sink, observers, settings.tracing.redact),
@@ -111,6 +121,7 @@ def build_gateway(
         sink=sink,
         pipeline=pipeline,
         serving=InferenceServing(pipeline),
+        metrics=metrics,
         observers=observers,
         services=services,
     )

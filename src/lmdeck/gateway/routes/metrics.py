@@ -1,0 +1,14 @@
+"""``/metrics``: Prometheus exposition, reachable without a key."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.responses import Response
+
+router = APIRouter(tags=["metrics"])
+
+
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=True)
+async def metrics(request: Request) -> Response:
+    return Response(request.app.state.gateway.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,114 @@
+"""Prometheus metrics, fed by every finished trace.
+
+    metrics = GatewayMetrics()
+    metrics.gauge_from("lmdeck_spool_depth", "records not yet in the store", lambda: {(): spool.depth})
+    metrics.observe(record)          # once per request, from the record step
+    body = metrics.exposition()      # what /metrics serves
+
+Other layers (evaluation, policy) register their own metric objects on
+``metrics.registry`` so that one scrape shows everything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from lmdeck.tracing.record import TraceRecord
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
+
+GaugeSource = Callable[[], Mapping[tuple[str, ...], float]]
+
+
+class _CallbackGauges(Collector):
+    """Gauges read at scrape time from callbacks (spool depth, breaker states)."""
+
+    def __init__(self) -> None:
+        self._gauges: dict[str, tuple[str, tuple[str, ...], GaugeSource]] = {}
+
+    def add(self, name: str, doc: str, labels: tuple[str, ...], source: GaugeSource) -> None:
+        self._gauges[name] = (doc, labels, source)
+
+    def collect(self) -> Iterator[Metric]:
+        for name, (doc, labels, source) in self._gauges.items():
+            family = GaugeMetricFamily(name, doc, labels=list(labels))
+            try:
+                values = source()
+            except Exception:
+                log.exception("gauge %s failed", name)
+                continue
+            for label_values, value in values.items():
+                family.add_metric(list(label_values), value)
+            yield family
+
+
+class GatewayMetrics:
+    """The gateway's Prometheus series, on a registry of its own (no process-global state)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "lmdeck_requests", "requests handled", ["route", "target", "kind", "status"], registry=r
+        )
+        self.errors = Counter("lmdeck_errors", "failed requests", ["route", "target", "error_type"], registry=r)
+        self.latency = Histogram(
+            "lmdeck_request_latency_seconds", "request latency", ["route"], buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.ttft = Histogram(
+            "lmdeck_time_to_first_token_seconds",
+            "time to first streamed token",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.overhead = Histogram(
+            "lmdeck_gateway_overhead_seconds",
+            "time spent in the gateway outside the upstream call",
+            ["route"],
+            buckets=OVERHEAD_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter("lmdeck_tokens", "tokens processed", ["route", "direction"], registry=r)
+        self.cost = Counter("lmdeck_cost_usd", "cost in US dollars", ["route", "team"], registry=r)
+        self.retries = Counter("lmdeck_retries", "upstream retries", ["route"], registry=r)
+        self.cache_hits = Counter("lmdeck_cache_hits", "responses served from cache", ["route"], registry=r)
+        self._gauges = _CallbackGauges()
+        r.register(self._gauges)
+
+    def gauge_from(self, name: str, doc: str, source: GaugeSource, labels: tuple[str, ...] = ()) -> None:
+        self._gauges.add(name, doc, labels, source)
+
+    def observe(self, record: TraceRecord) -> None:
+        route = record.route or "unknown"
+        target = record.target or "none"
+        self.requests.labels(route, target, record.kind, str(record.status_code)).inc()
+        if record.status_code >= 400:
+            self.errors.labels(route, target, record.error_type or str(record.status_code)).inc()
+        self.latency.labels(route).observe(record.latency_ms / 1000.0)
+        if record.ttft_ms is not None:
+            self.ttft.labels(route).observe(record.ttft_ms / 1000.0)
+        overhead = record.gateway_overhead_ms
+        if overhead is not None:
+            self.overhead.labels(route).observe(overhead / 1000.0)
+        if record.input_tokens:
+            self.tokens.labels(route, "input").inc(record.input_tokens)
+        if record.output_tokens:
+            self.tokens.labels(route, "output").inc(record.output_tokens)
+        if record.cost:
+            self.cost.labels(route, record.team_id or "none").inc(record.cost)
+        if record.retries:
+            self.retries.labels(route).inc(record.retries)
+        if record.cache_hit:
+            self.cache_hits.labels(route).inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

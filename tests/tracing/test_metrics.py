@@ -1,0 +1,32 @@
+from lmdeck.tracing.metrics import GatewayMetrics
+from lmdeck.tracing.record import TraceRecord
+
+
+def test_observed_trace_shows_in_exposition() -> None:
+    metrics = GatewayMetrics()
+    metrics.observe(
+        TraceRecord(
+            route="demo", target="local:demo", input_tokens=5, output_tokens=7, latency_ms=12.0, upstream_ms=10.0
+        )
+    )
+    metrics.observe(TraceRecord(route="demo", target="local:demo", status_code=502, error_type="upstream_error"))
+    text = metrics.exposition().decode()
+    assert 'lmdeck_requests_total{kind="chat",route="demo",status="200",target="local:demo"} 1.0' in text
+    assert 'lmdeck_errors_total{error_type="upstream_error",route="demo",target="local:demo"} 1.0' in text
+    assert 'lmdeck_tokens_total{direction="output",route="demo"} 7.0' in text
+    assert "lmdeck_gateway_overhead_seconds_count" in text
+
+
+def test_callback_gauges_are_read_at_scrape_time() -> None:
+    metrics = GatewayMetrics()
+    depth = {"n": 3}
+    metrics.gauge_from("lmdeck_spool_depth", "records not yet stored", lambda: {(): depth["n"]})
+    assert "lmdeck_spool_depth 3.0" in metrics.exposition().decode()
+    depth["n"] = 0
+    assert "lmdeck_spool_depth 0.0" in metrics.exposition().decode()
+
+
+def test_two_instances_do_not_share_state() -> None:
+    a, b = GatewayMetrics(), GatewayMetrics()
+    a.observe(TraceRecord(route="x"))
+    assert 'route="x"' not in b.exposition().decode()
