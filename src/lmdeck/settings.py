@@ -40,7 +40,17 @@ ENVIRONMENT: dict[str, str] = {
     "LMDECK_OTLP_ENDPOINT": "OTLP/HTTP endpoint for OpenTelemetry spans (default: spans not exported)",
     "LMDECK_LOCAL_DEVICE": "device for the local engine: cpu, cuda or auto (default auto)",
     "LMDECK_LOG_LEVEL": "log level (default info)",
+    "LMDECK_BASE_URL": "where the Python client and the CLI reach the gateway (default http://127.0.0.1:4000)",
+    "LMDECK_API_KEY": "API key the Python client and the CLI send (default: none)",
 }
+
+DEFAULT_BASE_URL = "http://127.0.0.1:4000"
+
+
+def client_environment(environ: Mapping[str, str] | None = None) -> tuple[str, str | None]:
+    """(base URL, API key) for the client side: ``LMDECK_BASE_URL`` and ``LMDECK_API_KEY``."""
+    env = os.environ if environ is None else environ
+    return env.get("LMDECK_BASE_URL") or DEFAULT_BASE_URL, env.get("LMDECK_API_KEY") or None
 
 
 class SecretRef(BaseModel):
