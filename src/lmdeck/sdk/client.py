@@ -85,7 +85,7 @@ def _error_from(response: httpx.Response) -> LMDeckError:
 
 def _query(params: Params | None) -> httpx.QueryParams:
     """Query parameters without the unset ones; booleans as true/false, sequences repeated."""
-    out: list[tuple[str, str]] = []
+    out: list[tuple[str, str | int | float | bool | None]] = []
     for key, value in (params or {}).items():
         if value is None:
             continue
