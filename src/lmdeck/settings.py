@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -108,6 +108,22 @@ class RouteConfig(BaseModel):
     description: str | None = None
     kind: Literal["chat", "embeddings"] = "chat"
 
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _target_shorthand(cls, targets: Any) -> Any:
+        # "registry:support-bot@production" is short for {provider: registry, model: support-bot@production}.
+        if not isinstance(targets, list):
+            return targets
+        out = []
+        for target in targets:
+            if isinstance(target, str):
+                provider, sep, model = target.partition(":")
+                if not sep or not provider or not model:
+                    raise ValueError(f"target {target!r}: write a mapping or the shorthand 'provider:model'")
+                target = {"provider": provider, "model": model}
+            out.append(target)
+        return out
+
 
 class BreakerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -145,6 +161,118 @@ class LocalSettings(BaseModel):
     model_dir: str | None = None
 
 
+#: Names of registered models, prompts, datasets and their aliases/labels.
+REGISTRY_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+RegistryName = Annotated[str, Field(pattern=REGISTRY_NAME)]
+VariableType = Literal["string", "number", "integer", "boolean", "list", "object", "any"]
+
+
+class VariableSpec(BaseModel):
+    """A declared prompt variable; ``customer: string`` is short for ``{type: string}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: VariableType = "string"
+    required: bool = True
+    default: Any = None
+    description: str | None = None
+
+
+class PromptVersionSpec(BaseModel):
+    """One immutable prompt version: chat ``messages`` or a ``text`` template (Jinja2, sandboxed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int | None = Field(default=None, ge=1, description="in `lmdeck apply` files: the version declared")
+    messages: list[dict[str, Any]] | None = None
+    text: str | None = None
+    variables: dict[str, VariableSpec] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(default_factory=dict, description="default request fields (temperature...)")
+    route: str | None = Field(default=None, description="route called when the request names none")
+    commit_message: str | None = None
+
+    @field_validator("variables", mode="before")
+    @classmethod
+    def _variable_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: {"type": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _one_template(self) -> PromptVersionSpec:
+        if (self.messages is None) == (self.text is None):
+            raise ValueError("a prompt version has either `messages` (chat) or `text`, not both or neither")
+        return self
+
+
+class PromptSpec(BaseModel):
+    """A prompt declared for `lmdeck apply`: its versions and where its labels point."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: RegistryName
+    description: str | None = None
+    versions: list[PromptVersionSpec] = Field(default_factory=list)
+    labels: dict[RegistryName, int] = Field(default_factory=dict)
+
+
+class LineageSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str | None = Field(default=None, description="dataset version trained on: 'name@version' or its hash")
+    training_job: str | None = None
+    parent_version: int | None = Field(default=None, ge=1)
+
+
+class ModelVersionSpec(BaseModel):
+    """One immutable model version: what serves it and where it came from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int | None = Field(default=None, ge=1, description="in `lmdeck apply` files: the version declared")
+    provider: str = "openai"
+    model: str | None = Field(default=None, description="the upstream model name")
+    base_url: str | None = None
+    api_key: SecretRef | None = None
+    artifact_path: str | None = Field(default=None, description="a local model artifact instead of an upstream")
+    base_model: str | None = None
+    adapter: str | None = None
+    quantization: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict, description="default request fields (temperature...)")
+    options: dict[str, Any] = Field(default_factory=dict, description="provider-specific options")
+    metrics: dict[str, float] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    lineage: LineageSpec = Field(default_factory=LineageSpec)
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _has_a_source(self) -> ModelVersionSpec:
+        if not self.model and not self.artifact_path:
+            raise ValueError("a model version needs `model` (the upstream model) or `artifact_path`")
+        return self
+
+
+class ModelSpec(BaseModel):
+    """A registered model declared for `lmdeck apply`: its versions and where its aliases point."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: RegistryName
+    description: str | None = None
+    versions: list[ModelVersionSpec] = Field(default_factory=list)
+    aliases: dict[RegistryName, int] = Field(default_factory=dict)
+
+
+class RegistrySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    poll_interval: float = Field(default=2.0, gt=0, description="seconds between checks for changes by others")
+    protected_labels: dict[str, Literal["admin", "developer"]] = Field(
+        default_factory=lambda: {"production": "admin"},
+        description="aliases/labels whose moves need a stronger role than developer",
+    )
+
+
 class Settings(BaseModel):
     """Everything a running lmdeck needs to know.
 
@@ -171,6 +299,9 @@ class Settings(BaseModel):
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     local: LocalSettings = Field(default_factory=LocalSettings)
     plugins: dict[str, Any] = Field(default_factory=dict, description="settings for third-party plugins")
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    models: list[ModelSpec] = Field(default_factory=list, description="registered models synced by `lmdeck apply`")
+    prompts: list[PromptSpec] = Field(default_factory=list, description="prompts synced by `lmdeck apply`")
 
     @field_validator("routes")
     @classmethod
