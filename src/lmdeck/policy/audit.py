@@ -176,7 +176,8 @@ class AuditLog:
         target: str | None = None,
         actor: str | None = None,
     ) -> list[AuditEntry]:
-        where, params = ["seq > :after"], {"after": after_seq, "limit": limit}
+        where = ["seq > :after"]
+        params: dict[str, Any] = {"after": after_seq, "limit": limit}
         for column, value in (("action", action), ("target", target), ("actor", actor)):
             if value is not None:
                 where.append(f"{column} = :{column}")
