@@ -19,11 +19,11 @@ is a :class:`SecretRef`, resolved only when a provider needs it::
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 ENV_PREFIX = "LMDECK_"
 
@@ -54,20 +54,41 @@ def client_environment(environ: Mapping[str, str] | None = None) -> tuple[str, s
 
 
 class SecretRef(BaseModel):
-    """A reference to a secret held in the environment: ``{"$env": "NAME"}``."""
+    """A reference to a secret: ``{"$env": "NAME"}`` (an environment variable) or ``{"$secret": "name"}``
+    (a provider secret kept encrypted in lmdeck's store; see :mod:`lmdeck.policy.secrets`)."""
 
     model_config = ConfigDict(populate_by_name=True, frozen=True)
 
-    env: str = Field(alias="$env")
+    env: str | None = Field(default=None, alias="$env")
+    secret: str | None = Field(default=None, alias="$secret")
+    _lookup: Callable[[str], str] | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        if (self.env is None) == (self.secret is None):
+            raise ValueError('a secret reference is either {"$env": "NAME"} or {"$secret": "name"}')
+        return self
+
+    def bind(self, lookup: Callable[[str], str]) -> None:
+        """Give a ``$secret`` reference the store lookup it resolves through."""
+        self._lookup = lookup
 
     def resolve(self, environ: Mapping[str, str] | None = None) -> str:
+        if self.secret is not None:
+            if self._lookup is None:
+                raise ConfigError(
+                    f"secret {self.secret!r} is kept in lmdeck's store, which is not open here: "
+                    'resolve it inside the gateway, or use {"$env": ...} instead'
+                )
+            return self._lookup(self.secret)
+        assert self.env is not None
         value = (os.environ if environ is None else environ).get(self.env)
         if not value:
             raise ConfigError(f"secret {self.env!r} is not set: export {self.env}=... before starting lmdeck")
         return value
 
     def __repr__(self) -> str:
-        return f"SecretRef(env={self.env!r})"
+        return f"SecretRef(secret={self.secret!r})" if self.secret is not None else f"SecretRef(env={self.env!r})"
 
 
 class ConfigError(ValueError):
@@ -159,6 +180,45 @@ class LocalSettings(BaseModel):
     max_batch_size: int = Field(default=32, ge=1)
     max_queue: int = Field(default=256, ge=1)
     model_dir: str | None = None
+
+
+class ModelPrice(BaseModel):
+    """What an upstream model costs, in US dollars per 1M tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0, description="default: the input price")
+
+
+class RateLimitSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rpm: int | None = Field(default=None, ge=1, description="requests per minute")
+    tpm: int | None = Field(default=None, ge=1, description="tokens (prompt + max_tokens) per minute")
+
+
+class PolicySettings(BaseModel):
+    """Access control and cost governance: limits, prices and how fast changes spread."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_interval: float = Field(
+        default=5.0, gt=0, description="seconds between reloads of keys, teams and budgets changed by other processes"
+    )
+    rotation_grace: float = Field(default=3600.0, ge=0, description="seconds an old key keeps working after rotation")
+    soft_limit: float = Field(default=0.8, gt=0, le=1, description="share of a budget that raises an alert")
+    assumed_max_tokens: int = Field(
+        default=4096, ge=1, description="output tokens reserved for a request that sets no max_tokens"
+    )
+    key_limits: RateLimitSettings = Field(
+        default_factory=RateLimitSettings, description="limits of a key that sets none"
+    )
+    route_limits: dict[str, RateLimitSettings] = Field(default_factory=dict, description="limits per route")
+    pricing: dict[str, ModelPrice] = Field(
+        default_factory=dict, description="prices per upstream model, over the built-in table"
+    )
 
 
 #: Names of registered models, prompts, datasets and their aliases/labels.
@@ -298,6 +358,7 @@ class Settings(BaseModel):
     retry: RetrySettings = Field(default_factory=RetrySettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     local: LocalSettings = Field(default_factory=LocalSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
     plugins: dict[str, Any] = Field(default_factory=dict, description="settings for third-party plugins")
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     models: list[ModelSpec] = Field(default_factory=list, description="registered models synced by `lmdeck apply`")
