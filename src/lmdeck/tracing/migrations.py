@@ -1,0 +1,95 @@
+"""The trace tables, as named migrations.
+
+``traces`` holds one row per request, keyed by the record's unique ``id`` so that
+a replayed spool inserts nothing twice. ``trace_tags`` holds one row per tag of a
+trace, so that a tag filter (or a cost breakdown by tag) is an indexed join on
+SQLite and PostgreSQL alike.
+
+A migration is history: it spells out the tables as they were when it was
+written and never imports the live definitions in :mod:`lmdeck.tracing.schema`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Connection,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from lmdeck.db.migrations import migrations
+
+
+def _json() -> JSON:
+    return JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")  # type: ignore[return-value]
+
+
+@migrations("0001_traces")
+def create_traces(conn: Connection) -> None:
+    meta = MetaData()
+    traces = Table(
+        "traces",
+        meta,
+        Column("id", String(64), primary_key=True),
+        Column("trace_id", String(64), nullable=False),
+        Column("request_id", String(128), nullable=False, default=""),
+        Column("span_id", String(32), nullable=False, default=""),
+        Column("parent_span_id", String(32)),
+        Column("created_at", Double, nullable=False),
+        Column("kind", String(32), nullable=False),
+        Column("stream", Boolean, nullable=False, default=False),
+        Column("key_id", String(64)),
+        Column("team_id", String(64)),
+        Column("user_id", String(256)),
+        Column("route", String(256)),
+        Column("target", String(512)),
+        Column("provider", String(64)),
+        Column("upstream_model", String(256)),
+        Column("prompt_name", String(256)),
+        Column("prompt_version", Integer),
+        Column("bundle_hash", String(128)),
+        Column("input_tokens", Integer, nullable=False, default=0),
+        Column("output_tokens", Integer, nullable=False, default=0),
+        Column("cached_tokens", Integer, nullable=False, default=0),
+        Column("cost", Double, nullable=False, default=0.0),
+        Column("latency_ms", Double, nullable=False, default=0.0),
+        Column("ttft_ms", Double),
+        Column("upstream_ms", Double),
+        Column("status_code", Integer, nullable=False),
+        Column("error", Text),
+        Column("error_type", String(64)),
+        Column("retries", Integer, nullable=False, default=0),
+        Column("fallback_used", Boolean, nullable=False, default=False),
+        Column("cache_hit", Boolean, nullable=False, default=False),
+        Column("tags", _json()),
+        Column("metadata", _json()),
+        Column("request_body", _json()),
+        Column("response_body", _json()),
+        Column("extra", _json()),
+    )
+    Index("ix_traces_created_at", traces.c.created_at)
+    Index("ix_traces_route", traces.c.route)
+    Index("ix_traces_key_id", traces.c.key_id)
+    Index("ix_traces_team_id", traces.c.team_id)
+    Index("ix_traces_status_code", traces.c.status_code)
+    Index("ix_traces_request_id", traces.c.request_id)
+    Index("ix_traces_trace_id", traces.c.trace_id)
+    tags = Table(
+        "trace_tags",
+        meta,
+        Column("record_id", String(64), nullable=False),
+        Column("tag", String(256), nullable=False),
+        PrimaryKeyConstraint("record_id", "tag"),
+    )
+    Index("ix_trace_tags_tag", tags.c.tag)
+    meta.create_all(conn)

@@ -1,0 +1,121 @@
+"""The trace tables as they stand after every migration, and the row ⇄ record mapping.
+
+    row = to_row(record)              # what the store inserts
+    same = from_row(row)              # what a query returns
+    tag_rows(record)                  # [{"record_id": ..., "tag": ...}, ...]
+
+Fields of :class:`~lmdeck.tracing.record.TraceRecord` that have no column yet
+travel in the ``extra`` JSON column, so a field added to the record is stored
+(and read back) before a migration gives it a column of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Double,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from lmdeck.tracing.record import TraceRecord
+
+
+def _json() -> JSON:
+    return JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")  # type: ignore[return-value]
+
+
+metadata = MetaData()
+
+traces = Table(
+    "traces",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("trace_id", String(64), nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("span_id", String(32), nullable=False),
+    Column("parent_span_id", String(32)),
+    Column("created_at", Double, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("stream", Boolean, nullable=False),
+    Column("key_id", String(64)),
+    Column("team_id", String(64)),
+    Column("user_id", String(256)),
+    Column("route", String(256)),
+    Column("target", String(512)),
+    Column("provider", String(64)),
+    Column("upstream_model", String(256)),
+    Column("prompt_name", String(256)),
+    Column("prompt_version", Integer),
+    Column("bundle_hash", String(128)),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("cached_tokens", Integer, nullable=False),
+    Column("cost", Double, nullable=False),
+    Column("latency_ms", Double, nullable=False),
+    Column("ttft_ms", Double),
+    Column("upstream_ms", Double),
+    Column("status_code", Integer, nullable=False),
+    Column("error", Text),
+    Column("error_type", String(64)),
+    Column("retries", Integer, nullable=False),
+    Column("fallback_used", Boolean, nullable=False),
+    Column("cache_hit", Boolean, nullable=False),
+    Column("tags", _json()),
+    Column("metadata", _json()),
+    Column("request_body", _json()),
+    Column("response_body", _json()),
+    Column("extra", _json()),
+)
+
+trace_tags = Table(
+    "trace_tags",
+    metadata,
+    Column("record_id", String(64), nullable=False),
+    Column("tag", String(256), nullable=False),
+    PrimaryKeyConstraint("record_id", "tag"),
+)
+
+#: Record fields stored under another column name.
+RENAMED: dict[str, str] = {"user": "user_id"}
+_FIELD_OF = {column: field for field, column in RENAMED.items()}
+_COLUMNS = frozenset(traces.c.keys()) - {"extra"}
+
+
+def to_row(record: TraceRecord) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for f in fields(record):
+        column = RENAMED.get(f.name, f.name)
+        value = getattr(record, f.name)
+        if column in _COLUMNS:
+            row[column] = value
+        else:
+            extra[f.name] = value
+    row["extra"] = extra or None
+    return row
+
+
+def from_row(row: Any) -> TraceRecord:
+    mapping: dict[str, Any] = dict(row._mapping) if hasattr(row, "_mapping") else dict(row)
+    extra = mapping.pop("extra", None) or {}
+    data = {_FIELD_OF.get(column, column): value for column, value in mapping.items()}
+    data.update(extra)
+    record = TraceRecord.from_dict(data)
+    record.tags = list(record.tags or [])
+    record.metadata = dict(record.metadata or {})
+    return record
+
+
+def tag_rows(record: TraceRecord) -> list[dict[str, str]]:
+    return [{"record_id": record.id, "tag": tag} for tag in dict.fromkeys(record.tags or [])]

@@ -1,0 +1,121 @@
+"""Traces in SQL through SQLAlchemy Core: SQLite (the default) and PostgreSQL.
+
+    db = Database("sqlite:///.lmdeck/lmdeck.db"); db.migrate()
+    store = SQLTraceStore(db)
+    store.insert([record])                       # twice is the same as once
+    page = store.query(TraceQuery(route="demo"))
+
+The only dialect-specific piece is insert-or-ignore, chosen from
+:data:`INSERT_OR_IGNORE` by the engine's dialect name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, Table, Text, and_, cast, exists, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql.dml import Insert
+
+from lmdeck.db import Database
+from lmdeck.tracing.query import Cursor, TracePage, TraceQuery
+from lmdeck.tracing.record import TraceRecord
+from lmdeck.tracing.schema import from_row, tag_rows, to_row, trace_tags, traces
+
+#: ``INSERT ... ON CONFLICT DO NOTHING`` for each dialect the store runs on.
+INSERT_OR_IGNORE: dict[str, Callable[[Table], Insert]] = {
+    "sqlite": lambda table: sqlite_insert(table).on_conflict_do_nothing(),
+    "postgresql": lambda table: postgresql_insert(table).on_conflict_do_nothing(),
+}
+
+
+def _text_match(column: Any, needle: str) -> ColumnElement[bool]:
+    return func.lower(cast(column, Text)).contains(needle.lower(), autoescape=True)
+
+
+def _conditions(query: TraceQuery) -> list[ColumnElement[bool]]:
+    c = traces.c
+    equal: list[tuple[Any, object]] = [
+        (c.route, query.route),
+        (c.upstream_model, query.model),
+        (c.status_code, query.status),
+        (c.key_id, query.key_id),
+        (c.team_id, query.team_id),
+        (c.user_id, query.user),
+        (c.prompt_name, query.prompt),
+        (c.request_id, query.request_id),
+        (c.trace_id, query.trace_id),
+    ]
+    where: list[ColumnElement[bool]] = [column == value for column, value in equal if value is not None]
+    if query.errors is not None:
+        where.append(c.status_code >= 400 if query.errors else c.status_code < 400)
+    if query.since is not None:
+        where.append(c.created_at >= query.since)
+    if query.until is not None:
+        where.append(c.created_at < query.until)
+    if query.min_latency_ms is not None:
+        where.append(c.latency_ms >= query.min_latency_ms)
+    if query.tag is not None:
+        where.append(exists().where(and_(trace_tags.c.record_id == c.id, trace_tags.c.tag == query.tag)))
+    if query.q:
+        columns = (c.error, c["metadata"], c.request_body, c.response_body)
+        where.append(or_(*(_text_match(column, query.q) for column in columns)))
+    if query.cursor is not None:
+        at, last = query.cursor.created_at, query.cursor.id
+        where.append(or_(c.created_at < at, and_(c.created_at == at, c.id < last)))
+    return where
+
+
+class SQLTraceStore:
+    """The trace store on a :class:`~lmdeck.db.Database` (tables from migration ``0001_traces``).
+
+    >>> store = SQLTraceStore(Database("sqlite:///:memory:"))  # doctest: +SKIP
+    """
+
+    def __init__(self, db: Database) -> None:
+        dialect = db.engine.dialect.name
+        if dialect not in INSERT_OR_IGNORE:
+            known = ", ".join(sorted(INSERT_OR_IGNORE))
+            raise ValueError(f"traces cannot be stored in {dialect!r}: use a {known} URL for database_url")
+        self.db = db
+        self._insert_traces = INSERT_OR_IGNORE[dialect](traces)
+        self._insert_tags = INSERT_OR_IGNORE[dialect](trace_tags)
+
+    def insert(self, records: Sequence[TraceRecord]) -> None:
+        if not records:
+            return
+        unique = list({r.id: r for r in records}.values())
+        tags = [row for record in unique for row in tag_rows(record)]
+        with self.db.engine.begin() as conn:
+            conn.execute(self._insert_traces, [to_row(r) for r in unique])
+            if tags:
+                conn.execute(self._insert_tags, tags)
+
+    def get(self, id: str) -> TraceRecord | None:
+        with self.db.engine.connect() as conn:
+            row = conn.execute(select(traces).where(traces.c.id == id)).first()
+        return from_row(row) if row is not None else None
+
+    def select(self, query: TraceQuery) -> Select[Any]:
+        """The statement :meth:`query` runs (one row more than the limit, to know if a page follows)."""
+        where = _conditions(query)
+        stmt = select(traces).where(and_(*where)) if where else select(traces)
+        return stmt.order_by(traces.c.created_at.desc(), traces.c.id.desc()).limit(query.limit + 1)
+
+    def query(self, query: TraceQuery) -> TracePage:
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(self.select(query)).all()
+        records = [from_row(row) for row in rows[: query.limit]]
+        more = len(rows) > query.limit and records
+        cursor = Cursor(records[-1].created_at, records[-1].id).encode() if more else None
+        return TracePage(records, cursor)
+
+    def count(self, query: TraceQuery | None = None) -> int:
+        where = _conditions(query) if query is not None else []
+        stmt = select(func.count()).select_from(traces)
+        if where:
+            stmt = stmt.where(and_(*where))
+        with self.db.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
