@@ -34,7 +34,7 @@ unit: install
 	$(BIN)/pytest -q
 
 test: install services lint typecheck
-	. ./.test-services.env 2>/dev/null; $(BIN)/pytest -q -ra
+	. ./.test-services.env 2>/dev/null; $(BIN)/pytest -q -ra; rc=$$?; bash scripts/stop-test-services.sh; exit $$rc
 
 bench: install
 	$(BIN)/python bench/gateway_overhead.py
