@@ -1,0 +1,14 @@
+"""Fakes and process helpers for tests, benchmarks and demos. Never a default route.
+
+- :mod:`lmdeck.testing.fake_upstream`: a FAKE OpenAI-compatible server whose behaviour
+  (latency, token rate, forced statuses, resets, hangs) is scripted at start or at run time.
+- :mod:`lmdeck.testing.fake_anthropic`: a FAKE Anthropic Messages endpoint for provider tests.
+- :mod:`lmdeck.testing.servers`: start the fake upstream or a real ``lmdeck serve`` as
+  subprocesses on free loopback ports and wait until they are ready.
+
+Nothing here talks to a real model; answers are deterministic echoes.
+"""
+
+from lmdeck.testing.fake_behaviour import Action, FakeConfig
+
+__all__ = ["Action", "FakeConfig"]

@@ -1,0 +1,156 @@
+"""How the fake upstream behaves: its configuration, its script of forced outcomes, its counters.
+
+A test scripts the next requests' outcomes, in order, then lets the rest answer normally::
+
+    config = FakeConfig(script=[500, "429:1", 200, "reset", "hang"])
+    config.script[1]
+    Action(do='error', status=429, retry_after=1.0)
+
+Script entries are an HTTP status (``200`` answers, anything else fails), ``"STATUS:SECONDS"``
+(a failure with a ``Retry-After`` header), the name of a misbehaviour (``"reset"``,
+``"hang"``, ``"hang_before_first_token"``, ``"drop_mid_stream"``) or a full :class:`Action`
+mapping. Only inference paths (chat, completions, embeddings) consume the script.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, deque
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Do = Literal["answer", "error", "reset", "hang", "hang_before_first_token", "drop_mid_stream"]
+Mode = Literal["normal", "reset", "hang", "hang_before_first_token", "drop_mid_stream"]
+
+#: Misbehaviours that can be named on their own in a script or as the ``mode``.
+MISBEHAVIOURS: frozenset[str] = frozenset({"reset", "hang", "hang_before_first_token", "drop_mid_stream"})
+
+
+class Action(BaseModel):
+    """What the fake does with one request.
+
+    - ``answer``: a normal, deterministic reply;
+    - ``error``: an OpenAI-shaped error with ``status`` (and ``Retry-After`` when set);
+    - ``reset``: the connection is dropped (TCP reset) before any response byte;
+    - ``hang``: nothing is ever sent; the request waits until the client gives up;
+    - ``hang_before_first_token``: a stream's headers are sent, then nothing;
+    - ``drop_mid_stream``: a stream sends its first token, then the connection is dropped.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    do: Do = "answer"
+    status: int = Field(default=200, ge=200, le=599)
+    retry_after: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("a script entry is a status code, 'STATUS:SECONDS', a misbehaviour name or a mapping")
+        if isinstance(value, int):
+            return {"do": "answer" if value < 400 else "error", "status": value}
+        if isinstance(value, str):
+            text = value.strip()
+            if text in MISBEHAVIOURS:
+                return {"do": text}
+            status, _, after = text.partition(":")
+            if not status.isdigit():
+                raise ValueError(
+                    f"unknown script entry {value!r}: use a status (500), 'STATUS:SECONDS' (429:1) "
+                    f"or one of {', '.join(sorted(MISBEHAVIOURS))}"
+                )
+            code = int(status)
+            out: dict[str, Any] = {"do": "answer" if code < 400 else "error", "status": code}
+            if after:
+                out["retry_after"] = float(after)
+            return out
+        if isinstance(value, dict) and "do" not in value and "status" in value:
+            return {**value, "do": "answer" if int(value["status"]) < 400 else "error"}
+        return value
+
+
+ANSWER = Action()
+
+
+class FakeConfig(BaseModel):
+    """The fake upstream's behaviour; every field can be changed at run time.
+
+    >>> FakeConfig(latency_ms=50, script=[500, 200]).script[0].status
+    500
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    latency_ms: float = Field(default=0.0, ge=0, description="delay before answering (before the first token)")
+    tokens_per_s: float | None = Field(default=None, gt=0, description="stream pacing; unset streams at once")
+    error_rate: float = Field(default=0.0, ge=0, le=1, description="share of unscripted requests that fail")
+    error_status: int = Field(default=500, ge=400, le=599, description="status of the random failures")
+    retry_after: float | None = Field(default=None, ge=0, description="Retry-After sent with every failure")
+    script: list[Action] = Field(default_factory=list, description="outcomes of the next requests, in order")
+    mode: Mode = Field(default="normal", description="a misbehaviour applied to every unscripted request")
+    reply: str | None = Field(default=None, description="fixed reply text instead of the echo")
+    models: list[str] = Field(default_factory=lambda: ["fake-model"], min_length=1)
+    embedding_dim: int = Field(default=16, ge=1, le=4096)
+    api_key: str | None = Field(default=None, description="when set, requests must carry this bearer key")
+    seed: int = 0
+
+
+#: Paths that consume the script and are subject to latency and failures.
+INFERENCE_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
+
+
+class FakeState:
+    """The live configuration, the remaining script and what has been seen so far."""
+
+    def __init__(self, config: FakeConfig, keep_requests: int = 200) -> None:
+        self.initial = config.model_copy(deep=True)
+        self.config = config.model_copy(deep=True)
+        self.script: deque[Action] = deque(self.config.script)
+        self.rng = random.Random(self.config.seed)
+        self.counts: Counter[str] = Counter()
+        self.outcomes: Counter[str] = Counter()
+        self.requests: deque[dict[str, Any]] = deque(maxlen=keep_requests)
+        self.in_flight = 0
+
+    def reset(self) -> None:
+        """Back to the configuration the fake started with; counters and recorded requests cleared."""
+        self.config = self.initial.model_copy(deep=True)
+        self.script = deque(self.config.script)
+        self.rng = random.Random(self.config.seed)
+        self.counts.clear()
+        self.outcomes.clear()
+        self.requests.clear()
+
+    def update(self, changes: dict[str, Any]) -> FakeConfig:
+        """Merge ``changes`` into the configuration; a new ``script`` replaces what is left of the old."""
+        merged = {**self.config.model_dump(), **changes}
+        config = FakeConfig.model_validate(merged)
+        self.config = config
+        if "script" in changes:
+            self.script = deque(config.script)
+        if "seed" in changes:
+            self.rng = random.Random(config.seed)
+        return config
+
+    def next_action(self) -> Action:
+        if self.script:
+            return self.script.popleft()
+        if self.config.error_rate and self.rng.random() < self.config.error_rate:
+            return Action(do="error", status=self.config.error_status)
+        if self.config.mode != "normal":
+            return Action(do=self.config.mode)
+        return ANSWER
+
+    def record(self, path: str, body: Any, headers: dict[str, str]) -> None:
+        self.requests.append({"path": path, "body": body, "headers": headers})
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "total": sum(self.counts.values()),
+            "counts": dict(self.counts),
+            "outcomes": dict(self.outcomes),
+            "in_flight": self.in_flight,
+            "script_left": len(self.script),
+        }

@@ -1,0 +1,461 @@
+"""A FAKE OpenAI-compatible upstream, for tests, benchmarks and demos. It is never a default route.
+
+It answers ``/v1/chat/completions`` (plain and streamed), ``/v1/completions``,
+``/v1/embeddings`` and ``/v1/models`` with deterministic content (see
+:mod:`lmdeck.testing.fake_content`), and misbehaves on request: latency, slow token
+streams, random failures, a script of forced statuses, connection resets, hangs.
+
+Run it::
+
+    python -m lmdeck.testing.fake_upstream --port 8100 --latency-ms 20 --script 500,429:1,200
+
+or in-process as an ASGI app::
+
+    app = FakeUpstream(FakeConfig(tokens_per_s=50))
+    httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://fake/v1")
+
+Control endpoints change it while it runs:
+
+- ``POST /_fake/config`` merges a JSON object into :class:`FakeConfig` (a new ``script``
+  replaces the rest of the old one) and returns the whole configuration;
+- ``GET /_fake/config``; ``GET /_fake/stats`` (request counts per path, outcomes, in flight);
+- ``GET /_fake/requests`` (the last requests: path, body, headers);
+- ``POST /_fake/reset`` (back to the start configuration, counters cleared);
+- ``GET /_fake/health``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import socket
+import struct
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from starlette.types import Message, Receive, Scope, Send
+
+from lmdeck.testing.fake_behaviour import INFERENCE_PATHS, Action, FakeConfig, FakeState
+from lmdeck.testing.fake_content import (
+    Reply,
+    chat_reply,
+    completion_replies,
+    embedding_inputs,
+    embedding_vector,
+    encode_vector,
+    pieces,
+)
+
+#: Headers kept in ``/_fake/requests``: enough to check what a provider sent.
+RECORDED_HEADERS = ("authorization", "content-type", "user-agent", "x-request-id", "traceparent", "anthropic-version")
+
+
+class Exchange:
+    """One HTTP request to the fake and the ways to answer it."""
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.started = False
+
+    @property
+    def path(self) -> str:
+        return str(self.scope["path"])
+
+    def header(self, name: str) -> str | None:
+        key = name.lower().encode()
+        for k, v in self.scope.get("headers", []):
+            if k.lower() == key:
+                return bytes(v).decode("latin-1")
+        return None
+
+    async def body(self) -> bytes:
+        chunks = []
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    async def start(self, status: int, headers: dict[str, str]) -> None:
+        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        await self.send({"type": "http.response.start", "status": status, "headers": raw})
+        self.started = True
+
+    async def json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        body = orjson.dumps(payload)
+        await self.start(
+            status, {"content-type": "application/json", "content-length": str(len(body)), **(headers or {})}
+        )
+        await self.send({"type": "http.response.body", "body": body})
+
+    async def error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        if status == 429:
+            kind = "rate_limit_error"
+        await self.json(status, {"error": {"message": message, "type": kind, "param": None, "code": None}}, headers)
+
+    async def wait_disconnect(self) -> None:
+        """Block until the client goes away (a hang that ends when the client gives up)."""
+        while True:
+            message: Message = await self.receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    async def drop(self) -> None:
+        """Drop the connection with a TCP reset.
+
+        ASGI has no message for this, so it reaches the transport through uvicorn's
+        request cycle object, which ``send`` is bound to. Elsewhere it raises instead.
+        """
+        cycle = getattr(self.send, "__self__", None)
+        transport = getattr(cycle, "transport", None)
+        if transport is None:
+            raise ConnectionResetError("fake upstream dropped the connection")
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+        transport.abort()
+        await self.wait_disconnect()
+
+
+Handler = Callable[[Exchange], Awaitable[None]]
+
+
+def _sse(payload: Any) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+class FakeUpstream:
+    """The fake upstream as a pure ASGI app.
+
+    >>> app = FakeUpstream(FakeConfig(script=[503]))
+    >>> app.state.config.script[0].status
+    503
+    """
+
+    def __init__(self, config: FakeConfig | None = None) -> None:
+        self.state = FakeState(config or FakeConfig())
+        self._ids = itertools.count(1)
+        self._routes: dict[tuple[str, str], Handler] = {
+            ("POST", "/v1/chat/completions"): self._chat,
+            ("POST", "/v1/completions"): self._completions,
+            ("POST", "/v1/embeddings"): self._embeddings,
+            ("GET", "/v1/models"): self._models,
+            ("GET", "/_fake/config"): self._get_config,
+            ("POST", "/_fake/config"): self._set_config,
+            ("GET", "/_fake/stats"): self._stats,
+            ("GET", "/_fake/requests"): self._requests,
+            ("POST", "/_fake/reset"): self._reset,
+            ("GET", "/_fake/health"): self._health,
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        ex = Exchange(scope, receive, send)
+        handler = self._routes.get((scope["method"], ex.path))
+        if handler is None:
+            await ex.error(404, f"fake upstream has no route {scope['method']} {ex.path}")
+            return
+        if not ex.path.startswith("/_fake/"):
+            self.state.counts[ex.path] += 1
+        self.state.in_flight += 1
+        try:
+            await handler(ex)
+        finally:
+            self.state.in_flight -= 1
+
+    # -- inference ---------------------------------------------------------------------------
+
+    async def _inference_body(self, ex: Exchange) -> tuple[dict[str, Any], Action] | None:
+        """Read and check the body, then decide this request's fate; None when already answered."""
+        raw = await ex.body()
+        try:
+            body = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            body = None
+        headers = {h: v for h in RECORDED_HEADERS if (v := ex.header(h)) is not None}
+        self.state.record(ex.path, body, headers)
+        config = self.state.config
+        if config.api_key is not None and ex.header("authorization") != f"Bearer {config.api_key}":
+            self.state.outcomes["unauthorized"] += 1
+            await ex.error(401, "fake upstream: missing or wrong API key")
+            return None
+        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+            self.state.outcomes["bad_request"] += 1
+            await ex.error(400, "fake upstream: the body must be a JSON object with a 'model'")
+            return None
+        action = self.state.next_action() if ex.path in INFERENCE_PATHS else Action()
+        self.state.outcomes[action.do if action.do != "error" else f"error:{action.status}"] += 1
+        if config.latency_ms:
+            await asyncio.sleep(config.latency_ms / 1000.0)
+        if action.do == "error":
+            retry_after = action.retry_after if action.retry_after is not None else config.retry_after
+            headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else {}
+            await ex.error(action.status, f"fake upstream forced status {action.status}", headers)
+            return None
+        streamed = bool(body.get("stream"))
+        if action.do == "reset" or (action.do == "drop_mid_stream" and not streamed):
+            await ex.drop()
+            return None
+        if action.do == "hang" or (action.do == "hang_before_first_token" and not streamed):
+            await ex.wait_disconnect()
+            return None
+        return body, action
+
+    def _id(self, prefix: str) -> str:
+        return f"{prefix}-fake-{next(self._ids)}"
+
+    async def _chat(self, ex: Exchange) -> None:
+        decided = await self._inference_body(ex)
+        if decided is None:
+            return
+        body, action = decided
+        if not isinstance(body.get("messages"), list) or not body["messages"]:
+            await ex.error(400, "fake upstream: 'messages' must be a non-empty list")
+            return
+        reply = chat_reply(body, self.state.config.reply)
+        n: int = body["n"] if isinstance(body.get("n"), int) and body["n"] > 0 else 1
+        cid, created, model = self._id("chatcmpl"), int(time.time()), body["model"]
+        if not body.get("stream"):
+            choices = [{"index": i, "message": reply.message(), "finish_reason": reply.finish_reason} for i in range(n)]
+            await ex.json(
+                200,
+                {
+                    "id": cid,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": choices,
+                    "usage": reply.usage(),
+                },
+            )
+            return
+        base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        await self._stream(ex, action, self._chat_events(base, reply, include_usage))
+
+    def _chat_events(self, base: dict[str, Any], reply: Reply, include_usage: bool) -> list[tuple[bool, Any]]:
+        """The chunks of a streamed chat reply; the flag marks the chunks that carry a token."""
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+        events: list[tuple[bool, Any]] = [(False, chunk({"role": "assistant", "content": ""}))]
+        for i, call in enumerate(reply.tool_calls):
+            events.append((True, chunk({"tool_calls": [{"index": i, **call}]})))
+        events += [(True, chunk({"content": piece})) for piece in pieces(reply.text or "")]
+        events.append((False, chunk({}, reply.finish_reason)))
+        if include_usage:
+            events.append((False, {**base, "choices": [], "usage": reply.usage()}))
+        return events
+
+    async def _stream(self, ex: Exchange, action: Action, events: Sequence[tuple[bool, Any]]) -> None:
+        await ex.start(200, {"content-type": "text/event-stream", "cache-control": "no-cache"})
+        if action.do == "hang_before_first_token":
+            await ex.wait_disconnect()
+            return
+        tps = self.state.config.tokens_per_s
+        sent_tokens = 0
+        for is_token, payload in events:
+            if is_token:
+                if tps and sent_tokens:
+                    await asyncio.sleep(1.0 / tps)
+                sent_tokens += 1
+            await ex.send({"type": "http.response.body", "body": _sse(payload), "more_body": True})
+            if is_token and action.do == "drop_mid_stream":
+                await ex.drop()
+                return
+        await ex.send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+    async def _completions(self, ex: Exchange) -> None:
+        decided = await self._inference_body(ex)
+        if decided is None:
+            return
+        body, action = decided
+        if "prompt" not in body:
+            await ex.error(400, "fake upstream: 'prompt' is required")
+            return
+        replies = completion_replies(body, self.state.config.reply)
+        usage = {
+            "prompt_tokens": sum(r.prompt_tokens for r in replies),
+            "completion_tokens": sum(r.completion_tokens for r in replies),
+        }
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        cid, created, model = self._id("cmpl"), int(time.time()), body["model"]
+        base = {"id": cid, "object": "text_completion", "created": created, "model": model}
+        if not body.get("stream"):
+            choices = [
+                {"index": i, "text": r.text, "finish_reason": r.finish_reason, "logprobs": None}
+                for i, r in enumerate(replies)
+            ]
+            await ex.json(200, {**base, "choices": choices, "usage": usage})
+            return
+        events: list[tuple[bool, Any]] = []
+        for i, r in enumerate(replies):
+            for piece in pieces(r.text or ""):
+                events.append((True, {**base, "choices": [{"index": i, "text": piece, "finish_reason": None}]}))
+            events.append((False, {**base, "choices": [{"index": i, "text": "", "finish_reason": r.finish_reason}]}))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            events.append((False, {**base, "choices": [], "usage": usage}))
+        await self._stream(ex, action, events)
+
+    async def _embeddings(self, ex: Exchange) -> None:
+        decided = await self._inference_body(ex)
+        if decided is None:
+            return
+        body, _ = decided
+        texts = embedding_inputs(body)
+        if not texts:
+            await ex.error(400, "fake upstream: 'input' must be a string or a non-empty list")
+            return
+        dims = body.get("dimensions")
+        dim = dims if isinstance(dims, int) and dims > 0 else self.state.config.embedding_dim
+        fmt = body.get("encoding_format")
+        data = [
+            {"object": "embedding", "index": i, "embedding": encode_vector(embedding_vector(t, dim), fmt)}
+            for i, t in enumerate(texts)
+        ]
+        tokens = sum(len(t.split()) for t in texts)
+        await ex.json(
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+        )
+
+    async def _models(self, ex: Exchange) -> None:
+        cards = [
+            {"id": m, "object": "model", "created": 0, "owned_by": "fake-upstream"} for m in self.state.config.models
+        ]
+        await ex.json(200, {"object": "list", "data": cards})
+
+    # -- control -----------------------------------------------------------------------------
+
+    async def _get_config(self, ex: Exchange) -> None:
+        await ex.json(200, self.state.config.model_dump())
+
+    async def _set_config(self, ex: Exchange) -> None:
+        try:
+            changes = orjson.loads(await ex.body() or b"{}")
+        except orjson.JSONDecodeError:
+            await ex.error(400, "POST /_fake/config takes a JSON object of FakeConfig fields")
+            return
+        if not isinstance(changes, dict):
+            await ex.error(400, "POST /_fake/config takes a JSON object of FakeConfig fields")
+            return
+        try:
+            config = self.state.update(changes)
+        except ValidationError as exc:
+            await ex.error(400, f"invalid fake upstream config: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
+            return
+        await ex.json(200, config.model_dump())
+
+    async def _stats(self, ex: Exchange) -> None:
+        await ex.json(200, self.state.stats())
+
+    async def _requests(self, ex: Exchange) -> None:
+        await ex.json(200, list(self.state.requests))
+
+    async def _reset(self, ex: Exchange) -> None:
+        self.state.reset()
+        await ex.json(200, self.state.config.model_dump())
+
+    async def _health(self, ex: Exchange) -> None:
+        await ex.json(200, {"status": "ok", "fake": True})
+
+
+# -- runner ------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m lmdeck.testing.fake_upstream",
+        description="A FAKE OpenAI-compatible upstream for tests, benchmarks and demos (deterministic echoes).",
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0 picks a free port (printed at start)")
+    p.add_argument("--latency-ms", type=float, default=0.0)
+    p.add_argument("--tokens-per-s", type=float, default=None)
+    p.add_argument("--error-rate", type=float, default=0.0)
+    p.add_argument("--error-status", type=int, default=500)
+    p.add_argument("--retry-after", type=float, default=None)
+    p.add_argument("--script", default="", help="comma-separated outcomes, e.g. 500,429:1,200,reset,hang")
+    p.add_argument("--mode", default="normal", help="reset, hang, hang_before_first_token or drop_mid_stream")
+    p.add_argument("--reply", default=None, help="fixed reply text instead of the echo")
+    p.add_argument("--model", action="append", default=None, help="a model id for /v1/models (repeatable)")
+    p.add_argument("--embedding-dim", type=int, default=16)
+    p.add_argument("--api-key", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> FakeConfig:
+    data: dict[str, Any] = {
+        "latency_ms": args.latency_ms,
+        "tokens_per_s": args.tokens_per_s,
+        "error_rate": args.error_rate,
+        "error_status": args.error_status,
+        "retry_after": args.retry_after,
+        "script": [s.strip() for s in args.script.split(",") if s.strip()],
+        "mode": args.mode,
+        "reply": args.reply,
+        "embedding_dim": args.embedding_dim,
+        "api_key": args.api_key,
+        "seed": args.seed,
+    }
+    if args.model:
+        data["models"] = args.model
+    return FakeConfig.model_validate(data)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import uvicorn
+
+    args = parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ValidationError as exc:
+        print(f"invalid option: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    # Bind here rather than in uvicorn so that port 0 works and the real port can be announced.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    sock.listen(2048)
+    port = sock.getsockname()[1]
+    print(f"fake upstream listening on http://{args.host}:{port}/v1", flush=True)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            FakeUpstream(config), log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30
+        )
+    )
+    server.run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()

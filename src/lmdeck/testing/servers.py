@@ -1,0 +1,339 @@
+"""Real servers as subprocesses on loopback: the fake upstream and ``lmdeck serve``.
+
+Used by the integration tests and the benchmarks::
+
+    with fake_upstream_process(latency_ms=5) as fake, TemporaryDirectory() as tmp:
+        routes = [{"name": "chat", "targets": [{"provider": "openai", "model": "m", "base_url": fake.base_url}]}]
+        with gateway_process({"default_routes": False, "routes": routes}, data_dir=tmp) as gw:
+            OpenAI(base_url=gw.base_url, api_key=gw.admin_key).chat.completions.create(...)
+        fake.configure(script=[500, 200])
+        fake.stats()["counts"]
+
+Each process writes its output to a log file; a start that fails raises with the log's tail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+#: The admin key the helpers give ``lmdeck serve`` unless told otherwise.
+TEST_ADMIN_KEY = "sk-lmdeck-test-admin-key"
+
+_LISTENING = re.compile(r"fake upstream listening on http://[^:]+:(\d+)/v1")
+
+
+class ServerStartError(RuntimeError):
+    """A helper process did not become ready; the message carries its log's tail."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago (another process may still take it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(grace)
+
+
+@dataclass
+class FakeUpstreamProcess:
+    """A running fake upstream and its control endpoints."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    host: str = "127.0.0.1"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What a route target's ``base_url`` (or an OpenAI client) points at."""
+        return f"{self.url}/v1"
+
+    def _control(self, method: str, path: str, payload: Mapping[str, Any] | None = None) -> Any:
+        response = httpx.request(method, f"{self.url}/_fake/{path}", json=payload, timeout=10.0)
+        if response.status_code >= 400:
+            raise ValueError(f"fake upstream refused {method} /_fake/{path}: {response.text}")
+        return response.json()
+
+    def configure(self, **changes: Any) -> dict[str, Any]:
+        """Change the behaviour, e.g. ``configure(script=[500, "429:1"], latency_ms=10)``."""
+        return dict(self._control("POST", "config", changes))
+
+    def reset(self) -> None:
+        self._control("POST", "reset")
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self._control("GET", "stats"))
+
+    def requests(self) -> list[dict[str, Any]]:
+        return list(self._control("GET", "requests"))
+
+    def count(self, path: str = "/v1/chat/completions") -> int:
+        return int(self.stats()["counts"].get(path, 0))
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+def start_fake_upstream(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    log_dir: str | Path | None = None,
+    args: Sequence[str] = (),
+    timeout: float = 20.0,
+    **options: Any,
+) -> FakeUpstreamProcess:
+    """Start ``python -m lmdeck.testing.fake_upstream`` and wait until it answers.
+
+    ``options`` become flags: ``latency_ms=5`` → ``--latency-ms 5``; a list
+    ``script=[500, "429:1"]`` is joined with commas.
+    """
+    flags: list[str] = []
+    for name, value in options.items():
+        if value is None:
+            continue
+        if isinstance(value, list | tuple):
+            value = ",".join(str(v) for v in value)
+        flags += [f"--{name.replace('_', '-')}", str(value)]
+    log_dir = Path(log_dir or tempfile.mkdtemp(prefix="lmdeck-fake-"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"fake-upstream-{os.getpid()}-{time.monotonic_ns()}.log"
+    cmd = [sys.executable, "-m", "lmdeck.testing.fake_upstream", "--host", host, "--port", str(port), *flags, *args]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServerStartError(f"fake upstream exited with {proc.returncode}:\n{_tail(log_path)}")
+        match = _LISTENING.search(log_path.read_text(errors="replace"))
+        if match:
+            fake = FakeUpstreamProcess(proc, int(match.group(1)), log_path, host)
+            try:
+                if httpx.get(f"{fake.url}/_fake/health", timeout=1.0).status_code == 200:
+                    return fake
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.05)
+    _stop(proc)
+    raise ServerStartError(f"fake upstream not ready after {timeout}s:\n{_tail(log_path)}")
+
+
+@contextlib.contextmanager
+def fake_upstream_process(**kwargs: Any) -> Iterator[FakeUpstreamProcess]:
+    fake = start_fake_upstream(**kwargs)
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@dataclass
+class GatewayProcess:
+    """A running ``lmdeck serve``."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    data_dir: Path
+    config_path: Path
+    log_path: Path
+    admin_key: str
+    host: str = "127.0.0.1"
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI ``base_url`` for clients of this gateway."""
+        return f"{self.url}/v1"
+
+    def headers(self, key: str | None = None) -> dict[str, str]:
+        return {"authorization": f"Bearer {key or self.admin_key}"}
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log(self) -> str:
+        return _tail(self.log_path, 200)
+
+    def stop(self) -> None:
+        _stop(self.proc, grace=15.0)
+
+
+def _gateway_env(data_dir: Path, admin_key: str, env: Mapping[str, str] | None) -> dict[str, str]:
+    # Inherited LMDECK_* variables would leak the caller's setup into the server under test.
+    out = {k: v for k, v in os.environ.items() if not k.startswith("LMDECK_")}
+    out.update({"LMDECK_ADMIN_KEY": admin_key, "LMDECK_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"})
+    out.update(env or {})
+    return out
+
+
+def _write_config(config: Mapping[str, Any] | str | Path, data_dir: Path) -> Path:
+    if isinstance(config, Path):
+        return config
+    path = data_dir / "lmdeck.yaml"
+    text = config if isinstance(config, str) else yaml.safe_dump(dict(config), sort_keys=False)
+    path.write_text(text)
+    return path
+
+
+def start_gateway(
+    config: Mapping[str, Any] | str | Path,
+    *,
+    data_dir: str | Path,
+    admin_key: str = TEST_ADMIN_KEY,
+    env: Mapping[str, str] | None = None,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    timeout: float = 60.0,
+    attempts: int = 3,
+) -> GatewayProcess:
+    """Start ``lmdeck serve`` with ``config`` (a mapping or YAML text, written under ``data_dir``,
+    or the path of an existing file) and wait for ``/health/ready``.
+
+    The admin key is passed as ``LMDECK_ADMIN_KEY``. A port taken between choosing and
+    binding it is retried on another port.
+    """
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config_path = _write_config(config, data_dir)
+    full_env = _gateway_env(data_dir, admin_key, env)
+    last_error = ""
+    for attempt in range(attempts):
+        chosen = port if port is not None else free_port(host)
+        log_path = data_dir / f"gateway-{chosen}-{attempt}.log"
+        cmd = [
+            sys.executable,
+            "-c",
+            "from lmdeck.cli.main import main; main()",
+            "serve",
+            "--config",
+            str(config_path),
+            "--host",
+            host,
+            "--port",
+            str(chosen),
+        ]
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=full_env, cwd=data_dir
+            )
+        gw = GatewayProcess(proc, chosen, data_dir, config_path, log_path, admin_key, host, dict(env or {}))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            try:
+                if httpx.get(f"{gw.url}/health/ready", timeout=1.0).status_code == 200:
+                    return gw
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        _stop(proc)
+        last_error = _tail(log_path)
+        if "address already in use" not in last_error.lower() or port is not None:
+            break
+    raise ServerStartError(f"lmdeck serve did not become ready (config {config_path}):\n{last_error}")
+
+
+@contextlib.contextmanager
+def gateway_process(config: Mapping[str, Any] | str | Path, **kwargs: Any) -> Iterator[GatewayProcess]:
+    gw = start_gateway(config, **kwargs)
+    try:
+        yield gw
+    finally:
+        gw.stop()
+
+
+#: Settings test gateways start from: fast retries, no bundled local routes.
+TEST_SETTINGS: dict[str, Any] = {
+    "default_routes": False,
+    "retry": {"backoff_base": 0.01, "backoff_max": 0.05, "max_retry_after": 2.0},
+}
+
+
+class GatewayFactory:
+    """Starts ``lmdeck serve`` processes on demand and stops them all at the end.
+
+    Gateways with the same configuration are shared; ``fresh=True`` gives a private one::
+
+        factory = GatewayFactory(Path("/tmp/gws"))
+        gw = factory([{"name": "chat", "targets": [openai_target(fake)]}], breaker={"failure_threshold": 2})
+        ...
+        factory.stop_all()
+    """
+
+    def __init__(self, root: str | Path, base_settings: Mapping[str, Any] | None = None) -> None:
+        self.root = Path(root)
+        self.base_settings = dict(TEST_SETTINGS if base_settings is None else base_settings)
+        self._shared: dict[str, GatewayProcess] = {}
+        self._all: list[GatewayProcess] = []
+
+    def __call__(
+        self,
+        routes: list[dict[str, Any]],
+        *,
+        fresh: bool = False,
+        env: Mapping[str, str] | None = None,
+        admin_key: str = TEST_ADMIN_KEY,
+        **settings: Any,
+    ) -> GatewayProcess:
+        config = {**self.base_settings, **settings, "routes": routes}
+        key = json.dumps([config, dict(env or {}), admin_key], sort_keys=True, default=str)
+        shared = self._shared.get(key)
+        if shared is not None and not fresh and shared.alive():
+            return shared
+        gw = start_gateway(config, data_dir=self.root / f"gw{len(self._all)}", admin_key=admin_key, env=env)
+        self._all.append(gw)
+        if not fresh:
+            self._shared[key] = gw
+        return gw
+
+    def stop_all(self) -> None:
+        for gw in self._all:
+            gw.stop()
+        self._all.clear()
+        self._shared.clear()
+
+
+def openai_target(fake: FakeUpstreamProcess, model: str = "fake-model", **extra: Any) -> dict[str, Any]:
+    """A route target (as config data) that points at the fake upstream."""
+    return {"provider": "openai", "model": model, "base_url": fake.base_url, **extra}
