@@ -29,7 +29,8 @@ class CompletionRequest(BaseModel):
         return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
 
     def upstream_payload(self, model: str) -> dict[str, Any]:
-        payload = self.model_dump(exclude_none=True, exclude=LMDECK_FIELDS)
+        # ``prompt`` is lmdeck's prompt-registry field on chat requests, but the text itself here.
+        payload = self.model_dump(exclude_none=True, exclude=LMDECK_FIELDS - {"prompt"})
         payload["model"] = model
         return payload
 
