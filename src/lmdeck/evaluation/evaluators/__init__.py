@@ -1,0 +1,1 @@
+"""The built-in evaluators, one per module, each registered through ``lmdeck.evaluators``."""
