@@ -196,7 +196,7 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], *, resamples: int =
     rng = random.Random(seed)
     means = sorted(math.fsum(rng.choices(diffs, k=n)) / n for _ in range(resamples))
     low = means[int(0.025 * (resamples - 1))]
-    high = means[int(math.ceil(0.975 * (resamples - 1)))]
+    high = means[math.ceil(0.975 * (resamples - 1))]
     # How often a resample lies as far from the observed mean as the observed mean lies from 0:
     # the bootstrap distribution shifted to the null hypothesis of no difference.
     extreme = sum(1 for m in means if abs(m - observed) >= abs(observed) - 1e-12)
