@@ -19,7 +19,9 @@ Errors are raised as :class:`UpstreamError`; its ``retryable`` and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import datetime
+import email.utils
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -77,6 +79,43 @@ class UnsupportedOperation(UpstreamError):
         super().__init__(
             400, f"provider {provider!r} does not support {operation}", retryable=False, kind="unsupported"
         )
+
+
+def retry_after_from(headers: Mapping[str, str]) -> float | None:
+    """Seconds an upstream asks to wait: ``retry-after-ms``, ``retry-after`` in seconds or as an HTTP date."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(float(millis) / 1000.0, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return max((when - datetime.datetime.now(datetime.UTC)).total_seconds(), 0.0)
+
+
+def transport_error(exc: httpx.HTTPError, url: str, timeout: float) -> UpstreamError:
+    """A failure below HTTP (refused, reset, timed out) as an :class:`UpstreamError`; all are retryable."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return UpstreamTimeout(f"could not connect to the upstream {url} in time; is it running and reachable?")
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamTimeout(f"the upstream {url} did not answer within {timeout:g}s (the target's `timeout`)")
+    if isinstance(exc, httpx.ConnectError):
+        return UpstreamError(
+            502, f"cannot connect to the upstream {url}: {exc}; check the target's base_url", retryable=True
+        )
+    return UpstreamError(502, f"the upstream {url} broke the connection: {type(exc).__name__}: {exc}", retryable=True)
 
 
 @dataclass

@@ -1,12 +1,32 @@
-"""Any OpenAI-compatible upstream: OpenAI itself, vLLM, Ollama, llama.cpp server, TGI."""
+"""Any OpenAI-compatible upstream: OpenAI itself, vLLM, Ollama, llama.cpp server, TGI.
+
+Point a target's ``base_url`` at the server's ``/v1``::
+
+    routes:
+      - name: llama
+        targets:
+          - provider: openai
+            model: meta-llama/Llama-3.1-8B-Instruct
+            base_url: http://127.0.0.1:8000/v1
+            api_key: {"$env": "VLLM_API_KEY"}   # optional
+
+Streams always ask the upstream for usage (``stream_options.include_usage``) so that traces
+get token counts; the usage-only chunk is removed before it reaches a client that did not
+ask for it (see :class:`lmdeck.gateway.routing.usage.StreamUsageFilter`). An upstream that
+rejects ``stream_options`` can opt out with ``options: {stream_usage: false}``.
+
+Failures become :class:`UpstreamError`: HTTP errors keep the upstream's status and
+``Retry-After``; refused, reset and timed-out connections are 502/504 and retryable.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import orjson
+from pydantic import BaseModel, ValidationError
 
 from lmdeck.protocol import (
     ChatCompletionChunk,
@@ -17,41 +37,72 @@ from lmdeck.protocol import (
     EmbeddingRequest,
     EmbeddingResponse,
 )
-from lmdeck.providers.base import ProviderContext, UpstreamError, UpstreamTimeout
+from lmdeck.providers.base import ProviderContext, UpstreamError, retry_after_from, transport_error
 from lmdeck.providers.registry import ProviderRegistry
 from lmdeck.settings import TargetConfig
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        return None
+M = TypeVar("M", bound=BaseModel)
 
 
-def _error_from(response: httpx.Response, body: bytes) -> UpstreamError:
+def error_from_response(response: httpx.Response, body: bytes) -> UpstreamError:
+    """An HTTP error answer as an :class:`UpstreamError`, keeping the upstream's message and body."""
     try:
         parsed = orjson.loads(body) if body else None
     except orjson.JSONDecodeError:
         parsed = None
     message = f"upstream answered {response.status_code}"
-    if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
-        message += f": {parsed['error'].get('message', '')}"
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict) and error.get("message"):
+        message += f": {error['message']}"
+    elif isinstance(error, str):
+        message += f": {error}"
+    elif body and parsed is None:
+        message += f": {body[:200].decode(errors='replace')}"
     return UpstreamError(
         response.status_code,
         message,
-        retry_after=_retry_after(response),
+        retry_after=retry_after_from(response.headers),
         body=parsed if isinstance(parsed, dict) else None,
     )
 
 
+async def sse_data(response: httpx.Response) -> AsyncIterator[tuple[str | None, str]]:
+    """``(event name, data)`` for each server-sent event; comments and keep-alives skipped."""
+    event: str | None = None
+    data: list[str] = []
+    async for line in response.aiter_lines():
+        if not line:
+            if data:
+                yield event, "\n".join(data)
+            event, data = None, []
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+    if data:
+        yield event, "\n".join(data)
+
+
+def parse_as(model: type[M], data: Any) -> M:
+    """Validate an upstream answer; a shape lmdeck cannot read is the upstream's fault (502)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UpstreamError(
+            502, f"the upstream's answer is not a valid {model.__name__}: {where}: {first['msg']}", retryable=False
+        ) from None
+
+
 class OpenAIProvider:
-    """Speaks OpenAI's HTTP API to ``base_url``."""
+    """Speaks OpenAI's HTTP API to ``base_url`` through the gateway's pooled client.
+
+    >>> provider = OpenAIProvider(TargetConfig(model="gpt-4o-mini"), ctx)  # doctest: +SKIP
+    >>> await provider.chat(ChatCompletionRequest(model="x", messages=[...]))  # doctest: +SKIP
+    """
 
     def __init__(self, target: TargetConfig, ctx: ProviderContext) -> None:
         self.target = target
@@ -61,83 +112,79 @@ class OpenAIProvider:
         if target.api_key is not None:
             self.headers["authorization"] = f"Bearer {target.api_key.resolve()}"
         self.timeout = httpx.Timeout(target.timeout, connect=min(10.0, target.timeout))
+        self.stream_usage = bool(target.options.get("stream_usage", True))
 
     async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        url = self.base_url + path
         try:
             response = await self.http.post(
-                self.base_url + path,
-                content=orjson.dumps(payload),
-                headers=self.headers,
-                timeout=self.timeout,
+                url, content=orjson.dumps(payload), headers=self.headers, timeout=self.timeout
             )
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(f"upstream timed out after {self.target.timeout}s") from exc
         except httpx.HTTPError as exc:
-            raise UpstreamError(502, f"upstream unreachable: {type(exc).__name__}: {exc}") from exc
+            raise transport_error(exc, url, self.target.timeout) from exc
         if response.status_code >= 400:
-            raise _error_from(response, response.content)
+            raise error_from_response(response, response.content)
         try:
             data = orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:
-            raise UpstreamError(502, "upstream answered with invalid JSON") from exc
+            raise UpstreamError(502, f"the upstream {url} answered with invalid JSON") from exc
         if not isinstance(data, dict):
-            raise UpstreamError(502, "upstream answered with a non-object JSON body")
+            raise UpstreamError(502, f"the upstream {url} answered with a non-object JSON body")
         return data
 
     async def _stream(self, path: str, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        url = self.base_url + path
         try:
             async with self.http.stream(
-                "POST",
-                self.base_url + path,
-                content=orjson.dumps(payload),
-                headers=self.headers,
-                timeout=self.timeout,
+                "POST", url, content=orjson.dumps(payload), headers=self.headers, timeout=self.timeout
             ) as response:
                 if response.status_code >= 400:
-                    raise _error_from(response, await response.aread())
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
+                    raise error_from_response(response, await response.aread())
+                async for _, data in sse_data(response):
+                    if data.strip() == "[DONE]":
                         return
                     try:
                         event = orjson.loads(data)
                     except orjson.JSONDecodeError as exc:
-                        raise UpstreamError(502, "upstream sent an invalid stream event") from exc
-                    if isinstance(event, dict) and "error" in event and "choices" not in event:
-                        raise UpstreamError(502, f"upstream stream error: {event['error']}", retryable=False)
+                        raise UpstreamError(502, f"the upstream {url} sent an invalid stream event") from exc
+                    if not isinstance(event, dict):
+                        raise UpstreamError(502, f"the upstream {url} sent a non-object stream event")
+                    if "error" in event and "choices" not in event:
+                        error = event["error"]
+                        message = error.get("message", error) if isinstance(error, dict) else error
+                        raise UpstreamError(502, f"the upstream stream failed: {message}", retryable=False)
                     yield event
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(f"upstream timed out after {self.target.timeout}s") from exc
         except httpx.HTTPError as exc:
-            raise UpstreamError(502, f"upstream unreachable: {type(exc).__name__}: {exc}") from exc
+            raise transport_error(exc, url, self.target.timeout) from exc
+
+    def _payload(self, request: ChatCompletionRequest | CompletionRequest, stream: bool) -> dict[str, Any]:
+        payload = request.upstream_payload(self.target.model)
+        payload["stream"] = stream
+        if not stream:
+            payload.pop("stream_options", None)
+        elif self.stream_usage:
+            asked = payload.get("stream_options")
+            payload["stream_options"] = {**(asked if isinstance(asked, dict) else {}), "include_usage": True}
+        return payload
 
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletionResponse:
-        payload = request.upstream_payload(self.target.model)
-        payload["stream"] = False
-        return ChatCompletionResponse.model_validate(await self._post("/chat/completions", payload))
+        data = await self._post("/chat/completions", self._payload(request, False))
+        return parse_as(ChatCompletionResponse, data)
 
     async def stream_chat(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
-        payload = request.upstream_payload(self.target.model)
-        payload["stream"] = True
-        async for event in self._stream("/chat/completions", payload):
-            yield ChatCompletionChunk.model_validate(event)
+        async for event in self._stream("/chat/completions", self._payload(request, True)):
+            yield parse_as(ChatCompletionChunk, event)
 
     async def completions(self, request: CompletionRequest) -> CompletionResponse:
-        payload = request.upstream_payload(self.target.model)
-        payload["stream"] = False
-        return CompletionResponse.model_validate(await self._post("/completions", payload))
+        return parse_as(CompletionResponse, await self._post("/completions", self._payload(request, False)))
 
     async def stream_completions(self, request: CompletionRequest) -> AsyncIterator[CompletionResponse]:
-        payload = request.upstream_payload(self.target.model)
-        payload["stream"] = True
-        async for event in self._stream("/completions", payload):
-            yield CompletionResponse.model_validate(event)
+        async for event in self._stream("/completions", self._payload(request, True)):
+            yield parse_as(CompletionResponse, event)
 
     async def embeddings(self, request: EmbeddingRequest) -> EmbeddingResponse:
         payload = request.upstream_payload(self.target.model)
-        return EmbeddingResponse.model_validate(await self._post("/embeddings", payload))
+        return parse_as(EmbeddingResponse, await self._post("/embeddings", payload))
 
     async def aclose(self) -> None:
         return None
