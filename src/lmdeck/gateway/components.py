@@ -12,7 +12,6 @@ from lmdeck.db import Database
 from lmdeck.gateway.pipeline import Pipeline, Step
 from lmdeck.gateway.routing.dispatcher import Dispatcher
 from lmdeck.gateway.routing.router import Router
-from lmdeck.gateway.routing.usage import StreamUsageFilter
 from lmdeck.gateway.serving import InferenceServing
 from lmdeck.gateway.steps.record import RecordStep, TraceObserver, TraceSink
 from lmdeck.policy.auth import Authenticate, Authenticator, StaticKeyAuthenticator
@@ -79,9 +78,9 @@ class Gateway:
 
 
 def build_sink(settings: Settings, db: Database) -> TraceSink:
-    from lmdeck.tracing.memory import MemoryTraceSink
+    from lmdeck.tracing.sink import DurableTraceSink
 
-    return MemoryTraceSink()
+    return DurableTraceSink.from_settings(settings, db)
 
 
 def build_gateway(
@@ -103,11 +102,12 @@ def build_gateway(
     authenticator = StaticKeyAuthenticator({admin_key_hash(settings, announce_admin_key): admin})
     sink = sink or build_sink(settings, db)
     metrics = GatewayMetrics()
+    if hasattr(sink, "depth"):
+        metrics.gauge_from("lmdeck_spool_depth", "traces not yet in the store", lambda: {(): getattr(sink, "depth", 0)})
     observers: list[TraceObserver] = [metrics]
     if settings.otlp_endpoint:
         observers.append(OTelExporter.to_otlp(settings.otlp_endpoint))
     steps: list[Step] = [
-        StreamUsageFilter(),
         Authenticate(authenticator),
         RecordStep(sink, observers, settings.tracing.redact),
     ]
