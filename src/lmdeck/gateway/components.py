@@ -12,6 +12,7 @@ from lmdeck.db import Database
 from lmdeck.gateway.pipeline import Pipeline, Step
 from lmdeck.gateway.routing.dispatcher import Dispatcher
 from lmdeck.gateway.routing.router import Router
+from lmdeck.gateway.routing.usage import StreamUsageFilter
 from lmdeck.gateway.serving import InferenceServing
 from lmdeck.gateway.steps.record import RecordStep, TraceObserver, TraceSink
 from lmdeck.policy.auth import Authenticate, Authenticator, StaticKeyAuthenticator
@@ -108,6 +109,7 @@ def build_gateway(
     if settings.otlp_endpoint:
         observers.append(OTelExporter.to_otlp(settings.otlp_endpoint))
     steps: list[Step] = [
+        StreamUsageFilter(),
         Authenticate(authenticator),
         RecordStep(sink, observers, settings.tracing.redact),
     ]
