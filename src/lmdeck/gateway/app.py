@@ -16,7 +16,7 @@ from lmdeck.gateway.components import Gateway, build_gateway
 from lmdeck.gateway.errors import install_error_handlers
 from lmdeck.gateway.middleware.body_limit import BodyLimitMiddleware
 from lmdeck.gateway.middleware.request_id import RequestIdMiddleware
-from lmdeck.gateway.routes import health, metrics, openai_api
+from lmdeck.gateway.routes import audit, budgets, health, keys, metrics, openai_api, secrets, spend, teams
 from lmdeck.settings import Settings
 
 
@@ -43,6 +43,8 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
     app.include_router(openai_api.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    for access_routes in (keys, teams, budgets, spend, audit, secrets):
+        app.include_router(access_routes.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     return app

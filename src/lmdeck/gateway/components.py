@@ -15,9 +15,8 @@ from lmdeck.gateway.routing.router import Router
 from lmdeck.gateway.routing.usage import StreamUsageFilter
 from lmdeck.gateway.serving import InferenceServing
 from lmdeck.gateway.steps.record import RecordStep, TraceObserver, TraceSink
-from lmdeck.policy.auth import Authenticate, Authenticator, StaticKeyAuthenticator
-from lmdeck.policy.bootstrap import admin_key_hash
-from lmdeck.policy.principal import Principal
+from lmdeck.policy.auth import Authenticate, Authenticator
+from lmdeck.policy.services import EXTRAS_KEY as POLICY, PolicyServices
 from lmdeck.providers import ProviderContext, ProviderRegistry, load_providers
 from lmdeck.settings import Settings
 from lmdeck.tracing.metrics import GatewayMetrics
@@ -98,9 +97,10 @@ def build_gateway(
         timeout=httpx.Timeout(60.0, connect=10.0),
     )
     providers = providers or load_providers()
+    # Built before any provider: it binds the {"$secret": ...} references providers resolve.
+    policy = PolicyServices.build(settings, db, announce_admin_key=announce_admin_key)
     router = Router.from_settings(settings, providers, ProviderContext(settings=settings, http=http))
-    admin = Principal(key_id="admin", role="admin", name="bootstrap admin")
-    authenticator = StaticKeyAuthenticator({admin_key_hash(settings, announce_admin_key): admin})
+    authenticator: Authenticator = policy.keys
     sink = sink or build_sink(settings, db)
     metrics = GatewayMetrics()
     if hasattr(sink, "depth"):
@@ -112,9 +112,11 @@ def build_gateway(
         StreamUsageFilter(),
         Authenticate(authenticator),
         RecordStep(sink, observers, settings.tracing.redact),
+        *policy.steps(router),
     ]
     pipeline = Pipeline(steps, terminal=Dispatcher(router))
     services: list[Service] = [sink] if isinstance(sink, Service) else []
+    services.append(policy)
     return Gateway(
         settings=settings,
         db=db,
@@ -128,4 +130,5 @@ def build_gateway(
         metrics=metrics,
         observers=observers,
         services=services,
+        extras={POLICY: policy},
     )

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from starlette.requests import Request
 
 from lmdeck.gateway.context import RequestContext, Result
 from lmdeck.gateway.pipeline import Handler
+from lmdeck.policy.keys import hash_key
 from lmdeck.policy.principal import Principal, Role
 from lmdeck.protocol import APIError
 
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+MAX_TAGS = 32
+MAX_TAG_LENGTH = 128
 
 
 class Authenticator(Protocol):
@@ -61,8 +60,28 @@ async def principal_for(authenticator: Authenticator, token: str | None) -> Prin
     return principal
 
 
+def request_tags(body: Any) -> list[str]:
+    """The ``tags`` a request carries (an lmdeck extension field, ``extra_body`` in the OpenAI SDK)."""
+    extra = getattr(body, "model_extra", None) or {}
+    tags = extra.get("tags")
+    if tags is None:
+        return []
+    if (
+        not isinstance(tags, list)
+        or len(tags) > MAX_TAGS
+        or not all(isinstance(t, str) and 0 < len(t) <= MAX_TAG_LENGTH for t in tags)
+    ):
+        raise APIError(
+            400,
+            f"tags: send a list of at most {MAX_TAGS} strings of 1 to {MAX_TAG_LENGTH} characters",
+            param="tags",
+            code="invalid_value",
+        )
+    return tags
+
+
 class Authenticate:
-    """First step of the pipeline: no valid key, no request."""
+    """First step of the pipeline: no valid key, no request; the key's model and tag rules apply."""
 
     name = "authenticate"
 
@@ -78,6 +97,13 @@ class Authenticate:
                 code="model_not_allowed",
                 param="model",
             )
+        tags = request_tags(ctx.body)
+        refused = principal.may_tag(tags)
+        if refused:
+            raise APIError(403, f"this key may not use the tags {refused}", code="tag_not_allowed", param="tags")
+        for tag in tags:
+            if tag not in ctx.trace.tags:
+                ctx.trace.tags.append(tag)
         ctx.principal = principal
         ctx.trace.key_id = principal.key_id
         ctx.trace.team_id = principal.team_id
@@ -87,7 +113,14 @@ class Authenticate:
 
 
 def require(role: Role) -> Callable[[Request], Awaitable[Principal]]:
-    """A FastAPI dependency: the caller must hold ``role`` or a stronger one."""
+    """A FastAPI dependency: the caller must hold ``role`` or a stronger one.
+
+        @router.get("/api/things")
+        async def things(principal: Principal = Depends(require("viewer"))) -> ...
+
+    The dependency carries the role it asks for (see :func:`declared_role`), which
+    is how the authorization-matrix test knows what every route expects.
+    """
 
     async def dependency(request: Request) -> Principal:
         from lmdeck.gateway.serving import bearer_token
@@ -99,4 +132,11 @@ def require(role: Role) -> Callable[[Request], Awaitable[Principal]]:
         return principal
 
     dependency.__name__ = f"require_{role}"
+    dependency.required_role = role  # type: ignore[attr-defined]
     return dependency
+
+
+def declared_role(dependency: Callable[..., Any]) -> Role | None:
+    """The role a :func:`require` dependency asks for, or None for any other callable."""
+    role = getattr(dependency, "required_role", None)
+    return role if isinstance(role, str) else None  # type: ignore[return-value]

@@ -1,37 +1,78 @@
-"""The admin key: taken from ``LMDECK_ADMIN_KEY`` or generated and printed once at first start."""
+"""The admin key: taken from ``LMDECK_ADMIN_KEY`` or generated and printed once at first start.
+
+It is an ordinary row of the keys table (id ``key_admin``, role admin), so it can
+be listed, rotated and revoked like any other key::
+
+    key_id = bootstrap_admin_key(IdentityStore(db), settings)
+
+When ``LMDECK_ADMIN_KEY`` is set, the stored hash follows it: changing the
+variable and restarting replaces the admin key.
+"""
 
 from __future__ import annotations
 
-import secrets
+import logging
 import sys
 from pathlib import Path
 
-from lmdeck.policy.auth import hash_key
+from sqlalchemy.exc import IntegrityError
+
+from lmdeck.policy.identity_store import IdentityStore, NotFound
+from lmdeck.policy.keys import KEY_PREFIX, hash_key, new_key
 from lmdeck.settings import Settings
 
-KEY_PREFIX = "sk-lmdeck-"
+__all__ = ["ADMIN_KEY_ID", "KEY_PREFIX", "bootstrap_admin_key", "new_key"]
+
+log = logging.getLogger(__name__)
+
+ADMIN_KEY_ID = "key_admin"
+ADMIN_KEY_NAME = "bootstrap admin"
+#: Where an earlier lmdeck kept the admin key's hash; adopted into the keys table once.
+LEGACY_HASH_FILE = "admin_key.sha256"
 
 
-def new_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(32)
+def _announce(key: str) -> None:
+    print(
+        f"\nlmdeck admin key (shown once, store it now): {key}\n"
+        "  use it as the OpenAI api_key, or set LMDECK_ADMIN_KEY to choose your own.\n",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
-def admin_key_hash(settings: Settings, announce: bool = True) -> str:
-    """The SHA-256 of the admin key; the plaintext is never stored."""
+def bootstrap_admin_key(store: IdentityStore, settings: Settings, announce: bool = True) -> str:
+    """Make sure the admin key exists; returns its id. Blocking: call it at start-up."""
+    try:
+        existing = store.key(ADMIN_KEY_ID)
+    except NotFound:
+        existing = None
     if settings.admin_key is not None:
-        return hash_key(settings.admin_key.resolve())
-    path = Path(settings.data_dir) / "admin_key.sha256"
-    if path.exists():
-        return path.read_text().strip()
-    key = new_key()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(hash_key(key))
-    path.chmod(0o600)
-    if announce:
-        print(
-            f"\nlmdeck admin key (shown once, store it now): {key}\n"
-            "  use it as the OpenAI api_key, or set LMDECK_ADMIN_KEY to choose your own.\n",
-            file=sys.stderr,
-            flush=True,
-        )
-    return hash_key(key)
+        secret = settings.admin_key.resolve()
+        if existing is None:
+            _create(store, secret)
+        elif hash_key(secret) not in {s.hash for s in store.secrets_of(ADMIN_KEY_ID)}:
+            store.replace_secret(ADMIN_KEY_ID, secret)
+            log.info("the admin key now follows LMDECK_ADMIN_KEY")
+        if existing is not None and existing.revoked_at is not None:
+            log.warning("the bootstrap admin key %s is revoked; LMDECK_ADMIN_KEY does not revive it", ADMIN_KEY_ID)
+        return ADMIN_KEY_ID
+    if existing is not None:
+        return ADMIN_KEY_ID
+    legacy = Path(settings.data_dir) / LEGACY_HASH_FILE
+    if legacy.exists():
+        if _create(store, new_key()):
+            store.replace_secret_hash(ADMIN_KEY_ID, legacy.read_text().strip(), KEY_PREFIX)
+        return ADMIN_KEY_ID
+    secret = new_key()
+    if _create(store, secret) and announce:
+        _announce(secret)
+    return ADMIN_KEY_ID
+
+
+def _create(store: IdentityStore, secret: str) -> bool:
+    """Create the admin key row; False when another process won the race."""
+    try:
+        store.create_key(ADMIN_KEY_NAME, "admin", key_id=ADMIN_KEY_ID, secret=secret, created_by="bootstrap")
+    except IntegrityError:
+        return False
+    return True

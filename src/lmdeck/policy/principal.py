@@ -35,3 +35,14 @@ class Principal:
 
     def may_use(self, model: str) -> bool:
         return self.allowed_models is None or model in self.allowed_models
+
+    def may_tag(self, tags: list[str]) -> list[str]:
+        """The tags among ``tags`` this caller may not set (empty when all are allowed)."""
+        if self.allowed_tags is None:
+            return []
+        return [t for t in tags if t not in self.allowed_tags]
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names this caller."""
+        return f"key:{self.key_id}"

@@ -11,18 +11,21 @@ from lmdeck.protocol import ModelCard, ModelList
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
+#: Any valid key reaches /v1/*; the pipeline's authenticate step then applies the key's rules.
+INFERENCE = [Depends(require("inference"))]
 
-@router.post("/chat/completions", summary="Create a chat completion (OpenAI-compatible)")
+
+@router.post("/chat/completions", summary="Create a chat completion (OpenAI-compatible)", dependencies=INFERENCE)
 async def chat_completions(request: Request) -> Response:
     return await request.app.state.gateway.serving.handle(request, "chat")
 
 
-@router.post("/completions", summary="Create a text completion (OpenAI-compatible)")
+@router.post("/completions", summary="Create a text completion (OpenAI-compatible)", dependencies=INFERENCE)
 async def completions(request: Request) -> Response:
     return await request.app.state.gateway.serving.handle(request, "completions")
 
 
-@router.post("/embeddings", summary="Create embeddings (OpenAI-compatible)")
+@router.post("/embeddings", summary="Create embeddings (OpenAI-compatible)", dependencies=INFERENCE)
 async def embeddings(request: Request) -> Response:
     return await request.app.state.gateway.serving.handle(request, "embeddings")
 

@@ -1,0 +1,88 @@
+"""The cost step: price the response's token usage and write it on the trace.
+
+It sits innermost among the policy steps, next to the dispatcher, so that by
+the time the steps around it look at the response (budget settlement, token
+limits, the record step writing the trace) ``ctx.trace.cost`` and
+``ctx.state["usage"]`` are set::
+
+    pipeline = Pipeline([Authenticate(...), RecordStep(...), RateLimit(...), EnforceBudget(...),
+                         MeterCost(PriceTable.from_settings(settings), settings.policy.assumed_max_tokens)],
+                        terminal=dispatcher)
+
+A stream's usage comes in its last chunk (the openai provider asks upstream for
+it). A stream that ends early has no usage: its cost is estimated from the
+prompt and the pieces of text already sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lmdeck.gateway.context import Completed, RequestContext, Result, Streamed
+from lmdeck.gateway.pipeline import Handler
+from lmdeck.policy.estimate import token_need
+from lmdeck.policy.metering import Usage, content_pieces, observed, usage_of
+from lmdeck.policy.pricing import PriceTable, cost_of
+
+USAGE = "usage"
+
+
+@dataclass
+class _Tally:
+    usage: Usage | None = None
+    pieces: int = 0
+
+    def add(self, chunk: object) -> None:
+        found = usage_of(chunk)
+        if found is not None:
+            self.usage = found
+        else:
+            self.pieces += content_pieces(chunk)
+
+
+class MeterCost:
+    """Sets ``ctx.trace.cost`` (US dollars) and ``ctx.state["usage"]`` once usage is known."""
+
+    name = "cost"
+
+    def __init__(self, prices: PriceTable, assumed_max_tokens: int = 4096) -> None:
+        self.prices = prices
+        self.assumed_max_tokens = assumed_max_tokens
+
+    def settle(self, ctx: RequestContext, usage: Usage, response_model: str | None = None) -> None:
+        ctx.state[USAGE] = usage
+        if ctx.trace.cache_hit:
+            ctx.trace.cost = 0.0
+            return
+        trace = ctx.trace
+        price = self.prices.price(trace.upstream_model, trace.provider)
+        if price.input == price.output == 0 and response_model:
+            price = self.prices.price(response_model, trace.provider)
+        trace.cost = cost_of(price, usage.input_tokens, usage.output_tokens, usage.cached_tokens)
+
+    async def __call__(self, ctx: RequestContext, call_next: Handler) -> Result:
+        try:
+            result = await call_next(ctx)
+        except BaseException:
+            self.settle(ctx, Usage())  # an upstream that failed bills nothing
+            raise
+        if isinstance(result, Completed):
+            usage = usage_of(result.response)
+            if usage is None:
+                need = token_need(ctx, assumed_max_tokens=self.assumed_max_tokens)
+                usage = Usage(input_tokens=need.prompt, estimated=True)
+            self.settle(ctx, usage, getattr(result.response, "model", None))
+            return result
+        assert isinstance(result, Streamed)
+        tally = _Tally()
+
+        async def end(error: BaseException | None) -> None:
+            if tally.usage is not None:
+                self.settle(ctx, tally.usage)
+            elif tally.pieces:
+                need = token_need(ctx, assumed_max_tokens=self.assumed_max_tokens)
+                self.settle(ctx, Usage(input_tokens=need.prompt, output_tokens=tally.pieces, estimated=True))
+            else:
+                self.settle(ctx, Usage())
+
+        return Streamed(observed(result.chunks, end, tally.add), result.headers)

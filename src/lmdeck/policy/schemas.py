@@ -1,0 +1,216 @@
+"""Wire schemas of the access-control admin API (``/api/keys``, ``/api/teams``, ``/api/budgets``...).
+
+Request bodies reject unknown fields, so a misspelt field is a 400 naming it
+rather than a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lmdeck.policy.budgets import Period, Scope
+from lmdeck.policy.principal import Role
+
+Name = Field(min_length=1, max_length=200)
+Tag = str
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Rules(_Body):
+    allowed_models: list[str] | None = Field(default=None, description="routes (models) allowed; null: all")
+    allowed_tags: list[Tag] | None = Field(default=None, description="request tags allowed; null: all")
+    rpm: int | None = Field(default=None, ge=1, description="requests per minute")
+    tpm: int | None = Field(default=None, ge=1, description="tokens per minute")
+
+
+class KeyCreate(_Rules):
+    name: str = Name
+    role: Role = Field(default="inference", description="admin, developer, viewer, or inference (only /v1/*)")
+    team_id: str | None = None
+    user_id: str | None = None
+    expires_in: float | None = Field(default=None, gt=0, description="seconds from now until the key expires")
+    expires_at: float | None = Field(default=None, description="when the key expires (Unix time)")
+
+
+class KeyUpdate(_Rules):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    role: Role | None = None
+    team_id: str | None = None
+    user_id: str | None = None
+    expires_at: float | None = None
+
+
+class KeyRotate(_Body):
+    grace_seconds: float | None = Field(
+        default=None, ge=0, description="how long the old key keeps working (default: policy.rotation_grace)"
+    )
+
+
+class KeyOut(BaseModel):
+    id: str
+    name: str
+    role: Role
+    prefix: str | None = Field(description="the key's first characters, to tell it apart")
+    state: Literal["active", "expired", "revoked"]
+    team_id: str | None
+    user_id: str | None
+    created_at: float
+    created_by: str | None
+    expires_at: float | None
+    revoked_at: float | None
+    allowed_models: list[str] | None
+    allowed_tags: list[str] | None
+    rpm: int | None
+    tpm: int | None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="the key itself: shown this once, never again")
+
+
+class KeyList(BaseModel):
+    data: list[KeyOut]
+
+
+class TeamCreate(_Rules):
+    name: str = Name
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class TeamUpdate(_Rules):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    metadata: dict[str, Any] | None = None
+
+
+class TeamOut(BaseModel):
+    id: str
+    name: str
+    created_at: float
+    allowed_models: list[str] | None
+    allowed_tags: list[str] | None
+    rpm: int | None
+    tpm: int | None
+    metadata: dict[str, Any]
+
+
+class TeamList(BaseModel):
+    data: list[TeamOut]
+
+
+class UserCreate(_Body):
+    name: str = Name
+    email: str | None = Field(default=None, max_length=320)
+    team_id: str | None = None
+
+
+class UserOut(BaseModel):
+    id: str
+    name: str
+    email: str | None
+    team_id: str | None
+    created_at: float
+
+
+class UserList(BaseModel):
+    data: list[UserOut]
+
+
+class BudgetPut(_Body):
+    scope: Scope
+    subject_id: str = Field(min_length=1, description="the key id or team id")
+    period: Period
+    limit_usd: float = Field(ge=0, description="US dollars per period")
+    soft_limit: float | None = Field(
+        default=None, gt=0, le=1, description="share of the limit that raises an alert (default policy.soft_limit)"
+    )
+
+
+class BudgetOut(BaseModel):
+    id: str
+    scope: Scope
+    subject_id: str
+    period: Period
+    limit_usd: float
+    soft_limit: float
+    created_at: float
+    updated_at: float
+    spent: float = Field(description="settled spend in the current period")
+    reserved: float = Field(description="worst-case cost held by requests still running")
+    remaining: float
+    window_start: float
+    window_end: float | None
+
+
+class BudgetList(BaseModel):
+    data: list[BudgetOut]
+
+
+class AlertOut(BaseModel):
+    kind: Literal["soft_limit", "exhausted"]
+    budget: dict[str, Any]
+    spent: float
+    window_start: float
+    at: float
+
+
+class AlertList(BaseModel):
+    data: list[AlertOut]
+
+
+class SpendRow(BaseModel):
+    group: str | None = Field(description="the key, team, user, route, tag or model; null: not attributed")
+    cost: float
+    requests: int
+    input_tokens: int
+    output_tokens: int
+
+
+class SpendReport(BaseModel):
+    by: str
+    period: str
+    since: float
+    until: float | None
+    total_cost: float
+    data: list[SpendRow]
+
+
+class AuditEntryOut(BaseModel):
+    seq: int
+    at: float
+    actor: str
+    action: str
+    target: str
+    before: Any
+    after: Any
+    prev_hash: str
+    hash: str
+
+
+class AuditList(BaseModel):
+    data: list[AuditEntryOut]
+
+
+class AuditVerdictOut(BaseModel):
+    ok: bool
+    entries: int
+    first_bad: int | None
+    problem: str | None
+
+
+class SecretPut(_Body):
+    value: str = Field(min_length=1, max_length=16384)
+
+
+class SecretOut(BaseModel):
+    name: str
+    created_at: float
+    updated_at: float
+
+
+class SecretList(BaseModel):
+    data: list[SecretOut]

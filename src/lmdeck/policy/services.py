@@ -1,0 +1,136 @@
+"""Access control and cost governance, assembled once per gateway.
+
+    policy = PolicyServices.build(settings, db)          # bootstraps the admin key, binds $secret refs
+    router = Router.from_settings(...)                   # providers may now resolve {"$secret": ...}
+    steps = [Authenticate(policy.keys), RecordStep(...), *policy.steps(router)]
+    await policy.start()                                 # load keys and budgets, then keep them fresh
+
+Routes reach it as ``request.app.state.gateway.extras["policy"]`` through
+:func:`policy_of`. The pipeline steps it contributes run in this order:
+``ratelimit`` → ``budget`` → ``cost`` (innermost, next to the dispatcher).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+import anyio
+from starlette.requests import Request
+
+from lmdeck.db import Database
+from lmdeck.gateway.pipeline import Step
+from lmdeck.gateway.routing.router import Router
+from lmdeck.policy.admin import AccessAdmin
+from lmdeck.policy.audit import AuditLog
+from lmdeck.policy.bootstrap import bootstrap_admin_key
+from lmdeck.policy.budget_admin import BudgetAdmin
+from lmdeck.policy.budget_step import EnforceBudget, router_models
+from lmdeck.policy.budgets import BudgetStore
+from lmdeck.policy.cost import MeterCost
+from lmdeck.policy.identity_store import IdentityStore
+from lmdeck.policy.key_cache import KeyCache
+from lmdeck.policy.ledger import BudgetAlerts, MemoryBudgetLedger
+from lmdeck.policy.pricing import PriceTable
+from lmdeck.policy.ratelimit import MemoryRateLimiter, RateLimiter
+from lmdeck.policy.ratelimit_step import RateLimit
+from lmdeck.policy.secrets import SecretBox, SecretStore, bind_secrets
+from lmdeck.policy.spend import SpendReports
+from lmdeck.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EXTRAS_KEY = "policy"
+
+
+@dataclass
+class PolicyServices:
+    """Keys, limits, budgets, prices, the audit log and provider secrets of one gateway."""
+
+    settings: Settings
+    db: Database
+    identities: IdentityStore
+    keys: KeyCache
+    audit: AuditLog
+    secrets: SecretStore
+    prices: PriceTable
+    limiter: RateLimiter
+    ledger: MemoryBudgetLedger
+    alerts: BudgetAlerts
+    access: AccessAdmin
+    budgets: BudgetAdmin
+    _task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(cls, settings: Settings, db: Database, *, announce_admin_key: bool = True) -> PolicyServices:
+        """Everything, built and ready to start; blocking (store reads), so call it at start-up."""
+        identities = IdentityStore(db)
+        bootstrap_admin_key(identities, settings, announce_admin_key)
+        secrets = SecretStore(db, SecretBox.from_settings(settings))
+        bind_secrets(settings, secrets)
+        keys = KeyCache(identities, refresh_interval=settings.policy.refresh_interval)
+        keys.load()
+        audit = AuditLog(db)
+        alerts = BudgetAlerts()
+        ledger = MemoryBudgetLedger(alerts)
+        budgets = BudgetAdmin(
+            BudgetStore(db), ledger, audit, SpendReports(db), identities, soft_limit=settings.policy.soft_limit
+        )
+        return cls(
+            settings=settings,
+            db=db,
+            identities=identities,
+            keys=keys,
+            audit=audit,
+            secrets=secrets,
+            prices=PriceTable.from_settings(settings),
+            limiter=MemoryRateLimiter(),
+            ledger=ledger,
+            alerts=alerts,
+            access=AccessAdmin(identities, keys, audit, secrets, rotation_grace=settings.policy.rotation_grace),
+            budgets=budgets,
+        )
+
+    def steps(self, router: Router) -> list[Step]:
+        """The pipeline steps, in order, to place after the record step."""
+        assumed = self.settings.policy.assumed_max_tokens
+        return [
+            RateLimit(self.limiter, self.keys, self.settings.policy),
+            EnforceBudget(self.ledger, self.prices, router_models(router), assumed),
+            MeterCost(self.prices, assumed),
+        ]
+
+    async def start(self) -> None:
+        await self.keys.reload()
+        await anyio.to_thread.run_sync(self.budgets.load)
+        self._task = asyncio.create_task(self._refresh_forever(), name="lmdeck-policy-refresh")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def refresh(self) -> None:
+        """Pick up keys, teams and budgets changed by other processes."""
+        await self.keys.reload()
+        await self.budgets.reload()
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.policy.refresh_interval)
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("reloading keys and budgets failed; keeping the previous ones")
+
+
+def policy_of(request: Request) -> PolicyServices:
+    """The gateway's :class:`PolicyServices`, for a route."""
+    policy = request.app.state.gateway.extras.get(EXTRAS_KEY)
+    if not isinstance(policy, PolicyServices):
+        raise RuntimeError("this gateway was built without access control: build it with build_gateway()")
+    return policy

@@ -1,0 +1,122 @@
+"""Spend reports: the cost recorded on traces, grouped by key, team, user, route, tag or model.
+
+    report = SpendReports(db).report(by="team", period="month", now=time.time())
+    for row in report.rows:
+        print(row.group, row.cost, row.requests)
+
+Costs come from the trace store, so a report covers every gateway process
+writing to it. A ``team_id`` narrows a report to one team (what a non-admin
+caller is shown).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from lmdeck.db import Database
+from lmdeck.policy.budgets import Period, window_of
+
+GroupBy = Literal["key", "team", "user", "route", "tag", "model"]
+
+#: The traces column each grouping reads; tags live in their own table.
+GROUP_COLUMNS: dict[str, str] = {
+    "key": "traces.key_id",
+    "team": "traces.team_id",
+    "user": "traces.user_id",
+    "route": "traces.route",
+    "model": "traces.upstream_model",
+    "tag": "trace_tags.tag",
+}
+
+
+@dataclass(frozen=True)
+class SpendRow:
+    group: str | None
+    cost: float
+    requests: int
+    input_tokens: int
+    output_tokens: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "cost": self.cost,
+            "requests": self.requests,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    by: str
+    period: str
+    since: float
+    until: float | None
+    rows: list[SpendRow] = field(default_factory=list)
+    #: Every request's cost counted once (a request with two tags is in two tag rows).
+    total_cost: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "by": self.by,
+            "period": self.period,
+            "since": self.since,
+            "until": self.until,
+            "total_cost": self.total_cost,
+            "data": [r.to_dict() for r in self.rows],
+        }
+
+
+class SpendReports:
+    """Reads spend from the trace store (blocking: run it off the event loop)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def report(
+        self,
+        *,
+        by: GroupBy,
+        period: Period,
+        now: float,
+        since: float | None = None,
+        until: float | None = None,
+        team_id: str | None = None,
+    ) -> Report:
+        start = window_of(period, now)[0] if since is None else since
+        where = ["traces.created_at >= :since"]
+        params: dict[str, Any] = {"since": start}
+        if until is not None:
+            where.append("traces.created_at < :until")
+            params["until"] = until
+        if team_id is not None:
+            where.append("traces.team_id = :team")
+            params["team"] = team_id
+        column = GROUP_COLUMNS[by]
+        join = " JOIN trace_tags ON trace_tags.record_id = traces.id" if by == "tag" else ""
+        sql = (
+            f"SELECT {column}, SUM(traces.cost), COUNT(*), SUM(traces.input_tokens), SUM(traces.output_tokens) "
+            f"FROM traces{join} WHERE {' AND '.join(where)} GROUP BY {column} ORDER BY 2 DESC"
+        )
+        total_sql = f"SELECT SUM(traces.cost) FROM traces WHERE {' AND '.join(where)}"
+        try:
+            with self.db.engine.connect() as conn:
+                rows = [
+                    SpendRow(
+                        group=r[0],
+                        cost=float(r[1] or 0.0),
+                        requests=int(r[2]),
+                        input_tokens=int(r[3] or 0),
+                        output_tokens=int(r[4] or 0),
+                    )
+                    for r in conn.execute(text(sql), params)
+                ]
+                total = float(conn.execute(text(total_sql), params).scalar() or 0.0)
+        except DBAPIError:
+            rows, total = [], 0.0
+        return Report(by=by, period=period, since=start, until=until, rows=rows, total_cost=total)

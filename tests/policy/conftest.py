@@ -1,0 +1,21 @@
+"""Fixtures: the test admin key in the environment, and a started in-process gateway (``deck``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from policy.deck import ADMIN_ENV, ADMIN_KEY, Deck, policy_settings, started_deck
+
+
+@pytest.fixture(autouse=True)
+def _admin_key_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ADMIN_ENV, ADMIN_KEY)
+
+
+@pytest.fixture
+async def deck(tmp_path: Path) -> AsyncIterator[Deck]:
+    async with started_deck(policy_settings(tmp_path)) as started:
+        yield started
