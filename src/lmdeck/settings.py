@@ -328,7 +328,7 @@ class RegistrySettings(BaseModel):
 
     poll_interval: float = Field(default=2.0, gt=0, description="seconds between checks for changes by others")
     protected_labels: dict[str, Literal["admin", "developer"]] = Field(
-        default_factory=lambda: {"production": "admin"},
+        default={"production": "admin"},
         description="aliases/labels whose moves need a stronger role than developer",
     )
 

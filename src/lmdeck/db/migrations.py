@@ -26,6 +26,7 @@ MigrationFn = Callable[[Connection], None]
 MIGRATION_MODULES: list[str] = [
     "lmdeck.tracing.migrations",
     "lmdeck.policy.migrations",
+    "lmdeck.registry.migrations",
 ]
 
 

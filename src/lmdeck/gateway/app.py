@@ -17,6 +17,7 @@ from lmdeck.gateway.errors import install_error_handlers
 from lmdeck.gateway.middleware.body_limit import BodyLimitMiddleware
 from lmdeck.gateway.middleware.request_id import RequestIdMiddleware
 from lmdeck.gateway.routes import audit, budgets, health, keys, metrics, openai_api, secrets, spend, teams
+from lmdeck.gateway.routes import registry as registry_routes
 from lmdeck.settings import Settings
 
 
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
     app.state.gateway = gw
     install_error_handlers(app)
     app.include_router(openai_api.router)
+    app.include_router(registry_routes.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     for access_routes in (keys, teams, budgets, spend, audit, secrets):

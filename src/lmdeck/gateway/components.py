@@ -18,6 +18,7 @@ from lmdeck.gateway.steps.record import RecordStep, TraceObserver, TraceSink
 from lmdeck.policy.auth import Authenticate, Authenticator
 from lmdeck.policy.services import EXTRAS_KEY as POLICY, PolicyServices
 from lmdeck.providers import ProviderContext, ProviderRegistry, load_providers
+from lmdeck.registry.runtime import RegistryRuntime
 from lmdeck.settings import Settings
 from lmdeck.tracing.metrics import GatewayMetrics
 from lmdeck.tracing.otel import OTelExporter
@@ -99,7 +100,9 @@ def build_gateway(
     providers = providers or load_providers()
     # Built before any provider: it binds the {"$secret": ...} references providers resolve.
     policy = PolicyServices.build(settings, db, announce_admin_key=announce_admin_key)
-    router = Router.from_settings(settings, providers, ProviderContext(settings=settings, http=http))
+    provider_ctx = ProviderContext(settings=settings, http=http)
+    registry = RegistryRuntime(settings, db, providers, provider_ctx)
+    router = Router.from_settings(settings, providers, provider_ctx)
     authenticator: Authenticator = policy.keys
     sink = sink or build_sink(settings, db)
     metrics = GatewayMetrics()
@@ -115,7 +118,9 @@ def build_gateway(
         *policy.steps(router),
     ]
     pipeline = Pipeline(steps, terminal=Dispatcher(router))
+    registry.install(pipeline, router, lambda s: Router.from_settings(s, providers, provider_ctx), Dispatcher)
     services: list[Service] = [sink] if isinstance(sink, Service) else []
+    services.append(registry)
     services.append(policy)
     return Gateway(
         settings=settings,
@@ -130,5 +135,5 @@ def build_gateway(
         metrics=metrics,
         observers=observers,
         services=services,
-        extras={POLICY: policy},
+        extras={"registry": registry, POLICY: policy},
     )

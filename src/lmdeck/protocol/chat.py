@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 
 class Usage(BaseModel):
@@ -44,8 +44,10 @@ class ChatCompletionRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    model: str = Field(min_length=1)
-    messages: list[ChatMessage] = Field(min_length=1)
+    #: lmdeck extension: a registered prompt to render into ``messages`` (see lmdeck.registry.prompt_step).
+    prompt: dict[str, Any] | None = None
+    model: str = Field(default="", validate_default=True)
+    messages: list[ChatMessage] = Field(default_factory=list, validate_default=True)
     stream: bool = False
     stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(default=None, ge=1)
@@ -60,6 +62,13 @@ class ChatCompletionRequest(BaseModel):
     response_format: dict[str, Any] | None = None
     user: str | None = None
     metadata: dict[str, Any] | None = None
+
+    @field_validator("model", "messages")
+    @classmethod
+    def _required_unless_prompt(cls, value: Any, info: ValidationInfo) -> Any:
+        if not value and info.data.get("prompt") is None:
+            raise ValueError(f"`{info.field_name}` is required (it may be left out only with an lmdeck `prompt`)")
+        return value
 
     def stop_list(self) -> list[str]:
         if self.stop is None:

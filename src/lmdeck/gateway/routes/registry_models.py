@@ -1,0 +1,87 @@
+"""``/api/registry/models``: registered models, versions, aliases, deployment history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from lmdeck.policy.auth import require
+from lmdeck.policy.principal import Principal
+from lmdeck.registry.runtime import runtime_of
+from lmdeck.registry.schemas import MoveRequest, ReasonRequest, RegisterRequest
+from lmdeck.settings import ModelVersionSpec
+
+router = APIRouter(prefix="/api/registry/models", tags=["registry"])
+
+
+@router.get("", summary="List registered models with their aliases")
+async def list_models(request: Request, _: Principal = Depends(require("viewer"))) -> dict[str, Any]:
+    return {"object": "list", "data": await runtime_of(request).models.entries()}
+
+
+@router.post("", summary="Register a model (or update its description)", status_code=201)
+async def register_model(
+    request: Request, body: RegisterRequest, principal: Principal = Depends(require("developer"))
+) -> dict[str, Any]:
+    return await runtime_of(request).models.register(body.name, body.description, principal)
+
+
+@router.get("/{name}", summary="A model with its versions and aliases")
+async def show_model(request: Request, name: str, _: Principal = Depends(require("viewer"))) -> dict[str, Any]:
+    return await runtime_of(request).models.show(name)
+
+
+@router.post("/{name}/versions", summary="Add an immutable version", status_code=201)
+async def create_model_version(
+    request: Request, name: str, body: ModelVersionSpec, principal: Principal = Depends(require("developer"))
+) -> dict[str, Any]:
+    return (await runtime_of(request).models.create_version(name, body, principal)).to_dict()
+
+
+@router.get("/{name}/versions/{version}", summary="One version")
+async def show_model_version(
+    request: Request, name: str, version: int, _: Principal = Depends(require("viewer"))
+) -> dict[str, Any]:
+    return (await runtime_of(request).models.version(name, version)).to_dict()
+
+
+@router.put("/{name}/aliases/{alias}", summary="Point an alias at a version (live at once)")
+async def move_alias(
+    request: Request, name: str, alias: str, body: MoveRequest, principal: Principal = Depends(require("developer"))
+) -> dict[str, Any]:
+    return await runtime_of(request).models.move(name, alias, body.version, reason=body.reason, principal=principal)
+
+
+@router.delete("/{name}/aliases/{alias}", summary="Remove an alias")
+async def remove_alias(
+    request: Request,
+    name: str,
+    alias: str,
+    reason: str | None = None,
+    principal: Principal = Depends(require("developer")),
+) -> dict[str, Any]:
+    return await runtime_of(request).models.move(name, alias, None, reason=reason, principal=principal)
+
+
+@router.post("/{name}/aliases/{alias}/rollback", summary="Move an alias back to its previous version")
+async def rollback_alias(
+    request: Request,
+    name: str,
+    alias: str,
+    body: ReasonRequest | None = None,
+    principal: Principal = Depends(require("developer")),
+) -> dict[str, Any]:
+    reason = body.reason if body else None
+    return await runtime_of(request).models.rollback(name, alias, reason=reason, principal=principal)
+
+
+@router.get("/{name}/history", summary="Deployment history: every alias move, newest first")
+async def model_history(
+    request: Request,
+    name: str,
+    alias: str | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+    _: Principal = Depends(require("viewer")),
+) -> dict[str, Any]:
+    return {"object": "list", "data": await runtime_of(request).models.history(name, alias, limit)}

@@ -1,0 +1,117 @@
+"""``/api/registry/prompts``: prompts, versions, labels and their history, diffs, rendering."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from lmdeck.policy.auth import require
+from lmdeck.policy.principal import Principal
+from lmdeck.registry.runtime import runtime_of
+from lmdeck.registry.schemas import MoveRequest, ReasonRequest, RegisterRequest, RenderRequest
+from lmdeck.settings import PromptVersionSpec
+
+router = APIRouter(prefix="/api/registry/prompts", tags=["registry"])
+
+
+@router.get("", summary="List prompts with their labels")
+async def list_prompts(request: Request, _: Principal = Depends(require("viewer"))) -> dict[str, Any]:
+    return {"object": "list", "data": await runtime_of(request).prompts.entries()}
+
+
+@router.post("", summary="Register a prompt (or update its description)", status_code=201)
+async def register_prompt(
+    request: Request, body: RegisterRequest, principal: Principal = Depends(require("developer"))
+) -> dict[str, Any]:
+    return await runtime_of(request).prompts.register(body.name, body.description, principal)
+
+
+@router.get("/{name}", summary="A prompt with its versions and labels")
+async def show_prompt(request: Request, name: str, _: Principal = Depends(require("viewer"))) -> dict[str, Any]:
+    return await runtime_of(request).prompts.show(name)
+
+
+@router.post("/{name}/versions", summary="Add an immutable version", status_code=201)
+async def create_prompt_version(
+    request: Request, name: str, body: PromptVersionSpec, principal: Principal = Depends(require("developer"))
+) -> dict[str, Any]:
+    return (await runtime_of(request).prompts.create_version(name, body, principal)).to_dict()
+
+
+@router.get("/{name}/versions/{version}", summary="One version")
+async def show_prompt_version(
+    request: Request, name: str, version: int, _: Principal = Depends(require("viewer"))
+) -> dict[str, Any]:
+    return (await runtime_of(request).prompts.version(name, version)).to_dict()
+
+
+@router.get("/{name}/resolve", summary="The version a label (default production) points at now")
+async def resolve_prompt(
+    request: Request,
+    name: str,
+    label: str | None = None,
+    version: int | None = Query(None, ge=1),
+    _: Principal = Depends(require("viewer")),
+) -> dict[str, Any]:
+    return await runtime_of(request).prompts.resolve(name, label=label, version=version)
+
+
+@router.post("/{name}/render", summary="Render a version with variables")
+async def render_prompt(
+    request: Request, name: str, body: RenderRequest, _: Principal = Depends(require("viewer"))
+) -> dict[str, Any]:
+    prompts = runtime_of(request).prompts
+    return await prompts.render(name, body.variables, label=body.label, version=body.version)
+
+
+@router.get("/{name}/diff", summary="What changed between two versions")
+async def diff_prompt(
+    request: Request,
+    name: str,
+    from_version: int = Query(..., alias="from", ge=1),
+    to_version: int = Query(..., alias="to", ge=1),
+    _: Principal = Depends(require("viewer")),
+) -> dict[str, Any]:
+    return await runtime_of(request).prompts.diff(name, from_version, to_version)
+
+
+@router.put("/{name}/labels/{label}", summary="Point a label at a version (live at once)")
+async def move_label(
+    request: Request, name: str, label: str, body: MoveRequest, principal: Principal = Depends(require("developer"))
+) -> dict[str, Any]:
+    return await runtime_of(request).prompts.move(name, label, body.version, reason=body.reason, principal=principal)
+
+
+@router.delete("/{name}/labels/{label}", summary="Remove a label")
+async def remove_label(
+    request: Request,
+    name: str,
+    label: str,
+    reason: str | None = None,
+    principal: Principal = Depends(require("developer")),
+) -> dict[str, Any]:
+    return await runtime_of(request).prompts.move(name, label, None, reason=reason, principal=principal)
+
+
+@router.post("/{name}/labels/{label}/rollback", summary="Move a label back to its previous version")
+async def rollback_label(
+    request: Request,
+    name: str,
+    label: str,
+    body: ReasonRequest | None = None,
+    principal: Principal = Depends(require("developer")),
+) -> dict[str, Any]:
+    reason = body.reason if body else None
+    return await runtime_of(request).prompts.rollback(name, label, reason=reason, principal=principal)
+
+
+@router.get("/{name}/history", summary="Every label move, newest first")
+async def prompt_history(
+    request: Request,
+    name: str,
+    label: str | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+    _: Principal = Depends(require("viewer")),
+) -> dict[str, Any]:
+    return {"object": "list", "data": await runtime_of(request).prompts.history(name, label, limit)}

@@ -1,0 +1,110 @@
+"""The ``registry`` provider: a route target that follows a model alias live.
+
+    routes:
+      - name: support
+        targets: ["registry:support-bot@production"]    # or {provider: registry, model: ...}
+
+Each call resolves ``support-bot@production`` from the gateway's in-memory
+registry (no database read) and hands the request to a provider built for that
+version's provider, upstream model and base URL, one per version, kept for
+reuse. Moving the alias changes where the next call goes; nothing restarts.
+The version's ``parameters`` fill request fields the caller left unset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from lmdeck.protocol import (
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    CompletionRequest,
+    CompletionResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+)
+from lmdeck.providers.base import Provider, ProviderContext
+from lmdeck.providers.registry import ProviderRegistry
+from lmdeck.settings import ConfigError, TargetConfig
+
+RequestT = TypeVar("RequestT", bound=BaseModel)
+
+
+class Resolved(Protocol):
+    @property
+    def key(self) -> tuple[str, int]: ...
+
+    def target(self, outer: TargetConfig) -> TargetConfig: ...
+
+    def apply(self, request: RequestT) -> RequestT: ...
+
+
+class AliasResolver(Protocol):
+    """What the gateway puts in ``ProviderContext.extras["registry"]`` (see :mod:`lmdeck.registry.resolver`)."""
+
+    def check(self, ref: str) -> None: ...
+
+    def resolve(self, ref: str) -> Resolved: ...
+
+    def create_provider(self, target: TargetConfig) -> Provider: ...
+
+
+class RegistryAliasProvider:
+    """Delegates each call to the provider of the version ``target.model`` resolves to now."""
+
+    def __init__(self, target: TargetConfig, ctx: ProviderContext) -> None:
+        resolver = ctx.extras.get("registry")
+        if resolver is None:
+            raise ConfigError(
+                f"target 'registry:{target.model}' needs the gateway's registry: build the router with "
+                "lmdeck.gateway.components.build_gateway"
+            )
+        try:
+            resolver.check(target.model)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self.target = target
+        self.resolver: AliasResolver = resolver
+        self._delegates: dict[tuple[str, int], Provider] = {}
+
+    def _delegate(self, request: RequestT) -> tuple[Provider, RequestT]:
+        resolved = self.resolver.resolve(self.target.model)
+        provider = self._delegates.get(resolved.key)
+        if provider is None:
+            provider = self._delegates[resolved.key] = self.resolver.create_provider(resolved.target(self.target))
+        return provider, resolved.apply(request)
+
+    async def chat(self, request: ChatCompletionRequest) -> ChatCompletionResponse:
+        provider, request = self._delegate(request)
+        return await provider.chat(request)
+
+    async def stream_chat(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
+        provider, request = self._delegate(request)
+        async for chunk in provider.stream_chat(request):
+            yield chunk
+
+    async def completions(self, request: CompletionRequest) -> CompletionResponse:
+        provider, request = self._delegate(request)
+        return await provider.completions(request)
+
+    async def stream_completions(self, request: CompletionRequest) -> AsyncIterator[CompletionResponse]:
+        provider, request = self._delegate(request)
+        async for chunk in provider.stream_completions(request):
+            yield chunk
+
+    async def embeddings(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        provider, request = self._delegate(request)
+        return await provider.embeddings(request)
+
+    async def aclose(self) -> None:
+        delegates, self._delegates = list(self._delegates.values()), {}
+        for provider in delegates:
+            await provider.aclose()
+
+
+def register(registry: ProviderRegistry) -> None:
+    registry.add("registry", RegistryAliasProvider)

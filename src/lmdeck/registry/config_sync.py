@@ -1,0 +1,205 @@
+"""``lmdeck apply``: sync routes, prompts, models and their aliases/labels from a declared file.
+
+The plan is computed and carried out in one transaction, so what is applied
+is exactly what the plan showed; a second run with the same file finds
+nothing to do. Route changes and moves of protected aliases/labels need the
+admin role; every move is in the move history and the audit log::
+
+    sync = ConfigSync(db, live, models, prompts, table, provider_names, audit, settings)
+    result = await sync.apply(Declared.model_validate(doc), dry_run=True, prune=False, principal=admin)
+    print(result["summary"])   # "no changes" the second time
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from sqlalchemy import Connection, text
+
+from lmdeck.db import Database
+from lmdeck.policy.principal import Principal
+from lmdeck.protocol import APIError
+from lmdeck.registry.catalog import AuditTrail, Catalog, actor_of
+from lmdeck.registry.labels import LabelMove
+from lmdeck.registry.live import LiveRegistry
+from lmdeck.registry.model_registry import ModelRegistry
+from lmdeck.registry.plan import Change, CurrentState, Declared, Plan, compute_plan
+from lmdeck.registry.prompt_registry import PromptRegistry
+from lmdeck.registry.route_overlay import RouteTable
+from lmdeck.registry.snapshot import ModelRef
+from lmdeck.registry.sql import bump_revision, dumps, loads, now
+from lmdeck.registry.versions import Kind
+from lmdeck.settings import ModelSpec, ModelVersionSpec, PromptSpec, PromptVersionSpec, RouteConfig, Settings
+
+
+class ConfigSync:
+    """Serving class of ``/api/registry/apply`` and ``/api/registry/routes``."""
+
+    def __init__(
+        self,
+        db: Database,
+        live: LiveRegistry,
+        models: ModelRegistry,
+        prompts: PromptRegistry,
+        table: RouteTable,
+        provider_names: Callable[[], list[str]],
+        audit: AuditTrail | None,
+        settings: Settings,
+    ) -> None:
+        self.db = db
+        self.live = live
+        self.catalogs: dict[str, Catalog[Any]] = {"model": models, "prompt": prompts}
+        self.models = models
+        self.prompts = prompts
+        self.table = table
+        self.provider_names = provider_names
+        self.audit = audit
+        self.protected: dict[str, str] = dict(settings.registry.protected_labels)
+
+    # -- validation ----------------------------------------------------------------------------
+
+    def _validate(self, declared: Declared) -> None:
+        known = set(self.provider_names())
+        for route in declared.routes:
+            for target in route.targets:
+                if target.provider not in known:
+                    raise APIError(
+                        400,
+                        f"route {route.name!r}: unknown provider {target.provider!r} (known: {', '.join(sorted(known))})",
+                        param="routes",
+                    )
+                if target.provider == "registry":
+                    try:
+                        ModelRef.parse(target.model)
+                    except ValueError as exc:
+                        raise APIError(400, f"route {route.name!r}: {exc}", param="routes") from None
+        for model in declared.models:
+            for mv in model.versions:
+                self.models.validate(mv)
+        for prompt in declared.prompts:
+            for pv in prompt.versions:
+                self.prompts.validate(pv)
+
+    # -- current state -------------------------------------------------------------------------
+
+    def _current(self, conn: Connection) -> CurrentState:
+        file_routes = {}
+        for name in self.table.router.names():
+            route = self.table.router.get(name)
+            if route is not None:
+                file_routes[name] = route.config
+        applied = {
+            str(name): RouteConfig.model_validate(loads(spec))
+            for name, spec in conn.execute(text("SELECT name, spec FROM registry_routes")).all()
+        }
+        versions: dict[Any, dict[int, str]] = {}
+        descriptions: dict[Any, str | None] = {}
+        pointers: dict[Any, dict[str, int]] = {}
+        for kind in ("model", "prompt"):
+            for name, description in conn.execute(text(f"SELECT name, description FROM registry_{kind}s")).all():
+                descriptions[(kind, str(name))] = description
+            rows = conn.execute(text(f"SELECT name, version, digest FROM registry_{kind}_versions")).all()
+            for name, number, content in rows:
+                versions.setdefault((kind, str(name)), {})[int(number)] = str(content)
+        for kind, name, label, number in conn.execute(text("SELECT kind, name, label, version FROM registry_labels")):
+            pointers.setdefault((kind, str(name)), {})[str(label)] = int(number)
+        return CurrentState(file_routes, applied, versions, pointers, descriptions)
+
+    # -- applying ------------------------------------------------------------------------------
+
+    def _execute(self, conn: Connection, change: Change, declared: Declared, actor: str) -> LabelMove | None:
+        if change.subject == "route":
+            if change.action == "delete":
+                conn.execute(text("DELETE FROM registry_routes WHERE name = :n"), {"n": change.name})
+            else:
+                route = next(r for r in declared.routes if r.name == change.name)
+                stored = dumps(route.model_dump(mode="json", by_alias=True))
+                params = {"n": route.name, "s": stored, "t": now(), "a": actor}
+                if conn.execute(text("SELECT 1 FROM registry_routes WHERE name = :n"), params).first():
+                    conn.execute(
+                        text("UPDATE registry_routes SET spec = :s, updated_at = :t, updated_by = :a WHERE name = :n"),
+                        params,
+                    )
+                else:
+                    conn.execute(
+                        text(
+                            "INSERT INTO registry_routes (name, spec, updated_at, updated_by) VALUES (:n, :s, :t, :a)"
+                        ),
+                        params,
+                    )
+            bump_revision(conn)
+            return None
+        if change.subject in ("model", "prompt"):
+            spec = _spec(declared, change.subject, change.name)
+            self.catalogs[change.subject].versions.ensure(conn, change.name, actor, spec.description)
+            return None
+        if change.subject.endswith("_version"):
+            of = change.subject.removesuffix("_version")
+            name = change.name.rsplit(" v", 1)[0]
+            declared_versions: list[ModelVersionSpec | PromptVersionSpec] = list(_spec(declared, of, name).versions)
+            version = next(v for v in declared_versions if v.version == change.detail["version"])
+            self.catalogs[of].versions.add(conn, name, version, actor)
+            return None
+        kind: Kind = "model" if change.subject == "alias" else "prompt"
+        name, _, label = change.name.partition("@")
+        return self.catalogs[kind].labels.move_in(
+            conn,
+            kind,
+            name,
+            label,
+            change.detail["to"],
+            actor=actor,
+            reason="lmdeck apply",
+            action="apply" if change.action == "move" else "remove",
+        )
+
+    def _apply(self, declared: Declared, dry_run: bool, prune: bool, principal: Principal) -> Plan:
+        actor = actor_of(principal)
+        with self.db.engine.begin() as conn:
+            plan = compute_plan(declared, self._current(conn), protected=self.protected, prune=prune)
+            if plan.conflicts:
+                raise APIError(409, "the file cannot be applied: " + "; ".join(plan.conflicts), code="apply_conflict")
+            if dry_run or not plan.changes:
+                return plan
+            if plan.needs_admin and not principal.at_least("admin"):
+                names = ", ".join(c.describe() for c in plan.needs_admin)
+                raise APIError(403, f"these changes need the 'admin' role: {names}", code="forbidden")
+            moves = [self._execute(conn, change, declared, actor) for change in plan.changes]
+        for move in moves:
+            if move is not None:
+                self.catalogs[move.kind].record_move(move)
+        if self.audit is not None:
+            self.audit.append(
+                actor, "config.applied", "registry", after={"changes": [c.describe() for c in plan.changes]}
+            )
+        return plan
+
+    async def apply(self, declared: Declared, *, dry_run: bool, prune: bool, principal: Principal) -> dict[str, Any]:
+        self._validate(declared)
+        plan = await anyio.to_thread.run_sync(self._apply, declared, dry_run, prune, principal)
+        applied = bool(plan.changes) and not dry_run
+        if applied:
+            await self.live.refresh()
+        return {
+            "dry_run": dry_run,
+            "applied": applied,
+            "summary": plan.summary(),
+            "changes": [c.to_dict() for c in plan.changes],
+        }
+
+    async def routes(self) -> list[dict[str, Any]]:
+        snapshot = self.live.snapshot
+        out = []
+        for name in self.table.names(snapshot):
+            config = self.table.config(name, snapshot)
+            if config is not None:
+                source = "applied" if name in snapshot.routes else "config"
+                out.append({"source": source, **config.model_dump(mode="json", by_alias=True)})
+        return out
+
+
+def _spec(declared: Declared, kind: str, name: str) -> ModelSpec | PromptSpec:
+    specs: list[ModelSpec] | list[PromptSpec] = declared.models if kind == "model" else declared.prompts
+    return next(s for s in specs if s.name == name)

@@ -1,0 +1,243 @@
+"""Datasets: immutable versions of JSONL rows, named by their content hash.
+
+A row is ``{"input": ..., "expected": ..., "metadata": {...}, "trace_id": ...}``;
+``trace_id`` is its provenance when it came from a stored trace. A version's
+digest is the SHA-256 of its rows as canonical JSON lines, so uploading the
+same rows again returns the existing version instead of a new one::
+
+    store = DatasetStore(db)
+    version, created = store.create("support-evals", [DatasetRow(input="2+2", expected="4")], actor="key:admin")
+    again, created_again = store.create("support-evals", [DatasetRow(input="2+2", expected="4")], actor="key:admin")
+    assert again.version == version.version and not created_again
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import IntegrityError
+
+from lmdeck.db import Database
+from lmdeck.protocol import APIError
+from lmdeck.registry.sql import bump_revision, dumps, loads, now
+
+_ATTEMPTS = 5
+
+
+class DatasetRow(BaseModel):
+    """One example: what goes in, what should come out, and where it came from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: Any
+    expected: Any = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    trace_id: str | None = None
+
+    def canonical(self) -> str:
+        return dumps(self.model_dump(mode="json"))
+
+
+def rows_digest(rows: Sequence[DatasetRow]) -> str:
+    """SHA-256 of the rows as canonical JSON lines."""
+    h = hashlib.sha256()
+    for row in rows:
+        h.update(row.canonical().encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    name: str
+    version: int
+    digest: str
+    row_count: int
+    source: dict[str, Any] | None
+    description: str | None
+    created_at: float
+    created_by: str | None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "ref": self.ref,
+            "digest": self.digest,
+            "row_count": self.row_count,
+            "source": self.source,
+            "description": self.description,
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+        }
+
+
+_VERSION_COLUMNS = "name, version, digest, row_count, source, description, created_at, created_by"
+
+
+def _version(row: Any) -> DatasetVersion:
+    return DatasetVersion(
+        str(row[0]), int(row[1]), str(row[2]), int(row[3]), loads(row[4]), row[5], float(row[6]), row[7]
+    )
+
+
+def dataset_not_found(name: str, version: int | str | None = None) -> APIError:
+    what = f"dataset {name!r}" if version is None else f"version {version} of dataset {name!r}"
+    return APIError(404, f"no {what}; list them with `lmdeck datasets list`", code="not_found")
+
+
+class DatasetStore:
+    """The ``registry_dataset*`` tables (blocking: call off the event loop)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _existing(self, conn: Connection, name: str, digest: str) -> DatasetVersion | None:
+        row = conn.execute(
+            text(f"SELECT {_VERSION_COLUMNS} FROM registry_dataset_versions WHERE name = :n AND digest = :d"),
+            {"n": name, "d": digest},
+        ).first()
+        return _version(row) if row else None
+
+    def create(
+        self,
+        name: str,
+        rows: Sequence[DatasetRow],
+        *,
+        actor: str | None,
+        description: str | None = None,
+        source: dict[str, Any] | None = None,
+    ) -> tuple[DatasetVersion, bool]:
+        """The version holding exactly ``rows``: an existing one with the same digest, or a new one."""
+        if not rows:
+            raise APIError(400, "a dataset version needs at least one row", param="rows", code="empty_dataset")
+        digest = rows_digest(rows)
+        for attempt in range(_ATTEMPTS):
+            try:
+                with self.db.engine.begin() as conn:
+                    found = self._existing(conn, name, digest)
+                    if found is not None:
+                        return found, False
+                    return self._insert(conn, name, rows, digest, actor, description, source), True
+            except IntegrityError:
+                if attempt == _ATTEMPTS - 1:
+                    raise APIError(409, f"dataset {name!r} is being changed concurrently: retry") from None
+        raise AssertionError("unreachable")
+
+    def _insert(
+        self,
+        conn: Connection,
+        name: str,
+        rows: Sequence[DatasetRow],
+        digest: str,
+        actor: str | None,
+        description: str | None,
+        source: dict[str, Any] | None,
+    ) -> DatasetVersion:
+        at = now()
+        if conn.execute(text("SELECT 1 FROM registry_datasets WHERE name = :n"), {"n": name}).first() is None:
+            conn.execute(
+                text(
+                    "INSERT INTO registry_datasets (name, description, created_at, created_by) VALUES (:n, :d, :t, :a)"
+                ),
+                {"n": name, "d": description, "t": at, "a": actor},
+            )
+        latest = conn.execute(
+            text("SELECT MAX(version) FROM registry_dataset_versions WHERE name = :n"), {"n": name}
+        ).scalar_one_or_none()
+        version = DatasetVersion(name, int(latest or 0) + 1, digest, len(rows), source, description, at, actor)
+        conn.execute(
+            text(
+                f"INSERT INTO registry_dataset_versions ({_VERSION_COLUMNS}) VALUES (:n, :v, :d, :c, :s, :desc, :t, :a)"
+            ),
+            {
+                "n": name,
+                "v": version.version,
+                "d": digest,
+                "c": len(rows),
+                "s": dumps(source) if source is not None else None,
+                "desc": description,
+                "t": at,
+                "a": actor,
+            },
+        )
+        conn.execute(
+            text(
+                "INSERT INTO registry_dataset_rows (name, version, idx, row_data, trace_id) VALUES (:n, :v, :i, :r, :tid)"
+            ),
+            [
+                {"n": name, "v": version.version, "i": i, "r": row.canonical(), "tid": row.trace_id}
+                for i, row in enumerate(rows)
+            ],
+        )
+        bump_revision(conn)
+        return version
+
+    def entries(self) -> list[dict[str, Any]]:
+        sql = text(
+            "SELECT d.name, d.description, MAX(v.version), d.created_at, d.created_by FROM registry_datasets d "
+            "LEFT JOIN registry_dataset_versions v ON v.name = d.name "
+            "GROUP BY d.name, d.description, d.created_at, d.created_by ORDER BY d.name"
+        )
+        with self.db.engine.connect() as conn:
+            return [
+                {
+                    "name": r[0],
+                    "description": r[1],
+                    "latest_version": r[2],
+                    "created_at": float(r[3]),
+                    "created_by": r[4],
+                }
+                for r in conn.execute(sql)
+            ]
+
+    def versions(self, name: str) -> list[DatasetVersion]:
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(
+                text(f"SELECT {_VERSION_COLUMNS} FROM registry_dataset_versions WHERE name = :n ORDER BY version"),
+                {"n": name},
+            ).all()
+        if not rows:
+            raise dataset_not_found(name)
+        return [_version(row) for row in rows]
+
+    def version(self, name: str, ref: int | str) -> DatasetVersion:
+        """A version by number, or by its digest (or a prefix of 8+ hex digits)."""
+        with self.db.engine.connect() as conn:
+            if isinstance(ref, int) or ref.isdigit():
+                rows = conn.execute(
+                    text(f"SELECT {_VERSION_COLUMNS} FROM registry_dataset_versions WHERE name = :n AND version = :v"),
+                    {"n": name, "v": int(ref)},
+                ).all()
+            elif len(ref) >= 8:
+                rows = conn.execute(
+                    text(
+                        f"SELECT {_VERSION_COLUMNS} FROM registry_dataset_versions WHERE name = :n AND digest LIKE :d"
+                    ),
+                    {"n": name, "d": ref.lower() + "%"},
+                ).all()
+            else:
+                rows = []
+        if len(rows) != 1:
+            raise dataset_not_found(name, ref)
+        return _version(rows[0])
+
+    def rows(self, name: str, version: int, *, offset: int = 0, limit: int = 100) -> list[DatasetRow]:
+        with self.db.engine.connect() as conn:
+            found = conn.execute(
+                text(
+                    "SELECT row_data FROM registry_dataset_rows WHERE name = :n AND version = :v "
+                    "ORDER BY idx LIMIT :limit OFFSET :offset"
+                ),
+                {"n": name, "v": version, "limit": limit, "offset": offset},
+            ).all()
+        return [DatasetRow.model_validate(loads(r[0])) for r in found]

@@ -1,0 +1,65 @@
+"""The prompt registry: named prompts with immutable versions, labels with their move history, diffs.
+
+A version is a chat message list or a text, each a sandboxed Jinja2 template
+with declared, typed variables, default request parameters, an optional bound
+route, a commit message and its author. It is checked when it is created, so
+a version that is stored always renders::
+
+    prompts = PromptRegistry(db, live, audit, settings)
+    await prompts.create_version("support-reply", PromptVersionSpec(text="Hi {{ name }}",
+                                 variables={"name": "string"}), developer)
+    await prompts.move("support-reply", "staging", 1, reason="try it", principal=developer)
+    rendered = await prompts.render("support-reply", {"name": "Ada"}, label="staging")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lmdeck.db import Database
+from lmdeck.protocol import APIError
+from lmdeck.registry.catalog import AuditTrail, Catalog
+from lmdeck.registry.diff import prompt_diff
+from lmdeck.registry.live import LiveRegistry
+from lmdeck.registry.snapshot import DEFAULT_PROMPT_LABEL
+from lmdeck.registry.templates import PromptRenderError, PromptTemplate, PromptTemplateError
+from lmdeck.settings import PromptVersionSpec, Settings
+
+
+class PromptRegistry(Catalog[PromptVersionSpec]):
+    """Serving class of ``/api/registry/prompts``."""
+
+    def __init__(self, db: Database, live: LiveRegistry, audit: AuditTrail | None, settings: Settings) -> None:
+        super().__init__("prompt", db, live, audit, settings)
+
+    def validate(self, spec: PromptVersionSpec) -> None:
+        try:
+            PromptTemplate(spec)
+        except PromptTemplateError as exc:
+            raise APIError(
+                400, f"the prompt template is invalid: {exc}", param="template", code="invalid_template"
+            ) from None
+
+    async def resolve(self, name: str, *, label: str | None = None, version: int | None = None) -> dict[str, Any]:
+        """The version a label (default ``production``) or number names, from the live registry."""
+        compiled = self.live.snapshot.prompt(name, label=label, version=version)
+        return {**compiled.version.to_dict(), "label": (label or DEFAULT_PROMPT_LABEL) if version is None else None}
+
+    async def render(
+        self, name: str, variables: dict[str, Any], *, label: str | None = None, version: int | None = None
+    ) -> dict[str, Any]:
+        compiled = self.live.snapshot.prompt(name, label=label, version=version)
+        try:
+            rendered = compiled.template.render(variables)
+        except PromptRenderError as exc:
+            raise APIError(400, str(exc), param="variables", code="invalid_variables") from None
+        out: dict[str, Any] = {"name": name, "version": compiled.version.version}
+        out["text" if isinstance(rendered, str) else "messages"] = rendered
+        out["parameters"] = compiled.version.spec.parameters
+        out["route"] = compiled.version.spec.route
+        return out
+
+    async def diff(self, name: str, from_version: int, to_version: int) -> dict[str, Any]:
+        old = await self.version(name, from_version)
+        new = await self.version(name, to_version)
+        return prompt_diff(old, new)

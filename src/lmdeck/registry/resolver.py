@@ -1,0 +1,118 @@
+"""Resolving ``name@alias`` to the model version that serves it, and building its provider.
+
+The ``registry`` provider (:mod:`lmdeck.providers.registry_alias`) asks a
+:class:`ModelResolver` on every call; the answer comes from the live snapshot
+in memory. A request whose bundle hash was stamped is *pinned* to the snapshot
+that hash was computed from, so the version named on its trace is the version
+that answered it, even when the alias moves in between::
+
+    resolver = ModelResolver(live, providers, provider_ctx)
+    resolved = resolver.resolve("support-bot@production")
+    provider = resolver.create_provider(resolved.target(outer_target))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from lmdeck.providers import Provider, ProviderContext, ProviderRegistry
+from lmdeck.registry.live import LiveRegistry
+from lmdeck.registry.snapshot import ModelRef, RegistrySnapshot
+from lmdeck.registry.versions import Version
+from lmdeck.settings import ModelVersionSpec, TargetConfig
+
+RequestT = TypeVar("RequestT", bound=BaseModel)
+
+#: The snapshot the current request is pinned to (set by the bundle step for the request's task).
+_PINNED: ContextVar[RegistrySnapshot | None] = ContextVar("lmdeck_registry_pinned", default=None)
+
+
+@contextmanager
+def pinned(snapshot: RegistrySnapshot) -> Iterator[None]:
+    """Resolve aliases against ``snapshot`` inside the block."""
+    token = _PINNED.set(snapshot)
+    try:
+        yield
+    finally:
+        _PINNED.reset(token)
+
+
+def pin(snapshot: RegistrySnapshot) -> None:
+    """Pin the rest of the current task to ``snapshot`` (a stream resolves after the step returned)."""
+    _PINNED.set(snapshot)
+
+
+def delegate_target(version: Version[ModelVersionSpec], outer: TargetConfig) -> TargetConfig:
+    """The target a model version stands for: its provider and model, the route target's limits."""
+    spec = version.spec
+    options = {**outer.options, **spec.options}
+    if spec.artifact_path:
+        options["artifact_path"] = spec.artifact_path
+    return TargetConfig(
+        provider=spec.provider,
+        model=spec.model or spec.artifact_path or version.name,
+        base_url=spec.base_url,
+        api_key=spec.api_key,
+        weight=outer.weight,
+        timeout=outer.timeout,
+        ttft_timeout=outer.ttft_timeout,
+        max_retries=outer.max_retries,
+        headers=outer.headers,
+        options=options,
+    )
+
+
+def with_defaults(request: RequestT, defaults: dict[str, Any]) -> RequestT:
+    """``request`` with ``defaults`` filling the fields it did not set."""
+    if not defaults:
+        return request
+    given = request.model_dump(exclude_unset=True)
+    if all(key in given for key in defaults):
+        return request
+    return type(request).model_validate({**defaults, **given})
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """The version an alias named at the time of the call."""
+
+    version: Version[ModelVersionSpec]
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.version.name, self.version.version)
+
+    def target(self, outer: TargetConfig) -> TargetConfig:
+        return delegate_target(self.version, outer)
+
+    def apply(self, request: RequestT) -> RequestT:
+        return with_defaults(request, self.version.spec.parameters)
+
+
+class ModelResolver:
+    """What the ``registry`` provider finds in ``ProviderContext.extras["registry"]``."""
+
+    def __init__(self, live: LiveRegistry, providers: ProviderRegistry, ctx: ProviderContext) -> None:
+        self.live = live
+        self.providers = providers
+        self.ctx = ctx
+
+    def check(self, ref: str) -> None:
+        """Raise ValueError when ``ref`` is not ``name@alias`` or ``name@version``."""
+        ModelRef.parse(ref)
+
+    @property
+    def snapshot(self) -> RegistrySnapshot:
+        return _PINNED.get() or self.live.snapshot
+
+    def resolve(self, ref: str) -> ResolvedModel:
+        return ResolvedModel(self.snapshot.model(ref))
+
+    def create_provider(self, target: TargetConfig) -> Provider:
+        return self.providers.create(target, self.ctx)

@@ -1,0 +1,105 @@
+"""The registry inside a gateway: built once in ``build_gateway`` and reached by the API routes.
+
+    registry = RegistryRuntime(settings, db, providers, provider_ctx)  # before the router is built
+    router = Router.from_settings(settings, providers, provider_ctx)
+    pipeline = Pipeline(steps, terminal=Dispatcher(router))
+    registry.install(pipeline, router, lambda s: Router.from_settings(s, providers, provider_ctx), Dispatcher)
+    services.append(registry)
+
+``install`` adds the ``prompt`` and ``bundle`` steps after ``authenticate`` and
+the applied-routes step at the end of the pipeline; the provider context gets
+the model resolver under ``extras["registry"]`` for the ``registry`` provider.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+
+from lmdeck.db import Database
+from lmdeck.gateway.pipeline import Pipeline
+from lmdeck.gateway.routing.router import Router
+from lmdeck.providers import ProviderContext, ProviderRegistry
+from lmdeck.registry.bundle import BundleLog, StampBundle
+from lmdeck.registry.catalog import AuditTrail
+from lmdeck.registry.config_sync import ConfigSync
+from lmdeck.registry.dataset_registry import DatasetRegistry
+from lmdeck.registry.live import LiveRegistry
+from lmdeck.registry.model_registry import ModelRegistry
+from lmdeck.registry.prompt_registry import PromptRegistry
+from lmdeck.registry.prompt_step import RenderPrompt
+from lmdeck.registry.resolver import ModelResolver
+from lmdeck.registry.route_overlay import AppliedRoutes, RouterFactory, RouteTable, TerminalFactory
+from lmdeck.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def runtime_of(request: Request) -> RegistryRuntime:
+    """The registry of the gateway serving ``request``."""
+    runtime: RegistryRuntime = request.app.state.gateway.extras["registry"]
+    return runtime
+
+
+def default_audit(db: Database) -> AuditTrail | None:
+    try:
+        from lmdeck.policy.audit import AuditLog
+    except ImportError:
+        log.warning("the audit log is not available: registry moves are kept in their history only")
+        return None
+    return AuditLog(db)
+
+
+class RegistryRuntime:
+    """Live registry, model resolver, pipeline steps and the serving classes of the registry API."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        providers: ProviderRegistry,
+        provider_ctx: ProviderContext,
+        *,
+        audit: AuditTrail | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.providers = providers
+        self.live = LiveRegistry(db, poll_interval=settings.registry.poll_interval)
+        self.resolver = ModelResolver(self.live, providers, provider_ctx)
+        provider_ctx.extras["registry"] = self.resolver
+        self.audit = audit if audit is not None else default_audit(db)
+        self.models = ModelRegistry(db, self.live, self.audit, settings, providers.names)
+        self.prompts = PromptRegistry(db, self.live, self.audit, settings)
+        self.datasets = DatasetRegistry(db)
+        self.bundles = BundleLog(db)
+        self.overlay: AppliedRoutes | None = None
+        self._sync: ConfigSync | None = None
+
+    @property
+    def sync(self) -> ConfigSync:
+        if self._sync is None:
+            raise RuntimeError("RegistryRuntime.install() was not called")
+        return self._sync
+
+    def install(
+        self, pipeline: Pipeline, router: Router, build_router: RouterFactory, build_terminal: TerminalFactory
+    ) -> None:
+        table = RouteTable(router)
+        pipeline.insert_after("authenticate", RenderPrompt(self.live))
+        pipeline.insert_after("prompt", StampBundle(self.live, table, self.bundles))
+        self.overlay = AppliedRoutes(self.live, self.settings, build_router, build_terminal)
+        pipeline.append(self.overlay)
+        self._sync = ConfigSync(
+            self.db, self.live, self.models, self.prompts, table, self.providers.names, self.audit, self.settings
+        )
+
+    async def start(self) -> None:
+        await self.live.start()
+
+    async def stop(self) -> None:
+        await self.live.stop()
+        await self.bundles.drain()
+        if self.overlay is not None:
+            await self.overlay.aclose()

@@ -1,0 +1,69 @@
+"""Request bodies of the registry API (``/api/registry/...``); responses are the records' ``to_dict()``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lmdeck.registry.datasets import DatasetRow
+from lmdeck.registry.plan import Declared
+
+
+class RegisterRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128)
+    description: str | None = None
+
+
+class MoveRequest(BaseModel):
+    """Point an alias or label at a version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1)
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class ReasonRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class RenderRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str | None = None
+    version: int | None = Field(default=None, ge=1)
+    variables: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _label_or_version(self) -> RenderRequest:
+        if self.label is not None and self.version is not None:
+            raise ValueError("give `label` or `version`, not both")
+        return self
+
+
+class DatasetCreateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rows: list[DatasetRow] = Field(min_length=1)
+    description: str | None = None
+    source: dict[str, Any] | None = None
+
+
+class FromTracesRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filter: str = ""
+    limit: int = Field(default=1000, ge=1, le=100_000)
+    description: str | None = None
+
+
+class ApplyRequest(Declared):
+    """A declared state (``routes``, ``models``, ``prompts``) and how to apply it."""
+
+    dry_run: bool = False
+    prune: bool = Field(default=False, description="also remove applied routes and aliases/labels not declared")

@@ -1,0 +1,186 @@
+"""Prompt templates: Jinja2 in a sandbox, with declared, typed variables.
+
+A template is checked when its version is created (syntax, and every variable
+it uses must be declared) and compiled once; rendering validates the
+variables first, so a request learns exactly which ones are missing, extra or
+of the wrong type::
+
+    template = PromptTemplate(PromptVersionSpec(text="Hello {{ name }}", variables={"name": "string"}))
+    template.render({"name": "Ada"})          # "Hello Ada"
+    template.render({})                       # PromptRenderError: missing variable: name
+
+The sandbox (:class:`jinja2.sandbox.ImmutableSandboxedEnvironment`) refuses
+attribute tricks such as ``{{ ''.__class__.__mro__ }}`` and mutation of
+arguments; output is capped so a template cannot grow without bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, meta
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from lmdeck.settings import PromptVersionSpec, VariableSpec, VariableType
+
+#: The most characters a rendered prompt may have.
+MAX_RENDERED_CHARS = 1_000_000
+
+_TYPE_CHECKS: dict[VariableType, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "list": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+    "any": lambda v: True,
+}
+
+
+class PromptRenderError(ValueError):
+    """The variables do not fit the prompt, or the template failed; the message names what to fix."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        missing: list[str] | None = None,
+        extra: list[str] | None = None,
+        wrong: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.missing = missing or []
+        self.extra = extra or []
+        self.wrong = wrong or {}
+
+
+class PromptTemplateError(ValueError):
+    """A template cannot be accepted as a version (syntax, undeclared variables)."""
+
+
+def _environment() -> ImmutableSandboxedEnvironment:
+    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+def _texts(spec: PromptVersionSpec) -> Iterator[tuple[str, str]]:
+    """(where, template source) for every template string in a version."""
+    if spec.text is not None:
+        yield "text", spec.text
+    for i, message in enumerate(spec.messages or []):
+        content = message.get("content")
+        if isinstance(content, str):
+            yield f"messages[{i}].content", content
+        elif isinstance(content, list):
+            for j, part in enumerate(content):
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    yield f"messages[{i}].content[{j}].text", part["text"]
+
+
+def check_messages(spec: PromptVersionSpec) -> None:
+    for i, message in enumerate(spec.messages or []):
+        role = message.get("role")
+        if role not in ("system", "developer", "user", "assistant", "tool"):
+            raise PromptTemplateError(f"messages[{i}].role must be system, developer, user, assistant or tool")
+        if not isinstance(message.get("content"), str | list):
+            raise PromptTemplateError(f"messages[{i}].content must be a string or a list of content parts")
+
+
+class PromptTemplate:
+    """One prompt version, compiled; :meth:`render` fills it in."""
+
+    def __init__(self, spec: PromptVersionSpec) -> None:
+        self.spec = spec
+        check_messages(spec)
+        env = _environment()
+        self._compiled: dict[str, Template] = {}
+        used: set[str] = set()
+        for where, source in _texts(spec):
+            try:
+                used |= meta.find_undeclared_variables(env.parse(source))
+                self._compiled[where] = env.from_string(source)
+            except TemplateSyntaxError as exc:
+                raise PromptTemplateError(f"{where}: line {exc.lineno}: {exc.message}") from None
+        undeclared = sorted(used - set(spec.variables))
+        if undeclared:
+            raise PromptTemplateError(
+                f"the template uses {', '.join(undeclared)} but `variables` does not declare "
+                f"{'it' if len(undeclared) == 1 else 'them'}: add {', '.join(undeclared)} to `variables`"
+            )
+
+    @property
+    def variables(self) -> dict[str, VariableSpec]:
+        return self.spec.variables
+
+    def bind(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The variables to render with (defaults filled in), or :class:`PromptRenderError`."""
+        declared = self.spec.variables
+        missing = sorted(n for n, v in declared.items() if n not in given and v.required and v.default is None)
+        extra = sorted(n for n in given if n not in declared)
+        wrong = {
+            n: f"expected {declared[n].type}, got {type(v).__name__}"
+            for n, v in given.items()
+            if n in declared and not _TYPE_CHECKS[declared[n].type](v)
+        }
+        if missing or extra or wrong:
+            parts = []
+            if missing:
+                parts.append(f"missing variable{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
+            if extra:
+                parts.append(f"unknown variable{'s' if len(extra) > 1 else ''}: {', '.join(extra)}")
+            for name, why in sorted(wrong.items()):
+                parts.append(f"variable {name}: {why}")
+            declared_list = ", ".join(f"{n} ({v.type})" for n, v in declared.items()) or "none"
+            raise PromptRenderError(
+                f"{'; '.join(parts)} (the prompt declares: {declared_list})", missing=missing, extra=extra, wrong=wrong
+            )
+        bound = {n: v.default for n, v in declared.items() if v.default is not None or not v.required}
+        bound.update(given)
+        return bound
+
+    def _render_one(self, where: str, variables: Mapping[str, Any], budget: list[int]) -> str:
+        out: list[str] = []
+        try:
+            for piece in self._compiled[where].generate(variables):
+                budget[0] -= len(piece)
+                if budget[0] < 0:
+                    raise PromptRenderError(f"the rendered prompt is longer than {MAX_RENDERED_CHARS} characters")
+                out.append(piece)
+        except SecurityError as exc:
+            raise PromptRenderError(f"{where}: the template tried an operation the sandbox forbids: {exc}") from None
+        except TemplateError as exc:
+            raise PromptRenderError(f"{where}: the template failed: {exc}") from None
+        except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+            if isinstance(exc, PromptRenderError):
+                raise
+            raise PromptRenderError(f"{where}: the template failed: {type(exc).__name__}: {exc}") from None
+        return "".join(out)
+
+    def render(self, given: Mapping[str, Any]) -> str | list[dict[str, Any]]:
+        """The text, or the chat messages, with ``given`` filled in."""
+        variables = self.bind(given)
+        budget = [MAX_RENDERED_CHARS]
+        if self.spec.text is not None:
+            return self._render_one("text", variables, budget)
+        messages: list[dict[str, Any]] = []
+        for i, message in enumerate(self.spec.messages or []):
+            content = message["content"]
+            if isinstance(content, str):
+                rendered: Any = self._render_one(f"messages[{i}].content", variables, budget)
+            else:
+                rendered = []
+                for j, part in enumerate(content):
+                    where = f"messages[{i}].content[{j}].text"
+                    rendered.append(
+                        {**part, "text": self._render_one(where, variables, budget)}
+                        if where in self._compiled
+                        else part
+                    )
+            messages.append({**message, "content": rendered})
+        return messages
+
+    def render_messages(self, given: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Chat messages: a text prompt becomes one user message."""
+        rendered = self.render(given)
+        return [{"role": "user", "content": rendered}] if isinstance(rendered, str) else rendered
