@@ -166,7 +166,12 @@ class TracingSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     redact: Literal["none", "bodies", "all"] = "none"
-    fsync_interval_ms: float = Field(default=2.0, ge=0)
+    fsync_interval_ms: float = Field(
+        default=0.0,
+        ge=0,
+        description="least time between two fsyncs of the spool; 0 writes as soon as the previous fsync "
+        "ends, so records that arrive during one fsync share the next (group commit without a wait)",
+    )
     batch_size: int = Field(default=500, ge=1)
     segment_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
 
