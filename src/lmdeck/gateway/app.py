@@ -16,7 +16,7 @@ from lmdeck.gateway.components import Gateway, build_gateway
 from lmdeck.gateway.errors import install_error_handlers
 from lmdeck.gateway.middleware.body_limit import BodyLimitMiddleware
 from lmdeck.gateway.middleware.request_id import RequestIdMiddleware
-from lmdeck.gateway.routes import audit, budgets, health, keys, metrics, openai_api, secrets, spend, teams
+from lmdeck.gateway.routes import audit, budgets, health, keys, metrics, openai_api, secrets, spend, teams, traces
 from lmdeck.gateway.routes import registry as registry_routes
 from lmdeck.settings import Settings
 
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
     app.include_router(registry_routes.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(traces.router)
     for access_routes in (keys, teams, budgets, spend, audit, secrets):
         app.include_router(access_routes.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

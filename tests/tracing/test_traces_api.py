@@ -1,0 +1,165 @@
+"""``/api/traces`` in-process: filters, pages, errors in OpenAI's shape, and team isolation."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from lmdeck.gateway.app import create_app
+from lmdeck.policy.principal import Principal
+from lmdeck.settings import Settings
+from lmdeck.tracing.record import TraceRecord
+from lmdeck.tracing.sql_store import SQLTraceStore
+
+ADMIN_KEY = "sk-lmdeck-traces-api-admin"
+PRINCIPALS = {
+    "sk-viewer-a": Principal(key_id="ka", role="viewer", team_id="team-a"),
+    "sk-dev-b": Principal(key_id="kb", role="developer", team_id="team-b"),
+    "sk-org-viewer": Principal(key_id="ko", role="viewer"),
+    "sk-inference-a": Principal(key_id="ki", role="inference", team_id="team-a"),
+    "sk-team-admin": Principal(key_id="kt", role="admin", team_id="team-a"),
+}
+
+
+class TableAuthenticator:
+    """Keys of the test principals, then whatever the gateway already accepts."""
+
+    def __init__(self, fallback: Any) -> None:
+        self.fallback = fallback
+
+    async def authenticate(self, token: str) -> Principal | None:
+        return PRINCIPALS.get(token) or await self.fallback.authenticate(token)
+
+
+def trace(n: int, team: str | None, **fields: Any) -> TraceRecord:
+    return TraceRecord(id=f"tr{n:03d}", created_at=1_800_000_000.0 + n, team_id=team, route="demo", **fields)
+
+
+@pytest.fixture
+async def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+    monkeypatch.setenv("LMDECK_TEST_TRACES_ADMIN_KEY", ADMIN_KEY)
+    settings = Settings.model_validate(
+        {"data_dir": str(tmp_path), "default_routes": False, "admin_key": {"$env": "LMDECK_TEST_TRACES_ADMIN_KEY"}}
+    )
+    app = create_app(settings)
+    gateway = app.state.gateway
+    gateway.authenticator = TableAuthenticator(gateway.authenticator)
+    await gateway.start()
+    SQLTraceStore(gateway.db).insert(
+        [
+            trace(1, "team-a"),
+            trace(2, "team-b", status_code=500, error="boom"),
+            trace(3, "team-a", status_code=429),
+            trace(4, None),
+            trace(5, "team-b"),
+        ]
+    )
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://lmdeck.test") as http:
+            yield http
+    finally:
+        await gateway.stop()
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}"}
+
+
+async def listed(client: httpx.AsyncClient, key: str, **params: Any) -> list[str]:
+    response = await client.get("/api/traces", params=params, headers=auth(key))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["object"] == "list"
+    return [t["id"] for t in body["data"]]
+
+
+async def test_admin_sees_every_team_and_filters_apply(client: httpx.AsyncClient) -> None:
+    assert await listed(client, ADMIN_KEY) == ["tr005", "tr004", "tr003", "tr002", "tr001"]
+    assert await listed(client, ADMIN_KEY, team_id="team-b") == ["tr005", "tr002"]
+    assert await listed(client, ADMIN_KEY, status="error") == ["tr003", "tr002"]
+    assert await listed(client, ADMIN_KEY, status="500") == ["tr002"]
+    assert await listed(client, ADMIN_KEY, errors="false", since="1800000004") == ["tr005", "tr004"]
+    assert await listed(client, "sk-team-admin") == ["tr005", "tr004", "tr003", "tr002", "tr001"]
+
+
+async def test_a_team_member_sees_only_its_team(client: httpx.AsyncClient) -> None:
+    assert await listed(client, "sk-viewer-a") == ["tr003", "tr001"]
+    assert await listed(client, "sk-dev-b") == ["tr005", "tr002"]
+    assert await listed(client, "sk-viewer-a", team_id="team-b") == []
+    assert await listed(client, "sk-viewer-a", status="error") == ["tr003"]
+    # A key without a team is an organisation-wide viewer.
+    assert len(await listed(client, "sk-org-viewer")) == 5
+
+
+async def test_another_teams_trace_is_not_found(client: httpx.AsyncClient) -> None:
+    mine = await client.get("/api/traces/tr001", headers=auth("sk-viewer-a"))
+    assert mine.status_code == 200
+    assert mine.json()["id"] == "tr001" and mine.json()["object"] == "trace"
+    theirs = await client.get("/api/traces/tr002", headers=auth("sk-viewer-a"))
+    missing = await client.get("/api/traces/nope", headers=auth("sk-viewer-a"))
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.json()["error"]["code"] == "trace_not_found"
+    assert (await client.get("/api/traces/tr002", headers=auth(ADMIN_KEY))).status_code == 200
+
+
+async def test_keys_without_the_viewer_role_are_refused(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/api/traces")).status_code == 401
+    assert (await client.get("/api/traces", headers=auth("sk-wrong"))).status_code == 401
+    refused = await client.get("/api/traces", headers=auth("sk-inference-a"))
+    assert refused.status_code == 403
+    assert refused.json()["error"]["type"] == "permission_error"
+    assert (await client.get("/api/traces/tr001", headers=auth("sk-inference-a"))).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "many"}, "limit"),
+        ({"status": "sideways"}, "status"),
+        ({"since": "last tuesday"}, "since"),
+        ({"cursor": "%%%"}, "cursor"),
+        ({"min_latency_ms": "-1"}, "min_latency_ms"),
+        ({"status": "error", "errors": "false"}, "errors"),
+    ],
+)
+async def test_bad_filters_get_a_400_naming_them(client: httpx.AsyncClient, params: dict[str, str], param: str) -> None:
+    response = await client.get("/api/traces", params=params, headers=auth(ADMIN_KEY))
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert param in (error["param"] or "") or param in error["message"]
+
+
+async def test_pages_follow_the_cursor(client: httpx.AsyncClient) -> None:
+    seen: list[str] = []
+    params: dict[str, Any] = {"limit": 2}
+    while True:
+        response = await client.get("/api/traces", params=params, headers=auth(ADMIN_KEY))
+        body = response.json()
+        seen.extend(t["id"] for t in body["data"])
+        if not body["has_more"]:
+            assert body["next_cursor"] is None
+            break
+        params["cursor"] = body["next_cursor"]
+    assert seen == ["tr005", "tr004", "tr003", "tr002", "tr001"]
+
+
+async def test_a_request_through_the_gateway_is_stored(client: httpx.AsyncClient) -> None:
+    request = {"model": "no-such-route", "messages": [{"role": "user", "content": "hi"}]}
+    answer = await client.post(
+        "/v1/chat/completions", json=request, headers={**auth(ADMIN_KEY), "x-request-id": "req-traced-1"}
+    )
+    assert answer.status_code == 404
+    sink = client._transport.app.state.gateway.sink  # type: ignore[attr-defined]
+    assert await sink.stored(10)
+    found = await client.get("/api/traces", params={"request_id": "req-traced-1"}, headers=auth(ADMIN_KEY))
+    [stored] = found.json()["data"]
+    assert stored["status_code"] == 404
+    assert stored["request_body"]["messages"][0]["content"] == "hi"
+    assert stored["route"] in (None, "no-such-route")
