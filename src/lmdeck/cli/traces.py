@@ -1,0 +1,136 @@
+"""``lmdeck traces list`` and ``lmdeck traces show``: the stored traces, through the HTTP API.
+
+    lmdeck traces list --route demo --status error --limit 20
+    lmdeck traces list --since 2026-01-31T00:00:00Z --json
+    lmdeck traces show 01a2077...
+
+The gateway is reached at ``--base-url`` / ``LMDECK_BASE_URL`` with ``--api-key`` /
+``LMDECK_API_KEY`` (a key with the viewer role or above).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+
+from lmdeck.sdk import Client, LMDeckError
+from lmdeck.tracing.record import TraceRecord
+
+app = typer.Typer(help="Query the stored traces.", no_args_is_help=True)
+
+BASE_URL = typer.Option(None, "--base-url", help="gateway URL (default: LMDECK_BASE_URL or http://127.0.0.1:4000)")
+API_KEY = typer.Option(None, "--api-key", help="API key (default: LMDECK_API_KEY)")
+COLUMNS = ("TIME", "ID", "ROUTE", "MODEL", "STATUS", "LATENCY", "TOKENS", "COST")
+
+
+@contextmanager
+def _client(base_url: str | None, api_key: str | None) -> Iterator[Client]:
+    try:
+        with Client(base_url, api_key) as client:
+            yield client
+    except LMDeckError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _row(trace: TraceRecord) -> tuple[str, ...]:
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(trace.created_at))
+    return (
+        when,
+        trace.id,
+        trace.route or "-",
+        trace.upstream_model or "-",
+        str(trace.status_code),
+        f"{trace.latency_ms:.0f}ms",
+        f"{trace.input_tokens}/{trace.output_tokens}",
+        f"{trace.cost:.6f}".rstrip("0").rstrip(".") if trace.cost else "0",
+    )
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+@app.command("list")
+def list_traces(
+    route: str | None = typer.Option(None, help="public model name"),
+    model: str | None = typer.Option(None, help="upstream model"),
+    status: str | None = typer.Option(None, help="HTTP status code, 'ok' or 'error'"),
+    key_id: str | None = typer.Option(None, "--key", help="API key id"),
+    team_id: str | None = typer.Option(None, "--team", help="team id"),
+    user: str | None = typer.Option(None, help="end user"),
+    tag: str | None = typer.Option(None, help="tag"),
+    prompt: str | None = typer.Option(None, help="prompt name"),
+    since: str | None = typer.Option(None, help="epoch seconds or ISO 8601"),
+    until: str | None = typer.Option(None, help="epoch seconds or ISO 8601"),
+    min_latency_ms: float | None = typer.Option(None, "--min-latency", help="milliseconds"),
+    q: str | None = typer.Option(None, "--search", help="text in errors, metadata or bodies"),
+    limit: int = typer.Option(20, help="traces per page (1-1000)"),
+    cursor: str | None = typer.Option(None, help="continue after a previous page"),
+    as_json: bool = typer.Option(False, "--json", help="print the page as JSON"),
+    base_url: str | None = BASE_URL,
+    api_key: str | None = API_KEY,
+) -> None:
+    """List traces, newest first."""
+    with _client(base_url, api_key) as client:
+        page = client.traces.list(
+            route=route,
+            model=model,
+            status=status,
+            key_id=key_id,
+            team_id=team_id,
+            user=user,
+            tag=tag,
+            prompt=prompt,
+            since=since,
+            until=until,
+            min_latency_ms=min_latency_ms,
+            q=q,
+            limit=limit,
+            cursor=cursor,
+        )
+    if as_json:
+        body: dict[str, Any] = {
+            "data": [t.to_dict() for t in page.data],
+            "next_cursor": page.next_cursor,
+            "has_more": page.has_more,
+        }
+        typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
+        return
+    if not page.data:
+        typer.echo("no traces match", err=True)
+        return
+    typer.echo(_table([COLUMNS, *(_row(t) for t in page.data)]))
+    if page.has_more:
+        typer.echo(f"\nmore: lmdeck traces list ... --cursor {page.next_cursor}", err=True)
+
+
+@app.command("show")
+def show(
+    trace_id: str = typer.Argument(..., help="the trace's id"),
+    as_json: bool = typer.Option(False, "--json", help="print the trace as JSON"),
+    base_url: str | None = BASE_URL,
+    api_key: str | None = API_KEY,
+) -> None:
+    """Show one trace with its request and response."""
+    with _client(base_url, api_key) as client:
+        trace = client.traces.get(trace_id)
+    data = trace.to_dict()
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    bodies = {k: data.pop(k) for k in ("request_body", "response_body", "metadata")}
+    width = max(len(k) for k in data)
+    for key, value in data.items():
+        if value is None or value == [] or value == {}:
+            continue
+        typer.echo(f"{key.ljust(width)}  {value}")
+    for key, value in bodies.items():
+        if value:
+            typer.echo(f"\n{key}:\n{json.dumps(value, indent=2, ensure_ascii=False)}")
