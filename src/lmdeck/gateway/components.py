@@ -108,6 +108,9 @@ def build_gateway(
     metrics = GatewayMetrics()
     if hasattr(sink, "depth"):
         metrics.gauge_from("lmdeck_spool_depth", "traces not yet in the store", lambda: {(): getattr(sink, "depth", 0)})
+    metrics.gauge_from(
+        "lmdeck_breaker_state", "circuit breaker state per target (1 = current)", router.breaker_gauge, ("target", "state")
+    )
     observers: list[TraceObserver] = [metrics]
     if settings.otlp_endpoint:
         observers.append(OTelExporter.to_otlp(settings.otlp_endpoint))

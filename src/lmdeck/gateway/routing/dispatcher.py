@@ -1,13 +1,80 @@
-"""The terminal step of the pipeline: send the request to a target of its route."""
+"""The terminal step of the pipeline: send the request to a target, with retries, breakers and fallbacks.
+
+For one request the dispatcher walks the requested route, then each route of its
+``fallbacks`` in order. Within a route it tries the targets in the strategy's order,
+skipping those whose breaker is open, retrying retryable failures (up to the largest
+``max_retries`` among its targets) after a backoff (see :mod:`lmdeck.gateway.routing.retry`).
+
+Each attempt has a deadline: the target's ``timeout`` for a whole answer, and for a
+stream its ``ttft_timeout`` (or ``timeout``) until the first chunk. A stream is only
+handed on once its first chunk has arrived, so a stream that fails before its first
+token is retried like any call; once a chunk has gone to the client, a failure ends
+the stream.
+
+The trace records the target that answered, ``retries``, ``fallback_used``,
+``upstream_ms`` (from the first attempt to the end of the answer) and, in
+``metadata["upstream_errors"]``, every failed attempt.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pydantic import BaseModel
+
 from lmdeck.gateway.context import Completed, RequestContext, Result, Streamed
-from lmdeck.gateway.routing.router import Router, TargetState
+from lmdeck.gateway.routing.breaker import Permit
+from lmdeck.gateway.routing.retry import falls_back, retryable, trips_breaker
+from lmdeck.gateway.routing.router import Router, RouteState, TargetState
 from lmdeck.protocol import APIError, ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from lmdeck.providers.base import UpstreamError, UpstreamTimeout
+
+
+class RouteExhausted(Exception):
+    """Every attempt a route allowed has failed; the next fallback route may serve."""
+
+    def __init__(self, error: UpstreamError | APIError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def open_stream(target: TargetState, body: Any) -> AsyncIterator[BaseModel]:
+    provider = target.provider
+    if isinstance(body, ChatCompletionRequest):
+        return provider.stream_chat(body)
+    if isinstance(body, CompletionRequest):
+        return provider.stream_completions(body)
+    raise TypeError(f"{type(body).__name__} cannot be streamed")
+
+
+async def call_once(target: TargetState, body: Any) -> BaseModel:
+    provider = target.provider
+    if isinstance(body, ChatCompletionRequest):
+        return await provider.chat(body)
+    if isinstance(body, CompletionRequest):
+        return await provider.completions(body)
+    if isinstance(body, EmbeddingRequest):
+        return await provider.embeddings(body)
+    raise TypeError(f"unknown request body {type(body).__name__}")
+
+
+async def call_target(ctx: RequestContext, target: TargetState) -> Result:
+    """One plain call to one target: no retries, no breaker, no deadline beyond the provider's own."""
+    if ctx.stream:
+        return Streamed(open_stream(target, ctx.body))
+    return Completed(await call_once(target, ctx.body))
 
 
 class Dispatcher:
+    """Sends a request to its route's targets; the last handler of the pipeline.
+
+    >>> pipeline = Pipeline(steps, terminal=Dispatcher(router))  # doctest: +SKIP
+    """
+
     def __init__(self, router: Router) -> None:
         self.router = router
 
@@ -15,29 +82,180 @@ class Dispatcher:
         route = self.router.get(ctx.route_name)
         if route is None:
             raise APIError(404, f"the model {ctx.route_name!r} does not exist", code="model_not_found", param="model")
-        target = route.targets[0]
-        self._stamp(ctx, target)
-        return await call_target(ctx, target)
+        ctx.trace.route = ctx.route_name
+        chain = [route] + [r for name in route.config.fallbacks if (r := self.router.get(name)) is not None]
+        started = time.perf_counter()
+        last: UpstreamError | APIError | None = None
+        for position, candidate in enumerate(chain):
+            try:
+                result = await self._route(ctx, candidate, started)
+            except RouteExhausted as exhausted:
+                # An upstream failure outranks "circuit open" as the reason given to the client.
+                if last is None or isinstance(exhausted.error, UpstreamError):
+                    last = exhausted.error
+                continue
+            if position > 0:
+                ctx.trace.fallback_used = True
+                ctx.trace.metadata["served_by_route"] = candidate.name
+            return result
+        assert last is not None
+        raise last
+
+    async def _route(self, ctx: RequestContext, route: RouteState, started: float) -> Result:
+        targets = self.router.order(route)
+        allowed = 1 + max((t.config.max_retries for t in targets), default=0)
+        attempts = 0
+        position = 0
+        last: UpstreamError | None = None
+        previous: TargetState | None = None
+        while attempts < allowed:
+            picked = await self._pick(targets, position)
+            if picked is None:
+                break
+            target, permit = picked
+            if attempts > 0:
+                retry_after = last.retry_after if last is not None else None
+                delay = self.router.retry.delay(attempts - 1, self.router.rng, retry_after, target is previous)
+                try:
+                    await asyncio.sleep(delay)
+                except BaseException:
+                    await self.router.breakers.release(permit)
+                    raise
+            tries = ctx.state["upstream_attempts"] = ctx.state.get("upstream_attempts", 0) + 1
+            ctx.trace.retries = tries - 1
+            self._stamp(ctx, target)
+            try:
+                return await self._attempt(ctx, target, permit, started)
+            except UpstreamError as exc:
+                self._note_failure(ctx, target, exc)
+                if not retryable(exc):
+                    if falls_back(exc):
+                        raise RouteExhausted(exc) from exc
+                    raise
+                last, previous = exc, target
+                attempts += 1
+                position = targets.index(target) + 1
+        if last is not None:
+            raise RouteExhausted(last)
+        raise RouteExhausted(await self._circuit_open(route))
+
+    async def _pick(self, targets: list[TargetState], start: int) -> tuple[TargetState, Permit] | None:
+        """The first target from ``start`` on (wrapping round) whose breaker lets a request through."""
+        for i in range(len(targets)):
+            target = targets[(start + i) % len(targets)]
+            permit = await self.router.breakers.acquire(target.id)
+            if permit is not None:
+                return target, permit
+        return None
+
+    async def _circuit_open(self, route: RouteState) -> APIError:
+        wait = min([await self.router.breakers.retry_in(t.id) for t in route.targets] or [1.0])
+        seconds = max(1, math.ceil(wait))
+        return APIError(
+            503,
+            f"every target of {route.name!r} is failing and has been taken out of rotation (circuit open); "
+            f"retry in {seconds}s",
+            type="service_unavailable",
+            code="circuit_open",
+            headers={"retry-after": str(seconds)},
+        )
 
     @staticmethod
     def _stamp(ctx: RequestContext, target: TargetState) -> None:
-        ctx.trace.route = ctx.route_name
         ctx.trace.target = target.id
         ctx.trace.provider = target.config.provider
         ctx.trace.upstream_model = target.config.model
 
+    @staticmethod
+    def _note_failure(ctx: RequestContext, target: TargetState, exc: UpstreamError) -> None:
+        errors = ctx.trace.metadata.setdefault("upstream_errors", [])
+        errors.append({"target": target.id, "status": exc.status, "kind": exc.kind, "error": exc.message})
 
-async def call_target(ctx: RequestContext, target: TargetState) -> Result:
-    provider = target.provider
-    body = ctx.body
-    if isinstance(body, ChatCompletionRequest):
-        if body.stream:
-            return Streamed(provider.stream_chat(body))
-        return Completed(await provider.chat(body))
-    if isinstance(body, CompletionRequest):
-        if body.stream:
-            return Streamed(provider.stream_completions(body))
-        return Completed(await provider.completions(body))
-    if isinstance(body, EmbeddingRequest):
-        return Completed(await provider.embeddings(body))
-    raise TypeError(f"unknown request body {type(body).__name__}")
+    async def _settle(self, permit: Permit, exc: UpstreamError | None) -> None:
+        if exc is None:
+            await self.router.breakers.success(permit)
+        elif trips_breaker(exc):
+            await self.router.breakers.failure(permit)
+        else:
+            # The upstream answered (a 4xx or a rate limit): it is alive.
+            await self.router.breakers.success(permit)
+
+    async def _attempt(self, ctx: RequestContext, target: TargetState, permit: Permit, started: float) -> Result:
+        config = target.config
+        began = time.perf_counter()
+        target.in_flight += 1
+        stream: AsyncIterator[BaseModel] | None = None
+        try:
+            if ctx.stream:
+                stream = open_stream(target, ctx.body)
+                wait = config.ttft_timeout or config.timeout
+                kind = "ttft_timeout" if config.ttft_timeout else "timeout"
+                try:
+                    async with asyncio.timeout(wait):
+                        first: BaseModel | None = await anext(stream, None)
+                except TimeoutError:
+                    raise UpstreamTimeout(
+                        f"the upstream {target.id} sent no token within {wait:g}s (the target's `{kind}`)", kind=kind
+                    ) from None
+            else:
+                try:
+                    async with asyncio.timeout(config.timeout):
+                        response = await call_once(target, ctx.body)
+                except TimeoutError:
+                    raise UpstreamTimeout(
+                        f"the upstream {target.id} did not answer within {config.timeout:g}s (the target's `timeout`)"
+                    ) from None
+        except UpstreamError as exc:
+            target.in_flight -= 1
+            await self._settle(permit, exc)
+            if stream is not None:
+                await _close(stream)
+            raise
+        except BaseException:
+            target.in_flight -= 1
+            await self.router.breakers.release(permit)
+            if stream is not None:
+                await _close(stream)
+            raise
+        target.observe_latency((time.perf_counter() - began) * 1000.0)
+        if stream is None:
+            target.in_flight -= 1
+            await self._settle(permit, None)
+            ctx.trace.upstream_ms = (time.perf_counter() - started) * 1000.0
+            return Completed(response)
+        return Streamed(self._relay(ctx, target, permit, first, stream, started))
+
+    async def _relay(
+        self,
+        ctx: RequestContext,
+        target: TargetState,
+        permit: Permit,
+        first: BaseModel | None,
+        stream: AsyncIterator[BaseModel],
+        started: float,
+    ) -> AsyncIterator[BaseModel]:
+        settled = False
+        try:
+            if first is not None:
+                yield first
+                async for chunk in stream:
+                    yield chunk
+            await self._settle(permit, None)
+            settled = True
+        except UpstreamError as exc:
+            self._note_failure(ctx, target, exc)
+            await self._settle(permit, exc)
+            settled = True
+            raise
+        finally:
+            target.in_flight -= 1
+            ctx.trace.upstream_ms = (time.perf_counter() - started) * 1000.0
+            if not settled:
+                await self.router.breakers.release(permit)
+            await _close(stream)
+
+
+async def _close(stream: AsyncIterator[BaseModel]) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -1,11 +1,25 @@
-"""The route table: public model names → targets with their live state."""
+"""The route table: public model names → targets with their live state, strategies and breakers.
+
+router = Router.from_settings(settings, providers, ProviderContext(settings=settings, http=http))
+route = router.get("gpt-4o")
+router.order(route)          # the targets in the order this request should try them
+router.breaker_states()      # {"openai:gpt-4o": "open", ...} for metrics
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import random
 
-from lmdeck.providers import Provider, ProviderContext, ProviderRegistry
-from lmdeck.settings import RouteConfig, Settings, TargetConfig
+from lmdeck.gateway.routing.breaker import BreakerState, BreakerStore, CircuitBreakers
+from lmdeck.gateway.routing.retry import RetryPolicy
+from lmdeck.gateway.routing.state import RouteState, TargetState
+from lmdeck.gateway.routing.strategy import StrategyRegistry
+from lmdeck.providers import ProviderContext, ProviderRegistry
+from lmdeck.settings import BreakerSettings, RetrySettings, RouteConfig, Settings, TargetConfig
+
+BREAKER_STATES: tuple[BreakerState, ...] = ("closed", "open", "half_open")
+
+__all__ = ["DEMO_ROUTE", "EMBED_ROUTE", "RouteState", "Router", "TargetState"]
 
 DEMO_ROUTE = RouteConfig(
     name="demo",
@@ -21,38 +35,37 @@ EMBED_ROUTE = RouteConfig(
 )
 
 
-@dataclass
-class TargetState:
-    """One target of a route, with the provider instance that serves it."""
-
-    config: TargetConfig
-    provider: Provider
-    in_flight: int = 0
-    latency_ewma_ms: float | None = None
-
-    @property
-    def id(self) -> str:
-        return self.config.id
-
-
-@dataclass
-class RouteState:
-    config: RouteConfig
-    targets: list[TargetState] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-
 class Router:
-    """Route names → live routes. Build with :meth:`from_settings`."""
+    """Route names → live routes, plus what the dispatcher needs to try them. Build with :meth:`from_settings`."""
 
-    def __init__(self, routes: dict[str, RouteState]) -> None:
+    def __init__(
+        self,
+        routes: dict[str, RouteState],
+        *,
+        retry: RetrySettings | None = None,
+        breakers: CircuitBreakers | None = None,
+        strategies: StrategyRegistry | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self._routes = routes
+        self.retry = RetryPolicy(retry or RetrySettings())
+        self.breakers = breakers or CircuitBreakers(BreakerSettings())
+        self.strategies = strategies or StrategyRegistry.builtin()
+        self.rng = rng or random.Random()
+        for route in routes.values():
+            if route.strategy is None:
+                route.strategy = self.strategies.create(route.config.strategy)
 
     @classmethod
-    def from_settings(cls, settings: Settings, providers: ProviderRegistry, ctx: ProviderContext) -> Router:
+    def from_settings(
+        cls,
+        settings: Settings,
+        providers: ProviderRegistry,
+        ctx: ProviderContext,
+        *,
+        breaker_store: BreakerStore | None = None,
+        strategies: StrategyRegistry | None = None,
+    ) -> Router:
         configs = list(settings.routes)
         if settings.default_routes and settings.local.enabled and "local" in providers:
             names = {r.name for r in configs}
@@ -60,7 +73,12 @@ class Router:
         routes = {
             rc.name: RouteState(rc, [TargetState(t, providers.create(t, ctx)) for t in rc.targets]) for rc in configs
         }
-        return cls(routes)
+        return cls(
+            routes,
+            retry=settings.retry,
+            breakers=CircuitBreakers(settings.breaker, breaker_store),
+            strategies=strategies,
+        )
 
     def get(self, name: str) -> RouteState | None:
         return self._routes.get(name)
@@ -70,6 +88,28 @@ class Router:
 
     def routes(self) -> list[RouteState]:
         return list(self._routes.values())
+
+    def order(self, route: RouteState) -> list[TargetState]:
+        """The route's targets in the order one request should try them."""
+        assert route.strategy is not None
+        return route.strategy.order(route.targets, self.rng)
+
+    def targets(self) -> dict[str, TargetState]:
+        return {t.id: t for route in self._routes.values() for t in route.targets}
+
+    def breaker_states(self) -> dict[str, BreakerState]:
+        """Every target's breaker state, by target id (``closed`` unless it has tripped)."""
+        states: dict[str, BreakerState] = dict.fromkeys(self.targets(), "closed")
+        states.update(self.breakers.states())
+        return states
+
+    def breaker_gauge(self) -> dict[tuple[str, ...], float]:
+        """``{(target, state): 1.0 for the current state else 0.0}``, the shape a Prometheus gauge reads."""
+        return {
+            (target_id, state): 1.0 if current == state else 0.0
+            for target_id, current in self.breaker_states().items()
+            for state in BREAKER_STATES
+        }
 
     async def aclose(self) -> None:
         for route in self._routes.values():

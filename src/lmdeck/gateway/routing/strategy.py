@@ -1,0 +1,71 @@
+"""Strategies: the order in which a route's targets are tried, chosen by name.
+
+A strategy ranks the targets for one request; the dispatcher tries them in that
+order (skipping those whose circuit is open) as it retries. Each built-in lives
+in its own module and is found by registry lookup from ``RouteConfig.strategy``::
+
+    class FirstListed:
+        name = "first"
+
+        def order(self, targets, rng):
+            return list(targets)
+
+    strategies = StrategyRegistry.builtin()
+    strategies.add("first", FirstListed)
+    strategies.create("first")
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from lmdeck.gateway.routing.state import TargetState
+from lmdeck.settings import ConfigError
+
+
+class Strategy(Protocol):
+    name: str
+
+    def order(self, targets: Sequence[TargetState], rng: random.Random) -> list[TargetState]:
+        """All the targets, the preferred one first."""
+        ...
+
+
+StrategyFactory = Callable[[], Strategy]
+
+
+class StrategyRegistry:
+    """Strategy factories by name.
+
+    >>> StrategyRegistry.builtin().names()
+    ['latency', 'least-inflight', 'weighted']
+    """
+
+    def __init__(self) -> None:
+        self._factories: dict[str, StrategyFactory] = {}
+
+    def add(self, name: str, factory: StrategyFactory) -> None:
+        self._factories[name] = factory
+
+    def names(self) -> list[str]:
+        return sorted(self._factories)
+
+    def create(self, name: str) -> Strategy:
+        try:
+            return self._factories[name]()
+        except KeyError:
+            known = ", ".join(self.names())
+            raise ConfigError(f"unknown routing strategy {name!r}: use one of {known}") from None
+
+    @classmethod
+    def builtin(cls) -> StrategyRegistry:
+        from lmdeck.gateway.routing.latency import LatencyEWMA
+        from lmdeck.gateway.routing.least_inflight import LeastInFlight
+        from lmdeck.gateway.routing.weighted import WeightedRandom
+
+        registry = cls()
+        for strategy in (WeightedRandom, LeastInFlight, LatencyEWMA):
+            registry.add(strategy.name, strategy)
+        return registry
