@@ -338,6 +338,18 @@ class RegistrySettings(BaseModel):
     )
 
 
+class EvaluationSettings(BaseModel):
+    """Online rules and experiments declared in the config file (validated by lmdeck.evaluation at start)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    online_rules: list[dict[str, Any]] = Field(default_factory=list, description="online evaluation rules")
+    experiments: list[dict[str, Any]] = Field(default_factory=list, description="A/B experiments started when absent")
+    queue_size: int = Field(default=1000, ge=1, description="traces waiting for online scoring before drops")
+    workers: int = Field(default=2, ge=1, le=64, description="background online scoring tasks")
+    poll_interval: float = Field(default=2.0, gt=0, description="seconds between reloads of rules and experiments")
+
+
 class Settings(BaseModel):
     """Everything a running lmdeck needs to know.
 
@@ -368,6 +380,7 @@ class Settings(BaseModel):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     models: list[ModelSpec] = Field(default_factory=list, description="registered models synced by `lmdeck apply`")
     prompts: list[PromptSpec] = Field(default_factory=list, description="prompts synced by `lmdeck apply`")
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
 
     @field_validator("routes")
     @classmethod

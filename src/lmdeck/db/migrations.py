@@ -27,6 +27,7 @@ MIGRATION_MODULES: list[str] = [
     "lmdeck.tracing.migrations",
     "lmdeck.policy.migrations",
     "lmdeck.registry.migrations",
+    "lmdeck.evaluation.migrations",
 ]
 
 

@@ -17,6 +17,9 @@ from lmdeck.gateway.errors import install_error_handlers
 from lmdeck.gateway.middleware.body_limit import BodyLimitMiddleware
 from lmdeck.gateway.middleware.request_id import RequestIdMiddleware
 from lmdeck.gateway.routes import audit, budgets, health, keys, metrics, openai_api, secrets, spend, teams, traces
+from lmdeck.gateway.routes import evaluation as evaluation_routes
+from lmdeck.gateway.routes import experiments as experiment_routes
+from lmdeck.gateway.routes import feedback as feedback_routes
 from lmdeck.gateway.routes import registry as registry_routes
 from lmdeck.settings import Settings
 
@@ -46,6 +49,8 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(traces.router)
+    for evaluation_part in (evaluation_routes, feedback_routes, experiment_routes):
+        app.include_router(evaluation_part.router)
     for access_routes in (keys, teams, budgets, spend, audit, secrets):
         app.include_router(access_routes.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -9,6 +9,8 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 
 from lmdeck.db import Database
+from lmdeck.evaluation.runtime import EXTRAS_KEY as EVALUATION
+from lmdeck.evaluation.runtime import EvaluationRuntime
 from lmdeck.gateway.pipeline import Pipeline, Step
 from lmdeck.gateway.routing.dispatcher import Dispatcher
 from lmdeck.gateway.routing.router import Router
@@ -114,17 +116,20 @@ def build_gateway(
     observers: list[TraceObserver] = [metrics]
     if settings.otlp_endpoint:
         observers.append(OTelExporter.to_otlp(settings.otlp_endpoint))
+    evaluation = EvaluationRuntime(settings, db, metrics.registry, registry)
     steps: list[Step] = [
         StreamUsageFilter(),
-        Authenticate(authenticator),
+        Authenticate(evaluation.identity.wrap(authenticator)),
         RecordStep(sink, observers, settings.tracing.redact),
         *policy.steps(router),
     ]
     pipeline = Pipeline(steps, terminal=Dispatcher(router))
     registry.install(pipeline, router, lambda s: Router.from_settings(s, providers, provider_ctx), Dispatcher)
+    evaluation.install(pipeline, observers)
     services: list[Service] = [sink] if isinstance(sink, Service) else []
     services.append(registry)
     services.append(policy)
+    services.append(evaluation)
     return Gateway(
         settings=settings,
         db=db,
@@ -138,5 +143,5 @@ def build_gateway(
         metrics=metrics,
         observers=observers,
         services=services,
-        extras={"registry": registry, POLICY: policy},
+        extras={"registry": registry, POLICY: policy, EVALUATION: evaluation},
     )

@@ -1,0 +1,148 @@
+"""Per-variant statistics and the verdict: which variant wins, with the evidence.
+
+Each challenger is compared with the control (the first variant) on the experiment's
+metric: a two-proportion z-test for the error rate, Welch's t-test for latency, cost,
+online scores and feedback. With several challengers the significance level is split
+between them (Bonferroni). No verdict is given before every variant has
+``min_samples`` observations of the metric.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from lmdeck.evaluation.experiments.schemas import LOWER_IS_BETTER, ExperimentSpec
+from lmdeck.evaluation.experiments.store import VariantTotals
+from lmdeck.evaluation.stats import Moments, TestResult, two_proportion_test, welch_test
+
+
+def metric_moments(totals: VariantTotals, metric: str) -> tuple[Moments, float | None]:
+    """(moments of the metric's observations, error successes for the proportion test)."""
+    if metric == "error_rate":
+        n, errors = totals.requests, totals.errors
+        return Moments(n, float(errors), float(errors)), float(errors)
+    if metric == "latency":
+        return totals.latency, None
+    if metric == "cost":
+        return totals.cost, None
+    kind, _, key = metric.partition(":")
+    bucket = (totals.scores if kind == "score" else totals.feedback) or {}
+    return bucket.get(key, Moments()), None
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.4g}"
+
+
+@dataclass
+class VariantStats:
+    name: str
+    weight: float
+    requests: int
+    error_rate: float
+    latency_ms_mean: float
+    cost_mean: float
+    metric_n: int
+    metric_mean: float
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    feedback: dict[str, dict[str, float]] = field(default_factory=dict)
+    versus_control: TestResult | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "weight": self.weight,
+            "requests": self.requests,
+            "error_rate": self.error_rate,
+            "latency_ms_mean": self.latency_ms_mean,
+            "cost_mean": self.cost_mean,
+            "metric": {"n": self.metric_n, "mean": self.metric_mean},
+            "scores": self.scores,
+            "feedback": self.feedback,
+            "versus_control": self.versus_control.to_dict() if self.versus_control else None,
+        }
+
+
+@dataclass
+class Verdict:
+    status: str  # collecting | winner | no_difference
+    winner: str | None
+    evidence: list[str]
+    metric: str
+    alpha: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "winner": self.winner,
+            "evidence": self.evidence,
+            "metric": self.metric,
+            "alpha": self.alpha,
+        }
+
+
+def _summaries(bucket: dict[str, Moments] | None) -> dict[str, dict[str, float]]:
+    return {k: {"n": m.n, "mean": m.mean} for k, m in (bucket or {}).items()}
+
+
+def analyse(spec: ExperimentSpec, totals: dict[str, VariantTotals]) -> tuple[list[VariantStats], Verdict]:
+    metric = spec.metric
+    lower_better = metric in LOWER_IS_BETTER
+    rows: list[VariantStats] = []
+    moments: dict[str, tuple[Moments, float | None]] = {}
+    for variant in spec.variants:
+        t = totals.get(variant.name, VariantTotals(scores={}, feedback={}))
+        m = metric_moments(t, metric)
+        moments[variant.name] = m
+        rows.append(
+            VariantStats(
+                name=variant.name,
+                weight=variant.weight,
+                requests=t.requests,
+                error_rate=t.errors / t.requests if t.requests else math.nan,
+                latency_ms_mean=t.latency.mean,
+                cost_mean=t.cost.mean,
+                metric_n=m[0].n,
+                metric_mean=m[0].mean,
+                scores=_summaries(t.scores),
+                feedback=_summaries(t.feedback),
+            )
+        )
+    control = spec.control.name
+    alpha = spec.alpha / max(1, len(spec.variants) - 1)
+    base, base_successes = moments[control]
+    for row in rows[1:]:
+        mine, successes = moments[row.name]
+        if metric == "error_rate":
+            row.versus_control = two_proportion_test(base_successes or 0.0, base.n, successes or 0.0, mine.n)
+        else:
+            row.versus_control = welch_test(base, mine)
+    short = [r.name for r in rows if r.metric_n < spec.min_samples]
+    if short:
+        evidence = [f"{r.name}: {r.metric_n} of {spec.min_samples} observations of {metric}" for r in rows]
+        return rows, Verdict("collecting", None, evidence, metric, alpha)
+    evidence = []
+    better: list[tuple[float, str]] = []
+    control_beats_all = True
+    for row in rows[1:]:
+        test = row.versus_control
+        assert test is not None
+        gain = -test.delta if lower_better else test.delta
+        significant = test.p_value < alpha
+        evidence.append(
+            f"{row.name} vs {control}: {metric} {_fmt(row.metric_mean)} vs {_fmt(rows[0].metric_mean)} "
+            f"(delta {_fmt(test.delta)}, 95% CI [{_fmt(test.low)}, {_fmt(test.high)}], p={test.p_value:.3g}, "
+            f"{test.method}, n={row.metric_n}/{rows[0].metric_n})"
+        )
+        if significant and gain > 0:
+            better.append((gain, row.name))
+        if not (significant and gain < 0):
+            control_beats_all = False
+    if better:
+        winner = max(better)[1]
+        return rows, Verdict("winner", winner, evidence, metric, alpha)
+    if control_beats_all:
+        return rows, Verdict("winner", control, evidence, metric, alpha)
+    return rows, Verdict("no_difference", None, evidence, metric, alpha)

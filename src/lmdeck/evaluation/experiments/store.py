@@ -1,0 +1,180 @@
+"""The ``eval_experiments`` and ``eval_exposures`` tables (blocking: call off the event loop)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import text
+
+from lmdeck.db import Database
+from lmdeck.evaluation.experiments.schemas import ExperimentSpec
+from lmdeck.evaluation.stats import Moments
+from lmdeck.registry.sql import dumps, loads, now
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """One request served by a variant."""
+
+    trace_id: str
+    experiment: str
+    variant: str
+    subject: str | None
+    status_code: int
+    latency_ms: float
+    cost: float
+    created_at: float
+
+
+@dataclass
+class ExperimentRecord:
+    spec: ExperimentSpec
+    status: str
+    created_at: float
+    created_by: str | None
+    stopped_at: float | None = None
+    outcome: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.spec.model_dump(mode="json"),
+            "status": self.status,
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+            "stopped_at": self.stopped_at,
+            "outcome": self.outcome,
+        }
+
+
+@dataclass
+class VariantTotals:
+    """What the store knows about one variant: traffic, errors, latency, cost, scores, feedback."""
+
+    requests: int = 0
+    errors: int = 0
+    latency: Moments = field(default_factory=Moments)
+    cost: Moments = field(default_factory=Moments)
+    scores: dict[str, Moments] | None = None
+    feedback: dict[str, Moments] | None = None
+
+
+def _moments(n: Any, total: Any, squares: Any) -> Moments:
+    return Moments(int(n or 0), float(total or 0.0), float(squares or 0.0))
+
+
+class ExperimentStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(self, spec: ExperimentSpec, actor: str | None) -> ExperimentRecord:
+        record = ExperimentRecord(spec, "running", now(), actor)
+        with self.db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO eval_experiments (name, spec, status, created_at, created_by) "
+                    "VALUES (:n, :s, :st, :t, :a)"
+                ),
+                {
+                    "n": spec.name,
+                    "s": dumps(spec.model_dump(mode="json")),
+                    "st": "running",
+                    "t": record.created_at,
+                    "a": actor,
+                },
+            )
+        return record
+
+    def get(self, name: str) -> ExperimentRecord | None:
+        with self.db.engine.connect() as conn:
+            row = conn.execute(
+                text(
+                    "SELECT spec, status, created_at, created_by, stopped_at, outcome FROM eval_experiments "
+                    "WHERE name = :n"
+                ),
+                {"n": name},
+            ).first()
+        return _record(row) if row else None
+
+    def all(self, status: str | None = None) -> list[ExperimentRecord]:
+        where = "WHERE status = :s" if status else ""
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT spec, status, created_at, created_by, stopped_at, outcome FROM eval_experiments "
+                    f"{where} ORDER BY created_at DESC"
+                ),
+                {"s": status},
+            ).all()
+        return [_record(r) for r in rows]
+
+    def stop(self, name: str, outcome: dict[str, Any] | None) -> None:
+        with self.db.engine.begin() as conn:
+            conn.execute(
+                text("UPDATE eval_experiments SET status = 'stopped', stopped_at = :t, outcome = :o WHERE name = :n"),
+                {"t": now(), "o": dumps(outcome) if outcome is not None else None, "n": name},
+            )
+
+    def add_exposures(self, exposures: Sequence[Exposure]) -> None:
+        if not exposures:
+            return
+        with self.db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO eval_exposures (trace_id, experiment, variant, subject, status_code, latency_ms, "
+                    "cost, created_at) VALUES (:trace_id, :experiment, :variant, :subject, :status_code, "
+                    ":latency_ms, :cost, :created_at) ON CONFLICT (trace_id) DO NOTHING"
+                ),
+                [e.__dict__ for e in exposures],
+            )
+
+    def totals(self, name: str) -> dict[str, VariantTotals]:
+        """Per-variant sums, computed by the database."""
+        params = {"e": name}
+        out: dict[str, VariantTotals] = {}
+        with self.db.engine.connect() as conn:
+            for row in conn.execute(
+                text(
+                    "SELECT variant, COUNT(*), SUM(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END), "
+                    "SUM(latency_ms), SUM(latency_ms * latency_ms), SUM(cost), SUM(cost * cost) "
+                    "FROM eval_exposures WHERE experiment = :e GROUP BY variant"
+                ),
+                params,
+            ):
+                out[row[0]] = VariantTotals(
+                    requests=int(row[1]),
+                    errors=int(row[2] or 0),
+                    latency=_moments(row[1], row[3], row[4]),
+                    cost=_moments(row[1], row[5], row[6]),
+                    scores={},
+                    feedback={},
+                )
+            for table, column, attr in (
+                ("eval_trace_scores", "evaluator", "scores"),
+                ("eval_feedback", "name", "feedback"),
+            ):
+                rows = conn.execute(
+                    text(
+                        f"SELECT x.variant, s.{column}, COUNT(s.value), SUM(s.value), SUM(s.value * s.value) "
+                        f"FROM eval_exposures x JOIN {table} s ON s.trace_id = x.trace_id "
+                        f"WHERE x.experiment = :e AND s.value IS NOT NULL GROUP BY x.variant, s.{column}"
+                    ),
+                    params,
+                ).all()
+                for variant, key, n, total, squares in rows:
+                    totals = out.setdefault(variant, VariantTotals(scores={}, feedback={}))
+                    bucket = getattr(totals, attr)
+                    bucket[str(key)] = _moments(n, total, squares)
+        return out
+
+
+def _record(row: Any) -> ExperimentRecord:
+    return ExperimentRecord(
+        spec=ExperimentSpec.model_validate(loads(row[0])),
+        status=row[1],
+        created_at=float(row[2]),
+        created_by=row[3],
+        stopped_at=float(row[4]) if row[4] is not None else None,
+        outcome=loads(row[5]),
+    )

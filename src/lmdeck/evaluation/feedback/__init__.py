@@ -1,0 +1,1 @@
+"""Feedback: thumbs, ratings and judgements that applications report about traces."""

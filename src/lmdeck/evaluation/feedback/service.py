@@ -1,0 +1,157 @@
+"""Serving class of ``/api/feedback``: attach feedback to a trace its caller may see.
+
+A key that is not admin may only give feedback on traces of its own team (a trace of
+another team is a 404, as if it did not exist). The trace is found in memory when it
+is recent (its store write may still be on its way), else in the trace store, by its
+id, its ``x-request-id`` or its W3C trace id.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from lmdeck.evaluation.export import QualityMetrics
+from lmdeck.evaluation.feedback.schemas import FeedbackRequest
+from lmdeck.evaluation.feedback.store import GROUPINGS, FeedbackEntry, FeedbackStore
+from lmdeck.policy.principal import Principal
+from lmdeck.protocol import APIError
+from lmdeck.tracing import TraceRecord
+from lmdeck.tracing.query import TraceQuery
+from lmdeck.tracing.store import TraceStore
+
+
+@dataclass(frozen=True)
+class TraceFacts:
+    """What feedback copies from its trace: identity, team and the versions that answered."""
+
+    id: str
+    team_id: str | None
+    key_id: str | None
+    route: str | None
+    prompt_name: str | None
+    prompt_version: int | None
+    model: str | None
+
+    @classmethod
+    def of(cls, record: TraceRecord) -> TraceFacts:
+        return cls(
+            record.id,
+            record.team_id,
+            record.key_id,
+            record.route,
+            record.prompt_name,
+            record.prompt_version,
+            record.upstream_model,
+        )
+
+    def labels(self) -> tuple[str, str, str, str]:
+        return (
+            self.route or "none",
+            self.prompt_name or "none",
+            str(self.prompt_version) if self.prompt_version is not None else "none",
+            self.model or "none",
+        )
+
+
+class RecentTraces:
+    """A trace observer remembering the last ``capacity`` traces by id, request id and trace id."""
+
+    def __init__(self, capacity: int = 20000) -> None:
+        self.capacity = capacity
+        self._by_key: OrderedDict[str, TraceFacts] = OrderedDict()
+
+    def observe(self, record: TraceRecord) -> None:
+        facts = TraceFacts.of(record)
+        for key in (record.id, record.request_id, record.trace_id):
+            if key:
+                self._by_key[key] = facts
+                self._by_key.move_to_end(key)
+        while len(self._by_key) > self.capacity * 3:
+            self._by_key.popitem(last=False)
+
+    def get(self, key: str) -> TraceFacts | None:
+        return self._by_key.get(key)
+
+
+def visible_to(principal: Principal, team_id: str | None) -> bool:
+    return principal.role == "admin" or principal.team_id == team_id
+
+
+class FeedbackService:
+    def __init__(
+        self,
+        store: FeedbackStore,
+        traces: TraceStore | None,
+        recent: RecentTraces,
+        metrics: QualityMetrics | None = None,
+    ) -> None:
+        self.store = store
+        self.traces = traces
+        self.recent = recent
+        self.metrics = metrics
+
+    def _lookup(self, key: str) -> TraceFacts | None:
+        if self.traces is None:
+            return None
+        record = self.traces.get(key)
+        if record is None:
+            for query in (TraceQuery(request_id=key, limit=1), TraceQuery(trace_id=key, limit=1)):
+                page = self.traces.query(query)
+                if page.records:
+                    record = page.records[0]
+                    break
+        return TraceFacts.of(record) if record is not None else None
+
+    async def find(self, key: str, principal: Principal) -> TraceFacts:
+        facts = self.recent.get(key) or await anyio.to_thread.run_sync(self._lookup, key)
+        if facts is None or not visible_to(principal, facts.team_id):
+            raise APIError(
+                404,
+                f"no trace {key!r}: send the trace id, the x-request-id of the response, or its W3C trace id",
+                param="trace_id",
+                code="trace_not_found",
+            )
+        return facts
+
+    async def add(self, request: FeedbackRequest, principal: Principal) -> dict[str, Any]:
+        facts = await self.find(request.trace_id, principal)
+        entry = FeedbackEntry(
+            trace_id=facts.id,
+            name=request.name,
+            value=request.value,
+            label=request.label,
+            comment=request.comment,
+            source=request.source,
+            author=principal.actor,
+            route=facts.route,
+            prompt_name=facts.prompt_name,
+            prompt_version=facts.prompt_version,
+            model=facts.model,
+            team_id=facts.team_id,
+            key_id=principal.key_id,
+        )
+        stored = await anyio.to_thread.run_sync(self.store.add, entry)
+        if self.metrics is not None:
+            self.metrics.observe_feedback(facts.labels(), request.name, request.value)
+        return stored.to_dict()
+
+    async def entries(self, principal: Principal, trace_id: str | None, limit: int) -> list[dict[str, Any]]:
+        if trace_id is not None:
+            trace_id = (await self.find(trace_id, principal)).id
+        admin = principal.role == "admin"
+        entries = await anyio.to_thread.run_sync(
+            lambda: self.store.find(trace_id=trace_id, team_id=principal.team_id, all_teams=admin, limit=limit)
+        )
+        return [e.to_dict() for e in entries]
+
+    async def summary(self, principal: Principal, by: str) -> list[dict[str, Any]]:
+        if by not in GROUPINGS:
+            raise APIError(400, f"by must be one of {', '.join(GROUPINGS)}, got {by!r}", param="by")
+        admin = principal.role == "admin"
+        return await anyio.to_thread.run_sync(
+            lambda: self.store.summary(by, team_id=principal.team_id, all_teams=admin)
+        )

@@ -1,0 +1,115 @@
+"""The ``eval_feedback`` table (blocking: call off the event loop)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import text
+
+from lmdeck.db import Database
+from lmdeck.registry.sql import new_id, now
+
+_COLUMNS = (
+    "id, trace_id, name, value, label, comment, source, author, route, prompt_name, prompt_version, model, "
+    "team_id, key_id, created_at"
+)
+GROUPINGS: dict[str, tuple[str, ...]] = {
+    "prompt": ("prompt_name", "prompt_version"),
+    "model": ("route", "model"),
+    "route": ("route",),
+    "version": ("route", "prompt_name", "prompt_version", "model"),
+}
+
+
+@dataclass(frozen=True)
+class FeedbackEntry:
+    trace_id: str
+    name: str
+    value: float | None
+    label: str | None
+    comment: str | None
+    source: str
+    author: str | None
+    route: str | None
+    prompt_name: str | None
+    prompt_version: int | None
+    model: str | None
+    team_id: str | None
+    key_id: str | None
+    created_at: float = 0.0
+    id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["prompt"] = data.pop("prompt_name")
+        return data
+
+
+class FeedbackStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, entry: FeedbackEntry) -> FeedbackEntry:
+        stored = FeedbackEntry(**{**asdict(entry), "id": entry.id or "fb_" + new_id()[:24], "created_at": now()})
+        with self.db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    f"INSERT INTO eval_feedback ({_COLUMNS}) VALUES (:id, :trace_id, :name, :value, :label, :comment, "
+                    ":source, :author, :route, :prompt_name, :prompt_version, :model, :team_id, :key_id, :created_at)"
+                ),
+                asdict(stored),
+            )
+        return stored
+
+    def find(
+        self, *, trace_id: str | None = None, team_id: str | None = None, all_teams: bool = True, limit: int = 100
+    ) -> list[FeedbackEntry]:
+        conditions, params = [], {"limit": limit, "team": team_id, "trace": trace_id}
+        if trace_id is not None:
+            conditions.append("trace_id = :trace")
+        if not all_teams:
+            conditions.append("(team_id = :team OR (team_id IS NULL AND :team IS NULL))")
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(
+                text(f"SELECT {_COLUMNS} FROM eval_feedback {where} ORDER BY created_at DESC LIMIT :limit"), params
+            ).all()
+        return [
+            FeedbackEntry(
+                id=r[0],
+                trace_id=r[1],
+                name=r[2],
+                value=r[3],
+                label=r[4],
+                comment=r[5],
+                source=r[6],
+                author=r[7],
+                route=r[8],
+                prompt_name=r[9],
+                prompt_version=r[10],
+                model=r[11],
+                team_id=r[12],
+                key_id=r[13],
+                created_at=float(r[14]),
+            )
+            for r in rows
+        ]
+
+    def summary(self, by: str, *, team_id: str | None = None, all_teams: bool = True) -> list[dict[str, Any]]:
+        """Count and mean value of each feedback name, grouped by prompt version, model, route or all."""
+        columns = GROUPINGS[by]
+        group = ", ".join((*columns, "name"))
+        where = "" if all_teams else "WHERE (team_id = :team OR (team_id IS NULL AND :team IS NULL))"
+        sql = text(
+            f"SELECT {group}, COUNT(*), COUNT(value), AVG(value) FROM eval_feedback {where} "
+            f"GROUP BY {group} ORDER BY {group}"
+        )
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(sql, {"team": team_id}).all()
+        out = []
+        for row in rows:
+            keys = {("prompt" if c == "prompt_name" else c): row[i] for i, c in enumerate((*columns, "name"))}
+            n = len(columns) + 1
+            out.append({**keys, "count": int(row[n]), "valued": int(row[n + 1]), "mean": row[n + 2]})
+        return out

@@ -1,0 +1,1 @@
+"""Online evaluation: sample live traces by rule and score them in the background."""

@@ -1,0 +1,98 @@
+"""Serving class of ``/api/evaluation/online``: the rules, and the scores they produced.
+
+Rules live in the store; every process reloads them when this one changes a rule and
+every ``poll_interval`` seconds, and hands them to its :class:`OnlineEvaluator`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import anyio
+
+from lmdeck.evaluation.online.observer import OnlineEvaluator
+from lmdeck.evaluation.online.rules import OnlineRule
+from lmdeck.evaluation.online.store import OnlineStore
+from lmdeck.policy.principal import Principal
+from lmdeck.protocol import APIError
+
+log = logging.getLogger(__name__)
+
+
+class OnlineRuleService:
+    def __init__(
+        self, store: OnlineStore, evaluator: OnlineEvaluator, configured: list[OnlineRule], poll_interval: float = 2.0
+    ) -> None:
+        self.store = store
+        self.evaluator = evaluator
+        self.configured = configured
+        self.poll_interval = poll_interval
+        self._task: asyncio.Task[None] | None = None
+
+    def load(self) -> list[str]:
+        """Read the stored rules (blocking) and swap them in with the configured ones."""
+        stored = self.store.rules()
+        names = {r.name for r in stored}
+        return self.evaluator.set_rules([*stored, *(r for r in self.configured if r.name not in names)])
+
+    async def refresh(self) -> list[str]:
+        return await anyio.to_thread.run_sync(self.load)
+
+    async def save(self, rule: OnlineRule, principal: Principal) -> dict[str, Any]:
+        problems = self.evaluator.registry_problems(rule)
+        if problems:
+            raise APIError(400, problems, param="evaluators", code="invalid_evaluator")
+        created = await anyio.to_thread.run_sync(self.store.save_rule, rule, principal.actor)
+        await self.refresh()
+        return {"created": created, **rule.model_dump(mode="json")}
+
+    async def delete(self, name: str) -> None:
+        if not await anyio.to_thread.run_sync(self.store.delete_rule, name):
+            raise APIError(404, f"no online rule {name!r}", code="not_found")
+        await self.refresh()
+
+    def rules(self) -> list[dict[str, Any]]:
+        return [r.model_dump(mode="json") for r in self.evaluator.rules]
+
+    async def scores(
+        self, principal: Principal, trace_id: str | None, rule: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        team = None if principal.role == "admin" else principal.team_id
+        restrict = principal.role != "admin"
+
+        def read() -> list[dict[str, Any]]:
+            found = self.store.scores(trace_id=trace_id, rule=rule, team_id=team if restrict else None, limit=limit)
+            if restrict:
+                found = [s for s in found if s.team_id == team]
+            return [s.to_dict() for s in found]
+
+        return await anyio.to_thread.run_sync(read)
+
+    async def summary(self, principal: Principal) -> list[dict[str, Any]]:
+        admin = principal.role == "admin"
+        return await anyio.to_thread.run_sync(lambda: self.store.summary(team_id=principal.team_id, all_teams=admin))
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("reloading online rules failed; retrying in %.1fs", self.poll_interval)
+
+    async def start(self) -> None:
+        problems = await self.refresh()
+        for problem in problems:
+            log.warning("online evaluation: %s (rule left out)", problem)
+        if self._task is None:
+            self._task = asyncio.create_task(self._poll(), name="online-rules-poll")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

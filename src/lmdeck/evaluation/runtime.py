@@ -1,0 +1,196 @@
+"""Evaluation inside a gateway: built once in ``build_gateway``, reached by the routes.
+
+    evaluation = EvaluationRuntime(settings, db, metrics.registry, registry)
+    steps = [..., Authenticate(evaluation.identity.wrap(authenticator)), ...]
+    pipeline = Pipeline(steps, terminal=...)
+    evaluation.install(pipeline, observers)      # the experiment steps and the trace observers
+    services.append(evaluation)                  # started and stopped with the app
+
+Routes reach it as ``request.app.state.gateway.extras["evaluation"]`` (:func:`evaluation_of`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anyio
+from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
+from starlette.requests import Request
+
+from lmdeck.db import Database
+from lmdeck.evaluation.experiments.exposures import ExposureRecorder
+from lmdeck.evaluation.experiments.schemas import ExperimentSpec
+from lmdeck.evaluation.experiments.service import ExperimentService
+from lmdeck.evaluation.experiments.step import ExperimentPin, ExperimentStep
+from lmdeck.evaluation.experiments.store import ExperimentStore
+from lmdeck.evaluation.export import EvaluationEvents, QualityMetrics
+from lmdeck.evaluation.feedback.service import FeedbackService, RecentTraces
+from lmdeck.evaluation.feedback.store import FeedbackStore
+from lmdeck.evaluation.identity import ServiceIdentity
+from lmdeck.evaluation.inference import EVAL_TAG, PipelineInference
+from lmdeck.evaluation.online.observer import OnlineEvaluator
+from lmdeck.evaluation.online.rules import OnlineRule
+from lmdeck.evaluation.online.service import OnlineRuleService
+from lmdeck.evaluation.online.store import OnlineStore
+from lmdeck.evaluation.registry import EvaluatorRegistry, load_evaluators
+from lmdeck.evaluation.runs.runner import EvalRunner
+from lmdeck.evaluation.runs.service import RunService
+from lmdeck.evaluation.runs.sources import RegistrySources
+from lmdeck.evaluation.runs.store import RunRecord, RunStore
+from lmdeck.gateway.pipeline import Pipeline
+from lmdeck.gateway.steps.record import TraceObserver
+from lmdeck.protocol import APIError
+from lmdeck.settings import ConfigError, Settings
+
+log = logging.getLogger(__name__)
+
+EXTRAS_KEY = "evaluation"
+
+
+def _validated(kind: type[Any], items: list[dict[str, Any]], where: str) -> list[Any]:
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(kind.model_validate(item))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            raise ConfigError(f"evaluation.{where}[{i}].{loc}: {err['msg']} (see docs/evaluation.md)") from None
+    return out
+
+
+class EvaluationRuntime:
+    """Eval runs, feedback, online evaluation and experiments of one gateway."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        metrics_registry: CollectorRegistry | None,
+        registry: Any = None,
+        *,
+        evaluators: EvaluatorRegistry | None = None,
+        events: EvaluationEvents | None = None,
+    ) -> None:
+        from lmdeck.tracing.sql_store import SQLTraceStore
+
+        config = settings.evaluation
+        self.settings = settings
+        self.db = db
+        self.registry = registry
+        self.configured_rules: list[OnlineRule] = _validated(OnlineRule, config.online_rules, "online_rules")
+        self.configured_experiments: list[ExperimentSpec] = _validated(
+            ExperimentSpec, config.experiments, "experiments"
+        )
+        self.evaluators = evaluators or load_evaluators()
+        self.identity = ServiceIdentity()
+        self.metrics = QualityMetrics(metrics_registry) if metrics_registry is not None else None
+        if events is None and settings.otlp_endpoint:
+            events = EvaluationEvents.to_otlp(settings.otlp_endpoint)
+        self.events = events
+        self.audit = self._audit(db)
+        self.recent = RecentTraces()
+        self.feedback = FeedbackService(FeedbackStore(db), SQLTraceStore(db), self.recent, self.metrics)
+        live = getattr(registry, "live", None)
+        self._snapshot = (lambda: live.snapshot) if live is not None else None
+        self.experiments = ExperimentService(
+            ExperimentStore(db),
+            self._snapshot,
+            prompts=getattr(registry, "prompts", None),
+            models=getattr(registry, "models", None),
+            audit=self.audit,
+            poll_interval=config.poll_interval,
+        )
+        self.exposures = ExposureRecorder(self.experiments.store, self.metrics)
+        self.run_store = RunStore(db)
+        self._pipeline: Pipeline | None = None
+        self.online: OnlineEvaluator | None = None
+        self.rules: OnlineRuleService | None = None
+        self.runs: RunService | None = None
+
+    @staticmethod
+    def _audit(db: Database) -> Any:
+        try:
+            from lmdeck.policy.audit import AuditLog
+        except ImportError:
+            return None
+        return AuditLog(db)
+
+    @property
+    def pipeline(self) -> Pipeline:
+        if self._pipeline is None:
+            raise RuntimeError("EvaluationRuntime.install() was not called")
+        return self._pipeline
+
+    def inference_for_run(self, token: str | None, run: RunRecord) -> PipelineInference:
+        return PipelineInference(
+            self.pipeline,
+            token,
+            tags=[EVAL_TAG, f"eval:run:{run.id}"],
+            metadata={"eval_run": run.id},
+            model_override=run.model,
+        )
+
+    def install(self, pipeline: Pipeline, observers: list[TraceObserver]) -> None:
+        self._pipeline = pipeline
+        pipeline.insert_after("authenticate", ExperimentStep(self.experiments.running))
+        if self._snapshot is not None:
+            anchor = "prompt" if "prompt" in pipeline.names else "experiment"
+            pipeline.insert_after(anchor, ExperimentPin(self._snapshot))
+        inference = PipelineInference(pipeline, self.identity.token, tags=[EVAL_TAG, "eval:online"])
+        self.online = OnlineEvaluator(
+            OnlineStore(self.db),
+            self.evaluators,
+            inference,
+            self.metrics,
+            self.events,
+            maxsize=self.settings.evaluation.queue_size,
+            workers=self.settings.evaluation.workers,
+        )
+        self.rules = OnlineRuleService(
+            self.online.store, self.online, self.configured_rules, self.settings.evaluation.poll_interval
+        )
+        if self.registry is not None:
+            runner = EvalRunner(
+                self.run_store,
+                RegistrySources(self.registry.datasets.store, self._snapshot),  # type: ignore[arg-type]
+                self.evaluators,
+                self.inference_for_run,
+            )
+            self.runs = RunService(self.run_store, runner)
+        observers.extend([self.recent, self.exposures, self.online])
+
+    def _start_configured(self) -> None:
+        for spec in self.configured_experiments:
+            if self.experiments.store.get(spec.name) is None:
+                self.experiments.store.create(spec, "config")
+
+    async def start(self) -> None:
+        stale = await anyio.to_thread.run_sync(self.run_store.fail_unfinished, "the gateway stopped during the run")
+        if stale:
+            log.warning("%d eval runs were left unfinished by a previous process", stale)
+        await anyio.to_thread.run_sync(self._start_configured)
+        await self.experiments.start()
+        await self.exposures.start()
+        if self.online is not None and self.rules is not None:
+            await self.online.start()
+            await self.rules.start()
+
+    async def stop(self) -> None:
+        if self.runs is not None:
+            await self.runs.runner.stop()
+        if self.rules is not None:
+            await self.rules.stop()
+        if self.online is not None:
+            await self.online.stop()
+        await self.exposures.stop()
+        await self.experiments.stop_polling()
+
+
+def evaluation_of(request: Request) -> EvaluationRuntime:
+    runtime = request.app.state.gateway.extras.get(EXTRAS_KEY)
+    if runtime is None:
+        raise APIError(503, "evaluation is not part of this gateway", code="evaluation_unavailable")
+    return runtime  # type: ignore[no-any-return]
