@@ -7,9 +7,10 @@
 
 ``submit`` only encodes the record and puts it on a queue: nothing blocks the
 event loop. One thread drains the queue, writes everything waiting with one
-``write`` and one ``fsync`` (group commit: at most one fsync per
-``fsync_interval_ms``, however many requests finish meanwhile), then resolves
-the waiting futures on their loops. Segments rotate at ``segment_bytes``; the
+``write`` and one ``fsync`` (group commit: records that arrive while a batch
+is being written share the next fsync; while records keep arriving together,
+fsyncs are spaced by ``fsync_interval_ms`` to let batches grow, and a lone
+record is written at once), then resolves the waiting futures on their loops. Segments rotate at ``segment_bytes``; the
 :class:`~lmdeck.tracing.segments.SegmentLog` tells the store writer how far
 each one is durable. A process that dies mid-write leaves at most one torn last
 line, which replay skips: the record it held had not been acknowledged.
@@ -198,13 +199,16 @@ class TraceSpool:
 
     def _run(self) -> None:
         last_sync = 0.0
+        shared = False
         stopping = False
         while not stopping:
             first = self._queue.get()
             if first is _STOP:
                 break
             batch: list[_Item] = [first]  # type: ignore[list-item]
-            deadline = last_sync + self.fsync_interval
+            # Wait for company only when records have been arriving together: a lone
+            # request is written at once instead of paying the window in latency.
+            deadline = last_sync + self.fsync_interval if shared else 0.0
             while True:
                 remaining = deadline - time.monotonic()
                 try:
@@ -216,6 +220,7 @@ class TraceSpool:
                     break
                 batch.append(item)  # type: ignore[arg-type]
             self._write(batch)
+            shared = len(batch) > 1
             last_sync = time.monotonic()
 
     def _write(self, batch: list[_Item]) -> None:
