@@ -59,7 +59,7 @@ async def test_plan_apply_and_second_run_is_no_changes(deck: Deck) -> None:
     applied = (await apply(deck, DOC)).json()
     assert applied["applied"] is True and applied["changes"] == plan["changes"]
     again = (await apply(deck, DOC)).json()
-    assert again == {"dry_run": False, "applied": False, "summary": "no changes", "changes": []}
+    assert again["applied"] is False and again["summary"] == "no changes" and again["changes"] == []
 
     r = await deck.chat(model="assistant", messages=[{"role": "user", "content": "hi"}])
     assert json.loads(r.json()["choices"][0]["message"]["content"])["model"] == "assistant-model"

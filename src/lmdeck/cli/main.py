@@ -5,12 +5,20 @@ from __future__ import annotations
 import typer
 
 import lmdeck
+from lmdeck.cli import apply as apply_cmd
 from lmdeck.cli import config_cmd, serve, traces
+from lmdeck.cli import datasets as datasets_cmd
+from lmdeck.cli import models as models_cmd
+from lmdeck.cli import prompts as prompts_cmd
 
 app = typer.Typer(help="lmdeck: the operations deck for LLM applications.", no_args_is_help=True)
 app.command("serve")(serve.serve)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(traces.app, name="traces")
+app.add_typer(models_cmd.app, name="models")
+app.add_typer(prompts_cmd.app, name="prompts")
+app.add_typer(datasets_cmd.app, name="datasets")
+app.command("apply")(apply_cmd.apply)
 
 
 @app.command()

@@ -155,12 +155,20 @@ class ConfigSync:
             action="apply" if change.action == "move" else "remove",
         )
 
-    def _apply(self, declared: Declared, dry_run: bool, prune: bool, principal: Principal) -> Plan:
+    def _apply(
+        self, declared: Declared, dry_run: bool, prune: bool, principal: Principal, expected: str | None
+    ) -> Plan:
         actor = actor_of(principal)
         with self.db.engine.begin() as conn:
             plan = compute_plan(declared, self._current(conn), protected=self.protected, prune=prune)
             if plan.conflicts:
                 raise APIError(409, "the file cannot be applied: " + "; ".join(plan.conflicts), code="apply_conflict")
+            if expected is not None and expected != plan.digest():
+                raise APIError(
+                    409,
+                    "the registry changed since the plan was shown: run `lmdeck apply` again to see the new plan",
+                    code="plan_changed",
+                )
             if dry_run or not plan.changes:
                 return plan
             if plan.needs_admin and not principal.at_least("admin"):
@@ -176,9 +184,18 @@ class ConfigSync:
             )
         return plan
 
-    async def apply(self, declared: Declared, *, dry_run: bool, prune: bool, principal: Principal) -> dict[str, Any]:
+    async def apply(
+        self,
+        declared: Declared,
+        *,
+        dry_run: bool,
+        prune: bool,
+        principal: Principal,
+        expected_plan: str | None = None,
+    ) -> dict[str, Any]:
+        """Plan (``dry_run``) or apply; ``expected_plan`` refuses to apply anything but the plan shown."""
         self._validate(declared)
-        plan = await anyio.to_thread.run_sync(self._apply, declared, dry_run, prune, principal)
+        plan = await anyio.to_thread.run_sync(self._apply, declared, dry_run, prune, principal, expected_plan)
         applied = bool(plan.changes) and not dry_run
         if applied:
             await self.live.refresh()
@@ -186,6 +203,7 @@ class ConfigSync:
             "dry_run": dry_run,
             "applied": applied,
             "summary": plan.summary(),
+            "plan_hash": plan.digest(),
             "changes": [c.to_dict() for c in plan.changes],
         }
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from lmdeck.registry.labels import POINTER_WORD
-from lmdeck.registry.sql import spec_digest
+from lmdeck.registry.sql import digest, spec_digest
 from lmdeck.registry.versions import Kind
 from lmdeck.settings import ModelSpec, ModelVersionSpec, PromptSpec, PromptVersionSpec, RouteConfig
 
@@ -90,6 +90,10 @@ class Plan:
     @property
     def needs_admin(self) -> list[Change]:
         return [c for c in self.changes if c.needs_admin]
+
+    def digest(self) -> str:
+        """Names this exact plan, so an apply can insist on the plan it was shown."""
+        return digest([c.to_dict() for c in self.changes])
 
     def summary(self) -> str:
         if not self.changes:

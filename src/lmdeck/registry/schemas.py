@@ -67,3 +67,4 @@ class ApplyRequest(Declared):
 
     dry_run: bool = False
     prune: bool = Field(default=False, description="also remove applied routes and aliases/labels not declared")
+    plan_hash: str | None = Field(default=None, description="apply only if the plan is still the one with this hash")

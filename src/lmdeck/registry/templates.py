@@ -87,21 +87,27 @@ def check_messages(spec: PromptVersionSpec) -> None:
             raise PromptTemplateError(f"messages[{i}].content must be a string or a list of content parts")
 
 
+def used_variables(spec: PromptVersionSpec) -> set[str]:
+    """The names a version's templates use (whether declared or not)."""
+    env = _environment()
+    used: set[str] = set()
+    for where, source in _texts(spec):
+        try:
+            used |= meta.find_undeclared_variables(env.parse(source))
+        except TemplateSyntaxError as exc:
+            raise PromptTemplateError(f"{where}: line {exc.lineno}: {exc.message}") from None
+    return used
+
+
 class PromptTemplate:
     """One prompt version, compiled; :meth:`render` fills it in."""
 
     def __init__(self, spec: PromptVersionSpec) -> None:
         self.spec = spec
         check_messages(spec)
+        used = used_variables(spec)
         env = _environment()
-        self._compiled: dict[str, Template] = {}
-        used: set[str] = set()
-        for where, source in _texts(spec):
-            try:
-                used |= meta.find_undeclared_variables(env.parse(source))
-                self._compiled[where] = env.from_string(source)
-            except TemplateSyntaxError as exc:
-                raise PromptTemplateError(f"{where}: line {exc.lineno}: {exc.message}") from None
+        self._compiled: dict[str, Template] = {where: env.from_string(source) for where, source in _texts(spec)}
         undeclared = sorted(used - set(spec.variables))
         if undeclared:
             raise PromptTemplateError(

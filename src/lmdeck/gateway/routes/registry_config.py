@@ -20,7 +20,9 @@ router = APIRouter(prefix="/api/registry", tags=["registry"])
 async def apply_config(
     request: Request, body: ApplyRequest, principal: Principal = Depends(require("developer"))
 ) -> dict[str, Any]:
-    return await runtime_of(request).sync.apply(body, dry_run=body.dry_run, prune=body.prune, principal=principal)
+    return await runtime_of(request).sync.apply(
+        body, dry_run=body.dry_run, prune=body.prune, principal=principal, expected_plan=body.plan_hash
+    )
 
 
 @router.get("/routes", summary="The live routes: from the config file and applied")

@@ -1,0 +1,60 @@
+"""``lmdeck apply -f lmdeck.yaml``: sync routes, models, prompts and their aliases/labels to a file.
+
+    lmdeck apply -f lmdeck.yaml --dry-run     # print the plan only
+    lmdeck apply -f lmdeck.yaml               # print the plan, then apply exactly it
+    lmdeck apply -f lmdeck.yaml --prune       # also remove applied routes and aliases/labels not in the file
+
+The file has the format of ``lmdeck.yaml`` (``routes:``, ``models:``,
+``prompts:``; other settings are ignored here). The plan is computed by the
+gateway; applying sends the plan's hash back, so if the registry changed in
+between nothing is applied and the new plan must be looked at first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from lmdeck.cli.models import API_KEY, BASE_URL, connect
+from lmdeck.config import ConfigFileError, read_config_file, validate_config
+
+
+def declared_state(path: Path) -> dict[str, Any]:
+    """The ``routes``, ``models`` and ``prompts`` of a config file, validated with line numbers."""
+    settings = validate_config(read_config_file(path), path)
+    return {
+        "routes": [r.model_dump(mode="json", by_alias=True, exclude_defaults=True) for r in settings.routes],
+        "models": [m.model_dump(mode="json", by_alias=True, exclude_defaults=True) for m in settings.models],
+        "prompts": [p.model_dump(mode="json", by_alias=True, exclude_defaults=True) for p in settings.prompts],
+    }
+
+
+def apply(
+    path: Path = typer.Option(Path("lmdeck.yaml"), "--file", "-f", help="the declared configuration"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="show the plan, change nothing"),
+    prune: bool = typer.Option(False, "--prune", help="also remove applied routes and aliases/labels not declared"),
+    base_url: str | None = BASE_URL,
+    api_key: str | None = API_KEY,
+) -> None:
+    """Sync routes, prompts, models and alias/label assignments to a file; a plan is shown first."""
+    try:
+        state = declared_state(path)
+    except ConfigFileError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    with connect(base_url, api_key) as client:
+        plan = client.post("/api/registry/apply", json={**state, "dry_run": True, "prune": prune})
+        if not plan["changes"]:
+            typer.echo("no changes")
+            return
+        for change in plan["changes"]:
+            admin = "  (needs admin)" if change["needs_admin"] else ""
+            typer.echo(f"  {change['description']}{admin}")
+        if dry_run:
+            typer.echo(f"plan: {plan['summary']} (dry run: nothing applied)")
+            return
+        body = {**state, "prune": prune, "plan_hash": plan["plan_hash"]}
+        result = client.post("/api/registry/apply", json=body)
+    typer.echo(f"applied: {result['summary']}")

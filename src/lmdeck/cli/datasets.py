@@ -1,0 +1,103 @@
+"""``lmdeck datasets``: versioned datasets from the shell, through the HTTP API.
+
+lmdeck datasets create tickets -f tickets.jsonl
+lmdeck datasets from-traces tickets --filter 'route=support status=ok since=7d'
+lmdeck datasets rows tickets 2 > tickets-v2.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import typer
+
+from lmdeck.cli.models import API_KEY, AS_JSON, BASE_URL, connect, echo_json, table, when
+
+app = typer.Typer(help="Datasets: immutable versions named by content hash.", no_args_is_help=True)
+
+
+def _created(version: dict[str, object]) -> str:
+    state = "new version" if version["created"] else "same rows as an existing version"
+    return (
+        f"{version['name']} v{version['version']} ({str(version['digest'])[:12]}, {version['row_count']} rows): {state}"
+    )
+
+
+@app.command("list")
+def list_datasets(as_json: bool = AS_JSON, base_url: str | None = BASE_URL, api_key: str | None = API_KEY) -> None:
+    """List datasets."""
+    with connect(base_url, api_key) as client:
+        datasets = client.datasets.list()
+    if as_json:
+        echo_json(datasets)
+        return
+    rows: list[Sequence[object]] = [("NAME", "LATEST", "DESCRIPTION")]
+    rows += [(d["name"], d["latest_version"], d["description"]) for d in datasets]
+    typer.echo(table(rows))
+
+
+@app.command("show")
+def show(name: str, as_json: bool = AS_JSON, base_url: str | None = BASE_URL, api_key: str | None = API_KEY) -> None:
+    """A dataset's versions."""
+    with connect(base_url, api_key) as client:
+        shown = client.datasets.get(name)
+    if as_json:
+        echo_json(shown)
+        return
+    rows: list[Sequence[object]] = [("VERSION", "DIGEST", "ROWS", "SOURCE", "CREATED", "BY")]
+    for v in shown["versions"]:
+        source = v["source"] or {}
+        origin = source.get("filter") if source.get("kind") == "traces" else source.get("kind")
+        rows.append((v["version"], v["digest"][:12], v["row_count"], origin, when(v["created_at"]), v["created_by"]))
+    typer.echo(table(rows))
+
+
+@app.command("create")
+def create(
+    name: str,
+    path: Path = typer.Option(..., "--file", "-f", help="JSONL: one {input, expected, metadata} per line"),
+    description: str | None = typer.Option(None),
+    base_url: str | None = BASE_URL,
+    api_key: str | None = API_KEY,
+) -> None:
+    """Add a version from a JSONL file (the same rows give back the same version)."""
+    with connect(base_url, api_key) as client:
+        version = client.datasets.upload(name, path, description=description)
+    typer.echo(_created(version))
+
+
+@app.command("from-traces")
+def from_traces(
+    name: str,
+    filter: str = typer.Option(
+        ...,
+        "--filter",
+        help="e.g. 'route=demo status=ok since=7d' (keys: route, model, "
+        "status, tag, prompt, user, key, team, since, until, latency)",
+    ),
+    limit: int = typer.Option(1000, help="most traces to take"),
+    description: str | None = typer.Option(None),
+    base_url: str | None = BASE_URL,
+    api_key: str | None = API_KEY,
+) -> None:
+    """Add a version from the stored traces a filter matches; each row keeps its trace id."""
+    with connect(base_url, api_key) as client:
+        version = client.datasets.from_traces(name, filter, limit=limit, description=description)
+    typer.echo(_created(version))
+    if version.get("skipped"):
+        typer.echo(f"skipped {version['skipped']} traces whose bodies were not kept", err=True)
+
+
+@app.command("rows")
+def rows(
+    name: str,
+    ref: str = typer.Argument(..., metavar="VERSION", help="version number or content hash"),
+    base_url: str | None = BASE_URL,
+    api_key: str | None = API_KEY,
+) -> None:
+    """Print a version's rows as JSONL."""
+    with connect(base_url, api_key) as client:
+        for row in client.datasets.rows(name, ref):
+            typer.echo(json.dumps(row, sort_keys=True))

@@ -1,0 +1,84 @@
+"""``client.models``: the model registry.
+
+client.models.create_version("support-bot", provider="openai", model="gpt-4o-mini",
+                             metrics={"accuracy": 0.91}, lineage={"dataset": "tickets@3"})
+client.models.alias("support-bot", "production", 2, reason="beats v1 on tickets@3")
+client.models.rollback("support-bot", "production", reason="error rate up")
+for move in client.models.history("support-bot", alias="production"):
+    print(move["at"], move["actor"], move["from_version"], "->", move["to_version"], move["reason"])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from lmdeck.sdk.client import Namespace
+from lmdeck.settings import ModelVersionSpec
+
+
+class Models(Namespace):
+    """Registered models, versions, aliases and deployment history (``/api/registry/models``)."""
+
+    name = "models"
+
+    def _path(self, name: str, tail: str = "") -> str:
+        return f"/api/registry/models/{quote(name, safe='')}{tail}"
+
+    def get(self, name: str) -> dict[str, Any]:
+        """The model with its versions and aliases."""
+        shown: dict[str, Any] = self.client.get(self._path(name))
+        return shown
+
+    def version(self, name: str, version: int) -> dict[str, Any]:
+        found: dict[str, Any] = self.client.get(self._path(name, f"/versions/{version}"))
+        return found
+
+    def register(self, name: str, description: str | None = None) -> dict[str, Any]:
+        created: dict[str, Any] = self.client.post(
+            "/api/registry/models", json={"name": name, "description": description}
+        )
+        return created
+
+    def create_version(self, name: str, spec: ModelVersionSpec | None = None, **fields: Any) -> dict[str, Any]:
+        """Add an immutable version: a :class:`ModelVersionSpec` or its fields."""
+        body = (spec or ModelVersionSpec.model_validate(fields)).model_dump(
+            mode="json", by_alias=True, exclude_none=True
+        )
+        created: dict[str, Any] = self.client.post(self._path(name, "/versions"), json=body)
+        return created
+
+    def alias(self, name: str, alias: str, version: int, *, reason: str | None = None) -> dict[str, Any]:
+        """Point ``name@alias`` at ``version``; live at once on the gateway."""
+        moved: dict[str, Any] = self.client.put(
+            self._path(name, f"/aliases/{quote(alias, safe='')}"), json={"version": version, "reason": reason}
+        )
+        return moved
+
+    def unalias(self, name: str, alias: str, *, reason: str | None = None) -> dict[str, Any]:
+        removed: dict[str, Any] = self.client.delete(
+            self._path(name, f"/aliases/{quote(alias, safe='')}"), params={"reason": reason}
+        )
+        return removed
+
+    def rollback(self, name: str, alias: str, *, reason: str | None = None) -> dict[str, Any]:
+        """Move ``name@alias`` back to the version it pointed at before its last move."""
+        moved: dict[str, Any] = self.client.post(
+            self._path(name, f"/aliases/{quote(alias, safe='')}/rollback"), json={"reason": reason}
+        )
+        return moved
+
+    def history(self, name: str, alias: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The deployment history, newest first."""
+        data: list[dict[str, Any]] = self.client.get(
+            self._path(name, "/history"), params={"alias": alias, "limit": limit}
+        )["data"]
+        return data
+
+    # Last in the class: below it, `list` would name this method.
+    def list(self) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = self.client.get("/api/registry/models")["data"]
+        return data
+
+
+NAMESPACE = Models

@@ -1,0 +1,234 @@
+"""``client.prompts``: fetch and render registered prompts, with a stale-while-revalidate cache.
+
+    prompt = client.prompts.get("support-reply")                 # label production, cached 60 s
+    messages = prompt.messages(customer="Ada", question="...")   # rendered here, in the same sandbox
+    prompt = client.prompts.get("support-reply", label="staging", cache_ttl=5,
+                                fallback="Answer the customer {{ customer }}.")
+    client.prompts.create("support-reply", messages=[...], variables={"customer": "string"},
+                          commit_message="shorter greeting")
+    client.prompts.label("support-reply", "production", 3, reason="eval passed")
+
+The cache: a fresh entry is returned as is; a stale one is returned at once
+while a background fetch replaces it, so a label move is seen within the TTL
+plus one round trip and a slow or unreachable server never blocks a caller who
+has a copy. Without a copy, a failed fetch returns ``fallback`` when one is
+given (``prompt.is_fallback`` is then true) and raises otherwise. A prompt
+fetched by version never changes, so it never goes stale.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from lmdeck.registry.templates import PromptTemplate, used_variables
+from lmdeck.sdk.client import LMDeckError, Namespace
+from lmdeck.settings import PromptVersionSpec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LABEL = "production"
+DEFAULT_TTL = 60.0
+CacheKey = tuple[str, str | None, int | None]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One prompt version, ready to render."""
+
+    name: str
+    version: int | None
+    spec: PromptVersionSpec
+    label: str | None = None
+    digest: str | None = None
+    is_fallback: bool = False
+    _template: list[PromptTemplate] = field(default_factory=list, repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Prompt:
+        fields = {k: data.get(k) for k in PromptVersionSpec.model_fields if k in data}
+        return cls(
+            name=data["name"],
+            version=data.get("version"),
+            spec=PromptVersionSpec.model_validate({**fields, "version": data.get("version")}),
+            label=data.get("label"),
+            digest=data.get("digest"),
+        )
+
+    @property
+    def template(self) -> PromptTemplate:
+        if not self._template:
+            self._template.append(PromptTemplate(self.spec))
+        return self._template[0]
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return self.spec.parameters
+
+    @property
+    def route(self) -> str | None:
+        return self.spec.route
+
+    def render(self, variables: dict[str, Any] | None = None, **more: Any) -> str | list[dict[str, Any]]:
+        """The text or chat messages; raises :class:`~lmdeck.registry.templates.PromptRenderError`."""
+        return self.template.render({**(variables or {}), **more})
+
+    def messages(self, variables: dict[str, Any] | None = None, **more: Any) -> list[dict[str, Any]]:
+        """Chat messages (a text prompt becomes one user message)."""
+        return self.template.render_messages({**(variables or {}), **more})
+
+
+def fallback_prompt(name: str, fallback: Prompt | str | list[dict[str, Any]]) -> Prompt:
+    """A prompt made from a local text or message list; every variable it uses is required, of any type."""
+    if isinstance(fallback, Prompt):
+        return Prompt(fallback.name, fallback.version, fallback.spec, fallback.label, fallback.digest, True)
+    draft = PromptVersionSpec(text=fallback) if isinstance(fallback, str) else PromptVersionSpec(messages=fallback)
+    variables = {n: {"type": "any"} for n in sorted(used_variables(draft))}
+    spec = PromptVersionSpec.model_validate({**draft.model_dump(exclude={"variables"}), "variables": variables})
+    return Prompt(name=name, version=None, spec=spec, is_fallback=True)
+
+
+@dataclass
+class _Entry:
+    prompt: Prompt
+    fetched_at: float
+
+
+class Prompts(Namespace):
+    """The prompt registry (``/api/registry/prompts``) and the client-side prompt cache."""
+
+    name = "prompts"
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.cache_ttl = DEFAULT_TTL
+        self.clock: Callable[[], float] = time.monotonic
+        self._cache: dict[CacheKey, _Entry] = {}
+        self._refreshing: set[CacheKey] = set()
+        self._lock = threading.Lock()
+
+    # -- reading, cached -----------------------------------------------------------------------
+
+    def _path(self, name: str, tail: str = "") -> str:
+        return f"/api/registry/prompts/{quote(name, safe='')}{tail}"
+
+    def _fetch(self, key: CacheKey) -> Prompt:
+        name, label, version = key
+        data = self.client.get(self._path(name, "/resolve"), params={"label": label, "version": version})
+        prompt = Prompt.from_api(data)
+        with self._lock:
+            self._cache[key] = _Entry(prompt, self.clock())
+        return prompt
+
+    def _revalidate(self, key: CacheKey) -> None:
+        with self._lock:
+            if key in self._refreshing:
+                return
+            self._refreshing.add(key)
+
+        def run() -> None:
+            try:
+                self._fetch(key)
+            except Exception as exc:  # a background refresh must never take the caller's copy away
+                log.warning("keeping the cached prompt %s: refreshing it failed: %s", key[0], exc)
+            finally:
+                with self._lock:
+                    self._refreshing.discard(key)
+
+        threading.Thread(target=run, name=f"lmdeck-prompt-{key[0]}", daemon=True).start()
+
+    def get(
+        self,
+        name: str,
+        *,
+        label: str | None = None,
+        version: int | None = None,
+        cache_ttl: float | None = None,
+        fallback: Prompt | str | list[dict[str, Any]] | None = None,
+    ) -> Prompt:
+        """The prompt ``label`` (default production) or ``version`` names, from the cache when it can."""
+        key: CacheKey = (name, None if version is not None else (label or DEFAULT_LABEL), version)
+        ttl = self.cache_ttl if cache_ttl is None else cache_ttl
+        with self._lock:
+            entry = self._cache.get(key)
+        if entry is not None and ttl > 0:
+            if version is not None or self.clock() - entry.fetched_at < ttl:
+                return entry.prompt
+            self._revalidate(key)
+            return entry.prompt
+        try:
+            return self._fetch(key)
+        except LMDeckError:
+            if entry is not None:
+                return entry.prompt
+            if fallback is not None:
+                return fallback_prompt(name, fallback)
+            raise
+
+    def render(
+        self, name: str, variables: dict[str, Any] | None = None, *, label: str | None = None, **options: Any
+    ) -> str | list[dict[str, Any]]:
+        """:meth:`get` then render locally."""
+        return self.get(name, label=label, **options).render(variables or {})
+
+    def invalidate(self, name: str | None = None) -> None:
+        with self._lock:
+            for key in [k for k in self._cache if name is None or k[0] == name]:
+                del self._cache[key]
+
+    # -- registry calls ------------------------------------------------------------------------
+
+    def show(self, name: str) -> dict[str, Any]:
+        shown: dict[str, Any] = self.client.get(self._path(name))
+        return shown
+
+    def version(self, name: str, version: int) -> Prompt:
+        return Prompt.from_api(self.client.get(self._path(name, f"/versions/{version}")))
+
+    def create(self, name: str, spec: PromptVersionSpec | None = None, **fields: Any) -> Prompt:
+        """Add a version: pass a :class:`PromptVersionSpec` or its fields (``text=`` or ``messages=``, ...)."""
+        body = (spec or PromptVersionSpec.model_validate(fields)).model_dump(mode="json", exclude_none=True)
+        return Prompt.from_api(self.client.post(self._path(name, "/versions"), json=body))
+
+    def label(self, name: str, label: str, version: int, *, reason: str | None = None) -> dict[str, Any]:
+        moved: dict[str, Any] = self.client.put(
+            self._path(name, f"/labels/{quote(label, safe='')}"), json={"version": version, "reason": reason}
+        )
+        return moved
+
+    def unlabel(self, name: str, label: str, *, reason: str | None = None) -> dict[str, Any]:
+        removed: dict[str, Any] = self.client.delete(
+            self._path(name, f"/labels/{quote(label, safe='')}"), params={"reason": reason}
+        )
+        return removed
+
+    def rollback(self, name: str, label: str, *, reason: str | None = None) -> dict[str, Any]:
+        moved: dict[str, Any] = self.client.post(
+            self._path(name, f"/labels/{quote(label, safe='')}/rollback"), json={"reason": reason}
+        )
+        return moved
+
+    def history(self, name: str, label: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = self.client.get(
+            self._path(name, "/history"), params={"label": label, "limit": limit}
+        )["data"]
+        return data
+
+    def diff(self, name: str, from_version: int, to_version: int) -> dict[str, Any]:
+        diff: dict[str, Any] = self.client.get(
+            self._path(name, "/diff"), params={"from": from_version, "to": to_version}
+        )
+        return diff
+
+    # Last in the class: below it, `list` would name this method.
+    def list(self) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = self.client.get("/api/registry/prompts")["data"]
+        return data
+
+
+NAMESPACE = Prompts
