@@ -175,3 +175,46 @@ async def started_deck(settings: Settings) -> AsyncIterator[Deck]:
             yield Deck(app, http, sink)
     finally:
         await gateway.stop()
+
+
+class ServedDeck:
+    """A gateway with the fake provider behind a real uvicorn server on 127.0.0.1."""
+
+    def __init__(self, url: str, gateway: Gateway, sink: MemoryTraceSink) -> None:
+        self.url = url
+        self.gateway = gateway
+        self.sink = sink
+
+    @property
+    def policy(self) -> PolicyServices:
+        policy: PolicyServices = self.gateway.extras["policy"]
+        return policy
+
+
+@asynccontextmanager
+async def served_deck(settings: Settings) -> AsyncIterator[ServedDeck]:
+    import socket
+    import threading
+
+    import uvicorn
+
+    sink = MemoryTraceSink()
+    gateway = build_gateway(settings, sink=sink, providers=fake_providers(), announce_admin_key=False)
+    app = create_app(settings, gateway=gateway)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", backlog=1024)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="policy-test-server", daemon=True)
+    thread.start()
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            await asyncio.sleep(0.01)
+        assert server.started, "the test server did not start"
+        yield ServedDeck(f"http://127.0.0.1:{port}", gateway, sink)
+    finally:
+        server.should_exit = True
+        await asyncio.to_thread(thread.join, 10)

@@ -1,13 +1,15 @@
 """How many tokens a request may use, known before it is sent.
 
-Two numbers for the prompt: an *estimate* (about four bytes a token, what
-OpenAI's own rate limiter assumes) for token-per-minute limits, and a *bound*
-(one token per byte, which no byte-level tokenizer exceeds) for budgets, whose
-reservation must be a worst case. Output is ``max_tokens`` (times ``n``), or
-``assumed_max_tokens`` when the request sets none::
+The prompt is counted two ways: an *estimate* (about four bytes a token) for
+display, and a *bound* (one token per byte of text, plus a few per message),
+which no byte-level tokenizer exceeds. Limits and budgets reserve the bound, so
+what they admit holds whatever the real count turns out to be; settling with
+the real count gives the difference back as soon as the response is known.
+Output is ``max_tokens`` (times ``n``), or ``assumed_max_tokens`` when the
+request sets none::
 
     need = estimate(body, assumed_max_tokens=4096)
-    need.rate_tokens      # prompt estimate + max output: what a TPM limit reserves
+    need.rate_tokens      # prompt bound + max output: what a TPM limit reserves
     need.worst_prompt     # prompt bound, priced for a budget reservation
 """
 
@@ -35,7 +37,7 @@ class TokenNeed:
 
     @property
     def rate_tokens(self) -> int:
-        return self.prompt + self.max_output
+        return self.worst_prompt + self.max_output
 
 
 def _size(value: Any) -> int:

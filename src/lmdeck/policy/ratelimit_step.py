@@ -1,8 +1,9 @@
 """The rate-limit step: requests and tokens per minute, per key, per team and per route.
 
 Limits come from the key (or ``policy.key_limits`` when the key sets none), its
-team, and ``policy.route_limits``. A token limit takes the request's estimated
-tokens (prompt estimate + ``max_tokens``) up front and settles with the real
+team, and ``policy.route_limits``. A token limit takes the request's tokens up
+front, counted so that the real number cannot be higher (the prompt's bound +
+``max_tokens``, see :mod:`lmdeck.policy.estimate`), and settles with the real
 count once the response's usage is known. Answers carry OpenAI's headers::
 
     x-ratelimit-limit-requests: 60         x-ratelimit-limit-tokens: 10000

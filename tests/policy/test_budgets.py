@@ -1,0 +1,181 @@
+"""Budgets: exact under concurrency, per key and per team, soft-limit alerts, spend reloaded at start."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from lmdeck.policy.budgets import Budget, window_of
+from lmdeck.policy.ledger import BudgetExceeded, MemoryBudgetLedger
+from policy.deck import ADMIN_KEY, auth, fake_route, policy_settings, served_deck, started_deck
+
+#: "hi" as one user message: a prompt bound of 2 bytes + 7 format tokens; max_tokens 50.
+#: Worst case = 9 x $0.001 + 50 x $0.002; the fake reports exactly that usage, so a request costs it.
+ONE_REQUEST = 9 * 0.001 + 50 * 0.002
+
+
+def budget(
+    limit: float, *, scope: str = "key", subject: str = "k1", period: str = "month", soft: float = 0.8
+) -> Budget:
+    return Budget(f"b-{scope}-{subject}-{period}", scope, subject, period, limit, soft, 0.0, 0.0)  # type: ignore[arg-type]
+
+
+async def test_the_ledger_refuses_what_does_not_fit_and_counts_what_settles() -> None:
+    ledger = MemoryBudgetLedger()
+    ledger.set_budgets([budget(1.0)])
+    holds = [await ledger.reserve([("key", "k1")], 0.3) for _ in range(3)]
+    with pytest.raises(BudgetExceeded) as refused:
+        await ledger.reserve([("key", "k1")], 0.3)
+    assert "month budget of key 'k1'" in str(refused.value)
+    for hold in holds:
+        await ledger.settle(hold, 0.1)
+    status = ledger.status("b-key-k1-month")
+    assert status is not None
+    assert status["spent"] == pytest.approx(0.3) and status["reserved"] == 0
+    await ledger.reserve([("key", "k1")], 0.7)  # what settled below its reservation is free again
+
+
+async def test_a_request_is_held_to_every_budget_of_its_key_and_team() -> None:
+    ledger = MemoryBudgetLedger()
+    ledger.set_budgets([budget(10.0), budget(1.0, scope="team", subject="t1", period="day")])
+    await ledger.reserve([("key", "k1"), ("team", "t1")], 0.6)
+    with pytest.raises(BudgetExceeded) as refused:
+        await ledger.reserve([("key", "k1"), ("team", "t1")], 0.6)
+    assert refused.value.budget.scope == "team"
+    assert ledger.status("b-key-k1-month")["reserved"] == pytest.approx(0.6)  # type: ignore[index]
+
+
+async def test_a_new_period_starts_from_zero() -> None:
+    now = [time.time()]
+    ledger = MemoryBudgetLedger(clock=lambda: now[0])
+    ledger.set_budgets([budget(1.0, period="day")])
+    await ledger.settle(await ledger.reserve([("key", "k1")], 1.0), 1.0)
+    with pytest.raises(BudgetExceeded):
+        await ledger.reserve([("key", "k1")], 0.1)
+    now[0] = window_of("day", now[0])[1] or 0.0  # midnight UTC
+    await ledger.reserve([("key", "k1")], 0.1)
+
+
+async def test_soft_limit_and_exhaustion_raise_one_alert_each(caplog: pytest.LogCaptureFixture) -> None:
+    ledger = MemoryBudgetLedger()
+    ledger.set_budgets([budget(1.0, soft=0.5)])
+    seen = []
+    ledger.alerts.listeners.append(seen.append)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(4):
+            await ledger.settle(await ledger.reserve([("key", "k1")], 0.0), 0.3)
+    assert [a.kind for a in seen] == ["soft_limit", "exhausted"]
+    assert "budget alert (soft_limit)" in caplog.text
+
+
+async def test_200_concurrent_requests_cannot_overspend(tmp_path: Path) -> None:
+    fits = 20
+    limit = fits * ONE_REQUEST
+    settings = policy_settings(tmp_path, routes=[fake_route(prompt_tokens=9, completion_tokens="max", delay=0.05)])
+    async with served_deck(settings) as deck:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        async with httpx.AsyncClient(base_url=deck.url, limits=limits, timeout=60) as http:
+            created = await http.post("/api/keys", json={"name": "spender"}, headers=auth(ADMIN_KEY))
+            key, key_id = created.json()["key"], created.json()["id"]
+            put = await http.put(
+                "/api/budgets",
+                json={"scope": "key", "subject_id": key_id, "period": "month", "limit_usd": limit},
+                headers=auth(ADMIN_KEY),
+            )
+            assert put.status_code == 200, put.text
+            # Open the 200 connections first, so that the 200 requests below arrive together.
+            await asyncio.gather(*(http.get("/health/live") for _ in range(200)))
+            body = {"model": "fake-gpt", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 50}
+            responses = await asyncio.gather(
+                *(http.post("/v1/chat/completions", json=body, headers=auth(key)) for _ in range(200))
+            )
+            statuses = [r.status_code for r in responses]
+            assert set(statuses) == {200, 429}
+            refused = next(r for r in responses if r.status_code == 429).json()["error"]
+            assert refused["code"] == refused["type"] == "insufficient_quota"
+            admitted = statuses.count(200)
+            assert fits - 1 <= admitted <= fits + 1
+            recorded = sum(t.cost for t in deck.sink.records if t.key_id == key_id)
+            assert recorded <= limit + ONE_REQUEST + 1e-9
+            assert recorded == pytest.approx(admitted * ONE_REQUEST)
+            status = (await http.get("/api/budgets", headers=auth(ADMIN_KEY))).json()["data"][0]
+            assert status["spent"] == pytest.approx(recorded) and status["reserved"] == pytest.approx(0)
+
+
+async def test_a_team_budget_is_shared_by_the_team_keys_and_streams_settle(tmp_path: Path) -> None:
+    settings = policy_settings(tmp_path, routes=[fake_route(prompt_tokens=9, completion_tokens="max")])
+    async with started_deck(settings) as deck:
+        team = (await deck.admin("POST", "/api/teams", json={"name": "ml"})).json()
+        a = await deck.new_key(name="a", team_id=team["id"])
+        b = await deck.new_key(name="b", team_id=team["id"])
+        put = await deck.admin(
+            "PUT",
+            "/api/budgets",
+            json={"scope": "team", "subject_id": team["id"], "period": "day", "limit_usd": 3 * ONE_REQUEST},
+        )
+        assert put.status_code == 200
+        assert (await deck.chat(a["key"], max_tokens=50)).status_code == 200
+        streamed = await deck.chat(b["key"], max_tokens=50, stream=True)
+        assert streamed.status_code == 200 and "[DONE]" in streamed.text
+        assert (await deck.chat(a["key"], max_tokens=50)).status_code == 200
+        assert (await deck.chat(b["key"], max_tokens=50)).status_code == 429
+        status = (await deck.admin("GET", f"/api/budgets/{put.json()['id']}")).json()
+        assert status["spent"] == pytest.approx(3 * ONE_REQUEST)
+        costs = [t.cost for t in deck.sink.records if t.status_code == 200]
+        assert costs == pytest.approx([ONE_REQUEST] * 3)
+        viewer = await deck.new_key(name="v", role="viewer", team_id=team["id"])
+        outsider = await deck.new_key(
+            name="o",
+            role="viewer",
+            team_id=(await deck.admin("POST", "/api/teams", json={"name": "other"})).json()["id"],
+        )
+        assert len((await deck.http.get("/api/budgets", headers=auth(viewer["key"]))).json()["data"]) == 1
+        assert (await deck.http.get("/api/budgets", headers=auth(outsider["key"]))).json()["data"] == []
+        hidden = await deck.http.get(f"/api/budgets/{put.json()['id']}", headers=auth(outsider["key"]))
+        assert hidden.status_code == 404
+
+
+async def test_budget_changes_are_audited(tmp_path: Path) -> None:
+    async with started_deck(policy_settings(tmp_path)) as deck:
+        key = await deck.new_key(name="k")
+        body = {"scope": "key", "subject_id": key["id"], "period": "total", "limit_usd": 5}
+        first = (await deck.admin("PUT", "/api/budgets", json=body)).json()
+        second = (await deck.admin("PUT", "/api/budgets", json=body | {"limit_usd": 7})).json()
+        assert first["id"] == second["id"] and second["limit_usd"] == 7 and second["soft_limit"] == 0.8
+        assert (await deck.admin("DELETE", f"/api/budgets/{first['id']}")).status_code == 204
+        actions = [e["action"] for e in (await deck.admin("GET", "/api/audit")).json()["data"]]
+        assert actions[-3:] == ["budget.created", "budget.changed", "budget.deleted"]
+        bad = await deck.admin("PUT", "/api/budgets", json=body | {"subject_id": "key_nope"})
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "subject_id"
+        negative = await deck.admin("PUT", "/api/budgets", json=body | {"limit_usd": -1})
+        assert negative.status_code == 400
+
+
+async def test_spend_already_recorded_counts_after_a_restart(tmp_path: Path) -> None:
+    settings = policy_settings(tmp_path)
+    async with started_deck(settings) as deck:
+        key = await deck.new_key(name="k")
+        await deck.admin(
+            "PUT", "/api/budgets", json={"scope": "key", "subject_id": key["id"], "period": "month", "limit_usd": 1.0}
+        )
+        with deck.gateway.db.engine.begin() as conn:  # what the trace writer stored before the restart
+            for cost in (0.25, 0.5):
+                conn.execute(
+                    text(
+                        "INSERT INTO traces (id, trace_id, request_id, span_id, created_at, kind, stream, key_id, "
+                        "cost, status_code, input_tokens, output_tokens, cached_tokens, latency_ms, retries, "
+                        "fallback_used, cache_hit) VALUES (:id, :id, '', '', :t, 'chat', false, :k, :c, 200, "
+                        "0, 0, 0, 0, 0, false, false)"
+                    ),
+                    {"id": f"t{cost}", "t": time.time(), "k": key["id"], "c": cost},
+                )
+    async with started_deck(settings) as restarted:
+        status = (await restarted.admin("GET", "/api/budgets")).json()["data"][0]
+        assert status["spent"] == pytest.approx(0.75)
+        assert (await restarted.chat(key["key"], max_tokens=200)).status_code == 429
