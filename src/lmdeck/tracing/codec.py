@@ -9,6 +9,7 @@ written as their ``str()``, so a trace is never lost to an odd metadata value.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 import orjson
@@ -41,6 +42,9 @@ class UnreadableLine(ValueError):
     """A spool line that is not a trace record (a torn write or a damaged file)."""
 
 
+_FIELDS = frozenset(f.name for f in fields(TraceRecord))
+
+
 def decode(line: bytes) -> TraceRecord:
     try:
         data = orjson.loads(line)
@@ -48,4 +52,10 @@ def decode(line: bytes) -> TraceRecord:
         raise UnreadableLine(f"not JSON: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("id"), str):
         raise UnreadableLine("not a trace record (no string 'id')")
-    return TraceRecord.from_dict(data)
+    if not data.keys() <= _FIELDS:
+        # Written by a newer lmdeck with fields this one does not know: keep what it knows.
+        data = {k: v for k, v in data.items() if k in _FIELDS}
+    try:
+        return TraceRecord(**data)
+    except TypeError as exc:
+        raise UnreadableLine(f"not a trace record: {exc}") from None

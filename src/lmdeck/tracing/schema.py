@@ -92,16 +92,22 @@ _FIELD_OF = {column: field for field, column in RENAMED.items()}
 _COLUMNS = frozenset(traces.c.keys()) - {"extra"}
 
 
+#: (record field, column or None when it travels in ``extra``), computed once.
+_LAYOUT: tuple[tuple[str, str | None], ...] = tuple(
+    (f.name, RENAMED.get(f.name, f.name) if RENAMED.get(f.name, f.name) in _COLUMNS else None)
+    for f in fields(TraceRecord)
+)
+
+
 def to_row(record: TraceRecord) -> dict[str, Any]:
+    values = vars(record)
     row: dict[str, Any] = {}
     extra: dict[str, Any] = {}
-    for f in fields(record):
-        column = RENAMED.get(f.name, f.name)
-        value = getattr(record, f.name)
-        if column in _COLUMNS:
-            row[column] = value
+    for name, column in _LAYOUT:
+        if column is not None:
+            row[column] = values[name]
         else:
-            extra[f.name] = value
+            extra[name] = values[name]
     row["extra"] = extra or None
     return row
 
