@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import text
 
 from lmdeck.db import Database
+from lmdeck.evaluation.sql import team_condition
 from lmdeck.registry.sql import new_id, now
 
 _COLUMNS = (
@@ -69,7 +70,7 @@ class FeedbackStore:
         if trace_id is not None:
             conditions.append("trace_id = :trace")
         if not all_teams:
-            conditions.append("(team_id = :team OR (team_id IS NULL AND :team IS NULL))")
+            conditions.append(team_condition(team_id))
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         with self.db.engine.connect() as conn:
             rows = conn.execute(
@@ -100,7 +101,7 @@ class FeedbackStore:
         """Count and mean value of each feedback name, grouped by prompt version, model, route or all."""
         columns = GROUPINGS[by]
         group = ", ".join((*columns, "name"))
-        where = "" if all_teams else "WHERE (team_id = :team OR (team_id IS NULL AND :team IS NULL))"
+        where = "" if all_teams else f"WHERE {team_condition(team_id)}"
         sql = text(
             f"SELECT {group}, COUNT(*), COUNT(value), AVG(value) FROM eval_feedback {where} "
             f"GROUP BY {group} ORDER BY {group}"

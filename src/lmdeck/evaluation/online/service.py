@@ -60,13 +60,12 @@ class OnlineRuleService:
     async def scores(
         self, principal: Principal, trace_id: str | None, rule: str | None, limit: int
     ) -> list[dict[str, Any]]:
-        team = None if principal.role == "admin" else principal.team_id
-        restrict = principal.role != "admin"
+        admin = principal.role == "admin"
 
         def read() -> list[dict[str, Any]]:
-            found = self.store.scores(trace_id=trace_id, rule=rule, team_id=team if restrict else None, limit=limit)
-            if restrict:
-                found = [s for s in found if s.team_id == team]
+            found = self.store.scores(
+                trace_id=trace_id, rule=rule, team_id=principal.team_id, all_teams=admin, limit=limit
+            )
             return [s.to_dict() for s in found]
 
         return await anyio.to_thread.run_sync(read)

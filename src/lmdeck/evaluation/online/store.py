@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from lmdeck.db import Database
 from lmdeck.evaluation.online.rules import OnlineRule
+from lmdeck.evaluation.sql import team_condition
 from lmdeck.registry.sql import dumps, loads, new_id, now
 
 
@@ -124,11 +125,17 @@ class OnlineStore:
             )
 
     def scores(
-        self, *, trace_id: str | None = None, rule: str | None = None, team_id: str | None = None, limit: int = 100
+        self,
+        *,
+        trace_id: str | None = None,
+        rule: str | None = None,
+        team_id: str | None = None,
+        all_teams: bool = True,
+        limit: int = 100,
     ) -> list[TraceScore]:
-        conditions: list[str] = []
-        params: dict[str, object] = {"limit": limit}
-        for column, value in (("trace_id", trace_id), ("rule", rule), ("team_id", team_id)):
+        conditions: list[str] = [] if all_teams else [team_condition(team_id)]
+        params: dict[str, object] = {"limit": limit, "team": team_id}
+        for column, value in (("trace_id", trace_id), ("rule", rule)):
             if value is not None:
                 conditions.append(f"{column} = :{column}")
                 params[column] = value
@@ -160,7 +167,7 @@ class OnlineStore:
 
     def summary(self, *, team_id: str | None = None, all_teams: bool = True) -> list[dict[str, Any]]:
         """Mean score and count per route, prompt version, model and evaluator."""
-        where = "WHERE value IS NOT NULL" + ("" if all_teams else " AND team_id = :team")
+        where = "WHERE value IS NOT NULL" + ("" if all_teams else f" AND {team_condition(team_id)}")
         sql = text(
             "SELECT route, prompt_name, prompt_version, model, evaluator, COUNT(value), AVG(value) "
             f"FROM eval_trace_scores {where} GROUP BY route, prompt_name, prompt_version, model, evaluator "

@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from lmdeck.db import Database
 from lmdeck.evaluation.runs.schemas import RowResult
+from lmdeck.evaluation.sql import team_condition
 from lmdeck.registry.sql import dumps, loads, new_id, now
 
 _RUN_COLUMNS = (
@@ -203,7 +204,7 @@ class RunStore:
         return _run(row) if row else None
 
     def recent(self, *, team_id: str | None = None, all_teams: bool = True, limit: int = 50) -> list[RunRecord]:
-        where = "" if all_teams else "WHERE team_id = :team OR (team_id IS NULL AND :team IS NULL)"
+        where = "" if all_teams else f"WHERE {team_condition(team_id)}"
         with self.db.engine.connect() as conn:
             rows = conn.execute(
                 text(f"SELECT {_RUN_COLUMNS} FROM eval_runs {where} ORDER BY created_at DESC, id DESC LIMIT :limit"),
