@@ -39,7 +39,7 @@ def test_experiments_shuffle_users_independently() -> None:
 
 def test_unit_points_are_uniform_in_0_1() -> None:
     points = [unit_point("e", str(i)) for i in range(5000)]
-    assert 0.0 <= min(points) and max(points) < 1.0
+    assert min(points) >= 0.0 and max(points) < 1.0
     assert abs(sum(points) / len(points) - 0.5) < 0.02
 
 
