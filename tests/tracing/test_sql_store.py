@@ -146,3 +146,20 @@ def test_time_and_status_parsing() -> None:
     assert parse_status("404") == (404, None)
     cursor = Cursor(T0 + 0.125, "abc")
     assert Cursor.decode(cursor.encode()) == cursor
+
+
+def test_values_postgresql_refuses_are_made_storable(store: SQLTraceStore) -> None:
+    record = make(
+        1,
+        route="r" * 300,
+        error="bad\x00byte",
+        request_body={"messages": [{"content": "nul \x00 inside"}]},
+        tags=["t\x00", "x" * 300],
+    )
+    store.insert([record])
+    back = store.get(record.id)
+    assert back is not None
+    assert back.route == "r" * 256
+    assert back.error == "bad\ufffdbyte"
+    assert back.request_body == {"messages": [{"content": "nul \ufffd inside"}]}
+    assert ids(store, tag="t\ufffd") == [record.id]

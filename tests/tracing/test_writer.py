@@ -184,3 +184,15 @@ def test_stop_gives_up_on_an_absent_store_and_keeps_the_spool(tmp_path: Path, sq
     assert writer.stop(timeout=0.3) is False
     assert sql_store.count() == 0
     assert len(existing_segments(directory)) >= 1
+
+
+def test_replay_is_exactly_once_on_each_backend(tmp_path: Path, store: SQLTraceStore) -> None:
+    directory = tmp_path / "spool"
+    records = [TraceRecord(route="demo", tags=["replayed"]) for _ in range(30)]
+    write_segment(directory, 1, records)
+    store.insert(records[:10])
+    run_until_stored(directory, store, batch_size=8)
+    write_segment(directory, 5, records[5:25])
+    run_until_stored(directory, store, batch_size=8)
+    assert store.count() == 30
+    assert len(store.query(TraceQuery(tag="replayed", limit=100)).records) == 30

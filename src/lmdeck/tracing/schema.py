@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -99,6 +100,23 @@ _LAYOUT: tuple[tuple[str, str | None], ...] = tuple(
 )
 
 
+#: Bounded text columns and their lengths; longer values are cut (PostgreSQL refuses them whole).
+_LIMITS: dict[str, int] = {
+    c.name: c.type.length for c in traces.c if isinstance(c.type, String) and c.type.length and c.name != "id"
+}
+
+
+def _without_nul(value: Any) -> Any:
+    """``value`` with NUL characters replaced: PostgreSQL stores none in text or JSON."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(v) for v in value]
+    return value
+
+
 def to_row(record: TraceRecord) -> dict[str, Any]:
     values = vars(record)
     row: dict[str, Any] = {}
@@ -109,6 +127,12 @@ def to_row(record: TraceRecord) -> dict[str, Any]:
         else:
             extra[name] = values[name]
     row["extra"] = extra or None
+    for column, limit in _LIMITS.items():
+        value = row[column]
+        if isinstance(value, str) and len(value) > limit:
+            row[column] = value[:limit]
+    if b"\\u0000" in orjson.dumps(row, default=str, option=orjson.OPT_NON_STR_KEYS):
+        row = _without_nul(row)
     return row
 
 
@@ -124,4 +148,6 @@ def from_row(row: Any) -> TraceRecord:
 
 
 def tag_rows(record: TraceRecord) -> list[dict[str, str]]:
-    return [{"record_id": record.id, "tag": tag} for tag in dict.fromkeys(record.tags or [])]
+    limit = getattr(trace_tags.c.tag.type, "length", None) or 256
+    tags = dict.fromkeys(_without_nul(str(tag))[:limit] for tag in record.tags or [])
+    return [{"record_id": record.id, "tag": tag} for tag in tags]
