@@ -73,7 +73,7 @@ class TraceSpool:
         self,
         directory: Path,
         *,
-        fsync_interval_ms: float = 2.0,
+        fsync_interval_ms: float = 0.0,
         segment_bytes: int = 8 << 20,
         fsync: bool = True,
         segments: SegmentLog | None = None,
