@@ -121,3 +121,14 @@ async def test_prune_removes_what_the_file_no_longer_declares(deck: Deck) -> Non
     assert [c["description"] for c in plan["changes"]] == ["- route assistant", "- alias support-bot@staging (was v2)"]
     r = await deck.chat(model="assistant", messages=[{"role": "user", "content": "hi"}])
     assert r.status_code == 404
+
+
+async def test_apply_holds_to_the_plan_that_was_shown(deck: Deck) -> None:
+    shown = (await apply(deck, DOC, dry_run=True)).json()
+    await deck.client.post(
+        "/api/registry/models/support-bot/versions", json={"provider": "fake", "model": "m-1"}, headers=deck.auth()
+    )
+    stale = await apply(deck, DOC, plan_hash=shown["plan_hash"])
+    assert stale.status_code == 409 and "run `lmdeck apply` again" in stale.json()["error"]["message"]
+    fresh = (await apply(deck, DOC, dry_run=True)).json()
+    assert fresh["plan_hash"] != shown["plan_hash"]
