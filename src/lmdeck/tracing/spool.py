@@ -159,9 +159,13 @@ class TraceSpool:
             os.close(fd)
 
     def _seal(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        """Stop appending to the active segment; the store writer may delete it once stored."""
+        file, self._file = self._file, None
+        if file is not None:
+            try:
+                file.close()
+            except OSError:
+                pass
         self.segments.seal(self._seq)
 
     def submit(self, record: TraceRecord) -> asyncio.Future[None]:
@@ -236,9 +240,10 @@ class TraceSpool:
                 view = view[written or 0 :]
             if self.fsync:
                 os.fsync(self._file.fileno())
-        except OSError as exc:
+        except Exception as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
             error = TraceSpoolError(
-                f"cannot write the trace spool at {self.directory}: {exc.strerror or exc}; "
+                f"cannot write the trace spool at {self.directory}: {reason}; "
                 "free disk space or point data_dir at a writable disk"
             )
             log.error("%s", error)
@@ -263,4 +268,5 @@ class TraceSpool:
             try:
                 self._start_segment(self._seq + 1)
             except OSError as exc:
+                # The next batch tries again, and fails its requests if it cannot.
                 log.error("cannot start a new spool segment in %s: %s", self.directory, exc)
