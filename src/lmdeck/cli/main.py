@@ -8,6 +8,7 @@ import lmdeck
 from lmdeck.cli import apply as apply_cmd
 from lmdeck.cli import config_cmd, serve, traces
 from lmdeck.cli import datasets as datasets_cmd
+from lmdeck.cli import eval as eval_cmd
 from lmdeck.cli import models as models_cmd
 from lmdeck.cli import prompts as prompts_cmd
 
@@ -18,6 +19,7 @@ app.add_typer(traces.app, name="traces")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(prompts_cmd.app, name="prompts")
 app.add_typer(datasets_cmd.app, name="datasets")
+app.add_typer(eval_cmd.app, name="eval")
 app.command("apply")(apply_cmd.apply)
 
 
