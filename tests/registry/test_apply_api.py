@@ -109,6 +109,8 @@ async def test_immutable_versions_and_unknown_providers_are_refused(deck: Deck) 
     bad_ref = {"routes": [{"name": "x", "targets": ["registry:support-bot"]}]}
     assert (await apply(deck, bad_ref)).status_code == 400
     assert (await apply(deck, {"routes": [{"name": "x"}]})).status_code == 400
+    unknown_fallback = {"routes": [{"name": "x", "targets": ["fake:m"], "fallbacks": ["nowhere"]}]}
+    assert (await apply(deck, unknown_fallback)).status_code == 400
 
 
 async def test_prune_removes_what_the_file_no_longer_declares(deck: Deck) -> None:

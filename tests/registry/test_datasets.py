@@ -23,6 +23,8 @@ def test_same_rows_same_version_other_rows_next_version(db: Database) -> None:
     assert again.version == v1.version == 1 and v2.version == 2
     assert v1.digest == rows_digest(ROWS) and v2.digest != v1.digest
     assert store.version("evals", v1.digest[:12]).version == 1
+    with pytest.raises(APIError):
+        store.version("evals", "%%%%%%%%")
     assert [r.expected for r in store.rows("evals", 1)] == ["4", "Paris"]
     assert [r.input for r in store.rows("evals", 1, offset=1, limit=5)] == ["capital of France"]
 

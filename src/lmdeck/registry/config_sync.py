@@ -62,7 +62,13 @@ class ConfigSync:
 
     def _validate(self, declared: Declared) -> None:
         known = set(self.provider_names())
+        names = {r.name for r in declared.routes} | set(self.table.names(self.live.snapshot))
         for route in declared.routes:
+            for fallback in route.fallbacks:
+                if fallback not in names:
+                    raise APIError(
+                        400, f"route {route.name!r} falls back to unknown route {fallback!r}", param="routes"
+                    )
             for target in route.targets:
                 if target.provider not in known:
                     raise APIError(

@@ -14,6 +14,7 @@ same rows again returns the existing version instead of a new one::
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from lmdeck.protocol import APIError
 from lmdeck.registry.sql import bump_revision, dumps, loads, now
 
 _ATTEMPTS = 5
+_DIGEST_PREFIX = re.compile(r"[0-9a-f]{8,64}")
 
 
 class DatasetRow(BaseModel):
@@ -218,7 +220,7 @@ class DatasetStore:
                     text(f"SELECT {_VERSION_COLUMNS} FROM registry_dataset_versions WHERE name = :n AND version = :v"),
                     {"n": name, "v": int(ref)},
                 ).all()
-            elif len(ref) >= 8:
+            elif _DIGEST_PREFIX.fullmatch(ref.lower()):
                 rows = conn.execute(
                     text(
                         f"SELECT {_VERSION_COLUMNS} FROM registry_dataset_versions WHERE name = :n AND digest LIKE :d"
