@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from .conftest import Deck
 
 PROMPT_GOOD = {
@@ -30,12 +32,12 @@ async def make_dataset(deck: Deck, name: str = "sums", n: int = 40) -> None:
     assert r.status_code in (200, 201), r.text
 
 
-async def run_to_end(deck: Deck, **body: Any) -> dict[str, Any]:
-    r = await deck.call("POST", "/api/evaluation/runs", json=body)
+async def run_to_end(deck: Deck, who: str = "admin", **body: Any) -> dict[str, Any]:
+    r = await deck.call("POST", "/api/evaluation/runs", json=body, who=who)
     assert r.status_code == 202, r.text
     run_id = r.json()["id"]
     for _ in range(400):
-        run = (await deck.call("GET", f"/api/evaluation/runs/{run_id}")).json()
+        run = (await deck.call("GET", f"/api/evaluation/runs/{run_id}", who=who)).json()
         if run["status"] != "running":
             return run
         await asyncio.sleep(0.02)
@@ -57,3 +59,72 @@ async def test_two_prompt_versions_compared_and_gated(deck: Deck) -> None:
         )
     ).json()
     print(gate)
+
+
+async def test_model_version_judge_and_embedding_evaluators_in_one_run(deck: Deck) -> None:
+    assert (await deck.call("POST", "/api/registry/models", json={"name": "calc-bot"})).status_code == 201
+    for model in ("careful", "careless"):
+        await deck.call("POST", "/api/registry/models/calc-bot/versions", json={"provider": "arith", "model": model})
+    await deck.call("PUT", "/api/registry/models/calc-bot/aliases/production", json={"version": 1})
+    rows = [{"input": f"What is {i} + {i}?", "expected": str(2 * i)} for i in range(30)]
+    await deck.call("POST", "/api/registry/datasets/doubles/versions", json={"rows": rows})
+    evaluators = ["exact", "judge=llm_judge:route=calc", "embedding_similarity:route=vectors", "rouge_l"]
+    careful = await run_to_end(deck, dataset="doubles", route="support", evaluators=evaluators)
+    careless = await run_to_end(deck, dataset="doubles", route="support", model="calc-bot@2", evaluators=evaluators)
+    assert careful["model"] is None and careless["model"] == "calc-bot@2"
+    scores = careful["summary"]["scores"]
+    assert scores["exact"]["mean"] == 1.0 and scores["judge"]["mean"] == 1.0
+    assert scores["embedding_similarity"]["mean"] == pytest.approx(1.0) and scores["rouge_l"]["mean"] == 1.0
+    assert careless["summary"]["scores"]["exact"]["mean"] < 0.9
+    # The alias was not moved: the run pinned version 2 for its own requests only.
+    r = await deck.chat(model="support", messages=[{"role": "user", "content": "What is 40 + 40?"}])
+    assert r.json()["model"] == "careful"
+    results = (await deck.call("GET", f"/api/evaluation/runs/{careless['id']}/results")).json()["data"]
+    traces = {t.id: t for t in deck.gateway.sink.records}  # type: ignore[attr-defined]
+    first = traces[results[0]["trace_id"]]
+    assert "eval" in first.tags and first.metadata["eval_run"] == careless["id"]
+    # The bundle hash names the configuration that answered: version 2 for the pinned run.
+    careful_rows = (await deck.call("GET", f"/api/evaluation/runs/{careful['id']}/results")).json()["data"]
+    assert first.bundle_hash and first.bundle_hash != traces[careful_rows[0]["trace_id"]].bundle_hash
+    assert results[0]["input_tokens"] == 7 and results[0]["latency_ms"] > 0
+
+
+async def test_failed_rows_score_zero_and_are_kept(deck: Deck) -> None:
+    rows = [{"input": "What is 1 + 1?", "expected": "2"}, {"input": "What is 2 + 2?", "expected": "4"}]
+    await deck.call("POST", "/api/registry/datasets/tiny/versions", json={"rows": rows})
+    run = await run_to_end(deck, dataset="tiny@1", route="no-such-route", evaluators=["exact"])
+    assert run["status"] == "succeeded"
+    assert run["summary"]["errors"] == 2 and run["summary"]["scores"]["exact"]["mean"] == 0.0
+    results = (await deck.call("GET", f"/api/evaluation/runs/{run['id']}/results")).json()["data"]
+    assert all("404" in r["error"] for r in results)
+
+
+async def test_bad_run_requests_are_4xx(deck: Deck) -> None:
+    await make_dataset(deck, n=3)
+    cases = [
+        ({"dataset": "sums@1", "evaluators": ["exact"]}, 400, "prompt"),
+        ({"dataset": "sums@1", "route": "calc", "evaluators": []}, 400, "evaluators"),
+        ({"dataset": "sums@1", "route": "calc", "evaluators": ["nope"]}, 400, "unknown evaluator"),
+        ({"dataset": "sums@1", "route": "calc", "evaluators": ["regex:pattern=("]}, 400, "regular expression"),
+        ({"dataset": "sums@9", "route": "calc", "evaluators": ["exact"]}, 404, "sums"),
+        ({"dataset": "sums@1", "prompt": "ghost@1", "evaluators": ["exact"]}, 404, "ghost"),
+        ({"dataset": "sums@1", "route": "calc", "evaluators": ["exact"], "concurrency": 0}, 400, "concurrency"),
+    ]
+    for body, status, fragment in cases:
+        r = await deck.call("POST", "/api/evaluation/runs", json=body)
+        assert r.status_code == status, (body, r.text)
+        assert fragment in r.json()["error"]["message"], (body, r.text)
+    viewer = await deck.call("POST", "/api/evaluation/runs", json=cases[0][0], who="viewer")
+    assert viewer.status_code == 403
+    assert (await deck.call("GET", "/api/evaluation/runs/run_nope")).status_code == 404
+
+
+async def test_runs_are_visible_to_their_team_only(deck: Deck) -> None:
+    await make_dataset(deck, n=3)
+    run = await run_to_end(deck, who="blue-dev", dataset="sums@1", route="calc", evaluators=["exact"])
+    assert (await deck.call("GET", f"/api/evaluation/runs/{run['id']}", who="blue-dev")).status_code == 200
+    assert (await deck.call("GET", f"/api/evaluation/runs/{run['id']}", who="red-dev")).status_code == 404
+    assert run["id"] not in [
+        r["id"] for r in (await deck.call("GET", "/api/evaluation/runs", who="red-dev")).json()["data"]
+    ]
+    assert (await deck.call("GET", f"/api/evaluation/runs/{run['id']}")).status_code == 200

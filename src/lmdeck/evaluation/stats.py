@@ -39,7 +39,7 @@ class Interval:
 
 
 @dataclass(frozen=True)
-class TestResult:
+class Difference:
     """A difference ``b - a``, its 95% interval, and the two-sided p-value that it is zero."""
 
     delta: float
@@ -163,7 +163,7 @@ def mean_interval(values: Sequence[float]) -> Interval:
 # --- paired samples -------------------------------------------------------------------
 
 
-def mcnemar(a: Sequence[float], b: Sequence[float]) -> TestResult:
+def mcnemar(a: Sequence[float], b: Sequence[float]) -> Difference:
     """McNemar's exact test for paired 0/1 scores: only the rows that flipped count."""
     _same_length(a, b)
     gained = sum(1 for x, y in zip(a, b, strict=True) if x < y)
@@ -182,16 +182,16 @@ def mcnemar(a: Sequence[float], b: Sequence[float]) -> TestResult:
         half = _Z * math.sqrt(max(var, 0.0))
     else:
         half = 0.0
-    return TestResult(delta, delta - half, delta + half, p, n, "mcnemar-exact")
+    return Difference(delta, delta - half, delta + half, p, n, "mcnemar-exact")
 
 
-def paired_bootstrap(a: Sequence[float], b: Sequence[float], *, resamples: int = 4000, seed: int = 0) -> TestResult:
+def paired_bootstrap(a: Sequence[float], b: Sequence[float], *, resamples: int = 4000, seed: int = 0) -> Difference:
     """Paired bootstrap of the mean difference ``b - a`` (percentile interval, centred p-value)."""
     _same_length(a, b)
     diffs = [y - x for x, y in zip(a, b, strict=True)]
     n = len(diffs)
     if n == 0:
-        return TestResult(0.0, 0.0, 0.0, 1.0, 0, "paired-bootstrap")
+        return Difference(0.0, 0.0, 0.0, 1.0, 0, "paired-bootstrap")
     observed = math.fsum(diffs) / n
     rng = random.Random(seed)
     means = sorted(math.fsum(rng.choices(diffs, k=n)) / n for _ in range(resamples))
@@ -201,10 +201,10 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], *, resamples: int =
     # the bootstrap distribution shifted to the null hypothesis of no difference.
     extreme = sum(1 for m in means if abs(m - observed) >= abs(observed) - 1e-12)
     p = 1.0 if observed == 0.0 else (extreme + 1) / (resamples + 1)
-    return TestResult(observed, low, high, min(1.0, p), n, "paired-bootstrap")
+    return Difference(observed, low, high, min(1.0, p), n, "paired-bootstrap")
 
 
-def paired_test(a: Sequence[float], b: Sequence[float], *, seed: int = 0) -> TestResult:
+def paired_test(a: Sequence[float], b: Sequence[float], *, seed: int = 0) -> Difference:
     """McNemar for 0/1 scores, a paired bootstrap for anything else."""
     if is_binary(a) and is_binary(b):
         return mcnemar(a, b)
@@ -241,32 +241,32 @@ class Moments:
         return max(0.0, (self.squares - self.total * self.total / self.n) / (self.n - 1))
 
 
-def welch_test(a: Moments, b: Moments) -> TestResult:
+def welch_test(a: Moments, b: Moments) -> Difference:
     """Welch's t-test for ``mean(b) - mean(a)`` from running moments."""
     n = a.n + b.n
     if a.n < 2 or b.n < 2:
         delta = b.mean - a.mean if a.n and b.n else math.nan
-        return TestResult(delta, math.nan, math.nan, 1.0, n, "welch-t")
+        return Difference(delta, math.nan, math.nan, 1.0, n, "welch-t")
     delta = b.mean - a.mean
     va, vb = a.variance / a.n, b.variance / b.n
     se = math.sqrt(va + vb)
     if se == 0.0:
-        return TestResult(delta, delta, delta, 1.0 if delta == 0 else 0.0, n, "welch-t")
+        return Difference(delta, delta, delta, 1.0 if delta == 0 else 0.0, n, "welch-t")
     df = (va + vb) ** 2 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))
     t = delta / se
     half = t_critical(df) * se
-    return TestResult(delta, delta - half, delta + half, t_two_sided_p(t, df), n, "welch-t")
+    return Difference(delta, delta - half, delta + half, t_two_sided_p(t, df), n, "welch-t")
 
 
-def two_proportion_test(successes_a: float, n_a: int, successes_b: float, n_b: int) -> TestResult:
+def two_proportion_test(successes_a: float, n_a: int, successes_b: float, n_b: int) -> Difference:
     """Two-sided z-test for ``p_b - p_a`` (pooled under the null, unpooled for the interval)."""
     n = n_a + n_b
     if n_a == 0 or n_b == 0:
-        return TestResult(math.nan, math.nan, math.nan, 1.0, n, "two-proportion-z")
+        return Difference(math.nan, math.nan, math.nan, 1.0, n, "two-proportion-z")
     pa, pb = successes_a / n_a, successes_b / n_b
     delta = pb - pa
     pooled = (successes_a + successes_b) / n
     se0 = math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
     p = 1.0 if se0 == 0 else 2.0 * (1.0 - NormalDist().cdf(abs(delta) / se0))
     se = math.sqrt(pa * (1 - pa) / n_a + pb * (1 - pb) / n_b)
-    return TestResult(delta, delta - _Z * se, delta + _Z * se, min(1.0, p), n, "two-proportion-z")
+    return Difference(delta, delta - _Z * se, delta + _Z * se, min(1.0, p), n, "two-proportion-z")

@@ -15,7 +15,7 @@ from typing import Any
 
 from lmdeck.evaluation.experiments.schemas import LOWER_IS_BETTER, ExperimentSpec
 from lmdeck.evaluation.experiments.store import VariantTotals
-from lmdeck.evaluation.stats import Moments, TestResult, two_proportion_test, welch_test
+from lmdeck.evaluation.stats import Difference, Moments, two_proportion_test, welch_test
 
 
 def metric_moments(totals: VariantTotals, metric: str) -> tuple[Moments, float | None]:
@@ -48,7 +48,7 @@ class VariantStats:
     metric_mean: float
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
     feedback: dict[str, dict[str, float]] = field(default_factory=dict)
-    versus_control: TestResult | None = None
+    versus_control: Difference | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {

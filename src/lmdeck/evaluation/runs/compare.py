@@ -14,7 +14,7 @@ from typing import Any
 
 from lmdeck.evaluation.runs.schemas import RowResult
 from lmdeck.evaluation.runs.store import RunRecord
-from lmdeck.evaluation.stats import TestResult, paired_test
+from lmdeck.evaluation.stats import Difference, paired_test
 from lmdeck.protocol import APIError
 
 
@@ -23,7 +23,7 @@ class EvaluatorDelta:
     key: str
     mean_a: float
     mean_b: float
-    test: TestResult
+    test: Difference
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "mean_a": self.mean_a, "mean_b": self.mean_b, **self.test.to_dict()}
