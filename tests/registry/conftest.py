@@ -38,6 +38,8 @@ class FakeModelProvider:
 
     def __init__(self, target: TargetConfig, ctx: ProviderContext) -> None:
         self.target = target
+        if target.api_key is not None:
+            target.api_key.resolve()  # as a real provider does, failing when the secret is missing
 
     def _content(self, request: ChatCompletionRequest) -> str:
         return json.dumps(

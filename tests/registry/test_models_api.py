@@ -84,6 +84,15 @@ async def test_unresolved_alias_is_a_404_that_says_what_to_do(deck: Deck) -> Non
     assert r.status_code == 404 and "lmdeck models register support-bot" in r.json()["error"]["message"]
 
 
+async def test_a_version_that_cannot_be_built_is_a_503_naming_why(deck: Deck) -> None:
+    spec = {"provider": "fake", "model": "m", "api_key": {"$env": "LMDECK_REGISTRY_TEST_UNSET_KEY"}}
+    await deck.client.post("/api/registry/models/support-bot/versions", json=spec, headers=deck.auth())
+    await move(deck, 1)
+    r = await deck.chat(model="support", messages=[{"role": "user", "content": "hi"}])
+    assert r.status_code == 503, r.text
+    assert "LMDECK_REGISTRY_TEST_UNSET_KEY" in r.json()["error"]["message"]
+
+
 async def test_version_parameters_fill_unset_request_fields(deck: Deck) -> None:
     await register_versions(deck)
     await move(deck, 2)

@@ -19,6 +19,7 @@ from typing import Protocol, TypeVar
 from pydantic import BaseModel
 
 from lmdeck.protocol import (
+    APIError,
     ChatCompletionChunk,
     ChatCompletionRequest,
     ChatCompletionResponse,
@@ -75,7 +76,14 @@ class RegistryAliasProvider:
         resolved = self.resolver.resolve(self.target.model)
         provider = self._delegates.get(resolved.key)
         if provider is None:
-            provider = self._delegates[resolved.key] = self.resolver.create_provider(resolved.target(self.target))
+            try:
+                provider = self.resolver.create_provider(resolved.target(self.target))
+            except ConfigError as exc:
+                name, version = resolved.key
+                raise APIError(
+                    503, f"registry model {name} v{version} cannot be served: {exc}", code="model_unavailable"
+                ) from None
+            self._delegates[resolved.key] = provider
         return provider, resolved.apply(request)
 
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletionResponse:
