@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
+
+import pytest
+
+from lmdeck.db import Database
+from lmdeck.evaluation.runtime import EvaluationRuntime
+from lmdeck.settings import ConfigError, Settings
 
 from .conftest import Deck
 
@@ -155,3 +163,21 @@ async def test_experiment_errors_are_4xx(deck: Deck) -> None:
     viewer = await deck.call("POST", "/api/experiments", json=no_model, who="viewer")
     assert viewer.status_code == 403
     await asyncio.sleep(0)
+
+
+async def test_experiments_from_the_config_file_start_once(
+    make_settings: Callable[..., Settings], start_deck: Callable[[Settings], AbstractAsyncContextManager[Deck]]
+) -> None:
+    declared = {"name": "cfg", "route": "calc", "variants": [{"name": "a", "weight": 1}, {"name": "b", "weight": 1}]}
+    settings = make_settings(evaluation={"experiments": [declared]})
+    async with start_deck(settings) as deck:
+        listed = (await deck.call("GET", "/api/experiments")).json()["data"]
+        assert [(e["name"], e["status"], e["created_by"]) for e in listed] == [("cfg", "running", "config")]
+        r = await deck.chat(model="calc", user="ada", messages=[{"role": "user", "content": "What is 1 + 1?"}])
+        assert r.headers["x-lmdeck-experiment"].startswith("cfg=")
+
+
+def test_a_bad_declared_experiment_names_its_place(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(evaluation={"experiments": [{"name": "cfg", "route": "calc", "variants": []}]})
+    with pytest.raises(ConfigError, match=r"evaluation.experiments\[0\].variants"):
+        EvaluationRuntime(settings, Database("sqlite:///:memory:"), None)
