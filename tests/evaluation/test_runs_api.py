@@ -128,3 +128,23 @@ async def test_runs_are_visible_to_their_team_only(deck: Deck) -> None:
         r["id"] for r in (await deck.call("GET", "/api/evaluation/runs", who="red-dev")).json()["data"]
     ]
     assert (await deck.call("GET", f"/api/evaluation/runs/{run['id']}")).status_code == 200
+
+
+async def test_a_registered_judge_prompt_grades_through_the_gateway(deck: Deck) -> None:
+    await deck.call("POST", "/api/registry/prompts", json={"name": "grader"})
+    grader = {
+        "messages": [{"role": "user", "content": "Grade the answer {{output}} to: {{input}} (reference {{expected}})"}],
+        "variables": {"input": "string", "output": "string", "expected": "string"},
+    }
+    assert (await deck.call("POST", "/api/registry/prompts/grader/versions", json=grader)).status_code == 201
+    await deck.call("PUT", "/api/registry/prompts/grader/labels/production", json={"version": 1})
+    await make_dataset(deck, n=4)
+    await make_prompt(deck)
+    run = await run_to_end(
+        deck, dataset="sums@1", prompt="adder@1", route="calc", evaluators=["llm_judge:prompt=grader&route=calc"]
+    )
+    assert run["summary"]["scores"]["llm_judge"]["mean"] == 1.0, run
+    judged = [t for t in deck.gateway.sink.records if t.prompt_name == "grader"]  # type: ignore[attr-defined]
+    assert len(judged) == 4 and all("eval:judge" in t.tags for t in judged)
+    rendered = judged[0].request_body["messages"]
+    assert len(rendered) == 1 and rendered[0]["content"].startswith("Grade the answer")

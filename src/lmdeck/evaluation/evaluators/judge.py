@@ -93,7 +93,7 @@ class LLMJudge:
             if self.version is not None:
                 ref["version"] = self.version
             body["prompt"] = ref
-            body["messages"] = [{"role": "user", "content": variables["output"]}]
+            body["messages"] = []
             return body
         clause = f" (the reference answer is {variables['expected']!r})" if sample.expected is not None else ""
         text = DEFAULT_INSTRUCTION.format(reference_clause=clause, input=variables["input"], output=sample.output)
