@@ -1,0 +1,81 @@
+"""Acceptance: held-out arithmetic through the bundled demo model with two prompt versions.
+
+A real ``lmdeck serve`` (zero configuration: the ``demo`` route is the bundled model),
+driven with the ``lmdeck eval`` command line: the prompt the model was trained on beats an
+unfamiliar wording, the comparison gives the difference with its p-value, and a gate fails
+the worse prompt.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lmdeck.cli.main import app as cli
+from lmdeck.sdk import Client
+from lmdeck.testing.servers import GatewayProcess, gateway_process
+
+pytestmark = pytest.mark.integration
+
+skills = pytest.importorskip("lmdeck.local.skills", reason="the local engine is not installed")
+demo_model = pytest.importorskip("lmdeck.local.demo_model")
+if not (demo_model.DEMO_MODEL_DIR / "model.safetensors").exists():
+    pytest.skip("the demo model checkpoint is not built yet", allow_module_level=True)
+
+TRAINED = "What is {{a}} + {{b}}?"
+#: Same question, in words the demo model never saw during training.
+UNFAMILIAR = "Tell me, dear friend, the total you get when {{a}} joins {{b}}"
+ROWS = 60
+
+
+def heldout_additions(n: int, seed: int = 11) -> list[dict[str, object]]:
+    """``n`` distinct addition items from the held-out split (never trained on)."""
+    rng = random.Random(seed)
+    rows: dict[str, dict[str, object]] = {}
+    while len(rows) < n:
+        example = skills.SKILLS["add"].sample(rng, "heldout")
+        _, a, b = example.key.split(":")
+        rows[example.key] = {"input": {"a": int(a), "b": int(b)}, "expected": example.answer}
+    return list(rows.values())
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    data_dir: Path = tmp_path_factory.mktemp("demo-eval")
+    with gateway_process({}, data_dir=data_dir, timeout=120) as gw:
+        yield gw
+
+
+def test_two_prompt_versions_on_the_demo_model(gateway: GatewayProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Client(gateway.url, gateway.admin_key, timeout=120) as client:
+        client.post("/api/registry/prompts", json={"name": "adder"})
+        for text in (TRAINED, UNFAMILIAR):
+            spec = {"messages": [{"role": "user", "content": text}], "variables": {"a": "integer", "b": "integer"}}
+            client.post("/api/registry/prompts/adder/versions", json=spec)
+        client.post("/api/registry/datasets/heldout-add/versions", json={"rows": heldout_additions(ROWS)})
+    monkeypatch.setenv("LMDECK_BASE_URL", gateway.url)
+    monkeypatch.setenv("LMDECK_API_KEY", gateway.admin_key)
+    runner = CliRunner()
+    common = ["eval", "run", "-d", "heldout-add@1", "-r", "demo", "--evaluators", "exact,numeric", "-c", "8"]
+
+    trained = runner.invoke(cli, [*common, "-p", "adder@1", "--max-tokens", "8", "--gate", "exact>=0.6"])
+    assert trained.exit_code == 0, trained.output + gateway.log()
+    trained_id = re.search(r"run (run_\w+)", trained.output).group(1)  # type: ignore[union-attr]
+
+    unfamiliar = runner.invoke(cli, [*common, "-p", "adder@2", "--max-tokens", "8"])
+    assert unfamiliar.exit_code == 0, unfamiliar.output
+    unfamiliar_id = re.search(r"run (run_\w+)", unfamiliar.output).group(1)  # type: ignore[union-attr]
+
+    compared = runner.invoke(cli, ["eval", "compare", trained_id, unfamiliar_id, "--gate", "delta(exact)>=-0.01"])
+    assert compared.exit_code == 1, compared.output  # the gate fails the worse prompt
+    line = next(ln for ln in compared.output.splitlines() if ln.startswith("exact "))
+    cells = line.split()
+    mean_a, mean_b, p_value = float(cells[1]), float(cells[2]), float(cells[-2])
+    assert mean_a - mean_b >= 0.3, compared.output
+    assert p_value < 0.001 and cells[-1] == "mcnemar-exact", compared.output
+    assert "FAIL delta(exact)>=-0.01" in compared.output
