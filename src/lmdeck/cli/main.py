@@ -6,11 +6,16 @@ import typer
 
 import lmdeck
 from lmdeck.cli import apply as apply_cmd
+from lmdeck.cli import audit as audit_cmd
+from lmdeck.cli import budgets as budgets_cmd
 from lmdeck.cli import config_cmd, serve, traces
 from lmdeck.cli import datasets as datasets_cmd
 from lmdeck.cli import eval as eval_cmd
+from lmdeck.cli import keys as keys_cmd
 from lmdeck.cli import models as models_cmd
 from lmdeck.cli import prompts as prompts_cmd
+from lmdeck.cli import spend as spend_cmd
+from lmdeck.cli import teams as teams_cmd
 
 app = typer.Typer(help="lmdeck: the operations deck for LLM applications.", no_args_is_help=True)
 app.command("serve")(serve.serve)
@@ -21,6 +26,11 @@ app.add_typer(prompts_cmd.app, name="prompts")
 app.add_typer(datasets_cmd.app, name="datasets")
 app.add_typer(eval_cmd.app, name="eval")
 app.command("apply")(apply_cmd.apply)
+app.add_typer(keys_cmd.app, name="keys")
+app.add_typer(teams_cmd.app, name="teams")
+app.add_typer(budgets_cmd.app, name="budgets")
+app.add_typer(spend_cmd.app, name="spend")
+app.add_typer(audit_cmd.app, name="audit")
 
 
 @app.command()

@@ -1,0 +1,33 @@
+"""``client.spend``: recorded cost, grouped.
+
+report = client.spend.report(by="team", period="month")
+for row in report.data:
+    print(row.group, row.cost)
+"""
+
+from __future__ import annotations
+
+from lmdeck.policy.budgets import Period
+from lmdeck.policy.schemas import SpendReport
+from lmdeck.policy.spend import GroupBy
+from lmdeck.sdk.client import Namespace
+
+
+class Spend(Namespace):
+    """The spend API (``/api/spend``)."""
+
+    name = "spend"
+
+    def report(
+        self,
+        *,
+        by: GroupBy = "team",
+        period: Period = "month",
+        since: float | None = None,
+        until: float | None = None,
+    ) -> SpendReport:
+        params = {"by": by, "period": period, "since": since, "until": until}
+        return SpendReport.model_validate(self.client.get("/api/spend", params=params))
+
+
+NAMESPACE = Spend
