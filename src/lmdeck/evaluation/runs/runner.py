@@ -174,7 +174,11 @@ class EvalRunner:
         try:
             reply = await inference.chat(self.body_for(run, request, row), tags=[f"eval:row:{idx}"])
         except (APIError, UpstreamError) as exc:
-            result.error = f"{getattr(exc, 'status', '')} {exc}".strip()
+            result.error = f"{exc.status} {exc}"
+        except Exception as exc:
+            log.warning("eval run %s row %d failed", run.id, idx, exc_info=exc)
+            result.error = f"{type(exc).__name__}: {exc}"
+        if result.error is not None:
             result.scores = {e.name: Score(0.0, label="error", explanation=result.error).to_dict() for e in evaluators}
             return result
         result.output = reply.text
