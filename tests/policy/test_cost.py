@@ -65,3 +65,18 @@ async def test_failed_requests_cost_nothing(tmp_path: Path) -> None:
     async with started_deck(policy_settings(tmp_path)) as deck:
         assert (await deck.chat(ADMIN_KEY, model="nope")).status_code == 404
         assert [t.cost for t in deck.sink.records] == [0.0]
+
+
+async def test_a_target_the_table_does_not_know_is_priced_by_the_model_that_answered(tmp_path: Path) -> None:
+    # A registry alias target names "bot@production"; the upstream answers as the real model.
+    settings = policy_settings(
+        tmp_path,
+        routes=[fake_route(model="bot@production", prompt_tokens=100, completion_tokens=10)],
+    )
+    async with started_deck(settings) as deck:
+        provider = deck.gateway.router.get("fake-gpt").targets[0].provider  # type: ignore[union-attr]
+        provider.target = provider.target.model_copy(update={"model": "gpt-4o"})  # type: ignore[attr-defined]
+        assert (await deck.chat(ADMIN_KEY)).status_code == 200
+        assert (await deck.chat(ADMIN_KEY, stream=True)).status_code == 200
+        expected = (100 * 2.50 + 10 * 10.00) / 1_000_000
+        assert [t.cost for t in deck.sink.records] == pytest.approx([expected, expected])

@@ -31,8 +31,11 @@ USAGE = "usage"
 class _Tally:
     usage: Usage | None = None
     pieces: int = 0
+    model: str | None = None
 
     def add(self, chunk: object) -> None:
+        if self.model is None:
+            self.model = getattr(chunk, "model", None)
         found = usage_of(chunk)
         if found is not None:
             self.usage = found
@@ -50,6 +53,7 @@ class MeterCost:
         self.assumed_max_tokens = assumed_max_tokens
 
     def settle(self, ctx: RequestContext, usage: Usage, response_model: str | None = None) -> None:
+        """Price ``usage`` at the upstream model's price, or the answering model's when the former is unknown."""
         ctx.state[USAGE] = usage
         if ctx.trace.cache_hit:
             ctx.trace.cost = 0.0
@@ -78,10 +82,11 @@ class MeterCost:
 
         async def end(error: BaseException | None) -> None:
             if tally.usage is not None:
-                self.settle(ctx, tally.usage)
+                self.settle(ctx, tally.usage, tally.model)
             elif tally.pieces:
                 need = token_need(ctx, assumed_max_tokens=self.assumed_max_tokens)
-                self.settle(ctx, Usage(input_tokens=need.prompt, output_tokens=tally.pieces, estimated=True))
+                estimated = Usage(input_tokens=need.prompt, output_tokens=tally.pieces, estimated=True)
+                self.settle(ctx, estimated, tally.model)
             else:
                 self.settle(ctx, Usage())
 
