@@ -1,0 +1,349 @@
+"""The in-process generation engine: continuous batching on one thread, off the event loop.
+
+Requests wait in a bounded queue. Between two decode steps the engine thread admits as
+many as there are free rows (prefilling them together), then runs one decode step for
+every running sequence; a sequence that finishes, hits a stop sequence or is cancelled
+leaves the batch at once and its row goes to the next waiting request. Tokens are handed
+back to each caller's event loop with ``call_soon_threadsafe``, one call per loop per step::
+
+    engine = LocalEngine(lm, max_batch_size=32, max_queue=256)
+    handle = engine.submit(lm.encode(prompt), SamplingParams(max_tokens=32, temperature=0))
+    try:
+        while (event := await handle.next_event()).finish_reason is None:
+            print(event.text, end="")
+    finally:
+        handle.cancel()    # frees the row if the caller stops listening early
+    engine.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from lmdeck.local.detokenize import TextStream
+from lmdeck.local.kv_cache import BatchKV
+from lmdeck.local.model import LocalCausalLM
+from lmdeck.local.sampling import RowSampler, SamplingParams, next_tokens
+
+log = logging.getLogger(__name__)
+
+
+class QueueFull(RuntimeError):
+    """Every row is busy and the waiting queue is at ``max_queue``."""
+
+
+class PromptTooLong(ValueError):
+    """The prompt leaves no room in the model's context for a single generated token."""
+
+
+class EngineClosed(RuntimeError):
+    """The engine was stopped before the request finished."""
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """New text for one request; the last event carries ``finish_reason`` (``stop`` or ``length``)."""
+
+    text: str
+    completion_tokens: int
+    finish_reason: str | None = None
+    error: BaseException | None = None
+    step: int = 0  # the engine iteration that produced it: orders events across requests
+
+
+class GenerationHandle:
+    """The caller's side of one request: events arrive on the caller's loop, in order."""
+
+    def __init__(self, engine: LocalEngine, prompt_tokens: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.engine = engine
+        self.prompt_tokens = prompt_tokens
+        self.loop = loop
+        self.cancelled = False
+        self.finished = False
+        self.completion_tokens = 0
+        self._events: asyncio.Queue[TokenEvent] = asyncio.Queue()
+
+    def _deliver(self, event: TokenEvent) -> None:
+        self._events.put_nowait(event)
+
+    async def next_event(self) -> TokenEvent:
+        """The next event; raises the engine's error if generation failed."""
+        event = await self._events.get()
+        if event.error is not None:
+            self.finished = True
+            raise event.error
+        self.completion_tokens = event.completion_tokens
+        if event.finish_reason is not None:
+            self.finished = True
+        return event
+
+    async def text(self) -> tuple[str, str]:
+        """Wait for the whole generation: ``(text, finish_reason)``."""
+        parts: list[str] = []
+        try:
+            while True:
+                event = await self.next_event()
+                parts.append(event.text)
+                if event.finish_reason is not None:
+                    return "".join(parts), event.finish_reason
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        """Stop generating for this request (a no-op once it has finished)."""
+        if not self.finished and not self.cancelled:
+            self.cancelled = True
+            self.engine._wake()
+
+
+@dataclass
+class _Sequence:
+    handle: GenerationHandle
+    prompt: list[int]
+    sampler: RowSampler
+    stream: TextStream
+    max_tokens: int
+    position: int = 0
+    last_token: int = 0
+    generated: int = 0
+
+
+@dataclass
+class EngineStats:
+    """Counters for benchmarks, metrics and tests."""
+
+    running: int = 0
+    waiting: int = 0
+    steps: int = 0
+    step_rows: int = 0
+    prefills: int = 0
+    finished: int = 0
+    cancelled: int = 0
+    rejected: int = 0
+
+    @property
+    def mean_batch(self) -> float:
+        return self.step_rows / self.steps if self.steps else 0.0
+
+
+@dataclass
+class _Outbox:
+    events: dict[asyncio.AbstractEventLoop, list[tuple[GenerationHandle, TokenEvent]]] = field(default_factory=dict)
+
+    def add(self, handle: GenerationHandle, event: TokenEvent) -> None:
+        self.events.setdefault(handle.loop, []).append((handle, event))
+
+    def flush(self) -> None:
+        for loop, items in self.events.items():
+            try:
+                loop.call_soon_threadsafe(_deliver_all, items)
+            except RuntimeError:  # the caller's loop is gone: nobody is listening any more
+                for handle, _ in items:
+                    handle.cancelled = True
+        self.events = {}
+
+
+def _deliver_all(items: list[tuple[GenerationHandle, TokenEvent]]) -> None:
+    for handle, event in items:
+        handle._deliver(event)
+
+
+class LocalEngine:
+    """Continuous-batching generation for one :class:`LocalCausalLM`. Thread-safe ``submit``."""
+
+    def __init__(
+        self, lm: LocalCausalLM, *, max_batch_size: int = 32, max_queue: int = 256, max_prefill_rows: int = 16
+    ) -> None:
+        self.lm = lm
+        self.max_batch_size = max_batch_size
+        self.max_queue = max_queue
+        self.max_prefill_rows = max_prefill_rows
+        self.stats = EngineStats()
+        self._iteration = 0
+        self._cond = threading.Condition()
+        self._waiting: deque[_Sequence] = deque()
+        self._running: list[_Sequence] = []
+        self._outbox = _Outbox()
+        self._closed = False
+        self._paused = False
+        self._thread = threading.Thread(target=self._run, name=f"lmdeck-engine-{lm.name}", daemon=True)
+        self._thread.start()
+
+    # -- the caller's side -------------------------------------------------------------------
+
+    def submit(self, prompt: Sequence[int], params: SamplingParams) -> GenerationHandle:
+        """Queue a request; its events go to the running event loop. Raises QueueFull or PromptTooLong."""
+        room = self.lm.context_length - len(prompt)
+        if not prompt:
+            raise PromptTooLong("the prompt is empty: send at least one token of text")
+        if room < 1:
+            raise PromptTooLong(
+                f"the prompt is {len(prompt)} tokens but model {self.lm.name!r} has a context of "
+                f"{self.lm.context_length}: shorten the prompt"
+            )
+        handle = GenerationHandle(self, len(prompt), asyncio.get_running_loop())
+        seq = _Sequence(
+            handle=handle,
+            prompt=list(prompt),
+            sampler=params.row_sampler(),
+            stream=TextStream(self.lm.tokenizer, params.stop),
+            max_tokens=min(params.max_tokens, room),
+        )
+        with self._cond:
+            if self._closed:
+                raise EngineClosed(f"the engine for {self.lm.name!r} is stopped")
+            free = self.max_batch_size - len(self._running)
+            if len(self._waiting) >= self.max_queue + (0 if self._paused else max(0, free)):
+                self.stats.rejected += 1
+                raise QueueFull(
+                    f"model {self.lm.name!r} is busy: {len(self._running)} running and {len(self._waiting)} waiting "
+                    f"(local.max_queue={self.max_queue}); retry shortly"
+                )
+            self._waiting.append(seq)
+            self.stats.waiting = len(self._waiting)
+            self._cond.notify()
+        return handle
+
+    def pause(self) -> None:
+        """Stop admitting and decoding (requests keep queueing) until :meth:`resume`."""
+        with self._cond:
+            self._paused = True
+
+    def resume(self) -> None:
+        with self._cond:
+            self._paused = False
+            self._cond.notify()
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the engine thread; requests still running or waiting end with :class:`EngineClosed`."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    # -- the engine thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        kv = self.lm.new_batch(self.max_batch_size)
+        while True:
+            with self._cond:
+                while not self._closed and (self._paused or not (self._waiting or self._running)):
+                    self._cond.wait()
+                if self._closed:
+                    break
+                admitted = self._admit()
+            self._iteration += 1
+            try:
+                self._drop_cancelled(kv)
+                for start in range(0, len(admitted), self.max_prefill_rows):
+                    self._prefill(kv, admitted[start : start + self.max_prefill_rows])
+                if self._running:
+                    self._decode(kv)
+            except Exception as exc:
+                log.exception("local engine step failed for %s", self.lm.name)
+                for seq in [*self._running, *admitted]:
+                    if not seq.handle.finished:
+                        self._outbox.add(seq.handle, TokenEvent("", seq.generated, error=exc))
+                self._running = []
+                kv = self.lm.new_batch(self.max_batch_size)
+            self._outbox.flush()
+            self.stats.running = len(self._running)
+        self._shutdown()
+
+    def _admit(self) -> list[_Sequence]:
+        admitted: list[_Sequence] = []
+        while self._waiting and len(self._running) + len(admitted) < self.max_batch_size:
+            seq = self._waiting.popleft()
+            if seq.handle.cancelled:
+                self.stats.cancelled += 1
+                continue
+            admitted.append(seq)
+        self.stats.waiting = len(self._waiting)
+        return admitted
+
+    def _shutdown(self) -> None:
+        with self._cond:
+            left = [*self._running, *self._waiting]
+            self._running, self._waiting = [], deque()
+        for seq in left:
+            self._outbox.add(seq.handle, TokenEvent("", seq.generated, error=EngineClosed("the local engine stopped")))
+        self._outbox.flush()
+
+    def _remove(self, kv: BatchKV, rows: list[int]) -> None:
+        for row in sorted(rows, reverse=True):
+            kv.leave(row)
+            last = self._running.pop()
+            if row < len(self._running):
+                self._running[row] = last
+
+    def _drop_cancelled(self, kv: BatchKV) -> None:
+        gone = [row for row, seq in enumerate(self._running) if seq.handle.cancelled]
+        self.stats.cancelled += len(gone)
+        self._remove(kv, gone)
+
+    def _prefill(self, kv: BatchKV, seqs: list[_Sequence]) -> None:
+        logits, cache = self.lm.prefill([s.prompt for s in seqs])
+        chosen = next_tokens(logits, [s.sampler for s in seqs])
+        kv.join(cache, [len(s.prompt) for s in seqs])
+        self.stats.prefills += 1
+        first_row = len(self._running)
+        self._running += seqs
+        done: list[int] = []
+        for offset, (seq, token) in enumerate(zip(seqs, chosen, strict=True)):
+            seq.position = len(seq.prompt)
+            if self._accept(seq, token):
+                done.append(first_row + offset)
+        self._remove(kv, done)
+
+    def _decode(self, kv: BatchKV) -> None:
+        running = self._running
+        logits = self.lm.decode(kv, [s.last_token for s in running], [s.position for s in running])
+        self.stats.steps += 1
+        self.stats.step_rows += len(running)
+        chosen = next_tokens(logits, [s.sampler for s in running])
+        done: list[int] = []
+        for row, (seq, token) in enumerate(zip(running, chosen, strict=True)):
+            seq.position += 1
+            if self._accept(seq, token):
+                done.append(row)
+        self._remove(kv, done)
+
+    def _accept(self, seq: _Sequence, token: int) -> bool:
+        """Take one generated token; True when the sequence is finished."""
+        if token in self.lm.eos_ids:
+            return self._finish(seq, seq.stream.flush(), "stop")
+        seq.generated += 1
+        seq.last_token = token
+        text, stopped = seq.stream.push(token)
+        if stopped:
+            return self._finish(seq, text, "stop")
+        if seq.generated >= seq.max_tokens:
+            return self._finish(seq, text + seq.stream.flush(), "length")
+        if text:
+            self._outbox.add(seq.handle, TokenEvent(text, seq.generated, step=self._iteration))
+        return False
+
+    def _finish(self, seq: _Sequence, text: str, reason: str) -> bool:
+        self.stats.finished += 1
+        self._outbox.add(seq.handle, TokenEvent(text, seq.generated, reason, step=self._iteration))
+        return True
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until nothing is running or waiting (for tests and orderly shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self._running and not self._waiting:
+                return True
+            time.sleep(0.005)
+        return False
