@@ -20,7 +20,16 @@ from pathlib import Path
 
 import pytest
 
-from lmdeck.testing.servers import FakeUpstreamProcess, GatewayFactory, start_fake_upstream
+from lmdeck.testing.servers import (
+    FakeUpstreamProcess,
+    GatewayFactory,
+    GatewayProcess,
+    openai_target,
+    start_fake_upstream,
+)
+
+#: Body limit of the standard gateway: small, so oversized bodies are cheap to send.
+STANDARD_MAX_BODY = 8192
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -54,3 +63,13 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayFactory
         yield factory
     finally:
         factory.stop_all()
+
+
+@pytest.fixture
+def standard_gateway(gateway: GatewayFactory, fake_upstream: FakeUpstreamProcess) -> GatewayProcess:
+    """One shared gateway in front of the fake upstream: route ``chat`` and embeddings route ``vectors``."""
+    routes = [
+        {"name": "chat", "targets": [openai_target(fake_upstream)], "description": "the fake upstream"},
+        {"name": "vectors", "kind": "embeddings", "targets": [openai_target(fake_upstream, "fake-embed")]},
+    ]
+    return gateway(routes, max_body_bytes=STANDARD_MAX_BODY)

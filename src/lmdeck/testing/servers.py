@@ -191,6 +191,21 @@ class GatewayProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def trace(self, request_id: str, timeout: float = 15.0) -> dict[str, Any]:
+        """The stored trace of the request sent with ``x-request-id: request_id`` (traces land asynchronously)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            response = httpx.get(
+                f"{self.url}/api/traces", params={"request_id": request_id}, headers=self.headers(), timeout=5.0
+            )
+            response.raise_for_status()
+            found = response.json()["data"]
+            if found:
+                return dict(found[0])
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no trace for request {request_id!r} after {timeout}s")
+            time.sleep(0.05)
+
     def log(self) -> str:
         return _tail(self.log_path, 200)
 
