@@ -3,6 +3,8 @@
 - :mod:`lmdeck.testing.fake_upstream`: a FAKE OpenAI-compatible server whose behaviour
   (latency, token rate, forced statuses, resets, hangs) is scripted at start or at run time.
 - :mod:`lmdeck.testing.fake_anthropic`: a FAKE Anthropic Messages endpoint for provider tests.
+- :mod:`lmdeck.testing.scripted_provider`: a FAKE in-process provider that follows a script,
+  for routing and pipeline tests that need no server at all.
 - :mod:`lmdeck.testing.servers`: start the fake upstream or a real ``lmdeck serve`` as
   subprocesses on free loopback ports and wait until they are ready.
 

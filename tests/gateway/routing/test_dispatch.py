@@ -98,7 +98,7 @@ async def test_retries_are_bounded_by_max_retries() -> None:
     ctx = chat_context("chat")
     with pytest.raises(UpstreamError, match="e2"):
         await Dispatcher(router_of(route("chat", only)))(ctx)
-    assert provider(only).calls == 2 and ctx.trace.retries == 1
+    assert provider(only).calls == 2 and ctx.trace.retries == 1 and ctx.trace.upstream_ms is not None
 
 
 async def test_fallback_route_after_the_first_is_spent() -> None:

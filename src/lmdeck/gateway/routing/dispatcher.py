@@ -99,6 +99,7 @@ class Dispatcher:
                 ctx.trace.metadata["served_by_route"] = candidate.name
             return result
         assert last is not None
+        ctx.trace.upstream_ms = (time.perf_counter() - started) * 1000.0
         raise last
 
     async def _route(self, ctx: RequestContext, route: RouteState, started: float) -> Result:
