@@ -1,6 +1,6 @@
 """Fixtures that start real servers on loopback: the fake upstream and ``lmdeck serve``.
 
-``fake_upstream`` is one fake upstream process per session, reset before each test::
+``fake_upstream`` is one fake upstream process for the whole test run, reset before each test::
 
     def test_retry(fake_upstream, gateway):
         gw = gateway([{"name": "chat", "targets": [openai_target(fake_upstream)]}])
@@ -8,7 +8,7 @@
 
 ``gateway(routes, **settings)`` starts ``lmdeck serve`` with those routes (``default_routes``
 off, short retry backoffs; see :class:`lmdeck.testing.servers.GatewayFactory`) and the admin
-key ``gw.admin_key``. Servers with the same configuration are shared within the session; pass
+key ``gw.admin_key``. Servers with the same configuration are shared for the whole run; pass
 ``fresh=True`` for a private one (when a test depends on breaker state or counters). Every
 process is stopped at teardown.
 """
@@ -50,7 +50,7 @@ def fake_upstream_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[F
 
 @pytest.fixture
 def fake_upstream(fake_upstream_server: FakeUpstreamProcess) -> FakeUpstreamProcess:
-    """The session's fake upstream, back to normal behaviour with counters cleared."""
+    """The fake upstream of the run, back to normal behaviour with counters cleared."""
     fake_upstream_server.reset()
     return fake_upstream_server
 

@@ -1,4 +1,4 @@
-"""Fakes and process helpers for tests, benchmarks and demos. Never a default route.
+"""Fakes and server processes for tests, benchmarks and demos. Never a default route.
 
 - :mod:`lmdeck.testing.fake_upstream`: a FAKE OpenAI-compatible server whose behaviour
   (latency, token rate, forced statuses, resets, hangs) is scripted at start or at run time.

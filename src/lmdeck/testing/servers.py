@@ -31,14 +31,14 @@ from typing import Any
 import httpx
 import yaml
 
-#: The admin key the helpers give ``lmdeck serve`` unless told otherwise.
+#: The admin key test gateways get unless told otherwise.
 TEST_ADMIN_KEY = "sk-lmdeck-test-admin-key"
 
 _LISTENING = re.compile(r"fake upstream listening on http://[^:]+:(\d+)/v1")
 
 
 class ServerStartError(RuntimeError):
-    """A helper process did not become ready; the message carries its log's tail."""
+    """A server process did not become ready; the message carries its log's tail."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
