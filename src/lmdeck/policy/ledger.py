@@ -104,6 +104,7 @@ class Hold:
 @dataclass
 class _Window:
     start: float
+    end: float | None = None
     spent: float = 0.0
     reserved: float = 0.0
     alerted: set[str] = field(default_factory=set)
@@ -137,7 +138,8 @@ class MemoryBudgetLedger:
         for budget in self._budgets.values():
             by_subject.setdefault(budget.subject, []).append(budget)
             if spent is not None and budget.id in spent and budget.id not in self._windows:
-                self._windows[budget.id] = _Window(budget.window(now)[0], spent=spent[budget.id])
+                start, end = budget.window(now)
+                self._windows[budget.id] = _Window(start, end, spent=spent[budget.id])
         self._by_subject = by_subject
         for gone in set(self._windows) - set(self._budgets):
             del self._windows[gone]
@@ -149,10 +151,13 @@ class MemoryBudgetLedger:
         return any(s in self._by_subject for s in subjects)
 
     def _window(self, budget: Budget, now: float) -> _Window:
-        start = budget.window(now)[0]
         window = self._windows.get(budget.id)
+        if window is not None and window.start <= now and (window.end is None or now < window.end):
+            return window
+        start, end = budget.window(now)
         if window is None or window.start != start:
-            window = self._windows[budget.id] = _Window(start)
+            window = self._windows[budget.id] = _Window(start, end)
+        window.end = end
         return window
 
     async def reserve(self, subjects: Sequence[Subject], amount: float) -> Hold:
