@@ -21,6 +21,10 @@ def json_response(status: int, body: object, headers: dict[str, str] | None = No
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
+#: Upstream answers that mean lmdeck's target is misconfigured rather than the request being bad.
+UPSTREAM_MISCONFIGURED = frozenset({401, 403, 404})
+
+
 def upstream_to_api_error(exc: UpstreamError) -> APIError:
     """An upstream's failure as the gateway reports it to its client."""
     if exc.kind == "unsupported":
@@ -29,6 +33,15 @@ def upstream_to_api_error(exc: UpstreamError) -> APIError:
         return APIError(504, exc.message, code=exc.kind)
     if exc.kind == "queue_full":
         return APIError(503, exc.message, code="queue_full", headers={"retry-after": "1"})
+    if exc.status in UPSTREAM_MISCONFIGURED:
+        # The caller's own key was fine: the upstream refused lmdeck's credentials or model name,
+        # which is the gateway's configuration to fix, not the client's request.
+        return APIError(
+            502,
+            f"{exc.message} (check the target's api_key and model in the route config)",
+            type="upstream_error",
+            code="upstream_misconfigured",
+        )
     if 400 <= exc.status < 500 and exc.status not in (408, 429):
         upstream = (exc.body or {}).get("error") if isinstance(exc.body, dict) else None
         message = upstream.get("message", exc.message) if isinstance(upstream, dict) else exc.message
