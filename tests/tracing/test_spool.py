@@ -13,7 +13,7 @@ from lmdeck.tracing import spool as spool_module
 from lmdeck.tracing.codec import decode, encode
 from lmdeck.tracing.record import TraceRecord
 from lmdeck.tracing.segments import existing_segments
-from lmdeck.tracing.spool import TraceSpool, TraceSpoolError
+from lmdeck.tracing.spool import LOCK_NAME, TraceSpool, TraceSpoolError
 
 
 @pytest.fixture
@@ -104,7 +104,10 @@ async def test_a_write_failure_fails_the_waiting_requests(spool: TraceSpool, mon
 
 def test_a_second_process_cannot_share_the_directory(spool: TraceSpool) -> None:
     other = TraceSpool(spool.directory)
-    with pytest.raises(TraceSpoolError, match="in use by another lmdeck process"):
+    with pytest.raises(TraceSpoolError, match="in use by another gateway in this process"):
+        other.open()
+    (spool.directory / LOCK_NAME).write_text("999999")
+    with pytest.raises(TraceSpoolError, match=r"another lmdeck process \(pid 999999\)"):
         other.open()
 
 

@@ -132,6 +132,11 @@ class TraceSpool:
             lock.seek(0)
             holder = lock.read().decode(errors="replace").strip() or "unknown"
             lock.close()
+            if holder == str(os.getpid()):
+                raise TraceSpoolError(
+                    f"the trace spool at {self.directory} is in use by another gateway in this process; "
+                    "stop it first (run each app's lifespan) or give this one its own data_dir"
+                ) from None
             raise TraceSpoolError(
                 f"the trace spool at {self.directory} is in use by another lmdeck process (pid {holder}); "
                 "stop that process or give this one its own data_dir"
