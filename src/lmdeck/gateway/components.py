@@ -18,10 +18,11 @@ from lmdeck.gateway.routing.usage import StreamUsageFilter
 from lmdeck.gateway.serving import InferenceServing
 from lmdeck.gateway.steps.record import RecordStep, TraceObserver, TraceSink
 from lmdeck.policy.auth import Authenticate, Authenticator
-from lmdeck.policy.services import EXTRAS_KEY as POLICY, PolicyServices
+from lmdeck.policy.services import EXTRAS_KEY as POLICY
+from lmdeck.policy.services import PolicyServices
 from lmdeck.providers import ProviderContext, ProviderRegistry, load_providers
 from lmdeck.registry.runtime import RegistryRuntime
-from lmdeck.settings import Settings
+from lmdeck.settings import RouteConfig, Settings
 from lmdeck.tracing.metrics import GatewayMetrics
 from lmdeck.tracing.otel import OTelExporter
 
@@ -76,6 +77,14 @@ class Gateway:
         self.db.dispose()
         self.started = False
 
+    def route_configs(self) -> list[RouteConfig]:
+        """Every route served now: the config file's, overlaid with those applied through the registry."""
+        routes = {route.name: route.config for route in self.router.routes()}
+        registry = self.extras.get("registry")
+        overlay = getattr(registry, "overlay", None)
+        routes.update(getattr(overlay, "routes", None) or {})
+        return list(routes.values())
+
     def readiness(self) -> list[str]:
         return [] if self.started else ["starting"]
 
@@ -111,7 +120,10 @@ def build_gateway(
     if hasattr(sink, "depth"):
         metrics.gauge_from("lmdeck_spool_depth", "traces not yet in the store", lambda: {(): getattr(sink, "depth", 0)})
     metrics.gauge_from(
-        "lmdeck_breaker_state", "circuit breaker state per target (1 = current)", router.breaker_gauge, ("target", "state")
+        "lmdeck_breaker_state",
+        "circuit breaker state per target (1 = current)",
+        router.breaker_gauge,
+        ("target", "state"),
     )
     observers: list[TraceObserver] = [metrics]
     if settings.otlp_endpoint:

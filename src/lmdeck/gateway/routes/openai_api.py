@@ -33,7 +33,7 @@ async def embeddings(request: Request) -> Response:
 @router.get("/models", summary="List the models (routes) this key may use")
 async def list_models(request: Request, principal: Principal = Depends(require("inference"))) -> ModelList:
     cards = []
-    for route in request.app.state.gateway.router.routes():
+    for route in request.app.state.gateway.route_configs():
         if principal.may_use(route.name):
-            cards.append(ModelCard(id=route.name, description=route.config.description, kind=route.config.kind))
+            cards.append(ModelCard(id=route.name, description=route.description, kind=route.kind))
     return ModelList(data=cards)
