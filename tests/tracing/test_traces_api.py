@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from lmdeck.db.scratch import scratch_database
 from lmdeck.gateway.app import create_app
 from lmdeck.policy.principal import Principal
 from lmdeck.settings import Settings
@@ -163,3 +165,33 @@ async def test_a_request_through_the_gateway_is_stored(client: httpx.AsyncClient
     assert stored["status_code"] == 404
     assert stored["request_body"]["messages"][0]["content"] == "hi"
     assert stored["route"] in (None, "no-such-route")
+
+
+async def test_traces_flow_into_postgresql(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = os.environ.get("LMDECK_TEST_POSTGRES_URL")
+    if not server:
+        pytest.skip("set LMDECK_TEST_POSTGRES_URL (scripts/test-services.sh does) to test on PostgreSQL")
+    monkeypatch.setenv("LMDECK_TEST_TRACES_ADMIN_KEY", ADMIN_KEY)
+    with scratch_database(server) as url:
+        settings = Settings.model_validate(
+            {
+                "data_dir": str(tmp_path),
+                "database_url": url,
+                "default_routes": False,
+                "admin_key": {"$env": "LMDECK_TEST_TRACES_ADMIN_KEY"},
+            }
+        )
+        app = create_app(settings)
+        gateway = app.state.gateway
+        await gateway.start()
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lmdeck.test") as http:
+                for n in range(3):
+                    request = {"model": "absent", "messages": [{"role": "user", "content": f"nul \x00 {n}"}]}
+                    headers = {**auth(ADMIN_KEY), "x-request-id": f"req-pg-{n}"}
+                    assert (await http.post("/v1/chat/completions", json=request, headers=headers)).status_code == 404
+                assert await gateway.sink.stored(10)
+                listed = await http.get("/api/traces", params={"q": "nul"}, headers=auth(ADMIN_KEY))
+        finally:
+            await gateway.stop()
+    assert sorted(t["request_id"] for t in listed.json()["data"]) == ["req-pg-0", "req-pg-1", "req-pg-2"]
