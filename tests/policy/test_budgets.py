@@ -179,3 +179,41 @@ async def test_spend_already_recorded_counts_after_a_restart(tmp_path: Path) -> 
         status = (await restarted.admin("GET", "/api/budgets")).json()["data"][0]
         assert status["spent"] == pytest.approx(0.75)
         assert (await restarted.chat(key["key"], max_tokens=200)).status_code == 429
+
+
+async def test_a_stream_dropped_by_its_client_releases_its_reservation(tmp_path: Path) -> None:
+    import gc
+
+    from lmdeck.gateway.context import RequestContext, Streamed
+    from lmdeck.protocol import ChatCompletionRequest
+    from lmdeck.tracing.record import TraceRecord
+
+    settings = policy_settings(tmp_path, routes=[fake_route(prompt_tokens=9, completion_tokens="max")])
+    async with started_deck(settings) as deck:
+        key = await deck.new_key(name="dropper")
+        put = await deck.admin(
+            "PUT", "/api/budgets", json={"scope": "key", "subject_id": key["id"], "period": "day", "limit_usd": 1.0}
+        )
+        body = ChatCompletionRequest.model_validate(
+            {"model": "fake-gpt", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 50, "stream": True}
+        )
+        ctx = RequestContext(
+            kind="chat",
+            body=body,
+            request_id="drop",
+            trace=TraceRecord(),
+            route_name="fake-gpt",
+            client_token=key["key"],
+        )
+        result = await deck.gateway.pipeline.run(ctx)
+        assert isinstance(result, Streamed)
+        await anext(result.chunks)
+        assert deck.policy.ledger.status(put.json()["id"])["reserved"] == pytest.approx(ONE_REQUEST)  # type: ignore[index]
+        await result.chunks.aclose()  # type: ignore[attr-defined]  # the client went away
+        for _ in range(5):
+            gc.collect()
+            await asyncio.sleep(0)
+        status = deck.policy.ledger.status(put.json()["id"])
+        assert status is not None
+        assert status["reserved"] == 0
+        assert 0 < status["spent"] < ONE_REQUEST  # priced from what was sent: the prompt and one piece
