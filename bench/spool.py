@@ -4,7 +4,7 @@
     python bench/spool.py --records 20000 --concurrency 1,16,256 --dir /var/tmp
 
 Each scenario submits records shaped like a real chat trace (about 1.5 KB of
-JSON) from concurrent asyncio tasks, each awaiting its record's acknowledgement
+JSON) from concurrent coroutines, each awaiting its record's acknowledgement
 before sending the next, as the record step does before a response completes:
 
 - ``memory``: :class:`MemoryTraceSink`, acknowledged at once (the baseline);
@@ -60,7 +60,7 @@ def make_record(n: int) -> TraceRecord:
         tags=["bench", "eu"],
         metadata={"app": "bench"},
         request_body={"model": "demo", "messages": [{"role": "user", "content": prompt}], "temperature": 0.2},
-        response_body={"choices": [{"message": {"role": "assistant", "content": "A short summary. " * 10}}]},
+        response_body={"choices": [{"message": {"content": "A short summary. " * 10}}]},
     )
 
 
@@ -84,12 +84,12 @@ class Result:
 
 
 async def drive(sink: Sink, records: list[TraceRecord], concurrency: int) -> tuple[float, list[float], float]:
-    """(seconds, ack latencies in µs, mean µs inside submit) for ``records`` sent by ``concurrency`` tasks."""
+    """(seconds, ack latencies in µs, mean µs inside submit) for ``records`` sent by ``concurrency`` coroutines."""
     latencies: list[float] = []
     inside: list[float] = []
     it = iter(records)
 
-    async def task() -> None:
+    async def submitter() -> None:
         for record in it:
             t0 = time.perf_counter()
             future = sink.submit(record)
@@ -99,7 +99,7 @@ async def drive(sink: Sink, records: list[TraceRecord], concurrency: int) -> tup
             inside.append((t1 - t0) * 1e6)
 
     start = time.perf_counter()
-    await asyncio.gather(*(task() for _ in range(concurrency)))
+    await asyncio.gather(*(submitter() for _ in range(concurrency)))
     return time.perf_counter() - start, latencies, statistics.fmean(inside)
 
 
@@ -175,7 +175,7 @@ def report(results: list[Result]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=4000)
-    parser.add_argument("--concurrency", default="1,64", help="comma-separated task counts")
+    parser.add_argument("--concurrency", default="1,64", help="comma-separated numbers of concurrent submitters")
     parser.add_argument("--dir", default=None, help="directory for the spool (default: a temporary one)")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     args = parser.parse_args(argv)

@@ -163,7 +163,7 @@ class StoreWriter:
         return True
 
     def _fill(self) -> _Batch:
-        """Read up to ``batch_size`` records, lingering briefly for more when under load."""
+        """Read up to ``batch_size`` records, lingering a moment for more when under load."""
         batch = _Batch()
         lingered = False
         while len(batch.records) < self.batch_size:
