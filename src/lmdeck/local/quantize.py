@@ -8,6 +8,7 @@ quantizes its activations on the fly; embeddings and norms stay in float32::
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -23,7 +24,10 @@ def no_quantization(model: PreTrainedModel) -> PreTrainedModel:
 def int8_dynamic(model: PreTrainedModel) -> PreTrainedModel:
     from torch.ao.quantization import quantize_dynamic
 
-    quantized: PreTrainedModel = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    with warnings.catch_warnings():
+        # PyTorch announces that quantized tensor types will move to torchao; they still work as pinned here.
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*", category=UserWarning)
+        quantized: PreTrainedModel = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     return quantized
 
 
