@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -176,7 +177,10 @@ def run(
         if not wait:
             typer.echo(json.dumps(started, indent=2) if as_json else started["id"])
             return
-        with typer.progressbar(length=max(1, started["row_count"]), label=f"run {started['id']}", file=None) as bar:
+        progress_bar = typer.progressbar(
+            length=max(1, started["row_count"]), label=f"run {started['id']}", file=sys.stderr
+        )
+        with progress_bar as bar:
             shown = 0
 
             def progress(done: int, total: int) -> None:
