@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import anyio
 import orjson
 from pydantic import BaseModel
 
@@ -37,4 +38,11 @@ async def sse_stream(
     except Exception as exc:
         yield sse_event(on_error(exc))
         return
+    finally:
+        # Close what this wraps now, not whenever it is garbage-collected: its clean-up
+        # writes the trace and frees the upstream's resources.
+        aclose = getattr(rest, "aclose", None)
+        if aclose is not None:
+            with anyio.CancelScope(shield=True):
+                await aclose()
     yield DONE

@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+import anyio
 from pydantic import BaseModel
 
 from lmdeck.gateway.context import Completed, RequestContext, Result, Streamed
@@ -31,6 +32,12 @@ class TraceObserver(Protocol):
     """Told about every finished trace (metrics, spans); must not block."""
 
     def observe(self, record: TraceRecord) -> None: ...
+
+
+async def _close(chunks: AsyncIterator[BaseModel]) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def _usage_into(trace: TraceRecord, response: BaseModel) -> None:
@@ -126,10 +133,14 @@ class RecordStep:
             self._fail(ctx, exc)
             raise
         finally:
-            if not finished and ctx.trace.error is None:
-                ctx.trace.status_code = 499
-                ctx.trace.error = "client disconnected before the stream ended"
-                ctx.trace.error_type = "client_disconnected"
-            if self.redact == "none":
-                ctx.trace.response_body = {"content": "".join(text)}
-            await self._finish(ctx)
+            # A disconnect cancels this task; the shield lets the steps inside settle (cost, limits,
+            # engine slots) and the trace reach the spool all the same.
+            with anyio.CancelScope(shield=True):
+                await _close(chunks)
+                if not finished and ctx.trace.error is None:
+                    ctx.trace.status_code = 499
+                    ctx.trace.error = "client disconnected before the stream ended"
+                    ctx.trace.error_type = "client_disconnected"
+                if self.redact == "none":
+                    ctx.trace.response_body = {"content": "".join(text)}
+                await self._finish(ctx)
