@@ -15,7 +15,6 @@ def serve(
     config: Path | None = typer.Option(None, "--config", "-c", help="path of lmdeck.yaml"),
     host: str | None = typer.Option(None, help="address to listen on"),
     port: int | None = typer.Option(None, help="port to listen on"),
-    workers: int = typer.Option(1, help="worker processes"),
 ) -> None:
     """Start the gateway."""
     import uvicorn
@@ -43,6 +42,5 @@ def serve(
         access_log=False,
         loop="auto",
         http="auto",
-        workers=workers if workers > 1 else None,
         timeout_graceful_shutdown=10,
     )
