@@ -185,6 +185,7 @@ class LocalSettings(BaseModel):
     max_batch_size: int = Field(default=32, ge=1)
     max_queue: int = Field(default=256, ge=1)
     model_dir: str | None = None
+    threads: int = Field(default=0, ge=0, description="CPU threads for local models (0: PyTorch's default)")
 
 
 class ModelPrice(BaseModel):

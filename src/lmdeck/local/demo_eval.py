@@ -1,15 +1,19 @@
 """Held-out accuracy of the demo model, per skill.
 
-    python -m lmdeck.local.demo_eval                 # the bundled checkpoint, 200 examples per skill
+    python -m lmdeck.local.demo_eval                     # the bundled checkpoint, 200 examples per skill
+    python -m lmdeck.local.demo_eval --quantize int8     # the same through int8 dynamic quantization
+    python -m lmdeck.local.demo_eval --reference         # transformers' generate() instead of the engine
     python -m lmdeck.local.demo_eval --model-dir /tmp/m --size 50
 
-Answers are generated greedily (temperature 0) from the chat template, in batches,
-and checked by each skill's own checker (exact match; JSON equality for ``extract``).
+Answers are generated greedily (temperature 0) from the chat template by lmdeck's own
+engine (all prompts in flight at once), and checked by each skill's own checker (exact
+match; JSON equality for ``extract``).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -60,11 +64,34 @@ def hf_generate(model_dir: Path, batch_size: int = 64) -> GenerateFn:
     return generate
 
 
+def engine_generate(model_dir: Path, quantize: str = "none", batch_size: int = 64) -> GenerateFn:
+    """Greedy generation through :class:`LocalEngine`, every prompt submitted at once."""
+    from lmdeck.local.engine import LocalEngine
+    from lmdeck.local.loading import load_causal_lm
+    from lmdeck.local.sampling import SamplingParams
+
+    lm = load_causal_lm(model_dir, name=model_dir.name, device=torch.device("cpu"), quantize=quantize)
+
+    async def run(prompts: Sequence[str], max_new_tokens: int) -> list[str]:
+        engine = LocalEngine(lm, max_batch_size=batch_size, max_queue=len(prompts))
+        try:
+            params = SamplingParams(max_tokens=max_new_tokens, temperature=0)
+            handles = [engine.submit(lm.encode(p), params) for p in prompts]
+            return [(await h.text())[0] for h in handles]
+        finally:
+            engine.close()
+
+    def generate(prompts: Sequence[str], max_new_tokens: int) -> list[str]:
+        return asyncio.run(run(prompts, max_new_tokens))
+
+    return generate
+
+
 def evaluate(
     model_dir: Path, size: int = 200, generate: GenerateFn | None = None, skills: Sequence[str] | None = None
 ) -> dict[str, Any]:
     """Accuracy per skill on ``size`` held-out examples each, with a few failures to look at."""
-    generate = generate or hf_generate(model_dir)
+    generate = generate or engine_generate(model_dir)
     template = ChatTemplate()
     accuracy: dict[str, float] = {}
     counts: dict[str, int] = {}
@@ -99,8 +126,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model-dir", type=Path, default=DEMO_MODEL_DIR)
     parser.add_argument("--size", type=int, default=200, help="held-out examples per skill")
     parser.add_argument("--skill", action="append", choices=sorted(SKILLS), help="only these skills")
+    parser.add_argument("--quantize", choices=["none", "int8"], default="none")
+    parser.add_argument("--reference", action="store_true", help="generate with transformers instead of the engine")
     args = parser.parse_args(argv)
-    report = evaluate(args.model_dir, args.size, skills=args.skill)
+    generate = hf_generate(args.model_dir) if args.reference else engine_generate(args.model_dir, args.quantize)
+    report = evaluate(args.model_dir, args.size, generate=generate, skills=args.skill)
     print(json.dumps(report, indent=2))
 
 

@@ -321,7 +321,7 @@ class LocalEngine:
 
     def _accept(self, seq: _Sequence, token: int) -> bool:
         """Take one generated token; True when the sequence is finished."""
-        if token in self.lm.eos_ids:
+        if token in self.lm.eos_ids and not seq.sampler.params.ignore_eos:
             return self._finish(seq, seq.stream.flush(), "stop")
         seq.generated += 1
         seq.last_token = token

@@ -17,6 +17,8 @@ import asyncio
 import threading
 from pathlib import Path
 
+import torch
+
 from lmdeck.local.catalog import LocalModelSpec, ModelCatalog
 from lmdeck.local.embeddings import EmbeddingBatcher, SentenceEmbedder
 from lmdeck.local.engine import LocalEngine
@@ -49,7 +51,13 @@ class LocalRuntime:
         if last:
             self.close()
 
+    def _apply_threads(self) -> None:
+        # PyTorch's intra-op pool is per process; small models on a busy machine do better with fewer threads.
+        if self.settings.threads and torch.get_num_threads() != self.settings.threads:
+            torch.set_num_threads(self.settings.threads)
+
     def _load_engine(self, name: str, quantize: str) -> LocalEngine:
+        self._apply_threads()
         with self._lock:
             key = (name, quantize)
             if key not in self._engines:
@@ -63,6 +71,7 @@ class LocalRuntime:
             return self._engines[key]
 
     def _load_embedder(self, name: str) -> EmbeddingBatcher:
+        self._apply_threads()
         with self._lock:
             if name not in self._embedders:
                 spec = self.catalog.find(name)

@@ -27,6 +27,7 @@ class SamplingParams:
     top_p: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    ignore_eos: bool = False  # keep going past the end token (benchmarks want a fixed length)
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:
