@@ -22,7 +22,7 @@ from fastapi.dependencies.models import Dependant
 
 from lmdeck.gateway.app import create_app
 from lmdeck.gateway.components import build_gateway
-from lmdeck.policy.auth import declared_role
+from lmdeck.policy.auth import PIPELINE_PERMISSION, declared_role
 from lmdeck.policy.identity_store import IdentityStore
 from lmdeck.policy.principal import Principal, Role
 from lmdeck.settings import Settings
@@ -76,6 +76,9 @@ def declared(route: Any) -> Role | None:
         return None
     order: list[Role] = ["admin", "developer", "viewer", "inference"]
     roles = _roles_in(dependant)
+    in_pipeline = (getattr(route, "openapi_extra", None) or {}).get(PIPELINE_PERMISSION)
+    if in_pipeline is not None:
+        roles.append(in_pipeline)
     return min(roles, key=order.index) if roles else None
 
 

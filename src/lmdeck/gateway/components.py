@@ -129,9 +129,10 @@ def build_gateway(
     if settings.otlp_endpoint:
         observers.append(OTelExporter.to_otlp(settings.otlp_endpoint))
     evaluation = EvaluationRuntime(settings, db, metrics.registry, registry)
+    inbound = evaluation.identity.wrap(authenticator)
     steps: list[Step] = [
         StreamUsageFilter(),
-        Authenticate(evaluation.identity.wrap(authenticator)),
+        Authenticate(inbound),
         RecordStep(sink, observers, settings.tracing.redact),
         *policy.steps(router),
     ]
@@ -151,7 +152,7 @@ def build_gateway(
         authenticator=authenticator,
         sink=sink,
         pipeline=pipeline,
-        serving=InferenceServing(pipeline),
+        serving=InferenceServing(pipeline, inbound),
         metrics=metrics,
         observers=observers,
         services=services,

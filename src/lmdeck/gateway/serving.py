@@ -14,6 +14,7 @@ from lmdeck.gateway.context import Completed, Kind, RequestContext, Streamed
 from lmdeck.gateway.errors import api_error_response, upstream_to_api_error
 from lmdeck.gateway.pipeline import Pipeline
 from lmdeck.gateway.sse import sse_stream
+from lmdeck.policy.auth import Authenticator, principal_for
 from lmdeck.protocol import APIError, ChatCompletionRequest, CompletionRequest, EmbeddingRequest, error_body
 from lmdeck.providers.base import UpstreamError
 from lmdeck.tracing import TraceRecord
@@ -66,8 +67,9 @@ def stream_error_body(exc: Exception) -> dict[str, Any]:
 class InferenceServing:
     """Serves ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings``."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, authenticator: Authenticator) -> None:
         self.pipeline = pipeline
+        self.authenticator = authenticator
 
     def context(self, request: Request, kind: Kind, body: Any) -> RequestContext:
         state = request.scope.get("state", {})
@@ -91,8 +93,10 @@ class InferenceServing:
         )
 
     async def handle(self, request: Request, kind: Kind) -> Response:
+        principal = await principal_for(self.authenticator, bearer_token(request))
         body = parse_body(await request.body(), SCHEMAS[kind])
         ctx = self.context(request, kind, body)
+        ctx.principal = principal
         try:
             result = await self.pipeline.run(ctx)
             if isinstance(result, Completed):

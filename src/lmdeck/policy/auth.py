@@ -89,7 +89,9 @@ class Authenticate:
         self.authenticator = authenticator
 
     async def __call__(self, ctx: RequestContext, call_next: Handler) -> Result:
-        principal = await principal_for(self.authenticator, ctx.client_token)
+        # The serving layer authenticates before reading the body (a 401 comes before any 400)
+        # and hands the principal in; requests built inside the process arrive without one.
+        principal = ctx.principal or await principal_for(self.authenticator, ctx.client_token)
         if not principal.may_use(ctx.route_name):
             raise APIError(
                 403,
@@ -134,6 +136,21 @@ def require(role: Role) -> Callable[[Request], Awaitable[Principal]]:
     dependency.__name__ = f"require_{role}"
     dependency.required_role = role  # type: ignore[attr-defined]
     return dependency
+
+
+#: OpenAPI extension naming the role a route's pipeline enforces itself.
+PIPELINE_PERMISSION = "x-lmdeck-permission"
+
+
+def checked_in_pipeline(role: Role) -> dict[str, Any]:
+    """``openapi_extra`` for a route whose request pipeline authenticates the caller.
+
+    The ``/v1`` inference routes run the :class:`Authenticate` step anyway, so a
+    ``require()`` dependency would look the key up twice on the hot path::
+
+        @router.post("/v1/chat/completions", openapi_extra=checked_in_pipeline("inference"))
+    """
+    return {PIPELINE_PERMISSION: role}
 
 
 def declared_role(dependency: Callable[..., Any]) -> Role | None:
