@@ -257,8 +257,9 @@ class LocalEngine:
                         self._outbox.add(seq.handle, TokenEvent("", seq.generated, error=exc))
                 self._running = []
                 kv = self.lm.new_batch(self.max_batch_size)
-            self._outbox.flush()
+            # Counters first: whoever receives these events sees the state they describe.
             self.stats.running = len(self._running)
+            self._outbox.flush()
         self._shutdown()
 
     def _admit(self) -> list[_Sequence]:
