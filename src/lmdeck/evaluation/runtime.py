@@ -135,7 +135,7 @@ class EvaluationRuntime:
 
     def install(self, pipeline: Pipeline, observers: list[TraceObserver]) -> None:
         self._pipeline = pipeline
-        pipeline.insert_after("authenticate", ExperimentStep(self.experiments.running))
+        pipeline.insert_after("record", ExperimentStep(self.experiments.running))
         if self._snapshot is not None:
             anchor = "prompt" if "prompt" in pipeline.names else "experiment"
             pipeline.insert_after(anchor, ExperimentPin(self._snapshot))

@@ -87,7 +87,7 @@ class RegistryRuntime:
         self, pipeline: Pipeline, router: Router, build_router: RouterFactory, build_terminal: TerminalFactory
     ) -> None:
         table = RouteTable(router)
-        pipeline.insert_after("authenticate", RenderPrompt(self.live))
+        pipeline.insert_after("record", RenderPrompt(self.live))
         pipeline.insert_after("prompt", StampBundle(self.live, table, self.bundles))
         self.overlay = AppliedRoutes(self.live, self.settings, build_router, build_terminal)
         pipeline.append(self.overlay)

@@ -78,6 +78,8 @@ class RecordStep:
 
     async def _finish(self, ctx: RequestContext) -> None:
         trace = ctx.trace
+        # Taken at the end: steps after this one may have rewritten the body (a rendered prompt).
+        trace.request_body = self._request_body(ctx)
         trace.latency_ms = ctx.elapsed_ms()
         if ctx.first_token_at is not None:
             trace.ttft_ms = (ctx.first_token_at - ctx.started) * 1000.0
@@ -101,7 +103,6 @@ class RecordStep:
             ctx.trace.error_type = "internal"
 
     async def __call__(self, ctx: RequestContext, call_next: Handler) -> Result:
-        ctx.trace.request_body = self._request_body(ctx)
         try:
             result = await call_next(ctx)
         except Exception as exc:
