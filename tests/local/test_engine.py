@@ -129,3 +129,23 @@ async def test_closing_the_engine_ends_pending_requests(tiny_lm: LocalCausalLM) 
         await handle.text()
     with pytest.raises(EngineClosed):
         engine.submit(tiny_lm.encode("a"), SamplingParams(max_tokens=5))
+
+
+async def test_a_request_cancelled_while_waiting_gives_its_place_back(tiny_lm: LocalCausalLM) -> None:
+    engine = LocalEngine(tiny_lm, max_batch_size=1, max_queue=1)
+    try:
+        running = engine.submit(tiny_lm.encode("a"), SamplingParams(max_tokens=200))
+        await running.next_event()
+        waiting = engine.submit(tiny_lm.encode("b"), SamplingParams(max_tokens=3))
+        with pytest.raises(QueueFull):
+            engine.submit(tiny_lm.encode("c"), SamplingParams(max_tokens=3))
+        waiting.cancel()
+        for _ in range(500):
+            if engine.stats.waiting == 0:
+                break
+            await asyncio.sleep(0.01)
+        third = engine.submit(tiny_lm.encode("c"), SamplingParams(max_tokens=3))
+        running.cancel()
+        assert (await third.text())[1] == "length"
+    finally:
+        engine.close()

@@ -263,6 +263,11 @@ class LocalEngine:
         self._shutdown()
 
     def _admit(self) -> list[_Sequence]:
+        if any(seq.handle.cancelled for seq in self._waiting):
+            # A caller that gave up while waiting must not hold a place in the queue.
+            kept = deque(seq for seq in self._waiting if not seq.handle.cancelled)
+            self.stats.cancelled += len(self._waiting) - len(kept)
+            self._waiting = kept
         admitted: list[_Sequence] = []
         while self._waiting and len(self._running) + len(admitted) < self.max_batch_size:
             seq = self._waiting.popleft()
