@@ -30,6 +30,9 @@ def serve(
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Client libraries log every upstream call at INFO: that is what traces are for.
+    for noisy in ("httpx", "httpcore", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     from lmdeck.gateway.app import create_app
 
     app = create_app(settings)
