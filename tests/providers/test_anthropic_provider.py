@@ -12,6 +12,7 @@ import pytest
 from lmdeck.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from lmdeck.providers.anthropic import AnthropicProvider, StreamTranslator, to_chat_response, to_messages_request
 from lmdeck.providers.base import ProviderContext, UnsupportedOperation, UpstreamError
+from lmdeck.providers.transport_httpx import HttpxTransport
 from lmdeck.settings import Settings, TargetConfig
 from lmdeck.testing.fake_anthropic import FakeAnthropic
 
@@ -142,7 +143,7 @@ async def fake() -> AsyncIterator[tuple[FakeAnthropic, AnthropicProvider]]:
         target = TargetConfig(
             provider="anthropic", model="claude-x", base_url="http://fake", headers={"x-api-key": "sk-ant"}
         )
-        yield app, AnthropicProvider(target, ProviderContext(settings=Settings(), http=http))
+        yield app, AnthropicProvider(target, ProviderContext(settings=Settings(), transport=HttpxTransport(http)))
 
 
 async def test_chat_round_trip(fake: tuple[FakeAnthropic, AnthropicProvider]) -> None:

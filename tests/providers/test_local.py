@@ -15,6 +15,7 @@ from lmdeck.local.random_model import write_random_model
 from lmdeck.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from lmdeck.providers.base import ProviderContext, UnsupportedOperation, UpstreamError
 from lmdeck.providers.local import LocalProvider
+from lmdeck.providers.transport_httpx import HttpxTransport
 from lmdeck.settings import ConfigError, Settings, TargetConfig
 
 USER = [{"role": "user", "content": "Reverse: abc"}]
@@ -32,7 +33,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def ctx(model_dir: Path) -> AsyncIterator[ProviderContext]:
     settings = Settings.model_validate({"local": {"model_dir": str(model_dir), "max_batch_size": 4}})
     async with httpx.AsyncClient() as http:
-        yield ProviderContext(settings=settings, http=http)
+        yield ProviderContext(settings=settings, transport=HttpxTransport(http))
 
 
 @pytest.fixture

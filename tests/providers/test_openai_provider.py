@@ -12,6 +12,7 @@ import pytest
 from lmdeck.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from lmdeck.providers.base import ProviderContext, UpstreamError, UpstreamTimeout, retry_after_from
 from lmdeck.providers.openai import OpenAIProvider
+from lmdeck.providers.transport_httpx import HttpxTransport
 from lmdeck.settings import Settings, TargetConfig
 from lmdeck.testing import FakeConfig
 from lmdeck.testing.fake_upstream import FakeUpstream
@@ -21,7 +22,7 @@ USER = [{"role": "user", "content": "hello big world"}]
 
 def make(http: httpx.AsyncClient, **target: object) -> OpenAIProvider:
     config = TargetConfig.model_validate({"model": "up-model", "base_url": "http://fake/v1", **target})
-    return OpenAIProvider(config, ProviderContext(settings=Settings(), http=http))
+    return OpenAIProvider(config, ProviderContext(settings=Settings(), transport=HttpxTransport(http)))
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-import httpx
-
 from lmdeck.db import Database
 from lmdeck.evaluation.runtime import EXTRAS_KEY as EVALUATION
 from lmdeck.evaluation.runtime import EvaluationRuntime
@@ -21,6 +19,8 @@ from lmdeck.policy.auth import Authenticate, Authenticator
 from lmdeck.policy.services import EXTRAS_KEY as POLICY
 from lmdeck.policy.services import PolicyServices
 from lmdeck.providers import ProviderContext, ProviderRegistry, load_providers
+from lmdeck.providers.transport import Transport
+from lmdeck.providers.transport_aiohttp import AiohttpTransport
 from lmdeck.registry.runtime import RegistryRuntime
 from lmdeck.settings import RouteConfig, Settings
 from lmdeck.tracing.metrics import GatewayMetrics
@@ -44,7 +44,7 @@ class Gateway:
 
     settings: Settings
     db: Database
-    http: httpx.AsyncClient
+    transport: Transport
     providers: ProviderRegistry
     router: Router
     authenticator: Authenticator
@@ -73,7 +73,7 @@ class Gateway:
             if callable(shutdown):
                 shutdown()
         await self.router.aclose()
-        await self.http.aclose()
+        await self.transport.aclose()
         self.db.dispose()
         self.started = False
 
@@ -104,14 +104,11 @@ def build_gateway(
 ) -> Gateway:
     db = Database(settings.store_url)
     db.migrate()
-    http = httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30),
-        timeout=httpx.Timeout(60.0, connect=10.0),
-    )
+    transport = AiohttpTransport(limit=1000, keepalive=30.0)
     providers = providers or load_providers()
     # Built before any provider: it binds the {"$secret": ...} references providers resolve.
     policy = PolicyServices.build(settings, db, announce_admin_key=announce_admin_key)
-    provider_ctx = ProviderContext(settings=settings, http=http)
+    provider_ctx = ProviderContext(settings=settings, transport=transport)
     registry = RegistryRuntime(settings, db, providers, provider_ctx)
     router = Router.from_settings(settings, providers, provider_ctx)
     authenticator: Authenticator = policy.keys
@@ -146,7 +143,7 @@ def build_gateway(
     return Gateway(
         settings=settings,
         db=db,
-        http=http,
+        transport=transport,
         providers=providers,
         router=router,
         authenticator=authenticator,

@@ -27,10 +27,9 @@ What is translated:
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import httpx
 import orjson
 
 from lmdeck.protocol import (
@@ -43,9 +42,10 @@ from lmdeck.protocol import (
     EmbeddingResponse,
 )
 from lmdeck.protocol.chat import ChatMessage
-from lmdeck.providers.base import ProviderContext, UnsupportedOperation, UpstreamError, transport_error
+from lmdeck.providers.base import ProviderContext, UnsupportedOperation, UpstreamError
 from lmdeck.providers.openai import error_from_response, parse_as, sse_data
 from lmdeck.providers.registry import ProviderRegistry
+from lmdeck.providers.transport import Timeout
 from lmdeck.settings import TargetConfig
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -273,7 +273,7 @@ class AnthropicProvider:
 
     def __init__(self, target: TargetConfig, ctx: ProviderContext) -> None:
         self.target = target
-        self.http = ctx.http
+        self.transport = ctx.transport
         base = (target.base_url or DEFAULT_BASE_URL).rstrip("/")
         self.url = base + ("/messages" if base.endswith("/v1") else "/v1/messages")
         self.headers = {
@@ -284,27 +284,22 @@ class AnthropicProvider:
         if target.api_key is not None:
             self.headers["x-api-key"] = target.api_key.resolve()
         self.max_tokens = int(target.options.get("max_tokens", DEFAULT_MAX_TOKENS))
-        self.timeout = httpx.Timeout(target.timeout, connect=min(10.0, target.timeout))
+        self.timeout = Timeout.for_target(target.timeout)
 
-    def _error(self, response: httpx.Response, body: bytes) -> UpstreamError:
-        error = error_from_response(response, body)
-        if response.status_code == OVERLOADED:
+    def _error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
+        error = error_from_response(status, headers, body)
+        if status == OVERLOADED:
             error.retryable = True
         return error
 
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletionResponse:
         body = to_messages_request(request, self.target.model, self.max_tokens)
         body.pop("stream", None)
+        answer = await self.transport.post(self.url, orjson.dumps(body), self.headers, self.timeout)
+        if answer.status >= 400:
+            raise self._error(answer.status, answer.headers, answer.body)
         try:
-            response = await self.http.post(
-                self.url, content=orjson.dumps(body), headers=self.headers, timeout=self.timeout
-            )
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, self.url, self.target.timeout) from exc
-        if response.status_code >= 400:
-            raise self._error(response, response.content)
-        try:
-            message = orjson.loads(response.content)
+            message = orjson.loads(answer.body)
         except orjson.JSONDecodeError as exc:
             raise UpstreamError(502, f"the upstream {self.url} answered with invalid JSON") from exc
         if not isinstance(message, dict):
@@ -315,23 +310,18 @@ class AnthropicProvider:
         body = to_messages_request(request, self.target.model, self.max_tokens)
         body["stream"] = True
         translator = StreamTranslator()
-        try:
-            async with self.http.stream(
-                "POST", self.url, content=orjson.dumps(body), headers=self.headers, timeout=self.timeout
-            ) as response:
-                if response.status_code >= 400:
-                    raise self._error(response, await response.aread())
-                async for name, data in sse_data(response):
-                    try:
-                        event = orjson.loads(data)
-                    except orjson.JSONDecodeError as exc:
-                        raise UpstreamError(502, f"the upstream {self.url} sent an invalid stream event") from exc
-                    if not isinstance(event, dict):
-                        continue
-                    for chunk in translator.feed(name or str(event.get("type", "")), event):
-                        yield parse_as(ChatCompletionChunk, chunk)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, self.url, self.target.timeout) from exc
+        async with self.transport.stream(self.url, orjson.dumps(body), self.headers, self.timeout) as stream:
+            if stream.status >= 400:
+                raise self._error(stream.status, stream.headers, await stream.read())
+            async for name, data in sse_data(stream.lines()):
+                try:
+                    event = orjson.loads(data)
+                except orjson.JSONDecodeError as exc:
+                    raise UpstreamError(502, f"the upstream {self.url} sent an invalid stream event") from exc
+                if not isinstance(event, dict):
+                    continue
+                for chunk in translator.feed(name or str(event.get("type", "")), event):
+                    yield parse_as(ChatCompletionChunk, chunk)
 
     async def completions(self, request: CompletionRequest) -> CompletionResponse:
         raise UnsupportedOperation("anthropic", "/v1/completions (use /v1/chat/completions)")

@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import datetime
 import email.utils
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
-
-import httpx
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from lmdeck.protocol import (
     ChatCompletionChunk,
@@ -38,6 +36,7 @@ from lmdeck.protocol import (
 )
 
 if TYPE_CHECKING:
+    from lmdeck.providers.transport import Transport
     from lmdeck.settings import Settings, TargetConfig
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -105,25 +104,55 @@ def retry_after_from(headers: Mapping[str, str]) -> float | None:
     return max((when - datetime.datetime.now(datetime.UTC)).total_seconds(), 0.0)
 
 
-def transport_error(exc: httpx.HTTPError, url: str, timeout: float) -> UpstreamError:
-    """A failure below HTTP (refused, reset, timed out) as an :class:`UpstreamError`; all are retryable."""
-    if isinstance(exc, httpx.ConnectTimeout):
-        return UpstreamTimeout(f"could not connect to the upstream {url} in time; is it running and reachable?")
-    if isinstance(exc, httpx.TimeoutException):
-        return UpstreamTimeout(f"the upstream {url} did not answer within {timeout:g}s (the target's `timeout`)")
-    if isinstance(exc, httpx.ConnectError):
-        return UpstreamError(
-            502, f"cannot connect to the upstream {url}: {exc}; check the target's base_url", retryable=True
-        )
-    return UpstreamError(502, f"the upstream {url} broke the connection: {type(exc).__name__}: {exc}", retryable=True)
+TransportFailure = Literal["connect_timeout", "timeout", "connect", "broken"]
+
+
+def _connect_timeout(url: str, timeout: float, detail: str) -> UpstreamError:
+    return UpstreamTimeout(f"could not connect to the upstream {url} in time; is it running and reachable?")
+
+
+def _timeout(url: str, timeout: float, detail: str) -> UpstreamError:
+    return UpstreamTimeout(f"the upstream {url} did not answer within {timeout:g}s (the target's `timeout`)")
+
+
+def _connect(url: str, timeout: float, detail: str) -> UpstreamError:
+    return UpstreamError(
+        502, f"cannot connect to the upstream {url}: {detail}; check the target's base_url", retryable=True
+    )
+
+
+def _broken(url: str, timeout: float, detail: str) -> UpstreamError:
+    return UpstreamError(502, f"the upstream {url} broke the connection: {detail}", retryable=True)
+
+
+TRANSPORT_FAILURES: dict[str, Callable[[str, float, str], UpstreamError]] = {
+    "connect_timeout": _connect_timeout,
+    "timeout": _timeout,
+    "connect": _connect,
+    "broken": _broken,
+}
+
+
+def transport_error(failure: TransportFailure, url: str, timeout: float, detail: str = "") -> UpstreamError:
+    """A failure below HTTP (refused, reset, timed out) as an :class:`UpstreamError`; all are retryable.
+
+    Each transport sorts its own exceptions into a :data:`TransportFailure`, so that every
+    transport reports one failure in the same words::
+
+        transport_error("connect", "http://127.0.0.1:9/v1/chat/completions", 30.0, "connection refused")
+    """
+    return TRANSPORT_FAILURES[failure](url, timeout, detail)
 
 
 @dataclass
 class ProviderContext:
-    """What providers share: the settings and one pooled HTTP client."""
+    """What providers share: the settings and one pooled transport to the upstreams.
+
+    >>> ProviderContext(settings=Settings(), transport=AiohttpTransport())  # doctest: +SKIP
+    """
 
     settings: Settings
-    http: httpx.AsyncClient
+    transport: Transport
     extras: dict[str, Any] = field(default_factory=dict)
 
 

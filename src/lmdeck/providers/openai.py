@@ -21,10 +21,9 @@ Failures become :class:`UpstreamError`: HTTP errors keep the upstream's status a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from typing import Any, TypeVar
 
-import httpx
 import orjson
 from pydantic import BaseModel, ValidationError
 
@@ -37,8 +36,9 @@ from lmdeck.protocol import (
     EmbeddingRequest,
     EmbeddingResponse,
 )
-from lmdeck.providers.base import ProviderContext, UpstreamError, retry_after_from, transport_error
+from lmdeck.providers.base import ProviderContext, UpstreamError, retry_after_from
 from lmdeck.providers.registry import ProviderRegistry
+from lmdeck.providers.transport import Timeout
 from lmdeck.settings import TargetConfig
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -46,13 +46,13 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 M = TypeVar("M", bound=BaseModel)
 
 
-def error_from_response(response: httpx.Response, body: bytes) -> UpstreamError:
+def error_from_response(status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
     """An HTTP error answer as an :class:`UpstreamError`, keeping the upstream's message and body."""
     try:
         parsed = orjson.loads(body) if body else None
     except orjson.JSONDecodeError:
         parsed = None
-    message = f"upstream answered {response.status_code}"
+    message = f"upstream answered {status}"
     error = parsed.get("error") if isinstance(parsed, dict) else None
     if isinstance(error, dict) and error.get("message"):
         message += f": {error['message']}"
@@ -61,18 +61,18 @@ def error_from_response(response: httpx.Response, body: bytes) -> UpstreamError:
     elif body and parsed is None:
         message += f": {body[:200].decode(errors='replace')}"
     return UpstreamError(
-        response.status_code,
+        status,
         message,
-        retry_after=retry_after_from(response.headers),
+        retry_after=retry_after_from(headers),
         body=parsed if isinstance(parsed, dict) else None,
     )
 
 
-async def sse_data(response: httpx.Response) -> AsyncIterator[tuple[str | None, str]]:
+async def sse_data(lines: AsyncIterable[str]) -> AsyncIterator[tuple[str | None, str]]:
     """``(event name, data)`` for each server-sent event; comments and keep-alives skipped."""
     event: str | None = None
     data: list[str] = []
-    async for line in response.aiter_lines():
+    async for line in lines:
         if not line:
             if data:
                 yield event, "\n".join(data)
@@ -98,7 +98,7 @@ def parse_as(model: type[M], data: Any) -> M:
 
 
 class OpenAIProvider:
-    """Speaks OpenAI's HTTP API to ``base_url`` through the gateway's pooled client.
+    """Speaks OpenAI's HTTP API to ``base_url`` through the gateway's shared transport.
 
     >>> provider = OpenAIProvider(TargetConfig(model="gpt-4o-mini"), ctx)  # doctest: +SKIP
     >>> await provider.chat(ChatCompletionRequest(model="x", messages=[...]))  # doctest: +SKIP
@@ -106,26 +106,21 @@ class OpenAIProvider:
 
     def __init__(self, target: TargetConfig, ctx: ProviderContext) -> None:
         self.target = target
-        self.http = ctx.http
+        self.transport = ctx.transport
         self.base_url = (target.base_url or DEFAULT_BASE_URL).rstrip("/")
         self.headers = {"content-type": "application/json", **target.headers}
         if target.api_key is not None:
             self.headers["authorization"] = f"Bearer {target.api_key.resolve()}"
-        self.timeout = httpx.Timeout(target.timeout, connect=min(10.0, target.timeout))
+        self.timeout = Timeout.for_target(target.timeout)
         self.stream_usage = bool(target.options.get("stream_usage", True))
 
     async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         url = self.base_url + path
+        answer = await self.transport.post(url, orjson.dumps(payload), self.headers, self.timeout)
+        if answer.status >= 400:
+            raise error_from_response(answer.status, answer.headers, answer.body)
         try:
-            response = await self.http.post(
-                url, content=orjson.dumps(payload), headers=self.headers, timeout=self.timeout
-            )
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, url, self.target.timeout) from exc
-        if response.status_code >= 400:
-            raise error_from_response(response, response.content)
-        try:
-            data = orjson.loads(response.content)
+            data = orjson.loads(answer.body)
         except orjson.JSONDecodeError as exc:
             raise UpstreamError(502, f"the upstream {url} answered with invalid JSON") from exc
         if not isinstance(data, dict):
@@ -134,28 +129,23 @@ class OpenAIProvider:
 
     async def _stream(self, path: str, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         url = self.base_url + path
-        try:
-            async with self.http.stream(
-                "POST", url, content=orjson.dumps(payload), headers=self.headers, timeout=self.timeout
-            ) as response:
-                if response.status_code >= 400:
-                    raise error_from_response(response, await response.aread())
-                async for _, data in sse_data(response):
-                    if data.strip() == "[DONE]":
-                        return
-                    try:
-                        event = orjson.loads(data)
-                    except orjson.JSONDecodeError as exc:
-                        raise UpstreamError(502, f"the upstream {url} sent an invalid stream event") from exc
-                    if not isinstance(event, dict):
-                        raise UpstreamError(502, f"the upstream {url} sent a non-object stream event")
-                    if "error" in event and "choices" not in event:
-                        error = event["error"]
-                        message = error.get("message", error) if isinstance(error, dict) else error
-                        raise UpstreamError(502, f"the upstream stream failed: {message}", retryable=False)
-                    yield event
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, url, self.target.timeout) from exc
+        async with self.transport.stream(url, orjson.dumps(payload), self.headers, self.timeout) as stream:
+            if stream.status >= 400:
+                raise error_from_response(stream.status, stream.headers, await stream.read())
+            async for _, data in sse_data(stream.lines()):
+                if data.strip() == "[DONE]":
+                    return
+                try:
+                    event = orjson.loads(data)
+                except orjson.JSONDecodeError as exc:
+                    raise UpstreamError(502, f"the upstream {url} sent an invalid stream event") from exc
+                if not isinstance(event, dict):
+                    raise UpstreamError(502, f"the upstream {url} sent a non-object stream event")
+                if "error" in event and "choices" not in event:
+                    error = event["error"]
+                    message = error.get("message", error) if isinstance(error, dict) else error
+                    raise UpstreamError(502, f"the upstream stream failed: {message}", retryable=False)
+                yield event
 
     def _payload(self, request: ChatCompletionRequest | CompletionRequest, stream: bool) -> dict[str, Any]:
         payload = request.upstream_payload(self.target.model)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import httpx
-
 from lmdeck.gateway.routing.latency import LatencyEWMA
 from lmdeck.gateway.routing.router import Router
 from lmdeck.gateway.routing.weighted import WeightedRandom
 from lmdeck.providers import ProviderContext, ProviderRegistry
+from lmdeck.providers.transport_aiohttp import AiohttpTransport
 from lmdeck.settings import Settings, TargetConfig
 from lmdeck.testing.scripted_provider import ScriptedProvider
 
@@ -20,7 +19,9 @@ def scripted_registry() -> ProviderRegistry:
 
 def build(settings: dict[str, object]) -> Router:
     config = Settings.model_validate({"default_routes": False, **settings})
-    return Router.from_settings(config, scripted_registry(), ProviderContext(settings=config, http=httpx.AsyncClient()))
+    return Router.from_settings(
+        config, scripted_registry(), ProviderContext(settings=config, transport=AiohttpTransport())
+    )
 
 
 async def test_routes_get_their_strategy_and_settings() -> None:
@@ -67,11 +68,11 @@ async def test_breaker_states_report_tripped_targets() -> None:
 
 def test_default_routes_only_when_the_local_provider_exists() -> None:
     settings = Settings.model_validate({"routes": []})
-    without_local = Router.from_settings(settings, scripted_registry(), ProviderContext(settings, httpx.AsyncClient()))
+    without_local = Router.from_settings(settings, scripted_registry(), ProviderContext(settings, AiohttpTransport()))
     assert without_local.names() == []
     registry = scripted_registry()
     registry.add("local", lambda target, ctx: ScriptedProvider(target.model))
-    with_local = Router.from_settings(settings, registry, ProviderContext(settings, httpx.AsyncClient()))
+    with_local = Router.from_settings(settings, registry, ProviderContext(settings, AiohttpTransport()))
     assert with_local.names() == ["demo", "embed"]
 
 

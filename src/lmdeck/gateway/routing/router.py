@@ -1,6 +1,6 @@
 """The route table: public model names → targets with their live state, strategies and breakers.
 
-router = Router.from_settings(settings, providers, ProviderContext(settings=settings, http=http))
+router = Router.from_settings(settings, providers, ProviderContext(settings=settings, transport=transport))
 route = router.get("gpt-4o")
 router.order(route)          # the targets in the order this request should try them
 router.breaker_states()      # {"openai:gpt-4o": "open", ...} for metrics
