@@ -30,7 +30,7 @@ if not (demo_model.DEMO_MODEL_DIR / "model.safetensors").exists():
 TRAINED = "What is {{a}} + {{b}}?"
 #: Same question, in words the demo model never saw during training.
 UNFAMILIAR = "Tell me, dear friend, the total you get when {{a}} joins {{b}}"
-ROWS = 60
+ROWS = 150
 
 
 def heldout_additions(n: int, seed: int = 11) -> list[dict[str, object]]:
@@ -61,21 +61,26 @@ def test_two_prompt_versions_on_the_demo_model(gateway: GatewayProcess, monkeypa
     monkeypatch.setenv("LMDECK_BASE_URL", gateway.url)
     monkeypatch.setenv("LMDECK_API_KEY", gateway.admin_key)
     runner = CliRunner()
-    common = ["eval", "run", "-d", "heldout-add@1", "-r", "demo", "--evaluators", "exact,numeric", "-c", "8"]
+    evaluators = ["--evaluators", "exact", "-e", "close=numeric:abs_tol=10"]
+    common = ["eval", "run", "-d", "heldout-add@1", "-r", "demo", *evaluators, "-c", "16", "--max-tokens", "8"]
 
-    trained = runner.invoke(cli, [*common, "-p", "adder@1", "--max-tokens", "8", "--gate", "exact>=0.6"])
+    trained = runner.invoke(cli, [*common, "-p", "adder@1", "--gate", "close>=0.5"])
     assert trained.exit_code == 0, trained.output + gateway.log()
     trained_id = re.search(r"run (run_\w+)", trained.output).group(1)  # type: ignore[union-attr]
 
-    unfamiliar = runner.invoke(cli, [*common, "-p", "adder@2", "--max-tokens", "8"])
-    assert unfamiliar.exit_code == 0, unfamiliar.output
+    # The gate fails the worse prompt: the run command exits 1.
+    unfamiliar = runner.invoke(cli, [*common, "-p", "adder@2", "--gate", "close>=0.5"])
+    assert unfamiliar.exit_code == 1, unfamiliar.output
+    assert "FAIL close>=0.5" in unfamiliar.output
     unfamiliar_id = re.search(r"run (run_\w+)", unfamiliar.output).group(1)  # type: ignore[union-attr]
 
-    compared = runner.invoke(cli, ["eval", "compare", trained_id, unfamiliar_id, "--gate", "delta(exact)>=-0.01"])
-    assert compared.exit_code == 1, compared.output  # the gate fails the worse prompt
-    line = next(ln for ln in compared.output.splitlines() if ln.startswith("exact "))
-    cells = line.split()
-    mean_a, mean_b, p_value = float(cells[1]), float(cells[2]), float(cells[-2])
-    assert mean_a - mean_b >= 0.3, compared.output
-    assert p_value < 0.001 and cells[-1] == "mcnemar-exact", compared.output
-    assert "FAIL delta(exact)>=-0.01" in compared.output
+    compared = runner.invoke(cli, ["eval", "compare", trained_id, unfamiliar_id, "--gate", "delta(close)>=-0.01"])
+    assert compared.exit_code == 1, compared.output
+    lines = {
+        ln.split()[0]: ln.split() for ln in compared.output.splitlines() if ln.split()[:1] in (["exact"], ["close"])
+    }
+    close = lines["close"]
+    mean_a, mean_b, p_value = float(close[1]), float(close[2]), float(close[-2])
+    assert mean_a - mean_b >= 0.3 and p_value < 0.001 and close[-1] == "mcnemar-exact", compared.output
+    assert float(lines["exact"][1]) >= float(lines["exact"][2]), compared.output
+    assert "FAIL delta(close)>=-0.01" in compared.output
