@@ -33,8 +33,10 @@ services:
 unit: install
 	$(BIN)/pytest -q
 
-test: install services lint typecheck
-	. ./.test-services.env 2>/dev/null; $(BIN)/pytest -q -ra; rc=$$?; bash scripts/stop-test-services.sh; exit $$rc
+# Lint and type checks first: services are only started for a run that gets to pytest, and always stopped.
+test: install lint typecheck
+	bash scripts/test-services.sh && . ./.test-services.env && $(BIN)/pytest -q -ra; \
+	rc=$$?; bash scripts/stop-test-services.sh; exit $$rc
 
 bench: install
 	$(BIN)/python bench/gateway_overhead.py
