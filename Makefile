@@ -3,19 +3,19 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 EXTRAS ?= local,dev,postgres,redis
+comma  := ,
+STAMP  := $(VENV)/.installed-$(subst $(comma),_,$(EXTRAS))
 
 .PHONY: serve test install lint typecheck unit bench services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed-$(subst $(comma),_,$(EXTRAS)): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[$(EXTRAS)]'
 	touch $@
 
-comma := ,
-install: $(VENV)/.installed-$(subst $(comma),_,$(EXTRAS))
+install: $(STAMP)
 
 serve: install
 	$(BIN)/lmdeck serve
