@@ -20,7 +20,7 @@ from lmdeck.cli.main import app as cli
 from lmdeck.sdk import Client
 from lmdeck.testing.servers import GatewayProcess, gateway_process
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 skills = pytest.importorskip("lmdeck.local.skills", reason="the local engine is not installed")
 demo_model = pytest.importorskip("lmdeck.local.demo_model")
@@ -30,7 +30,7 @@ if not (demo_model.DEMO_MODEL_DIR / "model.safetensors").exists():
 TRAINED = "What is {{a}} + {{b}}?"
 #: Same question, in words the demo model never saw during training.
 UNFAMILIAR = "Tell me, dear friend, the total you get when {{a}} joins {{b}}"
-ROWS = 150
+ROWS = 40
 
 
 def heldout_additions(n: int, seed: int = 11) -> list[dict[str, object]]:
@@ -40,7 +40,7 @@ def heldout_additions(n: int, seed: int = 11) -> list[dict[str, object]]:
     while len(rows) < n:
         example = skills.SKILLS["add"].sample(rng, "heldout")
         _, a, b = example.key.split(":")
-        rows[example.key] = {"input": {"a": int(a), "b": int(b)}, "expected": example.answer}
+        rows[example.key] = {"input": {"a": int(a), "b": int(b)}, "expected": str(int(a) + int(b))}
     return list(rows.values())
 
 
@@ -61,8 +61,10 @@ def test_two_prompt_versions_on_the_demo_model(gateway: GatewayProcess, monkeypa
     monkeypatch.setenv("LMDECK_BASE_URL", gateway.url)
     monkeypatch.setenv("LMDECK_API_KEY", gateway.admin_key)
     runner = CliRunner()
-    evaluators = ["--evaluators", "exact", "-e", "close=numeric:abs_tol=10"]
-    common = ["eval", "run", "-d", "heldout-add@1", "-r", "demo", *evaluators, "-c", "16", "--max-tokens", "8"]
+    # The model shows its working ("8+7=15, 4+2+1=7, so 75"): `numeric` reads the last number;
+    # `close` also accepts near misses, which keeps the comparison meaningful for a weaker checkpoint.
+    evaluators = ["--evaluators", "numeric", "-e", "close=numeric:abs_tol=10"]
+    common = ["eval", "run", "-d", "heldout-add@1", "-r", "demo", *evaluators, "-c", "16", "--max-tokens", "26"]
 
     trained = runner.invoke(cli, [*common, "-p", "adder@1", "--gate", "close>=0.5"])
     assert trained.exit_code == 0, trained.output + gateway.log()
@@ -77,10 +79,10 @@ def test_two_prompt_versions_on_the_demo_model(gateway: GatewayProcess, monkeypa
     compared = runner.invoke(cli, ["eval", "compare", trained_id, unfamiliar_id, "--gate", "delta(close)>=-0.01"])
     assert compared.exit_code == 1, compared.output
     lines = {
-        ln.split()[0]: ln.split() for ln in compared.output.splitlines() if ln.split()[:1] in (["exact"], ["close"])
+        ln.split()[0]: ln.split() for ln in compared.output.splitlines() if ln.split()[:1] in (["numeric"], ["close"])
     }
     close = lines["close"]
     mean_a, mean_b, p_value = float(close[1]), float(close[2]), float(close[-2])
     assert mean_a - mean_b >= 0.3 and p_value < 0.001 and close[-1] == "mcnemar-exact", compared.output
-    assert float(lines["exact"][1]) >= float(lines["exact"][2]), compared.output
+    assert float(lines["numeric"][1]) >= float(lines["numeric"][2]), compared.output
     assert "FAIL delta(close)>=-0.01" in compared.output
