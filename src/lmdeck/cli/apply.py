@@ -17,7 +17,7 @@ from typing import Any
 
 import typer
 
-from lmdeck.cli.models import API_KEY, BASE_URL, connect
+from lmdeck.cli.connection import API_KEY, BASE_URL, connect
 from lmdeck.config import ConfigFileError, read_config_file, validate_config
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import typer
 
-from lmdeck.cli.keys import API_KEY, AS_JSON, BASE_URL, connect, print_json, print_table, when
+from lmdeck.cli.connection import API_KEY, AS_JSON, BASE_URL, connect
+from lmdeck.cli.keys import print_json, print_table, when
 
 app = typer.Typer(help="The audit log of admin actions.", no_args_is_help=True)
 

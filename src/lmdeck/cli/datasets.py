@@ -13,7 +13,9 @@ from pathlib import Path
 
 import typer
 
-from lmdeck.cli.models import API_KEY, AS_JSON, BASE_URL, connect, echo_json, table, when
+from lmdeck.cli.connection import API_KEY, AS_JSON, BASE_URL, connect
+from lmdeck.cli.models import echo_json, when
+from lmdeck.cli.tables import table
 
 app = typer.Typer(help="Datasets: immutable versions named by content hash.", no_args_is_help=True)
 

@@ -22,7 +22,9 @@ from typing import Any
 
 import typer
 
-from lmdeck.sdk import Client, LMDeckError
+from lmdeck.cli.connection import API_KEY, AS_JSON, BASE_URL, connect
+from lmdeck.cli.tables import table
+from lmdeck.sdk import Client
 from lmdeck.sdk.evaluation import Evaluation
 from lmdeck.sdk.experiments import Experiments
 
@@ -32,19 +34,12 @@ online_app = typer.Typer(help="Online evaluation rules and scores.", no_args_is_
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(online_app, name="online")
 
-BASE_URL = typer.Option(None, "--base-url", help="gateway URL (default: LMDECK_BASE_URL or http://127.0.0.1:4000)")
-API_KEY = typer.Option(None, "--api-key", help="API key (default: LMDECK_API_KEY)")
-AS_JSON = typer.Option(False, "--json", help="print JSON")
-
 
 @contextmanager
 def _client(base_url: str | None, api_key: str | None) -> Iterator[Client]:
-    try:
-        with Client(base_url, api_key, timeout=60.0) as client:
-            yield client
-    except LMDeckError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    """Runs wait on the server longer than other calls; a failed call exits with status 2."""
+    with connect(base_url, api_key, timeout=60.0, exit_code=2) as client:
+        yield client
 
 
 def _evaluation(client: Client) -> Evaluation:
@@ -63,11 +58,6 @@ def _num(value: Any, digits: int = 3) -> str:
 
 def _p(value: float) -> str:
     return f"{value:.2g}" if value < 0.001 else f"{value:.3f}"
-
-
-def table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
 def summary_text(run: dict[str, Any]) -> str:

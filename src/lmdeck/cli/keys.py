@@ -7,7 +7,7 @@
 
 The gateway is reached at ``--base-url`` / ``LMDECK_BASE_URL`` with ``--api-key`` /
 ``LMDECK_API_KEY`` (an admin key). This module also holds what the other access
-command groups (teams, budgets, spend, audit) share: the client, tables, durations.
+command groups (teams, budgets, spend, audit) share: tables, JSON output, durations.
 """
 
 from __future__ import annotations
@@ -15,34 +15,20 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import typer
 from pydantic import BaseModel
 
+from lmdeck.cli.connection import API_KEY, AS_JSON, BASE_URL, connect
+from lmdeck.cli.tables import table
 from lmdeck.policy.schemas import KeyCreated, KeyOut
-from lmdeck.sdk import Client, LMDeckError
 
 app = typer.Typer(help="Manage API keys (admin).", no_args_is_help=True)
 
-BASE_URL = typer.Option(None, "--base-url", help="gateway URL (default: LMDECK_BASE_URL or http://127.0.0.1:4000)")
-API_KEY = typer.Option(None, "--api-key", help="API key (default: LMDECK_API_KEY)")
-AS_JSON = typer.Option(False, "--json", help="print JSON")
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-@contextmanager
-def connect(base_url: str | None, api_key: str | None) -> Iterator[Client]:
-    """A client for one command; an API error ends the command with its message and status 1."""
-    try:
-        with Client(base_url, api_key) as client:
-            yield client
-    except LMDeckError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
 
 
 def parse_duration(text: str | None, option: str) -> float | None:
@@ -67,10 +53,7 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     if not rows:
         typer.echo("(none)")
         return
-    table = [tuple(header), *[tuple(r) for r in rows]]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    for row in table:
-        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    typer.echo(table([header, *rows]))
 
 
 def print_json(value: BaseModel | list[Any] | dict[str, Any]) -> None:

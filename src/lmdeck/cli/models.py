@@ -6,50 +6,29 @@
     lmdeck models history support-bot --alias production
 
 The gateway is reached at ``--base-url`` / ``LMDECK_BASE_URL`` with ``--api-key`` /
-``LMDECK_API_KEY``. This module also holds the connection options the other
-registry command groups share.
+``LMDECK_API_KEY``. This module also holds what the other registry command
+groups share: JSON output, ``key=value`` options, version specs, history tables.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import typer
 import yaml
 
-from lmdeck.sdk import Client, LMDeckError
+from lmdeck.cli.connection import API_KEY, AS_JSON, BASE_URL, connect
+from lmdeck.cli.tables import table
 
 app = typer.Typer(help="Registered models: versions, aliases, deployment history.", no_args_is_help=True)
-
-BASE_URL = typer.Option(None, "--base-url", help="gateway URL (default: LMDECK_BASE_URL or http://127.0.0.1:4000)")
-API_KEY = typer.Option(None, "--api-key", help="API key (default: LMDECK_API_KEY)")
-AS_JSON = typer.Option(False, "--json", help="print JSON")
-
-
-@contextmanager
-def connect(base_url: str | None, api_key: str | None) -> Iterator[Client]:
-    """A client; a failed call prints the server's message and exits with status 1."""
-    try:
-        with Client(base_url, api_key) as client:
-            yield client
-    except LMDeckError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
 
 
 def echo_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
-
-
-def table(rows: Sequence[Sequence[object]]) -> str:
-    cells = [[str(c) if c is not None else "-" for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells)
 
 
 def when(at: float | None) -> str:

@@ -15,18 +15,9 @@ from typing import Any
 
 import typer
 
-from lmdeck.cli.models import (
-    API_KEY,
-    AS_JSON,
-    BASE_URL,
-    connect,
-    echo_json,
-    history_table,
-    pairs,
-    read_spec,
-    table,
-    when,
-)
+from lmdeck.cli.connection import API_KEY, AS_JSON, BASE_URL, connect
+from lmdeck.cli.models import echo_json, history_table, pairs, read_spec, when
+from lmdeck.cli.tables import table
 from lmdeck.registry.templates import PromptRenderError
 
 app = typer.Typer(help="Prompts: versions, labels, diffs, rendering.", no_args_is_help=True)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import typer
 
 from lmdeck.cli.budgets import usd
-from lmdeck.cli.keys import API_KEY, AS_JSON, BASE_URL, connect, print_json, print_table, when
+from lmdeck.cli.connection import API_KEY, AS_JSON, BASE_URL, connect
+from lmdeck.cli.keys import print_json, print_table, when
 
 app = typer.Typer(help="Spend reports.", no_args_is_help=True)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import typer
 
-from lmdeck.cli.keys import API_KEY, AS_JSON, BASE_URL, connect, print_json, print_table, split_list, when
+from lmdeck.cli.connection import API_KEY, AS_JSON, BASE_URL, connect
+from lmdeck.cli.keys import print_json, print_table, split_list, when
 from lmdeck.policy.schemas import TeamOut
 
 app = typer.Typer(help="Manage teams and their users (admin).", no_args_is_help=True)

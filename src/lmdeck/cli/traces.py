@@ -12,30 +12,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import typer
 
-from lmdeck.sdk import Client, LMDeckError
+from lmdeck.cli.connection import API_KEY, BASE_URL, connect
+from lmdeck.cli.tables import table
 from lmdeck.tracing.record import TraceRecord
 
 app = typer.Typer(help="Query the stored traces.", no_args_is_help=True)
 
-BASE_URL = typer.Option(None, "--base-url", help="gateway URL (default: LMDECK_BASE_URL or http://127.0.0.1:4000)")
-API_KEY = typer.Option(None, "--api-key", help="API key (default: LMDECK_API_KEY)")
 COLUMNS = ("TIME", "ID", "ROUTE", "MODEL", "STATUS", "LATENCY", "TOKENS", "COST")
-
-
-@contextmanager
-def _client(base_url: str | None, api_key: str | None) -> Iterator[Client]:
-    try:
-        with Client(base_url, api_key) as client:
-            yield client
-    except LMDeckError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
 
 
 def _row(trace: TraceRecord) -> tuple[str, ...]:
@@ -50,11 +37,6 @@ def _row(trace: TraceRecord) -> tuple[str, ...]:
         f"{trace.input_tokens}/{trace.output_tokens}",
         f"{trace.cost:.6f}".rstrip("0").rstrip(".") if trace.cost else "0",
     )
-
-
-def _table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
 @app.command("list")
@@ -78,7 +60,7 @@ def list_traces(
     api_key: str | None = API_KEY,
 ) -> None:
     """List traces, newest first."""
-    with _client(base_url, api_key) as client:
+    with connect(base_url, api_key) as client:
         page = client.traces.list(
             route=route,
             model=model,
@@ -106,7 +88,7 @@ def list_traces(
     if not page.data:
         typer.echo("no traces match", err=True)
         return
-    typer.echo(_table([COLUMNS, *(_row(t) for t in page.data)]))
+    typer.echo(table([COLUMNS, *(_row(t) for t in page.data)]))
     if page.has_more:
         typer.echo(f"\nmore: lmdeck traces list ... --cursor {page.next_cursor}", err=True)
 
@@ -119,7 +101,7 @@ def show(
     api_key: str | None = API_KEY,
 ) -> None:
     """Show one trace with its request and response."""
-    with _client(base_url, api_key) as client:
+    with connect(base_url, api_key) as client:
         trace = client.traces.get(trace_id)
     data = trace.to_dict()
     if as_json:
