@@ -66,6 +66,18 @@ def history_table(moves: list[dict[str, Any]], word: str) -> str:
     return table(rows)
 
 
+def move_text(name: str, pointer: str, version: int, moved: dict[str, Any]) -> str:
+    """What pointing an alias (or a prompt's label) at ``version`` did."""
+    if not moved["changed"]:
+        return f"{name}@{pointer} already points at v{version}"
+    before = f"v{moved['from_version']}" if moved["from_version"] is not None else "unset"
+    return f"{name}@{pointer}: {before} → v{moved['to_version']}"
+
+
+def rollback_text(name: str, pointer: str, moved: dict[str, Any]) -> str:
+    return f"{name}@{pointer}: v{moved['from_version']} → v{moved['to_version']} (rolled back)"
+
+
 @app.command("list")
 def list_models(as_json: bool = AS_JSON, base_url: str | None = BASE_URL, api_key: str | None = API_KEY) -> None:
     """List registered models with their aliases."""
@@ -186,10 +198,7 @@ def alias(
     """Point an alias at a version; routes naming registry:NAME@ALIAS follow at once."""
     with connect(base_url, api_key) as client:
         moved = client.models.alias(name, alias_name, version, reason=reason)
-    if not moved["changed"]:
-        typer.echo(f"{name}@{alias_name} already points at v{version}")
-    else:
-        typer.echo(f"{name}@{alias_name}: {_v(moved['from_version'])} → v{moved['to_version']}")
+    typer.echo(move_text(name, alias_name, version, moved))
 
 
 @app.command("rollback")
@@ -203,7 +212,7 @@ def rollback(
     """Move an alias back to the version it pointed at before its last move."""
     with connect(base_url, api_key) as client:
         moved = client.models.rollback(name, alias_name, reason=reason)
-    typer.echo(f"{name}@{alias_name}: v{moved['from_version']} → v{moved['to_version']} (rolled back)")
+    typer.echo(rollback_text(name, alias_name, moved))
 
 
 @app.command("history")
@@ -224,7 +233,3 @@ def history(
         typer.echo(history_table(moves, "alias"))
     else:
         typer.echo(f"{name} has no alias moves yet")
-
-
-def _v(version: int | None) -> str:
-    return f"v{version}" if version is not None else "unset"

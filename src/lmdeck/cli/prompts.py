@@ -16,7 +16,7 @@ from typing import Any
 import typer
 
 from lmdeck.cli.connection import API_KEY, AS_JSON, BASE_URL, connect
-from lmdeck.cli.models import echo_json, history_table, pairs, read_spec, when
+from lmdeck.cli.models import echo_json, history_table, move_text, pairs, read_spec, rollback_text, when
 from lmdeck.cli.tables import table
 from lmdeck.registry.templates import PromptRenderError
 
@@ -128,11 +128,7 @@ def label(
     """Point a label at a version; requests naming the label render it at once."""
     with connect(base_url, api_key) as client:
         moved = client.prompts.label(name, label_name, version, reason=reason)
-    if not moved["changed"]:
-        typer.echo(f"{name}@{label_name} already points at v{version}")
-    else:
-        before = f"v{moved['from_version']}" if moved["from_version"] is not None else "unset"
-        typer.echo(f"{name}@{label_name}: {before} → v{moved['to_version']}")
+    typer.echo(move_text(name, label_name, version, moved))
 
 
 @app.command("rollback")
@@ -146,7 +142,7 @@ def rollback(
     """Move a label back to the version it pointed at before its last move."""
     with connect(base_url, api_key) as client:
         moved = client.prompts.rollback(name, label_name, reason=reason)
-    typer.echo(f"{name}@{label_name}: v{moved['from_version']} → v{moved['to_version']} (rolled back)")
+    typer.echo(rollback_text(name, label_name, moved))
 
 
 @app.command("history")
