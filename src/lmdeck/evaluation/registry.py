@@ -25,6 +25,7 @@ from typing import Any
 from lmdeck.evaluation.base import Evaluator, EvaluatorContext, EvaluatorError
 from lmdeck.evaluation.evaluators.function import FunctionEvaluator, SampleFunction
 from lmdeck.evaluation.spec import EvaluatorSpec
+from lmdeck.plugins import call_hooks
 
 log = logging.getLogger(__name__)
 
@@ -131,15 +132,11 @@ class EvaluatorRegistry:
 
 def load_evaluators(names: Iterable[str] | None = None) -> EvaluatorRegistry:
     """Call every registered ``lmdeck.evaluators`` hook (or only those named)."""
-    registry = EvaluatorRegistry()
-    wanted = set(names) if names is not None else None
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if wanted is not None and ep.name not in wanted:
-            continue
-        try:
-            hook = ep.load()
-            hook(registry)
-        except ImportError as exc:
-            registry.unavailable[ep.name] = f"{exc}; install the package that provides it"
-            log.debug("evaluator %s unavailable: %s", ep.name, exc)
-    return registry
+    return call_hooks(
+        entry_points(group=ENTRY_POINT_GROUP),
+        EvaluatorRegistry(),
+        remedy=lambda name: "install the package that provides it",
+        kind="evaluator",
+        log=log,
+        names=names,
+    )

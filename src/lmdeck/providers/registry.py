@@ -16,6 +16,7 @@ import logging
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 
+from lmdeck.plugins import call_hooks
 from lmdeck.providers.base import Provider, ProviderContext, ProviderFactory
 from lmdeck.settings import ConfigError, TargetConfig
 
@@ -62,17 +63,13 @@ class ProviderRegistry:
 
 def load_providers(names: Iterable[str] | None = None) -> ProviderRegistry:
     """Call every registered ``lmdeck.providers`` hook (or only those named)."""
-    registry = ProviderRegistry()
-    wanted = set(names) if names is not None else None
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if wanted is not None and ep.name not in wanted:
-            continue
-        try:
-            hook = ep.load()
-            hook(registry)
-        except ImportError as exc:
-            # A provider whose optional dependencies are missing (``local`` without torch) is
-            # reported when a route asks for it, not at start-up.
-            registry.unavailable[ep.name] = f"{exc}; install lmdeck[{ep.name}]"
-            log.debug("provider %s unavailable: %s", ep.name, exc)
-    return registry
+    # A provider whose optional dependencies are missing (``local`` without torch) is
+    # reported when a route asks for it, not at start-up.
+    return call_hooks(
+        entry_points(group=ENTRY_POINT_GROUP),
+        ProviderRegistry(),
+        remedy=lambda name: f"install lmdeck[{name}]",
+        kind="provider",
+        log=log,
+        names=names,
+    )
