@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-
 import pytest
 
 from lmdeck.db import Database
-from lmdeck.db.scratch import scratch_database
 from lmdeck.evaluation.experiments.schemas import ExperimentSpec
 from lmdeck.evaluation.experiments.store import ExperimentStore, Exposure
 from lmdeck.evaluation.feedback.store import FeedbackEntry, FeedbackStore
@@ -18,20 +14,9 @@ from lmdeck.evaluation.runs.schemas import RowResult
 from lmdeck.evaluation.runs.store import RunRecord, RunStore
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest) -> Iterator[Database]:
-    server = "sqlite://"
-    if request.param == "postgresql":
-        server = os.environ.get("LMDECK_TEST_POSTGRES_URL", "")
-        if not server:
-            pytest.skip("set LMDECK_TEST_POSTGRES_URL (scripts/test-services.sh does) to test on PostgreSQL")
-    with scratch_database(server) as url:
-        database = Database(url)
-        database.migrate()
-        try:
-            yield database
-        finally:
-            database.dispose()
+@pytest.fixture
+def db(database: Database) -> Database:
+    return database
 
 
 def test_runs(db: Database) -> None:
