@@ -34,6 +34,7 @@ from lmdeck.protocol import (
 )
 from lmdeck.providers import ProviderContext, ProviderRegistry, registry_alias
 from lmdeck.settings import Settings, TargetConfig
+from lmdeck.testing.in_process import in_process_client
 from lmdeck.tracing.memory import MemoryTraceSink
 
 ADMIN_KEY = "sk-lmdeck-evaluation-tests-admin"
@@ -181,16 +182,8 @@ def start_deck() -> Callable[[Settings], AbstractAsyncContextManager[Deck]]:
     @asynccontextmanager
     async def start(settings: Settings) -> AsyncIterator[Deck]:
         gateway = build_gateway(settings, providers=fake_providers(), sink=MemoryTraceSink(), announce_admin_key=False)
-        app = create_app(gateway=gateway)
-        await gateway.start()
-        keys = make_keys(gateway)
-        try:
-            async with httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://lmdeck.test", timeout=30
-            ) as client:
-                yield Deck(gateway, client, keys)
-        finally:
-            await gateway.stop()
+        async with in_process_client(create_app(gateway=gateway), timeout=30) as client:
+            yield Deck(gateway, client, make_keys(gateway))
 
     return start
 

@@ -26,6 +26,7 @@ from lmdeck.policy.auth import PIPELINE_PERMISSION, declared_role
 from lmdeck.policy.identity_store import IdentityStore
 from lmdeck.policy.principal import Principal, Role
 from lmdeck.settings import Settings
+from lmdeck.testing.in_process import in_process_client
 from lmdeck.tracing.memory import MemoryTraceSink
 
 ADMIN_ENV = "LMDECK_TEST_MATRIX_ADMIN_KEY"
@@ -144,12 +145,8 @@ async def matrix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
     keys["expired"] = store.create_key("matrix expired", "admin", expires_at=time.time() - 60)[1]
     revoked, keys["revoked"] = store.create_key("matrix revoked", "admin")
     store.revoke_key(revoked.id)
-    await gateway.start()
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lmdeck.test") as http:
-            yield Matrix(app, http, keys)
-    finally:
-        await gateway.stop()
+    async with in_process_client(app) as http:
+        yield Matrix(app, http, keys)
 
 
 def undeclared(app: FastAPI) -> list[str]:

@@ -32,6 +32,7 @@ from lmdeck.protocol import (
 )
 from lmdeck.providers import ProviderContext, ProviderRegistry
 from lmdeck.settings import Settings, TargetConfig
+from lmdeck.testing.in_process import in_process_client
 from lmdeck.tracing.memory import MemoryTraceSink
 
 ADMIN_KEY = "sk-lmdeck-policy-tests-admin-0123456789"
@@ -169,12 +170,8 @@ async def started_deck(settings: Settings) -> AsyncIterator[Deck]:
     sink = MemoryTraceSink()
     gateway = build_gateway(settings, sink=sink, providers=fake_providers(), announce_admin_key=False)
     app = create_app(settings, gateway=gateway)
-    await gateway.start()
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lmdeck.test") as http:
-            yield Deck(app, http, sink)
-    finally:
-        await gateway.stop()
+    async with in_process_client(app) as http:
+        yield Deck(app, http, sink)
 
 
 class ServedDeck:

@@ -27,6 +27,7 @@ from lmdeck.gateway.components import Gateway, build_gateway
 from lmdeck.protocol import ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse
 from lmdeck.providers import ProviderContext, ProviderRegistry, registry_alias
 from lmdeck.settings import Settings, TargetConfig
+from lmdeck.testing.in_process import in_process_client
 from lmdeck.tracing.memory import MemoryTraceSink
 
 ADMIN_KEY = "sk-lmdeck-registry-tests-admin"
@@ -146,16 +147,8 @@ def start_deck() -> Callable[[Settings], AbstractAsyncContextManager[Deck]]:
     @asynccontextmanager
     async def start(settings: Settings) -> AsyncIterator[Deck]:
         gateway = build_gateway(settings, providers=fake_providers(), sink=MemoryTraceSink(), announce_admin_key=False)
-        app = create_app(gateway=gateway)
-        await gateway.start()
-        keys = role_keys(gateway)
-        try:
-            async with httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://lmdeck.test"
-            ) as client:
-                yield Deck(gateway, client, keys)
-        finally:
-            await gateway.stop()
+        async with in_process_client(create_app(gateway=gateway)) as client:
+            yield Deck(gateway, client, role_keys(gateway))
 
     return start
 

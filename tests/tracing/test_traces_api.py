@@ -14,6 +14,7 @@ from lmdeck.db.scratch import scratch_database
 from lmdeck.gateway.app import create_app
 from lmdeck.policy.principal import Principal
 from lmdeck.settings import Settings
+from lmdeck.testing.in_process import in_process_client
 from lmdeck.tracing.record import TraceRecord
 from lmdeck.tracing.sql_store import SQLTraceStore
 
@@ -50,22 +51,17 @@ async def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
     app = create_app(settings)
     gateway = app.state.gateway
     gateway.authenticator = TableAuthenticator(gateway.authenticator)
-    await gateway.start()
-    SQLTraceStore(gateway.db).insert(
-        [
-            trace(1, "team-a"),
-            trace(2, "team-b", status_code=500, error="boom"),
-            trace(3, "team-a", status_code=429),
-            trace(4, None),
-            trace(5, "team-b"),
-        ]
-    )
-    transport = httpx.ASGITransport(app=app)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://lmdeck.test") as http:
-            yield http
-    finally:
-        await gateway.stop()
+    async with in_process_client(app) as http:
+        SQLTraceStore(gateway.db).insert(
+            [
+                trace(1, "team-a"),
+                trace(2, "team-b", status_code=500, error="boom"),
+                trace(3, "team-a", status_code=429),
+                trace(4, None),
+                trace(5, "team-b"),
+            ]
+        )
+        yield http
 
 
 def auth(key: str) -> dict[str, str]:
@@ -183,15 +179,11 @@ async def test_traces_flow_into_postgresql(tmp_path: Path, monkeypatch: pytest.M
         )
         app = create_app(settings)
         gateway = app.state.gateway
-        await gateway.start()
-        try:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lmdeck.test") as http:
-                for n in range(3):
-                    request = {"model": "absent", "messages": [{"role": "user", "content": f"nul \x00 {n}"}]}
-                    headers = {**auth(ADMIN_KEY), "x-request-id": f"req-pg-{n}"}
-                    assert (await http.post("/v1/chat/completions", json=request, headers=headers)).status_code == 404
-                assert await gateway.sink.stored(10)
-                listed = await http.get("/api/traces", params={"q": "nul"}, headers=auth(ADMIN_KEY))
-        finally:
-            await gateway.stop()
+        async with in_process_client(app) as http:
+            for n in range(3):
+                request = {"model": "absent", "messages": [{"role": "user", "content": f"nul \x00 {n}"}]}
+                headers = {**auth(ADMIN_KEY), "x-request-id": f"req-pg-{n}"}
+                assert (await http.post("/v1/chat/completions", json=request, headers=headers)).status_code == 404
+            assert await gateway.sink.stored(10)
+            listed = await http.get("/api/traces", params={"q": "nul"}, headers=auth(ADMIN_KEY))
     assert sorted(t["request_id"] for t in listed.json()["data"]) == ["req-pg-0", "req-pg-1", "req-pg-2"]

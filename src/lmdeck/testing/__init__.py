@@ -5,6 +5,8 @@
 - :mod:`lmdeck.testing.fake_anthropic`: a FAKE Anthropic Messages endpoint for provider tests.
 - :mod:`lmdeck.testing.scripted_provider`: a FAKE in-process provider that follows a script,
   for routing and pipeline tests that need no server at all.
+- :mod:`lmdeck.testing.in_process`: start a gateway app and reach it with an in-process
+  HTTP client (ASGI), for tests that need no socket.
 - :mod:`lmdeck.testing.servers`: start the fake upstream or a real ``lmdeck serve`` as
   subprocesses on free loopback ports and wait until they are ready.
 
