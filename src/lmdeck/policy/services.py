@@ -12,8 +12,6 @@ Routes reach it as ``request.app.state.gateway.extras["policy"]`` through
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -38,6 +36,7 @@ from lmdeck.policy.ratelimit import MemoryRateLimiter, RateLimiter
 from lmdeck.policy.ratelimit_step import RateLimit
 from lmdeck.policy.secrets import SecretBox, SecretStore, bind_secrets
 from lmdeck.policy.spend import SpendReports
+from lmdeck.polling import Poller
 from lmdeck.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,7 +60,16 @@ class PolicyServices:
     alerts: BudgetAlerts
     access: AccessAdmin
     budgets: BudgetAdmin
-    _task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _poller: Poller = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._poller = Poller(
+            self.refresh,
+            interval=self.settings.policy.refresh_interval,
+            name="lmdeck-policy-refresh",
+            log=log,
+            failure="reloading keys and budgets failed; keeping the previous ones",
+        )
 
     @classmethod
     def build(cls, settings: Settings, db: Database, *, announce_admin_key: bool = True) -> PolicyServices:
@@ -105,27 +113,15 @@ class PolicyServices:
     async def start(self) -> None:
         await self.keys.reload()
         await anyio.to_thread.run_sync(self.budgets.load)
-        self._task = asyncio.create_task(self._refresh_forever(), name="lmdeck-policy-refresh")
+        self._poller.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._poller.stop()
 
     async def refresh(self) -> None:
         """Pick up keys, teams and budgets changed by other processes."""
         await self.keys.reload()
         await self.budgets.reload()
-
-    async def _refresh_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.policy.refresh_interval)
-            try:
-                await self.refresh()
-            except Exception:
-                log.exception("reloading keys and budgets failed; keeping the previous ones")
 
 
 def policy_of(request: Request) -> PolicyServices:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 import anyio
 
 from lmdeck.db import Database
+from lmdeck.polling import Poller
 from lmdeck.registry.snapshot import RegistrySnapshot, load_snapshot
 from lmdeck.registry.sql import revision
 
@@ -37,7 +38,13 @@ class LiveRegistry:
         self.snapshot = load_snapshot(db)
         self._listeners: list[Listener] = []
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._poller = Poller(
+            self._check,
+            interval=poll_interval,
+            name="registry-poll",
+            log=log,
+            failure=f"registry poll failed; retrying in {poll_interval:.1f}s",
+        )
 
     def on_change(self, listener: Listener) -> None:
         """Call ``listener(snapshot)`` after each swap (on the event loop; it must not block)."""
@@ -61,29 +68,18 @@ class LiveRegistry:
                 self._swap(snap)
         return self.snapshot
 
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self.poll_interval)
-            try:
-                current = await anyio.to_thread.run_sync(self._read_revision)
-                if current != self.snapshot.revision:
-                    await self.refresh()
-            except Exception:
-                log.exception("registry poll failed; retrying in %.1fs", self.poll_interval)
+    async def _check(self) -> None:
+        """Refresh when another process changed the registry (its revision moved)."""
+        current = await anyio.to_thread.run_sync(self._read_revision)
+        if current != self.snapshot.revision:
+            await self.refresh()
 
     def _read_revision(self) -> int:
         with self.db.engine.connect() as conn:
             return revision(conn)
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._poll(), name="registry-poll")
+        self._poller.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await self._poller.stop()

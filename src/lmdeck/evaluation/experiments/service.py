@@ -10,8 +10,6 @@ stops the experiment.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any, Protocol
 
@@ -22,6 +20,7 @@ from lmdeck.evaluation.experiments.analysis import analyse
 from lmdeck.evaluation.experiments.schemas import ExperimentSpec
 from lmdeck.evaluation.experiments.store import ExperimentRecord, ExperimentStore
 from lmdeck.policy.principal import Principal
+from lmdeck.polling import Poller
 from lmdeck.protocol import APIError
 from lmdeck.registry.snapshot import ModelRef, RegistrySnapshot
 
@@ -56,7 +55,13 @@ class ExperimentService:
         self.audit = audit
         self.poll_interval = poll_interval
         self._running: list[ExperimentSpec] = []
-        self._task: asyncio.Task[None] | None = None
+        self._poller = Poller(
+            self.refresh,
+            interval=poll_interval,
+            name="experiments-poll",
+            log=log,
+            failure=f"reloading experiments failed; retrying in {poll_interval:.1f}s",
+        )
 
     def running(self) -> list[ExperimentSpec]:
         return self._running
@@ -187,22 +192,9 @@ class ExperimentService:
             )
         return await self.stop(name, principal, outcome)
 
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self.poll_interval)
-            try:
-                await self.refresh()
-            except Exception:
-                log.exception("reloading experiments failed; retrying in %.1fs", self.poll_interval)
-
     async def start(self) -> None:
         await self.refresh()
-        if self._task is None:
-            self._task = asyncio.create_task(self._poll(), name="experiments-poll")
+        self._poller.start()
 
     async def stop_polling(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._poller.stop()

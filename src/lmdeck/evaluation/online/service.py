@@ -6,8 +6,6 @@ every ``poll_interval`` seconds, and hands them to its :class:`OnlineEvaluator`.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -17,6 +15,7 @@ from lmdeck.evaluation.online.observer import OnlineEvaluator
 from lmdeck.evaluation.online.rules import OnlineRule
 from lmdeck.evaluation.online.store import OnlineStore
 from lmdeck.policy.principal import Principal
+from lmdeck.polling import Poller
 from lmdeck.protocol import APIError
 
 log = logging.getLogger(__name__)
@@ -30,7 +29,13 @@ class OnlineRuleService:
         self.evaluator = evaluator
         self.configured = configured
         self.poll_interval = poll_interval
-        self._task: asyncio.Task[None] | None = None
+        self._poller = Poller(
+            self.refresh,
+            interval=poll_interval,
+            name="online-rules-poll",
+            log=log,
+            failure=f"reloading online rules failed; retrying in {poll_interval:.1f}s",
+        )
 
     def load(self) -> list[str]:
         """Read the stored rules (blocking) and swap them in with the configured ones."""
@@ -74,24 +79,11 @@ class OnlineRuleService:
         admin = principal.role == "admin"
         return await anyio.to_thread.run_sync(lambda: self.store.summary(team_id=principal.team_id, all_teams=admin))
 
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self.poll_interval)
-            try:
-                await self.refresh()
-            except Exception:
-                log.exception("reloading online rules failed; retrying in %.1fs", self.poll_interval)
-
     async def start(self) -> None:
         problems = await self.refresh()
         for problem in problems:
             log.warning("online evaluation: %s (rule left out)", problem)
-        if self._task is None:
-            self._task = asyncio.create_task(self._poll(), name="online-rules-poll")
+        self._poller.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._poller.stop()
