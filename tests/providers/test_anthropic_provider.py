@@ -222,3 +222,16 @@ async def test_wrong_key_is_401(fake: tuple[FakeAnthropic, AnthropicProvider]) -
     with pytest.raises(UpstreamError) as info:
         await provider.chat(chat(messages=[{"role": "user", "content": "x"}]))
     assert info.value.status == 401
+
+
+@pytest.mark.parametrize("body", [b"<html>", b'["not", "an", "object"]'])
+async def test_an_answer_that_is_not_a_json_object_is_502(body: bytes) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    target = TargetConfig(provider="anthropic", model="claude-x", base_url="http://fake")
+    provider = AnthropicProvider(target, ProviderContext(settings=Settings(), transport=HttpxTransport(http)))
+    with pytest.raises(UpstreamError) as info:
+        await provider.chat(chat(messages=[{"role": "user", "content": "hi"}]))
+    assert info.value.status == 502 and "http://fake/v1/messages" in info.value.message

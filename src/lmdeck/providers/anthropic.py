@@ -43,7 +43,7 @@ from lmdeck.protocol import (
 )
 from lmdeck.protocol.chat import ChatMessage
 from lmdeck.providers.base import ProviderContext, UnsupportedOperation, UpstreamError
-from lmdeck.providers.openai import error_from_response, parse_as, sse_data
+from lmdeck.providers.openai import error_from_response, json_object, parse_as, sse_data
 from lmdeck.providers.registry import ProviderRegistry
 from lmdeck.providers.transport import Timeout
 from lmdeck.settings import TargetConfig
@@ -298,13 +298,7 @@ class AnthropicProvider:
         answer = await self.transport.post(self.url, orjson.dumps(body), self.headers, self.timeout)
         if answer.status >= 400:
             raise self._error(answer.status, answer.headers, answer.body)
-        try:
-            message = orjson.loads(answer.body)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamError(502, f"the upstream {self.url} answered with invalid JSON") from exc
-        if not isinstance(message, dict):
-            raise UpstreamError(502, f"the upstream {self.url} answered with a non-object JSON body")
-        return parse_as(ChatCompletionResponse, to_chat_response(message))
+        return parse_as(ChatCompletionResponse, to_chat_response(json_object(answer.body, self.url)))
 
     async def stream_chat(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
         body = to_messages_request(request, self.target.model, self.max_tokens)

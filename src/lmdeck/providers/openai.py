@@ -46,6 +46,17 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 M = TypeVar("M", bound=BaseModel)
 
 
+def json_object(body: bytes, url: str) -> dict[str, Any]:
+    """A successful answer's JSON body, which must be an object; anything else is a 502 naming ``url``."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamError(502, f"the upstream {url} answered with invalid JSON") from exc
+    if not isinstance(data, dict):
+        raise UpstreamError(502, f"the upstream {url} answered with a non-object JSON body")
+    return data
+
+
 def error_from_response(status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
     """An HTTP error answer as an :class:`UpstreamError`, keeping the upstream's message and body."""
     try:
@@ -119,13 +130,7 @@ class OpenAIProvider:
         answer = await self.transport.post(url, orjson.dumps(payload), self.headers, self.timeout)
         if answer.status >= 400:
             raise error_from_response(answer.status, answer.headers, answer.body)
-        try:
-            data = orjson.loads(answer.body)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamError(502, f"the upstream {url} answered with invalid JSON") from exc
-        if not isinstance(data, dict):
-            raise UpstreamError(502, f"the upstream {url} answered with a non-object JSON body")
-        return data
+        return json_object(answer.body, url)
 
     async def _stream(self, path: str, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         url = self.base_url + path
