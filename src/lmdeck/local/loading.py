@@ -35,12 +35,12 @@ def resolve_device(setting: str) -> torch.device:
     return device
 
 
-def _generation_defaults(model_dir: Path) -> float:
+def _default_temperature(model_dir: Path) -> float:
+    """The temperature used when a request sends none, from ``generation_config.json`` as transformers reads
+    it: greedy unless ``do_sample`` is true (then its ``temperature``, 1.0 by default)."""
     path = model_dir / "generation_config.json"
-    if not path.exists():
-        return 1.0
-    data = json.loads(path.read_text())
-    return 1.0 if data.get("do_sample", True) else 0.0
+    data = json.loads(path.read_text()) if path.exists() else {}
+    return float(data.get("temperature", 1.0)) if data.get("do_sample", False) else 0.0
 
 
 def load_causal_lm(model_dir: Path, *, name: str, device: torch.device, quantize: str = "none") -> LocalCausalLM:
@@ -74,6 +74,6 @@ def load_causal_lm(model_dir: Path, *, name: str, device: torch.device, quantize
         eos_ids=frozenset(int(e) for e in eos),
         pad_id=pad,
         context_length=context,
-        default_temperature=_generation_defaults(model_dir),
+        default_temperature=_default_temperature(model_dir),
         device=device,
     )

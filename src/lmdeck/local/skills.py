@@ -8,8 +8,12 @@ the model was trained on::
 
     rng = random.Random(0)
     ex = SKILLS["add"].sample(rng, split="heldout")
-    ex.prompt, ex.answer        # ('What is 48 + 27?', '75')
-    SKILLS["add"].check(ex, "75")   # True
+    ex.prompt, ex.answer        # ('What is 48 + 27?', '8+7=15, 4+2+1=7, so 75')
+    SKILLS["add"].check(ex, "75")   # True: the last number is what counts
+
+Arithmetic and letter counting are answered with their working (column by column, a
+running count), which a model this small can learn in minutes where the bare answer
+would take it far longer.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,9 +77,20 @@ NAMES: tuple[str, ...] = (
     "Kai",
     "Lena",
     "Mia",
+    "Nils",
+    "Omar",
+    "Pia",
+    "Quinn",
+    "Raj",
+    "Sara",
+    "Tom",
+    "Uma",
+    "Vera",
+    "Wei",
+    "Yara",
+    "Zoe",
 )
-NAMES += ("Nils", "Omar", "Pia", "Quinn", "Raj", "Sara", "Tom", "Uma", "Vera", "Wei", "Yara", "Zoe")
-CITIES = (
+CITIES: tuple[str, ...] = (
     "Oslo",
     "Lima",
     "Rome",
@@ -112,6 +128,12 @@ def _exact(example: Example, output: str) -> bool:
     return output.strip() == example.answer
 
 
+def _final_number(example: Example, output: str) -> bool:
+    """Right when the last number in the output is the expected one (the working before it is free)."""
+    numbers = re.findall(r"-?\d+", output)
+    return bool(numbers) and numbers[-1] == example.answer.rsplit(" ", 1)[-1]
+
+
 def _json_equal(example: Example, output: str) -> bool:
     try:
         return bool(json.loads(output.strip()) == json.loads(example.answer))
@@ -142,21 +164,36 @@ def _word(rng: random.Random, low: int = 3, high: int = 7) -> str:
     return "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(low, high)))
 
 
-ADD_FORMS = ("What is {a} + {b}?", "{a} + {b} =", "Add {a} and {b}.", "Compute {a} plus {b}.")
-SUB_FORMS = ("What is {a} - {b}?", "{a} - {b} =", "Subtract {b} from {a}.", "Compute {a} minus {b}.")
+ADD_FORMS = ("What is {a} + {b}?", "What is {a}+{b}?", "{a} + {b} =", "{a}+{b}=", "Add {a} and {b}.")
+SUB_FORMS = ("What is {a} - {b}?", "What is {a}-{b}?", "{a} - {b} =", "{a}-{b}=", "Subtract {b} from {a}.")
+
+
+def worked_sum(a: int, b: int) -> str:
+    """Column addition, units first: ``worked_sum(78, 7) == "8+7=15, 7+0+1=8, so 85"``."""
+    units = a % 10 + b % 10
+    tens = a // 10 + b // 10 + units // 10
+    return f"{a % 10}+{b % 10}={units}, {a // 10}+{b // 10}+{units // 10}={tens}, so {a + b}"
+
+
+def worked_difference(a: int, b: int) -> str:
+    """Column subtraction with borrowing: ``worked_difference(85, 29) == "15-9=6, 8-2-1=5, so 56"``."""
+    borrow = int(a % 10 < b % 10)
+    top = a % 10 + 10 * borrow
+    tens = a // 10 - b // 10 - borrow
+    return f"{top}-{b % 10}={top - b % 10}, {a // 10}-{b // 10}-{borrow}={tens}, so {a - b}"
 
 
 def _add(rng: random.Random) -> Example:
     a, b = rng.randint(0, 99), rng.randint(0, 99)
     form = rng.choice(ADD_FORMS)
-    return Example("add", form.format(a=a, b=b), str(a + b), f"add:{a}:{b}")
+    return Example("add", form.format(a=a, b=b), worked_sum(a, b), f"add:{a}:{b}")
 
 
 def _sub(rng: random.Random) -> Example:
     a = rng.randint(0, 99)
     b = rng.randint(0, a)
     form = rng.choice(SUB_FORMS)
-    return Example("sub", form.format(a=a, b=b), str(a - b), f"sub:{a}:{b}")
+    return Example("sub", form.format(a=a, b=b), worked_difference(a, b), f"sub:{a}:{b}")
 
 
 def _reverse(rng: random.Random) -> Example:
@@ -171,11 +208,24 @@ def _upper(rng: random.Random) -> Example:
     return Example("upper", form.format(w=word), word.upper(), f"upper:{word}")
 
 
+def running_count(word: str, letter: str) -> str:
+    """Each letter against the one asked about, with the count so far.
+
+    ``running_count("ixux", "u") == "i/u=0 x/u=0 u/u=1 x/u=1, so 1"``: every step puts the two
+    letters to compare side by side, which is what makes the count learnable by a small model.
+    """
+    seen, steps = 0, []
+    for c in word:
+        seen += c == letter
+        steps.append(f"{c}/{letter}={seen}")
+    return f"{' '.join(steps)}, so {seen}"
+
+
 def _count(rng: random.Random) -> Example:
     word = _word(rng, 4, 9)
     letter = rng.choice(word) if rng.random() < 0.8 else rng.choice(string.ascii_lowercase)
     form = rng.choice(("How many '{c}' in {w}?", "Count the letter {c} in {w}."))
-    return Example("count", form.format(c=letter, w=word), str(word.count(letter)), f"count:{letter}:{word}")
+    return Example("count", form.format(c=letter, w=word), running_count(word, letter), f"count:{letter}:{word}")
 
 
 CAPITAL_FORMS = (
@@ -211,11 +261,11 @@ def _extract(rng: random.Random) -> Example:
 SKILLS: dict[str, Skill] = {
     s.name: s
     for s in (
-        Skill("add", _add),
-        Skill("sub", _sub),
+        Skill("add", _add, check_answer=_final_number),
+        Skill("sub", _sub, check_answer=_final_number),
         Skill("reverse", _reverse, heldout_share=0.1),
         Skill("upper", _upper, heldout_share=0.1),
-        Skill("count", _count, heldout_share=0.1),
+        Skill("count", _count, check_answer=_final_number, heldout_share=0.1),
         Skill("capital", _capital, heldout_share=0.25),
         Skill("extract", _extract, check_answer=_json_equal),
     )
@@ -223,13 +273,13 @@ SKILLS: dict[str, Skill] = {
 
 #: How often each skill is drawn for training: the hard ones get more.
 TRAINING_MIX: dict[str, float] = {
-    "add": 0.22,
-    "sub": 0.18,
-    "reverse": 0.16,
-    "upper": 0.08,
-    "count": 0.14,
-    "capital": 0.1,
-    "extract": 0.12,
+    "add": 0.16,
+    "sub": 0.15,
+    "reverse": 0.14,
+    "upper": 0.09,
+    "count": 0.2,
+    "capital": 0.16,
+    "extract": 0.1,
 }
 
 
