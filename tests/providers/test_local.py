@@ -201,3 +201,13 @@ async def test_int8_targets_share_nothing_with_float_ones(ctx: ProviderContext) 
         await plain.aclose()
         await quantized.aclose()
     assert plain.runtime.loaded_engine("tiny") is None  # the last provider closed: engines stopped
+
+
+def test_registering_the_provider_does_not_import_torch() -> None:
+    # Every gateway loads every provider hook at start-up; PyTorch takes seconds to import.
+    import subprocess
+    import sys
+
+    code = "import sys, lmdeck.providers.local as m; m.register(m.ProviderRegistry()); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

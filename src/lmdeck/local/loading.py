@@ -17,12 +17,11 @@ from tokenizers import Tokenizer
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from lmdeck.local.chat_template import END, PAD
+from lmdeck.local.errors import ModelLoadError
 from lmdeck.local.model import LocalCausalLM
 from lmdeck.local.quantize import QUANTIZERS
 
-
-class ModelLoadError(RuntimeError):
-    """A local model could not be loaded; the message says what is missing."""
+__all__ = ["ModelLoadError", "load_causal_lm", "resolve_device"]
 
 
 def resolve_device(setting: str) -> torch.device:

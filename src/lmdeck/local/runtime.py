@@ -1,6 +1,7 @@
 """The local models one gateway has loaded: one engine per model, shared by every route that uses it.
 
-Models load on first use, in a worker thread so the event loop keeps serving. Each
+Models load on first use, in a worker thread so the event loop keeps serving (and PyTorch is
+imported only then, so a gateway without local routes starts without it). Each
 provider that uses the runtime holds a reference; the last one to let go stops the
 engine threads::
 
@@ -16,14 +17,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from lmdeck.local.catalog import LocalModelSpec, ModelCatalog
-from lmdeck.local.embeddings import EmbeddingBatcher, SentenceEmbedder
-from lmdeck.local.engine import LocalEngine
-from lmdeck.local.loading import load_causal_lm, resolve_device
 from lmdeck.settings import LocalSettings
+
+if TYPE_CHECKING:
+    from lmdeck.local.embeddings import EmbeddingBatcher
+    from lmdeck.local.engine import LocalEngine
 
 
 class LocalRuntime:
@@ -52,11 +53,16 @@ class LocalRuntime:
             self.close()
 
     def _apply_threads(self) -> None:
+        import torch
+
         # PyTorch's intra-op pool is per process; small models on a busy machine do better with fewer threads.
         if self.settings.threads and torch.get_num_threads() != self.settings.threads:
             torch.set_num_threads(self.settings.threads)
 
     def _load_engine(self, name: str, quantize: str) -> LocalEngine:
+        from lmdeck.local.engine import LocalEngine
+        from lmdeck.local.loading import load_causal_lm, resolve_device
+
         self._apply_threads()
         with self._lock:
             key = (name, quantize)
@@ -71,6 +77,9 @@ class LocalRuntime:
             return self._engines[key]
 
     def _load_embedder(self, name: str) -> EmbeddingBatcher:
+        from lmdeck.local.embeddings import EmbeddingBatcher, SentenceEmbedder
+        from lmdeck.local.loading import resolve_device
+
         self._apply_threads()
         with self._lock:
             if name not in self._embedders:

@@ -1,12 +1,12 @@
 """Choosing the next token: greedy, temperature and nucleus (top-p) sampling, seeded per request.
 
-A request's parameters live in :class:`SamplingParams`; :func:`next_tokens` picks one
+A request's parameters live in :class:`SamplingParams` (:mod:`lmdeck.local.params`); :func:`next_tokens` picks one
 token per row of a batch, each row with its own parameters and its own random stream,
 so a seeded request gives the same text whatever else shares its batch::
 
     params = SamplingParams(max_tokens=16, temperature=0.7, top_p=0.9, seed=42)
-    rows = [params.row_sampler()]
-    next_tokens(logits, rows)           # tensor([17])
+    rows = [RowSampler(params)]
+    next_tokens(logits, rows)           # [17]
 """
 
 from __future__ import annotations
@@ -17,32 +17,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from lmdeck.local.params import SamplingParams
 
-@dataclass(frozen=True)
-class SamplingParams:
-    """How one request wants its tokens chosen. ``temperature == 0`` means greedy."""
-
-    max_tokens: int = 256
-    temperature: float = 1.0
-    top_p: float = 1.0
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-    ignore_eos: bool = False  # keep going past the end token (benchmarks want a fixed length)
-
-    def __post_init__(self) -> None:
-        if self.max_tokens < 1:
-            raise ValueError("max_tokens must be at least 1")
-        if self.temperature < 0:
-            raise ValueError("temperature must be 0 or more")
-        if not 0 < self.top_p <= 1:
-            raise ValueError("top_p must be in (0, 1]")
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature == 0
-
-    def row_sampler(self) -> RowSampler:
-        return RowSampler(self)
+__all__ = ["RowSampler", "SamplingParams", "next_tokens"]
 
 
 @dataclass

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib.util
 import struct
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lmdeck.local.engine import EngineClosed, GenerationHandle, LocalEngine, PromptTooLong, QueueFull
+from lmdeck.local.errors import EngineClosed, PromptTooLong, QueueFull
+from lmdeck.local.params import SamplingParams
 from lmdeck.local.runtime import LocalRuntime
-from lmdeck.local.sampling import SamplingParams
 from lmdeck.protocol import (
     ChatCompletionChunk,
     ChatCompletionRequest,
@@ -40,6 +41,9 @@ from lmdeck.protocol.embeddings import Embedding
 from lmdeck.providers.base import ProviderContext, UnsupportedOperation, UpstreamError
 from lmdeck.providers.registry import ProviderRegistry
 from lmdeck.settings import ConfigError, TargetConfig
+
+if TYPE_CHECKING:
+    from lmdeck.local.engine import GenerationHandle, LocalEngine
 
 RUNTIME_KEY = "local.runtime"
 DEFAULT_MAX_TOKENS = 256
@@ -293,5 +297,12 @@ def _stops(stop: str | list[str] | None) -> list[str]:
     return [stop] if isinstance(stop, str) else list(stop)
 
 
+#: What the engine needs at run time; checked without importing it, which takes seconds.
+REQUIRED_MODULES = ("torch", "transformers", "tokenizers", "safetensors")
+
+
 def register(registry: ProviderRegistry) -> None:
+    missing = [m for m in REQUIRED_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ImportError(f"the local provider needs {', '.join(missing)}")
     registry.add("local", LocalProvider)
