@@ -60,3 +60,17 @@ def test_the_newest_entry_deleted_by_hand_is_named(data_dir: Path) -> None:
     edit(data_dir, "DELETE FROM audit_log WHERE seq = 3")
     code, out = verify(data_dir)
     assert code == 1 and "entry 3" in out
+
+
+def test_no_store_is_refused_without_creating_one(tmp_path: Path) -> None:
+    empty = tmp_path / "elsewhere"
+    code, out = verify(empty)
+    assert code == 2 and "no lmdeck store" in out and "--data-dir" in out
+    assert not (empty / "lmdeck.db").exists()
+
+
+def test_the_data_dir_option_names_the_store(data_dir: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["audit", "verify", "--data-dir", str(data_dir)], env={"LMDECK_DATA_DIR": "", "LMDECK_CONFIG": ""}
+    )
+    assert result.exit_code == 0 and "3 entries, chain intact" in result.output

@@ -81,6 +81,12 @@ def test_eval_run_compare_and_gate_from_the_command_line(
 
     gated = runner.invoke(cli, ["eval", "gate", good_id, "exact>=0.9, p(exact)<0.05 vs " + bad_id])
     assert gated.exit_code == 0, gated.output
+    # A broken gate (no such evaluator in the run, no baseline for a paired clause) is not a regression.
+    unknown = runner.invoke(cli, ["eval", "gate", good_id, "rouge_l>=0.5"])
+    assert unknown.exit_code == 2, unknown.output
+    assert "ERR  rouge_l>=0.5" in unknown.output and "no evaluator 'rouge_l'" in unknown.output
+    no_baseline = runner.invoke(cli, ["eval", "gate", good_id, "delta(exact)>=0"])
+    assert no_baseline.exit_code == 2 and "name the baseline run" in no_baseline.output
     listed = runner.invoke(cli, ["eval", "list"])
     assert good_id in listed.output and bad_id in listed.output
     shown = runner.invoke(cli, ["eval", "show", bad_id, "--rows"])

@@ -63,6 +63,16 @@ async def test_revocation_takes_effect_on_the_next_request(deck: Deck) -> None:
     assert (await deck.http.get("/api/budgets", headers=auth(created["key"]))).status_code == 401
     again = await deck.admin("POST", f"/api/keys/{created['id']}/rotate")
     assert again.status_code == 409
+    twice = await deck.admin("POST", f"/api/keys/{created['id']}/revoke")
+    assert twice.status_code == 200 and twice.json()["state"] == "revoked"
+    entries = (await deck.admin("GET", "/api/audit", params={"action": "key.revoked"})).json()["data"]
+    assert [e["target"] for e in entries] == [f"key:{created['id']}"]  # one entry, not two
+
+
+async def test_not_found_messages_keep_their_quotes(deck: Deck) -> None:
+    missing = await deck.admin("GET", "/api/keys/key_nope")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["message"] == "no key 'key_nope'"
 
 
 async def test_expiry_takes_effect_without_a_restart(deck: Deck) -> None:

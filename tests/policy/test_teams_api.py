@@ -26,6 +26,19 @@ async def test_teams_and_users(deck: Deck) -> None:
     assert (trace.key_id, trace.team_id, trace.user) == (key["id"], team_id, user.json()["id"])
     actions = [e["action"] for e in (await deck.admin("GET", "/api/audit")).json()["data"]]
     assert actions[:4] == ["team.created", "team.updated", "user.created", "key.created"]
+    by_name = await deck.new_key(name="ada's second", user_id="Ada")  # `keys create --user Ada`
+    assert (by_name["user_id"], by_name["team_id"]) == (user.json()["id"], team_id)
+
+
+async def test_a_user_name_shared_by_two_users_must_be_given_as_an_id(deck: Deck) -> None:
+    for team in ("red", "blue"):
+        team_id = (await deck.admin("POST", "/api/teams", json={"name": team})).json()["id"]
+        await deck.admin("POST", "/api/users", json={"name": "Sam", "team_id": team_id})
+    refused = await deck.admin("POST", "/api/keys", json={"name": "sam's", "user_id": "Sam"})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == "user_id" and "give the user's id" in refused.json()["error"]["message"]
+    missing = await deck.admin("POST", "/api/keys", json={"name": "x", "user_id": "nobody"})
+    assert missing.status_code == 400 and "no user 'nobody'" in missing.json()["error"]["message"]
 
 
 async def test_a_team_member_sees_only_its_own_team(deck: Deck) -> None:

@@ -2,6 +2,7 @@
 
 lmdeck audit list --action key.revoked
 lmdeck audit verify                 # reads the store named by the config; exit 1 names the bad entry
+lmdeck audit verify --data-dir DIR  # the store of a gateway started elsewhere; exit 2 when there is none
 lmdeck audit verify --remote        # asks the running gateway instead
 """
 
@@ -46,6 +47,7 @@ def list_entries(
 @app.command("verify")
 def verify(
     config: Path | None = typer.Option(None, "--config", "-c", help="lmdeck.yaml naming the store"),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="the gateway's data directory (default: .lmdeck)"),
     remote: bool = typer.Option(False, "--remote", help="ask the running gateway instead of reading the store"),
     base_url: str | None = BASE_URL,
     api_key: str | None = API_KEY,
@@ -61,10 +63,19 @@ def verify(
         from lmdeck.settings import ConfigError, load_settings
 
         try:
-            settings = load_settings(config)
+            settings = load_settings(config, overrides={"data_dir": data_dir} if data_dir else None)
         except (ConfigFileError, ConfigError) as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(2) from None
+        missing = settings.data_dir / "lmdeck.db"
+        if settings.database_url is None and not missing.exists():
+            # Opening it would create an empty database and report an intact, empty chain.
+            typer.echo(
+                f"error: no lmdeck store at {missing}: pass --data-dir (the directory `lmdeck serve` used), "
+                "--config, or --remote to ask the running gateway",
+                err=True,
+            )
+            raise typer.Exit(2)
         db = Database(settings.store_url)
         try:
             db.migrate()

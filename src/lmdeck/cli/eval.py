@@ -115,12 +115,16 @@ def comparison_text(cmp: dict[str, Any], changed: int) -> str:
 def gate_text(result: dict[str, Any]) -> str:
     lines = [f"gate on {result['run_id']}: {'passed' if result['passed'] else 'FAILED'}"]
     for clause in result["clauses"]:
-        lines.append(f"  {'ok  ' if clause['passed'] else 'FAIL'} {clause['clause']}: {clause['reason']}")
+        verdict = "ERR " if clause.get("error") else "ok  " if clause["passed"] else "FAIL"
+        lines.append(f"  {verdict} {clause['clause']}: {clause['reason']}")
     return "\n".join(lines)
 
 
 def _finish_gate(result: dict[str, Any], as_json: bool) -> None:
+    """Print a gate's result and exit: 0 passed, 1 failed (a regression), 2 the gate itself is broken."""
     typer.echo(json.dumps(result, indent=2) if as_json else gate_text(result))
+    if result.get("configuration_error"):
+        raise typer.Exit(2)
     if not result["passed"]:
         raise typer.Exit(1)
 
@@ -269,7 +273,7 @@ def gate_cmd(
     base_url: str | None = BASE_URL,
     api_key: str | None = API_KEY,
 ) -> None:
-    """Check a quality gate on a finished run; exit status 1 when it fails."""
+    """Check a quality gate on a finished run; exit 1 when it fails, 2 when it cannot be evaluated."""
     with _client(base_url, api_key) as client:
         result = _evaluation(client).gate(run_id, gate, baseline=baseline)
     _finish_gate(result, as_json)

@@ -84,7 +84,7 @@ def create(
     name: str = typer.Option(..., "--name", help="what the key is for"),
     role: str = typer.Option("inference", help="admin, developer, viewer or inference (only /v1/*)"),
     team: str | None = typer.Option(None, help="team id"),
-    user: str | None = typer.Option(None, help="user id"),
+    user: str | None = typer.Option(None, help="user id or name (the key joins the user's team)"),
     expires_in: str | None = typer.Option(None, "--expires-in", help="e.g. 30d, 12h"),
     models: str | None = typer.Option(None, help="allowed routes, comma-separated (default: all)"),
     tags: str | None = typer.Option(None, help="allowed tags, comma-separated (default: all)"),

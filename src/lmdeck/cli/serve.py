@@ -29,6 +29,16 @@ def serve(
     except (ConfigFileError, ConfigError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
+    from lmdeck.tracing.spool import spool_holder
+
+    holder = spool_holder(settings.spool_dir)
+    if holder is not None:
+        typer.echo(
+            f"error: another lmdeck (pid {holder}) is serving the data directory {settings.data_dir}; "
+            "stop it, or give this one its own with LMDECK_DATA_DIR",
+            err=True,
+        )
+        raise typer.Exit(1)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Client libraries log every upstream call at INFO: that is what traces are for.
     for noisy in ("httpx", "httpcore", "aiohttp.access"):
@@ -36,7 +46,11 @@ def serve(
     from lmdeck.gateway.app import create_app
 
     app = create_app(settings)
-    typer.echo(f"lmdeck listening on http://{settings.host}:{settings.port}/v1", err=True)
+    typer.echo(
+        f"lmdeck listening on http://{settings.host}:{settings.port}/v1 "
+        f"(another port: LMDECK_PORT or --port; the CLI finds it with LMDECK_BASE_URL=http://{settings.host}:{settings.port})",
+        err=True,
+    )
     uvicorn.run(
         app,
         host=settings.host,

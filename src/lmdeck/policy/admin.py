@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from lmdeck.policy.audit import AuditLog
 from lmdeck.policy.identities import ApiKey, Team, User
-from lmdeck.policy.identity_store import IdentityStore, NotFound
+from lmdeck.policy.identity_store import AmbiguousName, IdentityStore, NotFound
 from lmdeck.policy.key_cache import KeyCache
 from lmdeck.policy.principal import Principal
 from lmdeck.policy.schemas import KeyCreate, KeyUpdate, TeamCreate, TeamUpdate, UserCreate
@@ -32,7 +32,9 @@ T = TypeVar("T")
 
 
 def not_found(exc: LookupError) -> APIError:
-    return APIError(404, str(exc).strip("'\""), type="not_found_error", code="not_found")
+    """A 404 carrying the lookup's own message (``str(KeyError(m))`` would wrap ``m`` in quotes)."""
+    message = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+    return APIError(404, message, type="not_found_error", code="not_found")
 
 
 async def off_loop(fn: Callable[[], T]) -> T:
@@ -121,6 +123,8 @@ class AccessAdmin:
         }
         try:
             return str(await anyio.to_thread.run_sync(lookups[kind]))
+        except AmbiguousName as exc:
+            raise APIError(400, str(exc), param=f"{kind}_id", code="invalid_value") from None
         except NotFound:
             raise APIError(
                 400,
@@ -189,6 +193,9 @@ class AccessAdmin:
 
     async def revoke_key(self, actor: Principal, key_id: str) -> ApiKey:
         before = await off_loop(lambda: self.identities.key(key_id))
+        if before.revoked_at is not None:
+            # Revoking a revoked key changes nothing, so it leaves no second audit entry.
+            return before
         key = await off_loop(lambda: self.identities.revoke_key(key_id, now=self.keys.clock()))
         await self._changed(actor, "key.revoked", f"key:{key.id}", before.to_dict(), key.to_dict())
         return key

@@ -30,6 +30,10 @@ class NotFound(LookupError):
     """No such team, user or key."""
 
 
+class AmbiguousName(LookupError):
+    """Several users share the name that was given where an id or a unique name was expected."""
+
+
 def _dump_set(values: Iterable[str] | None) -> str | None:
     return orjson.dumps(sorted(set(values))).decode() if values is not None else None
 
@@ -181,11 +185,21 @@ class IdentityStore:
             )
         return user
 
-    def user(self, user_id: str) -> User:
-        users = self.users(user_id=user_id)
-        if not users:
-            raise NotFound(f"no user {user_id!r}")
-        return users[0]
+    def user(self, user_id_or_name: str) -> User:
+        """The user with this id, else the one user with this name.
+
+        Raises :class:`NotFound` when there is none, and :class:`AmbiguousName` when several users
+        (of different teams) share the name.
+        """
+        users = self.users(user_id=user_id_or_name)
+        if users:
+            return users[0]
+        named = [u for u in self.users() if u.name == user_id_or_name]
+        if len(named) > 1:
+            raise AmbiguousName(f"{len(named)} users are named {user_id_or_name!r}: give the user's id")
+        if not named:
+            raise NotFound(f"no user {user_id_or_name!r}")
+        return named[0]
 
     def users(self, *, team_id: str | None = None, user_id: str | None = None) -> list[User]:
         sql, params = "SELECT id, name, email, team_id, created_at FROM users WHERE 1 = 1", {}

@@ -275,3 +275,21 @@ class TraceSpool:
             except OSError as exc:
                 # The next batch tries again, and fails its requests if it cannot.
                 log.error("cannot start a new spool segment in %s: %s", self.directory, exc)
+
+
+def spool_holder(directory: Path) -> str | None:
+    """The pid of the process holding the spool lock in ``directory``, or None when it is free.
+
+    A probe for start-up checks: it takes and drops the lock, so a caller that finds it free must still
+    let :meth:`TraceSpool.open` take it for good.
+    """
+    path = directory / LOCK_NAME
+    if not path.exists():
+        return None
+    with path.open("rb") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return lock.read().decode(errors="replace").strip() or "unknown"
+        fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+    return None

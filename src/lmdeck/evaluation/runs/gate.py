@@ -74,9 +74,18 @@ class ClauseResult:
     actual: float | None
     passed: bool
     reason: str
+    #: True when the clause could not be evaluated (no such evaluator in the run, no baseline named): a broken
+    #: gate, which CI must tell apart from a regression (``lmdeck eval gate`` exits 2 rather than 1).
+    error: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"clause": self.clause.text, "actual": self.actual, "passed": self.passed, "reason": self.reason}
+        return {
+            "clause": self.clause.text,
+            "actual": self.actual,
+            "passed": self.passed,
+            "reason": self.reason,
+            "error": self.error,
+        }
 
 
 class GateSources(Protocol):
@@ -94,8 +103,18 @@ class GateResult:
     def passed(self) -> bool:
         return all(r.passed for r in self.results)
 
+    @property
+    def configuration_error(self) -> bool:
+        """Some clause could not be evaluated at all (see :attr:`ClauseResult.error`)."""
+        return any(r.error for r in self.results)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "passed": self.passed, "clauses": [r.to_dict() for r in self.results]}
+        return {
+            "run_id": self.run_id,
+            "passed": self.passed,
+            "configuration_error": self.configuration_error,
+            "clauses": [r.to_dict() for r in self.results],
+        }
 
 
 @dataclass(frozen=True)
@@ -145,7 +164,7 @@ class Gate:
             try:
                 actual = self._actual(clause, run_id, summary, sources, default_baseline)
             except LookupError as exc:
-                results.append(ClauseResult(clause, None, False, str(exc)))
+                results.append(ClauseResult(clause, None, False, str(exc), error=True))
                 continue
             passed = actual is not None and not math.isnan(actual) and _OPS[clause.op](actual, clause.threshold)
             shown = "n/a" if actual is None else f"{actual:.4g}"
