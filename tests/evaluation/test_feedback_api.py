@@ -70,3 +70,54 @@ async def test_bad_feedback_is_a_400(deck: Deck) -> None:
     assert unknown.status_code == 404
     nokey = await deck.client.post("/api/feedback", json={"trace_id": trace_id, "value": 1})
     assert nokey.status_code == 401
+
+
+async def test_a_team_reusing_another_teams_request_id_changes_nothing_for_it(deck: Deck) -> None:
+    """Client ids are attributes: team red sending team blue's x-request-id and traceparent
+    neither takes over blue's feedback nor shows up in blue's trace lookups or exports."""
+    sent = {"x-request-id": "checkout-42", "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+    question = [{"role": "user", "content": "What is 2 + 2?"}]
+    blue = await deck.chat(who="blue-app", headers=sent, model="calc", messages=question)
+    blue_record = deck.gateway.sink.records[-1]  # type: ignore[attr-defined]
+    red = await deck.chat(who="red-app", headers=sent, model="calc", messages=question)
+    red_record = deck.gateway.sink.records[-1]  # type: ignore[attr-defined]
+    assert blue.status_code == red.status_code == 200
+    # lmdeck's ids are its own and unique; the caller's are kept beside them.
+    assert blue.headers["x-request-id"] != red.headers["x-request-id"] != "checkout-42"
+    assert blue_record.request_id == blue.headers["x-request-id"] and blue_record.trace_id != red_record.trace_id
+    assert blue_record.client_request_id == red_record.client_request_id == "checkout-42"
+    assert blue_record.client_trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+    # The response's traceparent continues the caller's trace with lmdeck's span.
+    assert blue.headers["traceparent"] == f"00-4bf92f3577b34da6a3ce929d0e0e4736-{blue_record.span_id}-01"
+    deck.evaluation.feedback.traces.insert([blue_record, red_record])
+
+    # Feedback: blue's id still finds blue's trace (from memory and from the store); red cannot reach it.
+    for recent in (True, False):
+        if not recent:
+            deck.evaluation.recent._by_key.clear()
+        mine = await deck.call(
+            "POST", "/api/feedback", who="blue-app", json={"trace_id": blue.headers["x-request-id"], "value": 1}
+        )
+        assert mine.status_code == 201, mine.text
+        assert mine.json()["trace_id"] == blue_record.id and mine.json()["team_id"] == "team_blue"
+    for key in ("checkout-42", blue.headers["x-request-id"], blue_record.trace_id, blue_record.id):
+        theirs = await deck.call("POST", "/api/feedback", who="red-app", json={"trace_id": key, "value": 0})
+        assert theirs.status_code == 404, (key, theirs.text)
+    listed = await deck.call("GET", "/api/feedback", who="blue-dev", params={"trace_id": blue_record.id})
+    assert [f["value"] for f in listed.json()["data"]] == [1.0, 1.0]
+
+    # Trace lookups: by the caller's id each team finds its own trace only.
+    for who, record in (("blue-dev", blue_record), ("red-dev", red_record)):
+        found = await deck.call("GET", "/api/traces", who=who, params={"client_request_id": "checkout-42"})
+        assert [t["id"] for t in found.json()["data"]] == [record.id]
+    assert (await deck.call("GET", f"/api/traces/{blue_record.id}", who="red-dev")).status_code == 404
+    by_server_id = await deck.call("GET", "/api/traces", params={"request_id": blue.headers["x-request-id"]})
+    assert [t["id"] for t in by_server_id.json()["data"]] == [blue_record.id]
+
+    # Exports: a dataset cut from blue's traces holds blue's trace only.
+    cut = await deck.call(
+        "POST", "/api/registry/datasets/blue-set/from-traces", who="blue-dev", json={"filter": "route=calc"}
+    )
+    assert cut.status_code == 200 and cut.json()["row_count"] == 1, cut.text
+    rows = await deck.call("GET", "/api/registry/datasets/blue-set/versions/1/rows", who="blue-dev")
+    assert [r["trace_id"] for r in rows.json()["data"]] == [blue_record.id]

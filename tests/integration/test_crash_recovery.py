@@ -83,17 +83,17 @@ async def _load_then_kill(gw: GatewayProcess) -> tuple[set[str], set[str]]:
 
 def _stored_counts(db_path: Path) -> dict[str, int]:
     with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10) as conn:
-        rows = conn.execute("SELECT request_id, COUNT(*) FROM traces GROUP BY request_id").fetchall()
+        rows = conn.execute("SELECT client_request_id, COUNT(*) FROM traces GROUP BY client_request_id").fetchall()
     return {request_id: count for request_id, count in rows}
 
 
 def _listed_ids(gw: GatewayProcess) -> list[str]:
-    """Every stored trace's request id, through ``GET /api/traces`` page by page."""
+    """Every stored trace's client request id, through ``GET /api/traces`` page by page."""
     ids: list[str] = []
     params: dict[str, Any] = {"route": "chat", "limit": 200}
     while True:
         body = httpx.get(f"{gw.url}/api/traces", params=params, headers=gw.headers(), timeout=10).json()
-        ids.extend(t["request_id"] for t in body["data"])
+        ids.extend(t["client_request_id"] for t in body["data"])
         if not body["has_more"]:
             return ids
         params["cursor"] = body["next_cursor"]
@@ -130,7 +130,7 @@ def test_sigkill_mid_load_loses_and_duplicates_nothing(fake_upstream: FakeUpstre
         try:
             lock.execute("BEGIN EXCLUSIVE")
             answered, sent = asyncio.run(_load_then_kill(gw))
-            stored_at_kill = {row[0] for row in lock.execute("SELECT request_id FROM traces")}
+            stored_at_kill = {row[0] for row in lock.execute("SELECT client_request_id FROM traces")}
         finally:
             lock.close()
     finally:

@@ -44,13 +44,16 @@ def client(gateway: GatewayProcess) -> Iterator[Client]:
 
 
 def test_list_get_and_iterate(client: Client) -> None:
-    page = client.traces.list(request_id="sdk-1")
-    assert [t.request_id for t in page.data] == ["sdk-1"]
+    page = client.traces.list(client_request_id="sdk-1")
+    assert [t.client_request_id for t in page.data] == ["sdk-1"]
+    assert page.data[0].request_id.startswith("req_")
+    assert [t.id for t in client.traces.list(request_id=page.data[0].request_id).data] == [page.data[0].id]
     trace = client.traces.get(page.data[0].id)
     assert trace.status_code == 404 and trace.error
     assert trace.request_body["model"] == "missing-sdk-1"
     assert trace.request_body["messages"] == [{"role": "user", "content": "hi"}]
-    assert [t.request_id for t in client.traces.iterate(limit=1, status="error")] == list(reversed(REQUEST_IDS))
+    iterated = [t.client_request_id for t in client.traces.iterate(limit=1, status="error")]
+    assert iterated == list(reversed(REQUEST_IDS))
 
 
 def test_errors_come_back_as_lmdeck_errors(client: Client, gateway: GatewayProcess) -> None:
@@ -71,7 +74,7 @@ def test_cli_list_and_show(client: Client, gateway: GatewayProcess) -> None:
     listed = runner.invoke(cli, ["traces", "list", "--status", "error", "--json", *target])
     assert listed.exit_code == 0, listed.output
     body = json.loads(listed.stdout)
-    assert sorted(t["request_id"] for t in body["data"]) == REQUEST_IDS
+    assert sorted(t["client_request_id"] for t in body["data"]) == REQUEST_IDS
 
     table = runner.invoke(cli, ["traces", "list", "--status", "404", *target])
     assert table.exit_code == 0

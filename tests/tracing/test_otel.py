@@ -13,9 +13,11 @@ def _exporter() -> tuple[OTelExporter, InMemorySpanExporter]:
 def test_span_carries_genai_attributes_and_announced_ids() -> None:
     otel, memory = _exporter()
     record = TraceRecord(
-        trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
+        trace_id="019a1b2c3d4e5f60718293a4b5c6d7e8",
         span_id="00f067aa0ba902b7",
+        client_trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
         parent_span_id="a3ce929d0e0e4736",
+        client_request_id="caller-7",
         route="demo",
         provider="local",
         upstream_model="demo",
@@ -29,8 +31,15 @@ def test_span_carries_genai_attributes_and_announced_ids() -> None:
     assert span.name == "chat demo"
     assert format(span.context.trace_id, "032x") == record.trace_id
     assert format(span.context.span_id, "016x") == record.span_id
-    assert span.parent is not None and format(span.parent.span_id, "016x") == record.parent_span_id
+    # The caller's traceparent is a link, not the parent: lmdeck's span stays in lmdeck's trace.
+    assert span.parent is None
+    (link,) = span.links
+    assert format(link.context.trace_id, "032x") == record.client_trace_id
+    assert format(link.context.span_id, "016x") == record.parent_span_id
     attrs = dict(span.attributes or {})
+    assert attrs["lmdeck.client_request_id"] == "caller-7"
+    assert attrs["lmdeck.client_trace_id"] == record.client_trace_id
+    assert attrs["lmdeck.trace_id"] == record.trace_id
     assert attrs["gen_ai.operation.name"] == "chat"
     assert attrs["gen_ai.usage.input_tokens"] == 11
     assert attrs["gen_ai.usage.output_tokens"] == 4

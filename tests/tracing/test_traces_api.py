@@ -156,8 +156,9 @@ async def test_a_request_through_the_gateway_is_stored(client: httpx.AsyncClient
     assert answer.status_code == 404
     sink = client._transport.app.state.gateway.sink  # type: ignore[attr-defined]
     assert await sink.stored(10)
-    found = await client.get("/api/traces", params={"request_id": "req-traced-1"}, headers=auth(ADMIN_KEY))
+    found = await client.get("/api/traces", params={"client_request_id": "req-traced-1"}, headers=auth(ADMIN_KEY))
     [stored] = found.json()["data"]
+    assert stored["request_id"] == answer.headers["x-request-id"] != "req-traced-1"
     assert stored["status_code"] == 404
     assert stored["request_body"]["messages"][0]["content"] == "hi"
     assert stored["route"] in (None, "no-such-route")
@@ -186,4 +187,4 @@ async def test_traces_flow_into_postgresql(tmp_path: Path, monkeypatch: pytest.M
                 assert (await http.post("/v1/chat/completions", json=request, headers=headers)).status_code == 404
             assert await gateway.sink.stored(10)
             listed = await http.get("/api/traces", params={"q": "nul"}, headers=auth(ADMIN_KEY))
-    assert sorted(t["request_id"] for t in listed.json()["data"]) == ["req-pg-0", "req-pg-1", "req-pg-2"]
+    assert sorted(t["client_request_id"] for t in listed.json()["data"]) == ["req-pg-0", "req-pg-1", "req-pg-2"]

@@ -78,6 +78,8 @@ class InferenceServing:
             request_id=state.get("request_id", ""),
             span_id=state.get("span_id", ""),
             parent_span_id=state.get("parent_span_id"),
+            client_request_id=state.get("client_request_id"),
+            client_trace_id=state.get("client_trace_id"),
             kind=kind,
             stream=bool(getattr(body, "stream", False)),
             user=getattr(body, "user", None),

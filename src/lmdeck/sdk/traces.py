@@ -55,6 +55,8 @@ class Traces(Namespace):
         prompt: str | None = None,
         request_id: str | None = None,
         trace_id: str | None = None,
+        client_request_id: str | None = None,
+        client_trace_id: str | None = None,
         since: float | str | datetime | None = None,
         until: float | str | datetime | None = None,
         min_latency_ms: float | None = None,
@@ -65,7 +67,9 @@ class Traces(Namespace):
         """Traces matching every filter given, newest first.
 
         ``status`` is an HTTP status code or ``"ok"`` / ``"error"``; ``since`` and
-        ``until`` take epoch seconds, ISO 8601 or a datetime.
+        ``until`` take epoch seconds, ISO 8601 or a datetime. ``request_id`` and
+        ``trace_id`` are the ids lmdeck answered with; ``client_request_id`` and
+        ``client_trace_id`` the ones the caller sent (``x-request-id``, ``traceparent``).
         """
         params: dict[str, Any] = {
             "route": route,
@@ -79,6 +83,8 @@ class Traces(Namespace):
             "prompt": prompt,
             "request_id": request_id,
             "trace_id": trace_id,
+            "client_request_id": client_request_id,
+            "client_trace_id": client_trace_id,
             "since": _when(since),
             "until": _when(until),
             "min_latency_ms": min_latency_ms,

@@ -192,11 +192,17 @@ class GatewayProcess:
         return self.proc.poll() is None
 
     def trace(self, request_id: str, timeout: float = 15.0) -> dict[str, Any]:
-        """The stored trace of the request sent with ``x-request-id: request_id`` (traces land asynchronously)."""
+        """The stored trace of the request sent with ``x-request-id: request_id`` (traces land asynchronously).
+
+        The caller's id is kept as ``client_request_id``; send a unique one per request.
+        """
         deadline = time.monotonic() + timeout
         while True:
             response = httpx.get(
-                f"{self.url}/api/traces", params={"request_id": request_id}, headers=self.headers(), timeout=5.0
+                f"{self.url}/api/traces",
+                params={"client_request_id": request_id},
+                headers=self.headers(),
+                timeout=5.0,
             )
             response.raise_for_status()
             found = response.json()["data"]

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -93,3 +94,15 @@ def create_traces(conn: Connection) -> None:
     )
     Index("ix_trace_tags_tag", tags.c.tag)
     meta.create_all(conn)
+
+
+@migrations("0002_trace_client_ids")
+def add_client_ids(conn: Connection) -> None:
+    """The caller's ``x-request-id`` and ``traceparent`` trace id, kept beside lmdeck's own ids.
+
+    Earlier rows held the caller's ``x-request-id`` in ``request_id`` when one was sent;
+    they keep it there (lmdeck cannot tell which ones were the caller's).
+    """
+    conn.execute(text("ALTER TABLE traces ADD COLUMN client_request_id VARCHAR(128)"))
+    conn.execute(text("ALTER TABLE traces ADD COLUMN client_trace_id VARCHAR(64)"))
+    conn.execute(text("CREATE INDEX ix_traces_client_request_id ON traces (client_request_id)"))

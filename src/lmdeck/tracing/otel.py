@@ -1,8 +1,11 @@
 """OpenTelemetry spans for finished traces, with the GenAI semantic conventions (``gen_ai.*``).
 
 A span is built from the trace record after the request ends, with the
-request's real start and end times, the caller's ``traceparent`` as parent and
-the span id lmdeck returned in its own ``traceparent`` header::
+request's real start and end times, lmdeck's own trace id and the span id
+lmdeck returned in its ``traceparent`` header. The caller's ``traceparent``
+becomes a link (``lmdeck.link=caller``), not the parent: a caller chooses its
+trace id freely, so a span joining it would let one caller write into another's
+trace. This is OpenTelemetry's advice for a public entry point::
 
     exporter = OTelExporter.to_otlp("http://collector:4318/v1/traces")
     exporter.observe(record)
@@ -20,7 +23,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import (
-    NonRecordingSpan,
+    INVALID_SPAN,
+    Link,
     SpanContext,
     SpanKind,
     Status,
@@ -59,6 +63,7 @@ def genai_attributes(record: TraceRecord) -> dict[str, Any]:
         "gen_ai.usage.input_tokens": record.input_tokens,
         "gen_ai.usage.output_tokens": record.output_tokens,
         "lmdeck.request_id": record.request_id,
+        "lmdeck.trace_id": record.trace_id,
         "lmdeck.trace_record_id": record.id,
         "lmdeck.route": record.route or "",
         "lmdeck.target": record.target or "",
@@ -80,6 +85,10 @@ def genai_attributes(record: TraceRecord) -> dict[str, Any]:
     if record.prompt_name:
         attrs["lmdeck.prompt.name"] = record.prompt_name
         attrs["lmdeck.prompt.version"] = record.prompt_version or 0
+    if record.client_request_id:
+        attrs["lmdeck.client_request_id"] = record.client_request_id
+    if record.client_trace_id:
+        attrs["lmdeck.client_trace_id"] = record.client_trace_id
     if record.key_id:
         attrs["lmdeck.key_id"] = record.key_id
     if record.team_id:
@@ -111,15 +120,17 @@ class OTelExporter:
         return cls(BatchSpanProcessor(exporter))
 
     def observe(self, record: TraceRecord) -> None:
-        context = None
-        if record.parent_span_id:
-            parent_ctx = SpanContext(
-                trace_id=int(record.trace_id, 16),
+        links = []
+        if record.client_trace_id and record.parent_span_id:
+            caller = SpanContext(
+                trace_id=int(record.client_trace_id, 16),
                 span_id=int(record.parent_span_id, 16),
                 is_remote=True,
                 trace_flags=TraceFlags(TraceFlags.SAMPLED),
             )
-            context = set_span_in_context(NonRecordingSpan(parent_ctx))
+            links.append(Link(caller, {"lmdeck.link": "caller"}))
+        # A root span of lmdeck's own trace: no ambient context may become its parent.
+        context = set_span_in_context(INVALID_SPAN)
         start_ns = int(record.created_at * 1e9)
         end_ns = start_ns + int(record.latency_ms * 1e6)
         name = f"{OPERATIONS.get(record.kind, record.kind)} {record.route or ''}".strip()
@@ -127,7 +138,12 @@ class OTelExporter:
         token = _next_ids.set(ids)
         try:
             span = self.tracer.start_span(
-                name, context=context, kind=SpanKind.CLIENT, attributes=genai_attributes(record), start_time=start_ns
+                name,
+                context=context,
+                kind=SpanKind.CLIENT,
+                attributes=genai_attributes(record),
+                links=links,
+                start_time=start_ns,
             )
         finally:
             _next_ids.reset(token)

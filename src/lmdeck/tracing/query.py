@@ -74,6 +74,10 @@ class TraceQuery:
     prompt: str | None = None
     request_id: str | None = None
     trace_id: str | None = None
+    client_request_id: str | None = None
+    client_trace_id: str | None = None
+    #: Only traces of no team (``team_id`` must then be None): the scope of a caller without a team.
+    without_team: bool = False
     since: float | None = None
     until: float | None = None
     min_latency_ms: float | None = None
@@ -88,6 +92,8 @@ class TraceQuery:
             raise TraceFilterError(
                 "status", f"must be an HTTP status code (100-599), 'ok' or 'error', got {self.status}"
             )
+        if self.without_team and self.team_id is not None:
+            raise TraceFilterError("team_id", "cannot ask for one team and for traces of no team at once")
         if self.min_latency_ms is not None and (math.isnan(self.min_latency_ms) or self.min_latency_ms < 0):
             raise TraceFilterError("min_latency_ms", "must be a number of milliseconds, 0 or more")
 
@@ -96,6 +102,34 @@ class TraceQuery:
         if isinstance(cursor, str):
             cursor = Cursor.decode(cursor)
         return replace(self, cursor=cursor)
+
+
+@dataclass(frozen=True)
+class TeamScope:
+    """Whose traces a caller may see: every team's, or one team's (``team_id`` None: the traces of no team).
+
+    A lookup applies the scope to its query before the store picks a row, so an id that
+    two teams' traces share can only ever find the caller's own::
+
+        scope = TeamScope(team_id="team-a", all_teams=False)
+        query = scope.narrow(TraceQuery(client_request_id="retry-7"))   # team-a's only
+    """
+
+    team_id: str | None = None
+    all_teams: bool = True
+
+    def allows(self, team_id: str | None) -> bool:
+        return self.all_teams or team_id == self.team_id
+
+    def narrow(self, query: TraceQuery) -> TraceQuery | None:
+        """``query`` limited to this scope; None when it asks for a team the scope excludes."""
+        if self.all_teams:
+            return query
+        if self.team_id is None:
+            return None if query.team_id is not None else replace(query, without_team=True)
+        if query.without_team or query.team_id not in (None, self.team_id):
+            return None
+        return replace(query, team_id=self.team_id)
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,8 @@ traces = Table(
     Column("request_body", _json()),
     Column("response_body", _json()),
     Column("extra", _json()),
+    Column("client_request_id", String(128)),
+    Column("client_trace_id", String(64)),
 )
 
 trace_tags = Table(

@@ -47,8 +47,12 @@ def _conditions(query: TraceQuery) -> list[ColumnElement[bool]]:
         (c.prompt_name, query.prompt),
         (c.request_id, query.request_id),
         (c.trace_id, query.trace_id),
+        (c.client_request_id, query.client_request_id),
+        (c.client_trace_id, query.client_trace_id),
     ]
     where: list[ColumnElement[bool]] = [column == value for column, value in equal if value is not None]
+    if query.without_team:
+        where.append(c.team_id.is_(None))
     if query.errors is not None:
         where.append(c.status_code >= 400 if query.errors else c.status_code < 400)
     if query.since is not None:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 class FeedbackRequest(BaseModel):
     """Feedback on a trace: a value (thumbs up = 1, down = 0, or a score), a label, a comment.
 
-    ``trace_id`` may be the trace's id, its ``x-request-id`` or its W3C trace id.
+    ``trace_id`` may be the trace's id, the ``x-request-id`` lmdeck answered with, or lmdeck's W3C trace id.
     """
 
     model_config = ConfigDict(extra="forbid")

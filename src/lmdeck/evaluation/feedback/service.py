@@ -2,8 +2,11 @@
 
 A key that is not admin may only give feedback on traces of its own team (a trace of
 another team is a 404, as if it did not exist). The trace is found in memory when it
-is recent (its store write may still be on its way), else in the trace store, by its
-id, its ``x-request-id`` or its W3C trace id.
+is recent (its store write may still be on its way), else in the trace store, by one
+of the ids lmdeck generated for it: its id, the ``x-request-id`` lmdeck answered with,
+or lmdeck's W3C trace id. The ids a caller sent (``client_request_id``) are not looked
+up: two teams may send the same one. The store query is limited to the caller's team
+before it picks a row.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from lmdeck.evaluation.feedback.store import GROUPINGS, FeedbackEntry, FeedbackS
 from lmdeck.policy.principal import Principal
 from lmdeck.protocol import APIError
 from lmdeck.tracing import TraceRecord
-from lmdeck.tracing.query import TraceQuery
+from lmdeck.tracing.query import TeamScope, TraceQuery
 from lmdeck.tracing.store import TraceStore
 
 
@@ -58,7 +61,7 @@ class TraceFacts:
 
 
 class RecentTraces:
-    """A trace observer remembering the last ``capacity`` traces by id, request id and trace id."""
+    """A trace observer remembering the last ``capacity`` traces by their lmdeck-generated ids."""
 
     def __init__(self, capacity: int = 20000) -> None:
         self.capacity = capacity
@@ -77,8 +80,9 @@ class RecentTraces:
         return self._by_key.get(key)
 
 
-def visible_to(principal: Principal, team_id: str | None) -> bool:
-    return principal.role == "admin" or principal.team_id == team_id
+def feedback_scope(principal: Principal) -> TeamScope:
+    """An admin gives feedback on any trace; another key on its team's (no team: on traces of no team)."""
+    return TeamScope() if principal.role == "admin" else TeamScope(principal.team_id, all_teams=False)
 
 
 class FeedbackService:
@@ -94,21 +98,25 @@ class FeedbackService:
         self.recent = recent
         self.metrics = metrics
 
-    def _lookup(self, key: str) -> TraceFacts | None:
+    def _lookup(self, key: str, scope: TeamScope) -> TraceFacts | None:
         if self.traces is None:
             return None
         record = self.traces.get(key)
-        if record is None:
-            for query in (TraceQuery(request_id=key, limit=1), TraceQuery(trace_id=key, limit=1)):
-                page = self.traces.query(query)
-                if page.records:
-                    record = page.records[0]
-                    break
-        return TraceFacts.of(record) if record is not None else None
+        if record is not None:
+            return TraceFacts.of(record) if scope.allows(record.team_id) else None
+        for query in (TraceQuery(request_id=key, limit=1), TraceQuery(trace_id=key, limit=1)):
+            scoped = scope.narrow(query)
+            page = self.traces.query(scoped) if scoped is not None else None
+            if page is not None and page.records:
+                return TraceFacts.of(page.records[0])
+        return None
 
     async def find(self, key: str, principal: Principal) -> TraceFacts:
-        facts = self.recent.get(key) or await anyio.to_thread.run_sync(self._lookup, key)
-        if facts is None or not visible_to(principal, facts.team_id):
+        scope = feedback_scope(principal)
+        facts = self.recent.get(key)
+        if facts is None:
+            facts = await anyio.to_thread.run_sync(self._lookup, key, scope)
+        if facts is None or not scope.allows(facts.team_id):
             raise APIError(
                 404,
                 f"no trace {key!r}: send the trace id, the x-request-id of the response, or its W3C trace id",

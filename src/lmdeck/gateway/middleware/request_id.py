@@ -1,4 +1,16 @@
-"""``x-request-id`` on every response, and W3C ``traceparent`` accepted and propagated."""
+"""Server-generated request and trace ids on every request; the caller's ids kept as attributes.
+
+lmdeck names each request itself: ``x-request-id`` (``req_`` + 24 hex digits) and a W3C
+trace id, both generated here and unique, are what feedback and lookups by id use. What
+a caller sends is only recorded beside them, because one caller could otherwise reuse
+another's id and have lookups pick the wrong trace:
+
+- a valid ``x-request-id`` is kept as ``client_request_id`` (filterable, never an identity);
+- a valid ``traceparent`` is kept as ``client_trace_id`` and ``parent_span_id``. The
+  response's ``traceparent`` continues the caller's trace id with lmdeck's span id, so the
+  caller's tracing sees the hop; lmdeck's own span (OpenTelemetry export) lives in lmdeck's
+  trace and links to the caller's span rather than joining the caller's trace.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +18,8 @@ import os
 import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lmdeck.tracing.record import new_trace_id
 
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -21,8 +35,13 @@ def parse_traceparent(value: str | None) -> tuple[str, str] | None:
     return match.group(1), match.group(2)
 
 
+def new_request_id() -> str:
+    """A request id lmdeck hands out: ``req_`` and 24 random hex digits."""
+    return "req_" + os.urandom(12).hex()
+
+
 class RequestIdMiddleware:
-    """Stamps ``scope["state"]`` with the request id, trace id and span ids, and echoes them back."""
+    """Stamps ``scope["state"]`` with lmdeck's ids and the caller's, and answers with lmdeck's."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -38,16 +57,18 @@ class RequestIdMiddleware:
                 incoming_id = value.decode("latin-1")
             elif name == b"traceparent":
                 traceparent = value.decode("latin-1")
-        request_id = incoming_id if incoming_id and REQUEST_ID.match(incoming_id) else "req_" + os.urandom(12).hex()
+        request_id = new_request_id()
         parent = parse_traceparent(traceparent)
-        trace_id = parent[0] if parent else os.urandom(16).hex()
+        trace_id = new_trace_id()
         span_id = os.urandom(8).hex()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
+        state["client_request_id"] = incoming_id if incoming_id and REQUEST_ID.match(incoming_id) else None
         state["trace_id"] = trace_id
         state["span_id"] = span_id
+        state["client_trace_id"] = parent[0] if parent else None
         state["parent_span_id"] = parent[1] if parent else None
-        out_traceparent = f"00-{trace_id}-{span_id}-01".encode()
+        out_traceparent = f"00-{parent[0] if parent else trace_id}-{span_id}-01".encode()
 
         async def send_with_ids(message: Message) -> None:
             if message["type"] == "http.response.start":

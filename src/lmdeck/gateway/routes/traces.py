@@ -7,7 +7,6 @@ GET /api/traces/{id}
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -18,7 +17,15 @@ from lmdeck.gateway.errors import json_response
 from lmdeck.policy.auth import require
 from lmdeck.policy.principal import Principal
 from lmdeck.protocol import APIError
-from lmdeck.tracing.query import MAX_LIMIT, Cursor, TraceFilterError, TraceQuery, parse_status, parse_time
+from lmdeck.tracing.query import (
+    MAX_LIMIT,
+    Cursor,
+    TeamScope,
+    TraceFilterError,
+    TraceQuery,
+    parse_status,
+    parse_time,
+)
 from lmdeck.tracing.record import TraceRecord
 from lmdeck.tracing.sql_store import SQLTraceStore
 from lmdeck.tracing.store import TraceStore
@@ -32,9 +39,11 @@ def _store(request: Request) -> TraceStore:
     return store if store is not None else SQLTraceStore(gateway.db)
 
 
-def _team_scope(principal: Principal) -> str | None:
-    """The one team whose traces ``principal`` may see, or None for all of them."""
-    return None if principal.role == "admin" else principal.team_id
+def _team_scope(principal: Principal) -> TeamScope:
+    """Whose traces ``principal`` may see: an admin or a key without a team sees every team's."""
+    if principal.role == "admin" or principal.team_id is None:
+        return TeamScope()
+    return TeamScope(principal.team_id, all_teams=False)
 
 
 def _bad_filter(exc: TraceFilterError) -> APIError:
@@ -51,8 +60,10 @@ def trace_query(
     user: str | None = None,
     tag: str | None = None,
     prompt: str | None = Query(None, description="prompt name"),
-    request_id: str | None = None,
-    trace_id: str | None = None,
+    request_id: str | None = Query(None, description="the x-request-id lmdeck answered with"),
+    trace_id: str | None = Query(None, description="lmdeck's W3C trace id of the request"),
+    client_request_id: str | None = Query(None, description="the x-request-id the caller sent"),
+    client_trace_id: str | None = Query(None, description="the trace id of the caller's traceparent"),
     since: str | None = Query(None, description="epoch seconds or ISO 8601, inclusive"),
     until: str | None = Query(None, description="epoch seconds or ISO 8601, exclusive"),
     min_latency_ms: float | None = Query(None, ge=0),
@@ -77,6 +88,8 @@ def trace_query(
             prompt=prompt,
             request_id=request_id,
             trace_id=trace_id,
+            client_request_id=client_request_id,
+            client_trace_id=client_trace_id,
             since=parse_time(since, "since") if since else None,
             until=parse_time(until, "until") if until else None,
             min_latency_ms=min_latency_ms,
@@ -98,12 +111,10 @@ async def list_traces(
     principal: Principal = Depends(require("viewer")),
     query: TraceQuery = Depends(trace_query),
 ) -> Response:
-    team = _team_scope(principal)
-    if team is not None:
-        if query.team_id not in (None, team):
-            return json_response(200, {"object": "list", "data": [], "next_cursor": None, "has_more": False})
-        query = replace(query, team_id=team)
-    page = await run_in_threadpool(_store(request).query, query)
+    scoped = _team_scope(principal).narrow(query)
+    if scoped is None:
+        return json_response(200, {"object": "list", "data": [], "next_cursor": None, "has_more": False})
+    page = await run_in_threadpool(_store(request).query, scoped)
     body = {
         "object": "list",
         "data": [_trace_body(r) for r in page.records],
@@ -115,8 +126,8 @@ async def list_traces(
 
 @router.get("/{trace_id}", summary="One trace by its id")
 async def get_trace(request: Request, trace_id: str, principal: Principal = Depends(require("viewer"))) -> Response:
+    # The id is lmdeck's primary key (one row at most); the scope decides whether the caller may see it.
     record = await run_in_threadpool(_store(request).get, trace_id)
-    team = _team_scope(principal)
-    if record is None or (team is not None and record.team_id != team):
+    if record is None or not _team_scope(principal).allows(record.team_id):
         raise APIError(404, f"no trace {trace_id!r}", code="trace_not_found", param="id")
     return json_response(200, _trace_body(record))
