@@ -83,7 +83,7 @@ def _shown_once(created: KeyCreated, what: str) -> None:
 def create(
     name: str = typer.Option(..., "--name", help="what the key is for"),
     role: str = typer.Option("inference", help="admin, developer, viewer or inference (only /v1/*)"),
-    team: str | None = typer.Option(None, help="team id"),
+    team: str | None = typer.Option(None, help="team id or name"),
     user: str | None = typer.Option(None, help="user id or name (the key joins the user's team)"),
     expires_in: str | None = typer.Option(None, "--expires-in", help="e.g. 30d, 12h"),
     models: str | None = typer.Option(None, help="allowed routes, comma-separated (default: all)"),
