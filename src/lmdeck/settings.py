@@ -110,6 +110,11 @@ class TargetConfig(BaseModel):
     max_retries: int = Field(default=2, ge=0, le=10)
     headers: dict[str, str] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict, description="provider-specific options")
+    unsupported_params: list[str] = Field(
+        default_factory=list,
+        description="request parameters this target cannot honour although its provider forwards them "
+        "(e.g. [logprobs, top_logprobs] for a server without them): refused with a 400, skipped on fallback",
+    )
 
     @property
     def id(self) -> str:

@@ -40,6 +40,7 @@ from lmdeck.evaluation.runs.service import RunService
 from lmdeck.evaluation.runs.sources import RegistrySources
 from lmdeck.evaluation.runs.store import RunRecord, RunStore
 from lmdeck.gateway.pipeline import Pipeline
+from lmdeck.gateway.routing.eligibility import RouteCheck, route_refusal
 from lmdeck.gateway.steps.record import TraceObserver
 from lmdeck.protocol import APIError
 from lmdeck.settings import ConfigError, Settings
@@ -133,9 +134,9 @@ class EvaluationRuntime:
             model_override=run.model,
         )
 
-    def install(self, pipeline: Pipeline, observers: list[TraceObserver]) -> None:
+    def install(self, pipeline: Pipeline, observers: list[TraceObserver], eligible: RouteCheck = route_refusal) -> None:
         self._pipeline = pipeline
-        pipeline.insert_after("record", ExperimentStep(self.experiments.running))
+        pipeline.insert_after("record", ExperimentStep(self.experiments.running, eligible))
         if self._snapshot is not None:
             anchor = "prompt" if "prompt" in pipeline.names else "experiment"
             pipeline.insert_after(anchor, ExperimentPin(self._snapshot))

@@ -11,6 +11,7 @@ from lmdeck.evaluation.runtime import EXTRAS_KEY as EVALUATION
 from lmdeck.evaluation.runtime import EvaluationRuntime
 from lmdeck.gateway.pipeline import Pipeline, Step
 from lmdeck.gateway.routing.dispatcher import Dispatcher
+from lmdeck.gateway.routing.eligibility import RouteEligibility
 from lmdeck.gateway.routing.router import Router
 from lmdeck.gateway.routing.usage import StreamUsageFilter
 from lmdeck.gateway.serving import InferenceServing
@@ -135,7 +136,7 @@ def build_gateway(
     ]
     pipeline = Pipeline(steps, terminal=Dispatcher(router))
     registry.install(pipeline, router, lambda s: Router.from_settings(s, providers, provider_ctx), Dispatcher)
-    evaluation.install(pipeline, observers)
+    evaluation.install(pipeline, observers, RouteEligibility(router.get))
     services: list[Service] = [sink] if isinstance(sink, Service) else []
     services.append(registry)
     services.append(policy)

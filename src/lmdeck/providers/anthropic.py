@@ -21,7 +21,8 @@ What is translated:
 - streams: message_start, content_block_start/delta, message_delta and message_stop become
   OpenAI chunks, ending with a usage-only chunk.
 
-``/v1/completions`` and ``/v1/embeddings`` are not offered by Anthropic and answer 400.
+``/v1/completions`` and ``/v1/embeddings`` are not offered by Anthropic and answer 400; so does
+any chat parameter outside :data:`CHAT_PARAMS` (``logprobs``, ``response_format``, ``seed``...).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from lmdeck.protocol import (
 )
 from lmdeck.protocol.chat import ChatMessage
 from lmdeck.providers.base import ProviderContext, UnsupportedOperation, UpstreamError
+from lmdeck.providers.capabilities import Capabilities
 from lmdeck.providers.openai import error_from_response, json_object, parse_as, sse_data
 from lmdeck.providers.registry import ProviderRegistry
 from lmdeck.providers.transport import Timeout
@@ -60,6 +62,22 @@ FINISH_REASONS: dict[str, str] = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }
+
+#: The chat parameters translated to the Messages API (``n`` only as 1); anything else is refused.
+CHAT_PARAMS = frozenset(
+    {
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+        "tools",
+        "tool_choice",
+        "n",
+        "stream_options.include_usage",
+    }
+)
+CAPABILITIES = Capabilities({"chat": CHAT_PARAMS})
 
 #: Anthropic's "overloaded" status, retryable like a 503.
 OVERLOADED = 529
@@ -326,6 +344,9 @@ class AnthropicProvider:
 
     async def embeddings(self, request: EmbeddingRequest) -> EmbeddingResponse:
         raise UnsupportedOperation("anthropic", "/v1/embeddings")
+
+    def capabilities(self) -> Capabilities:
+        return CAPABILITIES
 
     async def aclose(self) -> None:
         return None

@@ -9,9 +9,14 @@ name. It speaks OpenAI's wire shape to the gateway whatever it speaks upstream::
 
         async def chat(self, request: ChatCompletionRequest) -> ChatCompletionResponse: ...
         def stream_chat(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]: ...
+        def capabilities(self) -> Capabilities:
+            return Capabilities({"chat": frozenset({"temperature", "max_tokens"})})
 
     def register(registry: ProviderRegistry) -> None:
         registry.add("echo", EchoProvider)
+
+``capabilities()`` declares what the target honours; the gateway never sends it a request
+using anything else (see :mod:`lmdeck.providers.capabilities`).
 
 Errors are raised as :class:`UpstreamError`; its ``retryable`` and
 ``retry_after`` fields drive the gateway's retries and fallbacks.
@@ -36,6 +41,7 @@ from lmdeck.protocol import (
 )
 
 if TYPE_CHECKING:
+    from lmdeck.providers.capabilities import Capabilities
     from lmdeck.providers.transport import Transport
     from lmdeck.settings import Settings, TargetConfig
 
@@ -169,6 +175,10 @@ class Provider(Protocol):
     def stream_completions(self, request: CompletionRequest) -> AsyncIterator[CompletionResponse]: ...
 
     async def embeddings(self, request: EmbeddingRequest) -> EmbeddingResponse: ...
+
+    def capabilities(self) -> Capabilities:
+        """The endpoints and request parameters this target honours (see :mod:`lmdeck.providers.capabilities`)."""
+        ...
 
     async def aclose(self) -> None: ...
 

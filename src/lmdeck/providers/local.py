@@ -39,6 +39,7 @@ from lmdeck.protocol import (
 from lmdeck.protocol.chat import ChatChoice
 from lmdeck.protocol.embeddings import Embedding
 from lmdeck.providers.base import ProviderContext, UnsupportedOperation, UpstreamError
+from lmdeck.providers.capabilities import Capabilities
 from lmdeck.providers.registry import ProviderRegistry
 from lmdeck.settings import ConfigError, TargetConfig
 
@@ -48,6 +49,30 @@ if TYPE_CHECKING:
 RUNTIME_KEY = "local.runtime"
 DEFAULT_MAX_TOKENS = 256
 QUANTIZE_CHOICES = ("none", "int8")
+
+
+#: What local models honour, by task; any other parameter in use is refused by name
+#: (see :mod:`lmdeck.providers.capabilities`).
+CAPABILITIES: dict[str, Capabilities] = {
+    "generate": Capabilities(
+        {
+            "chat": frozenset(
+                {
+                    "max_tokens",
+                    "max_completion_tokens",
+                    "temperature",
+                    "top_p",
+                    "n",
+                    "stop",
+                    "seed",
+                    "stream_options.include_usage",
+                }
+            ),
+            "completions": frozenset({"max_tokens", "temperature", "top_p", "stop", "seed"}),
+        }
+    ),
+    "embed": Capabilities({"embeddings": frozenset({"encoding_format", "dimensions"})}),
+}
 
 
 def _runtime(ctx: ProviderContext) -> LocalRuntime:
@@ -283,6 +308,9 @@ class LocalProvider:
             model=self.target.model,
             usage=Usage(prompt_tokens=used, total_tokens=used),
         )
+
+    def capabilities(self) -> Capabilities:
+        return CAPABILITIES[self.spec.task]
 
     async def aclose(self) -> None:
         if not self._closed:

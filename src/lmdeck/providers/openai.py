@@ -15,6 +15,9 @@ get token counts; the usage-only chunk is removed before it reaches a client tha
 ask for it (see :class:`lmdeck.gateway.routing.usage.StreamUsageFilter`). An upstream that
 rejects ``stream_options`` can opt out with ``options: {stream_usage: false}``.
 
+Every parameter is forwarded (the upstream honours or refuses it); list those a server
+silently ignores in the target's ``unsupported_params`` so that lmdeck refuses them instead.
+
 Failures become :class:`UpstreamError`: HTTP errors keep the upstream's status and
 ``Retry-After``; refused, reset and timed-out connections are 502/504 and retryable.
 """
@@ -37,6 +40,7 @@ from lmdeck.protocol import (
     EmbeddingResponse,
 )
 from lmdeck.providers.base import ProviderContext, UpstreamError, retry_after_from
+from lmdeck.providers.capabilities import FORWARDS_ALL, Capabilities
 from lmdeck.providers.registry import ProviderRegistry
 from lmdeck.providers.transport import Timeout
 from lmdeck.settings import TargetConfig
@@ -180,6 +184,11 @@ class OpenAIProvider:
     async def embeddings(self, request: EmbeddingRequest) -> EmbeddingResponse:
         payload = request.upstream_payload(self.target.model)
         return parse_as(EmbeddingResponse, await self._post("/embeddings", payload))
+
+    def capabilities(self) -> Capabilities:
+        # Every parameter reaches the upstream, which refuses what it lacks; a target's
+        # `unsupported_params` names those an upstream would ignore instead.
+        return FORWARDS_ALL
 
     async def aclose(self) -> None:
         return None

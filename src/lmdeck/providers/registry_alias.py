@@ -8,7 +8,8 @@ Each call resolves ``support-bot@production`` from the gateway's in-memory
 registry (no database read) and hands the request to a provider built for that
 version's provider, upstream model and base URL, one per version, kept for
 reuse. Moving the alias changes where the next call goes; nothing restarts.
-The version's ``parameters`` fill request fields the caller left unset.
+The version's ``parameters`` fill request fields the caller left unset. The target honours
+what the provider of the version it resolves to honours, at the time of the request.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from lmdeck.protocol import (
     EmbeddingResponse,
 )
 from lmdeck.providers.base import Provider, ProviderContext
+from lmdeck.providers.capabilities import FORWARDS_ALL, Capabilities, capabilities_of
 from lmdeck.providers.registry import ProviderRegistry
 from lmdeck.settings import ConfigError, TargetConfig
 
@@ -73,6 +75,10 @@ class RegistryAliasProvider:
         self._delegates: dict[tuple[str, int], Provider] = {}
 
     def _delegate(self, request: RequestT) -> tuple[Provider, RequestT]:
+        resolved, provider = self._resolve()
+        return provider, resolved.apply(request)
+
+    def _resolve(self) -> tuple[Resolved, Provider]:
         resolved = self.resolver.resolve(self.target.model)
         provider = self._delegates.get(resolved.key)
         if provider is None:
@@ -84,7 +90,7 @@ class RegistryAliasProvider:
                     503, f"registry model {name} v{version} cannot be served: {exc}", code="model_unavailable"
                 ) from None
             self._delegates[resolved.key] = provider
-        return provider, resolved.apply(request)
+        return resolved, provider
 
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletionResponse:
         provider, request = self._delegate(request)
@@ -107,6 +113,15 @@ class RegistryAliasProvider:
     async def embeddings(self, request: EmbeddingRequest) -> EmbeddingResponse:
         provider, request = self._delegate(request)
         return await provider.embeddings(request)
+
+    def capabilities(self) -> Capabilities:
+        """What the version the alias points at now honours; a reference that does not resolve
+        claims everything, so that the call itself answers with the reason."""
+        try:
+            _, provider = self._resolve()
+        except APIError:
+            return FORWARDS_ALL
+        return capabilities_of(provider)
 
     async def aclose(self) -> None:
         delegates, self._delegates = list(self._delegates.values()), {}

@@ -43,6 +43,9 @@ class Action(BaseModel):
     do: Do = "answer"
     status: int = Field(default=200, ge=200, le=599)
     retry_after: float | None = Field(default=None, ge=0)
+    error: dict[str, Any] | None = Field(
+        default=None, description="the OpenAI error object an `error` answers with (default: a generic one)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -94,6 +97,9 @@ class FakeConfig(BaseModel):
     models: list[str] = Field(default_factory=lambda: ["fake-model"], min_length=1)
     embedding_dim: int = Field(default=16, ge=1, le=4096)
     api_key: str | None = Field(default=None, description="when set, requests must carry this bearer key")
+    response_extra: dict[str, Any] = Field(
+        default_factory=dict, description="fields added to every whole chat answer (fields OpenAI may add later)"
+    )
     seed: int = 0
 
 

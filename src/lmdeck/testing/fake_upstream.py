@@ -98,11 +98,14 @@ class Exchange:
         )
         await self.send({"type": "http.response.body", "body": body})
 
-    async def error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    async def error(
+        self, status: int, message: str, headers: dict[str, str] | None = None, error: dict[str, Any] | None = None
+    ) -> None:
         kind = "invalid_request_error" if status < 500 else "server_error"
         if status == 429:
             kind = "rate_limit_error"
-        await self.json(status, {"error": {"message": message, "type": kind, "param": None, "code": None}}, headers)
+        body = error or {"message": message, "type": kind, "param": None, "code": None}
+        await self.json(status, {"error": body}, headers)
 
     async def wait_disconnect(self) -> None:
         """Block until the client goes away (a hang that ends when the client gives up)."""
@@ -213,7 +216,7 @@ class FakeUpstream:
         if action.do == "error":
             retry_after = action.retry_after if action.retry_after is not None else config.retry_after
             headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else {}
-            await ex.error(action.status, f"fake upstream forced status {action.status}", headers)
+            await ex.error(action.status, f"fake upstream forced status {action.status}", headers, action.error)
             return None
         streamed = bool(body.get("stream"))
         if action.do == "reset" or (action.do == "drop_mid_stream" and not streamed):
@@ -239,7 +242,10 @@ class FakeUpstream:
         n: int = body["n"] if isinstance(body.get("n"), int) and body["n"] > 0 else 1
         cid, created, model = self._id("chatcmpl"), int(time.time()), body["model"]
         if not body.get("stream"):
-            choices = [{"index": i, "message": reply.message(), "finish_reason": reply.finish_reason} for i in range(n)]
+            choices = [
+                {"index": i, "message": reply.message(), "logprobs": None, "finish_reason": reply.finish_reason}
+                for i in range(n)
+            ]
             await ex.json(
                 200,
                 {
@@ -249,6 +255,9 @@ class FakeUpstream:
                     "model": model,
                     "choices": choices,
                     "usage": reply.usage(),
+                    "service_tier": "default",
+                    "system_fingerprint": None,
+                    **self.state.config.response_extra,
                 },
             )
             return

@@ -2,7 +2,8 @@
 
 It never calls anything: each call takes the next step of its script ("ok", an
 :class:`UpstreamError` to raise, "hang", or "fail_after_first" for streams) and
-otherwise answers "reply from <name>"::
+otherwise answers "reply from <name>". It honours what ``capabilities`` declares (everything
+unless told)::
 
     flaky = target("a", [UpstreamError(503, "down"), "ok"])
     healthy = target("b")
@@ -29,6 +30,7 @@ from lmdeck.protocol import (
     EmbeddingResponse,
 )
 from lmdeck.providers.base import UpstreamError
+from lmdeck.providers.capabilities import FORWARDS_ALL, Capabilities
 from lmdeck.settings import RouteConfig, TargetConfig
 from lmdeck.tracing import TraceRecord
 
@@ -43,6 +45,7 @@ class ScriptedProvider:
     name: str
     script: list[Step] = field(default_factory=list)
     calls: int = 0
+    declared: Capabilities = FORWARDS_ALL
 
     def _next(self) -> Step:
         self.calls += 1
@@ -81,12 +84,18 @@ class ScriptedProvider:
     async def embeddings(self, request: EmbeddingRequest) -> EmbeddingResponse:
         raise NotImplementedError
 
+    def capabilities(self) -> Capabilities:
+        return self.declared
+
     async def aclose(self) -> None:
         return None
 
 
-def target(name: str, script: list[Step] | None = None, **config: object) -> TargetState:
-    return TargetState(TargetConfig.model_validate({"model": name, **config}), ScriptedProvider(name, script or []))
+def target(
+    name: str, script: list[Step] | None = None, capabilities: Capabilities = FORWARDS_ALL, **config: object
+) -> TargetState:
+    provider = ScriptedProvider(name, script or [], declared=capabilities)
+    return TargetState(TargetConfig.model_validate({"model": name, **config}), provider)
 
 
 def route(name: str, *targets: TargetState, **config: object) -> RouteState:

@@ -23,6 +23,7 @@ from lmdeck.evaluation.experiments.schemas import ExperimentSpec, VariantSpec
 from lmdeck.evaluation.inference import EVAL_TAG, MODEL_OVERRIDE_STATE
 from lmdeck.gateway.context import RequestContext, Result
 from lmdeck.gateway.pipeline import Handler
+from lmdeck.gateway.routing.eligibility import RouteCheck, route_refusal
 from lmdeck.protocol import ChatCompletionRequest
 from lmdeck.registry.prompt_step import SNAPSHOT_STATE
 from lmdeck.registry.snapshot import ModelRef, RegistrySnapshot
@@ -49,8 +50,9 @@ class ExperimentStep:
 
     name = "experiment"
 
-    def __init__(self, running: Callable[[], list[ExperimentSpec]]) -> None:
+    def __init__(self, running: Callable[[], list[ExperimentSpec]], eligible: RouteCheck = route_refusal) -> None:
         self.running = running
+        self.eligible = eligible
 
     def covering(self, ctx: RequestContext) -> tuple[ExperimentSpec, dict[str, Any] | None] | None:
         body = ctx.body
@@ -68,7 +70,9 @@ class ExperimentStep:
         body = ctx.body
         updates: dict[str, Any] = {}
         if variant.route is not None:
-            if ctx.principal is not None and not ctx.principal.may_use(variant.route):
+            # A variant the request cannot go to (the key's allow-list, the route's capabilities)
+            # leaves the request with the control.
+            if self.eligible(ctx, variant.route) is not None:
                 return False
             updates["model"] = variant.route
             ctx.route_name = variant.route

@@ -1,7 +1,11 @@
 """The terminal step of the pipeline: send the request to a target, with retries, breakers and fallbacks.
 
 For one request the dispatcher walks the requested route, then each route of its
-``fallbacks`` in order. Within a route it tries the targets in the strategy's order,
+``fallbacks`` in order, skipping the routes the caller's key may not use and the targets that
+cannot honour the request's parameters (see :mod:`lmdeck.gateway.routing.eligibility`); a request
+no target may serve is refused with the requested route's reason (403 or 400 naming the
+parameter), unless a target that was tried failed, whose failure is then the answer.
+Within a route it tries the eligible targets in the strategy's order,
 skipping those whose breaker is open, retrying retryable failures (up to the largest
 ``max_retries`` among its targets) after a backoff (see :mod:`lmdeck.gateway.routing.retry`).
 
@@ -28,6 +32,7 @@ from pydantic import BaseModel
 
 from lmdeck.gateway.context import Completed, RequestContext, Result, Streamed
 from lmdeck.gateway.routing.breaker import Permit
+from lmdeck.gateway.routing.eligibility import eligible_targets
 from lmdeck.gateway.routing.retry import falls_back, retryable, trips_breaker
 from lmdeck.gateway.routing.router import Router, RouteState, TargetState
 from lmdeck.protocol import APIError, ChatCompletionRequest, CompletionRequest, EmbeddingRequest
@@ -86,9 +91,16 @@ class Dispatcher:
         chain = [route] + [r for name in route.config.fallbacks if (r := self.router.get(name)) is not None]
         started = time.perf_counter()
         last: UpstreamError | APIError | None = None
+        refused: APIError | None = None
         for position, candidate in enumerate(chain):
+            targets, refusal = eligible_targets(ctx, candidate, self.router.order(candidate))
+            if refusal is not None:
+                if position == 0 and refusal.status == 403:
+                    raise refusal
+                refused = refused or refusal
+                continue
             try:
-                result = await self._route(ctx, candidate, started)
+                result = await self._route(ctx, candidate, targets, started)
             except RouteExhausted as exhausted:
                 # An upstream failure outranks "circuit open" as the reason given to the client.
                 if last is None or isinstance(exhausted.error, UpstreamError):
@@ -98,12 +110,15 @@ class Dispatcher:
                 ctx.trace.fallback_used = True
                 ctx.trace.metadata["served_by_route"] = candidate.name
             return result
-        assert last is not None
         ctx.trace.upstream_ms = (time.perf_counter() - started) * 1000.0
-        raise last
+        # A failure of a target that was tried outranks the refusal of targets that were not.
+        error = last or refused
+        assert error is not None
+        raise error
 
-    async def _route(self, ctx: RequestContext, route: RouteState, started: float) -> Result:
-        targets = self.router.order(route)
+    async def _route(
+        self, ctx: RequestContext, route: RouteState, targets: list[TargetState], started: float
+    ) -> Result:
         allowed = 1 + max((t.config.max_retries for t in targets), default=0)
         attempts = 0
         position = 0
