@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from lmdeck.policy.audit import AuditLog
 from lmdeck.policy.identities import ApiKey, Team, User
-from lmdeck.policy.identity_store import AmbiguousName, IdentityStore, NotFound
+from lmdeck.policy.identity_store import AmbiguousName, IdentityStore, LastAdminKey, NotFound
 from lmdeck.policy.key_cache import KeyCache
 from lmdeck.policy.principal import Principal
 from lmdeck.policy.schemas import KeyCreate, KeyUpdate, TeamCreate, TeamUpdate, UserCreate
@@ -38,11 +38,14 @@ def not_found(exc: LookupError) -> APIError:
 
 
 async def off_loop(fn: Callable[[], T]) -> T:
-    """Run blocking store work in a worker thread, turning lookups that fail into 404s."""
+    """Run blocking store work in a worker thread, turning lookups that fail into 404s and a change
+    that would leave no admin key into a 409."""
     try:
         return await anyio.to_thread.run_sync(fn)
     except (NotFound, SecretNotFound) as exc:
         raise not_found(exc) from None
+    except LastAdminKey as exc:
+        raise APIError(409, str(exc), code="last_admin_key") from None
 
 
 def _changes(body: KeyUpdate | TeamUpdate) -> dict[str, Any]:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import orjson
 from sqlalchemy import Connection, text
 
 from lmdeck.db import Database
+from lmdeck.db.locks import hold
 from lmdeck.policy.identities import ApiKey, KeySecret, Team, User
 from lmdeck.policy.keys import hash_key, new_id, new_key, visible_prefix
 from lmdeck.policy.principal import Role
@@ -28,6 +29,46 @@ from lmdeck.policy.principal import Role
 
 class NotFound(LookupError):
     """No such team, user or key."""
+
+
+class LastAdminKey(ValueError):
+    """A change would leave lmdeck without a working admin key; the message names the key and why."""
+
+
+#: The lock every change that can take an admin key away holds, so two of them never both pass the check.
+ADMIN_KEYS_LOCK = "policy.admin_keys"
+
+
+def keep_an_admin(admins: Iterable[ApiKey], before: ApiKey, after: ApiKey, now: float) -> None:
+    """Refuse ``before`` becoming ``after`` if it takes away the last active admin key, or the last
+    admin key without an expiry (:class:`LastAdminKey`). ``admins`` are the keys whose role is admin."""
+    keys = {k.id: k for k in admins}
+    keys[before.id] = before
+    changed = {**keys, after.id: after}
+
+    def active(found: Iterable[ApiKey]) -> list[ApiKey]:
+        # Any revocation counts, whatever its time: a racing one may carry a clock reading after ``now``.
+        alive = (k for k in found if k.revoked_at is None and (k.expires_at is None or k.expires_at > now))
+        return [k for k in alive if k.role == "admin"]
+
+    if after.revoked_at is not None and before.revoked_at is None:
+        doing = "revoking it"
+    elif after.role != before.role:
+        doing = f"making it a {after.role} key"
+    else:
+        doing = "giving it an expiry"
+    if active(keys.values()) and not active(changed.values()):
+        raise LastAdminKey(
+            f"key {before.id!r} is the last active admin key: {doing} would leave no key that can administer "
+            "lmdeck; create another admin key first (lmdeck keys create --role admin)"
+        )
+    lasting_before = [k for k in active(keys.values()) if k.expires_at is None]
+    lasting_after = [k for k in active(changed.values()) if k.expires_at is None]
+    if lasting_before and not lasting_after:
+        raise LastAdminKey(
+            f"key {before.id!r} is the last admin key without an expiry: {doing} would leave lmdeck without an "
+            "admin once the other admin keys expire; create another admin key without an expiry first"
+        )
 
 
 class AmbiguousName(LookupError):
@@ -268,6 +309,17 @@ class IdentityStore:
             {"h": hash_key(secret), "k": key_id, "p": visible_prefix(secret), "c": now},
         )
 
+    @staticmethod
+    def _key_in(conn: Connection, key_id: str) -> ApiKey:
+        row = conn.execute(text(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = :id"), {"id": key_id}).first()
+        if row is None:
+            raise NotFound(f"no key {key_id!r}")
+        return _key(row)
+
+    @staticmethod
+    def _admins_in(conn: Connection) -> list[ApiKey]:
+        return [_key(r) for r in conn.execute(text(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE role = 'admin'"))]
+
     def key(self, key_id: str) -> ApiKey:
         with self.db.engine.connect() as conn:
             row = conn.execute(text(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = :id"), {"id": key_id}).first()
@@ -324,16 +376,32 @@ class IdentityStore:
         return self.key(key_id), secret
 
     def revoke_key(self, key_id: str, *, now: float | None = None) -> ApiKey:
-        self.key(key_id)
+        """Revoke a key; :class:`LastAdminKey` if it is the last active admin key (checked under a lock)."""
+        now = time.time() if now is None else now
         with self.db.engine.begin() as conn:
+            hold(conn, ADMIN_KEYS_LOCK)
+            before = self._key_in(conn, key_id)
+            if before.role == "admin" and before.revoked_at is None:
+                keep_an_admin(self._admins_in(conn), before, replace(before, revoked_at=now), now)
             conn.execute(
                 text("UPDATE api_keys SET revoked_at = :t WHERE id = :k AND revoked_at IS NULL"),
-                {"t": time.time() if now is None else now, "k": key_id},
+                {"t": now, "k": key_id},
             )
         return self.key(key_id)
 
-    def update_key(self, key_id: str, changes: Mapping[str, Any]) -> ApiKey:
-        self._update("api_keys", key_id, changes, KEY_FIELDS)
+    def update_key(self, key_id: str, changes: Mapping[str, Any], *, now: float | None = None) -> ApiKey:
+        """Change a key; a change of role or expiry that would leave no admin key is :class:`LastAdminKey`."""
+        if not {"role", "expires_at"} & changes.keys():
+            self._update("api_keys", key_id, changes, KEY_FIELDS)
+            return self.key(key_id)
+        now = time.time() if now is None else now
+        with self.db.engine.begin() as conn:
+            hold(conn, ADMIN_KEYS_LOCK)
+            before = self._key_in(conn, key_id)
+            after = replace(before, **{k: changes[k] for k in ("role", "expires_at") if k in changes})
+            if before.role == "admin":
+                keep_an_admin(self._admins_in(conn), before, after, now)
+            self._update_in(conn, "api_keys", key_id, changes, KEY_FIELDS)
         return self.key(key_id)
 
     def replace_secret(self, key_id: str, secret: str) -> None:
@@ -366,6 +434,13 @@ class IdentityStore:
         return Snapshot(teams, keys, secrets)
 
     def _update(self, table: str, row_id: str, changes: Mapping[str, Any], allowed: frozenset[str]) -> None:
+        with self.db.engine.begin() as conn:
+            self._update_in(conn, table, row_id, changes, allowed)
+
+    @staticmethod
+    def _update_in(
+        conn: Connection, table: str, row_id: str, changes: Mapping[str, Any], allowed: frozenset[str]
+    ) -> None:
         unknown = set(changes) - allowed
         if unknown:
             raise ValueError(f"cannot change {', '.join(sorted(unknown))} of {table}")
@@ -373,13 +448,10 @@ class IdentityStore:
             return
         assignments = ", ".join(f"{column} = :{column}" for column in changes)
         params = {column: _stored(column, value) for column, value in changes.items()} | {"_id": row_id}
-        with self.db.engine.begin() as conn:
-            updated = conn.execute(text(f"UPDATE {table} SET {assignments} WHERE id = :_id"), params)
+        updated = conn.execute(text(f"UPDATE {table} SET {assignments} WHERE id = :_id"), params)
         if updated.rowcount == 0:
             raise NotFound(f"no {table.rstrip('s').replace('api_key', 'key')} {row_id!r}")
 
 
 def _with_prefix(key: ApiKey, prefix: str | None) -> ApiKey:
-    from dataclasses import replace
-
     return replace(key, prefix=prefix)
