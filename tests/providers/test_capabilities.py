@@ -78,7 +78,8 @@ async def test_anthropic_refuses_what_it_does_not_translate(ctx: ProviderContext
     provider = AnthropicProvider(TargetConfig(provider="anthropic", model="claude"), ctx)
     caps = capabilities_of(provider)
     assert caps.refusal(chat(tools=TOOLS, tool_choice="required", temperature=0.5, max_tokens=9)) is None
-    for field, value in [("logprobs", True), ("response_format", {"type": "json_object"}), ("seed", 1)]:
+    assert caps.refusal(chat(response_format={"type": "json_object"})) is None  # answered through a forced tool
+    for field, value in [("logprobs", True), ("n", 2), ("presence_penalty", 0.5), ("seed", 1)]:
         assert caps.refusal(chat(**{field: value})) == Refusal("chat", field)
     assert caps.refusal(completion()) == Refusal("completions")
     assert caps.refusal(EmbeddingRequest(model="m", input="x")) == Refusal("embeddings")

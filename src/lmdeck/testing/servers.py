@@ -35,6 +35,7 @@ import yaml
 TEST_ADMIN_KEY = "sk-lmdeck-test-admin-key"
 
 _LISTENING = re.compile(r"fake upstream listening on http://[^:]+:(\d+)/v1")
+_ANTHROPIC_LISTENING = re.compile(r"fake anthropic listening on http://[^:]+:(\d+)")
 
 
 class ServerStartError(RuntimeError):
@@ -353,6 +354,55 @@ class GatewayFactory:
             gw.stop()
         self._all.clear()
         self._shared.clear()
+
+
+class FakeAnthropicProcess(FakeUpstreamProcess):
+    """A running FAKE Anthropic Messages API (:mod:`lmdeck.testing.fake_anthropic`).
+
+    ``configure(script=["error_event:overloaded_error", 200])`` scripts the next answers;
+    ``requests()`` returns the bodies received.
+    """
+
+    @property
+    def base_url(self) -> str:
+        """What an ``anthropic`` target's ``base_url`` points at."""
+        return self.url
+
+    def count(self, path: str = "/v1/messages") -> int:
+        return len(self.requests())
+
+
+def start_fake_anthropic(
+    *, host: str = "127.0.0.1", log_dir: str | Path | None = None, api_key: str | None = None, timeout: float = 20.0
+) -> FakeAnthropicProcess:
+    """Start ``python -m lmdeck.testing.fake_anthropic`` on a free port and wait until it answers."""
+    log_dir = Path(log_dir or tempfile.mkdtemp(prefix="lmdeck-fake-anthropic-"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"fake-anthropic-{os.getpid()}-{time.monotonic_ns()}.log"
+    cmd = [sys.executable, "-m", "lmdeck.testing.fake_anthropic", "--host", host, "--port", "0"]
+    cmd += ["--api-key", api_key] if api_key else []
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServerStartError(f"fake anthropic exited with {proc.returncode}:\n{_tail(log_path)}")
+        match = _ANTHROPIC_LISTENING.search(log_path.read_text(errors="replace"))
+        if match:
+            fake = FakeAnthropicProcess(proc, int(match.group(1)), log_path, host)
+            try:
+                if httpx.get(f"{fake.url}/_fake/health", timeout=1.0).status_code == 200:
+                    return fake
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.05)
+    _stop(proc)
+    raise ServerStartError(f"fake anthropic not ready after {timeout}s:\n{_tail(log_path)}")
+
+
+def anthropic_target(fake: FakeAnthropicProcess, model: str = "claude-sonnet-4-5", **extra: Any) -> dict[str, Any]:
+    """A route target (as config data) that points at the fake Anthropic API."""
+    return {"provider": "anthropic", "model": model, "base_url": fake.base_url, **extra}
 
 
 def openai_target(fake: FakeUpstreamProcess, model: str = "fake-model", **extra: Any) -> dict[str, Any]:
