@@ -1,0 +1,140 @@
+"""The anthropic provider through a real ``lmdeck serve`` and the FAKE Anthropic API as a server.
+
+An ``overloaded_error`` event inside a 200 stream, before any content, is retried and falls
+back exactly like an HTTP 529; after content has reached the client it ends the stream. A
+conversation the Messages API would refuse is normalised; a parameter it cannot take is
+refused with a 400 naming it, before any upstream call.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+from openai import OpenAI
+
+from lmdeck.testing.servers import (
+    FakeAnthropicProcess,
+    GatewayFactory,
+    GatewayProcess,
+    anthropic_target,
+    start_fake_anthropic,
+)
+
+USER = [{"role": "user", "content": "one two three"}]
+
+
+@pytest.fixture(scope="module")
+def anthropic_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeAnthropicProcess]:
+    fake = start_fake_anthropic(log_dir=tmp_path_factory.mktemp("fake-anthropic"))
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
+def anthropic(anthropic_server: FakeAnthropicProcess) -> FakeAnthropicProcess:
+    anthropic_server.reset()
+    return anthropic_server
+
+
+@pytest.fixture
+def gw(gateway: GatewayFactory, anthropic: FakeAnthropicProcess) -> GatewayProcess:
+    # One route per scenario, each with its own upstream model, so each has its own target and breaker.
+    routes: list[dict[str, Any]] = [
+        {"name": "claude", "targets": [anthropic_target(anthropic, "claude-retry", max_retries=2)]},
+        {
+            "name": "claude-once",
+            "targets": [anthropic_target(anthropic, "claude-once", max_retries=0)],
+            "fallbacks": ["claude-backup"],
+        },
+        {"name": "claude-backup", "targets": [anthropic_target(anthropic, "claude-backup", max_retries=0)]},
+        {"name": "claude-after", "targets": [anthropic_target(anthropic, "claude-after", max_retries=2)]},
+    ]
+    return gateway(routes)
+
+
+def client(gw: GatewayProcess) -> OpenAI:
+    return OpenAI(base_url=gw.base_url, api_key=gw.admin_key, max_retries=0)
+
+
+def stream_text(gw: GatewayProcess, model: str, request_id: str) -> str:
+    chunks = client(gw).chat.completions.create(
+        model=model, messages=USER, stream=True, extra_headers={"x-request-id": request_id}
+    )
+    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+@pytest.mark.parametrize("failure", ["error_event:overloaded_error", 529], ids=["in-stream error event", "http 529"])
+def test_an_overload_before_the_first_chunk_is_retried(
+    gw: GatewayProcess, anthropic: FakeAnthropicProcess, failure: str | int
+) -> None:
+    anthropic.configure(script=[failure])
+    request_id = f"retry-{uuid.uuid4().hex}"
+    assert stream_text(gw, "claude", request_id) == "one two three"
+    assert anthropic.count() == 2
+    trace = gw.trace(request_id)
+    assert trace["status_code"] == 200 and trace["retries"] == 1
+    [error] = trace["metadata"]["upstream_errors"]
+    assert error["status"] == 529 and error["kind"] == "overloaded"
+
+
+@pytest.mark.parametrize("failure", ["error_event:overloaded_error", 529], ids=["in-stream error event", "http 529"])
+def test_an_overload_before_the_first_chunk_falls_back(
+    gw: GatewayProcess, anthropic: FakeAnthropicProcess, failure: str | int
+) -> None:
+    anthropic.configure(script=[failure])
+    request_id = f"fallback-{uuid.uuid4().hex}"
+    assert stream_text(gw, "claude-once", request_id) == "one two three"
+    assert [r["model"] for r in anthropic.requests()] == ["claude-once", "claude-backup"]
+    trace = gw.trace(request_id)
+    assert trace["fallback_used"] is True and trace["metadata"]["served_by_route"] == "claude-backup"
+
+
+def test_an_overload_after_content_reached_the_client_ends_the_stream(
+    gw: GatewayProcess, anthropic: FakeAnthropicProcess
+) -> None:
+    anthropic.configure(script=["error_event_after_text:overloaded_error"])
+    received: list[str] = []
+    chunks = client(gw).chat.completions.create(model="claude-after", messages=USER, stream=True)
+    with pytest.raises(openai.APIError) as info:
+        for chunk in chunks:
+            if chunk.choices:
+                received.append(chunk.choices[0].delta.content or "")
+    assert "overloaded" in str(info.value.message)
+    assert "".join(received) == "one "
+    assert anthropic.count() == 1
+
+
+def test_a_conversation_anthropic_would_refuse_is_normalised(
+    gw: GatewayProcess, anthropic: FakeAnthropicProcess
+) -> None:
+    messages: list[Any] = [
+        {"role": "assistant", "content": "Hello! How can I help?"},
+        {"role": "user", "content": ""},
+        {"role": "user", "content": [{"type": "text", "text": " "}, {"type": "text", "text": "say hi"}]},
+        {"role": "system", "content": "be brief"},
+        {"role": "assistant", "content": "Sure: "},
+    ]
+    reply = client(gw).chat.completions.create(model="claude", messages=messages, stop=["\n"], temperature=0.2)
+    assert reply.choices[0].message.content == " say hi"
+    [sent] = anthropic.requests()
+    assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "user", "assistant"]
+    assert sent["system"] == "be brief" and "stop_sequences" not in sent
+
+
+def test_a_parameter_anthropic_cannot_take_is_refused_by_name(
+    gw: GatewayProcess, anthropic: FakeAnthropicProcess
+) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client(gw).chat.completions.create(model="claude", messages=USER, n=2)
+    error = info.value.body
+    assert isinstance(error, dict) and error["param"] == "n" and error["code"] == "unsupported_parameter"
+    with pytest.raises(openai.BadRequestError) as temperature:
+        client(gw).chat.completions.create(model="claude", messages=USER, temperature=1.7, stream=True)
+    assert isinstance(temperature.value.body, dict) and temperature.value.body["param"] == "temperature"
+    assert anthropic.count() == 0
