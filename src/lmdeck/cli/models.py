@@ -192,12 +192,15 @@ def alias(
     alias_name: str = typer.Argument(..., metavar="ALIAS"),
     version: int = typer.Argument(...),
     reason: str | None = typer.Option(None, help="why (kept in the deployment history)"),
+    expected_version: int | None = typer.Option(
+        None, "--expected-version", help="move only if it points at this version now (else refused)"
+    ),
     base_url: str | None = BASE_URL,
     api_key: str | None = API_KEY,
 ) -> None:
     """Point an alias at a version; routes naming registry:NAME@ALIAS follow at once."""
     with connect(base_url, api_key) as client:
-        moved = client.models.alias(name, alias_name, version, reason=reason)
+        moved = client.models.alias(name, alias_name, version, reason=reason, expected_version=expected_version)
     typer.echo(move_text(name, alias_name, version, moved))
 
 
@@ -206,12 +209,15 @@ def rollback(
     name: str,
     alias_name: str = typer.Option("production", "--alias", help="the alias to move back"),
     reason: str | None = typer.Option(None, help="why (kept in the deployment history)"),
+    expected_version: int | None = typer.Option(
+        None, "--expected-version", help="move only if it points at this version now (else refused)"
+    ),
     base_url: str | None = BASE_URL,
     api_key: str | None = API_KEY,
 ) -> None:
     """Move an alias back to the version it pointed at before its last move."""
     with connect(base_url, api_key) as client:
-        moved = client.models.rollback(name, alias_name, reason=reason)
+        moved = client.models.rollback(name, alias_name, reason=reason, expected_version=expected_version)
     typer.echo(rollback_text(name, alias_name, moved))
 
 

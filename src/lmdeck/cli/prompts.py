@@ -122,12 +122,15 @@ def label(
     label_name: str = typer.Argument(..., metavar="LABEL"),
     version: int = typer.Argument(...),
     reason: str | None = typer.Option(None, help="why (kept in the label history)"),
+    expected_version: int | None = typer.Option(
+        None, "--expected-version", help="move only if it points at this version now (else refused)"
+    ),
     base_url: str | None = BASE_URL,
     api_key: str | None = API_KEY,
 ) -> None:
     """Point a label at a version; requests naming the label render it at once."""
     with connect(base_url, api_key) as client:
-        moved = client.prompts.label(name, label_name, version, reason=reason)
+        moved = client.prompts.label(name, label_name, version, reason=reason, expected_version=expected_version)
     typer.echo(move_text(name, label_name, version, moved))
 
 
@@ -136,12 +139,15 @@ def rollback(
     name: str,
     label_name: str = typer.Option("production", "--label", help="the label to move back"),
     reason: str | None = typer.Option(None),
+    expected_version: int | None = typer.Option(
+        None, "--expected-version", help="move only if it points at this version now (else refused)"
+    ),
     base_url: str | None = BASE_URL,
     api_key: str | None = API_KEY,
 ) -> None:
     """Move a label back to the version it pointed at before its last move."""
     with connect(base_url, api_key) as client:
-        moved = client.prompts.rollback(name, label_name, reason=reason)
+        moved = client.prompts.rollback(name, label_name, reason=reason, expected_version=expected_version)
     typer.echo(rollback_text(name, label_name, moved))
 
 

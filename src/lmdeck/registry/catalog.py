@@ -156,9 +156,19 @@ class Catalog(Generic[SpecT]):
         )
 
     async def move(
-        self, name: str, label: str, version: int | None, *, reason: str | None, principal: Principal
+        self,
+        name: str,
+        label: str,
+        version: int | None,
+        *,
+        reason: str | None,
+        principal: Principal,
+        expected_version: int | None = None,
     ) -> dict[str, Any]:
-        """Point ``name@label`` at ``version`` (None removes it); a no-op reports ``changed: false``."""
+        """Point ``name@label`` at ``version`` (None removes it); a no-op reports ``changed: false``.
+
+        With ``expected_version`` the move happens only if the pointer is still there (else 409).
+        """
         check_label(self.kind, label)
         self.check_may_move(label, principal)
         action: Action = "move" if version is not None else "remove"
@@ -166,7 +176,14 @@ class Catalog(Generic[SpecT]):
         def write() -> LabelMove | None:
             self.versions.entry(name)
             move = self.labels.move(
-                self.kind, name, label, version, actor=actor_of(principal), reason=reason, action=action
+                self.kind,
+                name,
+                label,
+                version,
+                actor=actor_of(principal),
+                reason=reason,
+                action=action,
+                expected_version=expected_version,
             )
             if move is not None:
                 self.record_move(move)
@@ -178,14 +195,25 @@ class Catalog(Generic[SpecT]):
             return {"changed": False, "name": name, self.word: label, "version": version}
         return {"changed": True, **move.to_dict()}
 
-    async def rollback(self, name: str, label: str, *, reason: str | None, principal: Principal) -> dict[str, Any]:
-        """Move ``name@label`` back to the version it pointed at before its last move."""
+    async def rollback(
+        self,
+        name: str,
+        label: str,
+        *,
+        reason: str | None,
+        principal: Principal,
+        expected_version: int | None = None,
+    ) -> dict[str, Any]:
+        """Move ``name@label`` back to the version it pointed at before its last move (409 when
+        ``expected_version`` is given and the pointer is elsewhere)."""
         check_label(self.kind, label)
         self.check_may_move(label, principal)
 
         def write() -> LabelMove:
             self.versions.entry(name)
-            move = self.labels.rollback(self.kind, name, label, actor=actor_of(principal), reason=reason)
+            move = self.labels.rollback(
+                self.kind, name, label, actor=actor_of(principal), reason=reason, expected_version=expected_version
+            )
             self.record_move(move)
             return move
 

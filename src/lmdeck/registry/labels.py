@@ -8,6 +8,15 @@ transaction. Rollback undoes moves one at a time, replaying the history::
     labels.move("model", "support-bot", "production", 2, actor="key:admin", reason="v2 passed eval")
     back = labels.rollback("model", "support-bot", "production", actor="key:admin", reason="errors up")
     assert (back.from_version, back.to_version) == (2, 1)
+
+Moves of one pointer are serialised: each transaction holds the pointer's lock
+(:func:`lmdeck.db.locks.hold`) from reading where it points to writing the move,
+so every history row's ``from_version`` is the previous row's ``to_version`` and
+rollback, the deployment history and the audit log read one chain. A caller that
+read the pointer earlier passes ``expected_version`` to refuse a lost update::
+
+    labels.move("model", "support-bot", "production", 3, actor="key:ci", reason=None, expected_version=2)
+    # APIError 409 version_conflict when production no longer points at 2
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, text
 
 from lmdeck.db import Database
+from lmdeck.db.locks import hold
 from lmdeck.protocol import APIError
 from lmdeck.registry.sql import bump_revision, new_id, now
 from lmdeck.registry.versions import Kind, VersionStore, not_found
@@ -117,6 +127,25 @@ class LabelStore:
         self.db = db
         self.versions = versions
 
+    @staticmethod
+    def lock(conn: Connection, kind: Kind, name: str, label: str) -> None:
+        """Hold ``name@label``'s lock until ``conn``'s transaction ends (moves of it wait for each other)."""
+        hold(conn, f"registry.pointer:{kind}/{name}/{label}")
+
+    @staticmethod
+    def check_expected(kind: Kind, name: str, label: str, current: int | None, expected: int | None) -> None:
+        """APIError 409 ``version_conflict`` unless the pointer is where the caller expects it."""
+        if expected is None or expected == current:
+            return
+        where = f"points at version {current}" if current is not None else "points at no version"
+        raise APIError(
+            409,
+            f"{name}@{label} {where}, not {expected} as expected_version says: another move came first; "
+            f"read the {POINTER_WORD[kind]} again and retry with its current version",
+            param="expected_version",
+            code="version_conflict",
+        )
+
     def current(self, conn: Connection, kind: Kind, name: str, label: str) -> int | None:
         row = conn.execute(
             text("SELECT version FROM registry_labels WHERE kind = :k AND name = :n AND label = :l"),
@@ -135,18 +164,23 @@ class LabelStore:
         actor: str | None,
         reason: str | None,
         action: Action = "move",
+        expected_version: int | None = None,
     ) -> LabelMove | None:
         """Point ``name@label`` at ``version`` (None removes it) in ``conn``'s transaction.
 
-        Returns the history entry, or None when the pointer already was there.
+        Holds the pointer's lock until the transaction ends. Returns the history entry, or
+        None when the pointer already was there; APIError 409 when ``expected_version`` is
+        given and the pointer is elsewhere.
         """
         check_label(kind, label)
+        self.lock(conn, kind, name, label)
         if version is not None and not self.versions[kind].exists(conn, name, version):
             raise not_found(kind, name, version)
         before = self.current(conn, kind, name, label)
+        self.check_expected(kind, name, label, before, expected_version)
         if before == version:
             return None
-        at = now()
+        at = self._next_at(conn, kind, name, label)
         params = {"k": kind, "n": name, "l": label, "v": version, "t": at, "a": actor}
         if version is None:
             conn.execute(text("DELETE FROM registry_labels WHERE kind = :k AND name = :n AND label = :l"), params)
@@ -177,6 +211,16 @@ class LabelStore:
         bump_revision(conn)
         return move
 
+    @staticmethod
+    def _next_at(conn: Connection, kind: Kind, name: str, label: str) -> float:
+        """Now, or just after the pointer's last move if the clock says otherwise, so history stays in order."""
+        last = conn.execute(
+            text("SELECT MAX(at) FROM registry_label_moves WHERE kind = :k AND name = :n AND label = :l"),
+            {"k": kind, "n": name, "l": label},
+        ).scalar()
+        at = now()
+        return at if last is None or at > float(last) else round(float(last) + 1e-6, 6)
+
     def move(
         self,
         kind: Kind,
@@ -187,9 +231,20 @@ class LabelStore:
         actor: str | None,
         reason: str | None,
         action: Action = "move",
+        expected_version: int | None = None,
     ) -> LabelMove | None:
         with self.db.engine.begin() as conn:
-            return self.move_in(conn, kind, name, label, version, actor=actor, reason=reason, action=action)
+            return self.move_in(
+                conn,
+                kind,
+                name,
+                label,
+                version,
+                actor=actor,
+                reason=reason,
+                action=action,
+                expected_version=expected_version,
+            )
 
     def rollback_target(self, conn: Connection, kind: Kind, name: str, label: str) -> tuple[int, int]:
         """(current version, the version before it), undoing one move at a time."""
@@ -216,9 +271,20 @@ class LabelStore:
             )
         return current, stack[-2]
 
-    def rollback(self, kind: Kind, name: str, label: str, *, actor: str | None, reason: str | None) -> LabelMove:
+    def rollback(
+        self,
+        kind: Kind,
+        name: str,
+        label: str,
+        *,
+        actor: str | None,
+        reason: str | None,
+        expected_version: int | None = None,
+    ) -> LabelMove:
         with self.db.engine.begin() as conn:
-            _, target = self.rollback_target(conn, kind, name, label)
+            self.lock(conn, kind, name, label)
+            current, target = self.rollback_target(conn, kind, name, label)
+            self.check_expected(kind, name, label, current, expected_version)
             move = self.move_in(conn, kind, name, label, target, actor=actor, reason=reason, action="rollback")
         assert move is not None
         return move

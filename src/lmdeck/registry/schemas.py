@@ -17,6 +17,14 @@ class RegisterRequest(BaseModel):
     description: str | None = None
 
 
+#: ``expected_version`` of a move: refuse it (409) unless the pointer is still where the caller saw it.
+EXPECTED_VERSION = Field(
+    default=None,
+    ge=1,
+    description="move only if the alias/label points at this version now (else 409 version_conflict)",
+)
+
+
 class MoveRequest(BaseModel):
     """Point an alias or label at a version."""
 
@@ -24,12 +32,14 @@ class MoveRequest(BaseModel):
 
     version: int = Field(ge=1)
     reason: str | None = Field(default=None, max_length=2000)
+    expected_version: int | None = EXPECTED_VERSION
 
 
 class ReasonRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str | None = Field(default=None, max_length=2000)
+    expected_version: int | None = EXPECTED_VERSION
 
 
 class RenderRequest(BaseModel):

@@ -48,23 +48,34 @@ class Models(Namespace):
         created: dict[str, Any] = self.client.post(self._path(name, "/versions"), json=body)
         return created
 
-    def alias(self, name: str, alias: str, version: int, *, reason: str | None = None) -> dict[str, Any]:
-        """Point ``name@alias`` at ``version``; live at once on the gateway."""
-        moved: dict[str, Any] = self.client.put(
-            self._path(name, f"/aliases/{quote(alias, safe='')}"), json={"version": version, "reason": reason}
-        )
+    def alias(
+        self, name: str, alias: str, version: int, *, reason: str | None = None, expected_version: int | None = None
+    ) -> dict[str, Any]:
+        """Point ``name@alias`` at ``version``; live at once on the gateway.
+
+        With ``expected_version`` the move happens only if the alias still points there; otherwise
+        :class:`~lmdeck.sdk.client.LMDeckError` with status 409 and code ``version_conflict``.
+        """
+        body = {"version": version, "reason": reason, "expected_version": expected_version}
+        moved: dict[str, Any] = self.client.put(self._path(name, f"/aliases/{quote(alias, safe='')}"), json=body)
         return moved
 
-    def unalias(self, name: str, alias: str, *, reason: str | None = None) -> dict[str, Any]:
+    def unalias(
+        self, name: str, alias: str, *, reason: str | None = None, expected_version: int | None = None
+    ) -> dict[str, Any]:
         removed: dict[str, Any] = self.client.delete(
-            self._path(name, f"/aliases/{quote(alias, safe='')}"), params={"reason": reason}
+            self._path(name, f"/aliases/{quote(alias, safe='')}"),
+            params={"reason": reason, "expected_version": expected_version},
         )
         return removed
 
-    def rollback(self, name: str, alias: str, *, reason: str | None = None) -> dict[str, Any]:
+    def rollback(
+        self, name: str, alias: str, *, reason: str | None = None, expected_version: int | None = None
+    ) -> dict[str, Any]:
         """Move ``name@alias`` back to the version it pointed at before its last move."""
         moved: dict[str, Any] = self.client.post(
-            self._path(name, f"/aliases/{quote(alias, safe='')}/rollback"), json={"reason": reason}
+            self._path(name, f"/aliases/{quote(alias, safe='')}/rollback"),
+            json={"reason": reason, "expected_version": expected_version},
         )
         return moved
 

@@ -195,21 +195,30 @@ class Prompts(Namespace):
         body = (spec or PromptVersionSpec.model_validate(fields)).model_dump(mode="json", exclude_none=True)
         return Prompt.from_api(self.client.post(self._path(name, "/versions"), json=body))
 
-    def label(self, name: str, label: str, version: int, *, reason: str | None = None) -> dict[str, Any]:
-        moved: dict[str, Any] = self.client.put(
-            self._path(name, f"/labels/{quote(label, safe='')}"), json={"version": version, "reason": reason}
-        )
+    def label(
+        self, name: str, label: str, version: int, *, reason: str | None = None, expected_version: int | None = None
+    ) -> dict[str, Any]:
+        """Point ``name@label`` at ``version``; with ``expected_version``, only if it still points there (else
+        :class:`~lmdeck.sdk.client.LMDeckError` 409 ``version_conflict``)."""
+        body = {"version": version, "reason": reason, "expected_version": expected_version}
+        moved: dict[str, Any] = self.client.put(self._path(name, f"/labels/{quote(label, safe='')}"), json=body)
         return moved
 
-    def unlabel(self, name: str, label: str, *, reason: str | None = None) -> dict[str, Any]:
+    def unlabel(
+        self, name: str, label: str, *, reason: str | None = None, expected_version: int | None = None
+    ) -> dict[str, Any]:
         removed: dict[str, Any] = self.client.delete(
-            self._path(name, f"/labels/{quote(label, safe='')}"), params={"reason": reason}
+            self._path(name, f"/labels/{quote(label, safe='')}"),
+            params={"reason": reason, "expected_version": expected_version},
         )
         return removed
 
-    def rollback(self, name: str, label: str, *, reason: str | None = None) -> dict[str, Any]:
+    def rollback(
+        self, name: str, label: str, *, reason: str | None = None, expected_version: int | None = None
+    ) -> dict[str, Any]:
         moved: dict[str, Any] = self.client.post(
-            self._path(name, f"/labels/{quote(label, safe='')}/rollback"), json={"reason": reason}
+            self._path(name, f"/labels/{quote(label, safe='')}/rollback"),
+            json={"reason": reason, "expected_version": expected_version},
         )
         return moved
 

@@ -50,7 +50,9 @@ async def show_model_version(
 async def move_alias(
     request: Request, name: str, alias: str, body: MoveRequest, principal: Principal = Depends(require("developer"))
 ) -> dict[str, Any]:
-    return await runtime_of(request).models.move(name, alias, body.version, reason=body.reason, principal=principal)
+    return await runtime_of(request).models.move(
+        name, alias, body.version, reason=body.reason, principal=principal, expected_version=body.expected_version
+    )
 
 
 @router.delete("/{name}/aliases/{alias}", summary="Remove an alias")
@@ -59,9 +61,12 @@ async def remove_alias(
     name: str,
     alias: str,
     reason: str | None = None,
+    expected_version: int | None = Query(None, ge=1, description="remove only if it points at this version"),
     principal: Principal = Depends(require("developer")),
 ) -> dict[str, Any]:
-    return await runtime_of(request).models.move(name, alias, None, reason=reason, principal=principal)
+    return await runtime_of(request).models.move(
+        name, alias, None, reason=reason, principal=principal, expected_version=expected_version
+    )
 
 
 @router.post("/{name}/aliases/{alias}/rollback", summary="Move an alias back to its previous version")
@@ -73,7 +78,10 @@ async def rollback_alias(
     principal: Principal = Depends(require("developer")),
 ) -> dict[str, Any]:
     reason = body.reason if body else None
-    return await runtime_of(request).models.rollback(name, alias, reason=reason, principal=principal)
+    expected = body.expected_version if body else None
+    return await runtime_of(request).models.rollback(
+        name, alias, reason=reason, principal=principal, expected_version=expected
+    )
 
 
 @router.get("/{name}/history", summary="Deployment history: every alias move, newest first")

@@ -80,7 +80,9 @@ async def diff_prompt(
 async def move_label(
     request: Request, name: str, label: str, body: MoveRequest, principal: Principal = Depends(require("developer"))
 ) -> dict[str, Any]:
-    return await runtime_of(request).prompts.move(name, label, body.version, reason=body.reason, principal=principal)
+    return await runtime_of(request).prompts.move(
+        name, label, body.version, reason=body.reason, principal=principal, expected_version=body.expected_version
+    )
 
 
 @router.delete("/{name}/labels/{label}", summary="Remove a label")
@@ -89,9 +91,12 @@ async def remove_label(
     name: str,
     label: str,
     reason: str | None = None,
+    expected_version: int | None = Query(None, ge=1, description="remove only if it points at this version"),
     principal: Principal = Depends(require("developer")),
 ) -> dict[str, Any]:
-    return await runtime_of(request).prompts.move(name, label, None, reason=reason, principal=principal)
+    return await runtime_of(request).prompts.move(
+        name, label, None, reason=reason, principal=principal, expected_version=expected_version
+    )
 
 
 @router.post("/{name}/labels/{label}/rollback", summary="Move a label back to its previous version")
@@ -103,7 +108,10 @@ async def rollback_label(
     principal: Principal = Depends(require("developer")),
 ) -> dict[str, Any]:
     reason = body.reason if body else None
-    return await runtime_of(request).prompts.rollback(name, label, reason=reason, principal=principal)
+    expected = body.expected_version if body else None
+    return await runtime_of(request).prompts.rollback(
+        name, label, reason=reason, principal=principal, expected_version=expected
+    )
 
 
 @router.get("/{name}/history", summary="Every label move, newest first")
