@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from lmdeck.policy.auth import checked_in_pipeline, require
 from lmdeck.policy.principal import Principal
-from lmdeck.protocol import ModelCard, ModelList
+from lmdeck.protocol import APIError, ModelCard, ModelList
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -30,10 +30,30 @@ async def embeddings(request: Request) -> Response:
     return await request.app.state.gateway.serving.handle(request, "embeddings")
 
 
+def model_cards(request: Request, principal: Principal) -> list[ModelCard]:
+    """The routes ``principal`` may use, as OpenAI model objects."""
+    return [
+        ModelCard(id=route.name, description=route.description, kind=route.kind)
+        for route in request.app.state.gateway.route_configs()
+        if principal.may_use(route.name)
+    ]
+
+
 @router.get("/models", summary="List the models (routes) this key may use")
 async def list_models(request: Request, principal: Principal = Depends(require("inference"))) -> ModelList:
-    cards = []
-    for route in request.app.state.gateway.route_configs():
-        if principal.may_use(route.name):
-            cards.append(ModelCard(id=route.name, description=route.description, kind=route.kind))
-    return ModelList(data=cards)
+    return ModelList(data=model_cards(request, principal))
+
+
+@router.get("/models/{model:path}", summary="One model (route) this key may use; 404 for any other")
+async def retrieve_model(
+    model: str, request: Request, principal: Principal = Depends(require("inference"))
+) -> ModelCard:
+    for card in model_cards(request, principal):
+        if card.id == model:
+            return card
+    raise APIError(
+        404,
+        f"the model {model!r} does not exist or this key may not use it: GET /v1/models lists those it may",
+        param="model",
+        code="model_not_found",
+    )
