@@ -16,6 +16,7 @@ from lmdeck.gateway.pipeline import Pipeline
 from lmdeck.gateway.sse import sse_stream
 from lmdeck.policy.auth import Authenticator, principal_for
 from lmdeck.protocol import APIError, ChatCompletionRequest, CompletionRequest, EmbeddingRequest, error_body
+from lmdeck.protocol.wire import wire_dict
 from lmdeck.providers.base import UpstreamError
 from lmdeck.tracing import TraceRecord
 
@@ -103,7 +104,7 @@ class InferenceServing:
             result = await self.pipeline.run(ctx)
             if isinstance(result, Completed):
                 return Response(
-                    orjson.dumps(result.response.model_dump(exclude_none=True)),
+                    orjson.dumps(wire_dict(result.response)),
                     media_type="application/json",
                     headers=result.headers,
                 )

@@ -10,13 +10,15 @@ import anyio
 import orjson
 from pydantic import BaseModel
 
+from lmdeck.protocol.wire import wire_dict
+
 log = logging.getLogger(__name__)
 
 DONE = b"data: [DONE]\n\n"
 
 
 def sse_event(payload: BaseModel | dict[str, Any]) -> bytes:
-    data = payload.model_dump(exclude_none=True) if isinstance(payload, BaseModel) else payload
+    data = wire_dict(payload) if isinstance(payload, BaseModel) else payload
     return b"data: " + orjson.dumps(data) + b"\n\n"
 
 
