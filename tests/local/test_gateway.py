@@ -102,7 +102,7 @@ async def test_bad_input_gets_openai_shaped_4xx(gateway: Gateway) -> None:
         assert stream_n.status_code == 400
         embed = await http.post("/v1/embeddings", json={"model": "tiny", "input": "x"}, headers=AUTH)
         assert embed.status_code == 400
-        assert embed.json()["error"]["code"] == "unsupported"
+        assert embed.json()["error"]["code"] == "unsupported_endpoint"
 
 
 @dataclass

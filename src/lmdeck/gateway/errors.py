@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
@@ -24,32 +26,90 @@ def json_response(status: int, body: object, headers: dict[str, str] | None = No
 #: Upstream answers that mean lmdeck's target is misconfigured rather than the request being bad.
 UPSTREAM_MISCONFIGURED = frozenset({401, 403, 404})
 
+#: The header that says an error's status, type, code and param are the target's own, passed through.
+UPSTREAM_STATUS_HEADER = "x-lmdeck-upstream-status"
+
+#: What a client is told of a failure it cannot act on, by the failure's kind; the upstream's own
+#: words, its address and any exception text go to the trace and the log only.
+FAILURE_WORDS: dict[str, str] = {
+    "timeout": "the model's upstream did not answer in time (the target's `timeout`)",
+    "ttft_timeout": "the model's upstream sent no token in time (the target's `ttft_timeout`)",
+    "connect_timeout": "the model's upstream could not be reached in time",
+    "connect": "the model's upstream could not be reached",
+    "broken": "the model's upstream broke the connection",
+    "bad_answer": "the model's upstream sent an answer lmdeck cannot read",
+    "stream_error": "the model's upstream reported an error during the stream",
+}
+
+#: Kinds answered 504 Gateway Timeout.
+TIMEOUTS = frozenset({"timeout", "ttft_timeout", "connect_timeout"})
+
+
+def _passed_through(exc: UpstreamError) -> dict[str, Any] | None:
+    """The OpenAI error object of an upstream's answer, when it sent one."""
+    error = exc.body.get("error") if isinstance(exc.body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return error
+    return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
 
 def upstream_to_api_error(exc: UpstreamError) -> APIError:
-    """An upstream's failure as the gateway reports it to its client."""
+    """An upstream's failure as the gateway reports it to its client.
+
+    - A 4xx about the request itself (and a 429) is passed through: the target's status and its
+      error's ``message``, ``type``, ``param`` and ``code`` (a context-length error stays
+      ``400 context_length_exceeded``), marked by the ``x-lmdeck-upstream-status`` header.
+    - 401/403/404 from an upstream refuse lmdeck's own credentials or model name: a 502 telling
+      the operator what to check.
+    - Everything else (5xx, refused or broken connections, timeouts, unreadable answers) is told
+      in lmdeck's own words by kind; what the upstream said, its address and any exception text
+      are logged and kept on the trace (``metadata.upstream_errors``), never sent to the client.
+    """
     if exc.kind == "unsupported":
-        return APIError(400, exc.message, code="unsupported")
-    if exc.kind in ("timeout", "ttft_timeout"):
-        return APIError(504, exc.message, code=exc.kind)
+        return APIError(400, exc.message, param="model", code="unsupported_endpoint")
     if exc.kind == "queue_full":
         return APIError(503, exc.message, code="queue_full", headers={"retry-after": "1"})
+    upstream = _passed_through(exc)
     if exc.status in UPSTREAM_MISCONFIGURED:
-        # The caller's own key was fine: the upstream refused lmdeck's credentials or model name,
-        # which is the gateway's configuration to fix, not the client's request.
+        log.warning("upstream refused the target's configuration: %s", exc.message)
         return APIError(
             502,
-            f"{exc.message} (check the target's api_key and model in the route config)",
+            f"the model's upstream refused lmdeck's credentials or model name (HTTP {exc.status}): "
+            "check the target's api_key and model in the route config",
             type="upstream_error",
             code="upstream_misconfigured",
         )
-    if 400 <= exc.status < 500 and exc.status not in (408, 429):
-        upstream = (exc.body or {}).get("error") if isinstance(exc.body, dict) else None
-        message = upstream.get("message", exc.message) if isinstance(upstream, dict) else exc.message
-        return APIError(exc.status, message, code="upstream_rejected")
-    if exc.status == 429:
-        headers = {"retry-after": str(int(exc.retry_after))} if exc.retry_after else None
-        return APIError(429, exc.message, code="upstream_rate_limited", headers=headers)
-    return APIError(502, exc.message, type="upstream_error", code="upstream_error")
+    if 400 <= exc.status < 500 and exc.status != 408:
+        headers = {UPSTREAM_STATUS_HEADER: str(exc.status)}
+        if exc.status == 429 and exc.retry_after:
+            headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
+        if upstream is None:
+            log.warning("upstream refused a request without an OpenAI error body: %s", exc.message)
+            return APIError(
+                exc.status,
+                f"the model's upstream refused the request (HTTP {exc.status}) without saying why in OpenAI's "
+                "error shape; the request's trace holds its answer",
+                headers=headers,
+            )
+        return APIError(
+            exc.status,
+            str(upstream["message"]),
+            type=_text(upstream.get("type")),
+            param=_text(upstream.get("param")),
+            code=_text(upstream.get("code")),
+            headers=headers,
+        )
+    log.warning("upstream failure (%s, HTTP %s): %s", exc.kind, exc.status, exc.message)
+    words = FAILURE_WORDS.get(exc.kind, f"the model's upstream failed (HTTP {exc.status})")
+    if exc.kind in TIMEOUTS:
+        return APIError(504, words, code=exc.kind)
+    return APIError(
+        502, f"{words}; the request's trace holds the details", type="upstream_error", code="upstream_error"
+    )
 
 
 def api_error_response(exc: APIError) -> Response:

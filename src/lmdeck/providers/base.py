@@ -53,6 +53,10 @@ class UpstreamError(Exception):
 
     ``status`` is the upstream's HTTP status (or the status lmdeck maps a
     transport failure to: 502 for a connection error, 504 for a timeout).
+    ``message`` is for the operator (the trace and the log) and may name the
+    upstream's address or a library's exception; clients are told ``body``'s
+    OpenAI error when the target refused the request, else lmdeck's words for
+    ``kind`` (see :func:`lmdeck.gateway.errors.upstream_to_api_error`).
     """
 
     def __init__(
@@ -114,7 +118,9 @@ TransportFailure = Literal["connect_timeout", "timeout", "connect", "broken"]
 
 
 def _connect_timeout(url: str, timeout: float, detail: str) -> UpstreamError:
-    return UpstreamTimeout(f"could not connect to the upstream {url} in time; is it running and reachable?")
+    return UpstreamTimeout(
+        f"could not connect to the upstream {url} in time; is it running and reachable?", kind="connect_timeout"
+    )
 
 
 def _timeout(url: str, timeout: float, detail: str) -> UpstreamError:
@@ -123,12 +129,15 @@ def _timeout(url: str, timeout: float, detail: str) -> UpstreamError:
 
 def _connect(url: str, timeout: float, detail: str) -> UpstreamError:
     return UpstreamError(
-        502, f"cannot connect to the upstream {url}: {detail}; check the target's base_url", retryable=True
+        502,
+        f"cannot connect to the upstream {url}: {detail}; check the target's base_url",
+        retryable=True,
+        kind="connect",
     )
 
 
 def _broken(url: str, timeout: float, detail: str) -> UpstreamError:
-    return UpstreamError(502, f"the upstream {url} broke the connection: {detail}", retryable=True)
+    return UpstreamError(502, f"the upstream {url} broke the connection: {detail}", retryable=True, kind="broken")
 
 
 TRANSPORT_FAILURES: dict[str, Callable[[str, float, str], UpstreamError]] = {

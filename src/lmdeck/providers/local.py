@@ -35,6 +35,7 @@ from lmdeck.protocol import (
     EmbeddingRequest,
     EmbeddingResponse,
     Usage,
+    error_body,
 )
 from lmdeck.protocol.chat import ChatChoice
 from lmdeck.protocol.embeddings import Embedding
@@ -83,8 +84,10 @@ def _runtime(ctx: ProviderContext) -> LocalRuntime:
     return runtime
 
 
-def _bad_request(message: str) -> UpstreamError:
-    return UpstreamError(400, message, retryable=False, kind="invalid_request")
+def _bad_request(message: str, param: str | None, code: str = "invalid_value") -> UpstreamError:
+    """A refusal in OpenAI's error shape, which the gateway passes to the client as it is."""
+    body = error_body(message, param=param, code=code)
+    return UpstreamError(400, message, retryable=False, body=body, kind="invalid_request")
 
 
 def _new_id(prefix: str) -> str:
@@ -145,7 +148,7 @@ class LocalProvider:
         except QueueFull as exc:
             raise UpstreamError(503, str(exc), retryable=False, kind="queue_full") from None
         except PromptTooLong as exc:
-            raise _bad_request(str(exc)) from None
+            raise _bad_request(str(exc), None, "context_length_exceeded") from None
         except EngineClosed as exc:
             raise UpstreamError(503, str(exc), retryable=True) from None
 
@@ -212,7 +215,7 @@ class LocalProvider:
 
     async def stream_chat(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
         if (request.n or 1) > 1:
-            raise _bad_request("n > 1 is not supported with stream=true by local models: send n requests")
+            raise _bad_request("n > 1 is not supported with stream=true by local models: send n requests", "n")
         engine = await self._engine("chat completions")
         prompt = self._chat_prompt(engine, request)
         handle = self._submit(engine, prompt, self._params(engine, request, 0))
@@ -261,7 +264,9 @@ class LocalProvider:
     async def stream_completions(self, request: CompletionRequest) -> AsyncIterator[CompletionResponse]:
         prompts = request.prompts()
         if len(prompts) != 1:
-            raise _bad_request("stream=true takes a single prompt with local models: send one request per prompt")
+            raise _bad_request(
+                "stream=true takes a single prompt with local models: send one request per prompt", "prompt"
+            )
         engine = await self._engine("completions")
         prompt = engine.lm.encode(prompts[0])
         handle = self._submit(engine, prompt, self._params(engine, request, 0))
@@ -286,9 +291,9 @@ class LocalProvider:
         try:
             texts = request.texts()
         except ValueError as exc:
-            raise _bad_request(f"input: {exc}; send strings to local models") from None
+            raise _bad_request(f"input: {exc}; send strings to local models", "input") from None
         if not texts:
-            raise _bad_request("input: send at least one string")
+            raise _bad_request("input: send at least one string", "input")
         try:
             batcher = await self.runtime.embedder(self.target.model)
         except (OSError, RuntimeError, ValueError) as exc:
@@ -297,7 +302,9 @@ class LocalProvider:
             ) from exc
         dims = batcher.embedder.dimensions
         if request.dimensions is not None and request.dimensions != dims:
-            raise _bad_request(f"dimensions: {self.target.model} makes {dims}-dimensional vectors; omit dimensions")
+            raise _bad_request(
+                f"dimensions: {self.target.model} makes {dims}-dimensional vectors; omit dimensions", "dimensions"
+            )
         vectors, tokens = await batcher.embed(texts)
         used = sum(tokens)
         return EmbeddingResponse(

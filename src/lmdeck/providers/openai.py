@@ -55,9 +55,9 @@ def json_object(body: bytes, url: str) -> dict[str, Any]:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise UpstreamError(502, f"the upstream {url} answered with invalid JSON") from exc
+        raise UpstreamError(502, f"the upstream {url} answered with invalid JSON", kind="bad_answer") from exc
     if not isinstance(data, dict):
-        raise UpstreamError(502, f"the upstream {url} answered with a non-object JSON body")
+        raise UpstreamError(502, f"the upstream {url} answered with a non-object JSON body", kind="bad_answer")
     return data
 
 
@@ -108,7 +108,10 @@ def parse_as(model: type[M], data: Any) -> M:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise UpstreamError(
-            502, f"the upstream's answer is not a valid {model.__name__}: {where}: {first['msg']}", retryable=False
+            502,
+            f"the upstream's answer is not a valid {model.__name__}: {where}: {first['msg']}",
+            retryable=False,
+            kind="bad_answer",
         ) from None
 
 
@@ -147,13 +150,17 @@ class OpenAIProvider:
                 try:
                     event = orjson.loads(data)
                 except orjson.JSONDecodeError as exc:
-                    raise UpstreamError(502, f"the upstream {url} sent an invalid stream event") from exc
+                    raise UpstreamError(
+                        502, f"the upstream {url} sent an invalid stream event", kind="bad_answer"
+                    ) from exc
                 if not isinstance(event, dict):
-                    raise UpstreamError(502, f"the upstream {url} sent a non-object stream event")
+                    raise UpstreamError(502, f"the upstream {url} sent a non-object stream event", kind="bad_answer")
                 if "error" in event and "choices" not in event:
                     error = event["error"]
                     message = error.get("message", error) if isinstance(error, dict) else error
-                    raise UpstreamError(502, f"the upstream stream failed: {message}", retryable=False)
+                    raise UpstreamError(
+                        502, f"the upstream stream failed: {message}", retryable=False, kind="stream_error"
+                    )
                 yield event
 
     def _payload(self, request: ChatCompletionRequest | CompletionRequest, stream: bool) -> dict[str, Any]:

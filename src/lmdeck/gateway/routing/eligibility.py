@@ -58,7 +58,7 @@ def refusal_error(route: str, refusal: Refusal) -> APIError:
     return APIError(
         400,
         f"the model {route!r} does not support the parameter `{refusal.param}`: remove it, "
-        "or call a model that supports it (GET /v1/models lists them)",
+        "or call a model that supports it",
         param=refusal.param,
         code=refusal.code,
     )
