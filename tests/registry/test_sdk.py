@@ -55,15 +55,19 @@ def test_prompt_label_move_is_seen_by_the_cache_within_its_ttl(live_server: Live
 
 
 class SwitchableTransport(httpx.BaseTransport):
-    """A real HTTP transport that a test can cut, as if the server went away."""
+    """A real HTTP transport that a test can cut, as if the server went away, or make answer ``failing``."""
 
     def __init__(self) -> None:
         self.down = False
+        self.failing: int | None = None
         self.inner = httpx.HTTPTransport()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if self.down:
             raise httpx.ConnectError("connection refused", request=request)
+        if self.failing is not None:
+            body = {"error": {"message": "overloaded", "type": "api_error", "param": None, "code": None}}
+            return httpx.Response(self.failing, json=body, request=request)
         return self.inner.handle_request(request)
 
 
@@ -142,3 +146,59 @@ def test_openai_sdk_sends_a_prompt_in_extra_body(live_server: LiveServer) -> Non
     assert seen["model"] == "plain-model" and seen["messages"] == [{"role": "user", "content": "Question: why?"}]
     with pytest.raises(openai.BadRequestError, match="missing variable: q"):
         oai.chat.completions.create(model="", messages=[], extra_body={"prompt": {"name": "ask"}})
+
+
+def test_a_removed_label_ends_the_cached_copy(live_server: LiveServer) -> None:
+    admin = Client(live_server.base_url, live_server.keys["admin"])
+    admin.prompts.create("greet", text="Hello {{ name }}", variables={"name": "string"})
+    admin.prompts.label("greet", "production", 1)
+    admin.prompts.label("greet", "staging", 1)
+    app = Client(live_server.base_url, live_server.keys["viewer"])
+    clock = FakeClock()
+    app.prompts.clock = clock
+    assert app.prompts.get("greet", cache_ttl=5).version == 1
+    assert app.prompts.get("greet", label="staging", cache_ttl=5).version == 1
+    admin.prompts.unlabel("greet", "production")
+    admin.prompts.unlabel("greet", "staging")
+
+    # A stale copy is served while it is revalidated; the 404 then ends it.
+    clock.now += 60
+    assert app.prompts.get("greet", cache_ttl=5).version == 1
+    wait_for_refresh(app)
+    with pytest.raises(LMDeckError) as gone:
+        app.prompts.get("greet", cache_ttl=5)
+    assert gone.value.status == 404
+    assert app.prompts.get("greet", cache_ttl=5, fallback="Hi {{ name }} (default)").is_fallback
+    # Without a cache lifetime the fetch happens at once, and its 404 is not hidden by the old copy.
+    with pytest.raises(LMDeckError) as at_once:
+        app.prompts.get("greet", label="staging", cache_ttl=0)
+    assert at_once.value.status == 404
+    assert app.prompts.stats.gone == 2 and app.prompts.stats.stale_served == 0
+
+
+def test_an_unreachable_or_failing_server_keeps_the_copy_and_says_so(
+    live_server: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = Client(live_server.base_url, live_server.keys["admin"])
+    admin.prompts.create("greet", text="Hello {{ name }}", variables={"name": "string"})
+    admin.prompts.label("greet", "production", 1)
+    link = SwitchableTransport()
+    app = Client(live_server.base_url, live_server.keys["viewer"], transport=link)
+    clock = FakeClock()
+    app.prompts.clock = clock
+    assert app.prompts.get("greet", cache_ttl=5).version == 1
+    for status in (503, 500, 429, None):
+        link.failing, link.down = status, status is None
+        clock.now += 60
+        assert app.prompts.get("greet", cache_ttl=5).version == 1
+        wait_for_refresh(app)
+        assert app.prompts.get("greet", cache_ttl=5).version == 1
+        assert app.prompts.get("greet", cache_ttl=0).version == 1
+        wait_for_refresh(app)
+    stats = app.prompts.stats
+    # Each round: the failed background refresh and the failed direct fetch, each followed by a stale copy.
+    assert stats.gone == 0 and stats.refresh_errors >= 8 and stats.stale_served >= 8
+    assert "serving the cached prompt greet@production: the server could not be reached" in caplog.text
+    link.failing, link.down = None, False
+    assert app.prompts.get("greet", cache_ttl=0).version == 1
+    assert app.prompts.get("greet", cache_ttl=5).version == 1 and stats.hits >= 1

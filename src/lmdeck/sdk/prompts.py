@@ -14,6 +14,17 @@ plus one round trip and a slow or unreachable server never blocks a caller who
 has a copy. Without a copy, a failed fetch returns ``fallback`` when one is
 given (``prompt.is_fallback`` is then true) and raises otherwise. A prompt
 fetched by version never changes, so it never goes stale.
+
+A failed fetch is told apart by what it means. "Gone" (a 404: the label was
+removed or the prompt deleted; likewise any other 4xx, such as a key that may
+no longer read it) ends the cached copy at once: the next ``get`` fetches again
+and raises, or returns ``fallback``. "Unreachable" (a network error, a timeout,
+a 5xx, or a 429 asking to back off) keeps serving the stale copy; each such
+failure is logged as a warning and counted in ``client.prompts.stats``::
+
+    client.prompts.stats.stale_served     # copies served because the server could not answer
+    client.prompts.stats.refresh_errors   # fetches that failed that way
+    client.prompts.stats.gone             # cached copies ended by a 404 (or another 4xx)
 """
 
 from __future__ import annotations
@@ -94,9 +105,32 @@ def fallback_prompt(name: str, fallback: Prompt | str | list[dict[str, Any]]) ->
 
 
 @dataclass
+class PromptCacheStats:
+    """Counters of the client-side prompt cache, since the client was made (``client.prompts.stats``)."""
+
+    #: ``get`` calls answered from a fresh copy, without a call.
+    hits: int = 0
+    #: fetches that succeeded (first fetches and refreshes).
+    fetches: int = 0
+    #: stale copies served because the server was unreachable, failing (5xx) or asking to back off (429).
+    stale_served: int = 0
+    #: fetches that failed that way (the copy, if any, was kept).
+    refresh_errors: int = 0
+    #: cached copies ended because the server said the prompt or label is gone (404, or another 4xx).
+    gone: int = 0
+
+
+def unreachable(exc: LMDeckError) -> bool:
+    """Whether a failed fetch says nothing about the prompt: no answer, a 5xx, or 429 (back off)."""
+    return exc.status is None or exc.status >= 500 or exc.status == 429
+
+
+@dataclass
 class _Entry:
     prompt: Prompt
     fetched_at: float
+    #: Why the last refresh could not reach the server (None when it did).
+    failing: str | None = None
 
 
 class Prompts(Namespace):
@@ -111,6 +145,7 @@ class Prompts(Namespace):
         self._cache: dict[CacheKey, _Entry] = {}
         self._refreshing: set[CacheKey] = set()
         self._lock = threading.Lock()
+        self.stats = PromptCacheStats()
 
     # -- reading, cached -----------------------------------------------------------------------
 
@@ -123,7 +158,34 @@ class Prompts(Namespace):
         prompt = Prompt.from_api(data)
         with self._lock:
             self._cache[key] = _Entry(prompt, self.clock())
+            self.stats.fetches += 1
         return prompt
+
+    def _failed(self, key: CacheKey, exc: LMDeckError) -> _Entry | None:
+        """Record a failed fetch; the copy still to serve (None when there is none, or it is gone)."""
+        where = f"{key[0]}@{key[1]}" if key[2] is None else f"{key[0]} v{key[2]}"
+        with self._lock:
+            entry = self._cache.get(key)
+            if unreachable(exc):
+                self.stats.refresh_errors += 1
+                if entry is not None:
+                    entry.failing = str(exc)
+            elif entry is not None:
+                del self._cache[key]
+                self.stats.gone += 1
+        if not unreachable(exc):
+            if entry is not None:
+                log.warning("dropped the cached prompt %s: the server says it is gone: %s", where, exc)
+            return None
+        if entry is not None:
+            log.warning("serving the cached prompt %s: the server could not be reached: %s", where, exc)
+        return entry
+
+    def _stale(self, entry: _Entry) -> Prompt:
+        if entry.failing is not None:
+            with self._lock:
+                self.stats.stale_served += 1
+        return entry.prompt
 
     def _revalidate(self, key: CacheKey) -> None:
         with self._lock:
@@ -134,7 +196,9 @@ class Prompts(Namespace):
         def run() -> None:
             try:
                 self._fetch(key)
-            except Exception as exc:  # a background refresh must never take the caller's copy away
+            except LMDeckError as exc:
+                self._failed(key, exc)
+            except Exception as exc:  # an answer that cannot be read says nothing about the prompt: keep the copy
                 log.warning("keeping the cached prompt %s: refreshing it failed: %s", key[0], exc)
             finally:
                 with self._lock:
@@ -158,14 +222,17 @@ class Prompts(Namespace):
             entry = self._cache.get(key)
         if entry is not None and ttl > 0:
             if version is not None or self.clock() - entry.fetched_at < ttl:
+                with self._lock:
+                    self.stats.hits += 1
                 return entry.prompt
             self._revalidate(key)
-            return entry.prompt
+            return self._stale(entry)
         try:
             return self._fetch(key)
-        except LMDeckError:
-            if entry is not None:
-                return entry.prompt
+        except LMDeckError as exc:
+            kept = self._failed(key, exc)
+            if kept is not None:
+                return self._stale(kept)
             if fallback is not None:
                 return fallback_prompt(name, fallback)
             raise
