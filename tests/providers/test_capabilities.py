@@ -88,17 +88,12 @@ async def test_anthropic_refuses_what_it_does_not_translate(ctx: ProviderContext
 @pytest.mark.parametrize(
     ("body", "param"),
     [
-        (chat(logprobs=True), "logprobs"),
-        (chat(top_logprobs=2), "top_logprobs"),
         (chat(tools=TOOLS), "tools"),
         (chat(tool_choice="required"), "tool_choice"),
         (chat(response_format={"type": "json_object"}), "response_format"),
         (chat(presence_penalty=1.0), "presence_penalty"),
-        (completion(echo=True), "echo"),
-        (completion(logprobs=1), "logprobs"),
-        (completion(n=2), "n"),
-        (completion(stream=True, stream_options={"include_usage": True}), "stream_options.include_usage"),
         (completion(suffix="end"), "suffix"),
+        (completion(best_of=3), "best_of"),
     ],
 )
 def test_local_generative_models_refuse_by_name_what_they_do_not_implement(body: Any, param: str) -> None:
@@ -110,6 +105,9 @@ def test_local_generative_models_honour_their_sampling_parameters() -> None:
     body = chat(max_tokens=5, temperature=0.2, top_p=0.9, n=2, stop=["\n"], seed=1)
     assert LOCAL["generate"].refusal(body) is None
     assert LOCAL["generate"].refusal(chat(stream=True, stream_options={"include_usage": True})) is None
+    assert LOCAL["generate"].refusal(chat(logprobs=True, top_logprobs=3)) is None
+    honoured = completion(echo=True, logprobs=2, n=2, stream=True, stream_options={"include_usage": True})
+    assert LOCAL["generate"].refusal(honoured) is None
     assert LOCAL["generate"].refusal(EmbeddingRequest(model="m", input="x")) == Refusal("embeddings")
     assert LOCAL["embed"].refusal(EmbeddingRequest(model="m", input="x", encoding_format="base64")) is None
     assert LOCAL["embed"].refusal(chat()) == Refusal("chat")

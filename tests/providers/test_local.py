@@ -4,43 +4,15 @@ from __future__ import annotations
 
 import base64
 import struct
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import httpx
 import pytest
-import torch
 
-from lmdeck.local.random_model import write_random_model
 from lmdeck.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from lmdeck.providers.base import ProviderContext, UnsupportedOperation, UpstreamError
 from lmdeck.providers.local import LocalProvider
-from lmdeck.providers.transport_httpx import HttpxTransport
-from lmdeck.settings import ConfigError, Settings, TargetConfig
+from lmdeck.settings import ConfigError, TargetConfig
 
 USER = [{"role": "user", "content": "Reverse: abc"}]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("local-models")
-    write_random_model(root / "tiny")
-    return root
-
-
-@pytest.fixture
-async def ctx(model_dir: Path) -> AsyncIterator[ProviderContext]:
-    settings = Settings.model_validate({"local": {"model_dir": str(model_dir), "max_batch_size": 4}})
-    async with httpx.AsyncClient() as http:
-        yield ProviderContext(settings=settings, transport=HttpxTransport(http))
-
-
-@pytest.fixture
-async def tiny(ctx: ProviderContext) -> AsyncIterator[LocalProvider]:
-    provider = LocalProvider(TargetConfig(provider="local", model="tiny"), ctx)
-    yield provider
-    await provider.aclose()
 
 
 def chat(**extra: object) -> ChatCompletionRequest:
@@ -118,7 +90,7 @@ async def test_completions_take_a_list_of_prompts(tiny: LocalProvider) -> None:
         c
         async for c in tiny.stream_completions(CompletionRequest(model="r", prompt="abc", max_tokens=4, temperature=0))
     ]
-    assert "".join(c.choices[0]["text"] for c in streamed) == response.choices[0]["text"]
+    assert "".join(c.choices[0]["text"] for c in streamed if c.choices) == response.choices[0]["text"]
 
 
 @pytest.mark.parametrize(

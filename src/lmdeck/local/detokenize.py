@@ -41,6 +41,7 @@ class TextStream:
         self.read_offset = 0
         self.pending = ""
         self.text = ""
+        self.decoded = 0  # characters decoded so far, stop sequences included: where the next token's text starts
 
     def _new_text(self) -> str:
         # Decoding a short window around the new token is exact for byte-level and
@@ -55,7 +56,9 @@ class TextStream:
     def push(self, token_id: int) -> tuple[str, bool]:
         """Add one token; returns the text now final and whether a stop sequence was reached."""
         self.ids.append(token_id)
-        self.pending += self._new_text()
+        new = self._new_text()
+        self.decoded += len(new)
+        self.pending += new
         if not self.stops:
             out, self.pending = self.pending, ""
             self.text += out

@@ -24,11 +24,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from lmdeck.local.detokenize import TextStream
 from lmdeck.local.errors import EngineClosed, PromptTooLong, QueueFull
 from lmdeck.local.kv_cache import BatchKV
+from lmdeck.local.logprobs import TokenLogprob, position_logprobs, prompt_logprobs
 from lmdeck.local.model import LocalCausalLM
 from lmdeck.local.sampling import RowSampler, SamplingParams, next_tokens
 
@@ -39,13 +40,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TokenEvent:
-    """New text for one request; the last event carries ``finish_reason`` (``stop`` or ``length``)."""
+    """New text for one request; the last event carries ``finish_reason`` (``stop`` or ``length``).
+
+    ``logprobs`` holds an entry for each token whose text this event completes (when the request asked
+    for them); a request that asked for ``prompt_logprobs`` gets them in an event of its own, first.
+    """
 
     text: str
     completion_tokens: int
     finish_reason: str | None = None
     error: BaseException | None = None
     step: int = 0  # the engine iteration that produced it: orders events across requests
+    logprobs: tuple[TokenLogprob, ...] = ()
+    prompt_logprobs: tuple[TokenLogprob | None, ...] | None = None
 
 
 class GenerationHandle:
@@ -58,6 +65,8 @@ class GenerationHandle:
         self.cancelled = False
         self.finished = False
         self.completion_tokens = 0
+        self.logprobs: list[TokenLogprob] = []  # every generated token's entry received so far
+        self.prompt_logprobs: list[TokenLogprob | None] | None = None
         self._events: asyncio.Queue[TokenEvent] = asyncio.Queue()
 
     def _deliver(self, event: TokenEvent) -> None:
@@ -70,6 +79,9 @@ class GenerationHandle:
             self.finished = True
             raise event.error
         self.completion_tokens = event.completion_tokens
+        self.logprobs.extend(event.logprobs)
+        if event.prompt_logprobs is not None:
+            self.prompt_logprobs = list(event.prompt_logprobs)
         if event.finish_reason is not None:
             self.finished = True
         return event
@@ -103,6 +115,8 @@ class _Sequence:
     position: int = 0
     last_token: int = 0
     generated: int = 0
+    # Entries of generated tokens whose text is not yet released (held back as a possible stop sequence).
+    pending_logprobs: list[TokenLogprob] = field(default_factory=list)
 
 
 @dataclass
@@ -290,16 +304,26 @@ class LocalEngine:
         self._remove(kv, gone)
 
     def _prefill(self, kv: BatchKV, seqs: list[_Sequence]) -> None:
-        logits, cache = self.lm.prefill([s.prompt for s in seqs])
-        chosen = next_tokens(logits, [s.sampler for s in seqs])
+        scoring = [s.sampler.params.prompt_logprobs for s in seqs]
+        full = any(k is not None for k in scoring)
+        logits, cache = self.lm.prefill([s.prompt for s in seqs], full_logits=full)
+        last = logits[:, -1, :] if full else logits
+        for i, (seq, top) in enumerate(zip(seqs, scoring, strict=True)):
+            if top is not None:
+                entries = prompt_logprobs(logits[i], seq.prompt, logits.shape[1] - len(seq.prompt), top)
+                event = TokenEvent("", 0, step=self._iteration, prompt_logprobs=tuple(entries))
+                self._outbox.add(seq.handle, event)
+        chosen = next_tokens(last, [s.sampler for s in seqs])
+        scored = position_logprobs(last, chosen, [s.sampler.params.logprobs for s in seqs])
         kv.join(cache, [len(s.prompt) for s in seqs])
         self.stats.prefills += 1
         first_row = len(self._running)
         self._running += seqs
         done: list[int] = []
-        for offset, (seq, token) in enumerate(zip(seqs, chosen, strict=True)):
+        for offset, (seq, token, entry) in enumerate(zip(seqs, chosen, scored, strict=True)):
             seq.position = len(seq.prompt)
-            if self._accept(seq, token):
+            finished = self._finish(seq, "", "length") if seq.max_tokens == 0 else self._accept(seq, token, entry)
+            if finished:
                 done.append(first_row + offset)
         self._remove(kv, done)
 
@@ -309,31 +333,60 @@ class LocalEngine:
         self.stats.steps += 1
         self.stats.step_rows += len(running)
         chosen = next_tokens(logits, [s.sampler for s in running])
+        scored = position_logprobs(logits, chosen, [s.sampler.params.logprobs for s in running])
         done: list[int] = []
-        for row, (seq, token) in enumerate(zip(running, chosen, strict=True)):
+        for row, (seq, token, entry) in enumerate(zip(running, chosen, scored, strict=True)):
             seq.position += 1
-            if self._accept(seq, token):
+            if self._accept(seq, token, entry):
                 done.append(row)
         self._remove(kv, done)
 
-    def _accept(self, seq: _Sequence, token: int) -> bool:
-        """Take one generated token; True when the sequence is finished."""
+    def _accept(self, seq: _Sequence, token: int, entry: TokenLogprob | None) -> bool:
+        """Take one generated token (and its log-probability entry, if asked for); True when the sequence is finished."""
         if token in self.lm.eos_ids and not seq.sampler.params.ignore_eos:
             return self._finish(seq, seq.stream.flush(), "stop")
         seq.generated += 1
         seq.last_token = token
+        start = seq.stream.decoded
         text, stopped = seq.stream.push(token)
+        if entry is not None:
+            seq.pending_logprobs.append(replace(entry, offset=start))
         if stopped:
-            return self._finish(seq, text, "stop")
+            return self._finish(seq, text, "stop", cut=True)
         if seq.generated >= seq.max_tokens:
             return self._finish(seq, text + seq.stream.flush(), "length")
-        if text:
-            self._outbox.add(seq.handle, TokenEvent(text, seq.generated, step=self._iteration))
+        released = self._released(seq)
+        if text or released:
+            self._outbox.add(seq.handle, TokenEvent(text, seq.generated, step=self._iteration, logprobs=released))
         return False
 
-    def _finish(self, seq: _Sequence, text: str, reason: str) -> bool:
+    @staticmethod
+    def _released(seq: _Sequence, *, finished: bool = False, cut: bool = False) -> tuple[TokenLogprob, ...]:
+        """The entries of the tokens whose text is now released; at the end, of every token shown.
+
+        A stop sequence ``cut`` the text: the tokens that only made up the stop sequence are not shown.
+        """
+        pending = seq.pending_logprobs
+        if not pending:
+            return ()
+        shown = len(seq.stream.text)
+        if finished:
+            out = [e for e in pending if not cut or e.offset < shown]
+            pending.clear()
+            return tuple(out)
+        ends = [e.offset for e in pending[1:]] + [seq.stream.decoded]
+        count = 0
+        while count < len(pending) and ends[count] <= shown:
+            count += 1
+        out = pending[:count]
+        del pending[:count]
+        return tuple(out)
+
+    def _finish(self, seq: _Sequence, text: str, reason: str, *, cut: bool = False) -> bool:
         self.stats.finished += 1
-        self._outbox.add(seq.handle, TokenEvent(text, seq.generated, reason, step=self._iteration))
+        released = self._released(seq, finished=True, cut=cut)
+        event = TokenEvent(text, seq.generated, reason, step=self._iteration, logprobs=released)
+        self._outbox.add(seq.handle, event)
         return True
 
     def wait_idle(self, timeout: float = 10.0) -> bool:

@@ -9,7 +9,7 @@ that move. Leading columns no row uses any more are dropped when the buffer fill
 
     kv = BatchKV(layers=4, heads=6, head_dim=32, max_rows=32)
     kv.join(prefill_cache, starts=[3, 0])          # two new rows from one prefill
-    out = model(input_ids=..., past_key_values=kv.cache(), attention_mask=kv.decode_mask())
+    out = model(input_ids=..., cache=kv.cache(), attention_mask=kv.decode_mask())
     kv.advance()
     kv.leave(0)
 """

@@ -64,8 +64,14 @@ class LocalCausalLM:
         return mask.masked_fill_(~allowed, torch.finfo(self.dtype).min)
 
     @torch.inference_mode()
-    def prefill(self, prompts: Sequence[Sequence[int]]) -> tuple[torch.Tensor, DynamicCache]:
-        """Run left-padded prompts; returns the last position's logits ``[n, vocab]`` and their cache."""
+    def prefill(
+        self, prompts: Sequence[Sequence[int]], *, full_logits: bool = False
+    ) -> tuple[torch.Tensor, DynamicCache]:
+        """Run left-padded prompts; returns the last position's logits ``[n, vocab]`` and their cache.
+
+        With ``full_logits`` the logits are every column's, ``[n, width, vocab]`` (prompt ``i`` occupies the
+        last ``len(prompts[i])`` columns): what scoring the prompt's own tokens needs.
+        """
         width = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         starts = torch.tensor([width - len(p) for p in prompts])
@@ -85,11 +91,11 @@ class LocalCausalLM:
             input_ids=ids.to(self.device),
             position_ids=positions.to(self.device),
             attention_mask=self._mask(allowed.to(self.device))[:, None],
-            past_key_values=cache,
+            cache=cache,
             use_cache=True,
-            logits_to_keep=1,
+            logits_to_keep=0 if full_logits else 1,
         )
-        return out.logits[:, -1, :], cache
+        return (out.logits if full_logits else out.logits[:, -1, :]), cache
 
     @torch.inference_mode()
     def decode(self, kv: BatchKV, tokens: Sequence[int], positions: Sequence[int]) -> torch.Tensor:
@@ -99,7 +105,7 @@ class LocalCausalLM:
             input_ids=torch.tensor(list(tokens), dtype=torch.long, device=self.device)[:, None],
             position_ids=torch.tensor(list(positions), dtype=torch.long, device=self.device)[:, None],
             attention_mask=kv.decode_mask(),
-            past_key_values=cache,
+            cache=cache,
             use_cache=True,
         )
         kv.advance()

@@ -57,6 +57,8 @@ class ChatCompletionRequest(BaseModel):
     n: int | None = Field(default=None, ge=1, le=16)
     stop: str | list[str] | None = None
     seed: int | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0)
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
@@ -95,6 +97,7 @@ class ChatChoice(BaseModel):
     index: int = 0
     message: dict[str, Any]
     finish_reason: str | None = None
+    logprobs: dict[str, Any] | None = None
 
 
 class ChatCompletionResponse(BaseModel):

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lmdeck.protocol.chat import LMDECK_FIELDS, Usage
+from lmdeck.protocol.chat import LMDECK_FIELDS, StreamOptions, Usage
 
 
 class CompletionRequest(BaseModel):
@@ -15,11 +15,16 @@ class CompletionRequest(BaseModel):
     model: str = Field(min_length=1)
     prompt: str | list[str]
     stream: bool = False
-    max_tokens: int | None = Field(default=None, ge=1)
+    stream_options: StreamOptions | None = None
+    #: 0 generates nothing: with ``echo`` (and ``logprobs``) it scores the prompt.
+    max_tokens: int | None = Field(default=None, ge=0)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
+    n: int | None = Field(default=None, ge=1, le=128)
     stop: str | list[str] | None = None
     seed: int | None = None
+    echo: bool | None = None
+    logprobs: int | None = Field(default=None, ge=0)
     user: str | None = None
 
     def token_limit(self) -> int | None:

@@ -21,6 +21,7 @@ import struct
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lmdeck.local.errors import EngineClosed, PromptTooLong, QueueFull
@@ -45,15 +46,22 @@ from lmdeck.providers.registry import ProviderRegistry
 from lmdeck.settings import ConfigError, TargetConfig
 
 if TYPE_CHECKING:
-    from lmdeck.local.engine import GenerationHandle, LocalEngine
+    from lmdeck.local.engine import GenerationHandle, LocalEngine, TokenEvent
+    from lmdeck.local.logprobs import TokenLogprob, TokenText
 
 RUNTIME_KEY = "local.runtime"
 DEFAULT_MAX_TOKENS = 256
 QUANTIZE_CHOICES = ("none", "int8")
+#: OpenAI's limits: ``top_logprobs`` of a chat request, ``logprobs`` of a legacy completion.
+MAX_CHAT_TOP_LOGPROBS = 20
+MAX_COMPLETION_LOGPROBS = 5
 
-
-#: What local models honour, by task; any other parameter in use is refused by name
-#: (see :mod:`lmdeck.providers.capabilities`).
+#: What local models honour, by task: the one declaration of it (names as
+#: :func:`lmdeck.protocol.parameters.parameters_in_use` lists them; ``model``, ``messages``/``prompt``/``input``,
+#: ``stream``, ``user`` and ``metadata`` are always honoured, and parameters at a value that asks for nothing,
+#: such as ``tools: []``, ``tool_choice: "auto"`` or ``response_format: {"type": "text"}``, are not in use).
+#: The gateway refuses any other parameter in use by name before a request reaches the engine
+#: (see :mod:`lmdeck.providers.capabilities`); the provider checks the same declaration again.
 CAPABILITIES: dict[str, Capabilities] = {
     "generate": Capabilities(
         {
@@ -66,10 +74,24 @@ CAPABILITIES: dict[str, Capabilities] = {
                     "n",
                     "stop",
                     "seed",
+                    "logprobs",
+                    "top_logprobs",
                     "stream_options.include_usage",
                 }
             ),
-            "completions": frozenset({"max_tokens", "temperature", "top_p", "stop", "seed"}),
+            "completions": frozenset(
+                {
+                    "max_tokens",
+                    "temperature",
+                    "top_p",
+                    "n",
+                    "stop",
+                    "seed",
+                    "logprobs",
+                    "echo",
+                    "stream_options.include_usage",
+                }
+            ),
         }
     ),
     "embed": Capabilities({"embeddings": frozenset({"encoding_format", "dimensions"})}),
@@ -90,6 +112,10 @@ def _bad_request(message: str, param: str | None, code: str = "invalid_value") -
     return UpstreamError(400, message, retryable=False, body=body, kind="invalid_request")
 
 
+def _invalid(param: str, message: str) -> UpstreamError:
+    return _bad_request(f"{param}: {message}", param)
+
+
 def _new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:24]}"
 
@@ -98,6 +124,21 @@ def _embedding_value(vector: list[float], encoding: str | None) -> list[float] |
     if encoding == "base64":
         return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
     return vector
+
+
+def _usage(prompt: int, completion: int) -> Usage:
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+
+
+@dataclass
+class _Generated:
+    """One finished generation: its text, why it ended, its token count and log-probability entries."""
+
+    text: str
+    finish_reason: str
+    tokens: int
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    prompt_logprobs: list[TokenLogprob | None] | None = None
 
 
 class LocalProvider:
@@ -115,6 +156,17 @@ class LocalProvider:
             raise ConfigError(f"target {target.id}: options.quantize must be one of {', '.join(QUANTIZE_CHOICES)}")
         self.runtime.acquire()
         self._closed = False
+        self._names: TokenText | None = None
+
+    def _refuse_unsupported(self, request: ChatCompletionRequest | CompletionRequest) -> None:
+        """The gateway never sends a parameter this model cannot honour; refuse one that arrives another way."""
+        refusal = self.capabilities().refusal(request)
+        if refusal is not None and refusal.param is not None:
+            message = (
+                f"local model {self.target.model!r} does not support `{refusal.param}`: remove it, "
+                "or route the request to a model that supports it"
+            )
+            raise _bad_request(message, refusal.param, refusal.code)
 
     # -- generation ------------------------------------------------------------------------------
 
@@ -122,11 +174,21 @@ class LocalProvider:
         if self.spec.task != "generate":
             raise UnsupportedOperation(f"local:{self.target.model}", operation)
         try:
-            return await self.runtime.engine(self.target.model, self.quantize)
+            engine = await self.runtime.engine(self.target.model, self.quantize)
         except (OSError, RuntimeError, ValueError) as exc:
             raise UpstreamError(
                 503, f"local model {self.target.model!r} failed to load: {exc}", retryable=False
             ) from exc
+        if self._names is None:
+            from lmdeck.local.logprobs import TokenText
+
+            self._names = TokenText(engine.lm.tokenizer)
+        return engine
+
+    @property
+    def names(self) -> TokenText:
+        assert self._names is not None, "names are known once the engine is loaded"
+        return self._names
 
     def _params(
         self, engine: LocalEngine, body: ChatCompletionRequest | CompletionRequest, index: int
@@ -134,12 +196,21 @@ class LocalProvider:
         stop = body.stop_list() if isinstance(body, ChatCompletionRequest) else _stops(body.stop)
         seed = None if body.seed is None else body.seed + index
         temperature = body.temperature if body.temperature is not None else engine.lm.default_temperature
+        limit = body.token_limit()
+        if isinstance(body, ChatCompletionRequest):
+            logprobs = (body.top_logprobs or 0) if body.logprobs else None
+            prompt_logprobs = None
+        else:
+            logprobs = body.logprobs
+            prompt_logprobs = body.logprobs if body.echo else None
         return SamplingParams(
-            max_tokens=body.token_limit() or DEFAULT_MAX_TOKENS,
+            max_tokens=DEFAULT_MAX_TOKENS if limit is None else limit,
             temperature=temperature,
             top_p=body.top_p if body.top_p is not None else 1.0,
             seed=seed,
             stop=tuple(stop),
+            logprobs=logprobs,
+            prompt_logprobs=prompt_logprobs,
         )
 
     def _submit(self, engine: LocalEngine, prompt: list[int], params: SamplingParams) -> GenerationHandle:
@@ -152,9 +223,7 @@ class LocalProvider:
         except EngineClosed as exc:
             raise UpstreamError(503, str(exc), retryable=True) from None
 
-    async def _generate(
-        self, engine: LocalEngine, jobs: list[tuple[list[int], SamplingParams]]
-    ) -> list[tuple[str, str, int]]:
+    async def _generate(self, engine: LocalEngine, jobs: list[tuple[list[int], SamplingParams]]) -> list[_Generated]:
         """Submit every job at once (they share the running batch), then wait for each."""
         handles: list[GenerationHandle] = []
         try:
@@ -163,7 +232,9 @@ class LocalProvider:
             results = []
             for handle in handles:
                 text, reason = await self._wait(handle)
-                results.append((text, reason, handle.completion_tokens))
+                results.append(
+                    _Generated(text, reason, handle.completion_tokens, handle.logprobs, handle.prompt_logprobs)
+                )
             return results
         finally:
             for handle in handles:
@@ -177,7 +248,7 @@ class LocalProvider:
         except Exception as exc:
             raise UpstreamError(500, f"local generation failed: {exc}", retryable=False) from exc
 
-    async def _events(self, handle: GenerationHandle) -> AsyncIterator[tuple[str, str | None]]:
+    async def _events(self, handle: GenerationHandle) -> AsyncIterator[TokenEvent]:
         try:
             while True:
                 try:
@@ -186,7 +257,7 @@ class LocalProvider:
                     raise UpstreamError(503, str(exc), retryable=True) from None
                 except Exception as exc:
                     raise UpstreamError(500, f"local generation failed: {exc}", retryable=False) from exc
-                yield event.text, event.finish_reason
+                yield event
                 if event.finish_reason is not None:
                     return
         finally:
@@ -196,26 +267,47 @@ class LocalProvider:
         messages = [{"role": m.role, "content": m.text()} for m in request.messages]
         return engine.lm.encode(engine.lm.template.render(messages))
 
+    def _check_chat(self, request: ChatCompletionRequest) -> None:
+        self._refuse_unsupported(request)
+        if request.top_logprobs is not None and not request.logprobs:
+            raise _invalid("top_logprobs", "needs logprobs=true; set logprobs to true or remove top_logprobs")
+        if request.top_logprobs is not None and request.top_logprobs > MAX_CHAT_TOP_LOGPROBS:
+            raise _invalid("top_logprobs", f"must be at most {MAX_CHAT_TOP_LOGPROBS}")
+
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletionResponse:
+        self._check_chat(request)
         engine = await self._engine("chat completions")
         prompt = self._chat_prompt(engine, request)
         jobs = [(prompt, self._params(engine, request, i)) for i in range(request.n or 1)]
         results = await self._generate(engine, jobs)
-        completion = sum(tokens for _, _, tokens in results)
+        completion = sum(r.tokens for r in results)
         return ChatCompletionResponse(
             id=_new_id("chatcmpl"),
             created=int(time.time()),
             model=self.target.model,
             choices=[
-                ChatChoice(index=i, message={"role": "assistant", "content": text}, finish_reason=reason)
-                for i, (text, reason, _) in enumerate(results)
+                ChatChoice(
+                    index=i,
+                    message={"role": "assistant", "content": r.text},
+                    finish_reason=r.finish_reason,
+                    logprobs=self._chat_logprobs(request, r.logprobs),
+                )
+                for i, r in enumerate(results)
             ],
-            usage=Usage(prompt_tokens=len(prompt), completion_tokens=completion, total_tokens=len(prompt) + completion),
+            usage=_usage(len(prompt), completion),
         )
+
+    def _chat_logprobs(self, request: ChatCompletionRequest, entries: list[TokenLogprob]) -> dict[str, Any] | None:
+        if not request.logprobs:
+            return None
+        from lmdeck.providers.local_logprobs import chat_logprobs
+
+        return chat_logprobs(entries, self.names)
 
     async def stream_chat(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
         if (request.n or 1) > 1:
             raise _bad_request("n > 1 is not supported with stream=true by local models: send n requests", "n")
+        self._check_chat(request)
         engine = await self._engine("chat completions")
         prompt = self._chat_prompt(engine, request)
         handle = self._submit(engine, prompt, self._params(engine, request, 0))
@@ -228,37 +320,76 @@ class LocalProvider:
 
         try:
             yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
-            async for text, reason in self._events(handle):
-                if text:
-                    yield chunk([{"index": 0, "delta": {"content": text}, "finish_reason": None}])
-                if reason is not None:
-                    yield chunk([{"index": 0, "delta": {}, "finish_reason": reason}])
+            async for event in self._events(handle):
+                logprobs = self._chat_logprobs(request, list(event.logprobs))
+                if event.text or event.logprobs:
+                    delta = {"content": event.text}
+                    yield chunk([{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": None}])
+                if event.finish_reason is not None:
+                    yield chunk([{"index": 0, "delta": {}, "finish_reason": event.finish_reason}])
         finally:
             # Closing this generator early (the client went away) frees the batch row now.
             handle.cancel()
-        if request.stream_options is not None and request.stream_options.include_usage:
-            done = handle.completion_tokens
-            yield chunk([], Usage(prompt_tokens=len(prompt), completion_tokens=done, total_tokens=len(prompt) + done))
+        # Always sent: the gateway's traces and budgets count it; StreamUsageFilter drops it unless the client asked.
+        yield chunk([], _usage(len(prompt), handle.completion_tokens))
+
+    # -- legacy completions --------------------------------------------------------------------------
+
+    def _check_completions(self, request: CompletionRequest) -> None:
+        self._refuse_unsupported(request)
+        if request.logprobs is not None and request.logprobs > MAX_COMPLETION_LOGPROBS:
+            raise _invalid("logprobs", f"must be at most {MAX_COMPLETION_LOGPROBS}")
+        if request.max_tokens == 0 and not request.echo:
+            raise _invalid("max_tokens", "0 generates nothing: set echo=true to score the prompt, or ask for 1 or more")
+
+    def _completion_logprobs(
+        self, request: CompletionRequest, prompt_text: str, prompt: list[int], result: _Generated
+    ) -> dict[str, Any] | None:
+        if request.logprobs is None:
+            return None
+        from lmdeck.providers.local_logprobs import completion_logprobs, generated_tokens
+
+        tokens = generated_tokens(result.logprobs, len(prompt_text))
+        if request.echo:
+            starts = self._prompt_offsets(prompt_text)
+            scored = result.prompt_logprobs or [None] * len(prompt)
+            tokens = [*zip(prompt, scored, starts, strict=True), *tokens]
+        return completion_logprobs(tokens, self.names, request.logprobs)
+
+    def _prompt_offsets(self, text: str) -> list[int]:
+        lm = self.runtime.loaded_engine(self.target.model, self.quantize)
+        assert lm is not None
+        return [start for start, _ in lm.lm.tokenizer.encode(text).offsets]
 
     async def completions(self, request: CompletionRequest) -> CompletionResponse:
+        self._check_completions(request)
         engine = await self._engine("completions")
-        prompts = [engine.lm.encode(p) for p in request.prompts()]
-        params = self._params(engine, request, 0)
-        results = await self._generate(engine, [(prompt, params) for prompt in prompts])
-        choices = [
-            {"index": i, "text": text, "finish_reason": reason, "logprobs": None}
-            for i, (text, reason, _) in enumerate(results)
-        ]
-        completion = sum(tokens for _, _, tokens in results)
-        prompt_tokens = sum(len(p) for p in prompts)
+        texts = request.prompts()
+        prompts = [engine.lm.encode(p) for p in texts]
+        n = request.n or 1
+        jobs = [(prompt, self._params(engine, request, i)) for prompt in prompts for i in range(n)]
+        if request.max_tokens == 0 and request.logprobs is None:
+            results = [_Generated("", "length", 0) for _ in jobs]  # echo only: nothing to run
+        else:
+            results = await self._generate(engine, jobs)
+        choices = []
+        for i, result in enumerate(results):
+            text, prompt = texts[i // n], prompts[i // n]
+            choices.append(
+                {
+                    "index": i,
+                    "text": (text if request.echo else "") + result.text,
+                    "finish_reason": result.finish_reason,
+                    "logprobs": self._completion_logprobs(request, text, prompt, result),
+                }
+            )
+        completion = sum(r.tokens for r in results)
         return CompletionResponse(
             id=_new_id("cmpl"),
             created=int(time.time()),
             model=self.target.model,
             choices=choices,
-            usage=Usage(
-                prompt_tokens=prompt_tokens, completion_tokens=completion, total_tokens=prompt_tokens + completion
-            ),
+            usage=_usage(sum(len(p) for p in prompts), completion),
         )
 
     async def stream_completions(self, request: CompletionRequest) -> AsyncIterator[CompletionResponse]:
@@ -267,21 +398,46 @@ class LocalProvider:
             raise _bad_request(
                 "stream=true takes a single prompt with local models: send one request per prompt", "prompt"
             )
+        if (request.n or 1) > 1:
+            raise _bad_request("n > 1 is not supported with stream=true by local models: send n requests", "n")
+        self._check_completions(request)
         engine = await self._engine("completions")
-        prompt = engine.lm.encode(prompts[0])
-        handle = self._submit(engine, prompt, self._params(engine, request, 0))
+        text = prompts[0]
+        prompt = engine.lm.encode(text)
+        params = self._params(engine, request, 0)
         chunk_id, created = _new_id("cmpl"), int(time.time())
+
+        def chunk(choices: list[dict[str, Any]], usage: Usage | None = None) -> CompletionResponse:
+            return CompletionResponse(
+                id=chunk_id, created=created, model=self.target.model, choices=choices, usage=usage
+            )
+
+        if request.max_tokens == 0 and request.logprobs is None:
+            yield chunk([{"index": 0, "text": text, "finish_reason": "length", "logprobs": None}])
+            yield chunk([], _usage(len(prompt), 0))
+            return
+        handle = self._submit(engine, prompt, params)
+        echoed = not request.echo
         try:
-            async for text, reason in self._events(handle):
-                if text or reason is not None:
-                    yield CompletionResponse(
-                        id=chunk_id,
-                        created=created,
-                        model=self.target.model,
-                        choices=[{"index": 0, "text": text, "finish_reason": reason, "logprobs": None}],
-                    )
+            async for event in self._events(handle):
+                piece = event.text
+                logprobs = None
+                if request.logprobs is not None:
+                    from lmdeck.providers.local_logprobs import completion_logprobs, generated_tokens
+
+                    tokens = generated_tokens(event.logprobs, len(text))
+                    if not echoed and handle.prompt_logprobs is not None:
+                        scored = zip(prompt, handle.prompt_logprobs, self._prompt_offsets(text), strict=True)
+                        tokens = [*scored, *tokens]
+                    logprobs = completion_logprobs(tokens, self.names, request.logprobs)
+                if not echoed and (handle.prompt_logprobs is not None or request.logprobs is None):
+                    piece, echoed = text + piece, True
+                if piece or event.logprobs or event.finish_reason is not None or logprobs:
+                    choice = {"index": 0, "text": piece, "finish_reason": event.finish_reason, "logprobs": logprobs}
+                    yield chunk([choice])
         finally:
             handle.cancel()
+        yield chunk([], _usage(len(prompt), handle.completion_tokens))
 
     # -- embeddings -------------------------------------------------------------------------------
 
