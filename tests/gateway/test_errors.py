@@ -76,6 +76,13 @@ def test_failures_are_told_in_lmdecks_words(exc: UpstreamError, status: int, cod
     assert not LEAKS.search(err.message), err.message
 
 
+def test_an_overloaded_upstream_says_so() -> None:
+    from lmdeck.providers.anthropic.errors import stream_error
+
+    err = upstream_to_api_error(stream_error({"type": "error", "error": {"type": "overloaded_error", "message": "x"}}))
+    assert err.status == 502 and "overloaded" in err.message
+
+
 def test_an_unreadable_answer_is_told_in_lmdecks_words() -> None:
     with pytest.raises(UpstreamError) as raised:
         json_object(b"<html>", URL)

@@ -39,6 +39,7 @@ FAILURE_WORDS: dict[str, str] = {
     "broken": "the model's upstream broke the connection",
     "bad_answer": "the model's upstream sent an answer lmdeck cannot read",
     "stream_error": "the model's upstream reported an error during the stream",
+    "overloaded": "the model's upstream is overloaded; retry later",
 }
 
 #: Kinds answered 504 Gateway Timeout.
