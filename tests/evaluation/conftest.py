@@ -3,7 +3,8 @@
 ``ArithmeticFake`` is a fake provider for tests: it never calls anything. It answers
 "A + B" style questions (model ``careful``: always right; ``careless``: wrong on a
 third of the questions, chosen by hash), says "I do not know" when the question has
-no operator, answers "PASS" to grading instructions and embeds text as a bag of words.
+no operator, passes what it is asked to grade (as the JSON verdict when a ``response_format``
+asks for one, else with a last line ``VERDICT: PASS``) and embeds text as a bag of words.
 """
 
 from __future__ import annotations
@@ -44,8 +45,6 @@ _OPS: dict[str, Callable[[int, int], int]] = {"+": lambda a, b: a + b, "-": lamb
 
 
 def solve(question: str, careless: bool) -> str:
-    if question.startswith("Grade the answer"):
-        return "PASS"
     match = _QUESTION.search(question)
     if not match:
         return "I do not know."
@@ -73,6 +72,10 @@ class ArithmeticFake:
 
     def _answer(self, request: ChatCompletionRequest) -> str:
         users = [m.text() for m in request.messages if m.role == "user"]
+        if any(u.startswith("Grade the answer") for u in users):
+            if request.response_format is not None:
+                return '{"reasoning": "the answer is right", "verdict": "pass"}'
+            return "The answer is right.\nVERDICT: PASS"
         return solve(users[-1] if users else "", careless=self.target.model == "careless")
 
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletionResponse:

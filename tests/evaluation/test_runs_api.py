@@ -147,4 +147,28 @@ async def test_a_registered_judge_prompt_grades_through_the_gateway(deck: Deck) 
     judged = [t for t in deck.gateway.sink.records if t.prompt_name == "grader"]  # type: ignore[attr-defined]
     assert len(judged) == 4 and all("eval:judge" in t.tags for t in judged)
     rendered = judged[0].request_body["messages"]
-    assert len(rendered) == 1 and rendered[0]["content"].startswith("Grade the answer")
+    # The rendered judge prompt, then what the judge is told about the shape of its reply.
+    assert len(rendered) == 2 and rendered[0]["content"].startswith("Grade the answer")
+    assert judged[0].request_body["response_format"]["type"] == "json_schema"
+
+
+async def test_a_judge_reply_without_a_verdict_is_an_error_on_its_row(deck: Deck) -> None:
+    await deck.call("POST", "/api/registry/prompts", json={"name": "vague"})
+    variables = {"input": "string", "output": "string", "expected": "string"}
+    vague = {"text": "Have a look at {{output}}", "variables": variables}
+    assert (await deck.call("POST", "/api/registry/prompts/vague/versions", json=vague)).status_code == 201
+    await deck.call("PUT", "/api/registry/prompts/vague/labels/production", json={"version": 1})
+    rows = [{"input": f"What is {i} + 1?", "expected": str(i + 1)} for i in range(3)]
+    await deck.call("POST", "/api/registry/datasets/plus-one/versions", json={"rows": rows})
+    run = await run_to_end(
+        deck, dataset="plus-one", route="calc", evaluators=["exact", "llm_judge:prompt=vague&route=calc"]
+    )
+    # The fake answers the vague judge prompt with prose and no verdict: every row is an evaluator error.
+    judge = run["summary"]["scores"]["llm_judge"]
+    assert judge["evaluator_errors"] == judge["unscored"] == 3 and judge["mean"] == 0.0
+    assert run["summary"]["scores"]["exact"]["mean"] == 1.0 and run["summary"]["errors"] == 0
+    results = (await deck.call("GET", f"/api/evaluation/runs/{run['id']}/results")).json()["data"]
+    for row in results:
+        verdict = row["scores"]["llm_judge"]
+        assert verdict["value"] is None and verdict["label"] == "evaluator_error"
+        assert "no valid verdict" in verdict["explanation"]

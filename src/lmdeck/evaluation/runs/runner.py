@@ -25,7 +25,7 @@ from lmdeck.evaluation.base import Evaluator, EvaluatorContext, EvaluatorError, 
 from lmdeck.evaluation.registry import EvaluatorRegistry
 from lmdeck.evaluation.runs.schemas import RowResult, RunRequest, split_ref
 from lmdeck.evaluation.runs.store import RunRecord, RunStore
-from lmdeck.evaluation.runs.summary import summarize
+from lmdeck.evaluation.runs.summary import EVALUATOR_ERROR, summarize
 from lmdeck.policy.principal import Principal
 from lmdeck.protocol import APIError
 from lmdeck.providers.base import UpstreamError
@@ -252,4 +252,4 @@ async def score_safely(evaluator: Evaluator, sample: Sample) -> Score:
     try:
         return await evaluator.evaluate(sample)
     except Exception as exc:
-        return Score(None, label="evaluator_error", explanation=f"{type(exc).__name__}: {exc}"[:500])
+        return Score(None, label=EVALUATOR_ERROR, explanation=f"{type(exc).__name__}: {exc}"[:500])

@@ -9,6 +9,9 @@ from typing import Any
 from lmdeck.evaluation.runs.schemas import RowResult
 from lmdeck.evaluation.stats import mean_interval
 
+#: The label of a score whose evaluator raised instead of scoring (see ``runner.score_safely``).
+EVALUATOR_ERROR = "evaluator_error"
+
 
 def percentile(values: Sequence[float], q: float) -> float | None:
     """The ``q``-quantile (0..1) by linear interpolation, or None without values."""
@@ -35,7 +38,9 @@ def summarize(results: Sequence[RowResult], keys: Sequence[str]) -> dict[str, An
     for key in keys:
         interval = mean_interval(score_values(results, key))
         unscored = sum(1 for r in results if r.value(key) is None)
-        scores[key] = {**interval.to_dict(), "unscored": unscored}
+        # Rows the evaluator itself failed on (an unreadable judge reply, say): unscored, and counted apart.
+        failed = sum(1 for r in results if (r.scores.get(key) or {}).get("label") == EVALUATOR_ERROR)
+        scores[key] = {**interval.to_dict(), "unscored": unscored, "evaluator_errors": failed}
     latencies = [r.latency_ms for r in results if r.latency_ms is not None and r.error is None]
     errors = sum(1 for r in results if r.error is not None)
     return {
