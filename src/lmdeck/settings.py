@@ -19,7 +19,7 @@ is a :class:`SecretRef`, resolved only when a provider needs it::
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -40,6 +40,7 @@ ENVIRONMENT: dict[str, str] = {
     "LMDECK_OTLP_ENDPOINT": "OTLP/HTTP endpoint for OpenTelemetry spans (default: spans not exported)",
     "LMDECK_LOCAL_DEVICE": "device for the local engine: cpu, cuda or auto (default auto)",
     "LMDECK_LOG_LEVEL": "log level (default info)",
+    "LMDECK_LOG_FILE": "also write the log to this file, created with mode 0600 (default: stderr only)",
     "LMDECK_BASE_URL": "where the Python client and the CLI reach the gateway (default http://127.0.0.1:4000)",
     "LMDECK_API_KEY": "API key the Python client and the CLI send (default: none)",
 }
@@ -95,6 +96,17 @@ class ConfigError(ValueError):
     """The configuration cannot be used; the message says how to fix it."""
 
 
+#: lmdeck's own secrets: read once at start, never a provider credential sent upstream.
+OWN_SECRETS = frozenset({"LMDECK_ADMIN_KEY", "LMDECK_MASTER_KEY"})
+
+
+def not_own_secret(ref: SecretRef | None) -> SecretRef | None:
+    """``ref`` unchanged, or ValueError when it names one of :data:`OWN_SECRETS`."""
+    if ref is not None and ref.env in OWN_SECRETS:
+        raise ValueError(f"{ref.env} is lmdeck's own secret and is never sent upstream: name the provider's key")
+    return ref
+
+
 class TargetConfig(BaseModel):
     """One upstream a route may send a request to."""
 
@@ -115,6 +127,11 @@ class TargetConfig(BaseModel):
         description="request parameters this target cannot honour although its provider forwards them "
         "(e.g. [logprobs, top_logprobs] for a server without them): refused with a 400, skipped on fallback",
     )
+
+    @field_validator("api_key")
+    @classmethod
+    def _not_own_secret(cls, value: SecretRef | None) -> SecretRef | None:
+        return not_own_secret(value)
 
     @property
     def id(self) -> str:
@@ -232,6 +249,52 @@ class PolicySettings(BaseModel):
     )
 
 
+class EgressSettings(BaseModel):
+    """Where upstream calls may go (see :mod:`lmdeck.providers.egress`).
+
+    A URL that a non-admin writes (a model version's ``base_url``) must name a host of the
+    admin's configuration, an ``allow`` entry or, with ``allow_loopback``, this machine.
+    Link-local and cloud-metadata addresses are refused in every role unless ``allow``
+    names them; every connection is checked again against the address it goes to.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    allow: list[str] = Field(
+        default_factory=list,
+        description="hosts (api.example.com), subdomain wildcards (*.example.com), addresses and CIDRs (10.0.0.0/8)",
+    )
+    schemes: list[Literal["https", "http"]] = Field(
+        default=["https", "http"], min_length=1, description="URL schemes upstreams may use"
+    )
+    allow_loopback: bool = Field(default=True, description="let upstreams be on this machine (development)")
+
+
+class CredentialConfig(BaseModel):
+    """A provider credential the admin defines and the gateway attaches to the calls that name it.
+
+    credentials:
+      openai-team-a:
+        api_key: {"$secret": "openai-team-a"}
+        hosts: [api.openai.com]
+        teams: [search]          # team names or ids
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_key: SecretRef
+    hosts: list[str] = Field(min_length=1, description="the only hosts it is sent to")
+    teams: list[str] = Field(
+        default_factory=list,
+        description="teams (names or ids) whose versions may name it; '*' for every team; empty: admins only",
+    )
+
+    @field_validator("api_key")
+    @classmethod
+    def _not_own_secret(cls, value: SecretRef | None) -> SecretRef | None:
+        return not_own_secret(value)
+
+
 #: Names of registered models, prompts, datasets and their aliases/labels.
 REGISTRY_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 RegistryName = Annotated[str, Field(pattern=REGISTRY_NAME)]
@@ -304,7 +367,12 @@ class ModelVersionSpec(BaseModel):
     provider: str = "openai"
     model: str | None = Field(default=None, description="the upstream model name")
     base_url: str | None = None
-    api_key: SecretRef | None = None
+    api_key: SecretRef | None = Field(
+        default=None, description="admin-written versions only; others name an admin-defined `credential`"
+    )
+    credential: str | None = Field(
+        default=None, description="name of a credential under `credentials:` that the gateway attaches"
+    )
     artifact_path: str | None = Field(default=None, description="a local model artifact instead of an upstream")
     base_model: str | None = None
     adapter: str | None = None
@@ -373,6 +441,7 @@ class Settings(BaseModel):
     admin_key: SecretRef | None = None
     master_key: SecretRef | None = None
     log_level: str = "info"
+    log_file: Path | None = Field(default=None, description="also write the log here (mode 0600)")
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     otlp_endpoint: str | None = None
     default_routes: bool = Field(default=True, description="serve the bundled `demo` and `embed` routes")
@@ -387,6 +456,10 @@ class Settings(BaseModel):
     models: list[ModelSpec] = Field(default_factory=list, description="registered models synced by `lmdeck apply`")
     prompts: list[PromptSpec] = Field(default_factory=list, description="prompts synced by `lmdeck apply`")
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    egress: EgressSettings = Field(default_factory=EgressSettings)
+    credentials: dict[RegistryName, CredentialConfig] = Field(
+        default_factory=dict, description="provider credentials model versions may name"
+    )
 
     @field_validator("routes")
     @classmethod
@@ -425,6 +498,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         "LMDECK_DATABASE_URL": "database_url",
         "LMDECK_OTLP_ENDPOINT": "otlp_endpoint",
         "LMDECK_LOG_LEVEL": "log_level",
+        "LMDECK_LOG_FILE": "log_file",
     }
     for var, field in simple.items():
         if environ.get(var):
@@ -436,6 +510,14 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     if environ.get("LMDECK_LOCAL_DEVICE"):
         out.setdefault("local", {})["device"] = environ["LMDECK_LOCAL_DEVICE"]
     return out
+
+
+def forget_own_secrets(environ: MutableMapping[str, str] | None = None) -> None:
+    """Drop :data:`OWN_SECRETS` from the environment once they are read, so that no later lookup or
+    child process finds the plain admin or master key there."""
+    env = os.environ if environ is None else environ
+    for name in OWN_SECRETS:
+        env.pop(name, None)
 
 
 def config_path(explicit: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Path | None:

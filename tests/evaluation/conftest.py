@@ -38,7 +38,7 @@ from lmdeck.settings import Settings, TargetConfig
 from lmdeck.testing.in_process import in_process_client
 from lmdeck.tracing.memory import MemoryTraceSink
 
-ADMIN_KEY = "sk-lmdeck-evaluation-tests-admin"
+ADMIN_KEY = "sk-lmdeck-evaluation-Tz6Mb1Xq9Wk4Hr7Nc2Vp8Lf3Js5Dg0"
 ADMIN_ENV = "LMDECK_EVALUATION_TEST_ADMIN_KEY"
 _QUESTION = re.compile(r"(-?\d+)\s*([+\-*])\s*(-?\d+)")
 _OPS: dict[str, Callable[[int, int], int]] = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}

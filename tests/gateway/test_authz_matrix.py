@@ -30,7 +30,7 @@ from lmdeck.testing.in_process import in_process_client
 from lmdeck.tracing.memory import MemoryTraceSink
 
 ADMIN_ENV = "LMDECK_TEST_MATRIX_ADMIN_KEY"
-ADMIN_KEY = "sk-lmdeck-matrix-admin-key-0123456789"
+ADMIN_KEY = "sk-lmdeck-matrix-Hw4Nq8Zt2Lc6Rv9Bx3Km7Pj1Dy5Gs0Fa"
 
 #: Routes anyone may call without a key.
 PUBLIC = {

@@ -35,7 +35,7 @@ from lmdeck.settings import Settings, TargetConfig
 from lmdeck.testing.in_process import in_process_client
 from lmdeck.tracing.memory import MemoryTraceSink
 
-ADMIN_KEY = "sk-lmdeck-policy-tests-admin-0123456789"
+ADMIN_KEY = "sk-lmdeck-policy-Fb9Lw2Kt6Xn4Rq8Mz1Cv5Hj3Pd7Ys0E"
 ADMIN_ENV = "LMDECK_TEST_POLICY_ADMIN_KEY"
 #: Dollars per 1M tokens for the fake model: 1000 in, 2000 out (a token costs $0.001 / $0.002).
 FAKE_PRICE = {"input": 1000.0, "output": 2000.0}

@@ -45,13 +45,13 @@ def test_first_start_prints_a_key_once_and_stores_only_its_hash(
 def test_the_environment_key_is_used_and_followed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = fresh(tmp_path)
     settings = Settings.model_validate({"data_dir": str(tmp_path), "admin_key": {"$env": "ADMIN_FOR_TEST"}})
-    monkeypatch.setenv("ADMIN_FOR_TEST", "sk-lmdeck-first-choice-000000000000")
+    monkeypatch.setenv("ADMIN_FOR_TEST", "sk-lmdeck-first-Ab3Xk9Qm2Wz7Lt5Rc8Nv1Hp4Jg6Ds0F")
     bootstrap_admin_key(store, settings)
-    assert accepts(store, "sk-lmdeck-first-choice-000000000000")
-    monkeypatch.setenv("ADMIN_FOR_TEST", "sk-lmdeck-second-choice-00000000000")
+    assert accepts(store, "sk-lmdeck-first-Ab3Xk9Qm2Wz7Lt5Rc8Nv1Hp4Jg6Ds0F")
+    monkeypatch.setenv("ADMIN_FOR_TEST", "sk-lmdeck-second-Yq5Fm8Kx2Rb7Wn3Tc9Lz4Hv1Jd6Gs0P")
     bootstrap_admin_key(store, settings)
-    assert accepts(store, "sk-lmdeck-second-choice-00000000000")
-    assert not accepts(store, "sk-lmdeck-first-choice-000000000000")
+    assert accepts(store, "sk-lmdeck-second-Yq5Fm8Kx2Rb7Wn3Tc9Lz4Hv1Jd6Gs0P")
+    assert not accepts(store, "sk-lmdeck-first-Ab3Xk9Qm2Wz7Lt5Rc8Nv1Hp4Jg6Ds0F")
 
 
 def test_an_earlier_hash_file_is_adopted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

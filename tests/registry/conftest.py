@@ -30,7 +30,7 @@ from lmdeck.settings import Settings, TargetConfig
 from lmdeck.testing.in_process import in_process_client
 from lmdeck.tracing.memory import MemoryTraceSink
 
-ADMIN_KEY = "sk-lmdeck-registry-tests-admin"
+ADMIN_KEY = "sk-lmdeck-registry-Nd4Gz7Wq1Kc8Tx5Rb2Mv9Jh6Lf3Ps0A"
 ADMIN_ENV = "LMDECK_REGISTRY_TEST_ADMIN_KEY"
 
 

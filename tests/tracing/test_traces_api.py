@@ -18,7 +18,7 @@ from lmdeck.testing.in_process import in_process_client
 from lmdeck.tracing.record import TraceRecord
 from lmdeck.tracing.sql_store import SQLTraceStore
 
-ADMIN_KEY = "sk-lmdeck-traces-api-admin"
+ADMIN_KEY = "sk-lmdeck-traces-Ue3Kx8Ra5Ym1Qw7Bn4Gt9Zc2Hv6Lp0J"
 PRINCIPALS = {
     "sk-viewer-a": Principal(key_id="ka", role="viewer", team_id="team-a"),
     "sk-dev-b": Principal(key_id="kb", role="developer", team_id="team-b"),

@@ -8,7 +8,8 @@ from pathlib import Path
 import typer
 
 from lmdeck.config import ConfigFileError
-from lmdeck.settings import ConfigError, load_settings
+from lmdeck.policy.at_rest import restrict_umask, secure_data_dir
+from lmdeck.settings import ConfigError, forget_own_secrets, load_settings
 
 
 def serve(
@@ -24,8 +25,11 @@ def serve(
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
+    # Everything this process creates (store, WAL, spool, master key, log) is the owner's alone.
+    restrict_umask()
     try:
         settings = load_settings(config, overrides=overrides)
+        secure_data_dir(settings)
     except (ConfigFileError, ConfigError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
@@ -39,13 +43,27 @@ def serve(
             err=True,
         )
         raise typer.Exit(1)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if settings.log_file is not None:
+        handlers.append(logging.FileHandler(settings.log_file, encoding="utf-8"))
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+    )
     # Client libraries log every upstream call at INFO: that is what traces are for.
     for noisy in ("httpx", "httpcore", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from lmdeck.gateway.app import create_app
 
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:
+        typer.echo(f"lmdeck cannot start: {exc}", err=True)
+        raise typer.Exit(2) from None
+    # The admin key is hashed into the keys table and the master key is held by the secret box:
+    # neither stays in the environment for a lookup or a child process to find.
+    forget_own_secrets()
     typer.echo(
         f"lmdeck listening on http://{settings.host}:{settings.port}/v1 "
         f"(another port: LMDECK_PORT or --port; the CLI finds it with LMDECK_BASE_URL=http://{settings.host}:{settings.port})",

@@ -16,10 +16,12 @@ from lmdeck.gateway.routing.router import Router
 from lmdeck.gateway.routing.usage import StreamUsageFilter
 from lmdeck.gateway.serving import InferenceServing
 from lmdeck.gateway.steps.record import RecordStep, TraceObserver, TraceSink
+from lmdeck.policy.at_rest import secure_data_dir
 from lmdeck.policy.auth import Authenticate, Authenticator
 from lmdeck.policy.services import EXTRAS_KEY as POLICY
 from lmdeck.policy.services import PolicyServices
 from lmdeck.providers import ProviderContext, ProviderRegistry, load_providers
+from lmdeck.providers.egress import EgressPolicy, check_config_egress
 from lmdeck.providers.transport import Transport
 from lmdeck.providers.transport_aiohttp import AiohttpTransport
 from lmdeck.registry.runtime import RegistryRuntime
@@ -103,14 +105,23 @@ def build_gateway(
     providers: ProviderRegistry | None = None,
     announce_admin_key: bool = True,
 ) -> Gateway:
+    secure_data_dir(settings)
     db = Database(settings.store_url)
     db.migrate()
-    transport = AiohttpTransport(limit=1000, keepalive=30.0)
+    egress = EgressPolicy.from_settings(settings)
+    check_config_egress(settings, egress)
+    transport = AiohttpTransport(limit=1000, keepalive=30.0, egress=egress)
     providers = providers or load_providers()
     # Built before any provider: it binds the {"$secret": ...} references providers resolve.
-    policy = PolicyServices.build(settings, db, announce_admin_key=announce_admin_key)
+    policy = PolicyServices.build(
+        settings,
+        db,
+        announce_admin_key=announce_admin_key,
+        egress=egress,
+        default_base_url=providers.default_base_url,
+    )
     provider_ctx = ProviderContext(settings=settings, transport=transport)
-    registry = RegistryRuntime(settings, db, providers, provider_ctx)
+    registry = RegistryRuntime(settings, db, providers, provider_ctx, credentials=policy.credentials, egress=egress)
     router = Router.from_settings(settings, providers, provider_ctx)
     authenticator: Authenticator = policy.keys
     sink = sink or build_sink(settings, db)

@@ -72,6 +72,8 @@ def upstream_to_api_error(exc: UpstreamError) -> APIError:
     """
     if exc.kind == "unsupported":
         return APIError(400, exc.message, param="model", code="unsupported_endpoint")
+    if exc.kind == "egress_refused":
+        return APIError(403, exc.message, code="egress_refused")
     if exc.kind == "queue_full":
         return APIError(503, exc.message, code="queue_full", headers={"retry-after": "1"})
     upstream = _passed_through(exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -47,13 +48,22 @@ def parse_body(raw: bytes, schema: type[BaseModel]) -> Any:
         raise APIError(400, f"{param}: {err['msg']}", param=param, code="invalid_value") from None
 
 
-def bearer_token(request: Request) -> str | None:
-    auth = request.headers.get("authorization")
+def token_from_headers(headers: Mapping[str, str]) -> str | None:
+    """The key of ``Authorization: Bearer <key>``, the only header lmdeck reads a key from.
+
+    ``x-api-key`` is not read: lmdeck serves OpenAI's API, whose clients send the bearer
+    header, and one header means no question of which key wins when a request carries two.
+    """
+    auth = headers.get("authorization")
     if auth:
         scheme, _, token = auth.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
-    return request.headers.get("x-api-key") or None
+    return None
+
+
+def bearer_token(request: Request) -> str | None:
+    return token_from_headers(request.headers)
 
 
 def stream_error_body(exc: Exception) -> dict[str, Any]:

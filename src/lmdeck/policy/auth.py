@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -10,7 +9,6 @@ from starlette.requests import Request
 
 from lmdeck.gateway.context import RequestContext, Result
 from lmdeck.gateway.pipeline import Handler
-from lmdeck.policy.keys import hash_key
 from lmdeck.policy.principal import Principal, Role
 from lmdeck.protocol import APIError
 
@@ -24,24 +22,10 @@ class Authenticator(Protocol):
     async def authenticate(self, token: str) -> Principal | None: ...
 
 
-class StaticKeyAuthenticator:
-    """Accepts keys whose SHA-256 hashes it was given (the bootstrap admin key)."""
-
-    def __init__(self, hashes: dict[str, Principal]) -> None:
-        self._hashes = hashes
-
-    async def authenticate(self, token: str) -> Principal | None:
-        digest = hash_key(token)
-        for known, principal in self._hashes.items():
-            if hmac.compare_digest(known, digest):
-                return principal
-        return None
-
-
 def missing_key() -> APIError:
     return APIError(
         401,
-        "no API key: send it as 'Authorization: Bearer <key>'",
+        "no API key: send it as 'Authorization: Bearer <key>' (lmdeck does not read x-api-key)",
         type="invalid_request_error",
         code="missing_api_key",
     )

@@ -6,7 +6,9 @@ be listed, rotated and revoked like any other key::
     key_id = bootstrap_admin_key(IdentityStore(db), settings)
 
 When ``LMDECK_ADMIN_KEY`` is set, the stored hash follows it: changing the
-variable and restarting replaces the admin key.
+variable and restarting replaces the admin key. It must be at least 32 characters
+and hard to guess (:func:`lmdeck.policy.keys.admin_key_weakness`); only its
+SHA-256 is kept, in the keys table, like every other key's.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from pathlib import Path
 from sqlalchemy.exc import IntegrityError
 
 from lmdeck.policy.identity_store import IdentityStore, NotFound
-from lmdeck.policy.keys import KEY_PREFIX, hash_key, new_key
-from lmdeck.settings import Settings
+from lmdeck.policy.keys import KEY_PREFIX, admin_key_weakness, hash_key, new_key
+from lmdeck.settings import ConfigError, Settings
 
 __all__ = ["ADMIN_KEY_ID", "KEY_PREFIX", "bootstrap_admin_key", "new_key"]
 
@@ -48,6 +50,13 @@ def bootstrap_admin_key(store: IdentityStore, settings: Settings, announce: bool
         existing = None
     if settings.admin_key is not None:
         secret = settings.admin_key.resolve()
+        weakness = admin_key_weakness(secret)
+        if weakness is not None:
+            raise ConfigError(
+                f"LMDECK_ADMIN_KEY is too weak: {weakness}. Generate one with "
+                "`python -c \"import secrets; print('sk-lmdeck-' + secrets.token_urlsafe(32))\"`, "
+                "or unset it and lmdeck prints a generated key at first start"
+            )
         if existing is None:
             _create(store, secret)
         elif hash_key(secret) not in {s.hash for s in store.secrets_of(ADMIN_KEY_ID)}:

@@ -23,7 +23,7 @@ import anyio
 from lmdeck.policy.identities import ApiKey, KeySecret, Team
 from lmdeck.policy.identity_store import IdentityStore, Snapshot
 from lmdeck.policy.keys import hash_key
-from lmdeck.policy.principal import Principal
+from lmdeck.policy.principal import Principal, Role
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +109,18 @@ class KeyCache:
     def key(self, key_id: str) -> ApiKey | None:
         return self._keys.get(key_id)
 
+    def role_of_actor(self, actor: str | None) -> Role | None:
+        """The role now held by the key an audit actor names (``key:<id>``), or None."""
+        kind, _, key_id = (actor or "").partition(":")
+        key = self._keys.get(key_id) if kind == "key" else None
+        return key.role if key is not None else None
+
     def team(self, team_id: str | None) -> Team | None:
         return self._teams.get(team_id) if team_id else None
+
+    def team_name(self, team_id: str | None) -> str | None:
+        team = self.team(team_id)
+        return team.name if team is not None else None
 
     def keys_of_team(self, team_id: str | None) -> list[ApiKey]:
         return [k for k in self._keys.values() if team_id is not None and k.team_id == team_id]

@@ -13,6 +13,7 @@ Routes reach it as ``request.app.state.gateway.extras["policy"]`` through
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import anyio
@@ -28,6 +29,7 @@ from lmdeck.policy.budget_admin import BudgetAdmin
 from lmdeck.policy.budget_step import EnforceBudget, router_models
 from lmdeck.policy.budgets import BudgetStore
 from lmdeck.policy.cost import MeterCost
+from lmdeck.policy.credentials import CredentialGate
 from lmdeck.policy.identity_store import IdentityStore
 from lmdeck.policy.key_cache import KeyCache
 from lmdeck.policy.ledger import BudgetAlerts, MemoryBudgetLedger
@@ -37,6 +39,7 @@ from lmdeck.policy.ratelimit_step import RateLimit
 from lmdeck.policy.secrets import SecretBox, SecretStore, bind_secrets
 from lmdeck.policy.spend import SpendReports
 from lmdeck.polling import Poller
+from lmdeck.providers.egress import EgressPolicy
 from lmdeck.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,7 @@ class PolicyServices:
     keys: KeyCache
     audit: AuditLog
     secrets: SecretStore
+    credentials: CredentialGate
     prices: PriceTable
     limiter: RateLimiter
     ledger: MemoryBudgetLedger
@@ -72,14 +76,34 @@ class PolicyServices:
         )
 
     @classmethod
-    def build(cls, settings: Settings, db: Database, *, announce_admin_key: bool = True) -> PolicyServices:
-        """Everything, built and ready to start; blocking (store reads), so call it at start-up."""
+    def build(
+        cls,
+        settings: Settings,
+        db: Database,
+        *,
+        announce_admin_key: bool = True,
+        egress: EgressPolicy | None = None,
+        default_base_url: Callable[[str], str | None] = lambda provider: None,
+    ) -> PolicyServices:
+        """Everything, built and ready to start; blocking (store reads), so call it at start-up.
+
+        ``egress`` (default: the settings') checks the upstream URLs model versions name;
+        ``default_base_url`` says where a provider sends calls when a version sets no ``base_url``.
+        """
         identities = IdentityStore(db)
         bootstrap_admin_key(identities, settings, announce_admin_key)
         secrets = SecretStore(db, SecretBox.from_settings(settings))
         bind_secrets(settings, secrets)
         keys = KeyCache(identities, refresh_interval=settings.policy.refresh_interval)
         keys.load()
+        credentials = CredentialGate(
+            settings,
+            egress or EgressPolicy.from_settings(settings),
+            author_role=keys.role_of_actor,
+            lookup=secrets.get,
+            default_base_url=default_base_url,
+            team_name=keys.team_name,
+        )
         audit = AuditLog(db)
         alerts = BudgetAlerts()
         ledger = MemoryBudgetLedger(alerts)
@@ -93,6 +117,7 @@ class PolicyServices:
             keys=keys,
             audit=audit,
             secrets=secrets,
+            credentials=credentials,
             prices=PriceTable.from_settings(settings),
             limiter=MemoryRateLimiter(),
             ledger=ledger,

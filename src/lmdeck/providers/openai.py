@@ -25,7 +25,7 @@ Failures become :class:`UpstreamError`: HTTP errors keep the upstream's status a
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -121,6 +121,9 @@ class OpenAIProvider:
     >>> provider = OpenAIProvider(TargetConfig(model="gpt-4o-mini"), ctx)  # doctest: +SKIP
     >>> await provider.chat(ChatCompletionRequest(model="x", messages=[...]))  # doctest: +SKIP
     """
+
+    #: Where calls go when a target sets no ``base_url`` (the egress policy checks credentials against it).
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
 
     def __init__(self, target: TargetConfig, ctx: ProviderContext) -> None:
         self.target = target

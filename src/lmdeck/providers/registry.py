@@ -47,6 +47,11 @@ class ProviderRegistry:
     def names(self) -> list[str]:
         return sorted(self._factories)
 
+    def default_base_url(self, name: str) -> str | None:
+        """Where provider ``name`` sends calls when a target sets no ``base_url`` (its ``default_base_url``)."""
+        value = getattr(self._factories.get(name), "default_base_url", None)
+        return value if isinstance(value, str) else None
+
     def create(self, target: TargetConfig, ctx: ProviderContext) -> Provider:
         try:
             factory = self._factories[target.provider]

@@ -11,11 +11,21 @@ connections alive between calls::
 
 Proxies come from the environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``), read once
 per URL; netrc files are not read.
+
+With an :class:`~lmdeck.providers.egress.EgressPolicy`, every URL is checked before the call
+(scheme, metadata and link-local hosts) and every socket is checked by aiohttp's socket
+factory against the very address it is about to connect to, after DNS: a host name that
+re-resolves to a refused address (DNS rebinding) is refused there. A refusal is an
+:class:`UpstreamError` with status 403 and kind ``egress_refused``; it is not retried. Through a
+proxy, the socket goes to the proxy, so it is the proxy's address that is checked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
+import socket
 import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Mapping
@@ -24,7 +34,13 @@ from types import TracebackType
 import aiohttp
 
 from lmdeck.providers.base import TransportFailure, UpstreamError, transport_error
+from lmdeck.providers.egress import EgressPolicy, EgressRefused, Refusal
 from lmdeck.providers.transport import Timeout, UpstreamResponse
+
+log = logging.getLogger(__name__)
+
+#: aiohttp's socket factory argument: (family, type, proto, canonical name, socket address).
+AddrInfo = tuple[int, int, int, str, tuple[object, ...]]
 
 #: What aiohttp raises below HTTP (its own errors, and timeouts and socket errors it lets through).
 FAILURES = (aiohttp.ClientError, OSError)
@@ -40,8 +56,33 @@ def _failure(exc: BaseException) -> TransportFailure:
     return "broken"
 
 
+def egress_error(url: str, detail: str) -> UpstreamError:
+    """A connection the egress policy refused: 403, not retried, not a breaker failure."""
+    log.warning("egress policy refused a call to %s: %s", url, detail)
+    return UpstreamError(
+        403,
+        "the egress policy refused the upstream's address (see the gateway log; an admin may allow it in `egress`)",
+        retryable=False,
+        kind="egress_refused",
+    )
+
+
+def _refused(exc: BaseException) -> str | None:
+    """The egress refusal behind an aiohttp connect failure, or None."""
+    cause = getattr(exc, "os_error", None) or exc
+    if isinstance(cause, EgressRefused):
+        return str(cause)
+    # Happy eyeballs folds several refused addresses into one OSError(EACCES, "Multiple exceptions: ...").
+    if isinstance(cause, OSError) and cause.errno == errno.EACCES and "egress policy" in str(cause):
+        return str(cause)
+    return None
+
+
 def upstream_error(exc: BaseException, url: str, timeout: Timeout) -> UpstreamError:
     """An aiohttp failure as the :class:`UpstreamError` every transport raises for it."""
+    refused = _refused(exc)
+    if refused is not None:
+        return egress_error(url, refused)
     failure = _failure(exc)
     detail = str(exc) if failure == "connect" else f"{type(exc).__name__}: {exc}"
     return transport_error(failure, url, timeout.total, detail)
@@ -89,6 +130,7 @@ class AiohttpStream:
 
     async def __aenter__(self) -> AiohttpStream:
         transport = self.transport
+        transport.check_url(self.url)
         try:
             self._response = await transport.session().post(
                 self.url,
@@ -144,14 +186,26 @@ class AiohttpTransport:
 
     ``limit`` caps open connections across all upstreams (calls beyond it wait for one
     to free up, within their ``connect`` timeout); idle ones close after ``keepalive`` seconds.
+    ``egress`` checks every URL and every address connected to; ``resolver`` replaces aiohttp's
+    DNS resolver (the egress check runs on whatever address it answers).
 
     >>> transport = AiohttpTransport()
     >>> ctx = ProviderContext(settings=settings, transport=transport)  # doctest: +SKIP
     """
 
-    def __init__(self, *, limit: int = 1000, keepalive: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        limit: int = 1000,
+        keepalive: float = 30.0,
+        egress: EgressPolicy | None = None,
+        resolver: aiohttp.abc.AbstractResolver | None = None,
+    ) -> None:
         self.limit = limit
         self.keepalive = keepalive
+        self.egress = egress
+        self.resolver = resolver
+        self._url_checks: dict[str, Refusal | None] = {}
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._post_timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
@@ -166,10 +220,38 @@ class AiohttpTransport:
             if session is not None and not session.closed:
                 # Bound to another loop, it cannot be closed from this one; let it go without a warning.
                 session.detach()
-            connector = aiohttp.TCPConnector(limit=self.limit, limit_per_host=0, keepalive_timeout=self.keepalive)
+            connector = aiohttp.TCPConnector(
+                limit=self.limit,
+                limit_per_host=0,
+                keepalive_timeout=self.keepalive,
+                socket_factory=self._socket if self.egress is not None else None,
+                resolver=self.resolver,
+            )
             session = self._session = aiohttp.ClientSession(connector=connector)
             self._loop = loop
         return session
+
+    def _socket(self, addr_info: AddrInfo) -> socket.socket:
+        """aiohttp's socket factory: the address checked is the address connected to."""
+        family, kind, proto, _, address = addr_info
+        assert self.egress is not None
+        refused = self.egress.address_refusal(str(address[0]))
+        if refused is not None:
+            raise EgressRefused(refused)
+        return socket.socket(family=family, type=kind, proto=proto)
+
+    def check_url(self, url: str) -> None:
+        """Refuse, before any connection, a URL whose scheme or host the egress policy refuses."""
+        if self.egress is None:
+            return
+        try:
+            refused = self._url_checks[url]
+        except KeyError:
+            if len(self._url_checks) > 4096:
+                self._url_checks.clear()
+            refused = self._url_checks[url] = self.egress.refusal(url, trusted=True)
+        if refused is not None:
+            raise egress_error(url, refused.message)
 
     def post_timeout(self, timeout: Timeout) -> aiohttp.ClientTimeout:
         cached = self._post_timeouts.get(timeout)
@@ -196,6 +278,7 @@ class AiohttpTransport:
             return proxy
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: Timeout) -> UpstreamResponse:
+        self.check_url(url)
         try:
             async with self.session().post(
                 url,

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, text
 from lmdeck.db import Database
 from lmdeck.policy.principal import Principal
 from lmdeck.protocol import APIError
+from lmdeck.providers.egress import EgressPolicy
 from lmdeck.registry.catalog import AuditTrail, Catalog, actor_of
 from lmdeck.registry.labels import LabelMove
 from lmdeck.registry.live import LiveRegistry
@@ -47,8 +48,10 @@ class ConfigSync:
         provider_names: Callable[[], list[str]],
         audit: AuditTrail | None,
         settings: Settings,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.db = db
+        self.egress = egress
         self.live = live
         self.catalogs: dict[str, Catalog[Any]] = {"model": models, "prompt": prompts}
         self.models = models
@@ -60,16 +63,19 @@ class ConfigSync:
 
     # -- validation ----------------------------------------------------------------------------
 
-    def _validate(self, declared: Declared) -> None:
+    def _validate(self, declared: Declared, principal: Principal) -> None:
         known = set(self.provider_names())
         names = {r.name for r in declared.routes} | set(self.table.names(self.live.snapshot))
-        for route in declared.routes:
+        for n, route in enumerate(declared.routes):
             for fallback in route.fallbacks:
                 if fallback not in names:
                     raise APIError(
                         400, f"route {route.name!r} falls back to unknown route {fallback!r}", param="routes"
                     )
-            for target in route.targets:
+            for k, target in enumerate(route.targets):
+                if target.base_url and self.egress is not None:
+                    # Only admins change routes; the address rules still hold for them.
+                    self.egress.check(target.base_url, f"routes.{n}.targets.{k}.base_url", trusted=True)
                 if target.provider not in known:
                     raise APIError(
                         400,
@@ -81,9 +87,10 @@ class ConfigSync:
                         ModelRef.parse(target.model)
                     except ValueError as exc:
                         raise APIError(400, f"route {route.name!r}: {exc}", param="routes") from None
-        for model in declared.models:
-            for mv in model.versions:
+        for i, model in enumerate(declared.models):
+            for j, mv in enumerate(model.versions):
                 self.models.validate(mv)
+                self.models.check_writer(mv, principal, field=f"models.{i}.versions.{j}")
         for prompt in declared.prompts:
             for pv in prompt.versions:
                 self.prompts.validate(pv)
@@ -200,7 +207,7 @@ class ConfigSync:
         expected_plan: str | None = None,
     ) -> dict[str, Any]:
         """Plan (``dry_run``) or apply; ``expected_plan`` refuses to apply anything but the plan shown."""
-        self._validate(declared)
+        self._validate(declared, principal)
         plan = await anyio.to_thread.run_sync(self._apply, declared, dry_run, prune, principal, expected_plan)
         applied = bool(plan.changes) and not dry_run
         if applied:

@@ -15,14 +15,26 @@ is the deployment history::
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 from lmdeck.db import Database
+from lmdeck.policy.principal import Principal
 from lmdeck.protocol import APIError
+from lmdeck.providers.egress import url_host
 from lmdeck.registry.catalog import AuditTrail, Catalog
 from lmdeck.registry.live import LiveRegistry
+from lmdeck.registry.versions import Version
 from lmdeck.settings import ModelVersionSpec, Settings
 
 REGISTRY_PROVIDER = "registry"
+
+
+class VersionWriteCheck(Protocol):
+    """Who may write what into a version (:class:`lmdeck.policy.credentials.CredentialGate`)."""
+
+    def check_version(
+        self, spec: ModelVersionSpec, principal: Principal, *, field: str = "", extra_hosts: list[str] = ...
+    ) -> None: ...
 
 
 class ModelRegistry(Catalog[ModelVersionSpec]):
@@ -35,9 +47,27 @@ class ModelRegistry(Catalog[ModelVersionSpec]):
         audit: AuditTrail | None,
         settings: Settings,
         provider_names: Callable[[], list[str]],
+        writes: VersionWriteCheck | None = None,
     ) -> None:
         super().__init__("model", db, live, audit, settings)
         self.provider_names = provider_names
+        self.writes = writes
+
+    def applied_hosts(self) -> list[str]:
+        """Hosts of the routes an admin applied: part of the admin's configuration, so allowed upstreams."""
+        hosts = [url_host(t.base_url) for r in self.live.snapshot.routes.values() for t in r.targets if t.base_url]
+        return [h for h in hosts if h]
+
+    def check_writer(self, spec: ModelVersionSpec, principal: Principal, field: str = "") -> None:
+        """Refuse what ``principal`` may not write into a version (credentials, upstream URL); APIError 400/403."""
+        if self.writes is not None:
+            self.writes.check_version(spec, principal, field=field, extra_hosts=self.applied_hosts())
+
+    async def create_version(
+        self, name: str, spec: ModelVersionSpec, principal: Principal, description: str | None = None
+    ) -> Version[ModelVersionSpec]:
+        self.check_writer(spec, principal)
+        return await super().create_version(name, spec, principal, description)
 
     def validate(self, spec: ModelVersionSpec) -> None:
         known = [n for n in self.provider_names() if n != REGISTRY_PROVIDER]

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -25,7 +25,7 @@ from lmdeck.providers import Provider, ProviderContext, ProviderRegistry
 from lmdeck.registry.live import LiveRegistry
 from lmdeck.registry.snapshot import ModelRef, RegistrySnapshot
 from lmdeck.registry.versions import Version
-from lmdeck.settings import ModelVersionSpec, TargetConfig
+from lmdeck.settings import ModelVersionSpec, SecretRef, TargetConfig
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
 
@@ -48,9 +48,29 @@ def pin(snapshot: RegistrySnapshot) -> None:
     _PINNED.set(snapshot)
 
 
-def delegate_target(version: Version[ModelVersionSpec], outer: TargetConfig) -> TargetConfig:
-    """The target a model version stands for: its provider and model, the route target's limits."""
+class VersionCredentials(Protocol):
+    """Which credential a stored version's calls carry (:class:`lmdeck.policy.credentials.CredentialGate`)."""
+
+    def api_key_for(self, spec: ModelVersionSpec, created_by: str | None) -> SecretRef | None: ...
+
+
+class NoCredentials:
+    """Versions' calls carry no credential (a resolver built without the policy services)."""
+
+    def api_key_for(self, spec: ModelVersionSpec, created_by: str | None) -> SecretRef | None:
+        return None
+
+
+def delegate_target(
+    version: Version[ModelVersionSpec], outer: TargetConfig, credentials: VersionCredentials | None = None
+) -> TargetConfig:
+    """The target a model version stands for: its provider and model, the route target's limits, and the
+    credential the gateway attaches (never the version's own reference unless an admin wrote it).
+
+    Raises :class:`ConfigError` naming the fix when the version asks for a credential it may not have.
+    """
     spec = version.spec
+    api_key = (credentials or NoCredentials()).api_key_for(spec, version.created_by)
     options = {**outer.options, **spec.options}
     if spec.artifact_path:
         options["artifact_path"] = spec.artifact_path
@@ -58,7 +78,7 @@ def delegate_target(version: Version[ModelVersionSpec], outer: TargetConfig) -> 
         provider=spec.provider,
         model=spec.model or spec.artifact_path or version.name,
         base_url=spec.base_url,
-        api_key=spec.api_key,
+        api_key=api_key,
         weight=outer.weight,
         timeout=outer.timeout,
         ttft_timeout=outer.ttft_timeout,
@@ -83,13 +103,14 @@ class ResolvedModel:
     """The version an alias named at the time of the call."""
 
     version: Version[ModelVersionSpec]
+    credentials: VersionCredentials | None = None
 
     @property
     def key(self) -> tuple[str, int]:
         return (self.version.name, self.version.version)
 
     def target(self, outer: TargetConfig) -> TargetConfig:
-        return delegate_target(self.version, outer)
+        return delegate_target(self.version, outer, self.credentials)
 
     def apply(self, request: RequestT) -> RequestT:
         return with_defaults(request, self.version.spec.parameters)
@@ -98,10 +119,17 @@ class ResolvedModel:
 class ModelResolver:
     """What the ``registry`` provider finds in ``ProviderContext.extras["registry"]``."""
 
-    def __init__(self, live: LiveRegistry, providers: ProviderRegistry, ctx: ProviderContext) -> None:
+    def __init__(
+        self,
+        live: LiveRegistry,
+        providers: ProviderRegistry,
+        ctx: ProviderContext,
+        credentials: VersionCredentials | None = None,
+    ) -> None:
         self.live = live
         self.providers = providers
         self.ctx = ctx
+        self.credentials = credentials
 
     def check(self, ref: str) -> None:
         """Raise ValueError when ``ref`` is not ``name@alias`` or ``name@version``."""
@@ -112,7 +140,7 @@ class ModelResolver:
         return _PINNED.get() or self.live.snapshot
 
     def resolve(self, ref: str) -> ResolvedModel:
-        return ResolvedModel(self.snapshot.model(ref))
+        return ResolvedModel(self.snapshot.model(ref), self.credentials)
 
     def create_provider(self, target: TargetConfig) -> Provider:
         return self.providers.create(target, self.ctx)

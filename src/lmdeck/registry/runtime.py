@@ -20,7 +20,9 @@ from starlette.requests import Request
 from lmdeck.db import Database
 from lmdeck.gateway.pipeline import Pipeline
 from lmdeck.gateway.routing.router import Router
+from lmdeck.policy.credentials import CredentialGate
 from lmdeck.providers import ProviderContext, ProviderRegistry
+from lmdeck.providers.egress import EgressPolicy
 from lmdeck.registry.bundle import BundleLog, StampBundle
 from lmdeck.registry.catalog import AuditTrail
 from lmdeck.registry.config_sync import ConfigSync
@@ -62,15 +64,18 @@ class RegistryRuntime:
         provider_ctx: ProviderContext,
         *,
         audit: AuditTrail | None = None,
+        credentials: CredentialGate | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.providers = providers
+        self.egress = egress
         self.live = LiveRegistry(db, poll_interval=settings.registry.poll_interval)
-        self.resolver = ModelResolver(self.live, providers, provider_ctx)
+        self.resolver = ModelResolver(self.live, providers, provider_ctx, credentials)
         provider_ctx.extras["registry"] = self.resolver
         self.audit = audit if audit is not None else default_audit(db)
-        self.models = ModelRegistry(db, self.live, self.audit, settings, providers.names)
+        self.models = ModelRegistry(db, self.live, self.audit, settings, providers.names, credentials)
         self.prompts = PromptRegistry(db, self.live, self.audit, settings)
         self.datasets = DatasetRegistry(db)
         self.bundles = BundleLog(db)
@@ -92,7 +97,15 @@ class RegistryRuntime:
         self.overlay = AppliedRoutes(self.live, self.settings, build_router, build_terminal)
         pipeline.append(self.overlay)
         self._sync = ConfigSync(
-            self.db, self.live, self.models, self.prompts, table, self.providers.names, self.audit, self.settings
+            self.db,
+            self.live,
+            self.models,
+            self.prompts,
+            table,
+            self.providers.names,
+            self.audit,
+            self.settings,
+            self.egress,
         )
 
     async def start(self) -> None:

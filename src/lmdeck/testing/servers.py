@@ -31,8 +31,8 @@ from typing import Any
 import httpx
 import yaml
 
-#: The admin key test gateways get unless told otherwise.
-TEST_ADMIN_KEY = "sk-lmdeck-test-admin-key"
+#: The admin key test gateways get unless told otherwise (strong enough for LMDECK_ADMIN_KEY's rule).
+TEST_ADMIN_KEY = "sk-lmdeck-test-Qv7mK2xR9pLw4Tn8Zc3Hb6Jd1Fg5Ys0A"
 
 _LISTENING = re.compile(r"fake upstream listening on http://[^:]+:(\d+)/v1")
 _ANTHROPIC_LISTENING = re.compile(r"fake anthropic listening on http://[^:]+:(\d+)")
@@ -233,8 +233,14 @@ def _write_config(config: Mapping[str, Any] | str | Path, data_dir: Path) -> Pat
         return config
     path = data_dir / "lmdeck.yaml"
     text = config if isinstance(config, str) else yaml.safe_dump(dict(config), sort_keys=False)
-    path.write_text(text)
+    with _private(path) as fh:
+        fh.write(text.encode())
     return path
+
+
+def _private(path: Path) -> Any:
+    """``path`` opened for writing, truncated, owner-only (the gateway narrows its data dir to that anyway)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
 
 
 def start_gateway(
@@ -255,13 +261,14 @@ def start_gateway(
     binding it is retried on another port.
     """
     data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     config_path = _write_config(config, data_dir)
     full_env = _gateway_env(data_dir, admin_key, env)
     last_error = ""
     for attempt in range(attempts):
         chosen = port if port is not None else free_port(host)
         log_path = data_dir / f"gateway-{chosen}-{attempt}.log"
+        log_file = _private(log_path)
         cmd = [
             sys.executable,
             "-c",
@@ -274,7 +281,7 @@ def start_gateway(
             "--port",
             str(chosen),
         ]
-        with open(log_path, "wb") as log:
+        with log_file as log:
             proc = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=full_env, cwd=data_dir
             )

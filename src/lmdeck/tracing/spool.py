@@ -112,7 +112,7 @@ class TraceSpool:
                 return
             if self._closed:
                 raise TraceSpoolError(f"the trace spool at {self.directory} is closed; build a new one to reopen it")
-            self.directory.mkdir(parents=True, exist_ok=True)
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._lock_directory()
             last = 0
             for seq, path in existing_segments(self.directory):
@@ -125,7 +125,7 @@ class TraceSpool:
             self._thread.start()
 
     def _lock_directory(self) -> None:
-        lock = (self.directory / LOCK_NAME).open("a+b")
+        lock = os.fdopen(os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+b")
         try:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -148,7 +148,8 @@ class TraceSpool:
 
     def _start_segment(self, seq: int) -> None:
         path = self.directory / segment_name(seq)
-        self._file = path.open("ab", buffering=0)
+        # Owner-only whatever the umask: segments hold request and response bodies.
+        self._file = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab", buffering=0)
         self._seq = seq
         self._size = 0
         self.segments.add(path, seq=seq)

@@ -16,6 +16,7 @@ offered by Anthropic and answer 400.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from typing import ClassVar
 
 import orjson
 
@@ -61,6 +62,9 @@ class AnthropicProvider:
     >>> provider = AnthropicProvider(TargetConfig(provider="anthropic", model="claude-sonnet-4-5"), ctx)  # doctest: +SKIP
     >>> await provider.chat(ChatCompletionRequest(model="claude", messages=[...]))  # doctest: +SKIP
     """
+
+    #: Where calls go when a target sets no ``base_url`` (the egress policy checks credentials against it).
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
 
     def __init__(self, target: TargetConfig, ctx: ProviderContext) -> None:
         self.target = target
