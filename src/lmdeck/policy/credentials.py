@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from lmdeck.policy.principal import Principal, Role
 from lmdeck.protocol import APIError
 from lmdeck.providers.egress import EgressPolicy, url_host
-from lmdeck.settings import ConfigError, CredentialConfig, ModelVersionSpec, SecretRef, Settings
+from lmdeck.settings import OWN_SECRETS, ConfigError, CredentialConfig, ModelVersionSpec, SecretRef, Settings
 
 #: The team wildcard of ``credentials.<name>.teams``.
 EVERY_TEAM = "*"
@@ -99,6 +99,13 @@ class CredentialGate:
         writer's team may not use or that may not go to the version's host, a ``base_url`` the egress policy
         refuses. Raises :class:`APIError` (400/403) naming the field under ``field``."""
         admin = principal.role == "admin"
+        if spec.api_key is not None and spec.api_key.env in OWN_SECRETS:
+            raise APIError(
+                400,
+                f"{_join(field, 'api_key')}: {spec.api_key.env} is lmdeck's own secret and is never sent upstream",
+                param=_join(field, "api_key"),
+                code="invalid_value",
+            )
         if spec.api_key is not None and not admin:
             raise APIError(
                 403,
@@ -160,6 +167,8 @@ class CredentialGate:
                 "admin: register it again naming an admin-defined `credential`"
             )
         ref = spec.api_key
+        if ref.env in OWN_SECRETS:
+            raise ConfigError(f"its api_key names {ref.env}, lmdeck's own secret, which is never sent upstream")
         if ref.secret is not None and self.lookup is not None:
             ref.bind(self.lookup)
         return ref

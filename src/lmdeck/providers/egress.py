@@ -178,7 +178,7 @@ class EgressPolicy:
     def from_settings(cls, settings: Settings) -> EgressPolicy:
         """The policy of ``settings.egress``; hosts the admin's routes and credentials name are allowed."""
         hosts = [url_host(t.base_url) for r in settings.routes for t in r.targets if t.base_url]
-        hosts += [h for c in settings.credentials.values() for h in c.hosts]
+        hosts += [url_host(f"//{h}") for c in settings.credentials.values() for h in c.hosts]
         egress = settings.egress
         return cls(
             allow=egress.allow,
