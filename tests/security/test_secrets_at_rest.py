@@ -49,11 +49,12 @@ def test_the_data_dir_is_0700_and_every_file_in_it_0600(tmp_path: Path) -> None:
                 f"{gw.url}/api/secrets/openai-prod", json={"value": "sk-upstream-1"}, headers=gw.headers(), timeout=10
             )
             assert put.status_code == 200, put.text
-            gw.trace(
-                client.chat.completions.with_raw_response.create(
-                    model="chat", messages=[{"role": "user", "content": "again"}]
-                ).headers["x-request-id"]
+            client.chat.completions.create(
+                model="chat",
+                messages=[{"role": "user", "content": "again"}],
+                extra_headers={"x-request-id": "at-rest-1"},
             )
+            gw.trace("at-rest-1")  # stored: the spool and the store have been written
             log_text = gw.log()
             names = {p.relative_to(data_dir).as_posix() for p in data_dir.rglob("*")}
             assert {"lmdeck.db", "lmdeck.db-wal", "master.key", "lmdeck.log", "spool", "notes.txt"} <= names, names
