@@ -22,7 +22,7 @@ from lmdeck.settings import Settings
 from lmdeck.tracing.memory import MemoryTraceSink
 
 ADMIN_ENV = "LMDECK_TEST_LOCAL_ADMIN_KEY"
-ADMIN_KEY = "sk-lmdeck-local-admin-key-0123456789"
+ADMIN_KEY = "sk-lmdeck-local-Kp7Vx2Qm9Rt4Wb8Nz3Lc6Hj1Fd5Gs0Y"
 AUTH = {"authorization": f"Bearer {ADMIN_KEY}"}
 
 
