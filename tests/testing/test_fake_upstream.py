@@ -175,16 +175,30 @@ async def test_invalid_control_changes_are_refused(client: httpx.AsyncClient) ->
 
 
 def test_script_shorthands() -> None:
-    config = FakeConfig(script=[500, "429:1.5", "reset", {"status": 502, "retry_after": 3}, 200])
+    config = FakeConfig(
+        script=[
+            500,
+            "429:1.5",
+            "reset",
+            {"status": 502, "retry_after": 3},
+            200,
+            "drop_mid_stream:4",
+            "error_mid_stream",
+        ]
+    )
     assert config.script == [
         Action(do="error", status=500),
         Action(do="error", status=429, retry_after=1.5),
         Action(do="reset"),
         Action(do="error", status=502, retry_after=3),
         Action(do="answer", status=200),
+        Action(do="drop_mid_stream", after_chunks=4),
+        Action(do="error_mid_stream", after_chunks=1),
     ]
     with pytest.raises(ValidationError):
         FakeConfig(script=[True])
+    with pytest.raises(ValidationError):
+        FakeConfig(script=["reset:2"])
 
 
 def test_command_line_options() -> None:
@@ -192,6 +206,65 @@ def test_command_line_options() -> None:
         parse_args(["--latency-ms", "5", "--script", "500,429:1", "--model", "a", "--model", "b"])
     )
     assert config.latency_ms == 5 and config.models == ["a", "b"] and config.script[1].retry_after == 1
+    faulty = config_from_args(parse_args(["--fault-rate", "0.3", "--faults", "503,reset,drop_mid_stream:2"]))
+    assert faulty.fault_rate == 0.3
+    assert faulty.faults == [
+        Action(do="error", status=503),
+        Action(do="reset"),
+        Action(do="drop_mid_stream", after_chunks=2),
+    ]
+
+
+async def test_random_faults_are_drawn_from_the_list_and_repeat_with_the_seed(client: httpx.AsyncClient) -> None:
+    async def run() -> list[int]:
+        await client.post("/_fake/reset")
+        await client.post("/_fake/config", json={"fault_rate": 0.5, "faults": [502, 503], "seed": 7})
+        body = {"model": "m", "messages": USER}
+        return [(await client.post("/v1/chat/completions", json=body)).status_code for _ in range(40)]
+
+    first = await run()
+    assert set(first) == {200, 502, 503} and await run() == first
+
+
+async def test_an_error_event_mid_stream_after_k_tokens(client: httpx.AsyncClient) -> None:
+    body = {"model": "m", "messages": USER, "stream": True}
+    await client.post(
+        "/_fake/config", json={"script": ["error_mid_stream:2", "error_mid_stream:9", "error_mid_stream"]}
+    )
+    events = sse_events((await client.post("/v1/chat/completions", json=body)).text)
+    assert [e["choices"][0]["delta"].get("content") for e in events[1:3]] == ["hello ", "big "]
+    assert events[-1]["error"]["message"] == "fake upstream failed mid-stream" and len(events) == 4
+    # A reply shorter than k: every token and the finish, then the error before [DONE].
+    events = sse_events((await client.post("/v1/chat/completions", json=body)).text)
+    assert events[-2]["choices"][0]["finish_reason"] == "stop" and "error" in events[-1]
+    plain = await client.post("/v1/chat/completions", json={**body, "stream": False})
+    assert plain.status_code == 500
+
+
+async def test_continue_final_message_finishes_the_reply(client: httpx.AsyncClient) -> None:
+    begun = [*USER, {"role": "assistant", "content": "hello b"}]
+    body = {"model": "m", "messages": begun, "continue_final_message": True, "add_generation_prompt": False}
+    r = await client.post(
+        "/v1/chat/completions", json={**body, "stream": True, "stream_options": {"include_usage": True}}
+    )
+    events = sse_events(r.text)
+    assert "".join(e["choices"][0]["delta"].get("content", "") for e in events if e["choices"]) == "ig world"
+    assert events[-1]["usage"] == {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+    limited = await client.post("/v1/chat/completions", json={**body, "max_tokens": 1})
+    assert limited.json()["choices"][0] == {
+        "index": 0,
+        "message": {"role": "assistant", "content": "ig"},
+        "finish_reason": "length",
+    }
+    # A beginning that is not the reply's: the whole reply again, as a model starting over would.
+    elsewhere = {**body, "messages": [*USER, {"role": "assistant", "content": "goodbye"}]}
+    assert (await client.post("/v1/chat/completions", json=elsewhere)).json()["choices"][0]["message"][
+        "content"
+    ] == "hello big world"
+    both = await client.post("/v1/chat/completions", json={**body, "add_generation_prompt": True})
+    assert both.status_code == 400 and "add_generation_prompt" in both.json()["error"]["message"]
+    no_assistant = await client.post("/v1/chat/completions", json={**body, "messages": USER})
+    assert no_assistant.status_code == 400
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +275,7 @@ def fake_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeUpstr
 
 def test_real_process_resets_hangs_and_drops(fake_process: FakeUpstreamProcess) -> None:
     fake_process.reset()
-    fake_process.configure(script=["reset", "hang", "hang_before_first_token", "drop_mid_stream"])
+    fake_process.configure(script=["reset", "hang", "hang_before_first_token", "drop_mid_stream:2"])
     url = fake_process.base_url + "/chat/completions"
     body = {"model": "m", "messages": USER}
     with pytest.raises(httpx.TransportError):
@@ -217,7 +290,7 @@ def test_real_process_resets_hangs_and_drops(fake_process: FakeUpstreamProcess) 
     with pytest.raises(httpx.TransportError), httpx.stream("POST", url, json={**body, "stream": True}) as r:
         for line in r.iter_lines():
             received.append(line)
-    assert any("hello" in line for line in received)
+    assert any("big" in line for line in received) and not any("world" in line for line in received)
     assert httpx.post(url, json=body).json()["choices"][0]["message"]["content"] == "hello big world"
     assert fake_process.stats()["outcomes"]["reset"] == 1
 

@@ -4,8 +4,10 @@ It refuses what the real API refuses (:mod:`lmdeck.testing.anthropic_rules`, ans
 ``invalid_request_error`` with the real API's wording), checks ``x-api-key`` and
 ``anthropic-version``, and answers deterministically: the last user text is echoed; a
 ``tool_result`` is answered with ``tool said: ...``; a tool named in the last user text (or
-forced by ``tool_choice``) is called. Streams follow the real event sequence (message_start,
-ping, content_block_start/delta/stop, message_delta, message_stop).
+forced by ``tool_choice``) is called. A final assistant turn is a prefill the answer goes on
+from: the rest of the echo when the prefill begins it (so a continued answer can be checked
+word for word), else the echo after a space. Streams follow the real event sequence
+(message_start, ping, content_block_start/delta/stop, message_delta, message_stop).
 
 Prompt caching is simulated: a block with ``cache_control`` ends a cacheable prefix (tools,
 then system, then messages); the first request with a prefix reports it as
@@ -125,6 +127,12 @@ class PromptCache:
         }
 
 
+def _after_prefill(echo: str, prefill: str) -> str:
+    if not prefill:
+        return echo
+    return echo[len(prefill) :] if echo.startswith(prefill) else " " + echo
+
+
 class FakeAnthropic:
     """The fake Messages API as an ASGI app; ``requests`` and ``headers`` keep what it received."""
 
@@ -239,8 +247,8 @@ class FakeAnthropic:
             forced = (body.get("tool_choice") or {}).get("type") in ("any", "tool")
             out_blocks, stop = ([] if forced else [{"type": "text", "text": "calling"}]) + [call], "tool_use"
         else:
-            # After a prefill the answer continues it: the echo comes after a space.
-            text, stop = (" " + user_text if prefill else user_text), "end_turn"
+            # After a prefill the answer continues it: the rest of the echo, or the echo after a space.
+            text, stop = _after_prefill(user_text, prefill), "end_turn"
             for seq in body.get("stop_sequences") or []:
                 if seq in text:
                     text, stop = text[: text.index(seq)], "stop_sequence"

@@ -8,8 +8,15 @@ A test scripts the next requests' outcomes, in order, then lets the rest answer 
 
 Script entries are an HTTP status (``200`` answers, anything else fails), ``"STATUS:SECONDS"``
 (a failure with a ``Retry-After`` header), the name of a misbehaviour (``"reset"``,
-``"hang"``, ``"hang_before_first_token"``, ``"drop_mid_stream"``) or a full :class:`Action`
-mapping. Only inference paths (chat, completions, embeddings) consume the script.
+``"hang"``, ``"hang_before_first_token"``, ``"drop_mid_stream"``, ``"error_mid_stream"``),
+``"NAME:K"`` for a mid-stream misbehaviour after ``K`` token chunks (``"drop_mid_stream:3"``)
+or a full :class:`Action` mapping. Only inference paths (chat, completions, embeddings)
+consume the script.
+
+Unscripted requests fail at random when ``fault_rate`` is set: each misbehaves with that
+probability, with a fault drawn evenly from ``faults`` (seeded by ``seed``, so a run repeats)::
+
+    FakeConfig(fault_rate=0.3, faults=[500, 503, "reset", "hang", "drop_mid_stream:4"])
 """
 
 from __future__ import annotations
@@ -20,11 +27,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Do = Literal["answer", "error", "reset", "hang", "hang_before_first_token", "drop_mid_stream"]
-Mode = Literal["normal", "reset", "hang", "hang_before_first_token", "drop_mid_stream"]
+Do = Literal["answer", "error", "reset", "hang", "hang_before_first_token", "drop_mid_stream", "error_mid_stream"]
+Mode = Literal["normal", "reset", "hang", "hang_before_first_token", "drop_mid_stream", "error_mid_stream"]
 
 #: Misbehaviours that can be named on their own in a script or as the ``mode``.
-MISBEHAVIOURS: frozenset[str] = frozenset({"reset", "hang", "hang_before_first_token", "drop_mid_stream"})
+MISBEHAVIOURS: frozenset[str] = frozenset(
+    {"reset", "hang", "hang_before_first_token", "drop_mid_stream", "error_mid_stream"}
+)
+#: Misbehaviours that happen part-way through a stream, after ``after_chunks`` token chunks.
+MID_STREAM: frozenset[str] = frozenset({"drop_mid_stream", "error_mid_stream"})
 
 
 class Action(BaseModel):
@@ -35,7 +46,13 @@ class Action(BaseModel):
     - ``reset``: the connection is dropped (TCP reset) before any response byte;
     - ``hang``: nothing is ever sent; the request waits until the client gives up;
     - ``hang_before_first_token``: a stream's headers are sent, then nothing;
-    - ``drop_mid_stream``: a stream sends its first token, then the connection is dropped.
+    - ``drop_mid_stream``: a stream sends ``after_chunks`` token chunks, then the connection
+      is dropped (before ``[DONE]`` when the reply is shorter);
+    - ``error_mid_stream``: a stream sends ``after_chunks`` token chunks, then an in-stream
+      ``{"error": ...}`` event and ``[DONE]``.
+
+    A request that is not streamed gets a reset for ``drop_mid_stream`` and a 500 for
+    ``error_mid_stream``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -46,6 +63,7 @@ class Action(BaseModel):
     error: dict[str, Any] | None = Field(
         default=None, description="the OpenAI error object an `error` answers with (default: a generic one)"
     )
+    after_chunks: int = Field(default=1, ge=0, description="token chunks sent before a mid-stream failure")
 
     @model_validator(mode="before")
     @classmethod
@@ -59,10 +77,12 @@ class Action(BaseModel):
             if text in MISBEHAVIOURS:
                 return {"do": text}
             status, _, after = text.partition(":")
+            if status in MID_STREAM and after.isdigit():
+                return {"do": status, "after_chunks": int(after)}
             if not status.isdigit():
                 raise ValueError(
-                    f"unknown script entry {value!r}: use a status (500), 'STATUS:SECONDS' (429:1) "
-                    f"or one of {', '.join(sorted(MISBEHAVIOURS))}"
+                    f"unknown script entry {value!r}: use a status (500), 'STATUS:SECONDS' (429:1), "
+                    f"one of {', '.join(sorted(MISBEHAVIOURS))} or 'NAME:K' (drop_mid_stream:3)"
                 )
             code = int(status)
             out: dict[str, Any] = {"do": "answer" if code < 400 else "error", "status": code}
@@ -90,6 +110,12 @@ class FakeConfig(BaseModel):
     tokens_per_s: float | None = Field(default=None, gt=0, description="stream pacing; unset streams at once")
     error_rate: float = Field(default=0.0, ge=0, le=1, description="share of unscripted requests that fail")
     error_status: int = Field(default=500, ge=400, le=599, description="status of the random failures")
+    fault_rate: float = Field(default=0.0, ge=0, le=1, description="share of unscripted requests that misbehave")
+    faults: list[Action] = Field(
+        default_factory=lambda: [Action(do="error", status=500)],
+        min_length=1,
+        description="what a random fault does, drawn evenly (script entries)",
+    )
     retry_after: float | None = Field(default=None, ge=0, description="Retry-After sent with every failure")
     script: list[Action] = Field(default_factory=list, description="outcomes of the next requests, in order")
     mode: Mode = Field(default="normal", description="a misbehaviour applied to every unscripted request")
@@ -143,6 +169,8 @@ class FakeState:
     def next_action(self) -> Action:
         if self.script:
             return self.script.popleft()
+        if self.config.fault_rate and self.rng.random() < self.config.fault_rate:
+            return self.rng.choice(self.config.faults)
         if self.config.error_rate and self.rng.random() < self.config.error_rate:
             return Action(do="error", status=self.config.error_status)
         if self.config.mode != "normal":

@@ -10,6 +10,16 @@ A "token" is a whitespace-separated word. Tool calls are made when ``tools`` are
 the last user message names one of them (or ``tool_choice`` forces one); a ``tool`` message
 is answered with ``tool said: <its content>``. A ``response_format`` of ``json_object`` or
 ``json_schema`` gets ``{"echo": <text>}``.
+
+A continuation (vLLM's ``continue_final_message: true`` with ``add_generation_prompt:
+false``) finishes the reply that the final assistant message began: the rest of the reply
+when the assistant text begins it, otherwise the whole reply again (which a test comparing
+texts notices)::
+
+    >>> body = {"messages": [{"role": "user", "content": "one two three"},
+    ...                      {"role": "assistant", "content": "one "}], "continue_final_message": True}
+    >>> chat_reply(body, None).text
+    'two three'
 """
 
 from __future__ import annotations
@@ -120,8 +130,35 @@ def _chosen_tool(body: dict[str, Any], text: str) -> dict[str, Any] | None:
     return named
 
 
+def continuation_problem(body: dict[str, Any]) -> str | None:
+    """Why a ``continue_final_message`` request is invalid (as vLLM refuses it), or None."""
+    if not body.get("continue_final_message"):
+        return None
+    if body.get("add_generation_prompt", True) is not False:
+        return "continue_final_message and add_generation_prompt cannot both be true: send add_generation_prompt: false"
+    messages = body.get("messages") or []
+    if not isinstance(messages[-1], dict) or messages[-1].get("role") != "assistant":
+        return "continue_final_message needs the final message to be the assistant's"
+    return None
+
+
+def _continued(body: dict[str, Any], fixed: str | None, messages: list[dict[str, Any]]) -> Reply:
+    begun = message_text(messages[-1])
+    unlimited = ("messages", "max_tokens", "max_completion_tokens", "stop", "continue_final_message")
+    whole = chat_reply({**{k: v for k, v in body.items() if k not in unlimited}, "messages": messages[:-1]}, fixed)
+    prompt_tokens = sum(words(message_text(m)) for m in messages)
+    if whole.tool_calls:
+        whole.prompt_tokens = prompt_tokens
+        return whole
+    full = whole.text or ""
+    text, finish = _limit(full[len(begun) :] if full.startswith(begun) else full, body)
+    return Reply(text, finish, prompt_tokens, words(text))
+
+
 def chat_reply(body: dict[str, Any], fixed: str | None) -> Reply:
     messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+    if body.get("continue_final_message") and messages and messages[-1].get("role") == "assistant":
+        return _continued(body, fixed, messages)
     prompt_tokens = sum(words(message_text(m)) for m in messages)
     last = messages[-1] if messages else {}
     user_text = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")

@@ -3,7 +3,10 @@
 It answers ``/v1/chat/completions`` (plain and streamed), ``/v1/completions``,
 ``/v1/embeddings`` and ``/v1/models`` with deterministic content (see
 :mod:`lmdeck.testing.fake_content`), and misbehaves on request: latency, slow token
-streams, random failures, a script of forced statuses, connection resets, hangs.
+streams, random failures, a script of forced statuses, connection resets, hangs, streams
+dropped or failed with an error event after some tokens. It honours vLLM's
+``continue_final_message`` (with ``add_generation_prompt: false``), so resumed streams can
+be checked word for word.
 
 Run it::
 
@@ -40,11 +43,12 @@ import orjson
 from pydantic import ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
-from lmdeck.testing.fake_behaviour import INFERENCE_PATHS, Action, FakeConfig, FakeState
+from lmdeck.testing.fake_behaviour import INFERENCE_PATHS, MID_STREAM, Action, FakeConfig, FakeState
 from lmdeck.testing.fake_content import (
     Reply,
     chat_reply,
     completion_replies,
+    continuation_problem,
     embedding_inputs,
     embedding_vector,
     encode_vector,
@@ -222,6 +226,9 @@ class FakeUpstream:
         if action.do == "reset" or (action.do == "drop_mid_stream" and not streamed):
             await ex.drop()
             return None
+        if action.do == "error_mid_stream" and not streamed:
+            await ex.error(500, "fake upstream failed while answering")
+            return None
         if action.do == "hang" or (action.do == "hang_before_first_token" and not streamed):
             await ex.wait_disconnect()
             return None
@@ -237,6 +244,10 @@ class FakeUpstream:
         body, action = decided
         if not isinstance(body.get("messages"), list) or not body["messages"]:
             await ex.error(400, "fake upstream: 'messages' must be a non-empty list")
+            return
+        problem = continuation_problem(body)
+        if problem is not None:
+            await ex.error(400, f"fake upstream: {problem}")
             return
         reply = chat_reply(body, self.state.config.reply)
         n: int = body["n"] if isinstance(body.get("n"), int) and body["n"] > 0 else 1
@@ -286,16 +297,30 @@ class FakeUpstream:
             await ex.wait_disconnect()
             return
         tps = self.state.config.tokens_per_s
+        fails_after = action.after_chunks if action.do in MID_STREAM else None
         sent_tokens = 0
         for is_token, payload in events:
             if is_token:
+                if sent_tokens == fails_after:
+                    await self._fail_mid_stream(ex, action)
+                    return
                 if tps and sent_tokens:
                     await asyncio.sleep(1.0 / tps)
                 sent_tokens += 1
             await ex.send({"type": "http.response.body", "body": _sse(payload), "more_body": True})
-            if is_token and action.do == "drop_mid_stream":
-                await ex.drop()
-                return
+        if fails_after is not None:
+            # The reply had no more than ``after_chunks`` tokens: fail just before the end.
+            await self._fail_mid_stream(ex, action)
+            return
+        await ex.send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+    @staticmethod
+    async def _fail_mid_stream(ex: Exchange, action: Action) -> None:
+        if action.do == "drop_mid_stream":
+            await ex.drop()
+            return
+        error = {"error": {"message": "fake upstream failed mid-stream", "type": "server_error", "code": None}}
+        await ex.send({"type": "http.response.body", "body": _sse(error), "more_body": True})
         await ex.send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
 
     async def _completions(self, ex: Exchange) -> None:
@@ -412,9 +437,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tokens-per-s", type=float, default=None)
     p.add_argument("--error-rate", type=float, default=0.0)
     p.add_argument("--error-status", type=int, default=500)
+    p.add_argument("--fault-rate", type=float, default=0.0, help="share of requests that misbehave at random")
+    p.add_argument("--faults", default="", help="what a random fault does, e.g. 500,reset,hang,drop_mid_stream:3")
     p.add_argument("--retry-after", type=float, default=None)
     p.add_argument("--script", default="", help="comma-separated outcomes, e.g. 500,429:1,200,reset,hang")
-    p.add_argument("--mode", default="normal", help="reset, hang, hang_before_first_token or drop_mid_stream")
+    p.add_argument(
+        "--mode", default="normal", help="reset, hang, hang_before_first_token, drop_mid_stream or error_mid_stream"
+    )
     p.add_argument("--reply", default=None, help="fixed reply text instead of the echo")
     p.add_argument("--model", action="append", default=None, help="a model id for /v1/models (repeatable)")
     p.add_argument("--embedding-dim", type=int, default=16)
@@ -429,6 +458,7 @@ def config_from_args(args: argparse.Namespace) -> FakeConfig:
         "tokens_per_s": args.tokens_per_s,
         "error_rate": args.error_rate,
         "error_status": args.error_status,
+        "fault_rate": args.fault_rate,
         "retry_after": args.retry_after,
         "script": [s.strip() for s in args.script.split(",") if s.strip()],
         "mode": args.mode,
@@ -439,6 +469,8 @@ def config_from_args(args: argparse.Namespace) -> FakeConfig:
     }
     if args.model:
         data["models"] = args.model
+    if args.faults.strip():
+        data["faults"] = [s.strip() for s in args.faults.split(",") if s.strip()]
     return FakeConfig.model_validate(data)
 
 
