@@ -139,6 +139,24 @@ class TargetConfig(BaseModel):
         return f"{self.provider}:{self.model}@{base}" if base else f"{self.provider}:{self.model}"
 
 
+class StreamCommitConfig(BaseModel):
+    """When the gateway commits a stream to the upstream serving it (see docs/resilience.md).
+
+    Until then the first chunks are held back, so a failure can still be retried or sent to
+    a fallback without the client seeing it; the stream is committed after ``chunks`` chunks
+    that carry generated content, or ``max_hold_ms`` milliseconds after its first chunk,
+    whichever comes first (or when it ends). Holding adds up to ``max_hold_ms`` to the time to
+    first token; ``chunks: 0`` commits at the first chunk.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    chunks: int = Field(default=3, ge=0, le=1000, description="content chunks held back before committing")
+    max_hold_ms: float = Field(
+        default=200.0, ge=0, le=60_000, description="longest hold after the first chunk, milliseconds"
+    )
+
+
 class RouteConfig(BaseModel):
     """A public model name and the targets that serve it."""
 
@@ -150,6 +168,7 @@ class RouteConfig(BaseModel):
     fallbacks: list[str] = Field(default_factory=list, description="route names tried in order on failure")
     description: str | None = None
     kind: Literal["chat", "embeddings"] = "chat"
+    stream_commit: StreamCommitConfig = Field(default_factory=StreamCommitConfig)
 
     @field_validator("targets", mode="before")
     @classmethod

@@ -10,7 +10,13 @@ import httpx
 import pytest
 
 from lmdeck.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
-from lmdeck.providers.base import ProviderContext, UpstreamError, UpstreamTimeout, retry_after_from
+from lmdeck.providers.base import (
+    ProviderContext,
+    UpstreamError,
+    UpstreamTimeout,
+    continues_answers,
+    retry_after_from,
+)
 from lmdeck.providers.openai import OpenAIProvider
 from lmdeck.providers.transport_httpx import HttpxTransport
 from lmdeck.settings import Settings, TargetConfig
@@ -136,7 +142,8 @@ async def test_bad_upstream_answers_are_502_not_crashes() -> None:
         assert info.value.status == 502
     with pytest.raises(UpstreamError) as info:
         [c async for c in scripted(stream_error).stream_chat(chat(stream=True))]
-    assert "model crashed" in info.value.message
+    # The upstream failed while answering: another attempt may well succeed.
+    assert "model crashed" in info.value.message and info.value.retryable
 
 
 async def test_sse_comments_and_multiline_events_are_read() -> None:
@@ -157,3 +164,18 @@ def test_retry_after_forms() -> None:
     later = email.utils.formatdate(time.time() + 30, usegmt=True)
     seconds = retry_after_from(httpx.Headers({"retry-after": later}))
     assert seconds is not None and 25 <= seconds <= 30
+
+
+async def test_a_continuation_asks_the_server_to_continue_the_final_message(
+    fake: tuple[FakeUpstream, httpx.AsyncClient],
+) -> None:
+    app, http = fake
+    assert not continues_answers(make(http))
+    provider = make(http, headers={"authorization": "Bearer sk-up"}, options={"continue_final_message": True})
+    assert continues_answers(provider)
+    messages = [*USER, {"role": "assistant", "content": "hello "}]
+    chunks = [c async for c in provider.stream_continuation(chat(messages=messages, stream=True))]
+    sent = app.state.requests[-1]["body"]
+    assert sent["continue_final_message"] is True and sent["add_generation_prompt"] is False
+    assert sent["messages"][-1] == {"role": "assistant", "content": "hello "}
+    assert "".join(c.choices[0]["delta"].get("content", "") for c in chunks if c.choices) == "big world"

@@ -251,11 +251,8 @@ async def test_continue_final_message_finishes_the_reply(client: httpx.AsyncClie
     assert "".join(e["choices"][0]["delta"].get("content", "") for e in events if e["choices"]) == "ig world"
     assert events[-1]["usage"] == {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
     limited = await client.post("/v1/chat/completions", json={**body, "max_tokens": 1})
-    assert limited.json()["choices"][0] == {
-        "index": 0,
-        "message": {"role": "assistant", "content": "ig"},
-        "finish_reason": "length",
-    }
+    choice = limited.json()["choices"][0]
+    assert choice["message"] == {"role": "assistant", "content": "ig"} and choice["finish_reason"] == "length"
     # A beginning that is not the reply's: the whole reply again, as a model starting over would.
     elsewhere = {**body, "messages": [*USER, {"role": "assistant", "content": "goodbye"}]}
     assert (await client.post("/v1/chat/completions", json=elsewhere)).json()["choices"][0]["message"][

@@ -20,6 +20,10 @@ using anything else (see :mod:`lmdeck.providers.capabilities`).
 
 Errors are raised as :class:`UpstreamError`; its ``retryable`` and
 ``retry_after`` fields drive the gateway's retries and fallbacks.
+
+A provider whose upstream can continue a partial assistant answer (Anthropic's prefill,
+vLLM's ``continue_final_message``) also implements :class:`ContinuingProvider`, which lets
+the gateway resume a stream cut part-way on another target.
 """
 
 from __future__ import annotations
@@ -190,6 +194,29 @@ class Provider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class ContinuingProvider(Protocol):
+    """A provider that can continue an assistant answer another upstream began.
+
+    ``continues_answers`` says whether this target does (it may depend on its options).
+    ``stream_continuation`` gets a request whose last message is the assistant's partial
+    answer and streams only the text that follows it, in OpenAI chunks::
+
+        partial = ChatMessage(role="assistant", content="The capital of France is")
+        request = request.model_copy(update={"messages": [*request.messages, partial]})
+        async for chunk in provider.stream_continuation(request): ...   # " Paris."
+    """
+
+    continues_answers: bool
+
+    def stream_continuation(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]: ...
+
+
+def continues_answers(provider: object) -> bool:
+    """Whether ``provider`` can continue a partial answer (see :class:`ContinuingProvider`)."""
+    return isinstance(provider, ContinuingProvider) and bool(provider.continues_answers)
 
 
 class ProviderFactory(Protocol):

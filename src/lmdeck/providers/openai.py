@@ -18,8 +18,14 @@ rejects ``stream_options`` can opt out with ``options: {stream_usage: false}``.
 Every parameter is forwarded (the upstream honours or refuses it); list those a server
 silently ignores in the target's ``unsupported_params`` so that lmdeck refuses them instead.
 
+A server that continues a partial assistant message (vLLM's ``continue_final_message``, sent
+with ``add_generation_prompt: false``) can say so with ``options: {continue_final_message:
+true}``; the gateway then resumes a stream cut part-way on this target (see
+docs/resilience.md). OpenAI's own API does not offer it, so it is off by default.
+
 Failures become :class:`UpstreamError`: HTTP errors keep the upstream's status and
-``Retry-After``; refused, reset and timed-out connections are 502/504 and retryable.
+``Retry-After``; refused, reset and timed-out connections are 502/504 and retryable, and so
+is an ``{"error": ...}`` event inside a stream (the upstream failed while answering).
 """
 
 from __future__ import annotations
@@ -134,6 +140,7 @@ class OpenAIProvider:
             self.headers["authorization"] = f"Bearer {target.api_key.resolve()}"
         self.timeout = Timeout.for_target(target.timeout)
         self.stream_usage = bool(target.options.get("stream_usage", True))
+        self.continues_answers = bool(target.options.get("continue_final_message", False))
 
     async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         url = self.base_url + path
@@ -162,7 +169,7 @@ class OpenAIProvider:
                     error = event["error"]
                     message = error.get("message", error) if isinstance(error, dict) else error
                     raise UpstreamError(
-                        502, f"the upstream stream failed: {message}", retryable=False, kind="stream_error"
+                        502, f"the upstream stream failed: {message}", retryable=True, kind="stream_error"
                     )
                 yield event
 
@@ -182,6 +189,14 @@ class OpenAIProvider:
 
     async def stream_chat(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
         async for event in self._stream("/chat/completions", self._payload(request, True)):
+            yield parse_as(ChatCompletionChunk, event)
+
+    async def stream_continuation(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
+        """Stream what follows the final (assistant) message, with vLLM's ``continue_final_message``."""
+        payload = self._payload(request, True)
+        payload["continue_final_message"] = True
+        payload["add_generation_prompt"] = False
+        async for event in self._stream("/chat/completions", payload):
             yield parse_as(ChatCompletionChunk, event)
 
     async def completions(self, request: CompletionRequest) -> CompletionResponse:

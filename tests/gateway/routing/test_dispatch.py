@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
@@ -50,6 +51,15 @@ def router_of(*routes: RouteState, clock: Clock | None = None, threshold: int = 
 def text(result: Any) -> str:
     assert isinstance(result, Completed)
     return str(result.response.choices[0].message["content"])
+
+
+async def drain(result: Any) -> list[Any]:
+    assert isinstance(result, Streamed)
+    return [chunk async for chunk in result.chunks]
+
+
+def streamed_text(chunks: list[Any]) -> str:
+    return "".join(c.choices[0]["delta"].get("content") or "" for c in chunks if c.choices)
 
 
 def provider(t: TargetState) -> ScriptedProvider:
@@ -163,9 +173,7 @@ async def test_ttft_timeout_before_the_first_chunk_is_retried() -> None:
     slow, quick = target("a", ["hang"], ttft_timeout=0.05, weight=1), target("b", weight=0)
     ctx = chat_context("chat", stream=True)
     result = await Dispatcher(router_of(route("chat", slow, quick)))(ctx)
-    assert isinstance(result, Streamed)
-    words = [c.choices[0]["delta"]["content"] async for c in result.chunks]  # type: ignore[attr-defined]
-    assert words == ["reply", "from", "b"]
+    assert streamed_text(await drain(result)) == "reply from b"
     assert ctx.trace.metadata["upstream_errors"][0]["kind"] == "ttft_timeout" and ctx.trace.retries == 1
     assert slow.in_flight == 0 and quick.in_flight == 0
 
@@ -177,10 +185,90 @@ async def test_ttft_timeout_with_nowhere_else_to_go() -> None:
     assert info.value.kind == "ttft_timeout"
 
 
-async def test_failure_after_the_first_chunk_ends_the_stream_without_retry() -> None:
+async def test_a_stream_failing_before_its_commit_point_is_retried_unseen() -> None:
     clock = Clock()
-    broken, other = target("a", ["fail_after_first"], weight=1), target("b", weight=0)
+    broken, other = target("a", ["fail_after:2"], weight=1), target("b", weight=0)
     router = router_of(route("chat", broken, other), clock=clock, threshold=1)
+    ctx = chat_context("chat", stream=True)
+    chunks = await drain(await Dispatcher(router)(ctx))
+    # The two words "a" sent were held back: the client sees one clean stream from "b".
+    assert streamed_text(chunks) == "reply from b" and {c.id for c in chunks} == {"id-b"}
+    assert sum("role" in c.choices[0]["delta"] for c in chunks if c.choices) == 1
+    assert ctx.trace.target == other.id and ctx.trace.retries == 1
+    assert ctx.trace.metadata["upstream_errors"][0]["error"] == "broke mid-stream"
+    assert "stream_resumed" not in ctx.trace.metadata
+    assert router.breaker_states()[broken.id] == "open" and broken.in_flight == 0 and other.in_flight == 0
+
+
+async def test_a_stream_commits_after_its_hold_time_even_without_enough_chunks() -> None:
+    stalling = target("a", ["stall_after:1"])
+    commit = {"chunks": 50, "max_hold_ms": 20}
+    result = await Dispatcher(router_of(route("chat", stalling, stream_commit=commit)))(chat_context("chat", True))
+    assert isinstance(result, Streamed)
+    # Held back until the hold ran out, then sent: the role chunk and the one word that came.
+    received = [await asyncio.wait_for(anext(result.chunks), 5) for _ in range(2)]
+    assert streamed_text(received) == "reply "
+    await result.chunks.aclose()  # type: ignore[attr-defined]
+    assert stalling.in_flight == 0
+
+
+async def test_a_stream_cut_after_its_commit_point_resumes_where_it_stopped() -> None:
+    text = "one two three four five"
+    broken = target("a", ["fail_after:3"], reply=text, weight=1, continues=True)
+    spare = target("b", reply=text, weight=0, continues=True)
+    router = router_of(route("chat", broken, spare, stream_commit={"chunks": 2}))
+    ctx = chat_context("chat", stream=True)
+    chunks = await drain(await Dispatcher(router)(ctx))
+    assert streamed_text(chunks) == text
+    assert provider(spare).continued_from == ["one two three "]
+    # One stream to the client: the first upstream's id and model throughout, one role chunk, one finish.
+    assert {(c.id, c.model) for c in chunks} == {("id-a", "a")}
+    assert sum("role" in c.choices[0]["delta"] for c in chunks if c.choices) == 1
+    assert [c.choices[0]["finish_reason"] for c in chunks if c.choices and c.choices[0]["finish_reason"]] == ["stop"]
+    assert ctx.trace.metadata["stream_resumed"] == [
+        {"from": broken.id, "to": spare.id, "offset": 3, "offset_chars": 14, "continued": True}
+    ]
+    assert ctx.trace.target == spare.id and broken.in_flight == 0 and spare.in_flight == 0
+
+
+async def test_a_resumed_stream_reports_what_every_upstream_call_used() -> None:
+    text = "one two three four five"
+    broken = target("a", ["fail_after:3"], reply=text, weight=1, continues=True)
+    spare = target("b", reply=text, weight=0, continues=True)
+    router = router_of(route("chat", broken, spare, stream_commit={"chunks": 1}))
+    chunks = await drain(await Dispatcher(router)(chat_context("chat", stream=True)))
+    (usage,) = [c.usage for c in chunks if c.usage is not None]
+    # The continuation: 10 + 3 prompt tokens, 2 words; the cut call: 10 prompt tokens, 3 words.
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (23, 5, 28)
+
+
+async def test_a_cut_stream_resumes_on_a_fallback_route() -> None:
+    text = "one two three four five"
+    broken = target("a", ["fail_after:2"], reply=text, continues=True, max_retries=0)
+    elsewhere = target("b", reply=text, continues=True)
+    router = router_of(
+        route("main", broken, fallbacks=["spare"], stream_commit={"chunks": 1}), route("spare", elsewhere)
+    )
+    ctx = chat_context("main", stream=True)
+    assert streamed_text(await drain(await Dispatcher(router)(ctx))) == text
+    assert ctx.trace.fallback_used and ctx.trace.metadata["served_by_route"] == "spare"
+    assert ctx.trace.metadata["stream_resumed"][0]["to"] == elsewhere.id
+
+
+async def test_the_failed_target_continues_its_own_answer_when_it_is_the_only_one() -> None:
+    text = "one two three four five"
+    only = target("a", ["fail_after:3"], reply=text, continues=True)
+    ctx = chat_context("chat", stream=True)
+    result = await Dispatcher(router_of(route("chat", only, stream_commit={"chunks": 1})))(ctx)
+    assert streamed_text(await drain(result)) == text
+    assert provider(only).continued_from == ["one two three "] and only.in_flight == 0
+
+
+async def test_a_cut_stream_that_no_target_can_continue_ends_with_the_error() -> None:
+    clock = Clock()
+    text = "one two three four five"
+    broken, other = target("a", ["fail_after:3"], reply=text, weight=1), target("b", reply=text, weight=0)
+    router = router_of(route("chat", broken, other, stream_commit={"chunks": 1}), clock=clock, threshold=1)
     ctx = chat_context("chat", stream=True)
     result = await Dispatcher(router)(ctx)
     assert isinstance(result, Streamed)
@@ -188,9 +276,31 @@ async def test_failure_after_the_first_chunk_ends_the_stream_without_retry() -> 
     with pytest.raises(UpstreamError, match="mid-stream"):
         async for chunk in result.chunks:
             received.append(chunk)
-    assert len(received) == 1 and provider(other).calls == 0
+    assert streamed_text(received) == "one two three " and provider(other).calls == 0
     assert router.breaker_states()[broken.id] == "open" and broken.in_flight == 0
     assert ctx.trace.metadata["upstream_errors"][0]["error"] == "broke mid-stream"
+
+
+async def test_a_stream_that_fails_after_its_last_token_just_ends() -> None:
+    broken = target("a", ["fail_after:9"], continues=True)
+    ctx = chat_context("chat", stream=True)
+    chunks = await drain(await Dispatcher(router_of(route("chat", broken, stream_commit={"chunks": 1})))(ctx))
+    assert streamed_text(chunks) == "reply from a" and chunks[-1].choices[0]["finish_reason"] == "stop"
+    assert provider(broken).calls == 1 and len(ctx.trace.metadata["upstream_errors"]) == 1
+
+
+async def test_resumptions_are_bounded_by_the_routes_attempts() -> None:
+    text = "one two three four five six"
+    flaky = target("a", ["fail_after:2", "fail_after:1", "fail_after:1"], reply=text, continues=True, max_retries=0)
+    ctx = chat_context("chat", stream=True)
+    result = await Dispatcher(router_of(route("chat", flaky, stream_commit={"chunks": 1})))(ctx)
+    assert isinstance(result, Streamed)
+    received = []
+    with pytest.raises(UpstreamError):
+        async for chunk in result.chunks:
+            received.append(chunk)
+    assert streamed_text(received) == "one two three " and provider(flaky).calls == 2
+    assert len(ctx.trace.metadata["stream_resumed"]) == 1 and flaky.in_flight == 0
 
 
 async def test_a_stream_abandoned_by_the_client_frees_its_target() -> None:

@@ -16,7 +16,7 @@ from lmdeck.providers.anthropic import (
     to_chat_response,
     to_messages_request,
 )
-from lmdeck.providers.base import ProviderContext, UnsupportedOperation, UpstreamError
+from lmdeck.providers.base import ProviderContext, UnsupportedOperation, UpstreamError, continues_answers
 from lmdeck.providers.transport_httpx import HttpxTransport
 from lmdeck.settings import Settings, TargetConfig
 from lmdeck.testing.fake_anthropic import FakeAnthropic
@@ -364,3 +364,24 @@ async def test_a_stream_cut_before_message_stop_is_a_retryable_failure() -> None
     with pytest.raises(UpstreamError) as info:
         [c async for c in provider.stream_chat(chat(messages=[{"role": "user", "content": "hi"}], stream=True))]
     assert info.value.status == 502 and info.value.retryable
+
+
+@pytest.mark.parametrize(("sent", "rest"), [("one two ", "three four"), ("one two", " three four")])
+async def test_a_continuation_is_a_prefill_that_goes_on_seamlessly(
+    fake: tuple[FakeAnthropic, AnthropicProvider], sent: str, rest: str
+) -> None:
+    app, provider = fake
+    assert continues_answers(provider)
+    messages = [{"role": "user", "content": "one two three four"}, {"role": "assistant", "content": sent}]
+    chunks = [c async for c in provider.stream_continuation(chat(messages=messages, stream=True))]
+    assert app.requests[-1]["messages"][-1] == {"role": "assistant", "content": [{"type": "text", "text": "one two"}]}
+    assert "".join(c.choices[0]["delta"].get("content") or "" for c in chunks if c.choices) == rest
+    assert sent + rest == "one two three four"
+
+
+def test_prefill_can_be_turned_off_per_target() -> None:
+    target = TargetConfig(provider="anthropic", model="claude-x", options={"prefill": False})
+    provider = AnthropicProvider(
+        target, ProviderContext(settings=Settings(), transport=HttpxTransport(httpx.AsyncClient()))
+    )
+    assert not continues_answers(provider)

@@ -10,14 +10,20 @@ skipping those whose breaker is open, retrying retryable failures (up to the lar
 ``max_retries`` among its targets) after a backoff (see :mod:`lmdeck.gateway.routing.retry`).
 
 Each attempt has a deadline: the target's ``timeout`` for a whole answer, and for a
-stream its ``ttft_timeout`` (or ``timeout``) until the first chunk. A stream is only
-handed on once its first chunk has arrived, so a stream that fails before its first
-token is retried like any call; once a chunk has gone to the client, a failure ends
-the stream.
+stream its ``ttft_timeout`` (or ``timeout``) until the first chunk. A stream is handed on
+only at its commit point (the route's ``stream_commit``: a few content chunks, or a short
+hold after the first chunk; see :mod:`lmdeck.gateway.routing.stream_commit`), so a stream
+that fails before it is retried like any call, unseen by the client. A failure after it is
+resumed on a target that can continue the answer (see
+:mod:`lmdeck.gateway.routing.stream_resume`), walking the same routes again (the failed target only
+when no other can), up to as many times as the route allows attempts; when no target can, the
+stream ends with an error event.
 
 The trace records the target that answered, ``retries``, ``fallback_used``,
-``upstream_ms`` (from the first attempt to the end of the answer) and, in
-``metadata["upstream_errors"]``, every failed attempt.
+``upstream_ms`` (from the first attempt to the end of the answer), in
+``metadata["upstream_errors"]`` every failed attempt, and in ``metadata["stream_resumed"]``
+every resumption: the target that failed, the one that went on, and the offset (content
+pieces and characters already sent) at which it did.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -35,8 +42,10 @@ from lmdeck.gateway.routing.breaker import Permit
 from lmdeck.gateway.routing.eligibility import eligible_targets
 from lmdeck.gateway.routing.retry import falls_back, retryable, trips_breaker
 from lmdeck.gateway.routing.router import Router, RouteState, TargetState
+from lmdeck.gateway.routing.stream_commit import ChunkReader, ChunkTimeout, HeldStream, hold_until_commit
+from lmdeck.gateway.routing.stream_resume import StreamTranscript
 from lmdeck.protocol import APIError, ChatCompletionRequest, CompletionRequest, EmbeddingRequest
-from lmdeck.providers.base import UpstreamError, UpstreamTimeout
+from lmdeck.providers.base import ContinuingProvider, UpstreamError, UpstreamTimeout, continues_answers
 
 
 class RouteExhausted(Exception):
@@ -74,6 +83,34 @@ async def call_target(ctx: RequestContext, target: TargetState) -> Result:
     return Completed(await call_once(target, ctx.body))
 
 
+@dataclass(frozen=True)
+class StreamOpener:
+    """How an attempt opens its stream: the request as it is, or as the continuation of a partial answer."""
+
+    body: Any
+    continuation: bool = False
+
+    def accepts(self, target: TargetState) -> bool:
+        return not self.continuation or continues_answers(target.provider)
+
+    def open(self, target: TargetState) -> AsyncIterator[BaseModel]:
+        if self.continuation:
+            assert isinstance(target.provider, ContinuingProvider)
+            return target.provider.stream_continuation(self.body)
+        return open_stream(target, self.body)
+
+
+@dataclass
+class Segment:
+    """An upstream stream past its commit point, holding its target's in-flight count and breaker permit."""
+
+    target: TargetState
+    permit: Permit
+    reader: ChunkReader[BaseModel]
+    held: HeldStream[BaseModel]
+    ended: bool = False
+
+
 class Dispatcher:
     """Sends a request to its route's targets; the last handler of the pipeline.
 
@@ -88,8 +125,26 @@ class Dispatcher:
         if route is None:
             raise APIError(404, f"the model {ctx.route_name!r} does not exist", code="model_not_found", param="model")
         ctx.trace.route = ctx.route_name
-        chain = [route] + [r for name in route.config.fallbacks if (r := self.router.get(name)) is not None]
         started = time.perf_counter()
+        opener = StreamOpener(ctx.body) if ctx.stream else None
+        answer = await self._serve(ctx, route, started, opener)
+        if isinstance(answer, Segment):
+            return Streamed(self._relay(ctx, route, answer, started))
+        return Completed(answer)
+
+    async def _serve(
+        self,
+        ctx: RequestContext,
+        route: RouteState,
+        started: float,
+        opener: StreamOpener | None,
+        allow: Callable[[TargetState], bool] | None = None,
+    ) -> BaseModel | Segment:
+        """An answer (a stream past its commit point) from ``route`` or, failing that, its fallbacks.
+
+        Only targets that ``allow`` (and, for a stream, its ``opener``) accepts are tried.
+        """
+        chain = [route] + [r for name in route.config.fallbacks if (r := self.router.get(name)) is not None]
         last: UpstreamError | APIError | None = None
         refused: APIError | None = None
         for position, candidate in enumerate(chain):
@@ -100,7 +155,7 @@ class Dispatcher:
                 refused = refused or refusal
                 continue
             try:
-                result = await self._route(ctx, candidate, targets, started)
+                answer = await self._route(ctx, candidate, targets, started, opener, allow)
             except RouteExhausted as exhausted:
                 # An upstream failure outranks "circuit open" as the reason given to the client.
                 if last is None or isinstance(exhausted.error, UpstreamError):
@@ -109,7 +164,7 @@ class Dispatcher:
             if position > 0:
                 ctx.trace.fallback_used = True
                 ctx.trace.metadata["served_by_route"] = candidate.name
-            return result
+            return answer
         ctx.trace.upstream_ms = (time.perf_counter() - started) * 1000.0
         # A failure of a target that was tried outranks the refusal of targets that were not.
         error = last or refused
@@ -117,9 +172,19 @@ class Dispatcher:
         raise error
 
     async def _route(
-        self, ctx: RequestContext, route: RouteState, targets: list[TargetState], started: float
-    ) -> Result:
-        allowed = 1 + max((t.config.max_retries for t in targets), default=0)
+        self,
+        ctx: RequestContext,
+        route: RouteState,
+        targets: list[TargetState],
+        started: float,
+        opener: StreamOpener | None,
+        allow: Callable[[TargetState], bool] | None,
+    ) -> BaseModel | Segment:
+        if opener is not None:
+            targets = [t for t in targets if opener.accepts(t)]
+        if allow is not None:
+            targets = [t for t in targets if allow(t)]
+        allowed = attempts_allowed(targets)
         attempts = 0
         position = 0
         last: UpstreamError | None = None
@@ -141,7 +206,7 @@ class Dispatcher:
             ctx.trace.retries = tries - 1
             self._stamp(ctx, target)
             try:
-                return await self._attempt(ctx, target, permit, started)
+                return await self._attempt(ctx, route, target, permit, started, opener)
             except UpstreamError as exc:
                 self._note_failure(ctx, target, exc)
                 if not retryable(exc):
@@ -196,20 +261,27 @@ class Dispatcher:
             # The upstream answered (a 4xx or a rate limit): it is alive.
             await self.router.breakers.success(permit)
 
-    async def _attempt(self, ctx: RequestContext, target: TargetState, permit: Permit, started: float) -> Result:
+    async def _attempt(
+        self,
+        ctx: RequestContext,
+        route: RouteState,
+        target: TargetState,
+        permit: Permit,
+        started: float,
+        opener: StreamOpener | None,
+    ) -> BaseModel | Segment:
         config = target.config
         began = time.perf_counter()
         target.in_flight += 1
-        stream: AsyncIterator[BaseModel] | None = None
+        reader: ChunkReader[BaseModel] | None = None
         try:
-            if ctx.stream:
-                stream = open_stream(target, ctx.body)
+            if opener is not None:
+                reader = ChunkReader(opener.open(target))
                 wait = config.ttft_timeout or config.timeout
                 kind = "ttft_timeout" if config.ttft_timeout else "timeout"
                 try:
-                    async with asyncio.timeout(wait):
-                        first: BaseModel | None = await anext(stream, None)
-                except TimeoutError:
+                    held = await hold_until_commit(reader, route.config.stream_commit, wait)
+                except ChunkTimeout:
                     raise UpstreamTimeout(
                         f"the upstream {target.id} sent no token within {wait:g}s (the target's `{kind}`)", kind=kind
                     ) from None
@@ -224,54 +296,108 @@ class Dispatcher:
         except UpstreamError as exc:
             target.in_flight -= 1
             await self._settle(permit, exc)
-            if stream is not None:
-                await _close(stream)
+            if reader is not None:
+                await reader.aclose()
             raise
         except BaseException:
             target.in_flight -= 1
             await self.router.breakers.release(permit)
-            if stream is not None:
-                await _close(stream)
+            if reader is not None:
+                await reader.aclose()
             raise
-        target.observe_latency((time.perf_counter() - began) * 1000.0)
-        if stream is None:
+        if reader is None:
+            target.observe_latency((time.perf_counter() - began) * 1000.0)
             target.in_flight -= 1
             await self._settle(permit, None)
             ctx.trace.upstream_ms = (time.perf_counter() - started) * 1000.0
-            return Completed(response)
-        return Streamed(self._relay(ctx, target, permit, first, stream, started))
+            return response
+        target.observe_latency(((held.first_at or time.perf_counter()) - began) * 1000.0)
+        return Segment(target, permit, reader, held)
+
+    async def _end(self, segment: Segment, exc: UpstreamError | None, *, abandoned: bool = False) -> None:
+        """Give back what ``segment`` holds: its in-flight count, its breaker permit (settled), its stream."""
+        if segment.ended:
+            return
+        segment.ended = True
+        segment.target.in_flight -= 1
+        if abandoned:
+            await self.router.breakers.release(segment.permit)
+        else:
+            await self._settle(segment.permit, exc)
+        await segment.reader.aclose()
 
     async def _relay(
-        self,
-        ctx: RequestContext,
-        target: TargetState,
-        permit: Permit,
-        first: BaseModel | None,
-        stream: AsyncIterator[BaseModel],
-        started: float,
+        self, ctx: RequestContext, route: RouteState, first: Segment, started: float
     ) -> AsyncIterator[BaseModel]:
-        settled = False
+        """The stream the client receives: ``first``'s chunks, then those of any resumptions."""
+        transcript = StreamTranscript()
+        if not isinstance(ctx.body, ChatCompletionRequest):
+            transcript.refuse("a completions stream cannot be continued")
+        resumptions_left = attempts_allowed(route.targets)
+        segment: Segment | None = first
+        continuing = False
         try:
-            if first is not None:
-                yield first
-                async for chunk in stream:
-                    yield chunk
-            await self._settle(permit, None)
-            settled = True
-        except UpstreamError as exc:
-            self._note_failure(ctx, target, exc)
-            await self._settle(permit, exc)
-            settled = True
-            raise
+            while segment is not None:
+                current = segment
+                try:
+                    for chunk in current.held.chunks:
+                        if (out := transcript.accept(chunk, continuing)) is not None:
+                            yield out
+                    while (received := await current.reader.next()) is not None:
+                        if (out := transcript.accept(received, continuing)) is not None:
+                            yield out
+                    await self._end(current, None)
+                    segment = None
+                except UpstreamError as exc:
+                    self._note_failure(ctx, current.target, exc)
+                    await self._end(current, exc)
+                    segment = None
+                    if transcript.finished:
+                        return  # every token had arrived: the client is missing nothing
+                    if resumptions_left <= 0 or not falls_back(exc):
+                        raise
+                    resumptions_left -= 1
+                    segment = await self._resume(ctx, route, transcript, current, started)
+                    if segment is None:
+                        raise exc from None
+                    continuing = True
         finally:
-            target.in_flight -= 1
+            if segment is not None:
+                await self._end(segment, None, abandoned=True)
             ctx.trace.upstream_ms = (time.perf_counter() - started) * 1000.0
-            if not settled:
-                await self.router.breakers.release(permit)
-            await _close(stream)
+
+    async def _resume(
+        self, ctx: RequestContext, route: RouteState, transcript: StreamTranscript, failed: Segment, started: float
+    ) -> Segment | None:
+        """A stream that continues the answer where ``failed`` stopped, or None when no target can give one."""
+        request = transcript.continuation(ctx.body)
+        if request is None:
+            return None
+        opener = StreamOpener(request, continuation=bool(transcript.parts))
+        # The target whose stream just failed goes on only when no other target, on any route, can.
+        for allow in (lambda t: t is not failed.target, lambda t: t is failed.target):
+            try:
+                answer = await self._serve(ctx, route, started, opener, allow)
+                break
+            except (UpstreamError, APIError):
+                continue
+        else:
+            return None
+        assert isinstance(answer, Segment)
+        transcript.cut()
+        resumed = ctx.trace.metadata.setdefault("stream_resumed", [])
+        resumed.append(
+            {
+                "from": failed.target.id,
+                "to": answer.target.id,
+                "offset": transcript.offset,
+                "offset_chars": len(transcript.text),
+                "continued": opener.continuation,
+            }
+        )
+        return answer
 
 
-async def _close(stream: AsyncIterator[BaseModel]) -> None:
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        await aclose()
+def attempts_allowed(targets: list[TargetState]) -> int:
+    """Attempts a route allows one request: one, plus the largest ``max_retries`` among its targets."""
+    return 1 + max((t.config.max_retries for t in targets), default=0)

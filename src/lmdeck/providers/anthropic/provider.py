@@ -11,6 +11,12 @@
 ``options.max_tokens`` is the ``max_tokens`` sent when a request sets none (Anthropic requires
 one; default :data:`DEFAULT_MAX_TOKENS`). ``/v1/completions`` and ``/v1/embeddings`` are not
 offered by Anthropic and answer 400.
+
+The provider continues answers (:class:`~lmdeck.providers.base.ContinuingProvider`), which lets
+the gateway resume a stream cut part-way on it (docs/resilience.md): the partial answer goes as
+a final assistant turn (a prefill), whose trailing whitespace the translation strips, since
+Anthropic refuses it there; the whitespace the continuation then starts with is dropped, since
+the client already has it. ``options: {prefill: false}`` turns this off for a target.
 """
 
 from __future__ import annotations
@@ -56,6 +62,17 @@ def http_error(status: int, headers: Mapping[str, str], body: bytes) -> Upstream
     return upstream_error(status, kind, error.message, retry_after=error.retry_after, body=error.body)
 
 
+def _strip_leading_space(chunk: ChatCompletionChunk) -> bool:
+    """Drop the whitespace a continuation starts with; True while no text has come yet."""
+    for choice in chunk.choices:
+        delta = choice.get("delta") or {}
+        text = delta.get("content")
+        if text:
+            delta["content"] = text.lstrip()
+            return not delta["content"]
+    return True
+
+
 class AnthropicProvider:
     """Chat through Anthropic's Messages API.
 
@@ -80,6 +97,7 @@ class AnthropicProvider:
             self.headers["x-api-key"] = target.api_key.resolve()
         self.max_tokens = int(target.options.get("max_tokens", DEFAULT_MAX_TOKENS))
         self.timeout = Timeout.for_target(target.timeout)
+        self.continues_answers = bool(target.options.get("prefill", True))
 
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletionResponse:
         call = to_messages_call(request, self.target.model, self.max_tokens)
@@ -90,6 +108,19 @@ class AnthropicProvider:
         return parse_as(ChatCompletionResponse, to_chat_response(json_object(answer.body, self.url), call))
 
     async def stream_chat(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
+        async for chunk in self._stream(request):
+            yield chunk
+
+    async def stream_continuation(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
+        """Stream what follows the final assistant message, sent as a prefill."""
+        begun = request.messages[-1].text() if request.messages[-1].role == "assistant" else ""
+        trimmed = begun != begun.rstrip()
+        async for chunk in self._stream(request):
+            if trimmed:
+                trimmed = _strip_leading_space(chunk)
+            yield chunk
+
+    async def _stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
         call = to_messages_call(request, self.target.model, self.max_tokens)
         call.body["stream"] = True
         translator = StreamTranslator(call)
