@@ -59,6 +59,8 @@ async def test_a_stream_without_usage_is_estimated_from_what_was_sent(tmp_path: 
         (trace,) = deck.sink.records
         # "hi": a prompt estimate of 1 + 7 format tokens; two pieces of text streamed.
         assert trace.cost == pytest.approx(8 * 0.001 + 2 * 0.002)
+        # The trace's tokens are the ones priced, not 0 beside a non-zero cost.
+        assert (trace.input_tokens, trace.output_tokens) == (8, 2) and trace.metadata["usage_estimated"] is True
 
 
 async def test_failed_requests_cost_nothing(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ limits, the record step writing the trace) ``ctx.trace.cost`` and
 
 A stream's usage comes in its last chunk (the openai provider asks upstream for
 it). A stream that ends early has no usage: its cost is estimated from the
-prompt and the pieces of text already sent.
+prompt and the pieces of text already sent, and the trace records those estimated
+tokens (``metadata["usage_estimated"]``), so that its tokens and its cost agree.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ class MeterCost:
     def settle(self, ctx: RequestContext, usage: Usage, response_model: str | None = None) -> None:
         """Price ``usage`` at the upstream model's price, or the answering model's when the former is unknown."""
         ctx.state[USAGE] = usage
+        if usage.estimated:
+            ctx.trace.input_tokens, ctx.trace.output_tokens = usage.input_tokens, usage.output_tokens
+            ctx.trace.metadata["usage_estimated"] = True
         if ctx.trace.cache_hit:
             ctx.trace.cost = 0.0
             return
