@@ -1,7 +1,9 @@
 """The anthropic provider through a real ``lmdeck serve`` and the FAKE Anthropic API as a server.
 
 An ``overloaded_error`` event inside a 200 stream, before any content, is retried and falls
-back exactly like an HTTP 529; after content has reached the client it ends the stream. A
+back exactly like an HTTP 529; so is one after the first text, while the stream is still held
+back before its commit point. After content has reached the client the stream is resumed with
+a prefill, or, on a target with prefill turned off, ends with the error. A
 conversation the Messages API would refuse is normalised; a parameter it cannot take is
 refused with a 400 naming it, before any upstream call.
 """
@@ -53,7 +55,16 @@ def gw(gateway: GatewayFactory, anthropic: FakeAnthropicProcess) -> GatewayProce
             "fallbacks": ["claude-backup"],
         },
         {"name": "claude-backup", "targets": [anthropic_target(anthropic, "claude-backup", max_retries=0)]},
-        {"name": "claude-after", "targets": [anthropic_target(anthropic, "claude-after", max_retries=2)]},
+        {
+            "name": "claude-after",
+            "stream_commit": {"chunks": 0},
+            "targets": [anthropic_target(anthropic, "claude-after", max_retries=2, options={"prefill": False})],
+        },
+        {
+            "name": "claude-resumed",
+            "stream_commit": {"chunks": 0},
+            "targets": [anthropic_target(anthropic, "claude-resumed", max_retries=2)],
+        },
     ]
     return gateway(routes)
 
@@ -95,7 +106,26 @@ def test_an_overload_before_the_first_chunk_falls_back(
     assert trace["fallback_used"] is True and trace["metadata"]["served_by_route"] == "claude-backup"
 
 
-def test_an_overload_after_content_reached_the_client_ends_the_stream(
+def test_an_overload_after_the_first_text_but_before_the_commit_point_is_retried(
+    gw: GatewayProcess, anthropic: FakeAnthropicProcess
+) -> None:
+    anthropic.configure(script=["error_event_after_text:overloaded_error"])
+    assert stream_text(gw, "claude", f"held-{uuid.uuid4().hex}") == "one two three"
+    assert anthropic.count() == 2
+
+
+def test_an_overload_after_content_reached_the_client_is_resumed_with_a_prefill(
+    gw: GatewayProcess, anthropic: FakeAnthropicProcess
+) -> None:
+    anthropic.configure(script=["error_event_after_text:overloaded_error"])
+    request_id = f"resumed-{uuid.uuid4().hex}"
+    assert stream_text(gw, "claude-resumed", request_id) == "one two three"
+    _, continuation = anthropic.requests()
+    assert continuation["messages"][-1] == {"role": "assistant", "content": [{"type": "text", "text": "one"}]}
+    assert gw.trace(request_id)["metadata"]["stream_resumed"][0]["offset_chars"] == len("one ")
+
+
+def test_an_overload_after_content_reached_the_client_ends_the_stream_without_prefill(
     gw: GatewayProcess, anthropic: FakeAnthropicProcess
 ) -> None:
     anthropic.configure(script=["error_event_after_text:overloaded_error"])
