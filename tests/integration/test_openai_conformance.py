@@ -32,7 +32,8 @@ CONTEXT_LENGTH = {
 @pytest.fixture
 def gw(gateway: GatewayFactory, fake_upstream: FakeUpstreamProcess) -> GatewayProcess:
     routes = [
-        {"name": "chat", "targets": [openai_target(fake_upstream, max_retries=0)]},
+        # Streams commit at their first chunk, so that a drop after a token reaches the client as an error event.
+        {"name": "chat", "stream_commit": {"chunks": 0}, "targets": [openai_target(fake_upstream, max_retries=0)]},
         {"name": SLASHED, "targets": [openai_target(fake_upstream, "m-slashed")]},
         {"name": "vectors", "kind": "embeddings", "targets": [openai_target(fake_upstream, "fake-embed")]},
         {"name": "dead", "targets": [{"provider": "openai", "model": "m", "base_url": DEAD_URL, "max_retries": 0}]},
