@@ -281,3 +281,20 @@ def test_a_stored_version_with_a_developers_own_key_is_never_served_with_it(deck
     rows = deck.dev("GET", f"/api/evaluation/runs/{run_id}/results").json()["data"]
     assert rows and all(row["error"] and "admin" in row["error"] for row in rows), [r["error"] for r in rows]
     deck.assert_listener_untouched()
+
+
+def test_the_cli_registers_a_version_naming_a_credential(deck: Deck) -> None:
+    from typer.testing import CliRunner
+
+    from lmdeck.cli.main import app
+
+    args = ["models", "add-version", "bot", "--provider", "openai", "--model", "fake-model"]
+    args += ["--upstream-url", deck.fake.base_url, "--credential", "search-upstream"]
+    added = CliRunner().invoke(app, [*args, "--base-url", deck.gw.url, "--api-key", deck.developer])
+    assert added.exit_code == 0, added.output
+    latest = deck.admin("GET", "/api/registry/models/bot").json()["versions"][-1]
+    assert latest["credential"] == "search-upstream" and latest.get("api_key") is None
+    refused = CliRunner().invoke(
+        app, [*args[:-1], "prod-openai", "--base-url", deck.gw.url, "--api-key", deck.developer]
+    )
+    assert refused.exit_code != 0 and "no credential 'prod-openai'" in refused.output

@@ -142,6 +142,9 @@ def add_version(
     provider: str | None = typer.Option(None, help="provider serving it (openai, local, ...)"),
     model: str | None = typer.Option(None, help="the upstream model name"),
     upstream_url: str | None = typer.Option(None, "--upstream-url", help="the upstream's base URL"),
+    credential: str | None = typer.Option(
+        None, help="a credential the admin defined under `credentials:`, attached by the gateway"
+    ),
     artifact_path: str | None = typer.Option(None, help="a local artifact instead of an upstream"),
     base_model: str | None = typer.Option(None),
     adapter: str | None = typer.Option(None),
@@ -162,6 +165,7 @@ def add_version(
         "provider": provider,
         "model": model,
         "base_url": upstream_url,
+        "credential": credential,
         "artifact_path": artifact_path,
         "base_model": base_model,
         "adapter": adapter,
