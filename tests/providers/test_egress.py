@@ -29,6 +29,7 @@ AMPLE = Timeout.for_target(5)
     [
         ("http://169.254.169.254/latest/meta-data/", "metadata"),
         ("http://[fd00:ec2::254]/", "metadata"),
+        ("http://168.63.129.16/machine", "metadata"),
         ("http://[::ffff:169.254.169.254]/", "metadata"),
         ("http://metadata.google.internal/computeMetadata/v1/", "metadata"),
         ("http://METADATA.google.internal./", "metadata"),

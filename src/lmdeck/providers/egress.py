@@ -43,7 +43,15 @@ Rule = Literal["scheme", "invalid_url", "metadata", "link_local", "loopback", "r
 #: Cloud instance-metadata endpoints (AWS, GCP, Azure, ECS, Alibaba, Oracle): credentials live there.
 METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
     ipaddress.ip_address(a)
-    for a in ("169.254.169.254", "169.254.170.2", "169.254.169.253", "fd00:ec2::254", "100.100.100.200", "192.0.0.192")
+    for a in (
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean...
+        "169.254.170.2",  # ECS task credentials
+        "169.254.169.253",  # AWS DNS
+        "fd00:ec2::254",  # AWS over IPv6
+        "100.100.100.200",  # Alibaba Cloud
+        "192.0.0.192",  # Oracle Cloud
+        "168.63.129.16",  # Azure WireServer
+    )
 )
 METADATA_HOSTS = frozenset(
     {
