@@ -21,16 +21,32 @@ from lmdeck.protocol import APIError
 from lmdeck.registry.catalog import AuditTrail, Catalog
 from lmdeck.registry.diff import prompt_diff
 from lmdeck.registry.live import LiveRegistry
+from lmdeck.registry.rendering import TemplateRenderer
 from lmdeck.registry.snapshot import DEFAULT_PROMPT_LABEL
-from lmdeck.registry.templates import PromptRenderError, PromptTemplate, PromptTemplateError
+from lmdeck.registry.templates import PromptLimitError, PromptRenderError, PromptTemplate, PromptTemplateError
 from lmdeck.settings import PromptVersionSpec, Settings
+
+
+def render_error(exc: PromptRenderError, param: str, prefix: str = "") -> APIError:
+    """The 400 a failed render answers: ``render_limit_exceeded`` naming the limit, else ``invalid_variables``."""
+    if isinstance(exc, PromptLimitError):
+        return APIError(400, f"{prefix}{exc}", param=param, code="render_limit_exceeded")
+    return APIError(400, f"{prefix}{exc}", param=param, code="invalid_variables")
 
 
 class PromptRegistry(Catalog[PromptVersionSpec]):
     """Serving class of ``/api/registry/prompts``."""
 
-    def __init__(self, db: Database, live: LiveRegistry, audit: AuditTrail | None, settings: Settings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        live: LiveRegistry,
+        audit: AuditTrail | None,
+        settings: Settings,
+        renderer: TemplateRenderer | None = None,
+    ) -> None:
         super().__init__("prompt", db, live, audit, settings)
+        self.renderer = renderer or TemplateRenderer()
 
     def validate(self, spec: PromptVersionSpec) -> None:
         try:
@@ -50,9 +66,9 @@ class PromptRegistry(Catalog[PromptVersionSpec]):
     ) -> dict[str, Any]:
         compiled = self.live.snapshot.prompt(name, label=label, version=version)
         try:
-            rendered = compiled.template.render(variables)
+            rendered = await self.renderer.render(compiled.template, variables, key=compiled.version.digest)
         except PromptRenderError as exc:
-            raise APIError(400, str(exc), param="variables", code="invalid_variables") from None
+            raise render_error(exc, "variables") from None
         out: dict[str, Any] = {"name": name, "version": compiled.version.version}
         out["text" if isinstance(rendered, str) else "messages"] = rendered
         out["parameters"] = compiled.version.spec.parameters

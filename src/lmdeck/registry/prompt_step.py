@@ -21,6 +21,8 @@ from lmdeck.gateway.context import RequestContext, Result
 from lmdeck.gateway.pipeline import Handler
 from lmdeck.protocol import APIError, ChatCompletionRequest
 from lmdeck.registry.live import LiveRegistry
+from lmdeck.registry.prompt_registry import render_error
+from lmdeck.registry.rendering import TemplateRenderer
 from lmdeck.registry.templates import PromptRenderError
 
 #: Where the steps leave the prompt and snapshot a request was served with.
@@ -59,8 +61,9 @@ class RenderPrompt:
 
     name = "prompt"
 
-    def __init__(self, live: LiveRegistry) -> None:
+    def __init__(self, live: LiveRegistry, renderer: TemplateRenderer | None = None) -> None:
         self.live = live
+        self.renderer = renderer or TemplateRenderer()
 
     async def __call__(self, ctx: RequestContext, call_next: Handler) -> Result:
         body = ctx.body
@@ -72,14 +75,9 @@ class RenderPrompt:
         compiled = snapshot.prompt(ref.name, label=ref.label, version=ref.version)
         version = compiled.version
         try:
-            messages = compiled.template.render_messages(ref.variables)
+            messages = await self.renderer.render_messages(compiled.template, ref.variables, key=version.digest)
         except PromptRenderError as exc:
-            raise APIError(
-                400,
-                f"prompt {ref.name!r} v{version.version}: {exc}",
-                param="prompt.variables",
-                code="invalid_variables",
-            ) from None
+            raise render_error(exc, "prompt.variables", f"prompt {ref.name!r} v{version.version}: ") from None
         route = body.model or version.spec.route
         if not route:
             raise APIError(

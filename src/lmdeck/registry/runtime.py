@@ -31,6 +31,7 @@ from lmdeck.registry.live import LiveRegistry
 from lmdeck.registry.model_registry import ModelRegistry
 from lmdeck.registry.prompt_registry import PromptRegistry
 from lmdeck.registry.prompt_step import RenderPrompt
+from lmdeck.registry.rendering import TemplateRenderer
 from lmdeck.registry.resolver import ModelResolver
 from lmdeck.registry.route_overlay import AppliedRoutes, RouterFactory, RouteTable, TerminalFactory
 from lmdeck.settings import Settings
@@ -76,7 +77,12 @@ class RegistryRuntime:
         provider_ctx.extras["registry"] = self.resolver
         self.audit = audit if audit is not None else default_audit(db)
         self.models = ModelRegistry(db, self.live, self.audit, settings, providers.names, credentials)
-        self.prompts = PromptRegistry(db, self.live, self.audit, settings)
+        self.renderer = TemplateRenderer(
+            workers=settings.registry.render_workers,
+            cpu_seconds=settings.registry.render_cpu_seconds,
+            memory_mb=settings.registry.render_memory_mb,
+        )
+        self.prompts = PromptRegistry(db, self.live, self.audit, settings, self.renderer)
         self.datasets = DatasetRegistry(db)
         self.bundles = BundleLog(db)
         self.overlay: AppliedRoutes | None = None
@@ -92,7 +98,7 @@ class RegistryRuntime:
         self, pipeline: Pipeline, router: Router, build_router: RouterFactory, build_terminal: TerminalFactory
     ) -> None:
         table = RouteTable(router)
-        pipeline.insert_after("record", RenderPrompt(self.live))
+        pipeline.insert_after("record", RenderPrompt(self.live, self.renderer))
         pipeline.insert_after("prompt", StampBundle(self.live, table, self.bundles))
         self.overlay = AppliedRoutes(self.live, self.settings, build_router, build_terminal)
         pipeline.append(self.overlay)
@@ -116,3 +122,4 @@ class RegistryRuntime:
         await self.bundles.drain()
         if self.overlay is not None:
             await self.overlay.aclose()
+        await self.renderer.aclose()

@@ -9,9 +9,14 @@ of the wrong type::
     template.render({"name": "Ada"})          # "Hello Ada"
     template.render({})                       # PromptRenderError: missing variable: name
 
-The sandbox (:class:`jinja2.sandbox.ImmutableSandboxedEnvironment`) refuses
-attribute tricks such as ``{{ ''.__class__.__mro__ }}`` and mutation of
-arguments; output is capped so a template cannot grow without bound.
+The sandbox (:class:`lmdeck.registry.sandbox.BoundedSandbox`, Jinja2's immutable
+sandbox) refuses attribute tricks such as ``{{ ''.__class__.__mro__ }}`` and
+mutation of arguments, and bounds what a render may cost (output size, ``range``,
+``lipsum``, repetition, integer size, call depth): a breach is a
+:class:`PromptLimitError` naming the limit. :meth:`PromptTemplate.render` renders in
+this process; the gateway renders templates with logic in a worker process with a
+CPU-time limit (:mod:`lmdeck.registry.rendering`), and only plain templates
+(text and variable lookups, :attr:`PromptTemplate.inline`) in its own process.
 """
 
 from __future__ import annotations
@@ -19,14 +24,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, meta
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import Template, TemplateSyntaxError, meta, nodes
 
+from lmdeck.registry.sandbox import BoundedSandbox, RenderLimitError, RenderLimits, TemplateFailure, render_all
 from lmdeck.settings import PromptVersionSpec, VariableSpec, VariableType
 
 #: The most characters a rendered prompt may have.
-MAX_RENDERED_CHARS = 1_000_000
+MAX_RENDERED_CHARS = RenderLimits().max_output_chars
+#: AST nodes of a plain template: text and variable lookups, nothing that loops, calls or computes.
+_PLAIN_NODES = (nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, nodes.Getattr, nodes.Getitem, nodes.Const)
 
 _TYPE_CHECKS: dict[VariableType, Callable[[Any], bool]] = {
     "string": lambda v: isinstance(v, str),
@@ -56,12 +62,33 @@ class PromptRenderError(ValueError):
         self.wrong = wrong or {}
 
 
+class PromptLimitError(PromptRenderError):
+    """A render went past one of the sandbox's limits; ``limit`` names it (``output_chars``, ``range``...)."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
 class PromptTemplateError(ValueError):
     """A template cannot be accepted as a version (syntax, undeclared variables)."""
 
 
-def _environment() -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+def _environment() -> BoundedSandbox:
+    return BoundedSandbox()
+
+
+def is_plain(source: str) -> bool:
+    """Whether a template is only text and variable lookups (rendering it cannot loop, call or compute)."""
+    tree = _environment().parse(source)
+    return all(isinstance(node, _PLAIN_NODES) for node in tree.find_all(nodes.Node))
+
+
+def rendered_error(exc: RenderLimitError | TemplateFailure) -> PromptRenderError:
+    """The :class:`PromptRenderError` a failed render is reported as."""
+    if isinstance(exc, RenderLimitError):
+        return PromptLimitError(exc.limit, f"the template went past a render limit: {exc}")
+    return PromptRenderError(str(exc))
 
 
 def _texts(spec: PromptVersionSpec) -> Iterator[tuple[str, str]]:
@@ -107,7 +134,10 @@ class PromptTemplate:
         check_messages(spec)
         used = used_variables(spec)
         env = _environment()
-        self._compiled: dict[str, Template] = {where: env.from_string(source) for where, source in _texts(spec)}
+        self.sources: dict[str, str] = dict(_texts(spec))
+        self._compiled: dict[str, Template] = {where: env.from_string(source) for where, source in self.sources.items()}
+        #: Only text and variable lookups: cheap enough to render anywhere, without a worker.
+        self.inline = all(is_plain(source) for source in self.sources.values())
         undeclared = sorted(used - set(spec.variables))
         if undeclared:
             raise PromptTemplateError(
@@ -145,48 +175,39 @@ class PromptTemplate:
         bound.update(given)
         return bound
 
-    def _render_one(self, where: str, variables: Mapping[str, Any], budget: list[int]) -> str:
-        out: list[str] = []
+    def render_pieces(self, variables: Mapping[str, Any], limits: RenderLimits | None = None) -> dict[str, str]:
+        """Each template of the version rendered in this process (``variables`` already bound)."""
         try:
-            for piece in self._compiled[where].generate(variables):
-                budget[0] -= len(piece)
-                if budget[0] < 0:
-                    raise PromptRenderError(f"the rendered prompt is longer than {MAX_RENDERED_CHARS} characters")
-                out.append(piece)
-        except SecurityError as exc:
-            raise PromptRenderError(f"{where}: the template tried an operation the sandbox forbids: {exc}") from None
-        except TemplateError as exc:
-            raise PromptRenderError(f"{where}: the template failed: {exc}") from None
-        except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
-            if isinstance(exc, PromptRenderError):
-                raise
-            raise PromptRenderError(f"{where}: the template failed: {type(exc).__name__}: {exc}") from None
-        return "".join(out)
+            return render_all(self._compiled, variables, limits or RenderLimits())
+        except (RenderLimitError, TemplateFailure) as exc:
+            raise rendered_error(exc) from None
 
-    def render(self, given: Mapping[str, Any]) -> str | list[dict[str, Any]]:
-        """The text, or the chat messages, with ``given`` filled in."""
-        variables = self.bind(given)
-        budget = [MAX_RENDERED_CHARS]
+    def assemble(self, pieces: Mapping[str, str]) -> str | list[dict[str, Any]]:
+        """The text, or the chat messages, from the rendered ``pieces`` (by where they go)."""
         if self.spec.text is not None:
-            return self._render_one("text", variables, budget)
+            return pieces["text"]
         messages: list[dict[str, Any]] = []
         for i, message in enumerate(self.spec.messages or []):
             content = message["content"]
             if isinstance(content, str):
-                rendered: Any = self._render_one(f"messages[{i}].content", variables, budget)
+                rendered: Any = pieces[f"messages[{i}].content"]
             else:
                 rendered = []
                 for j, part in enumerate(content):
                     where = f"messages[{i}].content[{j}].text"
-                    rendered.append(
-                        {**part, "text": self._render_one(where, variables, budget)}
-                        if where in self._compiled
-                        else part
-                    )
+                    rendered.append({**part, "text": pieces[where]} if where in pieces else part)
             messages.append({**message, "content": rendered})
         return messages
 
+    def render(self, given: Mapping[str, Any]) -> str | list[dict[str, Any]]:
+        """The text, or the chat messages, with ``given`` filled in (rendered in this process)."""
+        return self.assemble(self.render_pieces(self.bind(given)))
+
+    @staticmethod
+    def messages_of(rendered: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Chat messages: a text prompt becomes one user message."""
+        return [{"role": "user", "content": rendered}] if isinstance(rendered, str) else rendered
+
     def render_messages(self, given: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Chat messages: a text prompt becomes one user message."""
-        rendered = self.render(given)
-        return [{"role": "user", "content": rendered}] if isinstance(rendered, str) else rendered
+        return self.messages_of(self.render(given))
