@@ -17,6 +17,9 @@ import pytest
 from lmdeck.db import Database
 from lmdeck.db.scratch import scratch_database
 
+#: A deprecated API called by lmdeck's code fails the test (see lmdeck.testing.deprecations).
+pytest_plugins = ["lmdeck.testing.deprecations"]
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest) -> Iterator[Database]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from lmdeck.local.model import LocalCausalLM
@@ -60,3 +62,16 @@ def test_a_batch_emptied_restarts_from_nothing(tiny_lm: LocalCausalLM) -> None:
     kv.join(cache, [2])
     out = tiny_lm.decode(kv, [20], [2])
     torch.testing.assert_close(out[0], reference_logits(tiny_lm, [*tiny_lm.encode("xy"), 20]), atol=1e-4, rtol=1e-4)
+
+
+def test_the_model_is_called_through_the_supported_cache_api(tiny_lm: LocalCausalLM) -> None:
+    """Regression: ``past_key_values=`` made transformers warn of its removal (in 5.40) on every step."""
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        prompt = tiny_lm.encode("abc")
+        logits, cache = tiny_lm.prefill([prompt])
+        kv = tiny_lm.new_batch(2)
+        kv.join(cache, [len(prompt)])
+        tiny_lm.decode(kv, [int(logits.argmax())], [len(prompt)])
+    deprecations = [w for w in seen if issubclass(w.category, (DeprecationWarning, FutureWarning))]
+    assert [str(w.message) for w in deprecations] == []
