@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, MutableMapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -230,13 +231,26 @@ class LocalSettings(BaseModel):
 
 
 class ModelPrice(BaseModel):
-    """What an upstream model costs, in US dollars per 1M tokens."""
+    """What an upstream model costs, in US dollars per 1M tokens (at most 6 decimals: read exactly).
+
+    ``cached_input`` is a cache read (OpenAI's ``cached_tokens``, Anthropic's
+    ``cache_read_input_tokens``); ``cache_write`` and ``cache_write_1h`` are Anthropic's cache
+    writes (``cache_creation_input_tokens``) for the 5-minute and the 1-hour cache.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
-    cached_input: float | None = Field(default=None, ge=0, description="default: the input price")
+    input: Decimal = Field(ge=0, decimal_places=6)
+    output: Decimal = Field(ge=0, decimal_places=6)
+    cached_input: Decimal | None = Field(
+        default=None, ge=0, decimal_places=6, description="a cache read; default: the input price"
+    )
+    cache_write: Decimal | None = Field(
+        default=None, ge=0, decimal_places=6, description="a 5-minute cache write; default: the input price"
+    )
+    cache_write_1h: Decimal | None = Field(
+        default=None, ge=0, decimal_places=6, description="a 1-hour cache write; default: the 5-minute write price"
+    )
 
 
 class RateLimitSettings(BaseModel):

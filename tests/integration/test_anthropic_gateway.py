@@ -5,7 +5,8 @@ back exactly like an HTTP 529; so is one after the first text, while the stream 
 back before its commit point. After content has reached the client the stream is resumed with
 a prefill, or, on a target with prefill turned off, ends with the error. A
 conversation the Messages API would refuse is normalised; a parameter it cannot take is
-refused with a 400 naming it, before any upstream call.
+refused with a 400 naming it, before any upstream call. Prompt-cache writes and reads are
+reported in OpenAI's usage shape and priced apart, on the trace and in the budget.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from openai import OpenAI
@@ -168,3 +170,67 @@ def test_a_parameter_anthropic_cannot_take_is_refused_by_name(
         client(gw).chat.completions.create(model="claude", messages=USER, temperature=1.7, stream=True)
     assert isinstance(temperature.value.body, dict) and temperature.value.body["param"] == "temperature"
     assert anthropic.count() == 0
+
+
+#: 1000 "tokens" (words, for the fake) of system prompt, marked as a prompt-cache breakpoint.
+LONG_SYSTEM = " ".join(["rule"] * 1000)
+
+
+def test_cache_writes_and_reads_are_reported_and_priced_apart(
+    gateway: GatewayFactory, anthropic: FakeAnthropicProcess
+) -> None:
+    # Priced as the claude-sonnet-4-5 family: $3 in, $15 out, $3.75 a 5-minute write, $6 a 1-hour write, $0.30 a read.
+    gw = gateway([{"name": "cached", "targets": [anthropic_target(anthropic, "claude-sonnet-4-5-cachetest")]}])
+    admin = {"authorization": f"Bearer {gw.admin_key}"}
+    created = httpx.post(f"{gw.url}/api/keys", json={"name": f"cache-{uuid.uuid4().hex[:8]}"}, headers=admin)
+    key = created.json()
+    put = httpx.put(
+        f"{gw.url}/api/budgets",
+        json={"scope": "key", "subject_id": key["id"], "period": "total", "limit_usd": 1},
+        headers=admin,
+    )
+    assert put.status_code == 200, put.text
+    sdk = OpenAI(base_url=gw.base_url, api_key=key["key"], max_retries=0)
+
+    def ask(ttl: str, request_id: str, stream: bool = False) -> tuple[Any, dict[str, Any]]:
+        control: dict[str, Any] = {"type": "ephemeral"} if ttl == "5m" else {"type": "ephemeral", "ttl": ttl}
+        messages: Any = [
+            {"role": "system", "content": [{"type": "text", "text": LONG_SYSTEM, "cache_control": control}]},
+            {"role": "user", "content": "hello there"},
+        ]
+        headers = {"x-request-id": request_id}
+        if stream:
+            chunks = list(
+                sdk.chat.completions.create(
+                    model="cached",
+                    messages=messages,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    extra_headers=headers,
+                )
+            )
+            usage = chunks[-1].usage
+        else:
+            usage = sdk.chat.completions.create(model="cached", messages=messages, extra_headers=headers).usage
+        return usage, gw.trace(request_id)
+
+    written, write_trace = ask("5m", f"write-{uuid.uuid4().hex}")
+    assert written.prompt_tokens == 1002 and written.prompt_tokens_details.cached_tokens == 0
+    assert written.model_extra["cache_creation_input_tokens"] == 1000
+    assert write_trace["cache_write_tokens"] == 1000 and write_trace["cached_tokens"] == 0
+    assert write_trace["cost_micros"] == 2 * 3 + 1000 * 3.75 + 2 * 15  # micro-dollars: tokens x $ per 1M
+
+    read, read_trace = ask("5m", f"read-{uuid.uuid4().hex}", stream=True)
+    assert read.prompt_tokens == 1002 and read.prompt_tokens_details.cached_tokens == 1000
+    assert read.model_extra["cache_creation_input_tokens"] == 0
+    assert read_trace["cached_tokens"] == 1000 and read_trace["cost_micros"] == 2 * 3 + 1000 * 0.3 + 2 * 15
+
+    anthropic.reset()  # an empty cache: the 1-hour write is priced at 2x input
+    hour, hour_trace = ask("1h", f"hour-{uuid.uuid4().hex}")
+    assert hour.model_extra["cache_creation"] == {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 1000}
+    assert hour_trace["cost_micros"] == 2 * 3 + 1000 * 6 + 2 * 15
+
+    spent = sum(t["cost_micros"] for t in (write_trace, read_trace, hour_trace))
+    status = httpx.get(f"{gw.url}/api/budgets/{put.json()['id']}", headers=admin).json()
+    assert status["spent_micros"] == spent and status["reserved_micros"] == 0
+    assert status["spent"] == spent / 1_000_000

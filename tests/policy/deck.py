@@ -37,8 +37,9 @@ from lmdeck.tracing.memory import MemoryTraceSink
 
 ADMIN_KEY = "sk-lmdeck-policy-Fb9Lw2Kt6Xn4Rq8Mz1Cv5Hj3Pd7Ys0E"
 ADMIN_ENV = "LMDECK_TEST_POLICY_ADMIN_KEY"
-#: Dollars per 1M tokens for the fake model: 1000 in, 2000 out (a token costs $0.001 / $0.002).
-FAKE_PRICE = {"input": 1000.0, "output": 2000.0}
+#: Dollars per 1M tokens for the fake model: 1000 in, 2000 out, 100 a cached token read
+#: (a token costs $0.001 / $0.002 / $0.0001).
+FAKE_PRICE = {"input": 1000.0, "output": 2000.0, "cached_input": 100.0}
 _ids = itertools.count()
 
 
@@ -54,7 +55,9 @@ class FakeMeteredProvider:
         prompt = int(self.options.get("prompt_tokens", 10))
         completion = self.options.get("completion_tokens", 5)
         completion = (max_tokens or 16) if completion == "max" else int(completion)
-        return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+        cached = int(self.options.get("cached_tokens", 0))
+        details = {"prompt_tokens_details": {"cached_tokens": cached}} if cached else {}
+        return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion, **details)
 
     async def _wait(self) -> None:
         delay = float(self.options.get("delay", 0.0))

@@ -1,4 +1,7 @@
-"""Budgets: exact under concurrency, per key and per team, soft-limit alerts, spend reloaded at start."""
+"""Budgets: exact under concurrency, per key and per team, soft-limit alerts, spend reloaded at start.
+
+Amounts are whole micro-dollars: what is spent, reserved and left is compared exactly.
+"""
 
 from __future__ import annotations
 
@@ -16,67 +19,102 @@ from lmdeck.policy.ledger import BudgetExceeded, MemoryBudgetLedger
 from policy.deck import ADMIN_KEY, auth, fake_route, policy_settings, served_deck, started_deck
 
 #: "hi" as one user message: a prompt bound of 2 bytes + 7 format tokens; max_tokens 50.
-#: Worst case = 9 x $0.001 + 50 x $0.002; the fake reports exactly that usage, so a request costs it.
-ONE_REQUEST = 9 * 0.001 + 50 * 0.002
+#: Worst case = 9 x $0.001 + 50 x $0.002 ($0.109); the fake reports exactly that usage, so a request costs it.
+ONE_REQUEST = 109_000
+ONE_REQUEST_USD = 9 * 0.001 + 50 * 0.002
+DOLLAR = 1_000_000
 
 
-def budget(
-    limit: float, *, scope: str = "key", subject: str = "k1", period: str = "month", soft: float = 0.8
-) -> Budget:
+def budget(limit: int, *, scope: str = "key", subject: str = "k1", period: str = "month", soft: float = 0.8) -> Budget:
     return Budget(f"b-{scope}-{subject}-{period}", scope, subject, period, limit, soft, 0.0, 0.0)  # type: ignore[arg-type]
 
 
 async def test_the_ledger_refuses_what_does_not_fit_and_counts_what_settles() -> None:
     ledger = MemoryBudgetLedger()
-    ledger.set_budgets([budget(1.0)])
-    holds = [await ledger.reserve([("key", "k1")], 0.3) for _ in range(3)]
+    ledger.set_budgets([budget(DOLLAR)])
+    holds = [await ledger.reserve([("key", "k1")], 300_000) for _ in range(3)]
     with pytest.raises(BudgetExceeded) as refused:
-        await ledger.reserve([("key", "k1")], 0.3)
-    assert "month budget of key 'k1'" in str(refused.value)
+        await ledger.reserve([("key", "k1")], 300_000)
+    assert "month budget of key 'k1'" in str(refused.value) and "$0.100000 left of $1.000000" in str(refused.value)
     for hold in holds:
-        await ledger.settle(hold, 0.1)
+        await ledger.settle(hold, 100_000)
     status = ledger.status("b-key-k1-month")
     assert status is not None
-    assert status["spent"] == pytest.approx(0.3) and status["reserved"] == 0
-    await ledger.reserve([("key", "k1")], 0.7)  # what settled below its reservation is free again
+    assert status["spent_micros"] == 300_000 and status["reserved_micros"] == 0
+    assert status["spent"] == 0.3 and status["reserved"] == 0
+    await ledger.reserve([("key", "k1")], 700_000)  # what settled below its reservation is free again
+    with pytest.raises(BudgetExceeded):
+        await ledger.reserve([("key", "k1")], 1)  # and the budget is used up to the micro-dollar
+
+
+async def test_many_reserve_and_settle_cycles_leave_exactly_nothing_reserved() -> None:
+    """With floating-point dollars, 0.1 + 0.2 - 0.3 left a budget with ``reserved: 5.55e-17``; in
+    micro-dollars every cycle cancels exactly, whatever the amounts and their order."""
+    ledger = MemoryBudgetLedger()
+    ledger.set_budgets([budget(10**12)])
+    amounts = [100_000, 200_000, 300_000, 1, 7, 109_000, 333_333, 999_999]
+    spent = 0
+    for cycle in range(500):
+        holds = [await ledger.reserve([("key", "k1")], amount) for amount in amounts]
+        for i, hold in enumerate(reversed(holds)):
+            actual = (cycle * 31 + i * 17) % 1000
+            spent += actual
+            await ledger.settle(hold, actual)
+    status = ledger.status("b-key-k1-month")
+    assert status is not None
+    assert status["reserved_micros"] == 0 and status["reserved"] == 0
+    assert status["spent_micros"] == spent and status["remaining_micros"] == 10**12 - spent
 
 
 async def test_a_request_is_held_to_every_budget_of_its_key_and_team() -> None:
     ledger = MemoryBudgetLedger()
-    ledger.set_budgets([budget(10.0), budget(1.0, scope="team", subject="t1", period="day")])
-    await ledger.reserve([("key", "k1"), ("team", "t1")], 0.6)
+    ledger.set_budgets([budget(10 * DOLLAR), budget(DOLLAR, scope="team", subject="t1", period="day")])
+    await ledger.reserve([("key", "k1"), ("team", "t1")], 600_000)
     with pytest.raises(BudgetExceeded) as refused:
-        await ledger.reserve([("key", "k1"), ("team", "t1")], 0.6)
+        await ledger.reserve([("key", "k1"), ("team", "t1")], 600_000)
     assert refused.value.budget.scope == "team"
-    assert ledger.status("b-key-k1-month")["reserved"] == pytest.approx(0.6)  # type: ignore[index]
+    assert ledger.status("b-key-k1-month")["reserved_micros"] == 600_000  # type: ignore[index]
 
 
 async def test_a_new_period_starts_from_zero() -> None:
     now = [time.time()]
     ledger = MemoryBudgetLedger(clock=lambda: now[0])
-    ledger.set_budgets([budget(1.0, period="day")])
-    await ledger.settle(await ledger.reserve([("key", "k1")], 1.0), 1.0)
+    ledger.set_budgets([budget(DOLLAR, period="day")])
+    await ledger.settle(await ledger.reserve([("key", "k1")], DOLLAR), DOLLAR)
     with pytest.raises(BudgetExceeded):
-        await ledger.reserve([("key", "k1")], 0.1)
+        await ledger.reserve([("key", "k1")], 100_000)
     now[0] = window_of("day", now[0])[1] or 0.0  # midnight UTC
-    await ledger.reserve([("key", "k1")], 0.1)
+    await ledger.reserve([("key", "k1")], 100_000)
 
 
 async def test_soft_limit_and_exhaustion_raise_one_alert_each(caplog: pytest.LogCaptureFixture) -> None:
     ledger = MemoryBudgetLedger()
-    ledger.set_budgets([budget(1.0, soft=0.5)])
+    ledger.set_budgets([budget(DOLLAR, soft=0.5)])
     seen = []
     ledger.alerts.listeners.append(seen.append)
     with caplog.at_level(logging.WARNING):
         for _ in range(4):
-            await ledger.settle(await ledger.reserve([("key", "k1")], 0.0), 0.3)
+            await ledger.settle(await ledger.reserve([("key", "k1")], 0), 300_000)
     assert [a.kind for a in seen] == ["soft_limit", "exhausted"]
-    assert "budget alert (soft_limit)" in caplog.text
+    assert [a.spent for a in seen] == [600_000, 1_200_000]
+    assert "budget alert (soft_limit)" in caplog.text and "$0.600000 of $1.000000" in caplog.text
 
 
-async def test_200_concurrent_requests_cannot_overspend(tmp_path: Path) -> None:
+async def test_spend_exactly_at_the_soft_limit_raises_its_alert() -> None:
+    ledger = MemoryBudgetLedger()
+    ledger.set_budgets([budget(3 * 109_000, soft=0.7)])  # 0.7 of 327000 is 228900 exactly
+    seen = []
+    ledger.alerts.listeners.append(seen.append)
+    await ledger.settle(await ledger.reserve([("key", "k1")], 0), 228_899)
+    assert seen == []
+    await ledger.settle(await ledger.reserve([("key", "k1")], 0), 1)
+    assert [a.kind for a in seen] == ["soft_limit"]
+
+
+async def test_200_concurrent_requests_admit_exactly_the_budget(tmp_path: Path) -> None:
     fits = 20
-    limit = fits * ONE_REQUEST
+    # Sent as floating-point dollars (2.1799999999999997), kept as the micro-dollars they mean.
+    limit = fits * ONE_REQUEST_USD
     settings = policy_settings(tmp_path, routes=[fake_route(prompt_tokens=9, completion_tokens="max", delay=0.05)])
     async with served_deck(settings) as deck:
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
@@ -96,16 +134,16 @@ async def test_200_concurrent_requests_cannot_overspend(tmp_path: Path) -> None:
                 *(http.post("/v1/chat/completions", json=body, headers=auth(key)) for _ in range(200))
             )
             statuses = [r.status_code for r in responses]
+            assert put.json()["limit_micros"] == fits * ONE_REQUEST
             assert set(statuses) == {200, 429}
             refused = next(r for r in responses if r.status_code == 429).json()["error"]
             assert refused["code"] == refused["type"] == "insufficient_quota"
-            admitted = statuses.count(200)
-            assert fits - 1 <= admitted <= fits + 1
-            recorded = sum(t.cost for t in deck.sink.records if t.key_id == key_id)
-            assert recorded <= limit + ONE_REQUEST + 1e-9
-            assert recorded == pytest.approx(admitted * ONE_REQUEST)
+            assert statuses.count(200) == fits
+            recorded = sum(t.cost_micros for t in deck.sink.records if t.key_id == key_id)
+            assert recorded == fits * ONE_REQUEST
             status = (await http.get("/api/budgets", headers=auth(ADMIN_KEY))).json()["data"][0]
-            assert status["spent"] == pytest.approx(recorded) and status["reserved"] == pytest.approx(0)
+            assert status["spent_micros"] == recorded and status["reserved_micros"] == 0
+            assert status["remaining_micros"] == 0 and status["reserved"] == 0
 
 
 async def test_a_team_budget_is_shared_by_the_team_keys_and_streams_settle(tmp_path: Path) -> None:
@@ -117,7 +155,7 @@ async def test_a_team_budget_is_shared_by_the_team_keys_and_streams_settle(tmp_p
         put = await deck.admin(
             "PUT",
             "/api/budgets",
-            json={"scope": "team", "subject_id": team["id"], "period": "day", "limit_usd": 3 * ONE_REQUEST},
+            json={"scope": "team", "subject_id": team["id"], "period": "day", "limit_micros": 3 * ONE_REQUEST},
         )
         assert put.status_code == 200
         assert (await deck.chat(a["key"], max_tokens=50)).status_code == 200
@@ -126,9 +164,9 @@ async def test_a_team_budget_is_shared_by_the_team_keys_and_streams_settle(tmp_p
         assert (await deck.chat(a["key"], max_tokens=50)).status_code == 200
         assert (await deck.chat(b["key"], max_tokens=50)).status_code == 429
         status = (await deck.admin("GET", f"/api/budgets/{put.json()['id']}")).json()
-        assert status["spent"] == pytest.approx(3 * ONE_REQUEST)
-        costs = [t.cost for t in deck.sink.records if t.status_code == 200]
-        assert costs == pytest.approx([ONE_REQUEST] * 3)
+        assert status["spent_micros"] == 3 * ONE_REQUEST
+        costs = [t.cost_micros for t in deck.sink.records if t.status_code == 200]
+        assert costs == [ONE_REQUEST] * 3
         viewer = await deck.new_key(name="v", role="viewer", team_id=team["id"])
         outsider = await deck.new_key(
             name="o",
@@ -155,6 +193,10 @@ async def test_budget_changes_are_audited(tmp_path: Path) -> None:
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "subject_id"
         negative = await deck.admin("PUT", "/api/budgets", json=body | {"limit_usd": -1})
         assert negative.status_code == 400
+        both = await deck.admin("PUT", "/api/budgets", json=body | {"limit_micros": 5_000_000})
+        assert both.status_code == 400 and "exactly one of limit_usd" in both.json()["error"]["message"]
+        exact = (await deck.admin("PUT", "/api/budgets", json={**body, "limit_usd": None, "limit_micros": 1})).json()
+        assert exact["limit_micros"] == 1 and exact["limit_usd"] == 0.000001
 
 
 async def test_spend_already_recorded_counts_after_a_restart(tmp_path: Path) -> None:
@@ -165,11 +207,11 @@ async def test_spend_already_recorded_counts_after_a_restart(tmp_path: Path) -> 
             "PUT", "/api/budgets", json={"scope": "key", "subject_id": key["id"], "period": "month", "limit_usd": 1.0}
         )
         with deck.gateway.db.engine.begin() as conn:  # what the trace writer stored before the restart
-            for cost in (0.25, 0.5):
+            for cost in (250_000, 500_000):
                 conn.execute(
                     text(
                         "INSERT INTO traces (id, trace_id, request_id, span_id, created_at, kind, stream, key_id, "
-                        "cost, status_code, input_tokens, output_tokens, cached_tokens, latency_ms, retries, "
+                        "cost_micros, status_code, input_tokens, output_tokens, cached_tokens, latency_ms, retries, "
                         "fallback_used, cache_hit) VALUES (:id, :id, '', '', :t, 'chat', false, :k, :c, 200, "
                         "0, 0, 0, 0, 0, false, false)"
                     ),
@@ -177,7 +219,7 @@ async def test_spend_already_recorded_counts_after_a_restart(tmp_path: Path) -> 
                 )
     async with started_deck(settings) as restarted:
         status = (await restarted.admin("GET", "/api/budgets")).json()["data"][0]
-        assert status["spent"] == pytest.approx(0.75)
+        assert status["spent_micros"] == 750_000 and status["spent"] == 0.75
         assert (await restarted.chat(key["key"], max_tokens=200)).status_code == 429
 
 
@@ -208,12 +250,12 @@ async def test_a_stream_dropped_by_its_client_releases_its_reservation(tmp_path:
         result = await deck.gateway.pipeline.run(ctx)
         assert isinstance(result, Streamed)
         await anext(result.chunks)
-        assert deck.policy.ledger.status(put.json()["id"])["reserved"] == pytest.approx(ONE_REQUEST)  # type: ignore[index]
+        assert deck.policy.ledger.status(put.json()["id"])["reserved_micros"] == ONE_REQUEST  # type: ignore[index]
         await result.chunks.aclose()  # type: ignore[attr-defined]  # the client went away
         for _ in range(5):
             gc.collect()
             await asyncio.sleep(0)
         status = deck.policy.ledger.status(put.json()["id"])
         assert status is not None
-        assert status["reserved"] == 0
-        assert 0 < status["spent"] < ONE_REQUEST  # priced from what was sent: the prompt and one piece
+        assert status["reserved_micros"] == 0
+        assert 0 < status["spent_micros"] < ONE_REQUEST  # priced from what was sent: the prompt and one piece

@@ -13,7 +13,7 @@ from policy.deck import Deck, auth
 
 
 def trace(n: int, cost: float, **fields: Any) -> TraceRecord:
-    return TraceRecord(id=f"spend{n:03d}", cost=cost, input_tokens=10, output_tokens=5, **fields)
+    return TraceRecord(id=f"spend{n:03d}", cost_micros=round(cost * 1e6), input_tokens=10, output_tokens=5, **fields)
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ async def test_spend_by_each_attribute(spent: Deck) -> None:
     assert groups(await report(spent, by="model", period="month")) == {"m2": 4.0, "m1": 3.0}
     by_tag = await report(spent, by="tag", period="month")
     assert groups(by_tag) == {"x": 3.0, "y": 2.0}
-    assert by_tag["total_cost"] == 7.0  # each request counted once
+    assert by_tag["total_cost"] == 7.0 and by_tag["total_cost_micros"] == 7_000_000  # each request counted once
     assert (await report(spent, by="team", period="total"))["total_cost"] == 15.0
     row = (await report(spent, by="team", period="month"))["data"][0]
     assert (row["requests"], row["input_tokens"], row["output_tokens"]) == (1, 10, 5)

@@ -52,13 +52,16 @@ def test_identities(database: Database) -> None:
 
 def test_budgets_and_past_spend(database: Database) -> None:
     budgets = BudgetStore(database)
-    first = budgets.put("team", "t1", "month", limit_usd=10, soft_limit=0.8)
-    again = budgets.put("team", "t1", "month", limit_usd=20, soft_limit=0.5)
-    assert first.id == again.id and again.limit_usd == 20
+    first = budgets.put("team", "t1", "month", limit_micros=10_000_000, soft_limit=0.8)
+    again = budgets.put("team", "t1", "month", limit_micros=20_000_000, soft_limit=0.5)
+    assert first.id == again.id and again.limit_micros == 20_000_000 and again.to_dict()["limit_usd"] == 20
     SQLTraceStore(database).insert(
-        [TraceRecord(id="s1", team_id="t1", cost=1.5), TraceRecord(id="s2", team_id="t1", cost=2.0)]
+        [
+            TraceRecord(id="s1", team_id="t1", cost_micros=100_001),
+            TraceRecord(id="s2", team_id="t1", cost_micros=200_002),
+        ]
     )
-    assert budgets.spent_since([again], time.time()) == {again.id: pytest.approx(3.5)}
+    assert budgets.spent_since([again], time.time()) == {again.id: 300_003}
     assert budgets.delete(again.id) and budgets.all() == []
 
 
@@ -86,12 +89,14 @@ def test_secrets(database: Database, tmp_path: Path) -> None:
 def test_spend_report(database: Database) -> None:
     SQLTraceStore(database).insert(
         [
-            TraceRecord(id="r1", team_id="t1", route="a", tags=["x"], cost=1.0),
-            TraceRecord(id="r2", team_id="t2", route="a", tags=["x", "y"], cost=2.0),
+            TraceRecord(id="r1", team_id="t1", route="a", tags=["x"], cost_micros=100_000),
+            TraceRecord(id="r2", team_id="t2", route="a", tags=["x", "y"], cost_micros=200_000),
         ]
     )
     reports = SpendReports(database)
     by_tag = reports.report(by="tag", period="day", now=time.time())
-    assert {r.group: r.cost for r in by_tag.rows} == {"x": 3.0, "y": 2.0} and by_tag.total_cost == 3.0
+    # Sums are exact: $0.1 + $0.2 is $0.3, not 0.30000000000000004.
+    assert {r.group: r.cost_micros for r in by_tag.rows} == {"x": 300_000, "y": 200_000}
+    assert by_tag.total_cost_micros == 300_000 and by_tag.to_dict()["total_cost"] == 0.3
     mine = reports.report(by="route", period="total", now=time.time(), team_id="t1")
-    assert [(r.group, r.cost) for r in mine.rows] == [("a", 1.0)]
+    assert [(r.group, r.cost_micros) for r in mine.rows] == [("a", 100_000)]

@@ -126,3 +126,12 @@ def test_segments_left_behind_are_registered_sealed(tmp_path: Path) -> None:
         assert second.segments.durable_records == 1
     finally:
         second.close()
+
+
+def test_a_record_spooled_with_dollars_replays_in_micro_dollars() -> None:
+    """A spool written before costs were micro-dollars still replays with its cost."""
+    old = b'{"id": "old1", "trace_id": "t", "cost": 0.12, "status_code": 200}\n'
+    assert decode(old).cost_micros == 120_000
+    assert TraceRecord.from_dict({"id": "old2", "cost": 2.78e-17}).cost_micros == 0
+    record = TraceRecord(id="new", cost_micros=123)
+    assert decode(encode(record)).cost_micros == 123 and record.cost_usd == 0.000123

@@ -11,6 +11,7 @@ import typer
 
 from lmdeck.cli.connection import API_KEY, AS_JSON, BASE_URL, connect
 from lmdeck.cli.keys import print_json, print_table, when
+from lmdeck.money import format_usd
 from lmdeck.policy.schemas import BudgetOut
 
 app = typer.Typer(help="Manage budgets per key and team.", no_args_is_help=True)
@@ -18,8 +19,9 @@ app = typer.Typer(help="Manage budgets per key and team.", no_args_is_help=True)
 HEADER = ("ID", "SCOPE", "SUBJECT", "PERIOD", "LIMIT", "SPENT", "RESERVED", "LEFT", "SINCE")
 
 
-def usd(value: float) -> str:
-    return f"${value:,.4f}"
+def usd(micros: int) -> str:
+    """An amount of micro-dollars as dollars, exactly (``$1,234.567890``)."""
+    return format_usd(micros)
 
 
 def _row(b: BudgetOut) -> tuple[str, ...]:
@@ -28,10 +30,10 @@ def _row(b: BudgetOut) -> tuple[str, ...]:
         b.scope,
         b.subject_id,
         b.period,
-        usd(b.limit_usd),
-        usd(b.spent),
-        usd(b.reserved),
-        usd(b.remaining),
+        usd(b.limit_micros),
+        usd(b.spent_micros),
+        usd(b.reserved_micros),
+        usd(b.remaining_micros),
         when(b.window_start) if b.period != "total" else "-",
     )
 
@@ -95,8 +97,8 @@ def alerts(as_json: bool = AS_JSON, base_url: str | None = BASE_URL, api_key: st
             a.kind,
             f"{a.budget['scope']} {a.budget['subject_id']}",
             a.budget["period"],
-            usd(a.spent),
-            usd(a.budget["limit_usd"]),
+            usd(a.spent_micros),
+            usd(int(a.budget["limit_micros"])),
         )
         for a in found
     ]

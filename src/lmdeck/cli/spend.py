@@ -35,9 +35,9 @@ def report(
     if as_json:
         print_json(found)
         return
-    typer.echo(f"Spend by {found.by} since {when(found.since)}: {usd(found.total_cost)}")
+    typer.echo(f"Spend by {found.by} since {when(found.since)}: {usd(found.total_cost_micros)}")
     rows = [
-        (r.group or "(none)", usd(r.cost), str(r.requests), str(r.input_tokens), str(r.output_tokens))
+        (r.group or "(none)", usd(r.cost_micros), str(r.requests), str(r.input_tokens), str(r.output_tokens))
         for r in found.data
     ]
     print_table((by.upper(), "COST", "REQUESTS", "INPUT TOKENS", "OUTPUT TOKENS"), rows)

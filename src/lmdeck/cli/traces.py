@@ -18,6 +18,7 @@ import typer
 
 from lmdeck.cli.connection import API_KEY, BASE_URL, connect
 from lmdeck.cli.tables import table
+from lmdeck.money import format_usd
 from lmdeck.tracing.record import TraceRecord
 
 app = typer.Typer(help="Query the stored traces.", no_args_is_help=True)
@@ -35,7 +36,7 @@ def _row(trace: TraceRecord) -> tuple[str, ...]:
         str(trace.status_code),
         f"{trace.latency_ms:.0f}ms",
         f"{trace.input_tokens}/{trace.output_tokens}",
-        f"{trace.cost:.6f}".rstrip("0").rstrip(".") if trace.cost else "0",
+        format_usd(trace.cost_micros),
     )
 
 

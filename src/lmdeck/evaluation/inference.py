@@ -101,7 +101,7 @@ class PipelineInference:
             latency_ms=trace.latency_ms or ctx.elapsed_ms(),
             input_tokens=trace.input_tokens,
             output_tokens=trace.output_tokens,
-            cost=trace.cost,
+            cost=trace.cost_usd,
         )
 
     async def embed(self, route: str, texts: list[str]) -> list[list[float]]:

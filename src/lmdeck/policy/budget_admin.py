@@ -2,7 +2,7 @@
 
     budgets = BudgetAdmin(store, ledger, audit, reports, keys, soft_limit=0.8)
     await budgets.reload()                                   # at start and every refresh interval
-    await budgets.put(principal, BudgetPut(scope="team", subject_id="team_1", period="month", limit_usd=100))
+    await budgets.put(principal, BudgetPut(scope="team", subject_id="team_1", period="month", limit_micros=100_000_000))
     budgets.statuses()                                       # spent / reserved / remaining, live
 
 A budget's spend in its current period is read from the trace store when the
@@ -82,7 +82,9 @@ class BudgetAdmin:
         soft = body.soft_limit if body.soft_limit is not None else self.soft_limit
         before = await off_loop(lambda: self.store.find(body.scope, body.subject_id, body.period))
         budget = await off_loop(
-            lambda: self.store.put(body.scope, body.subject_id, body.period, limit_usd=body.limit_usd, soft_limit=soft)
+            lambda: self.store.put(
+                body.scope, body.subject_id, body.period, limit_micros=body.micros(), soft_limit=soft
+            )
         )
         await self.audit.record(
             actor.actor,

@@ -2,8 +2,10 @@
 
 The worst case is the request's prompt bound plus its ``max_tokens`` (see
 :mod:`lmdeck.policy.estimate`), priced at the dearest model its route (or a
-fallback route) may send it to. The reservation is settled with the real cost
-that :class:`lmdeck.policy.cost.MeterCost` wrote on the trace::
+fallback route) may send it to, every prompt token at that model's dearest input
+price (a cache write when the request marks ``cache_control``), rounded up to a
+micro-dollar. The reservation is settled with the real cost that
+:class:`lmdeck.policy.cost.MeterCost` wrote on the trace (``cost_micros``)::
 
     EnforceBudget(ledger, prices, route_models=router_models(router), assumed_max_tokens=4096)
 
@@ -21,7 +23,7 @@ from lmdeck.gateway.routing.router import Router
 from lmdeck.policy.estimate import token_need
 from lmdeck.policy.ledger import BudgetExceeded, BudgetLedger, Hold, Subject
 from lmdeck.policy.metering import observed
-from lmdeck.policy.pricing import PriceTable, cost_of
+from lmdeck.policy.pricing import PriceTable
 from lmdeck.protocol import APIError
 
 #: (provider, upstream model) pairs a route may send a request to.
@@ -49,6 +51,16 @@ def router_models(router: Router) -> RouteModels:
     return models
 
 
+def marks_cache(body: object) -> bool:
+    """Whether a request marks a prompt-cache breakpoint (``cache_control``), so it may be charged cache writes."""
+    messages = getattr(body, "messages", None) or []
+    for message in messages:
+        content = getattr(message, "content", None)
+        if isinstance(content, list) and any(isinstance(p, dict) and "cache_control" in p for p in content):
+            return True
+    return False
+
+
 def subjects_of(ctx: RequestContext) -> list[Subject]:
     principal = ctx.principal
     if principal is None:
@@ -72,13 +84,15 @@ class EnforceBudget:
         self.route_models = route_models
         self.assumed_max_tokens = assumed_max_tokens
 
-    def worst_case(self, ctx: RequestContext) -> float:
+    def worst_case(self, ctx: RequestContext) -> int:
+        """The most the request may cost, in micro-dollars."""
         need = token_need(ctx, assumed_max_tokens=self.assumed_max_tokens)
+        writes = marks_cache(ctx.body)
         costs = [
-            cost_of(self.prices.price(model, provider), need.worst_prompt, need.max_output)
+            self.prices.price(model, provider).bound(need.worst_prompt, need.max_output, cache_writes=writes)
             for provider, model in self.route_models(ctx.route_name)
         ]
-        return max(costs, default=0.0)
+        return max(costs, default=0)
 
     async def __call__(self, ctx: RequestContext, call_next: Handler) -> Result:
         subjects = subjects_of(ctx)
@@ -93,16 +107,16 @@ class EnforceBudget:
         try:
             result = await call_next(ctx)
         except BaseException:
-            await self.ledger.settle(hold, ctx.trace.cost)
+            await self.ledger.settle(hold, ctx.trace.cost_micros)
             raise
         if isinstance(result, Completed):
-            await self.ledger.settle(hold, ctx.trace.cost)
+            await self.ledger.settle(hold, ctx.trace.cost_micros)
             return result
         assert isinstance(result, Streamed)
         return Streamed(observed(result.chunks, self._settler(ctx, hold)), result.headers)
 
     def _settler(self, ctx: RequestContext, hold: Hold) -> Callable[[BaseException | None], Awaitable[None]]:
         async def settle(_: BaseException | None) -> None:
-            await self.ledger.settle(hold, ctx.trace.cost)
+            await self.ledger.settle(hold, ctx.trace.cost_micros)
 
         return settle

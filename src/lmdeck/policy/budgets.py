@@ -1,9 +1,11 @@
 """Budgets: how much a key or a team may spend per day, per month or in total.
 
     store = BudgetStore(db)
-    budget = store.put("team", "team_1a2b", "month", limit_usd=250.0, soft_limit=0.8)
+    budget = store.put("team", "team_1a2b", "month", limit_micros=250_000_000, soft_limit=0.8)
     budget.window(now)          # (start, end) of the period that contains ``now``, UTC
     store.spent_since(...)      # spend recorded in the traces, to start a ledger from
+
+Amounts are whole micro-dollars (:mod:`lmdeck.money`); dollars appear only in :meth:`Budget.to_dict`.
 
 Periods follow UTC calendar boundaries: a ``day`` budget resets at midnight
 UTC, a ``month`` budget on the first of the month, a ``total`` one never.
@@ -22,6 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from lmdeck.db import Database
+from lmdeck.money import dollars
 from lmdeck.policy.keys import new_id
 
 log = logging.getLogger(__name__)
@@ -54,7 +57,7 @@ class Budget:
     scope: Scope
     subject_id: str
     period: Period
-    limit_usd: float
+    limit_micros: int
     soft_limit: float
     created_at: float
     updated_at: float
@@ -72,14 +75,15 @@ class Budget:
             "scope": self.scope,
             "subject_id": self.subject_id,
             "period": self.period,
-            "limit_usd": self.limit_usd,
+            "limit_usd": dollars(self.limit_micros),
+            "limit_micros": self.limit_micros,
             "soft_limit": self.soft_limit,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
 
 
-_COLUMNS = "id, scope, subject_id, period, limit_usd, soft_limit, created_at, updated_at"
+_COLUMNS = "id, scope, subject_id, period, limit_micros, soft_limit, created_at, updated_at"
 
 
 def _budget(row: Any) -> Budget:
@@ -88,7 +92,7 @@ def _budget(row: Any) -> Budget:
         scope=cast(Scope, row[1]),
         subject_id=row[2],
         period=cast(Period, row[3]),
-        limit_usd=float(row[4]),
+        limit_micros=int(row[4]),
         soft_limit=float(row[5]),
         created_at=float(row[6]),
         updated_at=float(row[7]),
@@ -118,7 +122,7 @@ class BudgetStore:
             ).first()
         return _budget(row) if row else None
 
-    def put(self, scope: Scope, subject_id: str, period: Period, *, limit_usd: float, soft_limit: float) -> Budget:
+    def put(self, scope: Scope, subject_id: str, period: Period, *, limit_micros: int, soft_limit: float) -> Budget:
         """Create the budget of (scope, subject, period), or change its limits."""
         now = time.time()
         existing = self.find(scope, subject_id, period)
@@ -130,12 +134,14 @@ class BudgetStore:
                         ":now, :now)"
                     ),
                     {"id": new_id("budget"), "scope": scope, "subject": subject_id, "period": period}
-                    | {"limit": limit_usd, "soft": soft_limit, "now": now},
+                    | {"limit": limit_micros, "soft": soft_limit, "now": now},
                 )
             else:
                 conn.execute(
-                    text("UPDATE budgets SET limit_usd = :limit, soft_limit = :soft, updated_at = :now WHERE id = :id"),
-                    {"limit": limit_usd, "soft": soft_limit, "now": now, "id": existing.id},
+                    text(
+                        "UPDATE budgets SET limit_micros = :limit, soft_limit = :soft, updated_at = :now WHERE id = :id"
+                    ),
+                    {"limit": limit_micros, "soft": soft_limit, "now": now, "id": existing.id},
                 )
         found = self.find(scope, subject_id, period)
         assert found is not None
@@ -145,19 +151,21 @@ class BudgetStore:
         with self.db.engine.begin() as conn:
             return bool(conn.execute(text("DELETE FROM budgets WHERE id = :id"), {"id": budget_id}).rowcount)
 
-    def spent_since(self, budgets: Iterable[Budget], now: float) -> dict[str, float]:
-        """Each budget's spend in its current window, summed from the stored traces."""
-        out: dict[str, float] = {}
+    def spent_since(self, budgets: Iterable[Budget], now: float) -> dict[str, int]:
+        """Each budget's spend in its current window (micro-dollars), summed from the stored traces."""
+        out: dict[str, int] = {}
         column = {"key": "key_id", "team": "team_id"}
         try:
             with self.db.engine.connect() as conn:
                 for budget in budgets:
                     start, _ = budget.window(now)
                     spent = conn.execute(
-                        text(f"SELECT SUM(cost) FROM traces WHERE {column[budget.scope]} = :s AND created_at >= :t"),
+                        text(
+                            f"SELECT SUM(cost_micros) FROM traces WHERE {column[budget.scope]} = :s AND created_at >= :t"
+                        ),
                         {"s": budget.subject_id, "t": start},
                     ).scalar()
-                    out[budget.id] = float(spent or 0.0)
+                    out[budget.id] = int(spent or 0)
         except DBAPIError as exc:
             log.warning("could not read past spend from the traces (%s); budgets start from zero", exc)
             return {}

@@ -1,8 +1,8 @@
-"""The cost step: price the response's token usage and write it on the trace.
+"""The cost step: price the response's token usage and write it on the trace, in micro-dollars.
 
 It sits innermost among the policy steps, next to the dispatcher, so that by
 the time the steps around it look at the response (budget settlement, token
-limits, the record step writing the trace) ``ctx.trace.cost`` and
+limits, the record step writing the trace) ``ctx.trace.cost_micros`` and
 ``ctx.state["usage"]`` are set::
 
     pipeline = Pipeline([Authenticate(...), RecordStep(...), RateLimit(...), EnforceBudget(...),
@@ -23,7 +23,7 @@ from lmdeck.gateway.context import Completed, RequestContext, Result, Streamed
 from lmdeck.gateway.pipeline import Handler
 from lmdeck.policy.estimate import token_need
 from lmdeck.policy.metering import Usage, content_pieces, observed, usage_of
-from lmdeck.policy.pricing import PriceTable, cost_of
+from lmdeck.policy.pricing import PriceTable
 
 USAGE = "usage"
 
@@ -45,7 +45,7 @@ class _Tally:
 
 
 class MeterCost:
-    """Sets ``ctx.trace.cost`` (US dollars) and ``ctx.state["usage"]`` once usage is known."""
+    """Sets ``ctx.trace.cost_micros`` (whole micro-dollars) and ``ctx.state["usage"]`` once usage is known."""
 
     name = "cost"
 
@@ -59,14 +59,14 @@ class MeterCost:
         if usage.estimated:
             ctx.trace.input_tokens, ctx.trace.output_tokens = usage.input_tokens, usage.output_tokens
             ctx.trace.metadata["usage_estimated"] = True
-        if ctx.trace.cache_hit:
-            ctx.trace.cost = 0.0
-            return
         trace = ctx.trace
+        if trace.cache_hit:
+            trace.cost_micros = 0
+            return
         price = self.prices.price(trace.upstream_model, trace.provider)
-        if price.input == price.output == 0 and response_model:
+        if price.free and response_model:
             price = self.prices.price(response_model, trace.provider)
-        trace.cost = cost_of(price, usage.input_tokens, usage.output_tokens, usage.cached_tokens)
+        trace.cost_micros = price.cost(usage)
 
     async def __call__(self, ctx: RequestContext, call_next: Handler) -> Result:
         try:

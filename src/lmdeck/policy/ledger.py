@@ -1,10 +1,13 @@
 """The budget ledger: reserve a request's worst-case cost up front, settle the real cost after.
 
     ledger = MemoryBudgetLedger(alerts)
-    ledger.set_budgets(budgets, spent={"budget_1": 12.5})
-    hold = await ledger.reserve([("key", "key_1"), ("team", "team_1")], worst_case_usd)
+    ledger.set_budgets(budgets, spent={"budget_1": 12_500_000})
+    hold = await ledger.reserve([("key", "key_1"), ("team", "team_1")], worst_case_micros)
     ...                                  # the request runs
-    await ledger.settle(hold, actual_usd)
+    await ledger.settle(hold, actual_micros)
+
+Every amount is whole micro-dollars (:mod:`lmdeck.money`), so what is spent, reserved and
+left is exact: after any number of reservations settled, nothing stays reserved.
 
 A reservation succeeds only if, for every budget of every subject, what is
 spent plus what is reserved by requests still running plus this request's worst
@@ -24,8 +27,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal, Protocol
 
+from lmdeck.money import dollars, format_usd
 from lmdeck.policy.budgets import Budget, Scope
 
 log = logging.getLogger(__name__)
@@ -37,10 +42,11 @@ Clock = Callable[[], float]
 class BudgetExceeded(Exception):
     """A reservation would go over a budget."""
 
-    def __init__(self, budget: Budget, remaining: float, needed: float) -> None:
+    def __init__(self, budget: Budget, remaining: int, needed: int) -> None:
         super().__init__(
             f"the {budget.period} budget of {budget.scope} {budget.subject_id!r} is spent: "
-            f"${max(remaining, 0.0):.6f} left of ${budget.limit_usd:.6f}, this request may cost up to ${needed:.6f}"
+            f"{format_usd(max(remaining, 0))} left of {format_usd(budget.limit_micros)}, "
+            f"this request may cost up to {format_usd(needed)}"
         )
         self.budget = budget
         self.remaining = remaining
@@ -53,7 +59,7 @@ class BudgetAlert:
 
     kind: Literal["soft_limit", "exhausted"]
     budget: Budget
-    spent: float
+    spent: int
     window_start: float
     at: float
 
@@ -61,7 +67,8 @@ class BudgetAlert:
         return {
             "kind": self.kind,
             "budget": self.budget.to_dict(),
-            "spent": self.spent,
+            "spent": dollars(self.spent),
+            "spent_micros": self.spent,
             "window_start": self.window_start,
             "at": self.at,
         }
@@ -78,13 +85,13 @@ class BudgetAlerts:
         self.recent.append(alert)
         b = alert.budget
         log.warning(
-            "budget alert (%s): %s %s %s budget at $%.6f of $%.6f",
+            "budget alert (%s): %s %s %s budget at %s of %s",
             alert.kind,
             b.scope,
             b.subject_id,
             b.period,
-            alert.spent,
-            b.limit_usd,
+            format_usd(alert.spent),
+            format_usd(b.limit_micros),
         )
         for listener in self.listeners:
             try:
@@ -97,7 +104,7 @@ class BudgetAlerts:
 class Hold:
     """What a running request has reserved, per budget and window."""
 
-    amounts: dict[str, tuple[float, float]] = field(default_factory=dict)  # budget id -> (window start, usd)
+    amounts: dict[str, tuple[float, int]] = field(default_factory=dict)  # budget id -> (window start, micros)
     settled: bool = False
 
 
@@ -105,17 +112,17 @@ class Hold:
 class _Window:
     start: float
     end: float | None = None
-    spent: float = 0.0
-    reserved: float = 0.0
+    spent: int = 0
+    reserved: int = 0
     alerted: set[str] = field(default_factory=set)
 
 
 class BudgetLedger(Protocol):
     def applies(self, subjects: Sequence[Subject]) -> bool: ...
 
-    async def reserve(self, subjects: Sequence[Subject], amount: float) -> Hold: ...
+    async def reserve(self, subjects: Sequence[Subject], amount: int) -> Hold: ...
 
-    async def settle(self, hold: Hold, actual: float) -> None: ...
+    async def settle(self, hold: Hold, actual: int) -> None: ...
 
     def status(self, budget_id: str) -> dict[str, Any] | None: ...
 
@@ -130,7 +137,7 @@ class MemoryBudgetLedger:
         self._by_subject: dict[Subject, list[Budget]] = {}
         self._windows: dict[str, _Window] = {}
 
-    def set_budgets(self, budgets: Iterable[Budget], spent: dict[str, float] | None = None) -> None:
+    def set_budgets(self, budgets: Iterable[Budget], spent: dict[str, int] | None = None) -> None:
         """Replace the budget definitions; spend already counted for a kept budget stays."""
         now = self.clock()
         self._budgets = {b.id: b for b in budgets}
@@ -160,14 +167,15 @@ class MemoryBudgetLedger:
         window.end = end
         return window
 
-    async def reserve(self, subjects: Sequence[Subject], amount: float) -> Hold:
+    async def reserve(self, subjects: Sequence[Subject], amount: int) -> Hold:
+        """Hold ``amount`` micro-dollars against every budget of ``subjects``; :class:`BudgetExceeded` if one lacks it."""
         # No await in here: the check and the reservation are one step for the event loop.
         now = self.clock()
         budgets = [b for s in subjects for b in self._by_subject.get(s, ())]
         windows = [self._window(b, now) for b in budgets]
         for budget, window in zip(budgets, windows, strict=True):
-            remaining = budget.limit_usd - window.spent - window.reserved
-            if amount > remaining + 1e-12:
+            remaining = budget.limit_micros - window.spent - window.reserved
+            if amount > remaining:
                 raise BudgetExceeded(budget, remaining, amount)
         hold = Hold()
         for budget, window in zip(budgets, windows, strict=True):
@@ -175,7 +183,8 @@ class MemoryBudgetLedger:
             hold.amounts[budget.id] = (window.start, amount)
         return hold
 
-    async def settle(self, hold: Hold, actual: float) -> None:
+    async def settle(self, hold: Hold, actual: int) -> None:
+        """Release ``hold`` and count ``actual`` micro-dollars as spent (once; a second call does nothing)."""
         if hold.settled:
             return
         hold.settled = True
@@ -184,7 +193,7 @@ class MemoryBudgetLedger:
             budget = self._budgets.get(budget_id)
             window = self._windows.get(budget_id)
             if window is not None and window.start == start:
-                window.reserved = max(window.reserved - reserved, 0.0)
+                window.reserved -= reserved
             if budget is None:
                 continue
             window = self._window(budget, now)
@@ -193,7 +202,8 @@ class MemoryBudgetLedger:
 
     def _check_alerts(self, budget: Budget, window: _Window, now: float) -> None:
         for kind, threshold in (("soft_limit", budget.soft_limit), ("exhausted", 1.0)):
-            if kind not in window.alerted and window.spent >= budget.limit_usd * threshold - 1e-12:
+            # Compared exactly: the threshold share is read by its decimal form.
+            if kind not in window.alerted and window.spent >= Decimal(budget.limit_micros) * Decimal(str(threshold)):
                 window.alerted.add(kind)
                 self.alerts.emit(BudgetAlert(kind, budget, window.spent, window.start, now))  # type: ignore[arg-type]
 
@@ -204,11 +214,15 @@ class MemoryBudgetLedger:
         now = self.clock()
         window = self._window(budget, now)
         start, end = budget.window(now)
+        remaining = budget.limit_micros - window.spent - window.reserved
         return {
             **budget.to_dict(),
-            "spent": window.spent,
-            "reserved": window.reserved,
-            "remaining": budget.limit_usd - window.spent - window.reserved,
+            "spent": dollars(window.spent),
+            "reserved": dollars(window.reserved),
+            "remaining": dollars(remaining),
+            "spent_micros": window.spent,
+            "reserved_micros": window.reserved,
+            "remaining_micros": remaining,
             "window_start": start,
             "window_end": end,
         }

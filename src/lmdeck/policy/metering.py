@@ -21,11 +21,18 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Usage:
-    """Tokens a request used; ``estimated`` when the upstream never said (a stream cut short)."""
+    """Tokens a request used; ``estimated`` when the upstream never said (a stream cut short).
+
+    ``input_tokens`` counts every prompt token; ``cached_tokens`` of them were cache reads,
+    ``cache_write_tokens`` were written to a 5-minute cache and ``cache_write_1h_tokens`` to a
+    1-hour cache (Anthropic's prompt caching).
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
     estimated: bool = False
 
     @property
@@ -37,16 +44,30 @@ def _get(obj: Any, name: str) -> Any:
     return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
 
 
+def _count(value: Any) -> int:
+    try:
+        return max(int(value or 0), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 def usage_of(response: Any) -> Usage | None:
+    """The :class:`Usage` of an OpenAI-shaped response or chunk: ``prompt_tokens``, ``completion_tokens``,
+    ``prompt_tokens_details.cached_tokens``, and the cache writes ``cache_creation_input_tokens`` (with
+    its ``cache_creation.ephemeral_1h_input_tokens`` share) that Anthropic answers carry."""
     usage = _get(response, "usage")
     if usage is None:
         return None
     details = _get(usage, "prompt_tokens_details")
-    cached = _get(details, "cached_tokens") if details is not None else None
+    written = _count(_get(usage, "cache_creation_input_tokens"))
+    breakdown = _get(usage, "cache_creation")
+    written_1h = min(_count(_get(breakdown, "ephemeral_1h_input_tokens")) if breakdown is not None else 0, written)
     return Usage(
-        input_tokens=int(_get(usage, "prompt_tokens") or 0),
-        output_tokens=int(_get(usage, "completion_tokens") or 0),
-        cached_tokens=int(cached or 0),
+        input_tokens=_count(_get(usage, "prompt_tokens")),
+        output_tokens=_count(_get(usage, "completion_tokens")),
+        cached_tokens=_count(_get(details, "cached_tokens")) if details is not None else 0,
+        cache_write_tokens=written - written_1h,
+        cache_write_1h_tokens=written_1h,
     )
 
 

@@ -120,3 +120,11 @@ def create_provider_secrets(conn: Connection) -> None:
             " updated_at FLOAT NOT NULL)"
         )
     )
+
+
+@migrations("0104_budget_limit_micros")
+def budget_limit_in_micros(conn: Connection) -> None:
+    """A budget's limit in whole micro-dollars (``limit_micros``), exact to compare, instead of a float."""
+    conn.execute(text("ALTER TABLE budgets ADD COLUMN limit_micros BIGINT NOT NULL DEFAULT 0"))
+    conn.execute(text("UPDATE budgets SET limit_micros = CAST(ROUND(limit_usd * 1000000) AS BIGINT)"))
+    conn.execute(text("ALTER TABLE budgets DROP COLUMN limit_usd"))

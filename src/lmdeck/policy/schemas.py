@@ -6,10 +6,12 @@ rather than a silently ignored setting.
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lmdeck.money import MICROS_PER_DOLLAR
 from lmdeck.policy.budgets import Period, Scope
 from lmdeck.policy.principal import Role
 
@@ -124,10 +126,32 @@ class BudgetPut(_Body):
     scope: Scope
     subject_id: str = Field(min_length=1, description="the key id or team id")
     period: Period
-    limit_usd: float = Field(ge=0, description="US dollars per period")
+    limit_usd: Decimal | None = Field(
+        default=None,
+        ge=0,
+        le=10**12,
+        allow_inf_nan=False,
+        description="US dollars per period, to the nearest micro-dollar",
+    )
+    limit_micros: int | None = Field(
+        default=None, ge=0, le=10**18, description="the limit in micro-dollars, exactly (instead of limit_usd)"
+    )
     soft_limit: float | None = Field(
         default=None, gt=0, le=1, description="share of the limit that raises an alert (default policy.soft_limit)"
     )
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> BudgetPut:
+        if (self.limit_usd is None) == (self.limit_micros is None):
+            raise ValueError("send exactly one of limit_usd (dollars) or limit_micros (micro-dollars)")
+        return self
+
+    def micros(self) -> int:
+        """The limit in micro-dollars (``limit_usd`` rounded half to even to a micro-dollar)."""
+        if self.limit_micros is not None:
+            return self.limit_micros
+        assert self.limit_usd is not None
+        return int((self.limit_usd * MICROS_PER_DOLLAR).to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
 class BudgetOut(BaseModel):
@@ -136,12 +160,16 @@ class BudgetOut(BaseModel):
     subject_id: str
     period: Period
     limit_usd: float
+    limit_micros: int = Field(description="the limit in micro-dollars (exact)")
     soft_limit: float
     created_at: float
     updated_at: float
-    spent: float = Field(description="settled spend in the current period")
-    reserved: float = Field(description="worst-case cost held by requests still running")
+    spent: float = Field(description="settled spend in the current period, US dollars")
+    reserved: float = Field(description="worst-case cost held by requests still running, US dollars")
     remaining: float
+    spent_micros: int = Field(description="spent, in micro-dollars (exact)")
+    reserved_micros: int = Field(description="reserved, in micro-dollars (exact)")
+    remaining_micros: int = Field(description="remaining, in micro-dollars (exact)")
     window_start: float
     window_end: float | None
 
@@ -154,6 +182,7 @@ class AlertOut(BaseModel):
     kind: Literal["soft_limit", "exhausted"]
     budget: dict[str, Any]
     spent: float
+    spent_micros: int
     window_start: float
     at: float
 
@@ -164,7 +193,8 @@ class AlertList(BaseModel):
 
 class SpendRow(BaseModel):
     group: str | None = Field(description="the key, team, user, route, tag or model; null: not attributed")
-    cost: float
+    cost: float = Field(description="US dollars")
+    cost_micros: int = Field(description="micro-dollars (exact)")
     requests: int
     input_tokens: int
     output_tokens: int
@@ -175,7 +205,8 @@ class SpendReport(BaseModel):
     period: str
     since: float
     until: float | None
-    total_cost: float
+    total_cost: float = Field(description="US dollars")
+    total_cost_micros: int = Field(description="micro-dollars (exact)")
     data: list[SpendRow]
 
 

@@ -2,10 +2,11 @@
 
     report = SpendReports(db).report(by="team", period="month", now=time.time())
     for row in report.rows:
-        print(row.group, row.cost, row.requests)
+        print(row.group, row.cost_micros, row.requests)
 
 Costs come from the trace store, so a report covers every gateway process
-writing to it. A ``team_id`` narrows a report to one team (what a non-admin
+writing to it. They are summed in whole micro-dollars (exact) and shown in
+dollars only in :meth:`Report.to_dict`. A ``team_id`` narrows a report to one team (what a non-admin
 caller is shown).
 """
 
@@ -18,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from lmdeck.db import Database
+from lmdeck.money import dollars
 from lmdeck.policy.budgets import Period, window_of
 
 GroupBy = Literal["key", "team", "user", "route", "tag", "model"]
@@ -36,7 +38,7 @@ GROUP_COLUMNS: dict[str, str] = {
 @dataclass(frozen=True)
 class SpendRow:
     group: str | None
-    cost: float
+    cost_micros: int
     requests: int
     input_tokens: int
     output_tokens: int
@@ -44,7 +46,8 @@ class SpendRow:
     def to_dict(self) -> dict[str, Any]:
         return {
             "group": self.group,
-            "cost": self.cost,
+            "cost": dollars(self.cost_micros),
+            "cost_micros": self.cost_micros,
             "requests": self.requests,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
@@ -59,7 +62,7 @@ class Report:
     until: float | None
     rows: list[SpendRow] = field(default_factory=list)
     #: Every request's cost counted once (a request with two tags is in two tag rows).
-    total_cost: float = 0.0
+    total_cost_micros: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,7 +70,8 @@ class Report:
             "period": self.period,
             "since": self.since,
             "until": self.until,
-            "total_cost": self.total_cost,
+            "total_cost": dollars(self.total_cost_micros),
+            "total_cost_micros": self.total_cost_micros,
             "data": [r.to_dict() for r in self.rows],
         }
 
@@ -100,23 +104,23 @@ class SpendReports:
         column = GROUP_COLUMNS[by]
         join = " JOIN trace_tags ON trace_tags.record_id = traces.id" if by == "tag" else ""
         sql = (
-            f"SELECT {column}, SUM(traces.cost), COUNT(*), SUM(traces.input_tokens), SUM(traces.output_tokens) "
+            f"SELECT {column}, SUM(traces.cost_micros), COUNT(*), SUM(traces.input_tokens), SUM(traces.output_tokens) "
             f"FROM traces{join} WHERE {' AND '.join(where)} GROUP BY {column} ORDER BY 2 DESC"
         )
-        total_sql = f"SELECT SUM(traces.cost) FROM traces WHERE {' AND '.join(where)}"
+        total_sql = f"SELECT SUM(traces.cost_micros) FROM traces WHERE {' AND '.join(where)}"
         try:
             with self.db.engine.connect() as conn:
                 rows = [
                     SpendRow(
                         group=r[0],
-                        cost=float(r[1] or 0.0),
+                        cost_micros=int(r[1] or 0),
                         requests=int(r[2]),
                         input_tokens=int(r[3] or 0),
                         output_tokens=int(r[4] or 0),
                     )
                     for r in conn.execute(text(sql), params)
                 ]
-                total = float(conn.execute(text(total_sql), params).scalar() or 0.0)
+                total = int(conn.execute(text(total_sql), params).scalar() or 0)
         except DBAPIError:
-            rows, total = [], 0.0
-        return Report(by=by, period=period, since=start, until=until, rows=rows, total_cost=total)
+            rows, total = [], 0
+        return Report(by=by, period=period, since=start, until=until, rows=rows, total_cost_micros=total)

@@ -1,7 +1,7 @@
 """``client.budgets``: spending limits per key and team, and their live state.
 
 budget = client.budgets.set("team", "team_1a2b", "month", limit_usd=250, soft_limit=0.8)
-print(budget.spent, budget.remaining)
+print(budget.spent, budget.remaining)      # US dollars; budget.remaining_micros is exact
 client.budgets.alerts()                     # soft limits crossed, budgets used up
 """
 
@@ -20,10 +20,25 @@ class Budgets(Namespace):
     name = "budgets"
 
     def set(
-        self, scope: Scope, subject_id: str, period: Period, *, limit_usd: float, soft_limit: float | None = None
+        self,
+        scope: Scope,
+        subject_id: str,
+        period: Period,
+        *,
+        limit_usd: float | None = None,
+        limit_micros: int | None = None,
+        soft_limit: float | None = None,
     ) -> BudgetOut:
-        """Create the budget of a key or team for a period, or change its limits."""
-        body = {"scope": scope, "subject_id": subject_id, "period": period, "limit_usd": limit_usd}
+        """Create the budget of a key or team for a period, or change its limits.
+
+        Give the limit in US dollars (``limit_usd``, kept to the nearest micro-dollar) or exactly
+        in micro-dollars (``limit_micros``).
+        """
+        body: dict[str, object] = {"scope": scope, "subject_id": subject_id, "period": period}
+        if limit_usd is not None:
+            body["limit_usd"] = limit_usd
+        if limit_micros is not None:
+            body["limit_micros"] = limit_micros
         if soft_limit is not None:
             body["soft_limit"] = soft_limit
         return BudgetOut.model_validate(self.client.put("/api/budgets", json=body))

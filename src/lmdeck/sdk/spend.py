@@ -2,7 +2,7 @@
 
 report = client.spend.report(by="team", period="month")
 for row in report.data:
-    print(row.group, row.cost)
+    print(row.group, row.cost, row.cost_micros)   # US dollars, and micro-dollars exactly
 """
 
 from __future__ import annotations

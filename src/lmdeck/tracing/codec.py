@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from lmdeck.tracing.record import TraceRecord
+from lmdeck.tracing.record import TraceRecord, upgraded
 
 _OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
@@ -52,6 +52,7 @@ def decode(line: bytes) -> TraceRecord:
         raise UnreadableLine(f"not JSON: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("id"), str):
         raise UnreadableLine("not a trace record (no string 'id')")
+    data = upgraded(data)
     if not data.keys() <= _FIELDS:
         # Written by a newer lmdeck with fields this one does not know: keep what it knows.
         data = {k: v for k, v in data.items() if k in _FIELDS}

@@ -103,8 +103,8 @@ class GatewayMetrics:
             self.tokens.labels(route, "input").inc(record.input_tokens)
         if record.output_tokens:
             self.tokens.labels(route, "output").inc(record.output_tokens)
-        if record.cost:
-            self.cost.labels(route, record.team_id or "none").inc(record.cost)
+        if record.cost_micros:
+            self.cost.labels(route, record.team_id or "none").inc(record.cost_usd)
         if record.retries:
             self.retries.labels(route).inc(record.retries)
         if record.cache_hit:

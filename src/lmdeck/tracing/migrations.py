@@ -106,3 +106,13 @@ def add_client_ids(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE traces ADD COLUMN client_request_id VARCHAR(128)"))
     conn.execute(text("ALTER TABLE traces ADD COLUMN client_trace_id VARCHAR(64)"))
     conn.execute(text("CREATE INDEX ix_traces_client_request_id ON traces (client_request_id)"))
+
+
+@migrations("0003_trace_cost_micros")
+def cost_in_micros(conn: Connection) -> None:
+    """Cost in whole micro-dollars (``cost_micros``, exact to sum) instead of floating-point dollars,
+    and the prompt tokens written to a cache (``cache_write_tokens``) beside those read from one."""
+    conn.execute(text("ALTER TABLE traces ADD COLUMN cost_micros BIGINT NOT NULL DEFAULT 0"))
+    conn.execute(text("UPDATE traces SET cost_micros = CAST(ROUND(cost * 1000000) AS BIGINT)"))
+    conn.execute(text("ALTER TABLE traces DROP COLUMN cost"))
+    conn.execute(text("ALTER TABLE traces ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0"))

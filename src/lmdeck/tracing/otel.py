@@ -67,7 +67,7 @@ def genai_attributes(record: TraceRecord) -> dict[str, Any]:
         "lmdeck.trace_record_id": record.id,
         "lmdeck.route": record.route or "",
         "lmdeck.target": record.target or "",
-        "lmdeck.cost_usd": record.cost,
+        "lmdeck.cost_usd": record.cost_usd,
         "lmdeck.retries": record.retries,
         "lmdeck.cache_hit": record.cache_hit,
         "http.response.status_code": record.status_code,

@@ -17,11 +17,20 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from lmdeck.money import MICROS_PER_DOLLAR, dollars
+
 
 def new_trace_id() -> str:
     """A 32-hex-digit id, time-ordered (48-bit milliseconds then 80 random bits)."""
     millis = int(time.time() * 1000) & ((1 << 48) - 1)
     return f"{millis:012x}{os.urandom(10).hex()}"
+
+
+def upgraded(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with fields of older records renamed: ``cost`` (US dollars) became ``cost_micros``."""
+    if "cost_micros" not in data and isinstance(data.get("cost"), int | float):
+        return {**data, "cost_micros": round(data["cost"] * MICROS_PER_DOLLAR)}
+    return data
 
 
 @dataclass
@@ -49,7 +58,9 @@ class TraceRecord:
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
-    cost: float = 0.0
+    cache_write_tokens: int = 0
+    #: What the request cost, in whole micro-dollars (see :mod:`lmdeck.money`).
+    cost_micros: int = 0
     latency_ms: float = 0.0
     ttft_ms: float | None = None
     upstream_ms: float | None = None
@@ -70,7 +81,12 @@ class TraceRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TraceRecord:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**{k: v for k, v in upgraded(data).items() if k in known})
+
+    @property
+    def cost_usd(self) -> float:
+        """The cost in US dollars, for display (API JSON, metrics, spans); sums use ``cost_micros``."""
+        return dollars(self.cost_micros)
 
     @property
     def gateway_overhead_ms(self) -> float | None:

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Double,
@@ -62,7 +63,6 @@ traces = Table(
     Column("input_tokens", Integer, nullable=False),
     Column("output_tokens", Integer, nullable=False),
     Column("cached_tokens", Integer, nullable=False),
-    Column("cost", Double, nullable=False),
     Column("latency_ms", Double, nullable=False),
     Column("ttft_ms", Double),
     Column("upstream_ms", Double),
@@ -79,6 +79,8 @@ traces = Table(
     Column("extra", _json()),
     Column("client_request_id", String(128)),
     Column("client_trace_id", String(64)),
+    Column("cost_micros", BigInteger, nullable=False),
+    Column("cache_write_tokens", Integer, nullable=False),
 )
 
 trace_tags = Table(

@@ -35,7 +35,7 @@ class ExposureRecorder:
                 subject=record.metadata.get("experiment_subject"),
                 status_code=record.status_code,
                 latency_ms=record.latency_ms,
-                cost=record.cost,
+                cost=record.cost_usd,
                 created_at=record.created_at,
             )
         )

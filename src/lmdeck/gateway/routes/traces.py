@@ -102,7 +102,8 @@ def trace_query(
 
 
 def _trace_body(record: TraceRecord) -> dict[str, Any]:
-    return {"object": "trace", **record.to_dict()}
+    # The cost in US dollars for readers, beside the exact ``cost_micros``.
+    return {"object": "trace", **record.to_dict(), "cost": record.cost_usd}
 
 
 @router.get("", summary="Traces matching the filters, newest first")

@@ -49,6 +49,8 @@ def _usage_into(trace: TraceRecord, response: BaseModel) -> None:
     details = getattr(usage, "prompt_tokens_details", None)
     if isinstance(details, dict):
         trace.cached_tokens = int(details.get("cached_tokens") or 0)
+    # Prompt tokens written to a cache (Anthropic's prompt caching), kept beside OpenAI's usage shape.
+    trace.cache_write_tokens = int(getattr(usage, "cache_creation_input_tokens", 0) or 0)
 
 
 def _stream_text(chunk: BaseModel) -> str:

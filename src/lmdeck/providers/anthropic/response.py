@@ -37,8 +37,15 @@ def finish_reason(stop_reason: Any, call: MessagesCall | None = None) -> str:
 
 
 def to_usage(usage: dict[str, Any]) -> dict[str, Any]:
-    """OpenAI usage for Anthropic's: every input token in ``prompt_tokens``, cache reads in
-    ``prompt_tokens_details.cached_tokens``; Anthropic's own cache counts kept alongside."""
+    """OpenAI usage for Anthropic's.
+
+    Every input token counts in ``prompt_tokens`` (``input_tokens`` + cache reads + cache
+    writes); cache reads are ``prompt_tokens_details.cached_tokens``, as OpenAI reports its own.
+    OpenAI's shape has no cache writes, so Anthropic's counts are kept beside it under their
+    own names: ``cache_read_input_tokens``, ``cache_creation_input_tokens`` and, when Anthropic
+    splits it by cache lifetime, ``cache_creation`` (``ephemeral_5m_input_tokens``,
+    ``ephemeral_1h_input_tokens``).
+    """
     read = int(usage.get("cache_read_input_tokens") or 0)
     written = int(usage.get("cache_creation_input_tokens") or 0)
     prompt = int(usage.get("input_tokens") or 0) + read + written
@@ -48,7 +55,15 @@ def to_usage(usage: dict[str, Any]) -> dict[str, Any]:
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
         "prompt_tokens_details": {"cached_tokens": read},
+        "cache_read_input_tokens": read,
+        "cache_creation_input_tokens": written,
     }
+    split = usage.get("cache_creation")
+    if isinstance(split, dict):
+        out["cache_creation"] = {
+            "ephemeral_5m_input_tokens": int(split.get("ephemeral_5m_input_tokens") or 0),
+            "ephemeral_1h_input_tokens": int(split.get("ephemeral_1h_input_tokens") or 0),
+        }
     return out
 
 
