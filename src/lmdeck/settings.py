@@ -170,6 +170,11 @@ class RouteConfig(BaseModel):
     description: str | None = None
     kind: Literal["chat", "embeddings"] = "chat"
     stream_commit: StreamCommitConfig = Field(default_factory=StreamCommitConfig)
+    team: str | None = Field(
+        default=None,
+        description="the team (id or name) whose developers may move this route's traffic (experiments, "
+        "alias moves); default: the team of the registry models it follows, else admins only",
+    )
 
     @field_validator("targets", mode="before")
     @classmethod

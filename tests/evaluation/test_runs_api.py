@@ -26,9 +26,9 @@ async def make_prompt(deck: Deck, name: str = "adder") -> None:
         assert r.status_code == 201, r.text
 
 
-async def make_dataset(deck: Deck, name: str = "sums", n: int = 40) -> None:
+async def make_dataset(deck: Deck, name: str = "sums", n: int = 40, **owner: str) -> None:
     rows = [{"input": {"a": i, "b": 2 * i + 1}, "expected": str(3 * i + 1)} for i in range(n)]
-    r = await deck.call("POST", f"/api/registry/datasets/{name}/versions", json={"rows": rows})
+    r = await deck.call("POST", f"/api/registry/datasets/{name}/versions", json={"rows": rows, **owner})
     assert r.status_code in (200, 201), r.text
 
 
@@ -120,14 +120,32 @@ async def test_bad_run_requests_are_4xx(deck: Deck) -> None:
 
 
 async def test_runs_are_visible_to_their_team_only(deck: Deck) -> None:
-    await make_dataset(deck, n=3)
+    await make_dataset(deck, n=3, team="blue")
     run = await run_to_end(deck, who="blue-dev", dataset="sums@1", route="calc", evaluators=["exact"])
+    assert run["team_id"] == "team_blue" and run["visibility"] == "team"
     assert (await deck.call("GET", f"/api/evaluation/runs/{run['id']}", who="blue-dev")).status_code == 200
     assert (await deck.call("GET", f"/api/evaluation/runs/{run['id']}", who="red-dev")).status_code == 404
     assert run["id"] not in [
         r["id"] for r in (await deck.call("GET", "/api/evaluation/runs", who="red-dev")).json()["data"]
     ]
     assert (await deck.call("GET", f"/api/evaluation/runs/{run['id']}")).status_code == 200
+    # Team blue's dataset is blue's: red may neither read it nor run it.
+    refused = await deck.call(
+        "POST",
+        "/api/evaluation/runs",
+        json={"dataset": "sums@1", "route": "calc", "evaluators": ["exact"]},
+        who="red-dev",
+    )
+    assert refused.status_code == 404, refused.text
+    # Shared by its team, the run is readable (not changeable) by red.
+    path = f"/api/evaluation/runs/{run['id']}"
+    assert (await deck.call("PATCH", path, json={"visibility": "shared"}, who="red-dev")).status_code == 404
+    assert (await deck.call("PATCH", path, json={"visibility": "shared"}, who="blue-dev")).json()[
+        "visibility"
+    ] == "shared"
+    assert (await deck.call("GET", path, who="red-dev")).status_code == 200
+    assert (await deck.call("PATCH", path, json={"visibility": "team"}, who="red-dev")).status_code == 403
+    assert (await deck.call("PATCH", path, json={"team": "red"}, who="blue-dev")).status_code == 403
 
 
 async def test_a_registered_judge_prompt_grades_through_the_gateway(deck: Deck) -> None:

@@ -12,6 +12,8 @@ from lmdeck.evaluation.online.rules import OnlineRule
 from lmdeck.evaluation.online.store import OnlineStore, TraceScore
 from lmdeck.evaluation.runs.schemas import RowResult
 from lmdeck.evaluation.runs.store import RunRecord, RunStore
+from lmdeck.policy.ownership import Owner, visible_condition, visible_params
+from lmdeck.policy.principal import Principal
 
 
 @pytest.fixture
@@ -36,8 +38,13 @@ def test_runs(db: Database) -> None:
     found = store.get(mine.id)
     assert found is not None and found.status == "succeeded" and found.completed == 2 and found.summary == {"rows": 2}
     assert [r.input for r in store.results(mine.id)] == [{"a": 0}, {"a": 1}]
-    assert [r.id for r in store.recent(team_id="t1", all_teams=False)] == [mine.id]
-    assert [r.id for r in store.recent(team_id=None, all_teams=False)] == [other.id]
+    member, teamless = Principal(key_id="k", role="viewer", team_id="t1"), Principal(key_id="k", role="viewer")
+    for principal, expected in ((member, [mine.id]), (teamless, [other.id])):
+        where, params = visible_condition(principal), visible_params(principal)
+        assert [r.id for r in store.recent(where=where, params=params)] == expected
+    store.set_owner(mine.id, Owner("t1", "shared"))
+    where, params = visible_condition(teamless), visible_params(teamless)
+    assert {r.id for r in store.recent(where=where, params=params)} == {mine.id, other.id}
     assert store.fail_unfinished("stopped") == 1
     assert store.get(other.id).status == "failed"  # type: ignore[union-attr]
 

@@ -73,7 +73,7 @@ async def test_from_traces_keeps_provenance_and_skips_redacted(db: Database) -> 
     version, created, skipped = await registry.from_traces("demo-set", "route=demo status=ok", principal=DEVELOPER)
     assert created and version.row_count == 2 and skipped == 1
     assert version.source == {"kind": "traces", "filter": "route=demo status=ok", "traces": 3}
-    _, rows = await registry.rows("demo-set", "1", 0, 10)
+    _, rows = await registry.rows("demo-set", "1", 0, 10, DEVELOPER)
     by_trace = {r.trace_id: r for r in rows}
     assert set(by_trace) == {traces[0].id, traces[1].id}
     row = by_trace[traces[0].id]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, text
 
 from lmdeck.db.migrations import migrations
+from lmdeck.registry.migrations import add_owner_columns, creators_team
 
 _ATTRIBUTION = (
     "route VARCHAR(200), prompt_name VARCHAR(128), prompt_version INTEGER, model VARCHAR(200), "
@@ -60,3 +61,16 @@ _TABLES = [
 def create_evaluation(conn: Connection) -> None:
     for statement in _TABLES:
         conn.execute(text(statement))
+
+
+@migrations("0310_evaluation_owners")
+def add_evaluation_owners(conn: Connection) -> None:
+    """Experiments and online rules get an owning team, and eval runs (which had one) a visibility.
+
+    Existing experiments and rules go to the team of the key that created them (the default
+    team for the admin key, keys without a team and the config file).
+    """
+    for table in ("eval_experiments", "eval_online_rules"):
+        add_owner_columns(conn, table)
+        conn.execute(text(creators_team(table)))
+    conn.execute(text("ALTER TABLE eval_runs ADD COLUMN visibility VARCHAR(16) NOT NULL DEFAULT 'team'"))

@@ -103,6 +103,7 @@ class EvaluationRuntime:
             models=getattr(registry, "models", None),
             audit=self.audit,
             poll_interval=config.poll_interval,
+            routes=lambda: getattr(registry, "route_owners", None),
         )
         self.exposures = ExposureRecorder(self.experiments.store, self.metrics)
         self.run_store = RunStore(db)
@@ -149,6 +150,9 @@ class EvaluationRuntime:
             self.events,
             maxsize=self.settings.evaluation.queue_size,
             workers=self.settings.evaluation.workers,
+            inference_for=lambda team: PipelineInference(
+                pipeline, self.identity.token_for(team), tags=[EVAL_TAG, "eval:online"]
+            ),
         )
         self.rules = OnlineRuleService(
             self.online.store, self.online, self.configured_rules, self.settings.evaluation.poll_interval

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lmdeck.money import MICROS_PER_DOLLAR
 from lmdeck.policy.budgets import Period, Scope
+from lmdeck.policy.ownership import Visibility
 from lmdeck.policy.principal import Role
 
 Name = Field(min_length=1, max_length=200)
@@ -245,3 +246,25 @@ class SecretOut(BaseModel):
 
 class SecretList(BaseModel):
     data: list[SecretOut]
+
+
+class OwnershipFields(_Body):
+    """Who owns a resource created with this body (see :mod:`lmdeck.policy.ownership`)."""
+
+    team: str | None = Field(
+        default=None, description="the owning team's id or name; default: the caller's team (admins may name any)"
+    )
+    visibility: Visibility | None = Field(
+        default=None, description="'team' (default: the owning team only) or 'shared' (every team may read it)"
+    )
+
+
+class OwnershipUpdate(OwnershipFields):
+    """``PATCH`` body: share or unshare (the owning team or an admin), or give to another team (admins).
+
+    ``{"team": null}`` gives the resource to the default team; leaving ``team`` out keeps it.
+    """
+
+    @property
+    def team_given(self) -> bool:
+        return "team" in self.model_fields_set

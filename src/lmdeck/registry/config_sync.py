@@ -3,7 +3,10 @@
 The plan is computed and carried out in one transaction, so what is applied
 is exactly what the plan showed; a second run with the same file finds
 nothing to do. Route changes and moves of protected aliases/labels need the
-admin role; every move is in the move history and the audit log::
+admin role; models and prompts are created for the caller's team, and changing
+another team's (or moving a route's traffic without owning the route) is
+refused before anything is applied; every move is in the move history and the
+audit log::
 
     sync = ConfigSync(db, live, models, prompts, table, provider_names, audit, settings)
     result = await sync.apply(Declared.model_validate(doc), dry_run=True, prune=False, principal=admin)
@@ -19,11 +22,12 @@ import anyio
 from sqlalchemy import Connection, text
 
 from lmdeck.db import Database
+from lmdeck.policy.ownership import Owner, check_add, owner_for_new
 from lmdeck.policy.principal import Principal
 from lmdeck.protocol import APIError
 from lmdeck.providers.egress import EgressPolicy
 from lmdeck.registry.catalog import AuditTrail, Catalog, actor_of
-from lmdeck.registry.labels import LabelMove
+from lmdeck.registry.labels import LATEST, LabelMove
 from lmdeck.registry.live import LiveRegistry
 from lmdeck.registry.model_registry import ModelRegistry
 from lmdeck.registry.plan import Change, CurrentState, Declared, Plan, compute_plan
@@ -122,7 +126,37 @@ class ConfigSync:
 
     # -- applying ------------------------------------------------------------------------------
 
-    def _execute(self, conn: Connection, change: Change, declared: Declared, actor: str) -> LabelMove | None:
+    # -- permissions ---------------------------------------------------------------------------
+
+    def _authorize(self, conn: Connection, plan: Plan, principal: Principal) -> None:
+        """Refuse a plan touching models or prompts the caller may not change, or moving the traffic
+        of routes it does not own (see :mod:`lmdeck.policy.ownership`)."""
+        for change in plan.changes:
+            if change.subject == "route":
+                continue  # route changes need the admin role (``needs_admin``)
+            label: str | None = None
+            if change.subject in ("alias", "label"):
+                kind: Kind = "model" if change.subject == "alias" else "prompt"
+                name, _, label = change.name.partition("@")
+            elif change.subject.endswith("_version"):
+                kind = "model" if change.subject == "model_version" else "prompt"
+                name = change.name.rsplit(" v", 1)[0]
+            else:
+                kind = "model" if change.subject == "model" else "prompt"
+                name = change.name
+            catalog = self.catalogs[kind]
+            what = catalog.what(name)
+            existing = check_add(principal, catalog.versions.owners.get(conn, name), what)
+            if existing is None:
+                catalog.check_traffic(name, None, principal, f"registering {what}")
+            elif label is not None:
+                catalog.check_traffic(name, {label}, principal, f"moving {name}@{label}")
+            elif change.subject.endswith("_version"):
+                catalog.check_traffic(name, {LATEST}, principal, f"adding a version to {what}")
+
+    def _execute(
+        self, conn: Connection, change: Change, declared: Declared, actor: str, owner: Owner
+    ) -> LabelMove | None:
         if change.subject == "route":
             if change.action == "delete":
                 conn.execute(text("DELETE FROM registry_routes WHERE name = :n"), {"n": change.name})
@@ -146,13 +180,14 @@ class ConfigSync:
             return None
         if change.subject in ("model", "prompt"):
             spec = _spec(declared, change.subject, change.name)
-            self.catalogs[change.subject].versions.ensure(conn, change.name, actor, spec.description)
+            self.catalogs[change.subject].versions.ensure(conn, change.name, actor, spec.description, owner)
             return None
         if change.subject.endswith("_version"):
             of = change.subject.removesuffix("_version")
             name = change.name.rsplit(" v", 1)[0]
             declared_versions: list[ModelVersionSpec | PromptVersionSpec] = list(_spec(declared, of, name).versions)
             version = next(v for v in declared_versions if v.version == change.detail["version"])
+            self.catalogs[of].versions.ensure(conn, name, actor, None, owner)
             self.catalogs[of].versions.add(conn, name, version, actor)
             return None
         kind: Kind = "model" if change.subject == "alias" else "prompt"
@@ -182,12 +217,14 @@ class ConfigSync:
                     "the registry changed since the plan was shown: run `lmdeck apply` again to see the new plan",
                     code="plan_changed",
                 )
+            self._authorize(conn, plan, principal)
             if dry_run or not plan.changes:
                 return plan
             if plan.needs_admin and not principal.at_least("admin"):
                 names = ", ".join(c.describe() for c in plan.needs_admin)
                 raise APIError(403, f"these changes need the 'admin' role: {names}", code="forbidden")
-            moves = [self._execute(conn, change, declared, actor) for change in plan.changes]
+            owner = owner_for_new(principal)
+            moves = [self._execute(conn, change, declared, actor, owner) for change in plan.changes]
         for move in moves:
             if move is not None:
                 self.catalogs[move.kind].record_move(move)

@@ -3,7 +3,7 @@
 ``from_traces`` turns each matching trace into a row whose ``input`` is the
 request (chat messages, prompt or input), ``expected`` the answer the model
 gave, ``metadata`` the route, model, prompt and bundle that produced it, and
-``trace_id`` its provenance::
+``trace_id`` its provenance. A dataset belongs to the team whose traces built it::
 
     datasets = DatasetRegistry(db, trace_store)
     version, created = await datasets.from_traces("support-evals", "route=support status=ok since=7d",
@@ -12,16 +12,30 @@ gave, ``metadata`` the route, model, prompt and bundle that produced it, and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import anyio
 
 from lmdeck.db import Database
+from lmdeck.policy.ownership import (
+    Owner,
+    Visibility,
+    check_add,
+    check_change,
+    check_read,
+    is_admin,
+    owner_after_update,
+    owner_for_new,
+    visible_condition,
+    visible_params,
+)
 from lmdeck.policy.principal import Principal
 from lmdeck.protocol import APIError
 from lmdeck.registry.catalog import actor_of, check_name
-from lmdeck.registry.datasets import DatasetRow, DatasetStore, DatasetVersion
+from lmdeck.registry.datasets import DatasetRow, DatasetStore, DatasetVersion, dataset_not_found
+from lmdeck.registry.owners import resolve_team
 from lmdeck.registry.trace_filter import TraceFilterParser
 from lmdeck.tracing.query import TraceQuery
 from lmdeck.tracing.record import TraceRecord
@@ -79,28 +93,78 @@ def row_from_trace(record: TraceRecord) -> DatasetRow | None:
 
 
 class DatasetRegistry:
-    """Serving class of ``/api/registry/datasets``."""
+    """Serving class of ``/api/registry/datasets``; another team's dataset is a 404 unless shared."""
 
     def __init__(self, db: Database, traces: TraceStore | None = None, parser: TraceFilterParser | None = None) -> None:
+        self.db = db
         self.store = DatasetStore(db)
         self.traces: TraceStore = traces or SQLTraceStore(db)
         self.parser = parser or TraceFilterParser.default()
 
-    async def entries(self) -> list[dict[str, Any]]:
-        return await anyio.to_thread.run_sync(self.store.entries)
+    # -- ownership (blocking) ------------------------------------------------------------------
 
-    async def versions(self, name: str) -> list[DatasetVersion]:
-        return await anyio.to_thread.run_sync(self.store.versions, name)
+    def readable(self, name: str, principal: Principal) -> Owner:
+        return check_read(principal, self.store.owner(name), lambda: dataset_not_found(name))
 
-    async def version(self, name: str, ref: str) -> DatasetVersion:
-        return await anyio.to_thread.run_sync(self.store.version, name, ref)
+    def _team(self, team: str | None) -> str | None:
+        with self.db.engine.connect() as conn:
+            return resolve_team(conn, team)
 
-    async def rows(self, name: str, ref: str, offset: int, limit: int) -> tuple[DatasetVersion, list[DatasetRow]]:
+    async def update_owner(
+        self,
+        name: str,
+        principal: Principal,
+        *,
+        team: str | None = None,
+        team_given: bool = False,
+        visibility: Visibility | None = None,
+    ) -> dict[str, Any]:
+        """Share, unshare or (admins) give dataset ``name`` to another team."""
+
+        def write() -> dict[str, Any]:
+            what = f"dataset {name!r}"
+            current = check_change(principal, self.store.owner(name), what, lambda: dataset_not_found(name))
+            resolved = self._team(team) if team_given else None
+            changed = owner_after_update(
+                principal, current, what, team=resolved, team_given=team_given, visibility=visibility
+            )
+            if changed != current:
+                self.store.set_owner(name, changed)
+            return next(e for e in self.store.entries("d.name = :n", {"n": name}))
+
+        return await anyio.to_thread.run_sync(write)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def entries(self, principal: Principal) -> list[dict[str, Any]]:
+        where = visible_condition(principal, team="d.team_id", visibility="d.visibility")
+        return await anyio.to_thread.run_sync(self.store.entries, where, visible_params(principal))
+
+    async def versions(self, name: str, principal: Principal) -> list[DatasetVersion]:
+        def read() -> list[DatasetVersion]:
+            self.readable(name, principal)
+            return self.store.versions(name)
+
+        return await anyio.to_thread.run_sync(read)
+
+    async def version(self, name: str, ref: str, principal: Principal) -> DatasetVersion:
+        def read() -> DatasetVersion:
+            self.readable(name, principal)
+            return self.store.version(name, ref)
+
+        return await anyio.to_thread.run_sync(read)
+
+    async def rows(
+        self, name: str, ref: str, offset: int, limit: int, principal: Principal
+    ) -> tuple[DatasetVersion, list[DatasetRow]]:
         def read() -> tuple[DatasetVersion, list[DatasetRow]]:
+            self.readable(name, principal)
             version = self.store.version(name, ref)
             return version, self.store.rows(name, version.version, offset=offset, limit=limit)
 
         return await anyio.to_thread.run_sync(read)
+
+    # -- writing -------------------------------------------------------------------------------
 
     async def create(
         self,
@@ -110,14 +174,27 @@ class DatasetRegistry:
         principal: Principal,
         description: str | None = None,
         source: dict[str, Any] | None = None,
+        team: str | None = None,
+        visibility: Visibility | None = None,
     ) -> tuple[DatasetVersion, bool]:
+        """A version of uploaded rows; a new dataset belongs to the caller's team (or, for an
+        admin, to ``team``)."""
         check_name("dataset", name)
         if len(rows) > MAX_ROWS:
             raise APIError(400, f"a dataset version holds at most {MAX_ROWS} rows", param="rows")
 
         def write() -> tuple[DatasetVersion, bool]:
+            existing = check_add(principal, self.store.owner(name), f"dataset {name!r}")
+            if existing is not None and (team is not None or visibility is not None):
+                raise _owner_fixed(name)
+            owner = owner_for_new(principal, self._team(team), visibility) if existing is None else None
             return self.store.create(
-                name, rows, actor=actor_of(principal), description=description, source=source or {"kind": "upload"}
+                name,
+                rows,
+                actor=actor_of(principal),
+                description=description,
+                source=source or {"kind": "upload"},
+                owner=owner,
             )
 
         return await anyio.to_thread.run_sync(write)
@@ -133,31 +210,94 @@ class DatasetRegistry:
             page_query = query.after(page.next_cursor)
         return found[:limit]
 
+    def _traces_owner(
+        self, name: str, principal: Principal, team: str | None, visibility: Visibility | None
+    ) -> tuple[Owner | None, Owner | None]:
+        """(the owner a new dataset gets, the team whose traces to draw: ``Owner.team_id``; None: any team).
+
+        A dataset belongs to the team whose traces built it: a member draws its own team's
+        traces, an existing dataset its owner's; an admin names ``team`` or draws from every
+        team (and the traces found decide the owner).
+        """
+        existing = check_add(principal, self.store.owner(name), f"dataset {name!r}")
+        if existing is not None:
+            if team is not None or visibility is not None:
+                raise _owner_fixed(name)
+            return None, existing
+        if team is None and is_admin(principal):
+            return None, None
+        owner = owner_for_new(principal, self._team(team), visibility)
+        return owner, owner
+
     async def from_traces(
-        self, name: str, filter: str, *, principal: Principal, limit: int = 1000, description: str | None = None
+        self,
+        name: str,
+        filter: str,
+        *,
+        principal: Principal,
+        limit: int = 1000,
+        description: str | None = None,
+        team: str | None = None,
+        visibility: Visibility | None = None,
     ) -> tuple[DatasetVersion, bool, int]:
-        """(version, created, traces skipped for lack of bodies) for the traces ``filter`` matches."""
+        """(version, created, traces skipped for lack of bodies) for the traces ``filter`` matches,
+        among the traces of the team the dataset belongs to (see :meth:`_traces_owner`)."""
         check_name("dataset", name)
         if not 1 <= limit <= MAX_ROWS:
             raise APIError(400, f"limit must be between 1 and {MAX_ROWS}", param="limit")
         query, predicates = self.parser.parse(filter, limit=limit)
-        if principal.role != "admin" and principal.team_id is not None:
-            query = replace(query, team_id=principal.team_id)
 
         def build() -> tuple[DatasetVersion, bool, int]:
-            records = self._matching(query, predicates, limit)
+            owner, drawn = self._traces_owner(name, principal, team, visibility)
+            scoped, scope_predicates = query, list(predicates)
+            if drawn is not None:
+                if query.team_id not in (None, drawn.team_id):
+                    raise _no_traces(filter, 0)
+                scoped = replace(query, team_id=drawn.team_id)
+                # TraceQuery(team_id=None) means "any team": the default team's traces are those without one.
+                scope_predicates.append(of_team(drawn.team_id))
+            records = self._matching(scoped, scope_predicates, limit)
             rows = [row for row in (row_from_trace(r) for r in records) if row is not None]
             if not rows:
-                raise APIError(
-                    404,
-                    f"no trace with a stored request matches {filter!r}"
-                    + (f" ({len(records)} matched but their bodies were redacted)" if records else ""),
-                    code="no_traces",
-                )
+                raise _no_traces(filter, len(records))
+            if drawn is None:
+                teams = {r.team_id for r in records if row_from_trace(r) is not None}
+                if len(teams) > 1:
+                    named = ", ".join(sorted(t or "(no team)" for t in teams))
+                    raise APIError(
+                        400,
+                        f"the traces {filter!r} matches belong to several teams ({named}); a dataset "
+                        "belongs to one team: name it with `team` (or add team=<id> to the filter)",
+                        param="team",
+                        code="several_teams",
+                    )
+                owner = Owner(teams.pop(), visibility or "team")
             source = {"kind": "traces", "filter": filter, "traces": len(records)}
             version, created = self.store.create(
-                name, rows, actor=actor_of(principal), description=description, source=source
+                name, rows, actor=actor_of(principal), description=description, source=source, owner=owner
             )
             return version, created, len(records) - len(rows)
 
         return await anyio.to_thread.run_sync(build)
+
+
+def of_team(team_id: str | None) -> Callable[[TraceRecord], bool]:
+    """A predicate keeping the traces of ``team_id`` (None: the traces without a team)."""
+    return lambda record: record.team_id == team_id
+
+
+def _owner_fixed(name: str) -> APIError:
+    return APIError(
+        409,
+        f"dataset {name!r} exists: its team and visibility change with PATCH /api/registry/datasets/{name}",
+        code="already_registered",
+    )
+
+
+def _no_traces(filter: str, matched: int) -> APIError:
+    return APIError(
+        404,
+        f"no trace with a stored request matches {filter!r}"
+        + (f" ({matched} matched but their bodies were redacted)" if matched else ""),
+        code="no_traces",
+    )

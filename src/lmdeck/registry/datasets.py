@@ -24,7 +24,9 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
 from lmdeck.db import Database
+from lmdeck.policy.ownership import Owner
 from lmdeck.protocol import APIError
+from lmdeck.registry.owners import OwnerColumns, owner_of_row
 from lmdeck.registry.sql import bump_revision, dumps, loads, now
 
 _ATTEMPTS = 5
@@ -102,6 +104,17 @@ class DatasetStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.owners = OwnerColumns("registry_datasets")
+
+    def owner(self, name: str) -> Owner | None:
+        """Who owns dataset ``name`` (None when there is none)."""
+        with self.db.engine.connect() as conn:
+            return self.owners.get(conn, name)
+
+    def set_owner(self, name: str, owner: Owner) -> None:
+        with self.db.engine.begin() as conn:
+            self.owners.set(conn, name, owner)
+            bump_revision(conn)
 
     def _existing(self, conn: Connection, name: str, digest: str) -> DatasetVersion | None:
         row = conn.execute(
@@ -118,8 +131,10 @@ class DatasetStore:
         actor: str | None,
         description: str | None = None,
         source: dict[str, Any] | None = None,
+        owner: Owner | None = None,
     ) -> tuple[DatasetVersion, bool]:
-        """The version holding exactly ``rows``: an existing one with the same digest, or a new one."""
+        """The version holding exactly ``rows``: an existing one with the same digest, or a new one;
+        ``owner`` owns the dataset when this creates it (default: the default team)."""
         if not rows:
             raise APIError(400, "a dataset version needs at least one row", param="rows", code="empty_dataset")
         digest = rows_digest(rows)
@@ -129,7 +144,7 @@ class DatasetStore:
                     found = self._existing(conn, name, digest)
                     if found is not None:
                         return found, False
-                    return self._insert(conn, name, rows, digest, actor, description, source), True
+                    return self._insert(conn, name, rows, digest, actor, description, source, owner), True
             except IntegrityError:
                 if attempt == _ATTEMPTS - 1:
                     raise APIError(409, f"dataset {name!r} is being changed concurrently: retry") from None
@@ -144,14 +159,17 @@ class DatasetStore:
         actor: str | None,
         description: str | None,
         source: dict[str, Any] | None,
+        owner: Owner | None,
     ) -> DatasetVersion:
         at = now()
         if conn.execute(text("SELECT 1 FROM registry_datasets WHERE name = :n"), {"n": name}).first() is None:
+            owner = owner or Owner()
             conn.execute(
                 text(
-                    "INSERT INTO registry_datasets (name, description, created_at, created_by) VALUES (:n, :d, :t, :a)"
+                    "INSERT INTO registry_datasets (name, description, created_at, created_by, team_id, visibility) "
+                    "VALUES (:n, :d, :t, :a, :team, :vis)"
                 ),
-                {"n": name, "d": description, "t": at, "a": actor},
+                {"n": name, "d": description, "t": at, "a": actor, "team": owner.team_id, "vis": owner.visibility},
             )
         latest = conn.execute(
             text("SELECT MAX(version) FROM registry_dataset_versions WHERE name = :n"), {"n": name}
@@ -184,11 +202,13 @@ class DatasetStore:
         bump_revision(conn)
         return version
 
-    def entries(self) -> list[dict[str, Any]]:
+    def entries(self, where: str = "1 = 1", params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The datasets matching the SQL condition ``where`` on ``registry_datasets d`` (all by default)."""
         sql = text(
-            "SELECT d.name, d.description, MAX(v.version), d.created_at, d.created_by FROM registry_datasets d "
-            "LEFT JOIN registry_dataset_versions v ON v.name = d.name "
-            "GROUP BY d.name, d.description, d.created_at, d.created_by ORDER BY d.name"
+            "SELECT d.name, d.description, MAX(v.version), d.created_at, d.created_by, d.team_id, d.visibility "
+            "FROM registry_datasets d LEFT JOIN registry_dataset_versions v ON v.name = d.name "
+            f"WHERE {where} "
+            "GROUP BY d.name, d.description, d.created_at, d.created_by, d.team_id, d.visibility ORDER BY d.name"
         )
         with self.db.engine.connect() as conn:
             return [
@@ -198,8 +218,9 @@ class DatasetStore:
                     "latest_version": r[2],
                     "created_at": float(r[3]),
                     "created_by": r[4],
+                    **owner_of_row(r[5], r[6]).to_dict(),
                 }
-                for r in conn.execute(sql)
+                for r in conn.execute(sql, params or {})
             ]
 
     def versions(self, name: str) -> list[DatasetVersion]:

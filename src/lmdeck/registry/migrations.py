@@ -66,3 +66,45 @@ def create_bundles(conn: Connection) -> None:
             "first_seen DOUBLE PRECISION NOT NULL)"
         )
     )
+
+
+#: Tables whose rows belong to a team (see lmdeck.policy.ownership).
+OWNED_TABLES = ("registry_models", "registry_prompts", "registry_datasets")
+
+
+def add_owner_columns(conn: Connection, table: str) -> None:
+    """``team_id`` (NULL: the default team) and ``visibility`` (``team`` or ``shared``) on ``table``."""
+    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN team_id VARCHAR(64)"))
+    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN visibility VARCHAR(16) NOT NULL DEFAULT 'team'"))
+
+
+def creators_team(table: str) -> str:
+    """An UPDATE giving each row of ``table`` the team of the key that created it (``created_by`` is
+    ``key:<id>``); rows created by the config file, or by a key without a team, keep NULL."""
+    return f"UPDATE {table} SET team_id = (SELECT k.team_id FROM api_keys k WHERE 'key:' || k.id = {table}.created_by)"
+
+
+@migrations("0210_registry_owners")
+def add_registry_owners(conn: Connection) -> None:
+    """Models, prompts and datasets get an owning team.
+
+    Existing rows go to the team of the key that created them (the default team for the
+    admin key, keys without a team and the config file). A dataset cut from stored traces
+    goes to the team those traces belong to; one mixing several teams' traces goes to the
+    default team, whose rows only admins and keys without a team read.
+    """
+    for table in OWNED_TABLES:
+        add_owner_columns(conn, table)
+        conn.execute(text(creators_team(table)))
+    teams: dict[str, set[str | None]] = {}
+    rows = conn.execute(
+        text(
+            "SELECT DISTINCT r.name, t.team_id FROM registry_dataset_rows r JOIN traces t ON t.id = r.trace_id "
+            "WHERE r.trace_id IS NOT NULL"
+        )
+    ).all()
+    for name, team in rows:
+        teams.setdefault(str(name), set()).add(team)
+    for name, found in teams.items():
+        team = next(iter(found)) if len(found) == 1 else None
+        conn.execute(text("UPDATE registry_datasets SET team_id = :t WHERE name = :n"), {"t": team, "n": name})

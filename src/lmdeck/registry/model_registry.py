@@ -18,11 +18,13 @@ from collections.abc import Callable
 from typing import Protocol
 
 from lmdeck.db import Database
+from lmdeck.policy.ownership import RouteOwner
 from lmdeck.policy.principal import Principal
 from lmdeck.protocol import APIError
 from lmdeck.providers.egress import url_host
 from lmdeck.registry.catalog import AuditTrail, Catalog
 from lmdeck.registry.live import LiveRegistry
+from lmdeck.registry.route_owners import RouteOwners
 from lmdeck.registry.versions import Version
 from lmdeck.settings import ModelVersionSpec, Settings
 
@@ -52,6 +54,13 @@ class ModelRegistry(Catalog[ModelVersionSpec]):
         super().__init__("model", db, live, audit, settings)
         self.provider_names = provider_names
         self.writes = writes
+        #: Set by ``RegistryRuntime.install`` once the routes are known.
+        self.routes: RouteOwners | None = None
+
+    def traffic_routes(self, name: str, labels: set[str] | None) -> list[RouteOwner]:
+        """The routes following ``name@label`` (any alias when ``labels`` is None): moving the alias
+        moves their traffic."""
+        return self.routes.following(name, labels) if self.routes is not None else []
 
     def applied_hosts(self) -> list[str]:
         """Hosts of the routes an admin applied: part of the admin's configuration, so allowed upstreams."""

@@ -9,7 +9,7 @@ a version that is stored always renders::
     await prompts.create_version("support-reply", PromptVersionSpec(text="Hi {{ name }}",
                                  variables={"name": "string"}), developer)
     await prompts.move("support-reply", "staging", 1, reason="try it", principal=developer)
-    rendered = await prompts.render("support-reply", {"name": "Ada"}, label="staging")
+    rendered = await prompts.render("support-reply", {"name": "Ada"}, developer, label="staging")
 """
 
 from __future__ import annotations
@@ -17,13 +17,16 @@ from __future__ import annotations
 from typing import Any
 
 from lmdeck.db import Database
+from lmdeck.policy.ownership import check_read
+from lmdeck.policy.principal import Principal
 from lmdeck.protocol import APIError
 from lmdeck.registry.catalog import AuditTrail, Catalog
 from lmdeck.registry.diff import prompt_diff
 from lmdeck.registry.live import LiveRegistry
 from lmdeck.registry.rendering import TemplateRenderer
-from lmdeck.registry.snapshot import DEFAULT_PROMPT_LABEL
+from lmdeck.registry.snapshot import DEFAULT_PROMPT_LABEL, CompiledPrompt
 from lmdeck.registry.templates import PromptLimitError, PromptRenderError, PromptTemplate, PromptTemplateError
+from lmdeck.registry.versions import not_found
 from lmdeck.settings import PromptVersionSpec, Settings
 
 
@@ -56,15 +59,29 @@ class PromptRegistry(Catalog[PromptVersionSpec]):
                 400, f"the prompt template is invalid: {exc}", param="template", code="invalid_template"
             ) from None
 
-    async def resolve(self, name: str, *, label: str | None = None, version: int | None = None) -> dict[str, Any]:
+    def compiled(self, name: str, principal: Principal, label: str | None, version: int | None) -> CompiledPrompt:
+        """The live version a label or number names, when ``principal`` may read the prompt."""
+        snapshot = self.live.snapshot
+        check_read(principal, snapshot.owner("prompt", name), lambda: not_found("prompt", name))
+        return snapshot.prompt(name, label=label, version=version)
+
+    async def resolve(
+        self, name: str, principal: Principal, *, label: str | None = None, version: int | None = None
+    ) -> dict[str, Any]:
         """The version a label (default ``production``) or number names, from the live registry."""
-        compiled = self.live.snapshot.prompt(name, label=label, version=version)
+        compiled = self.compiled(name, principal, label, version)
         return {**compiled.version.to_dict(), "label": (label or DEFAULT_PROMPT_LABEL) if version is None else None}
 
     async def render(
-        self, name: str, variables: dict[str, Any], *, label: str | None = None, version: int | None = None
+        self,
+        name: str,
+        variables: dict[str, Any],
+        principal: Principal,
+        *,
+        label: str | None = None,
+        version: int | None = None,
     ) -> dict[str, Any]:
-        compiled = self.live.snapshot.prompt(name, label=label, version=version)
+        compiled = self.compiled(name, principal, label, version)
         try:
             rendered = await self.renderer.render(compiled.template, variables, key=compiled.version.digest)
         except PromptRenderError as exc:
@@ -75,7 +92,7 @@ class PromptRegistry(Catalog[PromptVersionSpec]):
         out["route"] = compiled.version.spec.route
         return out
 
-    async def diff(self, name: str, from_version: int, to_version: int) -> dict[str, Any]:
-        old = await self.version(name, from_version)
-        new = await self.version(name, to_version)
+    async def diff(self, name: str, from_version: int, to_version: int, principal: Principal) -> dict[str, Any]:
+        old = await self.version(name, from_version, principal)
+        new = await self.version(name, to_version, principal)
         return prompt_diff(old, new)

@@ -19,10 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from lmdeck.gateway.context import RequestContext, Result
 from lmdeck.gateway.pipeline import Handler
+from lmdeck.policy.ownership import check_read
 from lmdeck.protocol import APIError, ChatCompletionRequest
 from lmdeck.registry.live import LiveRegistry
 from lmdeck.registry.prompt_registry import render_error
 from lmdeck.registry.rendering import TemplateRenderer
+from lmdeck.registry.snapshot import missing_prompt
 from lmdeck.registry.templates import PromptRenderError
 
 #: Where the steps leave the prompt and snapshot a request was served with.
@@ -72,6 +74,9 @@ class RenderPrompt:
             return await call_next(ctx)
         ref = parse_reference(raw)
         snapshot = self.live.snapshot
+        if ctx.principal is not None:
+            # A key renders its own team's prompts and shared ones; another team's is as good as missing.
+            check_read(ctx.principal, snapshot.owner("prompt", ref.name), lambda: missing_prompt(ref.name))
         compiled = snapshot.prompt(ref.name, label=ref.label, version=ref.version)
         version = compiled.version
         try:

@@ -34,6 +34,7 @@ from lmdeck.registry.prompt_step import RenderPrompt
 from lmdeck.registry.rendering import TemplateRenderer
 from lmdeck.registry.resolver import ModelResolver
 from lmdeck.registry.route_overlay import AppliedRoutes, RouterFactory, RouteTable, TerminalFactory
+from lmdeck.registry.route_owners import RouteOwners
 from lmdeck.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class RegistryRuntime:
         self.bundles = BundleLog(db)
         self.overlay: AppliedRoutes | None = None
         self._sync: ConfigSync | None = None
+        self._route_owners: RouteOwners | None = None
 
     @property
     def sync(self) -> ConfigSync:
@@ -94,10 +96,19 @@ class RegistryRuntime:
             raise RuntimeError("RegistryRuntime.install() was not called")
         return self._sync
 
+    @property
+    def route_owners(self) -> RouteOwners:
+        """Who owns each live route (blocking lookups: call from a worker thread)."""
+        if self._route_owners is None:
+            raise RuntimeError("RegistryRuntime.install() was not called")
+        return self._route_owners
+
     def install(
         self, pipeline: Pipeline, router: Router, build_router: RouterFactory, build_terminal: TerminalFactory
     ) -> None:
         table = RouteTable(router)
+        self._route_owners = RouteOwners(self.db, table, self.live)
+        self.models.routes = self._route_owners
         pipeline.insert_after("record", RenderPrompt(self.live, self.renderer))
         pipeline.insert_after("prompt", StampBundle(self.live, table, self.bundles))
         self.overlay = AppliedRoutes(self.live, self.settings, build_router, build_terminal)

@@ -6,12 +6,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lmdeck.policy.schemas import OwnershipFields
 from lmdeck.registry.datasets import DatasetRow
 from lmdeck.registry.plan import Declared
 
 
-class RegisterRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RegisterRequest(OwnershipFields):
+    """Register a model or prompt: for the caller's team unless an admin names ``team``."""
 
     name: str = Field(min_length=1, max_length=128)
     description: str | None = None
@@ -56,16 +57,16 @@ class RenderRequest(BaseModel):
         return self
 
 
-class DatasetCreateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DatasetCreateRequest(OwnershipFields):
+    """A new version from rows; ``team``/``visibility`` apply when this creates the dataset."""
 
     rows: list[DatasetRow] = Field(min_length=1)
     description: str | None = None
     source: dict[str, Any] | None = None
 
 
-class FromTracesRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FromTracesRequest(OwnershipFields):
+    """A new version from stored traces: the caller's team's traces (an admin chooses with ``team``)."""
 
     filter: str = ""
     limit: int = Field(default=1000, ge=1, le=100_000)

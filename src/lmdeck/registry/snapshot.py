@@ -18,8 +18,10 @@ from typing import Any
 from sqlalchemy import text
 
 from lmdeck.db import Database
+from lmdeck.policy.ownership import Owner
 from lmdeck.protocol import APIError
 from lmdeck.registry.labels import LATEST
+from lmdeck.registry.owners import owner_of_row
 from lmdeck.registry.sql import loads, revision
 from lmdeck.registry.templates import PromptTemplate, PromptTemplateError
 from lmdeck.registry.versions import Version, VersionStore
@@ -70,8 +72,14 @@ class RegistrySnapshot:
     prompt_labels: dict[tuple[str, str], int] = field(default_factory=dict)
     routes: dict[str, RouteConfig] = field(default_factory=dict)
     latest: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: (kind, name) -> who owns the registered model or prompt.
+    owners: dict[tuple[str, str], Owner] = field(default_factory=dict)
     #: Bundle hashes computed against this snapshot (it never changes, so they never go stale).
     bundles: dict[Any, str] = field(default_factory=dict)
+
+    def owner(self, kind: str, name: str) -> Owner | None:
+        """Who owns the model or prompt ``name`` (None when it is not registered)."""
+        return self.owners.get((kind, name))
 
     def model_version(self, ref: ModelRef) -> int | None:
         if ref.version is not None:
@@ -100,11 +108,7 @@ class RegistrySnapshot:
             number = self.latest.get(("prompt", name)) if label == LATEST else self.prompt_labels.get((name, label))
             if number is None:
                 if ("prompt", name) not in self.latest:
-                    raise APIError(
-                        404,
-                        f"no prompt {name!r}: create it with `lmdeck prompts create {name} ...`",
-                        code="prompt_not_found",
-                    )
+                    raise missing_prompt(name)
                 raise APIError(
                     404,
                     f"prompt {name!r} has no label {label!r}: set it with `lmdeck prompts label {name} {label} VERSION`",
@@ -115,6 +119,12 @@ class RegistrySnapshot:
         if found is None:
             raise APIError(404, f"prompt {name!r} has no version {version}", code="prompt_not_found")
         return found
+
+
+def missing_prompt(name: str) -> APIError:
+    return APIError(
+        404, f"no prompt {name!r}: create it with `lmdeck prompts create {name} ...`", code="prompt_not_found"
+    )
 
 
 def load_snapshot(db: Database, previous: RegistrySnapshot | None = None) -> RegistrySnapshot:
@@ -139,6 +149,10 @@ def load_snapshot(db: Database, previous: RegistrySnapshot | None = None) -> Reg
                 except PromptTemplateError:
                     continue  # accepted by an older lmdeck; left out rather than failing every request
             snap.latest[("prompt", pv.name)] = max(pv.version, snap.latest.get(("prompt", pv.name), 0))
+        for kind in ("model", "prompt"):
+            owned = conn.execute(text(f"SELECT name, team_id, visibility FROM registry_{kind}s")).all()
+            for name, team, visibility in owned:
+                snap.owners[(kind, str(name))] = owner_of_row(team, visibility)
         rows = conn.execute(text("SELECT kind, name, label, version FROM registry_labels")).all()
         for kind, name, label, number in rows:
             target = snap.model_aliases if kind == "model" else snap.prompt_labels

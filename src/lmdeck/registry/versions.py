@@ -12,7 +12,7 @@ from a conflicting one and how the bundle hash names exactly what served::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -20,7 +20,9 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
 from lmdeck.db import Database
+from lmdeck.policy.ownership import Owner
 from lmdeck.protocol import APIError
+from lmdeck.registry.owners import OwnerColumns, owner_of_row
 from lmdeck.registry.sql import bump_revision, dumps, loads, now, spec_dict, spec_digest
 from lmdeck.settings import ModelVersionSpec, PromptVersionSpec
 
@@ -56,13 +58,14 @@ class Version(Generic[SpecT]):
 
 @dataclass(frozen=True)
 class Entry:
-    """A registered name: its description and newest version number."""
+    """A registered name: its description, newest version number and owner."""
 
     name: str
     description: str | None
     latest_version: int | None
     created_at: float
     created_by: str | None
+    owner: Owner = field(default_factory=Owner)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +74,7 @@ class Entry:
             "latest_version": self.latest_version,
             "created_at": self.created_at,
             "created_by": self.created_by,
+            **self.owner.to_dict(),
         }
 
 
@@ -89,6 +93,7 @@ class VersionStore(Generic[SpecT]):
         self._names = f"registry_{kind}s"
         self._versions = f"registry_{kind}_versions"
         self._spec_type = SPEC_TYPES[kind]
+        self.owners = OwnerColumns(self._names)
 
     def _version(self, row: Any) -> Version[SpecT]:
         try:
@@ -97,13 +102,24 @@ class VersionStore(Generic[SpecT]):
             raise APIError(500, f"stored {self.kind} {row[0]!r} v{row[1]} is unreadable: {exc}") from exc
         return Version(self.kind, str(row[0]), int(row[1]), spec, str(row[3]), float(row[4]), row[5])
 
-    def ensure(self, conn: Connection, name: str, actor: str | None, description: str | None = None) -> None:
-        """Register ``name`` if it is new; update its description when one is given."""
+    def ensure(
+        self,
+        conn: Connection,
+        name: str,
+        actor: str | None,
+        description: str | None = None,
+        owner: Owner | None = None,
+    ) -> None:
+        """Register ``name`` (owned by ``owner``) if it is new; update its description when one is given."""
         found = conn.execute(text(f"SELECT name FROM {self._names} WHERE name = :n"), {"n": name}).first()
         if found is None:
+            owner = owner or Owner()
             conn.execute(
-                text(f"INSERT INTO {self._names} (name, description, created_at, created_by) VALUES (:n, :d, :t, :a)"),
-                {"n": name, "d": description, "t": now(), "a": actor},
+                text(
+                    f"INSERT INTO {self._names} (name, description, created_at, created_by, team_id, visibility) "
+                    "VALUES (:n, :d, :t, :a, :team, :vis)"
+                ),
+                {"n": name, "d": description, "t": now(), "a": actor, "team": owner.team_id, "vis": owner.visibility},
             )
             bump_revision(conn)
         elif description is not None:
@@ -146,22 +162,40 @@ class VersionStore(Generic[SpecT]):
         stored: Any = spec.model_copy(update={"version": number})
         return Version(self.kind, name, number, stored, content_digest, at, actor)
 
-    def create(self, name: str, spec: SpecT, actor: str | None, description: str | None = None) -> Version[SpecT]:
-        """A new version in its own transaction, retried when another writer took the same number."""
+    def create(
+        self,
+        name: str,
+        spec: SpecT,
+        actor: str | None,
+        description: str | None = None,
+        owner: Owner | None = None,
+    ) -> Version[SpecT]:
+        """A new version in its own transaction, retried when another writer took the same number;
+        ``owner`` owns ``name`` when this registers it."""
         for attempt in range(_ATTEMPTS):
             try:
                 with self.db.engine.begin() as conn:
-                    self.ensure(conn, name, actor, description)
+                    self.ensure(conn, name, actor, description, owner)
                     return self.add(conn, name, spec, actor)
             except IntegrityError:
                 if attempt == _ATTEMPTS - 1:
                     raise APIError(409, f"{self.kind} {name!r} is being changed concurrently: retry") from None
         raise AssertionError("unreachable")
 
-    def describe(self, name: str, description: str | None, actor: str | None) -> Entry:
+    def describe(self, name: str, description: str | None, actor: str | None, owner: Owner | None = None) -> Entry:
         with self.db.engine.begin() as conn:
-            self.ensure(conn, name, actor, description)
+            self.ensure(conn, name, actor, description, owner)
         return self.entry(name)
+
+    def owner(self, name: str) -> Owner | None:
+        """Who owns ``name`` (None when it is not registered)."""
+        with self.db.engine.connect() as conn:
+            return self.owners.get(conn, name)
+
+    def set_owner(self, name: str, owner: Owner) -> None:
+        with self.db.engine.begin() as conn:
+            self.owners.set(conn, name, owner)
+            bump_revision(conn)
 
     def get(self, name: str, version: int, conn: Connection | None = None) -> Version[SpecT]:
         sql = text(
@@ -195,12 +229,15 @@ class VersionStore(Generic[SpecT]):
         """Registered names with their newest version (only ``name`` when given)."""
         where = "WHERE e.name = :n " if name is not None else ""
         sql = text(
-            f"SELECT e.name, e.description, MAX(v.version), e.created_at, e.created_by FROM {self._names} e "
-            f"LEFT JOIN {self._versions} v ON v.name = e.name {where}"
-            "GROUP BY e.name, e.description, e.created_at, e.created_by ORDER BY e.name"
+            f"SELECT e.name, e.description, MAX(v.version), e.created_at, e.created_by, e.team_id, e.visibility "
+            f"FROM {self._names} e LEFT JOIN {self._versions} v ON v.name = e.name {where}"
+            "GROUP BY e.name, e.description, e.created_at, e.created_by, e.team_id, e.visibility ORDER BY e.name"
         )
         with self.db.engine.connect() as conn:
-            return [Entry(r[0], r[1], r[2], float(r[3]), r[4]) for r in conn.execute(sql, {"n": name})]
+            return [
+                Entry(r[0], r[1], r[2], float(r[3]), r[4], owner_of_row(r[5], r[6]))
+                for r in conn.execute(sql, {"n": name})
+            ]
 
     def entry(self, name: str) -> Entry:
         found = self.entries(name)

@@ -17,6 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lmdeck.policy.ownership import Visibility
+
 NAME = r"^[A-Za-z0-9][\w.\-]{0,127}$"
 _METRIC = re.compile(r"^(error_rate|latency|cost|feedback:[\w.\-]+|score:[\w.\-]+)$")
 
@@ -90,3 +92,13 @@ class ExperimentSpec(BaseModel):
 
     def variant(self, name: str) -> VariantSpec | None:
         return next((v for v in self.variants if v.name == name), None)
+
+
+class ExperimentRequest(ExperimentSpec):
+    """``POST /api/experiments``: an experiment, and who owns it (see :mod:`lmdeck.policy.ownership`)."""
+
+    team: str | None = Field(default=None, description="the owning team (admins only; default: the caller's)")
+    visibility: Visibility | None = Field(default=None, description="'team' (default) or 'shared'")
+
+    def spec(self) -> ExperimentSpec:
+        return ExperimentSpec.model_validate(self.model_dump(exclude={"team", "visibility"}))

@@ -6,11 +6,19 @@ another process. Promoting a variant moves the registry label (prompt experiment
 alias (model variants) the experiment names, through the registry (so the move is in
 its history and the audit log), records ``experiment.promoted`` in the audit log, and
 stops the experiment.
+
+An experiment moves live traffic, so starting one on a route needs the permission to
+move that route's traffic, and on a prompt the permission to change the prompt; its
+variants may serve only models (and send only to routes) the route's owner may use
+(:mod:`lmdeck.policy.ownership`). It belongs to its creator's team; the route's team
+sees it too and may stop it.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import anyio
@@ -19,10 +27,28 @@ from sqlalchemy.exc import IntegrityError
 from lmdeck.evaluation.experiments.analysis import analyse
 from lmdeck.evaluation.experiments.schemas import ExperimentSpec
 from lmdeck.evaluation.experiments.store import ExperimentRecord, ExperimentStore
+from lmdeck.policy.ownership import (
+    Owner,
+    RouteOwner,
+    Visibility,
+    check_change,
+    check_move_traffic,
+    check_prompt_variant,
+    check_read,
+    check_variant_model,
+    check_variant_route,
+    may_change,
+    may_move_traffic,
+    may_read,
+    may_watch_traffic,
+    owner_after_update,
+    owner_for_new,
+)
 from lmdeck.policy.principal import Principal
 from lmdeck.polling import Poller
 from lmdeck.protocol import APIError
-from lmdeck.registry.snapshot import ModelRef, RegistrySnapshot
+from lmdeck.registry.owners import resolve_team
+from lmdeck.registry.snapshot import ModelRef, RegistrySnapshot, missing_prompt
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +63,12 @@ class LabelMover(Protocol):
     ) -> dict[str, Any]: ...
 
 
+class RouteOwnership(Protocol):
+    """Who owns a live route (:class:`lmdeck.registry.route_owners.RouteOwners`; blocking)."""
+
+    def owner(self, route: str) -> RouteOwner | None: ...
+
+
 class ExperimentService:
     def __init__(
         self,
@@ -47,9 +79,11 @@ class ExperimentService:
         models: LabelMover | None = None,
         audit: Audit | None = None,
         poll_interval: float = 2.0,
+        routes: Callable[[], RouteOwnership | None] | None = None,
     ) -> None:
         self.store = store
         self.snapshot = snapshot  # () -> RegistrySnapshot | None
+        self.routes = routes or (lambda: None)
         self.prompts = prompts
         self.models = models
         self.audit = audit
@@ -83,7 +117,77 @@ class ExperimentService:
             if variant.model is not None:
                 snap.model(ModelRef.parse(variant.model))
 
-    async def create(self, spec: ExperimentSpec, principal: Principal) -> dict[str, Any]:
+    # -- permissions (blocking) ----------------------------------------------------------------
+
+    def _route_owner(self, route: str) -> RouteOwner | None:
+        routes = self.routes()
+        if routes is None:
+            return None
+        found = routes.owner(route)
+        if found is None:
+            raise APIError(404, f"no route {route!r}: list them with `lmdeck config routes`", code="route_not_found")
+        return found
+
+    def _authorize(self, spec: ExperimentSpec, principal: Principal) -> None:
+        """Refuse an experiment that would move traffic ``principal`` may not move."""
+        snap: RegistrySnapshot | None = self.snapshot() if self.snapshot else None
+        if spec.prompt is not None:
+            owner = snap.owner("prompt", spec.prompt) if snap is not None else Owner(principal.team_id)
+            check_change(principal, owner, f"prompt {spec.prompt!r}", lambda: missing_prompt(str(spec.prompt)))
+            for variant in spec.variants:
+                check_prompt_variant(principal, variant.name, variant.model is not None or variant.route is not None)
+            return
+        assert spec.route is not None
+        route = self._route_owner(spec.route)
+        if route is None:
+            return
+        check_move_traffic(principal, [route], f"an experiment on route {spec.route!r}")
+        for variant in spec.variants:
+            if variant.model is not None and snap is not None:
+                ref = variant.model
+                name = ModelRef.parse(ref).name
+                model_owner = snap.owner("model", name)
+                check_read(principal, model_owner, functools.partial(_missing_model, ref))
+                check_variant_model(route, variant.name, name, model_owner)
+            if variant.route is not None:
+                target = self._route_owner(variant.route)
+                if target is not None:
+                    check_variant_route(route, variant.name, target)
+
+    def _traffic_owner(self, record: ExperimentRecord) -> tuple[RouteOwner | None, Owner | None]:
+        """(the route's owner, the prompt's owner) of the traffic ``record`` covers."""
+        if record.spec.route is not None:
+            routes = self.routes()
+            return (routes.owner(record.spec.route) if routes is not None else None), None
+        snap: RegistrySnapshot | None = self.snapshot() if self.snapshot else None
+        return None, (snap.owner("prompt", str(record.spec.prompt)) if snap is not None else None)
+
+    def visible(self, record: ExperimentRecord, principal: Principal) -> bool:
+        """Its team, shared, admins, and the team whose route it covers see an experiment."""
+        if may_read(principal, record.owner):
+            return True
+        route, _ = self._traffic_owner(record)
+        return route is not None and may_watch_traffic(principal, route)
+
+    def may_stop(self, record: ExperimentRecord, principal: Principal) -> bool:
+        """Its team and those who may move the traffic it covers may stop (or promote) an experiment."""
+        if may_change(principal, record.owner):
+            return True
+        route, prompt = self._traffic_owner(record)
+        if route is not None:
+            return may_move_traffic(principal, route)
+        return prompt is not None and may_change(principal, prompt)
+
+    # -- serving -------------------------------------------------------------------------------
+
+    async def create(
+        self,
+        spec: ExperimentSpec,
+        principal: Principal,
+        *,
+        team: str | None = None,
+        visibility: Visibility | None = None,
+    ) -> dict[str, Any]:
         self._check(spec)
         if any(s.route == spec.route and s.prompt == spec.prompt for s in self._running):
             raise APIError(
@@ -94,8 +198,11 @@ class ExperimentService:
             )
 
         def write() -> ExperimentRecord:
+            self._authorize(spec, principal)
+            with self.store.db.engine.connect() as conn:
+                owner = owner_for_new(principal, resolve_team(conn, team), visibility)
             try:
-                record = self.store.create(spec, principal.actor)
+                record = self.store.create(spec, principal.actor, owner)
             except IntegrityError:
                 raise APIError(
                     409, f"experiment {spec.name!r} exists: choose another name", code="experiment_exists"
@@ -110,24 +217,69 @@ class ExperimentService:
         await self.refresh()
         return record.to_dict()
 
-    async def _record(self, name: str) -> ExperimentRecord:
-        record = await anyio.to_thread.run_sync(self.store.get, name)
+    async def _record(self, name: str, principal: Principal) -> ExperimentRecord:
+        def read() -> ExperimentRecord | None:
+            found = self.store.get(name)
+            return found if found is not None and self.visible(found, principal) else None
+
+        record = await anyio.to_thread.run_sync(read)
         if record is None:
             raise APIError(404, f"no experiment {name!r}; list them with `lmdeck eval experiments`", code="not_found")
         return record
 
-    async def entries(self) -> list[dict[str, Any]]:
-        records = await anyio.to_thread.run_sync(self.store.all)
-        return [r.to_dict() for r in records]
+    async def _stoppable(self, name: str, principal: Principal) -> ExperimentRecord:
+        record = await self._record(name, principal)
+        if not await anyio.to_thread.run_sync(self.may_stop, record, principal):
+            raise APIError(
+                403,
+                f"experiment {name!r} belongs to {record.owner.team_name}: its developers, the developers of the "
+                "team owning the traffic it covers, or an admin may stop or promote it",
+                code="not_owner",
+            )
+        return record
 
-    async def show(self, name: str) -> dict[str, Any]:
-        record = await self._record(name)
+    async def entries(self, principal: Principal) -> list[dict[str, Any]]:
+        def read() -> list[dict[str, Any]]:
+            return [r.to_dict() for r in self.store.all() if self.visible(r, principal)]
+
+        return await anyio.to_thread.run_sync(read)
+
+    async def show(self, name: str, principal: Principal) -> dict[str, Any]:
+        record = await self._record(name, principal)
         totals = await anyio.to_thread.run_sync(self.store.totals, name)
         variants, verdict = analyse(record.spec, totals)
         return {**record.to_dict(), "variants": [v.to_dict() for v in variants], "verdict": verdict.to_dict()}
 
+    async def update_owner(
+        self,
+        name: str,
+        principal: Principal,
+        *,
+        team: str | None = None,
+        team_given: bool = False,
+        visibility: Visibility | None = None,
+    ) -> dict[str, Any]:
+        """Share, unshare or (admins) give an experiment to another team."""
+        record = await self._record(name, principal)
+
+        def write() -> None:
+            with self.store.db.engine.connect() as conn:
+                resolved = resolve_team(conn, team) if team_given else None
+            changed = owner_after_update(
+                principal,
+                record.owner,
+                f"experiment {name!r}",
+                team=resolved,
+                team_given=team_given,
+                visibility=visibility,
+            )
+            self.store.set_owner(name, changed)
+
+        await anyio.to_thread.run_sync(write)
+        return await self.show(name, principal)
+
     async def stop(self, name: str, principal: Principal, outcome: dict[str, Any] | None = None) -> dict[str, Any]:
-        record = await self._record(name)
+        record = await self._stoppable(name, principal)
         if record.status != "running":
             raise APIError(409, f"experiment {name!r} is already stopped", code="experiment_stopped")
 
@@ -138,14 +290,14 @@ class ExperimentService:
 
         await anyio.to_thread.run_sync(write)
         await self.refresh()
-        return await self.show(name)
+        return await self.show(name, principal)
 
     async def promote(
         self, name: str, variant_name: str | None, principal: Principal, reason: str | None = None
     ) -> dict[str, Any]:
         """Move the experiment's label/alias to a variant (the verdict's winner by default) and stop it."""
-        shown = await self.show(name)
-        record = await self._record(name)
+        record = await self._stoppable(name, principal)
+        shown = await self.show(name, principal)
         spec = record.spec
         if record.status != "running":
             raise APIError(409, f"experiment {name!r} is already stopped", code="experiment_stopped")
@@ -198,3 +350,9 @@ class ExperimentService:
 
     async def stop_polling(self) -> None:
         await self._poller.stop()
+
+
+def _missing_model(ref: str) -> APIError:
+    return APIError(
+        404, f"registry model {ref} does not resolve: list them with `lmdeck models list`", code="model_not_found"
+    )

@@ -11,6 +11,8 @@ from sqlalchemy import text
 from lmdeck.db import Database
 from lmdeck.evaluation.experiments.schemas import ExperimentSpec
 from lmdeck.evaluation.stats import Moments
+from lmdeck.policy.ownership import Owner
+from lmdeck.registry.owners import OwnerColumns, owner_of_row
 from lmdeck.registry.sql import dumps, loads, now
 
 
@@ -36,6 +38,7 @@ class ExperimentRecord:
     created_by: str | None
     stopped_at: float | None = None
     outcome: dict[str, Any] | None = None
+    owner: Owner = field(default_factory=Owner)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +48,7 @@ class ExperimentRecord:
             "created_by": self.created_by,
             "stopped_at": self.stopped_at,
             "outcome": self.outcome,
+            **self.owner.to_dict(),
         }
 
 
@@ -68,13 +72,13 @@ class ExperimentStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def create(self, spec: ExperimentSpec, actor: str | None) -> ExperimentRecord:
-        record = ExperimentRecord(spec, "running", now(), actor)
+    def create(self, spec: ExperimentSpec, actor: str | None, owner: Owner | None = None) -> ExperimentRecord:
+        record = ExperimentRecord(spec, "running", now(), actor, owner=owner or Owner())
         with self.db.engine.begin() as conn:
             conn.execute(
                 text(
-                    "INSERT INTO eval_experiments (name, spec, status, created_at, created_by) "
-                    "VALUES (:n, :s, :st, :t, :a)"
+                    "INSERT INTO eval_experiments (name, spec, status, created_at, created_by, team_id, visibility) "
+                    "VALUES (:n, :s, :st, :t, :a, :team, :vis)"
                 ),
                 {
                     "n": spec.name,
@@ -82,17 +86,19 @@ class ExperimentStore:
                     "st": "running",
                     "t": record.created_at,
                     "a": actor,
+                    "team": record.owner.team_id,
+                    "vis": record.owner.visibility,
                 },
             )
         return record
 
+    def set_owner(self, name: str, owner: Owner) -> None:
+        OwnerColumns("eval_experiments").set_in(self.db, name, owner)
+
     def get(self, name: str) -> ExperimentRecord | None:
         with self.db.engine.connect() as conn:
             row = conn.execute(
-                text(
-                    "SELECT spec, status, created_at, created_by, stopped_at, outcome FROM eval_experiments "
-                    "WHERE name = :n"
-                ),
+                text(f"SELECT {_COLUMNS} FROM eval_experiments WHERE name = :n"),
                 {"n": name},
             ).first()
         return _record(row) if row else None
@@ -101,10 +107,7 @@ class ExperimentStore:
         where = "WHERE status = :s" if status else ""
         with self.db.engine.connect() as conn:
             rows = conn.execute(
-                text(
-                    "SELECT spec, status, created_at, created_by, stopped_at, outcome FROM eval_experiments "
-                    f"{where} ORDER BY created_at DESC"
-                ),
+                text(f"SELECT {_COLUMNS} FROM eval_experiments {where} ORDER BY created_at DESC"),
                 {"s": status},
             ).all()
         return [_record(r) for r in rows]
@@ -169,6 +172,9 @@ class ExperimentStore:
         return out
 
 
+_COLUMNS = "spec, status, created_at, created_by, stopped_at, outcome, team_id, visibility"
+
+
 def _record(row: Any) -> ExperimentRecord:
     return ExperimentRecord(
         spec=ExperimentSpec.model_validate(loads(row[0])),
@@ -177,4 +183,5 @@ def _record(row: Any) -> ExperimentRecord:
         created_by=row[3],
         stopped_at=float(row[4]) if row[4] is not None else None,
         outcome=loads(row[5]),
+        owner=owner_of_row(row[6], row[7]),
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from lmdeck.evaluation.online.rules import OnlineRule
 from lmdeck.evaluation.online.store import OnlineStore, TraceScore
 from lmdeck.evaluation.registry import EvaluatorRegistry
 from lmdeck.evaluation.runs.runner import score_safely
+from lmdeck.policy.ownership import Owner
 from lmdeck.tracing import TraceRecord
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,18 @@ def input_value(record: TraceRecord) -> Any:
 class _Rule:
     rule: OnlineRule
     evaluators: list[Evaluator]
+    #: The owner of a rule kept in the store: it scores only its team's traces. None for a
+    #: rule of the config file, which scores every team's.
+    owner: Owner | None = None
+
+    def matches(self, record: TraceRecord) -> bool:
+        if self.owner is not None and record.team_id != self.owner.team_id:
+            return False
+        return self.rule.matches(record)
+
+
+#: Builds the inference client judges of a team's rules call through (None: the default team).
+InferenceFor = Callable[[str | None], InferenceClient | None]
 
 
 class OnlineEvaluator:
@@ -79,10 +93,13 @@ class OnlineEvaluator:
         *,
         maxsize: int = 1000,
         workers: int = 2,
+        inference_for: InferenceFor | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.context = EvaluatorContext(inference)
+        self.inference_for = inference_for
+        self._contexts: dict[str | None, EvaluatorContext] = {}
         self.metrics = metrics
         self.events = events
         self._rules: list[_Rule] = []
@@ -97,16 +114,31 @@ class OnlineEvaluator:
     def rules(self) -> list[OnlineRule]:
         return [r.rule for r in self._rules]
 
-    def set_rules(self, rules: list[OnlineRule]) -> list[str]:
-        """Swap in a new rule set; returns the problems of rules left out (bad evaluator options)."""
+    def context_for(self, owner: Owner | None) -> EvaluatorContext:
+        """Where a rule's judges call from: as the rule's team, or as the service for config rules."""
+        if owner is None or self.inference_for is None:
+            return self.context
+        found = self._contexts.get(owner.team_id)
+        if found is None:
+            found = self._contexts[owner.team_id] = EvaluatorContext(self.inference_for(owner.team_id))
+        return found
+
+    def set_rules(self, rules: list[OnlineRule], owners: Mapping[str, Owner] | None = None) -> list[str]:
+        """Swap in a new rule set (a rule named in ``owners`` scores only its owner's traces); returns
+        the problems of rules left out (bad evaluator options)."""
         built, problems = [], []
         for rule in rules:
+            owner = (owners or {}).get(rule.name)
             try:
-                built.append(_Rule(rule, self.registry.create_all(rule.specs(), self.context)))
+                built.append(_Rule(rule, self.registry.create_all(rule.specs(), self.context_for(owner)), owner))
             except Exception as exc:
                 problems.append(f"rule {rule.name!r}: {exc}")
         self._rules = built
         return problems
+
+    def owner_of(self, name: str) -> Owner | None:
+        """The owner of the rule in force named ``name`` (None for a config rule or no such rule)."""
+        return next((r.owner for r in self._rules if r.rule.name == name), None)
 
     def registry_problems(self, rule: OnlineRule) -> str:
         """Why the rule's evaluators cannot be built, or an empty string."""
@@ -120,7 +152,7 @@ class OnlineEvaluator:
         if not self._rules or is_eval_trace(record):
             return
         for entry in self._rules:
-            sampled = entry.rule.matches(record) and entry.rule.sampled(record)
+            sampled = entry.matches(record) and entry.rule.sampled(record)
             if sampled and self.queue.offer((entry, record)) and self.metrics is not None:
                 self.metrics.sampled.labels(entry.rule.name).inc()
 

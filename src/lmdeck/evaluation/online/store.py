@@ -11,6 +11,8 @@ from sqlalchemy import text
 from lmdeck.db import Database
 from lmdeck.evaluation.online.rules import OnlineRule
 from lmdeck.evaluation.sql import team_condition
+from lmdeck.policy.ownership import Owner
+from lmdeck.registry.owners import OwnerColumns, owner_of_row
 from lmdeck.registry.sql import dumps, loads, new_id, now
 
 
@@ -61,11 +63,13 @@ class OnlineStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.owners = OwnerColumns("eval_online_rules")
 
-    def save_rule(self, rule: OnlineRule, actor: str | None) -> bool:
-        """Create or replace a rule; True when it is new."""
+    def save_rule(self, rule: OnlineRule, actor: str | None, owner: Owner | None = None) -> bool:
+        """Create (owned by ``owner``) or replace a rule, keeping its owner; True when it is new."""
         spec = dumps(rule.model_dump(mode="json"))
         at = now()
+        owner = owner or Owner()
         with self.db.engine.begin() as conn:
             exists = conn.execute(text("SELECT 1 FROM eval_online_rules WHERE name = :n"), {"n": rule.name}).first()
             if exists:
@@ -76,10 +80,18 @@ class OnlineStore:
                 return False
             conn.execute(
                 text(
-                    "INSERT INTO eval_online_rules (name, spec, enabled, created_at, created_by, updated_at) "
-                    "VALUES (:n, :s, :e, :t, :a, :t)"
+                    "INSERT INTO eval_online_rules (name, spec, enabled, created_at, created_by, updated_at, "
+                    "team_id, visibility) VALUES (:n, :s, :e, :t, :a, :t, :team, :vis)"
                 ),
-                {"n": rule.name, "s": spec, "e": int(rule.enabled), "t": at, "a": actor},
+                {
+                    "n": rule.name,
+                    "s": spec,
+                    "e": int(rule.enabled),
+                    "t": at,
+                    "a": actor,
+                    "team": owner.team_id,
+                    "vis": owner.visibility,
+                },
             )
             return True
 
@@ -89,9 +101,20 @@ class OnlineStore:
         return bool(result.rowcount)
 
     def rules(self) -> list[OnlineRule]:
+        return [rule for rule, _ in self.owned_rules()]
+
+    def owned_rules(self) -> list[tuple[OnlineRule, Owner]]:
+        """Every stored rule with its owner."""
         with self.db.engine.connect() as conn:
-            rows = conn.execute(text("SELECT spec FROM eval_online_rules ORDER BY name")).all()
-        return [OnlineRule.model_validate(loads(r[0])) for r in rows]
+            rows = conn.execute(text("SELECT spec, team_id, visibility FROM eval_online_rules ORDER BY name")).all()
+        return [(OnlineRule.model_validate(loads(r[0])), owner_of_row(r[1], r[2])) for r in rows]
+
+    def rule_owner(self, name: str) -> Owner | None:
+        with self.db.engine.connect() as conn:
+            return self.owners.get(conn, name)
+
+    def set_owner(self, name: str, owner: Owner) -> None:
+        self.owners.set_in(self.db, name, owner)
 
     def add_scores(self, scores: Sequence[TraceScore]) -> None:
         if not scores:

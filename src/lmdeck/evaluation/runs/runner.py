@@ -26,6 +26,7 @@ from lmdeck.evaluation.registry import EvaluatorRegistry
 from lmdeck.evaluation.runs.schemas import RowResult, RunRequest, split_ref
 from lmdeck.evaluation.runs.store import RunRecord, RunStore
 from lmdeck.evaluation.runs.summary import EVALUATOR_ERROR, summarize
+from lmdeck.policy.ownership import Owner
 from lmdeck.policy.principal import Principal
 from lmdeck.protocol import APIError
 from lmdeck.providers.base import UpstreamError
@@ -51,13 +52,16 @@ class Row:
 
 
 class RunSources(Protocol):
-    """Where a run's dataset rows and prompt versions come from (the registry)."""
+    """Where a run's dataset rows and prompt versions come from (the registry); each lookup is a 404
+    when the principal may not read what it names."""
 
-    def dataset(self, name: str, version: str | None) -> DatasetRef: ...
+    def dataset(self, name: str, version: str | None, principal: Principal) -> DatasetRef: ...
 
     def rows(self, ref: DatasetRef) -> list[Row]: ...
 
-    def prompt_version(self, name: str, pointer: str | None) -> int: ...
+    def prompt_version(self, name: str, pointer: str | None, principal: Principal) -> int: ...
+
+    def check_model(self, ref: str, principal: Principal) -> None: ...
 
 
 #: Builds the inference client for one run: (principal's token, run) → client.
@@ -98,14 +102,22 @@ class EvalRunner:
     def progress(self, run_id: str) -> int | None:
         return self._progress.get(run_id)
 
-    async def start(self, request: RunRequest, principal: Principal, token: str | None) -> RunRecord:
-        """Validate the request, record the run and start it; errors here are 4xx for the caller."""
+    async def start(
+        self, request: RunRequest, principal: Principal, token: str | None, owner: Owner | None = None
+    ) -> RunRecord:
+        """Validate the request, record the run (owned by ``owner``, default: the caller's team) and
+        start it; errors here are 4xx for the caller."""
+        owner = owner or Owner(principal.team_id)
         name, version = split_ref(request.dataset)
-        dataset = await anyio.to_thread.run_sync(self.sources.dataset, name, version)
+        dataset = await anyio.to_thread.run_sync(self.sources.dataset, name, version, principal)
         prompt_name = prompt_version = None
         if request.prompt is not None:
             prompt_name, pointer = split_ref(request.prompt)
-            prompt_version = await anyio.to_thread.run_sync(self.sources.prompt_version, prompt_name, pointer)
+            prompt_version = await anyio.to_thread.run_sync(
+                self.sources.prompt_version, prompt_name, pointer, principal
+            )
+        if request.model is not None:
+            await anyio.to_thread.run_sync(self.sources.check_model, request.model, principal)
         specs = request.specs()
         row_count = min(dataset.row_count, request.max_rows or dataset.row_count)
         run = RunRecord.new(
@@ -120,7 +132,8 @@ class EvalRunner:
             model=request.model,
             row_count=row_count,
             created_by=principal.actor,
-            team_id=principal.team_id,
+            team_id=owner.team_id,
+            visibility=owner.visibility,
         )
         inference = self.inference_for(token, run)
         try:

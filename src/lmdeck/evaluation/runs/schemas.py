@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from lmdeck.evaluation.base import EvaluatorError
 from lmdeck.evaluation.spec import EvaluatorSpec
+from lmdeck.policy.ownership import Visibility
 
 _REF = re.compile(r"^[A-Za-z0-9][\w.\-/]*(@[\w.\-]+)?$")
 
@@ -40,6 +41,8 @@ class RunRequest(BaseModel):
     max_rows: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=0.0, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1)
+    team: str | None = Field(default=None, description="the owning team (admins only; default: the caller's)")
+    visibility: Visibility | None = Field(default=None, description="'team' (default) or 'shared'")
 
     @field_validator("dataset", "prompt", "model")
     @classmethod

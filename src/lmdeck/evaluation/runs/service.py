@@ -1,6 +1,7 @@
 """Serving class of ``/api/evaluation/runs``: start, read and compare eval runs.
 
-A key that is not admin sees the runs of its own team only (another team's run is a 404).
+A run belongs to the team that started it (an admin may start one for another team); a key
+that is not admin sees its own team's runs and shared ones (another team's run is a 404).
 """
 
 from __future__ import annotations
@@ -14,8 +15,17 @@ from lmdeck.evaluation.runs.gate import Gate, GateError
 from lmdeck.evaluation.runs.runner import EvalRunner
 from lmdeck.evaluation.runs.schemas import RunRequest
 from lmdeck.evaluation.runs.store import RunRecord, RunStore
+from lmdeck.policy.ownership import (
+    Visibility,
+    check_read,
+    owner_after_update,
+    owner_for_new,
+    visible_condition,
+    visible_params,
+)
 from lmdeck.policy.principal import Principal
 from lmdeck.protocol import APIError
+from lmdeck.registry.owners import resolve_team
 
 
 class RunService:
@@ -24,13 +34,17 @@ class RunService:
         self.runner = runner
 
     async def start(self, request: RunRequest, principal: Principal, token: str | None) -> dict[str, Any]:
-        run = await self.runner.start(request, principal, token)
+        def owner() -> Any:
+            with self.store.db.engine.connect() as conn:
+                return owner_for_new(principal, resolve_team(conn, request.team), request.visibility)
+
+        run = await self.runner.start(request, principal, token, await anyio.to_thread.run_sync(owner))
         return run.to_dict()
 
     async def _visible(self, run_id: str, principal: Principal) -> RunRecord:
         run = await anyio.to_thread.run_sync(self.store.get, run_id)
-        if run is None or (principal.role != "admin" and run.team_id != principal.team_id):
-            raise APIError(404, f"no eval run {run_id!r}; list them with `lmdeck eval list`", code="not_found")
+        check_read(principal, run.owner if run is not None else None, lambda: _missing(run_id))
+        assert run is not None
         live = self.runner.progress(run_id)
         if live is not None:
             run.completed = live
@@ -40,11 +54,37 @@ class RunService:
         return (await self._visible(run_id, principal)).to_dict()
 
     async def recent(self, principal: Principal, limit: int) -> list[dict[str, Any]]:
-        admin = principal.role == "admin"
-        runs = await anyio.to_thread.run_sync(
-            lambda: self.store.recent(team_id=principal.team_id, all_teams=admin, limit=limit)
-        )
+        where, params = visible_condition(principal), visible_params(principal)
+        runs = await anyio.to_thread.run_sync(lambda: self.store.recent(where=where, params=params, limit=limit))
         return [r.to_dict() for r in runs]
+
+    async def update_owner(
+        self,
+        run_id: str,
+        principal: Principal,
+        *,
+        team: str | None = None,
+        team_given: bool = False,
+        visibility: Visibility | None = None,
+    ) -> dict[str, Any]:
+        """Share, unshare or (admins) give a run to another team."""
+        run = await self._visible(run_id, principal)
+
+        def write() -> None:
+            with self.store.db.engine.connect() as conn:
+                resolved = resolve_team(conn, team) if team_given else None
+            changed = owner_after_update(
+                principal,
+                run.owner,
+                f"eval run {run_id!r}",
+                team=resolved,
+                team_given=team_given,
+                visibility=visibility,
+            )
+            self.store.set_owner(run_id, changed)
+
+        await anyio.to_thread.run_sync(write)
+        return await self.get(run_id, principal)
 
     async def results(self, run_id: str, principal: Principal) -> list[dict[str, Any]]:
         await self._visible(run_id, principal)
@@ -76,6 +116,10 @@ class RunService:
             summaries[other] = (await self._visible(other, principal)).summary or {}
             comparisons[(other, run.id)] = await self.comparison(other, run.id, principal)
         return gate.check(run.id, _Known(summaries, comparisons), baseline).to_dict()
+
+
+def _missing(run_id: str) -> APIError:
+    return APIError(404, f"no eval run {run_id!r}; list them with `lmdeck eval list`", code="not_found")
 
 
 class _Known:

@@ -5,21 +5,25 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from lmdeck.evaluation.runs.runner import DatasetRef, Row
+from lmdeck.policy.ownership import check_read
+from lmdeck.policy.principal import Principal
 from lmdeck.protocol import APIError
-from lmdeck.registry.datasets import DatasetStore
-from lmdeck.registry.snapshot import RegistrySnapshot
+from lmdeck.registry.datasets import DatasetStore, dataset_not_found
+from lmdeck.registry.snapshot import ModelRef, RegistrySnapshot, missing_prompt
 
 _PAGE = 500
 
 
 class RegistrySources:
-    """Datasets from the registry's tables, prompt versions from its live snapshot (blocking calls)."""
+    """Datasets from the registry's tables, prompt versions from its live snapshot (blocking calls);
+    what the run's caller may not read is a 404."""
 
     def __init__(self, datasets: DatasetStore, snapshot: Callable[[], RegistrySnapshot]) -> None:
         self.datasets = datasets
         self.snapshot = snapshot
 
-    def dataset(self, name: str, version: str | None) -> DatasetRef:
+    def dataset(self, name: str, version: str | None, principal: Principal) -> DatasetRef:
+        check_read(principal, self.datasets.owner(name), lambda: dataset_not_found(name))
         found = self.datasets.version(name, version) if version else self.datasets.versions(name)[-1]
         return DatasetRef(found.name, found.version, found.digest, found.row_count)
 
@@ -32,8 +36,9 @@ class RegistrySources:
             rows.extend(Row(r.input, r.expected, r.metadata) for r in page)
         return rows
 
-    def prompt_version(self, name: str, pointer: str | None) -> int:
+    def prompt_version(self, name: str, pointer: str | None, principal: Principal) -> int:
         snap = self.snapshot()
+        check_read(principal, snap.owner("prompt", name), lambda: missing_prompt(name))
         if pointer is not None and pointer.isdigit():
             compiled = snap.prompt(name, version=int(pointer))
         else:
@@ -41,3 +46,19 @@ class RegistrySources:
         if compiled is None:
             raise APIError(404, f"no prompt {name}@{pointer}", code="prompt_not_found")
         return compiled.version.version
+
+    def check_model(self, ref: str, principal: Principal) -> None:
+        """A 404 unless ``ref`` (``name@version`` or ``name@alias``) is a model ``principal`` may read."""
+        try:
+            name = ModelRef.parse(ref).name
+        except ValueError as exc:
+            raise APIError(400, str(exc), param="model", code="invalid_model") from None
+        snap = self.snapshot()
+        check_read(principal, snap.owner("model", name), lambda: _missing_model(ref))
+        snap.model(ref)
+
+
+def _missing_model(ref: str) -> APIError:
+    return APIError(
+        404, f"registry model {ref} does not resolve: list them with `lmdeck models list`", code="model_not_found"
+    )

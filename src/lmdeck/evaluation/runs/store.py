@@ -10,12 +10,13 @@ from sqlalchemy import text
 
 from lmdeck.db import Database
 from lmdeck.evaluation.runs.schemas import RowResult
-from lmdeck.evaluation.sql import team_condition
+from lmdeck.policy.ownership import Owner, Visibility
+from lmdeck.registry.owners import OwnerColumns, owner_of_row
 from lmdeck.registry.sql import dumps, loads, new_id, now
 
 _RUN_COLUMNS = (
     "id, name, status, spec, dataset, dataset_version, dataset_digest, prompt, prompt_version, route, model, "
-    "row_count, completed, summary, error, created_at, finished_at, created_by, team_id"
+    "row_count, completed, summary, error, created_at, finished_at, created_by, team_id, visibility"
 )
 _RESULT_COLUMNS = (
     "run_id, idx, input, expected, output, scores, latency_ms, input_tokens, output_tokens, cost, trace_id, error"
@@ -45,6 +46,11 @@ class RunRecord:
     finished_at: float | None = None
     created_by: str | None = None
     team_id: str | None = None
+    visibility: Visibility = "team"
+
+    @property
+    def owner(self) -> Owner:
+        return Owner(self.team_id, self.visibility)
 
     @classmethod
     def new(cls, **fields: Any) -> RunRecord:
@@ -69,6 +75,7 @@ class RunRecord:
             "finished_at": self.finished_at,
             "created_by": self.created_by,
             "team_id": self.team_id,
+            "visibility": self.visibility,
         }
 
 
@@ -93,6 +100,7 @@ def _run(row: Any) -> RunRecord:
         finished_at=float(row[16]) if row[16] is not None else None,
         created_by=row[17],
         team_id=row[18],
+        visibility=owner_of_row(row[18], row[19]).visibility,
     )
 
 
@@ -128,7 +136,7 @@ class RunStore:
                 text(
                     f"INSERT INTO eval_runs ({_RUN_COLUMNS}) VALUES (:id, :name, :status, :spec, :dataset, :dv, "
                     ":digest, :prompt, :pv, :route, :model, :rows, :completed, :summary, :error, :created_at, "
-                    ":finished_at, :created_by, :team_id)"
+                    ":finished_at, :created_by, :team_id, :visibility)"
                 ),
                 {
                     "id": run.id,
@@ -150,6 +158,7 @@ class RunStore:
                     "finished_at": run.finished_at,
                     "created_by": run.created_by,
                     "team_id": run.team_id,
+                    "visibility": run.visibility,
                 },
             )
 
@@ -203,14 +212,19 @@ class RunStore:
             row = conn.execute(text(f"SELECT {_RUN_COLUMNS} FROM eval_runs WHERE id = :id"), {"id": run_id}).first()
         return _run(row) if row else None
 
-    def recent(self, *, team_id: str | None = None, all_teams: bool = True, limit: int = 50) -> list[RunRecord]:
-        where = "" if all_teams else f"WHERE {team_condition(team_id)}"
+    def recent(self, *, where: str = "1 = 1", params: dict[str, Any] | None = None, limit: int = 50) -> list[RunRecord]:
+        """The newest runs matching the SQL condition ``where`` (all by default)."""
         with self.db.engine.connect() as conn:
             rows = conn.execute(
-                text(f"SELECT {_RUN_COLUMNS} FROM eval_runs {where} ORDER BY created_at DESC, id DESC LIMIT :limit"),
-                {"team": team_id, "limit": limit},
+                text(
+                    f"SELECT {_RUN_COLUMNS} FROM eval_runs WHERE {where} ORDER BY created_at DESC, id DESC LIMIT :limit"
+                ),
+                {**(params or {}), "limit": limit},
             ).all()
         return [_run(r) for r in rows]
+
+    def set_owner(self, run_id: str, owner: Owner) -> None:
+        OwnerColumns("eval_runs", "id").set_in(self.db, run_id, owner)
 
     def results(self, run_id: str) -> list[RowResult]:
         with self.db.engine.connect() as conn:

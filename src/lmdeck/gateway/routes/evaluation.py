@@ -15,6 +15,7 @@ from lmdeck.gateway.errors import json_response
 from lmdeck.gateway.serving import bearer_token
 from lmdeck.policy.auth import require
 from lmdeck.policy.principal import Principal
+from lmdeck.policy.schemas import OwnershipFields, OwnershipUpdate
 from lmdeck.protocol import APIError
 
 router = APIRouter(prefix="/api/evaluation", tags=["evaluation"])
@@ -59,6 +60,16 @@ async def get_run(run_id: str, request: Request, principal: Principal = Depends(
     return result
 
 
+@router.patch("/runs/{run_id}", summary="Share or unshare a run (its team or an admin), or give it to another team")
+async def update_run_owner(
+    run_id: str, body: OwnershipUpdate, request: Request, principal: Principal = Depends(require("developer"))
+) -> dict[str, Any]:
+    result: dict[str, Any] = await _runs(request).update_owner(
+        run_id, principal, team=body.team, team_given=body.team_given, visibility=body.visibility
+    )
+    return result
+
+
 @router.get("/runs/{run_id}/results", summary="An eval run's rows: outputs, scores, latency, tokens, cost")
 async def run_results(
     run_id: str, request: Request, principal: Principal = Depends(require("viewer"))
@@ -92,29 +103,41 @@ async def compare(
 
 
 @router.get("/online/rules", summary="Online evaluation rules in force")
-async def list_rules(request: Request, _: Principal = Depends(require("viewer"))) -> dict[str, Any]:
-    return {"data": _rules(request).rules()}
+async def list_rules(request: Request, principal: Principal = Depends(require("viewer"))) -> dict[str, Any]:
+    return {"data": _rules(request).rules(principal)}
 
 
 @router.put("/online/rules/{name}", summary="Create or replace an online evaluation rule")
 async def put_rule(
     name: str, body: dict[str, Any], request: Request, principal: Principal = Depends(require("developer"))
 ) -> dict[str, Any]:
+    fields = {k: v for k, v in body.items() if k not in ("team", "visibility")}
     try:
-        rule = OnlineRule.model_validate({**body, "name": name})
+        rule = OnlineRule.model_validate({**fields, "name": name})
+        owner = OwnershipFields.model_validate({k: v for k, v in body.items() if k in ("team", "visibility")})
     except ValidationError as exc:
         err = exc.errors()[0]
         param = ".".join(str(p) for p in err["loc"]) or None
         raise APIError(400, f"{param}: {err['msg']}", param=param, code="invalid_rule") from None
-    result: dict[str, Any] = await _rules(request).save(rule, principal)
+    result: dict[str, Any] = await _rules(request).save(rule, principal, team=owner.team, visibility=owner.visibility)
+    return result
+
+
+@router.patch("/online/rules/{name}", summary="Share or unshare a rule (its team or an admin), or give it away")
+async def update_rule_owner(
+    name: str, body: OwnershipUpdate, request: Request, principal: Principal = Depends(require("developer"))
+) -> dict[str, Any]:
+    result: dict[str, Any] = await _rules(request).update_owner(
+        name, principal, team=body.team, team_given=body.team_given, visibility=body.visibility
+    )
     return result
 
 
 @router.delete(
     "/online/rules/{name}", summary="Delete an online evaluation rule", status_code=204, response_class=Response
 )
-async def delete_rule(name: str, request: Request, _: Principal = Depends(require("developer"))) -> Response:
-    await _rules(request).delete(name)
+async def delete_rule(name: str, request: Request, principal: Principal = Depends(require("developer"))) -> Response:
+    await _rules(request).delete(name, principal)
     return Response(status_code=204)
 
 

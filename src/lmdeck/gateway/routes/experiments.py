@@ -7,11 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from lmdeck.evaluation.experiments.schemas import ExperimentSpec
+from lmdeck.evaluation.experiments.schemas import ExperimentRequest
 from lmdeck.evaluation.runtime import evaluation_of
 from lmdeck.gateway.errors import json_response
 from lmdeck.policy.auth import require
 from lmdeck.policy.principal import Principal
+from lmdeck.policy.schemas import OwnershipUpdate
 
 router = APIRouter(prefix="/api/experiments", tags=["experiments"])
 
@@ -24,18 +25,32 @@ class PromoteRequest(BaseModel):
 
 
 @router.post("", summary="Start an experiment", status_code=201)
-async def create(body: ExperimentSpec, request: Request, principal: Principal = Depends(require("developer"))) -> Any:
-    return json_response(201, await evaluation_of(request).experiments.create(body, principal))
+async def create(
+    body: ExperimentRequest, request: Request, principal: Principal = Depends(require("developer"))
+) -> Any:
+    experiments = evaluation_of(request).experiments
+    created = await experiments.create(body.spec(), principal, team=body.team, visibility=body.visibility)
+    return json_response(201, created)
 
 
 @router.get("", summary="Experiments, newest first")
-async def list_experiments(request: Request, _: Principal = Depends(require("viewer"))) -> dict[str, Any]:
-    return {"data": await evaluation_of(request).experiments.entries()}
+async def list_experiments(request: Request, principal: Principal = Depends(require("viewer"))) -> dict[str, Any]:
+    return {"data": await evaluation_of(request).experiments.entries(principal)}
 
 
 @router.get("/{name}", summary="An experiment with per-variant statistics and its verdict")
-async def show(name: str, request: Request, _: Principal = Depends(require("viewer"))) -> dict[str, Any]:
-    result: dict[str, Any] = await evaluation_of(request).experiments.show(name)
+async def show(name: str, request: Request, principal: Principal = Depends(require("viewer"))) -> dict[str, Any]:
+    result: dict[str, Any] = await evaluation_of(request).experiments.show(name, principal)
+    return result
+
+
+@router.patch("/{name}", summary="Share or unshare it (its team or an admin), or give it to another team (admins)")
+async def update_owner(
+    name: str, body: OwnershipUpdate, request: Request, principal: Principal = Depends(require("developer"))
+) -> dict[str, Any]:
+    result: dict[str, Any] = await evaluation_of(request).experiments.update_owner(
+        name, principal, team=body.team, team_given=body.team_given, visibility=body.visibility
+    )
     return result
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from lmdeck.policy.auth import require
 from lmdeck.policy.principal import Principal
+from lmdeck.policy.schemas import OwnershipUpdate
 from lmdeck.registry.runtime import runtime_of
 from lmdeck.registry.schemas import MoveRequest, ReasonRequest, RegisterRequest
 from lmdeck.settings import ModelVersionSpec
@@ -16,20 +17,31 @@ router = APIRouter(prefix="/api/registry/models", tags=["registry"])
 
 
 @router.get("", summary="List registered models with their aliases")
-async def list_models(request: Request, _: Principal = Depends(require("viewer"))) -> dict[str, Any]:
-    return {"object": "list", "data": await runtime_of(request).models.entries()}
+async def list_models(request: Request, principal: Principal = Depends(require("viewer"))) -> dict[str, Any]:
+    return {"object": "list", "data": await runtime_of(request).models.entries(principal)}
 
 
 @router.post("", summary="Register a model (or update its description)", status_code=201)
 async def register_model(
     request: Request, body: RegisterRequest, principal: Principal = Depends(require("developer"))
 ) -> dict[str, Any]:
-    return await runtime_of(request).models.register(body.name, body.description, principal)
+    return await runtime_of(request).models.register(
+        body.name, body.description, principal, team=body.team, visibility=body.visibility
+    )
 
 
 @router.get("/{name}", summary="A model with its versions and aliases")
-async def show_model(request: Request, name: str, _: Principal = Depends(require("viewer"))) -> dict[str, Any]:
-    return await runtime_of(request).models.show(name)
+async def show_model(request: Request, name: str, principal: Principal = Depends(require("viewer"))) -> dict[str, Any]:
+    return await runtime_of(request).models.show(name, principal)
+
+
+@router.patch("/{name}", summary="Share or unshare it (its team or an admin), or give it to another team (admins)")
+async def update_model_owner(
+    request: Request, name: str, body: OwnershipUpdate, principal: Principal = Depends(require("developer"))
+) -> dict[str, Any]:
+    return await runtime_of(request).models.update_owner(
+        name, principal, team=body.team, team_given=body.team_given, visibility=body.visibility
+    )
 
 
 @router.post("/{name}/versions", summary="Add an immutable version", status_code=201)
@@ -41,9 +53,9 @@ async def create_model_version(
 
 @router.get("/{name}/versions/{version}", summary="One version")
 async def show_model_version(
-    request: Request, name: str, version: int, _: Principal = Depends(require("viewer"))
+    request: Request, name: str, version: int, principal: Principal = Depends(require("viewer"))
 ) -> dict[str, Any]:
-    return (await runtime_of(request).models.version(name, version)).to_dict()
+    return (await runtime_of(request).models.version(name, version, principal)).to_dict()
 
 
 @router.put("/{name}/aliases/{alias}", summary="Point an alias at a version (live at once)")
@@ -90,6 +102,6 @@ async def model_history(
     name: str,
     alias: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    _: Principal = Depends(require("viewer")),
+    principal: Principal = Depends(require("viewer")),
 ) -> dict[str, Any]:
-    return {"object": "list", "data": await runtime_of(request).models.history(name, alias, limit)}
+    return {"object": "list", "data": await runtime_of(request).models.history(name, principal, alias, limit)}

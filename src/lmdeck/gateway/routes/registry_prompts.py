@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from lmdeck.policy.auth import require
 from lmdeck.policy.principal import Principal
+from lmdeck.policy.schemas import OwnershipUpdate
 from lmdeck.registry.runtime import runtime_of
 from lmdeck.registry.schemas import MoveRequest, ReasonRequest, RegisterRequest, RenderRequest
 from lmdeck.settings import PromptVersionSpec
@@ -16,20 +17,31 @@ router = APIRouter(prefix="/api/registry/prompts", tags=["registry"])
 
 
 @router.get("", summary="List prompts with their labels")
-async def list_prompts(request: Request, _: Principal = Depends(require("viewer"))) -> dict[str, Any]:
-    return {"object": "list", "data": await runtime_of(request).prompts.entries()}
+async def list_prompts(request: Request, principal: Principal = Depends(require("viewer"))) -> dict[str, Any]:
+    return {"object": "list", "data": await runtime_of(request).prompts.entries(principal)}
 
 
 @router.post("", summary="Register a prompt (or update its description)", status_code=201)
 async def register_prompt(
     request: Request, body: RegisterRequest, principal: Principal = Depends(require("developer"))
 ) -> dict[str, Any]:
-    return await runtime_of(request).prompts.register(body.name, body.description, principal)
+    return await runtime_of(request).prompts.register(
+        body.name, body.description, principal, team=body.team, visibility=body.visibility
+    )
 
 
 @router.get("/{name}", summary="A prompt with its versions and labels")
-async def show_prompt(request: Request, name: str, _: Principal = Depends(require("viewer"))) -> dict[str, Any]:
-    return await runtime_of(request).prompts.show(name)
+async def show_prompt(request: Request, name: str, principal: Principal = Depends(require("viewer"))) -> dict[str, Any]:
+    return await runtime_of(request).prompts.show(name, principal)
+
+
+@router.patch("/{name}", summary="Share or unshare it (its team or an admin), or give it to another team (admins)")
+async def update_prompt_owner(
+    request: Request, name: str, body: OwnershipUpdate, principal: Principal = Depends(require("developer"))
+) -> dict[str, Any]:
+    return await runtime_of(request).prompts.update_owner(
+        name, principal, team=body.team, team_given=body.team_given, visibility=body.visibility
+    )
 
 
 @router.post("/{name}/versions", summary="Add an immutable version", status_code=201)
@@ -41,9 +53,9 @@ async def create_prompt_version(
 
 @router.get("/{name}/versions/{version}", summary="One version")
 async def show_prompt_version(
-    request: Request, name: str, version: int, _: Principal = Depends(require("viewer"))
+    request: Request, name: str, version: int, principal: Principal = Depends(require("viewer"))
 ) -> dict[str, Any]:
-    return (await runtime_of(request).prompts.version(name, version)).to_dict()
+    return (await runtime_of(request).prompts.version(name, version, principal)).to_dict()
 
 
 @router.get("/{name}/resolve", summary="The version a label (default production) points at now")
@@ -52,17 +64,17 @@ async def resolve_prompt(
     name: str,
     label: str | None = None,
     version: int | None = Query(None, ge=1),
-    _: Principal = Depends(require("viewer")),
+    principal: Principal = Depends(require("viewer")),
 ) -> dict[str, Any]:
-    return await runtime_of(request).prompts.resolve(name, label=label, version=version)
+    return await runtime_of(request).prompts.resolve(name, principal, label=label, version=version)
 
 
 @router.post("/{name}/render", summary="Render a version with variables")
 async def render_prompt(
-    request: Request, name: str, body: RenderRequest, _: Principal = Depends(require("viewer"))
+    request: Request, name: str, body: RenderRequest, principal: Principal = Depends(require("viewer"))
 ) -> dict[str, Any]:
     prompts = runtime_of(request).prompts
-    return await prompts.render(name, body.variables, label=body.label, version=body.version)
+    return await prompts.render(name, body.variables, principal, label=body.label, version=body.version)
 
 
 @router.get("/{name}/diff", summary="What changed between two versions")
@@ -71,9 +83,9 @@ async def diff_prompt(
     name: str,
     from_version: int = Query(..., alias="from", ge=1),
     to_version: int = Query(..., alias="to", ge=1),
-    _: Principal = Depends(require("viewer")),
+    principal: Principal = Depends(require("viewer")),
 ) -> dict[str, Any]:
-    return await runtime_of(request).prompts.diff(name, from_version, to_version)
+    return await runtime_of(request).prompts.diff(name, from_version, to_version, principal)
 
 
 @router.put("/{name}/labels/{label}", summary="Point a label at a version (live at once)")
@@ -120,6 +132,6 @@ async def prompt_history(
     name: str,
     label: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    _: Principal = Depends(require("viewer")),
+    principal: Principal = Depends(require("viewer")),
 ) -> dict[str, Any]:
-    return {"object": "list", "data": await runtime_of(request).prompts.history(name, label, limit)}
+    return {"object": "list", "data": await runtime_of(request).prompts.history(name, principal, label, limit)}
