@@ -203,3 +203,34 @@ def db(tmp_path: Path) -> Iterator[Database]:
     database.migrate()
     yield database
     database.dispose()
+
+
+#: Teams ``team_blue`` and ``team_red`` of the ``teams`` deck.
+TEAMS = ("blue", "red")
+
+
+def add_team_keys(deck: Deck) -> None:
+    """Keys ``blue-developer``, ``red-viewer``, ``blue-inference``... of teams ``team_blue`` and ``team_red``."""
+    policy = deck.gateway.extras["policy"]
+    for team in TEAMS:
+        created = policy.identities.create_team(team, team_id=f"team_{team}")
+        for role in ("developer", "viewer", "inference"):
+            _, deck.keys[f"{team}-{role}"] = policy.identities.create_key(f"{team} {role}", role, team_id=created.id)
+    policy.keys.load()
+
+
+@pytest.fixture
+async def teams(
+    make_settings: Callable[..., Settings], start_deck: Callable[[Settings], AbstractAsyncContextManager[Deck]]
+) -> AsyncIterator[Deck]:
+    """A deck with the role keys plus keys of teams blue and red; route ``blue-chat`` and
+    ``blue-bot-route`` (following ``blue-bot@staging``) name team blue as their owner."""
+    routes = [
+        {"name": "support", "targets": ["registry:support-bot@production"]},
+        {"name": "plain", "targets": [{"provider": "fake", "model": "plain-model"}]},
+        {"name": "blue-chat", "team": "blue", "targets": [{"provider": "fake", "model": "blue-model"}]},
+        {"name": "blue-bot-route", "team": "blue", "targets": ["registry:blue-bot@staging"]},
+    ]
+    async with start_deck(make_settings(routes=routes)) as deck:
+        add_team_keys(deck)
+        yield deck

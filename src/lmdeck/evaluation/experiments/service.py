@@ -188,17 +188,14 @@ class ExperimentService:
         team: str | None = None,
         visibility: Visibility | None = None,
     ) -> dict[str, Any]:
-        self._check(spec)
-        if any(s.route == spec.route and s.prompt == spec.prompt for s in self._running):
-            raise APIError(
-                409,
-                f"an experiment on {'route ' + repr(spec.route) if spec.route else 'prompt ' + repr(spec.prompt)} "
-                "is already running: stop it first",
-                code="experiment_conflict",
-            )
-
         def write() -> ExperimentRecord:
             self._authorize(spec, principal)
+            self._check(spec)
+            if any(s.route == spec.route and s.prompt == spec.prompt for s in self._running):
+                covered = "route " + repr(spec.route) if spec.route else "prompt " + repr(spec.prompt)
+                raise APIError(
+                    409, f"an experiment on {covered} is already running: stop it first", code="experiment_conflict"
+                )
             with self.store.db.engine.connect() as conn:
                 owner = owner_for_new(principal, resolve_team(conn, team), visibility)
             try:
