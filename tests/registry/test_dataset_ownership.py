@@ -6,15 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from lmdeck.cli.main import app as cli
 from lmdeck.db import Database
 from lmdeck.policy.principal import Principal
 from lmdeck.protocol import APIError
 from lmdeck.registry.dataset_registry import DatasetRegistry
+from lmdeck.sdk import Client
 from lmdeck.tracing.record import TraceRecord
 from lmdeck.tracing.sql_store import SQLTraceStore
 
-from .conftest import Deck
+from .conftest import Deck, LiveServer
 
 
 async def call(deck: Deck, method: str, path: str, who: str, body: Any = None) -> Any:
@@ -114,3 +117,22 @@ async def test_a_teamless_member_draws_only_traces_without_a_team(db: Database) 
     with pytest.raises(APIError) as hidden:
         await registry.rows("set", "1", 0, 10, Principal(key_id="k2", role="viewer", team_id="t2"))
     assert hidden.value.status == 404
+
+
+def test_the_command_line_names_the_team_and_shares(live_server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = live_server.gateway.extras["policy"]
+    for team in ("blue", "other"):
+        policy.identities.create_team(team, team_id=f"team_{team}")
+    _, viewer = policy.identities.create_key("other viewer", "viewer", team_id="team_other")
+    policy.keys.load()
+    SQLTraceStore(live_server.gateway.db).insert([trace("blue question", "team_blue"), trace("other", None)])
+    monkeypatch.setenv("LMDECK_BASE_URL", live_server.base_url)
+    monkeypatch.setenv("LMDECK_API_KEY", live_server.keys["admin"])
+    made = CliRunner().invoke(
+        cli, ["datasets", "from-traces", "blue-set", "--filter", "route=plain", "--team", "blue", "--shared"]
+    )
+    assert made.exit_code == 0, made.output
+    shown = Client(live_server.base_url, viewer).datasets.list()
+    assert [(d["name"], d["team_id"], d["visibility"]) for d in shown] == [("blue-set", "team_blue", "shared")]
+    rows = list(Client(live_server.base_url, viewer).datasets.rows("blue-set", 1))
+    assert [r["input"]["messages"][0]["content"] for r in rows] == ["blue question"]

@@ -154,3 +154,16 @@ async def test_apply_refuses_another_teams_prompt(teams: Deck) -> None:
     shown = (await call(teams, "GET", "/api/registry/prompts/red-reply", "red-viewer")).json()
     assert shown["team_id"] == "team_red" and shown["labels"] == {"staging": 1}
     assert (await call(teams, "GET", "/api/registry/prompts/red-reply", "blue-viewer")).status_code == 404
+
+
+async def test_the_routes_list_names_each_routes_owner(teams: Deck) -> None:
+    version = {"provider": "fake", "model": "blue-v1"}
+    assert (await call(teams, "POST", "/api/registry/models/blue-bot/versions", "blue-developer", version)).is_success
+    routes = (await call(teams, "GET", "/api/registry/routes", "red-viewer")).json()["data"]
+    owners = {r["name"]: (r["owner"]["team_id"], r["owner"]["admins_only"]) for r in routes}
+    assert owners == {
+        "blue-chat": ("team_blue", False),  # named by the config
+        "blue-bot-route": ("team_blue", False),
+        "plain": (None, True),  # a configured route naming no team
+        "support": (None, False),  # follows support-bot, not registered yet: the default team's
+    }

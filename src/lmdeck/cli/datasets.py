@@ -81,12 +81,16 @@ def from_traces(
     ),
     limit: int = typer.Option(1000, help="most traces to take"),
     description: str | None = typer.Option(None),
+    team: str | None = typer.Option(None, help="whose traces (admins only; default: the key's team)"),
+    shared: bool = typer.Option(False, "--shared", help="let every team read a new dataset"),
     base_url: str | None = BASE_URL,
     api_key: str | None = API_KEY,
 ) -> None:
-    """Add a version from the stored traces a filter matches; each row keeps its trace id."""
+    """Add a version from the stored traces a filter matches (the key's team's); each row keeps its trace id."""
     with connect(base_url, api_key) as client:
-        version = client.datasets.from_traces(name, filter, limit=limit, description=description)
+        version = client.datasets.from_traces(
+            name, filter, limit=limit, description=description, team=team, visibility="shared" if shared else None
+        )
     typer.echo(_created(version))
     if version.get("skipped"):
         typer.echo(f"skipped {version['skipped']} traces whose bodies were not kept", err=True)

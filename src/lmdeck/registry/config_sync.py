@@ -33,6 +33,7 @@ from lmdeck.registry.model_registry import ModelRegistry
 from lmdeck.registry.plan import Change, CurrentState, Declared, Plan, compute_plan
 from lmdeck.registry.prompt_registry import PromptRegistry
 from lmdeck.registry.route_overlay import RouteTable
+from lmdeck.registry.route_owners import RouteOwners
 from lmdeck.registry.snapshot import ModelRef
 from lmdeck.registry.sql import bump_revision, dumps, loads, now
 from lmdeck.registry.versions import Kind
@@ -258,14 +259,21 @@ class ConfigSync:
         }
 
     async def routes(self) -> list[dict[str, Any]]:
+        """The live routes with their source and owner (who may move their traffic)."""
         snapshot = self.live.snapshot
-        out = []
-        for name in self.table.names(snapshot):
-            config = self.table.config(name, snapshot)
-            if config is not None:
-                source = "applied" if name in snapshot.routes else "config"
-                out.append({"source": source, **config.model_dump(mode="json", by_alias=True)})
-        return out
+        owners = RouteOwners(self.db, self.table, self.live)
+
+        def read() -> list[dict[str, Any]]:
+            out = []
+            for name in self.table.names(snapshot):
+                config = self.table.config(name, snapshot)
+                if config is not None:
+                    source = "applied" if name in snapshot.routes else "config"
+                    owner = owners.owner_of(config, snapshot).to_dict()
+                    out.append({"source": source, **config.model_dump(mode="json", by_alias=True), "owner": owner})
+            return out
+
+        return await anyio.to_thread.run_sync(read)
 
 
 def _spec(declared: Declared, kind: str, name: str) -> ModelSpec | PromptSpec:

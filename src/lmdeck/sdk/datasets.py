@@ -63,11 +63,20 @@ class Datasets(Namespace):
         return self.create(name, rows, description=description or f"from {Path(path).name}")
 
     def from_traces(
-        self, name: str, filter: str, *, limit: int = 1000, description: str | None = None
+        self,
+        name: str,
+        filter: str,
+        *,
+        limit: int = 1000,
+        description: str | None = None,
+        team: str | None = None,
+        visibility: str | None = None,
     ) -> dict[str, Any]:
-        created: dict[str, Any] = self.client.post(
-            self._path(name, "/from-traces"), json={"filter": filter, "limit": limit, "description": description}
-        )
+        """A version from the caller's team's traces matching ``filter`` (an admin names ``team``);
+        ``visibility="shared"`` lets every team read a new dataset."""
+        body: dict[str, Any] = {"filter": filter, "limit": limit, "description": description}
+        body.update({k: v for k, v in (("team", team), ("visibility", visibility)) if v is not None})
+        created: dict[str, Any] = self.client.post(self._path(name, "/from-traces"), json=body)
         return created
 
     def rows(self, name: str, ref: int | str, *, page_size: int = 500) -> Iterator[dict[str, Any]]:
