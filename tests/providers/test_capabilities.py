@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -125,3 +126,31 @@ async def test_a_local_target_declares_by_its_models_task(tmp_path: Path) -> Non
             assert capabilities_of(provider) is LOCAL["generate"]
         finally:
             await provider.aclose()
+
+
+def documented() -> dict[tuple[str, str], set[str]]:
+    """``(target, endpoint) -> parameters`` from the table in docs/capabilities.md."""
+    text = (Path(__file__).parents[2] / "docs" / "capabilities.md").read_text()
+    rows: dict[tuple[str, str], set[str]] = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`") and cells[1] in ("chat", "completions", "embeddings"):
+            target = cells[0].split("`")[1] + (" embed" if "embedding" in cells[0] else "")
+            rows[(target, cells[1])] = set(re.findall(r"`([^`]+)`", cells[2]))
+    return rows
+
+
+def test_the_documented_table_is_what_providers_declare() -> None:
+    from lmdeck.providers.anthropic.provider import CAPABILITIES as ANTHROPIC
+
+    declared = {
+        ("local", "chat"): LOCAL["generate"].params["chat"],
+        ("local", "completions"): LOCAL["generate"].params["completions"],
+        ("local embed", "embeddings"): LOCAL["embed"].params["embeddings"],
+        ("anthropic", "chat"): ANTHROPIC.params["chat"],
+    }
+    table = documented()
+    for row, params in declared.items():
+        assert table.get(row) == set(params or ()), (
+            f"docs/capabilities.md, row {row}: update it to {sorted(params or ())}"
+        )
