@@ -45,7 +45,10 @@ class Deck:
         self.ads_team = self.admin("POST", "/api/teams", json={"name": "ads"}).json()["id"]
         self.developer = self.key("developer", self.search_team)
         self.other_developer = self.key("developer", self.ads_team)
-        self.admin("POST", "/api/registry/models", json={"name": "bot"})
+        # The search team owns the model its routes follow; the ads team has one of its own.
+        for name, team in (("bot", "search"), ("ads-bot", "ads")):
+            registered = self.admin("POST", "/api/registry/models", json={"name": name, "team": team})
+            assert registered.status_code == 201, registered.text
 
     def key(self, role: str, team_id: str | None = None) -> str:
         body: dict[str, Any] = {"name": f"{role}-{team_id}", "role": role, "team_id": team_id}
@@ -240,7 +243,7 @@ def test_a_credential_goes_only_to_its_teams_and_hosts(deck: Deck) -> None:
         "base_url": deck.fake.base_url,
         "credential": "search-upstream",
     }
-    other_team = deck.call(deck.other_developer, "POST", "/api/registry/models/bot/versions", json=spec)
+    other_team = deck.call(deck.other_developer, "POST", "/api/registry/models/ads-bot/versions", json=spec)
     assert other_team.status_code == 403, other_team.text
     assert _error(other_team)["param"] == "credential" and _error(other_team)["code"] == "credential_not_allowed"
 
@@ -269,7 +272,8 @@ def test_a_stored_version_with_a_developers_own_key_is_never_served_with_it(deck
         db.dispose()
     deck.dev("POST", "/api/registry/datasets/probe/versions", json={"rows": [{"input": "2+2", "expected": "4"}]})
     # A registry write through the API reloads the gateway's view, the version written behind its back included.
-    assert deck.admin("POST", "/api/registry/models", json={"name": "bot"}).status_code == 201
+    probe = deck.admin("PUT", "/api/registry/models/bot/aliases/probe", json={"version": stored.version})
+    assert probe.status_code == 200, probe.text
     body = {"dataset": "probe", "route": "support", "model": f"bot@{stored.version}", "evaluators": ["exact"]}
     run = deck.dev("POST", "/api/evaluation/runs", json=body)
     assert run.status_code == 202, run.text
