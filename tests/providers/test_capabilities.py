@@ -154,3 +154,50 @@ def test_the_documented_table_is_what_providers_declare() -> None:
         assert table.get(row) == set(params or ()), (
             f"docs/capabilities.md, row {row}: update it to {sorted(params or ())}"
         )
+
+
+class MovableAlias:
+    """A FAKE registry resolver: ``support@production`` points at ``version``; each version has a provider."""
+
+    def __init__(self, providers: dict[int, Any]) -> None:
+        self.providers = providers
+        self.version: int | None = 1
+
+    def check(self, ref: str) -> None:
+        return None
+
+    def resolve(self, ref: str) -> Any:
+        from lmdeck.protocol import APIError
+
+        if self.version is None:
+            raise APIError(404, f"model alias {ref!r} does not exist", code="model_not_found")
+        version = self.version
+
+        class Resolved:
+            key = ("support", version)
+
+            def target(self, outer: TargetConfig) -> TargetConfig:
+                return TargetConfig(provider="scripted", model=f"v{version}")
+
+            def apply(self, request: Any) -> Any:
+                return request
+
+        return Resolved()
+
+    def create_provider(self, target: TargetConfig) -> Any:
+        return self.providers[int(target.model[1:])]
+
+
+async def test_a_registry_alias_honours_what_its_version_honours_now(ctx: ProviderContext) -> None:
+    from lmdeck.providers.registry_alias import RegistryAliasProvider
+    from lmdeck.testing.scripted_provider import ScriptedProvider
+
+    plain = Capabilities({"chat": frozenset({"temperature"})})
+    alias = MovableAlias({1: ScriptedProvider("v1", declared=plain), 2: ScriptedProvider("v2")})
+    ctx.extras["registry"] = alias
+    provider = RegistryAliasProvider(TargetConfig(provider="registry", model="support@production"), ctx)
+    assert capabilities_of(provider).refusal(chat(tools=TOOLS)) == Refusal("chat", "tools")
+    alias.version = 2
+    assert capabilities_of(provider).refusal(chat(tools=TOOLS)) is None
+    alias.version = None
+    assert capabilities_of(provider) is FORWARDS_ALL, "an alias that does not resolve lets the call say why"

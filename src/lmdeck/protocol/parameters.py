@@ -97,9 +97,16 @@ def parameters_in_use(body: BaseModel) -> list[str]:
     endpoint = endpoint_of(body)
     skip = CORE[endpoint] | GATEWAY | (LMDECK_FIELDS - CORE[endpoint])
     used: list[str] = []
-    for name, value in body.model_dump(exclude_none=True).items():
+    # Field by field, so that the messages (the bulk of a request) are never copied.
+    extra = body.model_extra or {}
+    for name in [*type(body).model_fields, *extra]:
         if name in skip:
             continue
+        value = extra[name] if name in extra else getattr(body, name)
+        if value is None:
+            continue
+        if isinstance(value, BaseModel):
+            value = value.model_dump(exclude_none=True)
         if name == "stream_options" and isinstance(value, dict):
             used += [f"stream_options.{key}" for key, option in value.items() if option not in (None, False)]
             continue
