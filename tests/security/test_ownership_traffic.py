@@ -48,17 +48,12 @@ def upstreams(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeUp
 
 
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory, upstreams: Any) -> Iterator[GatewayProcess]:
-    _, listener = upstreams
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     config = {
         "default_routes": False,
         "routes": [
             {"name": "support", "team": "support", "targets": ["registry:support-bot@live"]},
             {"name": "growth-route", "team": "growth", "targets": ["registry:growth-bot@live"]},
-            {
-                "name": "plain",
-                "targets": [{"provider": "openai", "model": "fake-model", "base_url": listener.base_url}],
-            },
         ],
     }
     with gateway_process(config, data_dir=tmp_path_factory.mktemp("gw")) as running:
