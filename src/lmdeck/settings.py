@@ -26,6 +26,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from lmdeck.protocol.headers import check_header, check_url, control_problem
+from lmdeck.protocol.limits import INT64_MAX
+
 ENV_PREFIX = "LMDECK_"
 
 #: Every environment variable lmdeck reads, with what it means. A test keeps this
@@ -47,6 +50,9 @@ ENVIRONMENT: dict[str, str] = {
 }
 
 DEFAULT_BASE_URL = "http://127.0.0.1:4000"
+
+#: Longest upstream timeout, in seconds: a day.
+MAX_TIMEOUT = 86400.0
 
 
 def client_environment(environ: Mapping[str, str] | None = None) -> tuple[str, str | None]:
@@ -82,11 +88,21 @@ class SecretRef(BaseModel):
                     f"secret {self.secret!r} is kept in lmdeck's store, which is not open here: "
                     'resolve it inside the gateway, or use {"$env": ...} instead'
                 )
-            return self._lookup(self.secret)
+            stored = self._lookup(self.secret)
+            problem = control_problem(stored)
+            if problem:
+                raise ConfigError(f"secret {self.secret!r} {problem}: store it again without it")
+            return stored
         assert self.env is not None
         value = (os.environ if environ is None else environ).get(self.env)
         if not value:
             raise ConfigError(f"secret {self.env!r} is not set: export {self.env}=... before starting lmdeck")
+        problem = control_problem(value)
+        if problem:
+            # Secrets are sent in headers, where a line break cannot go (it would fail every request).
+            raise ConfigError(
+                f"secret {self.env!r} {problem}: set it without the trailing newline or other control characters"
+            )
         return value
 
     def __repr__(self) -> str:
@@ -117,11 +133,13 @@ class TargetConfig(BaseModel):
     model: str
     base_url: str | None = None
     api_key: SecretRef | None = None
-    weight: float = Field(default=1.0, ge=0)
-    timeout: float = Field(default=60.0, gt=0, description="seconds for the whole upstream call")
-    ttft_timeout: float | None = Field(default=None, gt=0, description="seconds until the first streamed token")
+    weight: float = Field(default=1.0, ge=0, le=1e6)
+    timeout: float = Field(default=60.0, gt=0, le=MAX_TIMEOUT, description="seconds for the whole upstream call")
+    ttft_timeout: float | None = Field(
+        default=None, gt=0, le=MAX_TIMEOUT, description="seconds until the first streamed token"
+    )
     max_retries: int = Field(default=2, ge=0, le=10)
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict, description="extra HTTP headers sent to the upstream")
     options: dict[str, Any] = Field(default_factory=dict, description="provider-specific options")
     unsupported_params: list[str] = Field(
         default_factory=list,
@@ -133,6 +151,20 @@ class TargetConfig(BaseModel):
     @classmethod
     def _not_own_secret(cls, value: SecretRef | None) -> SecretRef | None:
         return not_own_secret(value)
+
+    @field_validator("headers")
+    @classmethod
+    def _sendable_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            check_header(name, value)
+        return headers
+
+    @field_validator("base_url")
+    @classmethod
+    def _sendable_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            check_url(url)
+        return url
 
     @property
     def id(self) -> str:
@@ -355,7 +387,9 @@ class PromptVersionSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    version: int | None = Field(default=None, ge=1, description="in `lmdeck apply` files: the version declared")
+    version: int | None = Field(
+        default=None, ge=1, le=INT64_MAX, description="in `lmdeck apply` files: the version declared"
+    )
     messages: list[dict[str, Any]] | None = None
     text: str | None = None
     variables: dict[str, VariableSpec] = Field(default_factory=dict)
@@ -393,7 +427,7 @@ class LineageSpec(BaseModel):
 
     dataset: str | None = Field(default=None, description="dataset version trained on: 'name@version' or its hash")
     training_job: str | None = None
-    parent_version: int | None = Field(default=None, ge=1)
+    parent_version: int | None = Field(default=None, ge=1, le=INT64_MAX)
 
 
 class ModelVersionSpec(BaseModel):
@@ -401,7 +435,9 @@ class ModelVersionSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    version: int | None = Field(default=None, ge=1, description="in `lmdeck apply` files: the version declared")
+    version: int | None = Field(
+        default=None, ge=1, le=INT64_MAX, description="in `lmdeck apply` files: the version declared"
+    )
     provider: str = "openai"
     model: str | None = Field(default=None, description="the upstream model name")
     base_url: str | None = None
@@ -421,6 +457,13 @@ class ModelVersionSpec(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict)
     lineage: LineageSpec = Field(default_factory=LineageSpec)
     description: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _sendable_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            check_url(url)
+        return url
 
     @model_validator(mode="after")
     def _has_a_source(self) -> ModelVersionSpec:
@@ -490,6 +533,16 @@ class Settings(BaseModel):
     log_level: str = "info"
     log_file: Path | None = Field(default=None, description="also write the log here (mode 0600)")
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_header_bytes: int = Field(
+        default=32 * 1024, ge=1024, le=1024 * 1024, description="request line and headers; larger ones get a 431"
+    )
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="seconds a client has to send a request's headers (from connecting, or from the request's "
+        "first byte on a kept-alive connection); slower ones get a 408 and the connection is closed",
+    )
     otlp_endpoint: str | None = None
     default_routes: bool = Field(default=True, description="serve the bundled `demo` and `embed` routes")
     routes: list[RouteConfig] = Field(default_factory=list)

@@ -55,6 +55,7 @@ def serve(
     for noisy in ("httpx", "httpcore", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from lmdeck.gateway.app import create_app
+    from lmdeck.gateway.http_protocol import guarded_protocol
 
     try:
         app = create_app(settings)
@@ -76,6 +77,6 @@ def serve(
         log_level="warning",
         access_log=False,
         loop="auto",
-        http="auto",
+        http=guarded_protocol(header_timeout=settings.header_timeout, max_header_bytes=settings.max_header_bytes),
         timeout_graceful_shutdown=10,
     )

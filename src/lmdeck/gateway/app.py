@@ -15,6 +15,7 @@ import lmdeck
 from lmdeck.gateway.components import Gateway, build_gateway
 from lmdeck.gateway.errors import install_error_handlers
 from lmdeck.gateway.middleware.body_limit import BodyLimitMiddleware
+from lmdeck.gateway.middleware.internal_error import InternalErrorMiddleware
 from lmdeck.gateway.middleware.request_id import RequestIdMiddleware
 from lmdeck.gateway.middleware.secret_refs import SecretRefsMiddleware
 from lmdeck.gateway.routes import audit, budgets, health, keys, metrics, openai_api, secrets, spend, teams, traces
@@ -22,6 +23,7 @@ from lmdeck.gateway.routes import evaluation as evaluation_routes
 from lmdeck.gateway.routes import experiments as experiment_routes
 from lmdeck.gateway.routes import feedback as feedback_routes
 from lmdeck.gateway.routes import registry as registry_routes
+from lmdeck.gateway.unmatched import UnmatchedPath
 from lmdeck.settings import Settings
 
 
@@ -54,8 +56,13 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
         app.include_router(evaluation_part.router)
     for access_routes in (keys, teams, budgets, spend, audit, secrets):
         app.include_router(access_routes.router)
-    # Innermost first: secret references are looked for in bodies the size limit has already bounded.
+    # What no route matches is answered in its API family's error shape, redirects are relative.
+    app.router.redirect_slashes = False
+    app.router.default = UnmatchedPath(app.router)
+    # Innermost first: secret references are looked for in bodies the size limit has already bounded;
+    # an unexpected error anywhere below is answered with the request id stamped outside.
     app.add_middleware(SecretRefsMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(InternalErrorMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -119,6 +119,18 @@ def api_error_response(exc: APIError) -> Response:
     return json_response(exc.status, exc.body(), exc.headers)
 
 
+class HTTPAPIError(StarletteHTTPException):
+    """An :class:`APIError` raised where FastAPI lets only HTTP exceptions through.
+
+    While FastAPI reads a request body it turns any other exception into a bare
+    400; this one it re-raises, and the handlers answer with ``error`` itself.
+    """
+
+    def __init__(self, error: APIError) -> None:
+        super().__init__(error.status, error.message, error.headers or None)
+        self.error = error
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, APIError)
@@ -130,6 +142,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        if isinstance(exc, HTTPAPIError):
+            return api_error_response(exc.error)
         status = exc.status_code
         kind = ERROR_TYPES.get(status, "invalid_request_error")
         return json_response(status, error_body(str(exc.detail), kind), dict(exc.headers or {}))

@@ -17,6 +17,7 @@ from lmdeck.gateway.pipeline import Pipeline
 from lmdeck.gateway.sse import sse_stream
 from lmdeck.policy.auth import Authenticator, principal_for
 from lmdeck.protocol import APIError, ChatCompletionRequest, CompletionRequest, EmbeddingRequest, error_body
+from lmdeck.protocol.limits import check_json
 from lmdeck.protocol.wire import wire_dict
 from lmdeck.providers.base import UpstreamError
 from lmdeck.tracing import TraceRecord
@@ -31,7 +32,11 @@ SCHEMAS: dict[Kind, type[BaseModel]] = {
 
 
 def parse_body(raw: bytes, schema: type[BaseModel]) -> Any:
-    """Validate a JSON body, raising a 400 that names the offending field."""
+    """Validate a JSON body, raising a 400 that names the offending field.
+
+    What no field may hold (integers past 64 bits, nesting past
+    :data:`~lmdeck.protocol.limits.MAX_JSON_DEPTH`) is refused first, in unknown fields too.
+    """
     if not raw.strip():
         raise APIError(400, "the request body is empty: send a JSON object", code="invalid_json")
     try:
@@ -40,6 +45,7 @@ def parse_body(raw: bytes, schema: type[BaseModel]) -> Any:
         raise APIError(400, f"the request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(data, dict):
         raise APIError(400, "the request body must be a JSON object", code="invalid_json")
+    check_json(data)
     try:
         return schema.model_validate(data)
     except ValidationError as exc:

@@ -98,6 +98,20 @@ class Authenticate:
         return await call_next(ctx)
 
 
+#: Where the route guard (lmdeck.gateway.boundary) leaves the principal it authenticated, in ``request.state``.
+PRINCIPAL_STATE = "authenticated_principal"
+
+
+async def authenticate_for(authenticator: Authenticator, request: Request, role: Role) -> Principal:
+    """The caller of ``request``, who must hold ``role`` or a stronger one: a 401 or 403 otherwise."""
+    from lmdeck.gateway.serving import bearer_token
+
+    principal = await principal_for(authenticator, bearer_token(request))
+    if not principal.at_least(role):
+        raise APIError(403, f"this needs the {role!r} role; the key has {principal.role!r}", code="forbidden")
+    return principal
+
+
 def require(role: Role) -> Callable[[Request], Awaitable[Principal]]:
     """A FastAPI dependency: the caller must hold ``role`` or a stronger one.
 
@@ -105,17 +119,16 @@ def require(role: Role) -> Callable[[Request], Awaitable[Principal]]:
         async def things(principal: Principal = Depends(require("viewer"))) -> ...
 
     The dependency carries the role it asks for (see :func:`declared_role`), which
-    is how the authorization-matrix test knows what every route expects.
+    is how the authorization-matrix test knows what every route expects, and how the
+    route guard authenticates the caller before the body is read (the principal it
+    found is taken from ``request.state`` rather than looked up twice).
     """
 
     async def dependency(request: Request) -> Principal:
-        from lmdeck.gateway.serving import bearer_token
-
-        authenticator: Authenticator = request.app.state.gateway.authenticator
-        principal = await principal_for(authenticator, bearer_token(request))
-        if not principal.at_least(role):
-            raise APIError(403, f"this needs the {role!r} role; the key has {principal.role!r}", code="forbidden")
-        return principal
+        found = getattr(request.state, PRINCIPAL_STATE, None)
+        if isinstance(found, Principal) and found.at_least(role):
+            return found
+        return await authenticate_for(request.app.state.gateway.authenticator, request, role)
 
     dependency.__name__ = f"require_{role}"
     dependency.required_role = role  # type: ignore[attr-defined]

@@ -7,14 +7,18 @@ rather than a silently ignored setting.
 from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from lmdeck.money import MICROS_PER_DOLLAR
 from lmdeck.policy.budgets import Period, Scope
 from lmdeck.policy.ownership import Visibility
 from lmdeck.policy.principal import Role
+from lmdeck.protocol.headers import control_problem
+from lmdeck.protocol.limits import MAX_EPOCH_SECONDS, MAX_PER_MINUTE, MAX_SECONDS
+from lmdeck.protocol.patch import PatchBody
 
 Name = Field(min_length=1, max_length=200)
 Tag = str
@@ -27,8 +31,8 @@ class _Body(BaseModel):
 class _Rules(_Body):
     allowed_models: list[str] | None = Field(default=None, description="routes (models) allowed; null: all")
     allowed_tags: list[Tag] | None = Field(default=None, description="request tags allowed; null: all")
-    rpm: int | None = Field(default=None, ge=1, description="requests per minute")
-    tpm: int | None = Field(default=None, ge=1, description="tokens per minute")
+    rpm: int | None = Field(default=None, ge=1, le=MAX_PER_MINUTE, description="requests per minute")
+    tpm: int | None = Field(default=None, ge=1, le=MAX_PER_MINUTE, description="tokens per minute")
 
 
 class KeyCreate(_Rules):
@@ -36,21 +40,34 @@ class KeyCreate(_Rules):
     role: Role = Field(default="inference", description="admin, developer, viewer, or inference (only /v1/*)")
     team_id: str | None = None
     user_id: str | None = None
-    expires_in: float | None = Field(default=None, gt=0, description="seconds from now until the key expires")
-    expires_at: float | None = Field(default=None, description="when the key expires (Unix time)")
+    expires_in: float | None = Field(
+        default=None, gt=0, le=MAX_SECONDS, description="seconds from now until the key expires"
+    )
+    expires_at: float | None = Field(
+        default=None, ge=0, le=MAX_EPOCH_SECONDS, description="when the key expires (Unix time)"
+    )
 
 
-class KeyUpdate(_Rules):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    role: Role | None = None
+class KeyUpdate(PatchBody, _Rules):
+    clearable: ClassVar[frozenset[str]] = frozenset(
+        {"allowed_models", "allowed_tags", "rpm", "tpm", "team_id", "user_id", "expires_at"}
+    )
+
+    name: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=200)
+    role: Role | SkipJsonSchema[None] = None
     team_id: str | None = None
     user_id: str | None = None
-    expires_at: float | None = None
+    expires_at: float | None = Field(
+        default=None, ge=0, le=MAX_EPOCH_SECONDS, description="when the key expires (Unix time); null: never"
+    )
 
 
 class KeyRotate(_Body):
     grace_seconds: float | None = Field(
-        default=None, ge=0, description="how long the old key keeps working (default: policy.rotation_grace)"
+        default=None,
+        ge=0,
+        le=MAX_SECONDS,
+        description="how long the old key keeps working (default: policy.rotation_grace)",
     )
 
 
@@ -85,9 +102,11 @@ class TeamCreate(_Rules):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class TeamUpdate(_Rules):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    metadata: dict[str, Any] | None = None
+class TeamUpdate(PatchBody, _Rules):
+    clearable: ClassVar[frozenset[str]] = frozenset({"allowed_models", "allowed_tags", "rpm", "tpm"})
+
+    name: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=200)
+    metadata: dict[str, Any] | SkipJsonSchema[None] = None
 
 
 class TeamOut(BaseModel):
@@ -236,6 +255,15 @@ class AuditVerdictOut(BaseModel):
 
 class SecretPut(_Body):
     value: str = Field(min_length=1, max_length=16384)
+
+    @field_validator("value")
+    @classmethod
+    def _sendable(cls, value: str) -> str:
+        problem = control_problem(value)
+        if problem:
+            # Provider secrets are sent in headers, where a line break cannot go.
+            raise ValueError(f"the secret {problem}: send it without the trailing newline")
+        return value
 
 
 class SecretOut(BaseModel):

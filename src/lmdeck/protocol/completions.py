@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from lmdeck.protocol.chat import LMDECK_FIELDS, StreamOptions, Usage
+from lmdeck.protocol.limits import INT64_MAX, INT64_MIN, MAX_TOKENS
 
 
 class CompletionRequest(BaseModel):
@@ -17,14 +18,14 @@ class CompletionRequest(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     #: 0 generates nothing: with ``echo`` (and ``logprobs``) it scores the prompt.
-    max_tokens: int | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     n: int | None = Field(default=None, ge=1, le=128)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=INT64_MIN, le=INT64_MAX)
     echo: bool | None = None
-    logprobs: int | None = Field(default=None, ge=0)
+    logprobs: int | None = Field(default=None, ge=0, le=INT64_MAX)
     user: str | None = None
 
     def token_limit(self) -> int | None:

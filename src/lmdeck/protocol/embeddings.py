@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from lmdeck.protocol.chat import LMDECK_FIELDS, Usage
+from lmdeck.protocol.limits import MAX_TOKENS
+
+#: A token id (embedding models take token ids as input, too).
+TokenId = Annotated[int, Field(ge=0, le=MAX_TOKENS)]
+#: Most dimensions an embedding may be asked for.
+MAX_DIMENSIONS = 65536
 
 
 class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     model: str = Field(min_length=1)
-    input: str | list[str] | list[int] | list[list[int]]
+    input: str | list[str] | list[TokenId] | list[list[TokenId]]
     encoding_format: Literal["float", "base64"] | None = None
-    dimensions: int | None = Field(default=None, ge=1)
+    dimensions: int | None = Field(default=None, ge=1, le=MAX_DIMENSIONS)
     user: str | None = None
 
     def texts(self) -> list[str]:

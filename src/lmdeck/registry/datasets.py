@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from lmdeck.db import Database
 from lmdeck.policy.ownership import Owner
 from lmdeck.protocol import APIError
+from lmdeck.protocol.limits import is_ascii_int, parse_int
 from lmdeck.registry.owners import OwnerColumns, owner_of_row
 from lmdeck.registry.sql import bump_revision, dumps, loads, now
 
@@ -236,10 +237,11 @@ class DatasetStore:
     def version(self, name: str, ref: int | str) -> DatasetVersion:
         """A version by number, or by its digest (or a prefix of 8+ hex digits)."""
         with self.db.engine.connect() as conn:
-            if isinstance(ref, int) or ref.isdigit():
+            if isinstance(ref, int) or is_ascii_int(ref):
+                number = ref if isinstance(ref, int) else parse_int(ref, "ref", lo=1)
                 rows = conn.execute(
                     text(f"SELECT {_VERSION_COLUMNS} FROM registry_dataset_versions WHERE name = :n AND version = :v"),
-                    {"n": name, "v": int(ref)},
+                    {"n": name, "v": number},
                 ).all()
             elif _DIGEST_PREFIX.fullmatch(ref.lower()):
                 rows = conn.execute(

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lmdeck.policy.schemas import OwnershipFields
+from lmdeck.protocol.limits import INT64_MAX
 from lmdeck.registry.datasets import DatasetRow
 from lmdeck.registry.plan import Declared
 
@@ -22,6 +23,7 @@ class RegisterRequest(OwnershipFields):
 EXPECTED_VERSION = Field(
     default=None,
     ge=1,
+    le=INT64_MAX,
     description="move only if the alias/label points at this version now (else 409 version_conflict)",
 )
 
@@ -31,7 +33,7 @@ class MoveRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT64_MAX)
     reason: str | None = Field(default=None, max_length=2000)
     expected_version: int | None = EXPECTED_VERSION
 
@@ -47,7 +49,7 @@ class RenderRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     label: str | None = None
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=INT64_MAX)
     variables: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -27,7 +27,7 @@ from lmdeck.tracing.record import TraceRecord
 
 Predicate = Callable[[TraceRecord], bool]
 _TERM = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*)(>=|<=|!=|=|>|<)(.*)$", re.S)
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_RELATIVE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([smhd])$", re.ASCII)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 OPS: dict[str, Callable[[Any, Any], bool]] = {
     "=": operator.eq,

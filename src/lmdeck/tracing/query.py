@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -22,6 +23,10 @@ import orjson
 from lmdeck.tracing.record import TraceRecord
 
 MAX_LIMIT = 1000
+
+#: Epoch seconds and status codes are read in ASCII digits only (``float()`` and ``int()`` take any script's).
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+_STATUS = re.compile(r"[0-9]{1,3}", re.ASCII)
 
 
 class TraceFilterError(ValueError):
@@ -149,11 +154,8 @@ def parse_time(value: str | float, param: str = "since") -> float:
     if isinstance(value, int | float):
         return float(value)
     text = value.strip()
-    try:
+    if _NUMBER.fullmatch(text):
         number = float(text)
-    except ValueError:
-        pass
-    else:
         if math.isfinite(number):
             return number
         raise TraceFilterError(param, "must be a finite number of epoch seconds")
@@ -182,7 +184,6 @@ def parse_status(value: str | int | None) -> tuple[int | None, bool | None]:
     }
     if text in words:
         return words[text]
-    try:
-        return int(text), None
-    except ValueError:
-        raise TraceFilterError("status", f"expected an HTTP status code, 'ok' or 'error', got {value!r}") from None
+    if not _STATUS.fullmatch(text):
+        raise TraceFilterError("status", f"expected an HTTP status code, 'ok' or 'error', got {value!r}")
+    return int(text), None

@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lmdeck.policy.ownership import Visibility
+from lmdeck.protocol.limits import INT64_MAX, MAX_COUNT
 
 NAME = r"^[A-Za-z0-9][\w.\-]{0,127}$"
 _METRIC = re.compile(r"^(error_rate|latency|cost|feedback:[\w.\-]+|score:[\w.\-]+)$")
@@ -32,8 +33,8 @@ class VariantSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=NAME)
-    weight: float = Field(gt=0)
-    prompt_version: int | None = Field(default=None, ge=1)
+    weight: float = Field(gt=0, le=1e6)
+    prompt_version: int | None = Field(default=None, ge=1, le=INT64_MAX)
     model: str | None = Field(default=None, description="registry model version, name@version")
     route: str | None = Field(default=None, min_length=1)
 
@@ -62,7 +63,7 @@ class ExperimentSpec(BaseModel):
     label: str = Field(default="production", description="the prompt label or model alias that promote moves")
     sticky: Literal["user", "conversation"] = "user"
     metric: str = "error_rate"
-    min_samples: int = Field(default=30, ge=2, description="per variant, before a verdict")
+    min_samples: int = Field(default=30, ge=2, le=MAX_COUNT, description="per variant, before a verdict")
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     variants: list[VariantSpec] = Field(min_length=2, max_length=16)
     description: str | None = None

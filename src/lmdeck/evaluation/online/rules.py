@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lmdeck.evaluation.base import EvaluatorError
 from lmdeck.evaluation.spec import EvaluatorSpec
+from lmdeck.protocol.limits import INT64_MAX
 from lmdeck.tracing import TraceRecord
 
 _NAME = r"^[A-Za-z0-9][\w.\-]{0,127}$"
@@ -30,7 +31,7 @@ class TraceFilter(BaseModel):
 
     route: str | None = None
     prompt: str | None = None
-    prompt_version: int | None = Field(default=None, ge=1)
+    prompt_version: int | None = Field(default=None, ge=1, le=INT64_MAX)
     model: str | None = None
     tag: str | None = None
     team_id: str | None = None

@@ -41,7 +41,7 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 }
 _CLAUSE = re.compile(
     r"^\s*(?:(?P<fn>[a-z_]+)\(\s*(?P<arg>[\w.\-]+)\s*\)|(?P<name>[\w.\-]+))\s*"
-    r"(?P<op>>=|<=|==|!=|>|<)\s*(?P<num>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
+    r"(?P<op>>=|<=|==|!=|>|<)\s*(?P<num>[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)"
     r"(?:\s+vs\s+(?P<vs>[\w.\-]+))?\s*$"
 )
 SUMMARY_METRICS: dict[str, Callable[[dict[str, Any]], float | None]] = {

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from lmdeck.evaluation.base import EvaluatorError
 from lmdeck.evaluation.spec import EvaluatorSpec
 from lmdeck.policy.ownership import Visibility
+from lmdeck.protocol.limits import MAX_COUNT, MAX_TOKENS
 
 _REF = re.compile(r"^[A-Za-z0-9][\w.\-/]*(@[\w.\-]+)?$")
 
@@ -38,9 +39,9 @@ class RunRequest(BaseModel):
     evaluators: list[EvaluatorSpec | str] = Field(min_length=1)
     name: str | None = Field(default=None, max_length=200)
     concurrency: int = Field(default=4, ge=1, le=64)
-    max_rows: int | None = Field(default=None, ge=1)
+    max_rows: int | None = Field(default=None, ge=1, le=MAX_COUNT)
     temperature: float | None = Field(default=0.0, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
     team: str | None = Field(default=None, description="the owning team (admins only; default: the caller's)")
     visibility: Visibility | None = Field(default=None, description="'team' (default) or 'shared'")
 

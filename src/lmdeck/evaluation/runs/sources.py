@@ -8,6 +8,7 @@ from lmdeck.evaluation.runs.runner import DatasetRef, Row
 from lmdeck.policy.ownership import check_read
 from lmdeck.policy.principal import Principal
 from lmdeck.protocol import APIError
+from lmdeck.protocol.limits import is_ascii_int, parse_int
 from lmdeck.registry.datasets import DatasetStore, dataset_not_found
 from lmdeck.registry.snapshot import ModelRef, RegistrySnapshot, missing_prompt
 
@@ -39,8 +40,8 @@ class RegistrySources:
     def prompt_version(self, name: str, pointer: str | None, principal: Principal) -> int:
         snap = self.snapshot()
         check_read(principal, snap.owner("prompt", name), lambda: missing_prompt(name))
-        if pointer is not None and pointer.isdigit():
-            compiled = snap.prompt(name, version=int(pointer))
+        if pointer is not None and is_ascii_int(pointer):
+            compiled = snap.prompt(name, version=parse_int(pointer, "prompt", lo=1))
         else:
             compiled = snap.prompt(name, label=pointer)
         if compiled is None:

@@ -1,15 +1,28 @@
-"""Refuse request bodies over the configured size with a 413, before reading them whole."""
+"""Refuse request bodies over the configured size with a 413, before reading them whole.
+
+A declared ``content-length`` over the limit is refused before the body is read; a body
+sent without one (chunked) is counted as it arrives and refused once it passes the limit,
+wherever it is being read: by a route, by FastAPI, or by the route guard.
+"""
 
 from __future__ import annotations
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lmdeck.protocol import error_body
+from lmdeck.gateway.errors import HTTPAPIError
+from lmdeck.protocol import APIError, error_body
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPAPIError):
+    """Raised by ``receive`` once a body passes the limit; answered with a 413 in OpenAI's error shape."""
+
+    def __init__(self, limit: int) -> None:
+        # Closing the connection spares reading the rest of a body nobody will use.
+        error = APIError(
+            413, f"request body is larger than {limit} bytes", code="body_too_large", headers={"connection": "close"}
+        )
+        super().__init__(error)
 
 
 async def _reply_413(send: Send, limit: int) -> None:
@@ -20,7 +33,11 @@ async def _reply_413(send: Send, limit: int) -> None:
         {
             "type": "http.response.start",
             "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -53,7 +70,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise BodyTooLarge()
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -65,5 +82,6 @@ class BodyLimitMiddleware:
         try:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
+            # Read outside any handler that answers it (a middleware's own read): answered here.
             if not started:
                 await _reply_413(send, self.max_bytes)

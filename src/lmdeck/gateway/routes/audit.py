@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from lmdeck.gateway.boundary import GuardedRoute
 from lmdeck.policy.admin import off_loop
 from lmdeck.policy.auth import require
 from lmdeck.policy.principal import Principal
 from lmdeck.policy.schemas import AuditEntryOut, AuditList, AuditVerdictOut
 from lmdeck.policy.services import policy_of
+from lmdeck.protocol.limits import INT64_MAX
 
-router = APIRouter(prefix="/api/audit", tags=["audit"])
+router = APIRouter(prefix="/api/audit", tags=["audit"], route_class=GuardedRoute)
 
 
 @router.get("", summary="Audit entries in order, after a sequence number")
 async def list_entries(
     request: Request,
-    after: int = Query(default=0, ge=0, description="return entries after this sequence number"),
+    after: int = Query(default=0, ge=0, le=INT64_MAX, description="return entries after this sequence number"),
     limit: int = Query(default=100, ge=1, le=1000),
     action: str | None = Query(default=None),
     target: str | None = Query(default=None),

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
+from lmdeck.gateway.boundary import GuardedRoute
 from lmdeck.policy.auth import require
 from lmdeck.policy.principal import Principal
 from lmdeck.policy.schemas import AlertList, AlertOut, BudgetList, BudgetOut, BudgetPut
 from lmdeck.policy.services import PolicyServices, policy_of
 from lmdeck.protocol import APIError
 
-router = APIRouter(prefix="/api/budgets", tags=["budgets"])
+router = APIRouter(prefix="/api/budgets", tags=["budgets"], route_class=GuardedRoute)
 
 
 def _own_keys(policy: PolicyServices, who: Principal) -> set[str]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
 from lmdeck.evaluation.online.rules import OnlineRule
 from lmdeck.evaluation.runs.schemas import RunRequest
 from lmdeck.evaluation.runtime import EvaluationRuntime, evaluation_of
+from lmdeck.gateway.body_schema import documented_body
+from lmdeck.gateway.boundary import GuardedRoute
 from lmdeck.gateway.errors import json_response
 from lmdeck.gateway.serving import bearer_token
 from lmdeck.policy.auth import require
@@ -18,7 +20,7 @@ from lmdeck.policy.principal import Principal
 from lmdeck.policy.schemas import OwnershipFields, OwnershipUpdate
 from lmdeck.protocol import APIError
 
-router = APIRouter(prefix="/api/evaluation", tags=["evaluation"])
+router = APIRouter(prefix="/api/evaluation", tags=["evaluation"], route_class=GuardedRoute)
 
 
 def _runs(request: Request) -> Any:
@@ -107,9 +109,16 @@ async def list_rules(request: Request, principal: Principal = Depends(require("v
     return {"data": _rules(request).rules(principal)}
 
 
-@router.put("/online/rules/{name}", summary="Create or replace an online evaluation rule")
+@router.put(
+    "/online/rules/{name}",
+    summary="Create or replace an online evaluation rule",
+    openapi_extra=documented_body(OnlineRule, exclude=("name",)),
+)
 async def put_rule(
-    name: str, body: dict[str, Any], request: Request, principal: Principal = Depends(require("developer"))
+    name: str,
+    request: Request,
+    body: dict[str, Any] = Body(...),
+    principal: Principal = Depends(require("developer")),
 ) -> dict[str, Any]:
     fields = {k: v for k, v in body.items() if k not in ("team", "visibility")}
     try:

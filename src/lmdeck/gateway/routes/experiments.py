@@ -9,12 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lmdeck.evaluation.experiments.schemas import ExperimentRequest
 from lmdeck.evaluation.runtime import evaluation_of
+from lmdeck.gateway.boundary import GuardedRoute
 from lmdeck.gateway.errors import json_response
 from lmdeck.policy.auth import require
 from lmdeck.policy.principal import Principal
 from lmdeck.policy.schemas import OwnershipUpdate
 
-router = APIRouter(prefix="/api/experiments", tags=["experiments"])
+router = APIRouter(prefix="/api/experiments", tags=["experiments"], route_class=GuardedRoute)
 
 
 class PromoteRequest(BaseModel):

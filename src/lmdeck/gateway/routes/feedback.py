@@ -12,11 +12,12 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from lmdeck.evaluation.feedback.schemas import FeedbackRequest
 from lmdeck.evaluation.runtime import evaluation_of
+from lmdeck.gateway.boundary import GuardedRoute
 from lmdeck.gateway.errors import json_response
 from lmdeck.policy.auth import require
 from lmdeck.policy.principal import Principal
 
-router = APIRouter(prefix="/api/feedback", tags=["feedback"])
+router = APIRouter(prefix="/api/feedback", tags=["feedback"], route_class=GuardedRoute)
 
 
 @router.post("", summary="Attach feedback (thumbs, score, label, comment) to a trace", status_code=201)

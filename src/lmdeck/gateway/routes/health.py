@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from lmdeck.gateway.boundary import GuardedRoute
 from lmdeck.gateway.errors import json_response
 
-router = APIRouter(prefix="/health", tags=["health"])
+router = APIRouter(prefix="/health", tags=["health"], route_class=GuardedRoute)
 
 
 @router.get("/live", summary="The process is up")

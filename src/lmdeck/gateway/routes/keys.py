@@ -6,13 +6,14 @@ import time
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from lmdeck.gateway.boundary import GuardedRoute
 from lmdeck.policy.auth import require
 from lmdeck.policy.identities import ApiKey
 from lmdeck.policy.principal import Principal
 from lmdeck.policy.schemas import KeyCreate, KeyCreated, KeyList, KeyOut, KeyRotate, KeyUpdate
 from lmdeck.policy.services import policy_of
 
-router = APIRouter(prefix="/api/keys", tags=["keys"])
+router = APIRouter(prefix="/api/keys", tags=["keys"], route_class=GuardedRoute)
 
 
 def _out(key: ApiKey) -> KeyOut:

@@ -6,7 +6,9 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
-router = APIRouter(tags=["metrics"])
+from lmdeck.gateway.boundary import GuardedRoute
+
+router = APIRouter(tags=["metrics"], route_class=GuardedRoute)
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=True)

@@ -5,27 +5,41 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from lmdeck.gateway.body_schema import documented_body
+from lmdeck.gateway.boundary import GuardedRoute
 from lmdeck.policy.auth import checked_in_pipeline, require
 from lmdeck.policy.principal import Principal
-from lmdeck.protocol import APIError, ModelCard, ModelList
+from lmdeck.protocol import APIError, ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ModelCard, ModelList
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=GuardedRoute)
 
 #: Any valid key reaches /v1/*: the pipeline's authenticate step checks it and applies the key's rules.
 INFERENCE = checked_in_pipeline("inference")
 
 
-@router.post("/chat/completions", summary="Create a chat completion (OpenAI-compatible)", openapi_extra=INFERENCE)
+@router.post(
+    "/chat/completions",
+    summary="Create a chat completion (OpenAI-compatible)",
+    openapi_extra={**INFERENCE, **documented_body(ChatCompletionRequest)},
+)
 async def chat_completions(request: Request) -> Response:
     return await request.app.state.gateway.serving.handle(request, "chat")
 
 
-@router.post("/completions", summary="Create a text completion (OpenAI-compatible)", openapi_extra=INFERENCE)
+@router.post(
+    "/completions",
+    summary="Create a text completion (OpenAI-compatible)",
+    openapi_extra={**INFERENCE, **documented_body(CompletionRequest)},
+)
 async def completions(request: Request) -> Response:
     return await request.app.state.gateway.serving.handle(request, "completions")
 
 
-@router.post("/embeddings", summary="Create embeddings (OpenAI-compatible)", openapi_extra=INFERENCE)
+@router.post(
+    "/embeddings",
+    summary="Create embeddings (OpenAI-compatible)",
+    openapi_extra={**INFERENCE, **documented_body(EmbeddingRequest)},
+)
 async def embeddings(request: Request) -> Response:
     return await request.app.state.gateway.serving.handle(request, "embeddings")
 

@@ -7,13 +7,14 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Depends, Request
 
+from lmdeck.gateway.boundary import GuardedRoute
 from lmdeck.policy.auth import require
 from lmdeck.policy.principal import Principal
 from lmdeck.protocol import APIError
 from lmdeck.registry.runtime import runtime_of
 from lmdeck.registry.schemas import ApplyRequest
 
-router = APIRouter(prefix="/api/registry", tags=["registry"])
+router = APIRouter(prefix="/api/registry", tags=["registry"], route_class=GuardedRoute)
 
 
 @router.post("/apply", summary="Sync routes, models, prompts and aliases/labels to a declared state")

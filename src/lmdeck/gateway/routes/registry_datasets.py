@@ -6,13 +6,15 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from lmdeck.gateway.boundary import GuardedRoute
 from lmdeck.policy.auth import require
 from lmdeck.policy.principal import Principal
 from lmdeck.policy.schemas import OwnershipUpdate
+from lmdeck.protocol.limits import INT64_MAX
 from lmdeck.registry.runtime import runtime_of
 from lmdeck.registry.schemas import DatasetCreateRequest, FromTracesRequest
 
-router = APIRouter(prefix="/api/registry/datasets", tags=["registry"])
+router = APIRouter(prefix="/api/registry/datasets", tags=["registry"], route_class=GuardedRoute)
 
 
 @router.get("", summary="List datasets")
@@ -81,7 +83,7 @@ async def dataset_rows(
     request: Request,
     name: str,
     ref: str,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=INT64_MAX),
     limit: int = Query(100, ge=1, le=10_000),
     principal: Principal = Depends(require("viewer")),
 ) -> dict[str, Any]:

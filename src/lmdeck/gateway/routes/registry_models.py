@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
+from lmdeck.gateway.boundary import GuardedRoute
 from lmdeck.policy.auth import require
 from lmdeck.policy.principal import Principal
 from lmdeck.policy.schemas import OwnershipUpdate
+from lmdeck.protocol.limits import INT64_MAX
 from lmdeck.registry.runtime import runtime_of
 from lmdeck.registry.schemas import MoveRequest, ReasonRequest, RegisterRequest
 from lmdeck.settings import ModelVersionSpec
 
-router = APIRouter(prefix="/api/registry/models", tags=["registry"])
+router = APIRouter(prefix="/api/registry/models", tags=["registry"], route_class=GuardedRoute)
 
 
 @router.get("", summary="List registered models with their aliases")
@@ -53,7 +55,10 @@ async def create_model_version(
 
 @router.get("/{name}/versions/{version}", summary="One version")
 async def show_model_version(
-    request: Request, name: str, version: int, principal: Principal = Depends(require("viewer"))
+    request: Request,
+    name: str,
+    version: int = Path(ge=1, le=INT64_MAX, description="a version number"),
+    principal: Principal = Depends(require("viewer")),
 ) -> dict[str, Any]:
     return (await runtime_of(request).models.version(name, version, principal)).to_dict()
 
@@ -73,7 +78,9 @@ async def remove_alias(
     name: str,
     alias: str,
     reason: str | None = None,
-    expected_version: int | None = Query(None, ge=1, description="remove only if it points at this version"),
+    expected_version: int | None = Query(
+        None, ge=1, le=INT64_MAX, description="remove only if it points at this version"
+    ),
     principal: Principal = Depends(require("developer")),
 ) -> dict[str, Any]:
     return await runtime_of(request).models.move(

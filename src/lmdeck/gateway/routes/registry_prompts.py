@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
+from lmdeck.gateway.boundary import GuardedRoute
 from lmdeck.policy.auth import require
 from lmdeck.policy.principal import Principal
 from lmdeck.policy.schemas import OwnershipUpdate
+from lmdeck.protocol.limits import INT64_MAX
 from lmdeck.registry.runtime import runtime_of
 from lmdeck.registry.schemas import MoveRequest, ReasonRequest, RegisterRequest, RenderRequest
 from lmdeck.settings import PromptVersionSpec
 
-router = APIRouter(prefix="/api/registry/prompts", tags=["registry"])
+router = APIRouter(prefix="/api/registry/prompts", tags=["registry"], route_class=GuardedRoute)
 
 
 @router.get("", summary="List prompts with their labels")
@@ -53,7 +55,10 @@ async def create_prompt_version(
 
 @router.get("/{name}/versions/{version}", summary="One version")
 async def show_prompt_version(
-    request: Request, name: str, version: int, principal: Principal = Depends(require("viewer"))
+    request: Request,
+    name: str,
+    version: int = Path(ge=1, le=INT64_MAX, description="a version number"),
+    principal: Principal = Depends(require("viewer")),
 ) -> dict[str, Any]:
     return (await runtime_of(request).prompts.version(name, version, principal)).to_dict()
 
@@ -63,7 +68,7 @@ async def resolve_prompt(
     request: Request,
     name: str,
     label: str | None = None,
-    version: int | None = Query(None, ge=1),
+    version: int | None = Query(None, ge=1, le=INT64_MAX),
     principal: Principal = Depends(require("viewer")),
 ) -> dict[str, Any]:
     return await runtime_of(request).prompts.resolve(name, principal, label=label, version=version)
@@ -81,8 +86,8 @@ async def render_prompt(
 async def diff_prompt(
     request: Request,
     name: str,
-    from_version: int = Query(..., alias="from", ge=1),
-    to_version: int = Query(..., alias="to", ge=1),
+    from_version: int = Query(..., alias="from", ge=1, le=INT64_MAX),
+    to_version: int = Query(..., alias="to", ge=1, le=INT64_MAX),
     principal: Principal = Depends(require("viewer")),
 ) -> dict[str, Any]:
     return await runtime_of(request).prompts.diff(name, from_version, to_version, principal)
@@ -103,7 +108,9 @@ async def remove_label(
     name: str,
     label: str,
     reason: str | None = None,
-    expected_version: int | None = Query(None, ge=1, description="remove only if it points at this version"),
+    expected_version: int | None = Query(
+        None, ge=1, le=INT64_MAX, description="remove only if it points at this version"
+    ),
     principal: Principal = Depends(require("developer")),
 ) -> dict[str, Any]:
     return await runtime_of(request).prompts.move(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Path, Request
 
+from lmdeck.gateway.boundary import GuardedRoute
 from lmdeck.policy.auth import require
 from lmdeck.policy.principal import Principal
 from lmdeck.policy.schemas import SecretList, SecretOut, SecretPut
 from lmdeck.policy.services import policy_of
 
-router = APIRouter(prefix="/api/secrets", tags=["secrets"])
+router = APIRouter(prefix="/api/secrets", tags=["secrets"], route_class=GuardedRoute)
 
 SecretName = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", description="what targets refer to: {$secret: name}")
 

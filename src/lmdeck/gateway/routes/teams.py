@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from lmdeck.gateway.boundary import GuardedRoute
 from lmdeck.policy.auth import require
 from lmdeck.policy.principal import Principal
 from lmdeck.policy.schemas import TeamCreate, TeamList, TeamOut, TeamUpdate, UserCreate, UserList, UserOut
 from lmdeck.policy.services import policy_of
 from lmdeck.protocol import APIError
 
-router = APIRouter(prefix="/api", tags=["teams"])
+router = APIRouter(prefix="/api", tags=["teams"], route_class=GuardedRoute)
 
 
 @router.post("/teams", status_code=201, summary="Create a team")

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from lmdeck.gateway.boundary import GuardedRoute
 from lmdeck.gateway.errors import json_response
 from lmdeck.policy.auth import require
 from lmdeck.policy.principal import Principal
@@ -30,7 +31,7 @@ from lmdeck.tracing.record import TraceRecord
 from lmdeck.tracing.sql_store import SQLTraceStore
 from lmdeck.tracing.store import TraceStore
 
-router = APIRouter(prefix="/api/traces", tags=["traces"])
+router = APIRouter(prefix="/api/traces", tags=["traces"], route_class=GuardedRoute)
 
 
 def _store(request: Request) -> TraceStore:
