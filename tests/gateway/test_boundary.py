@@ -268,7 +268,7 @@ async def test_an_unexpected_error_is_a_500_that_names_the_request(deck: Deck) -
         raise RuntimeError("a bug")
 
     deck.app.router.add_api_route("/api/test-boom", boom, methods=["GET"])
-    response = await deck.http.get("/api/test-boom", headers={"x-request-id": "req-boom-1"})
+    response = await deck.http.get("/api/test-boom")
     assert response.status_code == 500
-    assert response.headers["x-request-id"] == "req-boom-1"
-    assert "req-boom-1" in response.json()["error"]["message"] and "a bug" not in response.text
+    request_id = response.headers["x-request-id"]
+    assert request_id in response.json()["error"]["message"] and "a bug" not in response.text

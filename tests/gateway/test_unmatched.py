@@ -34,7 +34,7 @@ async def http(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize(
     "path",
-    ["/v1/nothing", "/v1/models/org/name/extra", "/v1", "/v1/chat/completions/x"],
+    ["/v1/nothing", "/v1/nothing/org/name", "/v1", "/v1/chat/completions/x"],
 )
 async def test_unknown_v1_paths_answer_like_openai(http: httpx.AsyncClient, method: str, path: str) -> None:
     response = await http.request(method, path)
