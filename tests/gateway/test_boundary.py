@@ -25,7 +25,7 @@ from lmdeck.testing.in_process import in_process_client
 from lmdeck.tracing.memory import MemoryTraceSink
 
 ADMIN_ENV = "LMDECK_TEST_BOUNDARY_ADMIN_KEY"
-ADMIN_KEY = "sk-lmdeck-boundary-admin-key-0123456789"
+ADMIN_KEY = "sk-lmdeck-boundary-Rk5Wz8Nq2Tx7Lm4Hc9Vb1Jp6Gd3Fs0Y"
 
 
 class Deck:

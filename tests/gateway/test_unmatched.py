@@ -15,7 +15,7 @@ from lmdeck.settings import Settings
 from lmdeck.testing.in_process import in_process_client
 from lmdeck.tracing.memory import MemoryTraceSink
 
-KEY = "sk-lmdeck-unmatched-admin-key-0123456789"
+KEY = "sk-lmdeck-unmatched-Jt3Xc8Lq5Wn2Rv9Hm6Kb1Zp4Gf7Ds0Q"
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "PROPFIND"]
 
 
