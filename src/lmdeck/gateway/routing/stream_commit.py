@@ -55,23 +55,27 @@ class ChunkTimeout(TimeoutError):
 
 
 class _End:
-    """Marks the end of the upstream stream in the reader's queue."""
-
-
-@dataclass(frozen=True)
-class _Failed:
-    error: BaseException
+    """What a read returns at the end of the stream."""
 
 
 END = _End()
 
 
-class ChunkReader(Generic[T]):
-    """Reads an upstream stream in a task of its own, one chunk ahead of its consumer.
+async def _advance(stream: AsyncIterator[T]) -> T | _End:
+    try:
+        return await anext(stream)
+    except StopAsyncIteration:
+        return END
 
-    A wait for the next chunk can then time out (to commit a held stream) without cancelling
-    the read itself, and the stream is always advanced from the same task. :meth:`aclose`
-    cancels the read and closes the stream, which closes the upstream connection.
+
+class ChunkReader(Generic[T]):
+    """Reads an upstream stream, where a wait for the next chunk may time out without cancelling the read.
+
+    A wait with a ``timeout`` reads in a task of its own, which goes on when the wait times
+    out (so a held stream can be committed on time and its next chunk still arrives); a wait
+    without one reads in the caller's task, at no cost beyond the stream's own. Reads never
+    overlap. :meth:`aclose` cancels a read in progress and closes the stream, which closes
+    the upstream connection.
 
     >>> reader = ChunkReader(provider.stream_chat(request))  # doctest: +SKIP
     >>> await reader.next(timeout=5.0)  # the first chunk; None at the end; ChunkTimeout  # doctest: +SKIP
@@ -79,22 +83,8 @@ class ChunkReader(Generic[T]):
 
     def __init__(self, stream: AsyncIterator[T]) -> None:
         self._stream = stream
-        self._queue: asyncio.Queue[T | _End | _Failed] = asyncio.Queue(maxsize=1)
+        self._pending: asyncio.Task[T | _End] | None = None
         self._finished = False
-        self._task = asyncio.get_running_loop().create_task(self._pump())
-
-    async def _pump(self) -> None:
-        try:
-            async for item in self._stream:
-                await self._queue.put(item)
-        except Exception as exc:
-            await self._queue.put(_Failed(exc))
-            return
-        finally:
-            aclose = getattr(self._stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        await self._queue.put(END)
 
     async def next(self, timeout: float | None = None) -> T | None:
         """The next chunk, or None once the stream has ended.
@@ -104,28 +94,39 @@ class ChunkReader(Generic[T]):
         """
         if self._finished:
             return None
-        if timeout is None:
-            item = await self._queue.get()
-        else:
-            try:
-                async with asyncio.timeout(timeout):
-                    item = await self._queue.get()
-            except TimeoutError:
-                raise ChunkTimeout(f"no chunk within {timeout:g}s") from None
+        try:
+            if self._pending is None and timeout is None:
+                item = await _advance(self._stream)
+            else:
+                if self._pending is None:
+                    self._pending = asyncio.get_running_loop().create_task(_advance(self._stream))
+                done, _ = await asyncio.wait([self._pending], timeout=timeout)
+                if not done:
+                    raise ChunkTimeout(f"no chunk within {timeout:g}s")
+                task, self._pending = self._pending, None
+                item = task.result()
+        except ChunkTimeout:
+            raise
+        except BaseException:
+            self._finished = True
+            raise
         if isinstance(item, _End):
             self._finished = True
             return None
-        if isinstance(item, _Failed):
-            self._finished = True
-            raise item.error
         return item
 
     async def aclose(self) -> None:
         """Stop reading and close the upstream stream; safe to call more than once."""
         self._finished = True
-        if not self._task.done():
-            self._task.cancel()
-        await asyncio.wait([self._task])
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.cancel()
+            await asyncio.wait([pending])
+            if not pending.cancelled():
+                pending.exception()  # retrieved, so that asyncio does not log it as never retrieved
+        aclose = getattr(self._stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 @dataclass
