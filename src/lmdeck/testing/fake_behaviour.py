@@ -47,7 +47,8 @@ class Action(BaseModel):
     - ``hang``: nothing is ever sent; the request waits until the client gives up;
     - ``hang_before_first_token``: a stream's headers are sent, then nothing;
     - ``drop_mid_stream``: a stream sends ``after_chunks`` token chunks, then the connection
-      is dropped (before ``[DONE]`` when the reply is shorter);
+      is closed with the response cut short (before ``[DONE]`` when the reply is shorter);
+      everything sent before arrives;
     - ``error_mid_stream``: a stream sends ``after_chunks`` token chunks, then an in-stream
       ``{"error": ...}`` event and ``[DONE]``.
 

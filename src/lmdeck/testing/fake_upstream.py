@@ -118,16 +118,22 @@ class Exchange:
             if message["type"] == "http.disconnect":
                 return
 
-    async def drop(self) -> None:
-        """Drop the connection with a TCP reset.
+    async def drop(self, reset: bool = True) -> None:
+        """Drop the connection: with a TCP reset, or (``reset=False``) by closing it mid-response.
 
-        ASGI has no message for this, so it reaches the transport through uvicorn's
-        request cycle object, which ``send`` is bound to. Elsewhere it raises instead.
+        A reset may discard what the client has not read yet; a close delivers everything
+        sent, then the client finds the response body cut short. ASGI has no message for
+        either, so it reaches the transport through uvicorn's request cycle object, which
+        ``send`` is bound to. Elsewhere it raises instead.
         """
         cycle = getattr(self.send, "__self__", None)
         transport = getattr(cycle, "transport", None)
         if transport is None:
             raise ConnectionResetError("fake upstream dropped the connection")
+        if not reset:
+            transport.close()
+            await self.wait_disconnect()
+            return
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:
@@ -317,7 +323,8 @@ class FakeUpstream:
     @staticmethod
     async def _fail_mid_stream(ex: Exchange, action: Action) -> None:
         if action.do == "drop_mid_stream":
-            await ex.drop()
+            # Closed rather than reset, so that the client gets exactly the tokens sent before the drop.
+            await ex.drop(reset=False)
             return
         error = {"error": {"message": "fake upstream failed mid-stream", "type": "server_error", "code": None}}
         await ex.send({"type": "http.response.body", "body": _sse(error), "more_body": True})
