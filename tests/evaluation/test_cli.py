@@ -64,6 +64,10 @@ def test_eval_run_compare_and_gate_from_the_command_line(
     good = runner.invoke(cli, [*common, "--prompt", "adder@1", "--gate", "exact>=0.9"])
     assert good.exit_code == 0, good.output
     assert "gate on run_" in good.output and "passed" in good.output
+    # 30 of 30 right passes the point estimate, but the interval still reaches below 0.9.
+    assert "point estimate; estimate 1.0000, 95% interval [0.88" in good.output, good.output
+    assert "warning: the point estimate passes but the 95% interval" in good.output
+    assert "write low(exact)>=0.9" in good.output
     assert re.search(r"exact\s+1\.000\s+\[0\.88\d, 1\.000\]\s+30", good.output), good.output
     good_id = re.search(r"run (run_\w+)", good.output).group(1)  # type: ignore[union-attr]
 
@@ -75,7 +79,7 @@ def test_eval_run_compare_and_gate_from_the_command_line(
     compared = runner.invoke(cli, ["eval", "compare", good_id, bad_id, "--gate", "delta(exact)>=-0.01"])
     assert compared.exit_code == 1, compared.output
     assert re.search(
-        r"exact\s+1\.000\s+0\.000\s+-1\.000\s+\[-1\.000, -1\.000\]\s+1\.9e-09\s+mcnemar-exact", compared.output
+        r"exact\s+1\.000\s+0\.000\s+-1\.000\s+\[-1\.000, -0\.\d+\]\s+1\.9e-09\s+mcnemar-exact", compared.output
     )
     assert "30 rows changed" in compared.output and "-> B 'I do not know.'" in compared.output
 

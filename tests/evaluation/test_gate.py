@@ -8,7 +8,7 @@ import pytest
 
 from lmdeck.evaluation.runs.compare import Comparison, EvaluatorDelta
 from lmdeck.evaluation.runs.gate import Gate, GateError
-from lmdeck.evaluation.stats import Difference
+from lmdeck.evaluation.stats import Difference, mean_interval, paired_test
 
 SUMMARY = {
     "scores": {"exact": {"mean": 0.92, "low": 0.85, "high": 0.96}},
@@ -83,3 +83,67 @@ def test_missing_things_fail_with_a_reason() -> None:
 def test_bad_gates(text: str, fragment: str) -> None:
     with pytest.raises(GateError, match=fragment):
         Gate.parse(text)
+
+
+class RunsOf:
+    """Gate sources built from real per-row scores: the summary and the paired test lmdeck computes."""
+
+    def __init__(self, base: list[float], cand: list[float]) -> None:
+        self.rows = {"base": base, "cand": cand}
+
+    def summary(self, run_id: str) -> dict[str, Any]:
+        values = self.rows[run_id]
+        return {"rows": len(values), "scores": {"exact": mean_interval(values).to_dict()}}
+
+    def comparison(self, baseline: str, run_id: str) -> Comparison:
+        a, b = self.rows[baseline], self.rows[run_id]
+        comparison = Comparison(baseline, run_id, len(a))
+        comparison.evaluators["exact"] = EvaluatorDelta("exact", sum(a) / len(a), sum(b) / len(b), paired_test(a, b))
+        return comparison
+
+
+def test_clauses_state_their_semantics() -> None:
+    gate = Gate.parse("exact>=0.9, low(exact)>=0.9, delta_low(exact)>=-0.01, p(exact)<0.05, error_rate<0.1")
+    assert [c.semantics for c in gate.clauses] == [
+        "point estimate",
+        "interval bound",
+        "interval bound",
+        "p-value",
+        "point estimate",
+    ]
+
+
+def test_nine_of_ten_passes_a_point_clause_with_a_warning_and_fails_the_interval_clause() -> None:
+    sources = RunsOf([1.0] * 10, [1.0] * 9 + [0.0])
+    point, bound = Gate.parse("exact>=0.9, low(exact)>=0.9").check("cand", sources).results
+    assert point.passed and point.warning and "[0.5958, 0.9821] crosses 0.9" in point.warning
+    assert "low(exact)>=0.9" in point.warning
+    assert not bound.passed and bound.actual == pytest.approx(0.59585, abs=1e-4) and bound.warning is None
+    shown = point.to_dict()
+    assert shown["semantics"] == "point estimate" and shown["estimate"] == pytest.approx(0.9)
+    assert (shown["low"], shown["high"]) == pytest.approx((0.59585, 0.98212), abs=1e-4)
+
+
+def test_a_gate_on_too_few_rows_fails_with_insufficient_evidence() -> None:
+    sources = RunsOf([0.0] * 4, [1.0] * 4)
+    result = Gate.parse("exact>=0.5, low(exact)>=0.1, p(exact)<0.05").check("cand", sources, "base")
+    assert not result.passed and not result.configuration_error
+    assert all("insufficient evidence: 4 rows" in r.reason for r in result.results)
+    assert Gate.parse("exact>=0.5", min_rows=3).check("cand", sources).passed
+
+
+@pytest.mark.parametrize("improved", [1, 5])
+@pytest.mark.parametrize("scores", [(0.0, 1.0), (0.4, 0.6)])
+def test_one_or_five_improved_rows_never_pass_a_significance_gate(improved: int, scores: tuple[float, float]) -> None:
+    low, high = scores
+    base = [low] * improved + [0.5] * 195
+    cand = [high] * improved + [0.5] * 195
+    gate = Gate.parse("p(exact)<0.05 vs base, delta_low(exact)>0 vs base")
+    result = gate.check("cand", RunsOf(base, cand))
+    assert [r.passed for r in result.results] == [False, False], result.to_dict()
+
+
+def test_an_undefined_interval_fails_an_interval_clause() -> None:
+    sources = RunsOf([0.5] * 20, [0.7] * 20)  # every value equal: no spread, no interval
+    (clause,) = Gate.parse("low(exact)>=0.6").check("cand", sources).results
+    assert not clause.passed and "insufficient evidence" in clause.reason and not clause.error

@@ -107,3 +107,19 @@ def test_experiments_and_exposures(db: Database) -> None:
     store.stop("e", {"promoted": "b"})
     (record,) = store.all()
     assert record.status == "stopped" and record.outcome == {"promoted": "b"} and store.all("running") == []
+
+
+def test_experiment_totals_keep_the_variance_of_values_far_from_zero(db: Database) -> None:
+    """Latencies of 1e9 ± 1 ms: a sum of squares minus a squared sum would cancel the variance away."""
+    store = ExperimentStore(db)
+    spec = ExperimentSpec.model_validate(
+        {"name": "big", "route": "demo", "variants": [{"name": "a", "weight": 1}, {"name": "b", "weight": 1}]}
+    )
+    store.create(spec, "key:a")
+    store.add_exposures(
+        [Exposure(f"big{i}", "big", "a", None, 200, 1e9 + (1.0 if i % 2 else -1.0), 0.0, 0.0) for i in range(40)]
+    )
+    totals = store.totals("big")
+    latency = totals["a"].latency
+    assert latency.n == 40 and latency.mean == pytest.approx(1e9)
+    assert latency.variance == pytest.approx(40 / 39, rel=1e-6)

@@ -73,9 +73,7 @@ def summary_text(run: dict[str, Any]) -> str:
     if scores:
         rows = [["EVALUATOR", "MEAN", "95% CI", "N", "UNSCORED"]]
         for key, s in scores.items():
-            rows.append(
-                [key, _num(s["mean"]), f"[{_num(s['low'])}, {_num(s['high'])}]", str(s["n"]), str(s["unscored"])]
-            )
+            rows.append([key, _num(s["mean"]), _interval(s.get("low"), s.get("high")), str(s["n"]), str(s["unscored"])])
         lines.append(table(rows))
         latency = summary.get("latency_ms") or {}
         tokens = summary.get("tokens") or {}
@@ -96,7 +94,7 @@ def comparison_text(cmp: dict[str, Any], changed: int) -> str:
                 _num(d["mean_a"]),
                 _num(d["mean_b"]),
                 f"{d['delta']:+.3f}",
-                f"[{d['low']:+.3f}, {d['high']:+.3f}]",
+                _interval(d.get("low"), d.get("high"), signed=True),
                 _p(d["p_value"]),
                 d["method"],
             ]
@@ -112,11 +110,32 @@ def comparison_text(cmp: dict[str, Any], changed: int) -> str:
     return "\n".join(lines)
 
 
+def _interval(low: float | None, high: float | None, *, signed: bool = False) -> str:
+    """``[low, high]``, or "undefined" when the data cannot give an interval."""
+    if low is None or high is None:
+        return "undefined"
+    return f"[{low:+.3f}, {high:+.3f}]" if signed else f"[{_num(low)}, {_num(high)}]"
+
+
 def gate_text(result: dict[str, Any]) -> str:
+    """Per clause: verdict, reason, semantics, the estimate with its interval, and any warning."""
     lines = [f"gate on {result['run_id']}: {'passed' if result['passed'] else 'FAILED'}"]
     for clause in result["clauses"]:
         verdict = "ERR " if clause.get("error") else "ok  " if clause["passed"] else "FAIL"
         lines.append(f"  {verdict} {clause['clause']}: {clause['reason']}")
+        if clause.get("error") or "semantics" not in clause:
+            continue
+        estimate = clause.get("estimate")
+        detail = f"       {clause['semantics']}; estimate {_num(estimate, 4) if estimate is not None else 'n/a'}"
+        if clause.get("low") is not None or clause.get("high") is not None:
+            detail += f", 95% interval {_interval(clause.get('low'), clause.get('high'))}"
+        if clause.get("rows") is not None:
+            detail += f", {clause['rows']} rows"
+        if clause.get("method"):
+            detail += f" ({clause['method']})"
+        lines.append(detail)
+        if clause.get("warning"):
+            lines.append(f"       warning: {clause['warning']}")
     return "\n".join(lines)
 
 

@@ -1,10 +1,14 @@
 """Per-variant statistics and the verdict: which variant wins, with the evidence.
 
-Each challenger is compared with the control (the first variant) on the experiment's
-metric: a two-proportion z-test for the error rate, Welch's t-test for latency, cost,
-online scores and feedback. With several challengers the significance level is split
-between them (Bonferroni). No verdict is given before every variant has
-``min_samples`` observations of the metric.
+Each challenger is compared with the control (the first variant) on the experiment's metric.
+The verdict is recomputed on every read, so the default design is sequential: a mixture SPRT
+(:mod:`lmdeck.evaluation.sequential`) whose always-valid p-value and confidence sequence keep
+their guarantee however often the experiment is read. The ``fixed_horizon`` design uses the
+classical tests (a two-proportion z-test for the error rate, Welch's t-test otherwise) and gives
+no verdict before every variant has the declared ``sample_size`` observations. With several
+challengers the significance level is split between them (Bonferroni), and the intervals in the
+evidence are shown at that adjusted level, the one the decision uses. No verdict is given
+before every variant has ``min_samples`` observations of the metric.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from typing import Any
 
 from lmdeck.evaluation.experiments.schemas import LOWER_IS_BETTER, ExperimentSpec
 from lmdeck.evaluation.experiments.store import VariantTotals
+from lmdeck.evaluation.sequential import METHOD as SEQUENTIAL_METHOD
+from lmdeck.evaluation.sequential import msprt, proportion_moments
 from lmdeck.evaluation.stats import Difference, Moments, two_proportion_test, welch_test
 
 
@@ -22,7 +28,7 @@ def metric_moments(totals: VariantTotals, metric: str) -> tuple[Moments, float |
     """(moments of the metric's observations, error successes for the proportion test)."""
     if metric == "error_rate":
         n, errors = totals.requests, totals.errors
-        return Moments(n, float(errors), float(errors)), float(errors)
+        return proportion_moments(float(errors), n), float(errors)
     if metric == "latency":
         return totals.latency, None
     if metric == "cost":
@@ -32,7 +38,7 @@ def metric_moments(totals: VariantTotals, metric: str) -> tuple[Moments, float |
     return bucket.get(key, Moments()), None
 
 
-def _fmt(value: float) -> str:
+def _fmt(value: float | None) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.4g}"
 
 
@@ -67,11 +73,15 @@ class VariantStats:
 
 @dataclass
 class Verdict:
-    status: str  # collecting | winner | no_difference
+    """``status``: collecting | winner | no_difference; ``alpha``: the per-comparison level (Bonferroni)."""
+
+    status: str
     winner: str | None
     evidence: list[str]
     metric: str
     alpha: float
+    method: str = SEQUENTIAL_METHOD
+    parameters: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,7 +90,19 @@ class Verdict:
             "evidence": self.evidence,
             "metric": self.metric,
             "alpha": self.alpha,
+            "method": self.method,
+            "parameters": self.parameters,
         }
+
+
+def _test(
+    spec: ExperimentSpec, base: tuple[Moments, float | None], mine: tuple[Moments, float | None], alpha: float
+) -> Difference:
+    if spec.design == "sequential":
+        return msprt(base[0], mine[0], alpha=alpha, mixture_scale=spec.mixture_scale)
+    if spec.metric == "error_rate":
+        return two_proportion_test(base[1] or 0.0, base[0].n, mine[1] or 0.0, mine[0].n, confidence=1.0 - alpha)
+    return welch_test(base[0], mine[0], confidence=1.0 - alpha)
 
 
 def _summaries(bucket: dict[str, Moments] | None) -> dict[str, dict[str, float]]:
@@ -111,18 +133,23 @@ def analyse(spec: ExperimentSpec, totals: dict[str, VariantTotals]) -> tuple[lis
             )
         )
     control = spec.control.name
-    alpha = spec.alpha / max(1, len(spec.variants) - 1)
-    base, base_successes = moments[control]
+    challengers = max(1, len(spec.variants) - 1)
+    alpha = spec.alpha / challengers
+    if spec.design == "sequential":
+        method = SEQUENTIAL_METHOD
+        parameters: dict[str, Any] = {"mixture_scale": spec.mixture_scale, "min_samples": spec.min_samples}
+    else:
+        method = "two-proportion-z" if metric == "error_rate" else "welch-t"
+        parameters = {"sample_size": spec.sample_size, "min_samples": spec.min_samples}
+    parameters.update({"alpha": spec.alpha, "correction": "bonferroni", "comparisons": challengers})
     for row in rows[1:]:
-        mine, successes = moments[row.name]
-        if metric == "error_rate":
-            row.versus_control = two_proportion_test(base_successes or 0.0, base.n, successes or 0.0, mine.n)
-        else:
-            row.versus_control = welch_test(base, mine)
-    short = [r.name for r in rows if r.metric_n < spec.min_samples]
+        row.versus_control = _test(spec, moments[control], moments[row.name], alpha)
+    needed = max(spec.min_samples, spec.sample_size or 0)
+    short = [r.name for r in rows if r.metric_n < needed]
     if short:
-        evidence = [f"{r.name}: {r.metric_n} of {spec.min_samples} observations of {metric}" for r in rows]
-        return rows, Verdict("collecting", None, evidence, metric, alpha)
+        what = "the fixed horizon's sample_size" if spec.sample_size and needed == spec.sample_size else "min_samples"
+        evidence = [f"{r.name}: {r.metric_n} of {needed} observations of {metric} ({what})" for r in rows]
+        return rows, Verdict("collecting", None, evidence, metric, alpha, method, parameters)
     evidence = []
     better: list[tuple[float, str]] = []
     control_beats_all = True
@@ -131,9 +158,14 @@ def analyse(spec: ExperimentSpec, totals: dict[str, VariantTotals]) -> tuple[lis
         assert test is not None
         gain = -test.delta if lower_better else test.delta
         significant = test.p_value < alpha
+        kind = "confidence sequence" if spec.design == "sequential" else "CI"
+        level = f"{100 * (1 - alpha):.4g}% {kind}" + (
+            f" (Bonferroni, {challengers} comparisons)" if challengers > 1 else ""
+        )
+        interval = "undefined" if not test.defined else f"[{_fmt(test.low)}, {_fmt(test.high)}]"
         evidence.append(
             f"{row.name} vs {control}: {metric} {_fmt(row.metric_mean)} vs {_fmt(rows[0].metric_mean)} "
-            f"(delta {_fmt(test.delta)}, 95% CI [{_fmt(test.low)}, {_fmt(test.high)}], p={test.p_value:.3g}, "
+            f"(delta {_fmt(test.delta)}, {level} {interval}, {'always-valid ' if spec.design == 'sequential' else ''}p={test.p_value:.3g} vs alpha {alpha:.3g}, "
             f"{test.method}, n={row.metric_n}/{rows[0].metric_n})"
         )
         if significant and gain > 0:
@@ -142,7 +174,7 @@ def analyse(spec: ExperimentSpec, totals: dict[str, VariantTotals]) -> tuple[lis
             control_beats_all = False
     if better:
         winner = max(better)[1]
-        return rows, Verdict("winner", winner, evidence, metric, alpha)
+        return rows, Verdict("winner", winner, evidence, metric, alpha, method, parameters)
     if control_beats_all:
-        return rows, Verdict("winner", control, evidence, metric, alpha)
-    return rows, Verdict("no_difference", None, evidence, metric, alpha)
+        return rows, Verdict("winner", control, evidence, metric, alpha, method, parameters)
+    return rows, Verdict("no_difference", None, evidence, metric, alpha, method, parameters)

@@ -5,6 +5,7 @@ prompt: support-reply          # requests rendering this prompt (or `route: supp
 label: production              # the label (or model alias) a promotion moves
 sticky: user                   # hash the user id (or `conversation`) to pick a variant
 metric: feedback:thumbs        # or score:<evaluator>, error_rate, latency, cost
+design: sequential             # always-valid mSPRT (default), or fixed_horizon with sample_size
 variants:
   - {name: control, weight: 50}                     # unchanged
   - {name: v3, weight: 50, prompt_version: 3}       # and/or model: support-bot@4, route: other
@@ -65,6 +66,20 @@ class ExperimentSpec(BaseModel):
     metric: str = "error_rate"
     min_samples: int = Field(default=30, ge=2, le=MAX_COUNT, description="per variant, before a verdict")
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    design: Literal["sequential", "fixed_horizon"] = Field(
+        default="sequential",
+        description="sequential: an always-valid test, read at any time; fixed_horizon: a classical test "
+        "whose verdict waits until every variant has `sample_size` observations",
+    )
+    sample_size: int | None = Field(
+        default=None, ge=2, description="per variant; required by (and only for) design: fixed_horizon"
+    )
+    mixture_scale: float = Field(
+        default=0.2,
+        gt=0,
+        le=10,
+        description="sequential design: the mixing distribution's sd, in standard deviations of the metric",
+    )
     variants: list[VariantSpec] = Field(min_length=2, max_length=16)
     description: str | None = None
 
@@ -82,6 +97,13 @@ class ExperimentSpec(BaseModel):
         names = [v.name for v in self.variants]
         if len(set(names)) != len(names):
             raise ValueError("variant names must be unique")
+        if self.design == "fixed_horizon" and self.sample_size is None:
+            raise ValueError(
+                "design fixed_horizon needs `sample_size` (observations per variant, chosen before the start); "
+                "or use design: sequential, which may be read at any time"
+            )
+        if self.design == "sequential" and self.sample_size is not None:
+            raise ValueError("`sample_size` applies to design: fixed_horizon; remove it or set that design")
         if self.route is not None and any(v.prompt_version is not None for v in self.variants):
             raise ValueError("prompt_version variants need an experiment on a `prompt`")
         return self

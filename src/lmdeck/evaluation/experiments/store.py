@@ -64,8 +64,8 @@ class VariantTotals:
     feedback: dict[str, Moments] | None = None
 
 
-def _moments(n: Any, total: Any, squares: Any) -> Moments:
-    return Moments(int(n or 0), float(total or 0.0), float(squares or 0.0))
+def _moments(n: Any, mean: Any, m2: Any) -> Moments:
+    return Moments(int(n or 0), float(mean or 0.0), float(m2 or 0.0))
 
 
 class ExperimentStore:
@@ -133,15 +133,23 @@ class ExperimentStore:
             )
 
     def totals(self, name: str) -> dict[str, VariantTotals]:
-        """Per-variant sums, computed by the database."""
+        """Per-variant count, mean and centred sum of squares, computed by the database in two passes.
+
+        Centring on the mean before squaring keeps the variance of values far from zero (latencies of
+        1e9 ± 1 ms) that a sum of squares minus a squared sum would cancel away.
+        """
         params = {"e": name}
         out: dict[str, VariantTotals] = {}
         with self.db.engine.connect() as conn:
             for row in conn.execute(
                 text(
-                    "SELECT variant, COUNT(*), SUM(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END), "
-                    "SUM(latency_ms), SUM(latency_ms * latency_ms), SUM(cost), SUM(cost * cost) "
-                    "FROM eval_exposures WHERE experiment = :e GROUP BY variant"
+                    "WITH m AS (SELECT variant, AVG(latency_ms) AS ml, AVG(cost) AS mc FROM eval_exposures "
+                    "WHERE experiment = :e GROUP BY variant) "
+                    "SELECT x.variant, COUNT(*), SUM(CASE WHEN x.status_code >= 400 THEN 1 ELSE 0 END), "
+                    "m.ml, SUM((x.latency_ms - m.ml) * (x.latency_ms - m.ml)), "
+                    "m.mc, SUM((x.cost - m.mc) * (x.cost - m.mc)) "
+                    "FROM eval_exposures x JOIN m ON m.variant = x.variant WHERE x.experiment = :e "
+                    "GROUP BY x.variant, m.ml, m.mc"
                 ),
                 params,
             ):
@@ -159,16 +167,19 @@ class ExperimentStore:
             ):
                 rows = conn.execute(
                     text(
-                        f"SELECT x.variant, s.{column}, COUNT(s.value), SUM(s.value), SUM(s.value * s.value) "
+                        f"WITH v AS (SELECT x.variant AS variant, s.{column} AS k, s.value AS value "
                         f"FROM eval_exposures x JOIN {table} s ON s.trace_id = x.trace_id "
-                        f"WHERE x.experiment = :e AND s.value IS NOT NULL GROUP BY x.variant, s.{column}"
+                        "WHERE x.experiment = :e AND s.value IS NOT NULL), "
+                        "m AS (SELECT variant, k, AVG(value) AS mv FROM v GROUP BY variant, k) "
+                        "SELECT v.variant, v.k, COUNT(v.value), m.mv, SUM((v.value - m.mv) * (v.value - m.mv)) "
+                        "FROM v JOIN m ON m.variant = v.variant AND m.k = v.k GROUP BY v.variant, v.k, m.mv"
                     ),
                     params,
                 ).all()
-                for variant, key, n, total, squares in rows:
+                for variant, key, n, mean, m2 in rows:
                     totals = out.setdefault(variant, VariantTotals(scores={}, feedback={}))
                     bucket = getattr(totals, attr)
-                    bucket[str(key)] = _moments(n, total, squares)
+                    bucket[str(key)] = _moments(n, mean, m2)
         return out
 
 

@@ -1,18 +1,27 @@
-"""Quality gates for CI: ``exact>=0.9, delta(exact)>=-0.01 vs run_123``.
+"""Quality gates for CI: ``low(exact)>=0.9, delta_low(exact)>=-0.01 vs run_123``.
 
 A gate is clauses joined by commas; each compares a metric of the run being gated with
-a number and may name a baseline run with ``vs RUN``. Metrics:
+a number and may name a baseline run with ``vs RUN``. Each clause has one of three semantics:
 
-* ``NAME`` or ``mean(NAME)``: the evaluator's mean score; ``low(NAME)`` / ``high(NAME)``
-  its 95% interval;
-* ``error_rate``, ``latency_p50``, ``latency_p95``, ``cost``: from the run's summary;
-* ``delta(NAME)``: mean(run) - mean(baseline) over the paired rows, ``delta_low`` /
-  ``delta_high`` its 95% interval, ``p(NAME)`` the paired test's p-value (these need a
-  baseline: ``vs RUN``, or the first run of ``lmdeck eval compare``).
+* interval bound (recommended): ``low(NAME)`` / ``high(NAME)``, the bounds of the evaluator's
+  95% interval, and ``delta_low(NAME)`` / ``delta_high(NAME)``, the bounds of the paired
+  difference's interval against a baseline. ``low(exact)>=0.9`` passes only when the data show,
+  at 95% confidence, that the run is at least that good;
+* point estimate: ``NAME`` or ``mean(NAME)`` (the evaluator's mean), ``delta(NAME)``
+  (mean(run) - mean(baseline) over the paired rows), and ``error_rate``, ``latency_p50``,
+  ``latency_p95``, ``cost`` from the run's summary. A point estimate says nothing about noise:
+  9 right out of 10 passes ``exact>=0.9`` although the interval reaches down to 0.6, so the
+  result carries a warning whenever the estimate passes but the interval crosses the threshold;
+* p-value: ``p(NAME)``, the paired test's two-sided p-value (McNemar's exact test, or a
+  sign-flip permutation test, exact at small sizes).
 
->>> gate = Gate.parse("exact>=0.9, delta(exact)>=-0.01 vs run_a")
->>> [c.text for c in gate.clauses]
-['exact>=0.9', 'delta(exact)>=-0.01 vs run_a']
+Paired clauses need a baseline: ``vs RUN``, or the first run of ``lmdeck eval compare``. A
+gate on fewer than ``min_rows`` rows (:data:`MIN_GATE_ROWS` by default) fails every clause with
+"insufficient evidence", and so does an interval-bound clause whose interval is undefined.
+
+>>> gate = Gate.parse("low(exact)>=0.9, delta_low(exact)>=-0.01 vs run_a")
+>>> [c.semantics for c in gate.clauses]
+['interval bound', 'interval bound']
 """
 
 from __future__ import annotations
@@ -52,6 +61,9 @@ SUMMARY_METRICS: dict[str, Callable[[dict[str, Any]], float | None]] = {
 }
 RUN_FUNCTIONS = {"mean", "low", "high"}
 PAIRED_FUNCTIONS = {"delta", "delta_low", "delta_high", "p"}
+INTERVAL_FUNCTIONS = {"low", "high", "delta_low", "delta_high"}
+#: A gate on fewer rows than this fails with "insufficient evidence" (whatever its clauses say).
+MIN_GATE_ROWS = 10
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,24 @@ class Clause:
     def paired(self) -> bool:
         return self.function in PAIRED_FUNCTIONS
 
+    @property
+    def semantics(self) -> str:
+        """What the clause compares: 'interval bound', 'point estimate' or 'p-value'."""
+        if self.function in INTERVAL_FUNCTIONS:
+            return "interval bound"
+        return "p-value" if self.function == "p" else "point estimate"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a clause was judged on: the estimate, its interval (None when undefined or not available), rows."""
+
+    estimate: float | None
+    low: float | None = None
+    high: float | None = None
+    rows: int | None = None
+    method: str | None = None
+
 
 @dataclass(frozen=True)
 class ClauseResult:
@@ -77,14 +107,25 @@ class ClauseResult:
     #: True when the clause could not be evaluated (no such evaluator in the run, no baseline named): a broken
     #: gate, which CI must tell apart from a regression (``lmdeck eval gate`` exits 2 rather than 1).
     error: bool = False
+    evidence: Evidence | None = None
+    #: Set when a point-estimate clause passes although its interval crosses the threshold.
+    warning: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        evidence = self.evidence or Evidence(None)
         return {
             "clause": self.clause.text,
+            "semantics": self.clause.semantics,
             "actual": self.actual,
             "passed": self.passed,
             "reason": self.reason,
             "error": self.error,
+            "estimate": evidence.estimate,
+            "low": evidence.low,
+            "high": evidence.high,
+            "rows": evidence.rows,
+            "method": evidence.method,
+            "warning": self.warning,
         }
 
 
@@ -98,6 +139,7 @@ class GateSources(Protocol):
 class GateResult:
     run_id: str
     results: list[ClauseResult]
+    min_rows: int = MIN_GATE_ROWS
 
     @property
     def passed(self) -> bool:
@@ -113,6 +155,7 @@ class GateResult:
             "run_id": self.run_id,
             "passed": self.passed,
             "configuration_error": self.configuration_error,
+            "min_rows": self.min_rows,
             "clauses": [r.to_dict() for r in self.results],
         }
 
@@ -120,9 +163,10 @@ class GateResult:
 @dataclass(frozen=True)
 class Gate:
     clauses: list[Clause]
+    min_rows: int = MIN_GATE_ROWS
 
     @classmethod
-    def parse(cls, text: str) -> Gate:
+    def parse(cls, text: str, *, min_rows: int = MIN_GATE_ROWS) -> Gate:
         clauses = []
         for part in text.split(","):
             if not part.strip():
@@ -152,7 +196,7 @@ class Gate:
             )
         if not clauses:
             raise GateError("the gate is empty: give at least one clause such as 'exact>=0.9'")
-        return cls(clauses)
+        return cls(clauses, min_rows)
 
     def baselines(self, default: str | None = None) -> set[str]:
         return {c.baseline or default for c in self.clauses if c.paired and (c.baseline or default)}  # type: ignore[misc]
@@ -162,40 +206,94 @@ class Gate:
         results = []
         for clause in self.clauses:
             try:
-                actual = self._actual(clause, run_id, summary, sources, default_baseline)
+                evidence = self._evidence(clause, run_id, summary, sources, default_baseline)
             except LookupError as exc:
                 results.append(ClauseResult(clause, None, False, str(exc), error=True))
                 continue
-            passed = actual is not None and not math.isnan(actual) and _OPS[clause.op](actual, clause.threshold)
-            shown = "n/a" if actual is None else f"{actual:.4g}"
-            results.append(ClauseResult(clause, actual, passed, f"{shown} {clause.op} {clause.threshold:g}"))
-        return GateResult(run_id, results)
+            results.append(self._judge(clause, evidence))
+        return GateResult(run_id, results, self.min_rows)
 
-    def _actual(
+    def _judge(self, clause: Clause, evidence: Evidence) -> ClauseResult:
+        actual = _pick(clause, evidence)
+        if evidence.rows is not None and evidence.rows < self.min_rows:
+            reason = (
+                f"insufficient evidence: {evidence.rows} rows, fewer than the {self.min_rows} a gate needs; "
+                "add rows to the dataset"
+            )
+            return ClauseResult(clause, actual, False, reason, evidence=evidence)
+        if actual is None or math.isnan(actual):
+            why = (
+                "the interval is undefined (too few distinct values)"
+                if clause.semantics == "interval bound"
+                else "no value"
+            )
+            return ClauseResult(clause, actual, False, f"insufficient evidence: {why}", evidence=evidence)
+        passed = _OPS[clause.op](actual, clause.threshold)
+        reason = f"{actual:.4g} {clause.op} {clause.threshold:g}"
+        warning = None
+        low, high = evidence.low, evidence.high
+        crosses = low is not None and high is not None and low <= clause.threshold <= high
+        if passed and clause.semantics == "point estimate" and crosses:
+            bound = _bound_for(clause)
+            warning = (
+                f"the point estimate passes but the 95% interval [{low:.4g}, {high:.4g}] crosses "
+                f"{clause.threshold:g}: write {bound}({clause.metric}){clause.op}{clause.threshold:g} to require evidence"
+            )
+        return ClauseResult(clause, actual, passed, reason, evidence=evidence, warning=warning)
+
+    def _evidence(
         self,
         clause: Clause,
         run_id: str,
         summary: dict[str, Any],
         sources: GateSources,
         default_baseline: str | None,
-    ) -> float | None:
+    ) -> Evidence:
+        rows = summary.get("rows")
         if not clause.paired:
             if clause.metric in SUMMARY_METRICS:
-                return SUMMARY_METRICS[clause.metric](summary)
+                return Evidence(SUMMARY_METRICS[clause.metric](summary), rows=rows)
             score = (summary.get("scores") or {}).get(clause.metric)
             if score is None:
                 raise LookupError(f"run {run_id} has no evaluator {clause.metric!r}")
-            return float(score[clause.function])
+            return Evidence(
+                _number(score.get("mean")),
+                _number(score.get("low")),
+                _number(score.get("high")),
+                rows if rows is not None else score.get("n"),
+                score.get("method"),
+            )
         baseline = clause.baseline or default_baseline
         if baseline is None:
             raise LookupError(f"{clause.text}: name the baseline run with 'vs RUN'")
         if clause.metric in SUMMARY_METRICS:
             mine = SUMMARY_METRICS[clause.metric](summary)
             theirs = SUMMARY_METRICS[clause.metric](sources.summary(baseline))
-            return None if mine is None or theirs is None else mine - theirs
+            return Evidence(None if mine is None or theirs is None else mine - theirs, rows=rows)
         comparison = sources.comparison(baseline, run_id)
         delta = comparison.evaluators.get(clause.metric)
         if delta is None:
             raise LookupError(f"runs {baseline} and {run_id} do not share an evaluator {clause.metric!r}")
         test = delta.test
-        return {"delta": test.delta, "delta_low": test.low, "delta_high": test.high, "p": test.p_value}[clause.function]
+        if clause.function == "p":
+            return Evidence(test.p_value, test.low, test.high, comparison.rows, test.method)
+        return Evidence(test.delta, test.low, test.high, comparison.rows, test.method)
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _pick(clause: Clause, evidence: Evidence) -> float | None:
+    if clause.function in ("low", "delta_low"):
+        return evidence.low
+    if clause.function in ("high", "delta_high"):
+        return evidence.high
+    return evidence.estimate
+
+
+def _bound_for(clause: Clause) -> str:
+    lower = clause.op in (">=", ">")
+    if clause.function == "delta":
+        return "delta_low" if lower else "delta_high"
+    return "low" if lower else "high"
