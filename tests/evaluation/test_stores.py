@@ -123,3 +123,28 @@ def test_experiment_totals_keep_the_variance_of_values_far_from_zero(db: Databas
     latency = totals["a"].latency
     assert latency.n == 40 and latency.mean == pytest.approx(1e9)
     assert latency.variance == pytest.approx(40 / 39, rel=1e-6)
+
+
+def test_a_fixed_horizon_counts_only_each_variants_first_observations(db: Database) -> None:
+    store = ExperimentStore(db)
+    spec = ExperimentSpec.model_validate(
+        {
+            "name": "fixed",
+            "route": "demo",
+            "design": "fixed_horizon",
+            "sample_size": 3,
+            "variants": [{"name": "a", "weight": 1}, {"name": "b", "weight": 1}],
+        }
+    )
+    store.create(spec, "key:a")
+    # Variant a: three successes first, then failures that arrive after the horizon.
+    store.add_exposures(
+        [Exposure(f"f{i}", "fixed", "a", None, 200 if i < 3 else 500, float(i), 0.0, float(i)) for i in range(6)]
+    )
+    OnlineStore(db).add_scores([TraceScore(f"f{i}", "r", "exact", float(i < 3), None, "") for i in range(6)])
+    first = store.totals("fixed", horizon=3)["a"]
+    assert (first.requests, first.errors, first.latency.mean) == (3, 0, pytest.approx(1.0))
+    assert first.scores["exact"].n == 3 and first.scores["exact"].mean == 1.0  # type: ignore[index]
+    everything = store.totals("fixed")["a"]
+    assert (everything.requests, everything.errors) == (6, 3)
+    assert everything.scores["exact"].mean == pytest.approx(0.5)  # type: ignore[index]

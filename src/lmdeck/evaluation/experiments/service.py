@@ -243,7 +243,9 @@ class ExperimentService:
 
     async def show(self, name: str, principal: Principal) -> dict[str, Any]:
         record = await self._record(name, principal)
-        totals = await anyio.to_thread.run_sync(self.store.totals, name)
+        spec = record.spec
+        horizon = spec.sample_size if spec.design == "fixed_horizon" else None
+        totals = await anyio.to_thread.run_sync(self.store.totals, name, horizon)
         variants, verdict = analyse(record.spec, totals)
         return {**record.to_dict(), "variants": [v.to_dict() for v in variants], "verdict": verdict.to_dict()}
 

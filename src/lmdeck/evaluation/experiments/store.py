@@ -68,6 +68,10 @@ def _moments(n: Any, mean: Any, m2: Any) -> Moments:
     return Moments(int(n or 0), float(mean or 0.0), float(m2 or 0.0))
 
 
+#: Larger than any count of exposures: the horizon of an experiment read without one.
+_NO_HORIZON = 2**62
+
+
 class ExperimentStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -132,24 +136,29 @@ class ExperimentStore:
                 [e.__dict__ for e in exposures],
             )
 
-    def totals(self, name: str) -> dict[str, VariantTotals]:
+    def totals(self, name: str, horizon: int | None = None) -> dict[str, VariantTotals]:
         """Per-variant count, mean and centred sum of squares, computed by the database in two passes.
 
         Centring on the mean before squaring keeps the variance of values far from zero (latencies of
-        1e9 ± 1 ms) that a sum of squares minus a squared sum would cancel away.
+        1e9 ± 1 ms) that a sum of squares minus a squared sum would cancel away. With a ``horizon``
+        (a fixed-horizon experiment's ``sample_size``) only each variant's first ``horizon`` exposures,
+        and first ``horizon`` values of each score and feedback name, count: reads after the horizon
+        see the same data, so the classical test is read once however often it is shown.
         """
-        params = {"e": name}
+        params = {"e": name, "h": horizon if horizon is not None else _NO_HORIZON}
         out: dict[str, VariantTotals] = {}
         with self.db.engine.connect() as conn:
             for row in conn.execute(
                 text(
-                    "WITH m AS (SELECT variant, AVG(latency_ms) AS ml, AVG(cost) AS mc FROM eval_exposures "
-                    "WHERE experiment = :e GROUP BY variant) "
+                    "WITH r AS (SELECT variant, status_code, latency_ms, cost, ROW_NUMBER() OVER "
+                    "(PARTITION BY variant ORDER BY created_at, trace_id) AS rn "
+                    "FROM eval_exposures WHERE experiment = :e), "
+                    "x AS (SELECT * FROM r WHERE rn <= :h), "
+                    "m AS (SELECT variant, AVG(latency_ms) AS ml, AVG(cost) AS mc FROM x GROUP BY variant) "
                     "SELECT x.variant, COUNT(*), SUM(CASE WHEN x.status_code >= 400 THEN 1 ELSE 0 END), "
                     "m.ml, SUM((x.latency_ms - m.ml) * (x.latency_ms - m.ml)), "
                     "m.mc, SUM((x.cost - m.mc) * (x.cost - m.mc)) "
-                    "FROM eval_exposures x JOIN m ON m.variant = x.variant WHERE x.experiment = :e "
-                    "GROUP BY x.variant, m.ml, m.mc"
+                    "FROM x JOIN m ON m.variant = x.variant GROUP BY x.variant, m.ml, m.mc"
                 ),
                 params,
             ):
@@ -167,9 +176,11 @@ class ExperimentStore:
             ):
                 rows = conn.execute(
                     text(
-                        f"WITH v AS (SELECT x.variant AS variant, s.{column} AS k, s.value AS value "
-                        f"FROM eval_exposures x JOIN {table} s ON s.trace_id = x.trace_id "
+                        f"WITH r AS (SELECT x.variant AS variant, s.{column} AS k, s.value AS value, "
+                        f"ROW_NUMBER() OVER (PARTITION BY x.variant, s.{column} ORDER BY x.created_at, x.trace_id) "
+                        f"AS rn FROM eval_exposures x JOIN {table} s ON s.trace_id = x.trace_id "
                         "WHERE x.experiment = :e AND s.value IS NOT NULL), "
+                        "v AS (SELECT * FROM r WHERE rn <= :h), "
                         "m AS (SELECT variant, k, AVG(value) AS mv FROM v GROUP BY variant, k) "
                         "SELECT v.variant, v.k, COUNT(v.value), m.mv, SUM((v.value - m.mv) * (v.value - m.mv)) "
                         "FROM v JOIN m ON m.variant = v.variant AND m.k = v.k GROUP BY v.variant, v.k, m.mv"

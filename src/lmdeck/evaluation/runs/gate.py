@@ -276,7 +276,7 @@ class Gate:
             raise LookupError(f"runs {baseline} and {run_id} do not share an evaluator {clause.metric!r}")
         test = delta.test
         if clause.function == "p":
-            return Evidence(test.p_value, test.low, test.high, comparison.rows, test.method)
+            return Evidence(test.p_value, rows=comparison.rows, method=test.method)
         return Evidence(test.delta, test.low, test.high, comparison.rows, test.method)
 
 
