@@ -134,7 +134,13 @@ def test_python_client_feedback_and_experiments(server: tuple[str, dict[str, str
         sent = app.feedback.send(r.headers["x-request-id"], value=True, name="thumbs", source="user")
         assert sent["value"] == 1.0
         assert [f["name"] for f in admin.feedback.list()] == ["thumbs"]
-        assert admin.experiments.get("split")["verdict"]["status"] == "collecting"
+        verdict = admin.experiments.get("split")["verdict"]
+        assert verdict["status"] == "collecting" and verdict["method"] == "msprt-normal-mixture"
+        shown = CliRunner().invoke(
+            cli, ["eval", "experiments", "show", "split", "--base-url", base_url, "--api-key", ADMIN_KEY]
+        )
+        assert shown.exit_code == 0, shown.output
+        assert "method: msprt-normal-mixture (mixture_scale=0.2, min_samples=30, alpha=0.05" in shown.output
         with pytest.raises(LMDeckError) as denied:
             app.experiments.list()
         assert denied.value.status == 403

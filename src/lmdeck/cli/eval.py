@@ -357,6 +357,9 @@ def experiments_show(
     typer.echo(table(rows))
     verdict = found["verdict"]
     typer.echo(f"verdict: {verdict['status']}" + (f", winner {verdict['winner']}" if verdict["winner"] else ""))
+    if verdict.get("method"):
+        shown = ", ".join(f"{k}={v}" for k, v in (verdict.get("parameters") or {}).items())
+        typer.echo(f"method: {verdict['method']} ({shown})")
     for line in verdict["evidence"]:
         typer.echo(f"  {line}")
 

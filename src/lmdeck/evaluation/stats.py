@@ -268,7 +268,7 @@ def _sign_flip_interval(
         if p_value(limit) >= alpha:
             return limit
         inside, outside = centre, limit
-        for _ in range(50):
+        for _ in range(30):  # the bound to within 1e-9 of the range
             mid = (inside + outside) / 2.0
             if p_value(mid) >= alpha:
                 inside = mid
