@@ -135,3 +135,19 @@ def test_msprt_confidence_sequence_agrees_with_its_p_value() -> None:
         assert (result.p_value <= 0.05) == (result.low > 0 or result.high < 0), result
     assert not msprt(Moments(1, 0.0, 0.0), Moments(5, 1.0, 1.0)).defined
     assert not msprt(Moments(5, 1.0, 0.0), Moments(5, 1.0, 0.0)).defined
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.1])
+def test_the_confidence_sequence_covers_the_true_difference_at_every_look(shift: float) -> None:
+    rng, reps = np.random.default_rng(17), 150
+    misses = 0
+    for _ in range(reps):
+        a_values, b_values = rng.normal(0.5, 0.25, LOOKS * STEP), rng.normal(0.5 + shift, 0.25, LOOKS * STEP)
+        for look in range(2, LOOKS + 1):
+            n = look * STEP
+            result = msprt(_moments(a_values[:n]), _moments(b_values[:n]), alpha=ALPHA)
+            assert result.low is not None and result.high is not None
+            if not result.low <= shift <= result.high:
+                misses += 1
+                break
+    assert misses / reps <= ALPHA + _slack(reps), misses / reps
