@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from lmdeck.protocol import APIError, error_body
-from lmdeck.protocol.errors import ERROR_TYPES
+from lmdeck.protocol.errors import ERROR_TYPES, validation_param
 from lmdeck.providers.base import UpstreamError
 
 log = logging.getLogger(__name__)
@@ -150,9 +150,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        param = ".".join(str(p) for p in first["loc"] if p != "body") or None
-        return json_response(400, error_body(f"{param or 'request'}: {first['msg']}", param=param))
+        param, message = validation_param(exc.errors()) if exc.errors() else (None, "invalid request")
+        return json_response(400, error_body(f"{param or 'request'}: {message}", param=param))
 
     async def on_unexpected(_: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)

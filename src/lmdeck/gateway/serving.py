@@ -17,6 +17,7 @@ from lmdeck.gateway.pipeline import Pipeline
 from lmdeck.gateway.sse import sse_stream
 from lmdeck.policy.auth import Authenticator, principal_for
 from lmdeck.protocol import APIError, ChatCompletionRequest, CompletionRequest, EmbeddingRequest, error_body
+from lmdeck.protocol.errors import validation_param
 from lmdeck.protocol.limits import check_json
 from lmdeck.protocol.wire import wire_dict
 from lmdeck.providers.base import UpstreamError
@@ -47,11 +48,12 @@ def parse_body(raw: bytes, schema: type[BaseModel]) -> Any:
         raise APIError(400, "the request body must be a JSON object", code="invalid_json")
     check_json(data)
     try:
-        return schema.model_validate(data)
+        # Strict: a wrong type is refused (``"5"`` for an integer, ``"yes"`` or ``1`` for a
+        # boolean, ``true`` for a token count), as OpenAI's API does, never coerced.
+        return schema.model_validate(data, strict=True)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        param = ".".join(str(p) for p in err["loc"]) or None
-        raise APIError(400, f"{param}: {err['msg']}", param=param, code="invalid_value") from None
+        param, message = validation_param(exc.errors())
+        raise APIError(400, f"{param}: {message}", param=param, code="invalid_value") from None
 
 
 def token_from_headers(headers: Mapping[str, str]) -> str | None:

@@ -11,6 +11,7 @@ that body with its status code::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 #: The ``type`` OpenAI uses for each status code.
@@ -61,3 +62,26 @@ class APIError(Exception):
 
     def body(self) -> dict[str, Any]:
         return error_body(self.message, self.type, self.param, self.code)
+
+
+def validation_param(errors: Sequence[Any]) -> tuple[str | None, str]:
+    """The ``param`` and message for pydantic's ``ValidationError.errors()`` (non-empty).
+
+    A value that fails every member of a union yields one error per member, each with the
+    member's type appended to its location (``messages.0.content.str``); the param is then the
+    location they share (``messages.0.content``) and the message lists what each member wanted.
+    ``body`` (FastAPI's prefix) is left out.
+    """
+    locs = [[str(p) for p in err["loc"] if p != "body"] for err in errors]
+    first = locs[0]
+    if len(locs) > 1:
+        shared = first
+        for loc in locs[1:]:
+            n = 0
+            while n < min(len(shared), len(loc)) and shared[n] == loc[n]:
+                n += 1
+            shared = shared[:n]
+        if shared:
+            wanted = dict.fromkeys(str(err["msg"]) for err in errors)
+            return ".".join(shared), " or ".join(wanted)
+    return ".".join(first) or None, str(errors[0]["msg"])

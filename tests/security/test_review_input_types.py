@@ -1,0 +1,82 @@
+"""Wrong JSON types on /v1 are refused by name, never coerced.
+
+Pydantic's lax mode read ``"max_tokens": "5"`` as 5, ``"stream": "yes"`` as true and
+``"max_completion_tokens": true`` as a one-token limit, so a client's type bug became a
+different request. OpenAI's API refuses them; so does lmdeck, before any upstream is called
+(the route's only target listens nowhere).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from lmdeck.gateway.app import create_app
+from lmdeck.gateway.components import build_gateway
+from lmdeck.settings import Settings
+from lmdeck.testing.in_process import in_process_client
+from lmdeck.tracing.memory import MemoryTraceSink
+
+ADMIN_ENV = "LMDECK_TEST_REVIEW_TYPES_ADMIN_KEY"
+ADMIN_KEY = "sk-lmdeck-review-types-Qw7Zr2Kx9Bn4Tm6Hv1Lc8Pd3Gs5Yf0J"
+AUTH = {"authorization": f"Bearer {ADMIN_KEY}"}
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+async def http(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+    monkeypatch.setenv(ADMIN_ENV, ADMIN_KEY)
+    settings = Settings.model_validate(
+        {
+            "data_dir": str(tmp_path),
+            "default_routes": False,
+            "admin_key": {"$env": ADMIN_ENV},
+            "routes": [
+                {"name": "chat", "targets": [{"provider": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1"}]}
+            ],
+        }
+    )
+    app = create_app(settings, gateway=build_gateway(settings, sink=MemoryTraceSink(), announce_admin_key=False))
+    async with in_process_client(app) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("path", "fields", "param"),
+    [
+        ("/v1/chat/completions", {"max_tokens": "5"}, "max_tokens"),
+        ("/v1/chat/completions", {"max_tokens": 5.0}, "max_tokens"),
+        ("/v1/chat/completions", {"max_completion_tokens": True}, "max_completion_tokens"),
+        ("/v1/chat/completions", {"stream": "yes"}, "stream"),
+        ("/v1/chat/completions", {"stream": 1}, "stream"),
+        ("/v1/chat/completions", {"temperature": "0.5"}, "temperature"),
+        ("/v1/chat/completions", {"logprobs": "true"}, "logprobs"),
+        ("/v1/chat/completions", {"stream_options": {"include_usage": "on"}}, "stream_options.include_usage"),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": {"text": "hi"}}]}, "messages.0.content"),
+        ("/v1/completions", {"prompt": "hi", "echo": 1}, "echo"),
+        ("/v1/embeddings", {"input": "hi", "dimensions": "8"}, "dimensions"),
+    ],
+)
+async def test_a_wrong_type_is_a_400_naming_the_field(
+    http: httpx.AsyncClient, path: str, fields: dict[str, Any], param: str
+) -> None:
+    body: dict[str, Any] = {"model": "chat"}
+    if path == "/v1/chat/completions":
+        body["messages"] = MESSAGES
+    body.update(fields)
+    answer = await http.post(path, json=body, headers=AUTH)
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert (error["param"], error["code"], error["type"]) == (param, "invalid_value", "invalid_request_error")
+    assert error["message"].startswith(f"{param}: ")
+
+
+async def test_a_union_field_names_the_field_not_a_member_type(http: httpx.AsyncClient) -> None:
+    body = {"model": "chat", "prompt": [[1, 2]]}
+    error = (await http.post("/v1/completions", json=body, headers=AUTH)).json()["error"]
+    assert error["param"] == "prompt"
+    assert "str" not in error["param"].split(".")
