@@ -72,7 +72,7 @@ class ExperimentSpec(BaseModel):
         "whose verdict waits until every variant has `sample_size` observations",
     )
     sample_size: int | None = Field(
-        default=None, ge=2, description="per variant; required by (and only for) design: fixed_horizon"
+        default=None, ge=2, le=MAX_COUNT, description="per variant; required by (and only for) design: fixed_horizon"
     )
     mixture_scale: float = Field(
         default=0.2,
