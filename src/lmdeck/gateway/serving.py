@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from lmdeck.gateway.context import Completed, Kind, RequestContext, Streamed
+from lmdeck.gateway.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnected, cancel_on_disconnect
 from lmdeck.gateway.errors import api_error_response, upstream_to_api_error
 from lmdeck.gateway.pipeline import Pipeline
 from lmdeck.gateway.sse import sse_stream
@@ -118,6 +119,14 @@ class InferenceServing:
         body = parse_body(await request.body(), SCHEMAS[kind])
         ctx = self.context(request, kind, body)
         ctx.principal = principal
+        try:
+            # The body is read: from here a disconnect is the only thing the client can tell us.
+            return await cancel_on_disconnect(request.receive, self.answer(ctx))
+        except ClientDisconnected:
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+    async def answer(self, ctx: RequestContext) -> Response:
+        """Run the pipeline; a whole answer as JSON, a stream as SSE once its first chunk is in."""
         try:
             result = await self.pipeline.run(ctx)
             if isinstance(result, Completed):

@@ -146,6 +146,8 @@ class FakeState:
         self.outcomes: Counter[str] = Counter()
         self.requests: deque[dict[str, Any]] = deque(maxlen=keep_requests)
         self.in_flight = 0
+        #: Requests whose client closed the connection while the fake was still on them (latency, hangs).
+        self.disconnects = 0
 
     def reset(self) -> None:
         """Back to the configuration the fake started with; counters and recorded requests cleared."""
@@ -155,6 +157,7 @@ class FakeState:
         self.counts.clear()
         self.outcomes.clear()
         self.requests.clear()
+        self.disconnects = 0
 
     def update(self, changes: dict[str, Any]) -> FakeConfig:
         """Merge ``changes`` into the configuration; a new ``script`` replaces what is left of the old."""
@@ -187,5 +190,6 @@ class FakeState:
             "counts": dict(self.counts),
             "outcomes": dict(self.outcomes),
             "in_flight": self.in_flight,
+            "disconnects": self.disconnects,
             "script_left": len(self.script),
         }

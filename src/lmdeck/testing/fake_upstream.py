@@ -21,7 +21,8 @@ Control endpoints change it while it runs:
 
 - ``POST /_fake/config`` merges a JSON object into :class:`FakeConfig` (a new ``script``
   replaces the rest of the old one) and returns the whole configuration;
-- ``GET /_fake/config``; ``GET /_fake/stats`` (request counts per path, outcomes, in flight);
+- ``GET /_fake/config``; ``GET /_fake/stats`` (request counts per path, outcomes, in flight, and
+  ``disconnects``: requests whose client left while the fake was still on them);
 - ``GET /_fake/requests`` (the last requests: path, body, headers);
 - ``POST /_fake/reset`` (back to the start configuration, counters cleared);
 - ``GET /_fake/health``.
@@ -191,8 +192,11 @@ class FakeUpstream:
         if handler is None:
             await ex.error(404, f"fake upstream has no route {scope['method']} {ex.path}")
             return
-        if not ex.path.startswith("/_fake/"):
-            self.state.counts[ex.path] += 1
+        if ex.path.startswith("/_fake/"):
+            # Control calls are not traffic: neither counted nor in flight.
+            await handler(ex)
+            return
+        self.state.counts[ex.path] += 1
         self.state.in_flight += 1
         try:
             await handler(ex)
@@ -221,8 +225,8 @@ class FakeUpstream:
             return None
         action = self.state.next_action() if ex.path in INFERENCE_PATHS else Action()
         self.state.outcomes[action.do if action.do != "error" else f"error:{action.status}"] += 1
-        if config.latency_ms:
-            await asyncio.sleep(config.latency_ms / 1000.0)
+        if config.latency_ms and not await self._pause(ex, config.latency_ms / 1000.0):
+            return None
         if action.do == "error":
             retry_after = action.retry_after if action.retry_after is not None else config.retry_after
             headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else {}
@@ -237,8 +241,21 @@ class FakeUpstream:
             return None
         if action.do == "hang" or (action.do == "hang_before_first_token" and not streamed):
             await ex.wait_disconnect()
+            self.state.disconnects += 1
             return None
         return body, action
+
+    async def _pause(self, ex: Exchange, seconds: float) -> bool:
+        """Wait ``seconds`` before answering; False (and counted in ``disconnects``) if the client leaves first."""
+        gone = asyncio.ensure_future(ex.wait_disconnect())
+        try:
+            await asyncio.wait_for(asyncio.shield(gone), seconds)
+        except TimeoutError:
+            return True
+        finally:
+            gone.cancel()
+        self.state.disconnects += 1
+        return False
 
     def _id(self, prefix: str) -> str:
         return f"{prefix}-fake-{next(self._ids)}"
@@ -301,6 +318,7 @@ class FakeUpstream:
         await ex.start(200, {"content-type": "text/event-stream", "cache-control": "no-cache"})
         if action.do == "hang_before_first_token":
             await ex.wait_disconnect()
+            self.state.disconnects += 1
             return
         tps = self.state.config.tokens_per_s
         fails_after = action.after_chunks if action.do in MID_STREAM else None

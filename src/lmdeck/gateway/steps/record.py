@@ -11,6 +11,7 @@ import anyio
 from pydantic import BaseModel
 
 from lmdeck.gateway.context import Completed, RequestContext, Result, Streamed
+from lmdeck.gateway.disconnect import CLIENT_CLOSED_REQUEST
 from lmdeck.gateway.errors import upstream_to_api_error
 from lmdeck.gateway.pipeline import Handler
 from lmdeck.protocol import APIError
@@ -104,12 +105,24 @@ class RecordStep:
             ctx.trace.error = f"{type(exc).__name__}: {exc}"
             ctx.trace.error_type = "internal"
 
+    @staticmethod
+    def _abandoned(ctx: RequestContext, why: str) -> None:
+        ctx.trace.status_code = CLIENT_CLOSED_REQUEST
+        ctx.trace.error = why
+        ctx.trace.error_type = "client_disconnected"
+
     async def __call__(self, ctx: RequestContext, call_next: Handler) -> Result:
         try:
             result = await call_next(ctx)
         except Exception as exc:
             self._fail(ctx, exc)
             await self._finish(ctx)
+            raise
+        except asyncio.CancelledError:
+            # Cancelled before the answer was ready: its client went away (see gateway.disconnect).
+            with anyio.CancelScope(shield=True):
+                self._abandoned(ctx, "client disconnected before the answer was ready")
+                await self._finish(ctx)
             raise
         if isinstance(result, Completed):
             _usage_into(ctx.trace, result.response)
@@ -141,9 +154,7 @@ class RecordStep:
             with anyio.CancelScope(shield=True):
                 await _close(chunks)
                 if not finished and ctx.trace.error is None:
-                    ctx.trace.status_code = 499
-                    ctx.trace.error = "client disconnected before the stream ended"
-                    ctx.trace.error_type = "client_disconnected"
+                    self._abandoned(ctx, "client disconnected before the stream ended")
                 if self.redact == "none":
                     ctx.trace.response_body = {"content": "".join(text)}
                 await self._finish(ctx)
