@@ -543,6 +543,13 @@ class Settings(BaseModel):
         description="seconds a client has to send a request's headers (from connecting, or from the request's "
         "first byte on a kept-alive connection); slower ones get a 408 and the connection is closed",
     )
+    body_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="seconds a request body may go without a byte while lmdeck waits for it; a stalled "
+        "client gets a 408 and the connection is closed",
+    )
     otlp_endpoint: str | None = None
     default_routes: bool = Field(default=True, description="serve the bundled `demo` and `embed` routes")
     routes: list[RouteConfig] = Field(default_factory=list)

@@ -119,3 +119,17 @@ def test_the_trailing_slash_redirect_does_not_echo_the_host(gw: GatewayProcess) 
     response = httpx.get(f"{gw.url}/api/keys/", headers={**gw.headers(), "host": "evil.example"}, timeout=10)
     assert response.status_code == 307
     assert response.headers["location"] == "/api/keys"
+
+
+def test_a_body_that_stops_arriving_gets_a_408(gateway: GatewayFactory, fake_upstream: FakeUpstreamProcess) -> None:
+    """Regression: a client that sent its headers and part of its body held the connection for ever."""
+    gw = gateway([{"name": "chat", "targets": [openai_target(fake_upstream)]}], body_timeout=1.0)
+    head = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: lmdeck\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + gw.admin_key.encode() + b"\r\nContent-Length: 100\r\n\r\n"
+    )
+    with connect(gw) as sock:
+        sock.sendall(head + b'{"model": "chat"')
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b'"code":"body_timeout"' in answer

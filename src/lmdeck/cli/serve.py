@@ -77,6 +77,10 @@ def serve(
         log_level="warning",
         access_log=False,
         loop="auto",
-        http=guarded_protocol(header_timeout=settings.header_timeout, max_header_bytes=settings.max_header_bytes),
+        http=guarded_protocol(
+            header_timeout=settings.header_timeout,
+            max_header_bytes=settings.max_header_bytes,
+            body_timeout=settings.body_timeout,
+        ),
         timeout_graceful_shutdown=10,
     )

@@ -8,11 +8,14 @@ byte of a request, so a client sending its headers one byte at a time holds a co
 - ``header_timeout``: seconds from the connection's opening, or from the first byte of a
   request on a kept-alive connection, until its whole header block has arrived; past it
   the client gets a 408 (or, having sent nothing, just the close) and the connection closes;
-- ``max_header_bytes``: the request line and headers together; past it a 431, then the close.
+- ``max_header_bytes``: the request line and headers together; past it a 431, then the close;
+- ``body_timeout``: seconds a request body may go without a byte while the app waits for it;
+  past it the client gets a 408 ``body_timeout`` (or, once an answer has begun, just the close).
+  Time during which the app is not reading (uvicorn paused the socket) does not count.
 
 Errors are JSON in OpenAI's shape, like every other answer of the gateway::
 
-    uvicorn.run(app, http=guarded_protocol(header_timeout=10, max_header_bytes=32768))
+    uvicorn.run(app, http=guarded_protocol(header_timeout=10, max_header_bytes=32768, body_timeout=30))
 """
 
 from __future__ import annotations
@@ -46,10 +49,11 @@ async def _header_too_large(scope: Any, receive: Any, send: Any) -> None:
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a header-read timeout and a header-size limit (class attributes)."""
+    """uvicorn's httptools protocol with header and body read timeouts and a header-size limit (class attributes)."""
 
     header_timeout: ClassVar[float] = 10.0
     max_header_bytes: ClassVar[int] = 32 * 1024
+    body_timeout: ClassVar[float] = 30.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -57,6 +61,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_head = False
         self._head_bytes = 0
         self._head_seen = 0
+        self._body_timer: asyncio.TimerHandle | None = None
 
     # -- the clock on the request head -------------------------------------------------------
 
@@ -81,6 +86,31 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.write(raw_error(408, message, "header_timeout"))
         self.transport.close()
 
+    # -- the clock on the request body -------------------------------------------------------
+
+    def _arm_body_timer(self) -> None:
+        self._disarm_body_timer()
+        self._body_timer = self.loop.call_later(self.body_timeout, self._body_too_slow)
+
+    def _disarm_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_too_slow(self) -> None:
+        self._body_timer = None
+        cycle = self.cycle
+        if cycle is None or not cycle.more_body or cycle.response_complete or self.transport.is_closing():
+            return
+        if self.flow.read_paused:
+            # The app has not read what arrived: the wait is lmdeck's, not the client's.
+            self._arm_body_timer()
+            return
+        if not cycle.response_started:
+            message = f"the request body stopped arriving: no byte for {self.body_timeout:g}s"
+            self.transport.write(raw_error(408, message, "body_timeout"))
+        self.transport.close()
+
     # -- uvicorn's hooks ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -90,6 +120,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._end_head()
+        self._disarm_body_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -114,6 +145,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_seen = 0
         if size <= self.max_header_bytes:
             super().on_headers_complete()
+            self._arm_body_timer()
             return
         self.scope["lmdeck.header_error"] = self._too_large_message()  # type: ignore[typeddict-unknown-key]
         app, self.app = self.app, _header_too_large
@@ -121,6 +153,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             super().on_headers_complete()
         finally:
             self.app = app
+
+    def on_body(self, body: bytes) -> None:
+        super().on_body(body)
+        self._arm_body_timer()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._disarm_body_timer()
 
     def send_400_response(self, msg: str) -> None:
         self.transport.write(raw_error(400, f"the request is not valid HTTP/1.1: {msg}", "invalid_http"))
@@ -130,10 +170,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         return f"the request line and headers are larger than {self.max_header_bytes} bytes (max_header_bytes)"
 
 
-def guarded_protocol(*, header_timeout: float, max_header_bytes: int) -> type[GuardedHttpToolsProtocol]:
-    """The protocol class for ``uvicorn.run(http=...)``, with these limits."""
+def guarded_protocol(
+    *, header_timeout: float, max_header_bytes: int, body_timeout: float = 30.0
+) -> type[GuardedHttpToolsProtocol]:
+    """The protocol class for ``uvicorn.run(http=...)``, with these limits (timeouts in seconds)."""
     return type(
         "GuardedHttpToolsProtocol",
         (GuardedHttpToolsProtocol,),
-        {"header_timeout": header_timeout, "max_header_bytes": max_header_bytes},
+        {"header_timeout": header_timeout, "max_header_bytes": max_header_bytes, "body_timeout": body_timeout},
     )
