@@ -37,7 +37,10 @@ async def test_chat_answers_in_openai_shape_with_usage(tiny: LocalProvider) -> N
 async def test_stream_gives_the_same_text_as_a_whole_answer(tiny: LocalProvider) -> None:
     whole = await tiny.chat(chat(max_tokens=12, temperature=0))
     chunks = [
-        c async for c in tiny.stream_chat(chat(max_tokens=12, temperature=0, stream_options={"include_usage": True}))
+        c
+        async for c in tiny.stream_chat(
+            chat(max_tokens=12, temperature=0, stream=True, stream_options={"include_usage": True})
+        )
     ]
     assert chunks[0].choices[0]["delta"] == {"role": "assistant", "content": ""}
     text = "".join(c.choices[0]["delta"].get("content", "") for c in chunks if c.choices)

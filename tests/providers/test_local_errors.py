@@ -72,3 +72,29 @@ async def test_no_local_refusal_is_labelled_an_upstream_rejection(tiny: LocalPro
             failures.append(exc)
     assert len(failures) == 2
     assert all(upstream_to_api_error(f).code != "upstream_rejected" for f in failures)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_part_that_is_not_text_is_refused_by_name(tiny: LocalProvider, stream: bool) -> None:
+    """Regression: an image part was dropped and the model answered the text around it."""
+    content = [{"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": "data:,"}}]
+    request = ChatCompletionRequest.model_validate(
+        {"model": "tiny", "messages": [{"role": "user", "content": content}], "stream": stream}
+    )
+    with pytest.raises(UpstreamError) as raised:
+        if stream:
+            async for _ in tiny.stream_chat(request):
+                pass
+        else:
+            await tiny.chat(request)
+    err = upstream_to_api_error(raised.value)
+    assert (err.status, err.param, err.code) == (400, "messages.0.content.1", "unsupported_content")
+    assert "'image_url'" in err.message
+
+
+async def test_the_lmdeck_key_is_an_unknown_parameter_not_a_silent_extension(tiny: LocalProvider) -> None:
+    """Regression: a body's ``lmdeck`` field was dropped on every target, though nothing reads it."""
+    with pytest.raises(UpstreamError) as raised:
+        await tiny.chat(chat("hi", lmdeck={"cache": False}))
+    err = upstream_to_api_error(raised.value)
+    assert (err.status, err.param, err.code) == (400, "lmdeck", "unsupported_parameter")

@@ -80,3 +80,20 @@ async def test_a_union_field_names_the_field_not_a_member_type(http: httpx.Async
     error = (await http.post("/v1/completions", json=body, headers=AUTH)).json()["error"]
     assert error["param"] == "prompt"
     assert "str" not in error["param"].split(".")
+
+
+@pytest.mark.parametrize(
+    ("path", "fields"),
+    [
+        ("/v1/chat/completions", {"messages": MESSAGES}),
+        ("/v1/completions", {"prompt": "hi"}),
+    ],
+)
+async def test_stream_options_on_a_request_that_does_not_stream_are_refused(
+    http: httpx.AsyncClient, path: str, fields: dict[str, Any]
+) -> None:
+    """Regression: ``include_usage`` without ``stream`` was ignored; OpenAI refuses it."""
+    body = {"model": "chat", **fields, "stream_options": {"include_usage": True}}
+    error = (await http.post(path, json=body, headers=AUTH)).json()["error"]
+    assert (error["param"], error["code"]) == ("stream_options", "invalid_value")
+    assert "stream: true" in error["message"]

@@ -40,6 +40,17 @@ class StreamOptions(BaseModel):
 
     include_usage: bool = False
 
+    def asks(self) -> bool:
+        """Whether these options ask for anything (``include_usage: true`` or an option lmdeck does not know)."""
+        return self.include_usage or any(v not in (None, False) for v in (self.model_extra or {}).values())
+
+
+def stream_options_need_stream(options: StreamOptions | None, info: ValidationInfo) -> StreamOptions | None:
+    """Refuse ``stream_options`` that ask for something on a request that does not stream, as OpenAI does."""
+    if options is not None and options.asks() and not info.data.get("stream"):
+        raise ValueError("`stream_options` only applies to streams: set `stream: true`, or remove it")
+    return options
+
 
 class ChatCompletionRequest(BaseModel):
     """A chat request; unknown fields are kept and passed to the upstream."""
@@ -67,6 +78,8 @@ class ChatCompletionRequest(BaseModel):
     user: str | None = None
     metadata: dict[str, Any] | None = None
 
+    _stream_options = field_validator("stream_options")(stream_options_need_stream)
+
     @field_validator("model", "messages")
     @classmethod
     def _required_unless_prompt(cls, value: Any, info: ValidationInfo) -> Any:
@@ -90,7 +103,7 @@ class ChatCompletionRequest(BaseModel):
 
 
 #: Request fields that are lmdeck extensions and never sent upstream.
-LMDECK_FIELDS = {"prompt", "lmdeck", "tags"}
+LMDECK_FIELDS = {"prompt", "tags"}
 
 
 class ChatChoice(BaseModel):

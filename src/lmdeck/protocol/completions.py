@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from lmdeck.protocol.chat import LMDECK_FIELDS, StreamOptions, Usage
+from lmdeck.protocol.chat import LMDECK_FIELDS, StreamOptions, Usage, stream_options_need_stream
 from lmdeck.protocol.limits import INT64_MAX, INT64_MIN, MAX_TOKENS
 
 
@@ -27,6 +27,8 @@ class CompletionRequest(BaseModel):
     echo: bool | None = None
     logprobs: int | None = Field(default=None, ge=0, le=INT64_MAX)
     user: str | None = None
+
+    _stream_options = field_validator("stream_options")(stream_options_need_stream)
 
     def token_limit(self) -> int | None:
         return self.max_tokens

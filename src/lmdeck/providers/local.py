@@ -168,6 +168,22 @@ class LocalProvider:
             )
             raise _bad_request(message, refusal.param, refusal.code)
 
+    def _refuse_non_text(self, request: ChatCompletionRequest) -> None:
+        """A local model reads text only: an image, audio or file part would be dropped unseen, so it is refused."""
+        for i, message in enumerate(request.messages):
+            if isinstance(message.content, str) or message.content is None:
+                continue
+            for j, part in enumerate(message.content):
+                kind = part.get("type")
+                if kind != "text":
+                    param = f"messages.{i}.content.{j}"
+                    raise _bad_request(
+                        f"{param}: local model {self.target.model!r} reads text only, not a {kind!r} part: "
+                        "send text parts, or call a model that takes this input",
+                        param,
+                        "unsupported_content",
+                    )
+
     # -- generation ------------------------------------------------------------------------------
 
     async def _engine(self, operation: str) -> LocalEngine:
@@ -269,6 +285,7 @@ class LocalProvider:
 
     def _check_chat(self, request: ChatCompletionRequest) -> None:
         self._refuse_unsupported(request)
+        self._refuse_non_text(request)
         if request.top_logprobs is not None and not request.logprobs:
             raise _invalid("top_logprobs", "needs logprobs=true; set logprobs to true or remove top_logprobs")
         if request.top_logprobs is not None and request.top_logprobs > MAX_CHAT_TOP_LOGPROBS:

@@ -58,6 +58,8 @@ async def test_whole_responses_pass_untouched() -> None:
 
 
 def test_completions_carry_stream_options_as_an_extra_field() -> None:
-    asked = CompletionRequest.model_validate({"model": "m", "prompt": "x", "stream_options": {"include_usage": True}})
+    asked = CompletionRequest.model_validate(
+        {"model": "m", "prompt": "x", "stream": True, "stream_options": {"include_usage": True}}
+    )
     assert client_wants_usage(asked)
     assert not client_wants_usage(CompletionRequest(model="m", prompt="x"))
