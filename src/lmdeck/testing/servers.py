@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import yaml
@@ -111,6 +111,42 @@ class FakeUpstreamProcess:
         _stop(self.proc)
 
 
+FakeT = TypeVar("FakeT", bound="FakeUpstreamProcess")
+
+
+def _start_fake(
+    kind: type[FakeT],
+    name: str,
+    cmd: list[str],
+    listening: re.Pattern[str],
+    host: str,
+    log_dir: str | Path | None,
+    timeout: float,
+) -> FakeT:
+    """Run ``cmd``, read its port from the log line ``listening`` matches, wait for ``/_fake/health``."""
+    slug = name.replace(" ", "-")
+    folder = Path(log_dir or tempfile.mkdtemp(prefix=f"lmdeck-{slug}-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    log_path = folder / f"{slug}-{os.getpid()}-{time.monotonic_ns()}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServerStartError(f"{name} exited with {proc.returncode}:\n{_tail(log_path)}")
+        match = listening.search(log_path.read_text(errors="replace"))
+        if match:
+            fake = kind(proc, int(match.group(1)), log_path, host)
+            try:
+                if httpx.get(f"{fake.url}/_fake/health", timeout=1.0).status_code == 200:
+                    return fake
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.05)
+    _stop(proc)
+    raise ServerStartError(f"{name} not ready after {timeout}s:\n{_tail(log_path)}")
+
+
 def start_fake_upstream(
     *,
     host: str = "127.0.0.1",
@@ -132,27 +168,8 @@ def start_fake_upstream(
         if isinstance(value, list | tuple):
             value = ",".join(str(v) for v in value)
         flags += [f"--{name.replace('_', '-')}", str(value)]
-    log_dir = Path(log_dir or tempfile.mkdtemp(prefix="lmdeck-fake-"))
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"fake-upstream-{os.getpid()}-{time.monotonic_ns()}.log"
     cmd = [sys.executable, "-m", "lmdeck.testing.fake_upstream", "--host", host, "--port", str(port), *flags, *args]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise ServerStartError(f"fake upstream exited with {proc.returncode}:\n{_tail(log_path)}")
-        match = _LISTENING.search(log_path.read_text(errors="replace"))
-        if match:
-            fake = FakeUpstreamProcess(proc, int(match.group(1)), log_path, host)
-            try:
-                if httpx.get(f"{fake.url}/_fake/health", timeout=1.0).status_code == 200:
-                    return fake
-            except httpx.HTTPError:
-                pass
-        time.sleep(0.05)
-    _stop(proc)
-    raise ServerStartError(f"fake upstream not ready after {timeout}s:\n{_tail(log_path)}")
+    return _start_fake(FakeUpstreamProcess, "fake upstream", cmd, _LISTENING, host, log_dir, timeout)
 
 
 @contextlib.contextmanager
@@ -383,28 +400,9 @@ def start_fake_anthropic(
     *, host: str = "127.0.0.1", log_dir: str | Path | None = None, api_key: str | None = None, timeout: float = 20.0
 ) -> FakeAnthropicProcess:
     """Start ``python -m lmdeck.testing.fake_anthropic`` on a free port and wait until it answers."""
-    log_dir = Path(log_dir or tempfile.mkdtemp(prefix="lmdeck-fake-anthropic-"))
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"fake-anthropic-{os.getpid()}-{time.monotonic_ns()}.log"
     cmd = [sys.executable, "-m", "lmdeck.testing.fake_anthropic", "--host", host, "--port", "0"]
     cmd += ["--api-key", api_key] if api_key else []
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise ServerStartError(f"fake anthropic exited with {proc.returncode}:\n{_tail(log_path)}")
-        match = _ANTHROPIC_LISTENING.search(log_path.read_text(errors="replace"))
-        if match:
-            fake = FakeAnthropicProcess(proc, int(match.group(1)), log_path, host)
-            try:
-                if httpx.get(f"{fake.url}/_fake/health", timeout=1.0).status_code == 200:
-                    return fake
-            except httpx.HTTPError:
-                pass
-        time.sleep(0.05)
-    _stop(proc)
-    raise ServerStartError(f"fake anthropic not ready after {timeout}s:\n{_tail(log_path)}")
+    return _start_fake(FakeAnthropicProcess, "fake anthropic", cmd, _ANTHROPIC_LISTENING, host, log_dir, timeout)
 
 
 def anthropic_target(fake: FakeAnthropicProcess, model: str = "claude-sonnet-4-5", **extra: Any) -> dict[str, Any]:

@@ -50,23 +50,9 @@ TRANSLATED = frozenset(
 #: The chat parameters the translation honours, as the gateway's eligibility check names them
 #: (see :mod:`lmdeck.providers.capabilities`; ``model``, ``messages``, ``stream``, ``user`` and
 #: ``metadata`` are always honoured). A target is skipped for a request using anything else.
-CHAT_PARAMS = frozenset(
-    {
-        "max_tokens",
-        "max_completion_tokens",
-        "temperature",
-        "top_p",
-        "top_k",
-        "stop",
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-        "response_format",
-        "service_tier",
-        "safety_identifier",
-        "stream_options.include_usage",
-    }
-)
+CHAT_PARAMS = (TRANSLATED - {"model", "messages", "stream", "stream_options", "user", "metadata"}) | {
+    "stream_options.include_usage"
+}
 
 #: Parameters with no Anthropic counterpart, accepted only at the value that changes nothing.
 NEUTRAL: dict[str, Callable[[Any], bool]] = {
