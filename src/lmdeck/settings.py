@@ -71,6 +71,16 @@ class SecretRef(BaseModel):
     secret: str | None = Field(default=None, alias="$secret")
     _lookup: Callable[[str], str] | None = PrivateAttr(default=None)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _not_inline(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError(
+                'a key is never written inline: reference it as {"$env": "NAME"} (an environment variable) '
+                'or {"$secret": "name"} (stored with PUT /api/secrets/name)'
+            )
+        return value
+
     @model_validator(mode="after")
     def _one_source(self) -> SecretRef:
         if (self.env is None) == (self.secret is None):

@@ -97,3 +97,22 @@ async def test_stream_options_on_a_request_that_does_not_stream_are_refused(
     error = (await http.post(path, json=body, headers=AUTH)).json()["error"]
     assert (error["param"], error["code"]) == ("stream_options", "invalid_value")
     assert "stream: true" in error["message"]
+
+
+async def test_an_admin_api_validation_error_has_a_code(http: httpx.AsyncClient) -> None:
+    """Regression: /api validation errors said ``code: null`` where /v1 says ``invalid_value``."""
+    answer = await http.post("/api/teams", json={"name": "t", "colour": "red"}, headers=AUTH)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert (error["param"], error["code"]) == ("colour", "invalid_value")
+
+
+async def test_a_key_written_inline_is_refused_with_the_reference_to_write(http: httpx.AsyncClient) -> None:
+    """Regression: the answer said only "Input should be a valid dictionary"."""
+    assert (await http.post("/api/registry/models", json={"name": "bot"}, headers=AUTH)).status_code == 201
+    version = {"provider": "openai", "model": "m", "api_key": "sk-inline"}
+    answer = await http.post("/api/registry/models/bot/versions", json=version, headers=AUTH)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["param"] == "api_key"
+    assert '{"$env": "NAME"}' in error["message"] and "sk-inline" not in error["message"]

@@ -151,7 +151,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_validation_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         param, message = validation_param(exc.errors()) if exc.errors() else (None, "invalid request")
-        return json_response(400, error_body(f"{param or 'request'}: {message}", param=param))
+        return json_response(400, error_body(f"{param or 'request'}: {message}", param=param, code="invalid_value"))
 
     async def on_unexpected(_: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)
