@@ -116,3 +116,15 @@ async def test_a_key_written_inline_is_refused_with_the_reference_to_write(http:
     error = answer.json()["error"]
     assert error["param"] == "api_key"
     assert '{"$env": "NAME"}' in error["message"] and "sk-inline" not in error["message"]
+
+
+async def test_an_embeddings_request_past_2048_inputs_is_refused(http: httpx.AsyncClient) -> None:
+    """Regression: 20,000 inputs on the local model ran for minutes and ended in a 504."""
+    body = {"model": "chat", "input": ["hi"] * 2049}
+    answer = await http.post("/v1/embeddings", json=body, headers=AUTH)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["param"] == "input" and "at most 2048 inputs" in error["message"]
+    body["input"] = ["hi"] * 2048
+    answer = await http.post("/v1/embeddings", json=body, headers=AUTH)
+    assert answer.json()["error"]["param"] != "input"

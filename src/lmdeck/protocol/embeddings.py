@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lmdeck.protocol.chat import LMDECK_FIELDS, Usage
 from lmdeck.protocol.limits import MAX_TOKENS
@@ -13,6 +13,8 @@ from lmdeck.protocol.limits import MAX_TOKENS
 TokenId = Annotated[int, Field(ge=0, le=MAX_TOKENS)]
 #: Most dimensions an embedding may be asked for.
 MAX_DIMENSIONS = 65536
+#: Most inputs one request may embed (OpenAI's limit).
+MAX_INPUTS = 2048
 
 
 class EmbeddingRequest(BaseModel):
@@ -23,6 +25,13 @@ class EmbeddingRequest(BaseModel):
     encoding_format: Literal["float", "base64"] | None = None
     dimensions: int | None = Field(default=None, ge=1, le=MAX_DIMENSIONS)
     user: str | None = None
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        if isinstance(value, list) and len(value) > MAX_INPUTS:
+            raise ValueError(f"at most {MAX_INPUTS} inputs per request, not {len(value)}: split them across requests")
+        return value
 
     def texts(self) -> list[str]:
         if isinstance(self.input, str):
