@@ -131,6 +131,23 @@ async def test_a_full_queue_is_a_503_queue_full(ctx: ProviderContext) -> None:
         await provider.aclose()
 
 
+async def test_a_request_larger_than_the_whole_queue_is_a_400(ctx: ProviderContext) -> None:
+    """Regression: 2,000 prompts with n=128 was a 503 "retry shortly" that no retry could satisfy."""
+    ctx.settings.local.max_batch_size = 1
+    ctx.settings.local.max_queue = 2
+    provider = LocalProvider(TargetConfig(provider="local", model="tiny"), ctx)
+    try:
+        with pytest.raises(UpstreamError) as info:
+            await provider.completions(CompletionRequest(model="tiny", prompt=["a", "b"], n=2, max_tokens=1))
+        assert (info.value.status, info.value.retryable) == (400, False)
+        assert info.value.body is not None and info.value.body["error"]["param"] == "n"
+        assert "at most 3 at once" in info.value.body["error"]["message"]
+        answer = await provider.completions(CompletionRequest(model="tiny", prompt=["a", "b", "c"], max_tokens=1))
+        assert len(answer.choices) == 3
+    finally:
+        await provider.aclose()
+
+
 async def test_embeddings_float_and_base64(ctx: ProviderContext) -> None:
     embed = LocalProvider(TargetConfig(provider="local", model="all-minilm-l6-v2"), ctx)
     try:

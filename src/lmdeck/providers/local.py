@@ -382,8 +382,16 @@ class LocalProvider:
         self._check_completions(request)
         engine = await self._engine("completions")
         texts = request.prompts()
-        prompts = [engine.lm.encode(p) for p in texts]
         n = request.n or 1
+        capacity = engine.max_queue + engine.max_batch_size
+        if len(texts) * n > capacity:
+            # A request larger than the whole queue would be a 503 "retry shortly" that never succeeds.
+            raise _invalid(
+                "n" if n > 1 else "prompt",
+                f"{len(texts)} prompts with n={n} is {len(texts) * n} generations; model {self.target.model!r} holds "
+                f"at most {capacity} at once (local.max_queue + local.max_batch_size): send fewer prompts or a smaller n",
+            )
+        prompts = [engine.lm.encode(p) for p in texts]
         jobs = [(prompt, self._params(engine, request, i)) for prompt in prompts for i in range(n)]
         if request.max_tokens == 0 and request.logprobs is None:
             results = [_Generated("", "length", 0) for _ in jobs]  # echo only: nothing to run
