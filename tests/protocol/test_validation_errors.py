@@ -32,3 +32,8 @@ def test_a_union_reports_the_field_and_what_each_member_wanted() -> None:
 def test_fastapi_body_prefix_is_left_out() -> None:
     error = {"loc": ("body", "name"), "msg": "Field required"}
     assert validation_param([error]) == ("name", "Field required")
+
+
+def test_fastapi_query_and_path_prefixes_are_left_out() -> None:
+    assert validation_param([{"loc": ("query", "limit"), "msg": "too small"}]) == ("limit", "too small")
+    assert validation_param([{"loc": ("path", "version"), "msg": "bad"}]) == ("version", "bad")

@@ -128,3 +128,10 @@ async def test_an_embeddings_request_past_2048_inputs_is_refused(http: httpx.Asy
     body["input"] = ["hi"] * 2048
     answer = await http.post("/v1/embeddings", json=body, headers=AUTH)
     assert answer.json()["error"]["param"] != "input"
+
+
+async def test_a_bad_query_parameter_is_named_as_sent(http: httpx.AsyncClient) -> None:
+    """Regression: the param read ``query.limit``."""
+    error = (await http.get("/api/traces?limit=0", headers=AUTH)).json()["error"]
+    assert (error["param"], error["code"]) == ("limit", "invalid_value")
+    assert error["message"].startswith("limit: ")

@@ -70,9 +70,10 @@ def validation_param(errors: Sequence[Any]) -> tuple[str | None, str]:
     A value that fails every member of a union yields one error per member, each with the
     member's type appended to its location (``messages.0.content.str``); the param is then the
     location they share (``messages.0.content``) and the message lists what each member wanted.
-    ``body`` (FastAPI's prefix) is left out.
+    FastAPI's leading source (``body``, ``query``, ``path``, ``header``, ``cookie``) is left out:
+    the param is ``limit``, not ``query.limit``.
     """
-    locs = [[str(p) for p in err["loc"] if p != "body"] for err in errors]
+    locs = [[str(p) for p in _without_source(err["loc"])] for err in errors]
     first = locs[0]
     if len(locs) > 1:
         shared = first
@@ -85,3 +86,11 @@ def validation_param(errors: Sequence[Any]) -> tuple[str | None, str]:
             wanted = dict.fromkeys(str(err["msg"]) for err in errors)
             return ".".join(shared), " or ".join(wanted)
     return ".".join(first) or None, str(errors[0]["msg"])
+
+
+#: Where FastAPI found a value: the first element of its error locations.
+_SOURCES = frozenset({"body", "query", "path", "header", "cookie"})
+
+
+def _without_source(loc: Sequence[Any]) -> Sequence[Any]:
+    return loc[1:] if loc and loc[0] in _SOURCES else loc
