@@ -61,6 +61,7 @@ class Gateway:
     started: bool = False
 
     async def start(self) -> None:
+        self.router.start_loading()  # local models load in the background while the rest starts
         for service in self.services:
             await service.start()
         self.started = True
@@ -89,7 +90,8 @@ class Gateway:
         return list(routes.values())
 
     def readiness(self) -> list[str]:
-        return [] if self.started else ["starting"]
+        problems = [] if self.started else ["starting"]
+        return problems + [f"local model {name!r} is loading" for name in self.router.loading()]
 
 
 def build_sink(settings: Settings, db: Database) -> TraceSink:

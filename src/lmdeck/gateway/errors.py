@@ -76,6 +76,9 @@ def upstream_to_api_error(exc: UpstreamError) -> APIError:
         return APIError(403, exc.message, code="egress_refused")
     if exc.kind == "queue_full":
         return APIError(503, exc.message, code="queue_full", headers={"retry-after": "1"})
+    if exc.kind == "model_loading":
+        wait = str(max(1, math.ceil(exc.retry_after or 1)))
+        return APIError(503, exc.message, code="model_loading", headers={"retry-after": wait})
     upstream = _passed_through(exc)
     if exc.status in UPSTREAM_MISCONFIGURED:
         log.warning("upstream refused the target's configuration: %s", exc.message)

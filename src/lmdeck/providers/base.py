@@ -219,5 +219,19 @@ def continues_answers(provider: object) -> bool:
     return isinstance(provider, ContinuingProvider) and bool(provider.continues_answers)
 
 
+@runtime_checkable
+class Preloading(Protocol):
+    """A provider whose model loads in the background when the gateway starts (the local engine).
+
+    The gateway reports it not ready (``/health/ready``) while any ``loading()`` is not empty.
+    """
+
+    def start_loading(self) -> None: ...
+
+    def loading(self) -> list[str]:
+        """The models of this target still loading, by name."""
+        ...
+
+
 class ProviderFactory(Protocol):
     def __call__(self, target: TargetConfig, ctx: ProviderContext) -> Provider: ...

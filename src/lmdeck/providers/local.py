@@ -20,9 +20,9 @@ import importlib.util
 import struct
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lmdeck.local.errors import EngineClosed, PromptTooLong, QueueFull
 from lmdeck.local.params import SamplingParams
@@ -49,7 +49,13 @@ if TYPE_CHECKING:
     from lmdeck.local.engine import GenerationHandle, LocalEngine, TokenEvent
     from lmdeck.local.logprobs import TokenLogprob, TokenText
 
+T = TypeVar("T")
+
 RUNTIME_KEY = "local.runtime"
+#: Share of the target's timeout a request spends waiting for its model to load, and the Retry-After
+#: (seconds) of the 503 ``model_loading`` answered when the load takes longer.
+LOAD_WAIT_SHARE = 0.9
+LOADING_RETRY_AFTER = 5.0
 DEFAULT_MAX_TOKENS = 256
 QUANTIZE_CHOICES = ("none", "int8")
 #: OpenAI's limits: ``top_logprobs`` of a chat request, ``logprobs`` of a legacy completion.
@@ -184,17 +190,50 @@ class LocalProvider:
                         "unsupported_content",
                     )
 
+    # -- loading ---------------------------------------------------------------------------------------
+
+    def start_loading(self) -> None:
+        """Begin loading this target's model in the background; the gateway calls it as it starts."""
+        self.runtime.preload(self.target.model, self.quantize if self.spec.task == "generate" else None)
+
+    def loading(self) -> list[str]:
+        """This target's model while its load is under way (``demo``, ``demo (int8)``), else nothing."""
+        return [name for name in self.runtime.loading() if name.partition(" (")[0] == self.target.model]
+
     # -- generation ------------------------------------------------------------------------------
 
-    async def _engine(self, operation: str) -> LocalEngine:
-        if self.spec.task != "generate":
-            raise UnsupportedOperation(f"local:{self.target.model}", operation)
+    def _load_budget(self, stream: bool) -> float:
+        """Seconds a request waits for the model's load: most of the time the gateway gives the call.
+
+        Kept under the target's ``timeout`` (``ttft_timeout`` for a stream), so that the caller hears
+        that the model is still loading rather than a timeout that would count against the target.
+        """
+        limit = (self.target.ttft_timeout or self.target.timeout) if stream else self.target.timeout
+        return limit * LOAD_WAIT_SHARE
+
+    async def _loaded(self, load: Awaitable[T], stream: bool) -> T:
+        budget = self._load_budget(stream)
         try:
-            engine = await self.runtime.engine(self.target.model, self.quantize)
+            async with asyncio.timeout(budget):
+                return await load
+        except TimeoutError:
+            raise UpstreamError(
+                503,
+                f"local model {self.target.model!r} is still loading after {budget:.0f} s; retry shortly "
+                "(GET /health/ready says when every local model is loaded)",
+                retryable=False,
+                retry_after=LOADING_RETRY_AFTER,
+                kind="model_loading",
+            ) from None
         except (OSError, RuntimeError, ValueError) as exc:
             raise UpstreamError(
                 503, f"local model {self.target.model!r} failed to load: {exc}", retryable=False
             ) from exc
+
+    async def _engine(self, operation: str, stream: bool = False) -> LocalEngine:
+        if self.spec.task != "generate":
+            raise UnsupportedOperation(f"local:{self.target.model}", operation)
+        engine = await self._loaded(self.runtime.engine(self.target.model, self.quantize), stream)
         if self._names is None:
             from lmdeck.local.logprobs import TokenText
 
@@ -325,7 +364,7 @@ class LocalProvider:
         if (request.n or 1) > 1:
             raise _bad_request("n > 1 is not supported with stream=true by local models: send n requests", "n")
         self._check_chat(request)
-        engine = await self._engine("chat completions")
+        engine = await self._engine("chat completions", stream=True)
         prompt = self._chat_prompt(engine, request)
         handle = self._submit(engine, prompt, self._params(engine, request, 0))
         chunk_id, created = _new_id("chatcmpl"), int(time.time())
@@ -426,7 +465,7 @@ class LocalProvider:
         if (request.n or 1) > 1:
             raise _bad_request("n > 1 is not supported with stream=true by local models: send n requests", "n")
         self._check_completions(request)
-        engine = await self._engine("completions")
+        engine = await self._engine("completions", stream=True)
         text = prompts[0]
         prompt = engine.lm.encode(text)
         params = self._params(engine, request, 0)
@@ -475,12 +514,7 @@ class LocalProvider:
             raise _bad_request(f"input: {exc}; send strings to local models", "input") from None
         if not texts:
             raise _bad_request("input: send at least one string", "input")
-        try:
-            batcher = await self.runtime.embedder(self.target.model)
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise UpstreamError(
-                503, f"local model {self.target.model!r} failed to load: {exc}", retryable=False
-            ) from exc
+        batcher = await self._loaded(self.runtime.embedder(self.target.model), stream=False)
         dims = batcher.embedder.dimensions
         if request.dimensions is not None and request.dimensions != dims:
             raise _bad_request(

@@ -270,9 +270,11 @@ def start_gateway(
     port: int | None = None,
     timeout: float = 60.0,
     attempts: int = 3,
+    wait_for: str = "/health/ready",
 ) -> GatewayProcess:
     """Start ``lmdeck serve`` with ``config`` (a mapping or YAML text, written under ``data_dir``,
-    or the path of an existing file) and wait for ``/health/ready``.
+    or the path of an existing file) and wait until ``wait_for`` answers 200 (``/health/live`` to
+    return while local models are still loading).
 
     The admin key is passed as ``LMDECK_ADMIN_KEY``. A port taken between choosing and
     binding it is retried on another port.
@@ -308,7 +310,7 @@ def start_gateway(
             if proc.poll() is not None:
                 break
             try:
-                if httpx.get(f"{gw.url}/health/ready", timeout=1.0).status_code == 200:
+                if httpx.get(f"{gw.url}{wait_for}", timeout=1.0).status_code == 200:
                     return gw
             except httpx.HTTPError:
                 pass

@@ -16,9 +16,11 @@ async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", summary="The gateway can serve: store open, trace sink running")
+@router.get("/ready", summary="The gateway can serve: store open, trace sink running, local models loaded")
 async def ready(request: Request) -> Response:
-    problems = request.app.state.gateway.readiness()
+    gateway = request.app.state.gateway
+    problems = gateway.readiness()
     if problems:
-        return json_response(503, {"status": "unavailable", "problems": problems})
+        body = {"status": "unavailable", "problems": problems, "loading": gateway.router.loading()}
+        return json_response(503, body)
     return json_response(200, {"status": "ok"})

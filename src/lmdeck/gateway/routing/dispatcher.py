@@ -40,7 +40,7 @@ from pydantic import BaseModel
 from lmdeck.gateway.context import Completed, RequestContext, Result, Streamed
 from lmdeck.gateway.routing.breaker import Permit
 from lmdeck.gateway.routing.eligibility import eligible_targets
-from lmdeck.gateway.routing.retry import falls_back, retryable, trips_breaker
+from lmdeck.gateway.routing.retry import falls_back, no_verdict, retryable, trips_breaker
 from lmdeck.gateway.routing.router import Router, RouteState, TargetState
 from lmdeck.gateway.routing.stream_commit import ChunkReader, ChunkTimeout, HeldStream, hold_until_commit
 from lmdeck.gateway.routing.stream_resume import StreamTranscript
@@ -255,6 +255,8 @@ class Dispatcher:
     async def _settle(self, permit: Permit, exc: UpstreamError | None) -> None:
         if exc is None:
             await self.router.breakers.success(permit)
+        elif no_verdict(exc):
+            await self.router.breakers.release(permit)
         elif trips_breaker(exc):
             await self.router.breakers.failure(permit)
         else:

@@ -9,7 +9,8 @@
   does a target misconfiguration the upstream reports (401, 403, 404), which a retry
   on the same route cannot fix but another route may.
 - Failures that trip a breaker are those that say the upstream is unwell: 5xx and timeouts,
-  not the caller's 4xx nor rate limiting.
+  not the caller's 4xx nor rate limiting. A local model that is busy (its queue is full) or still
+  loading says nothing about its health either: :data:`NO_VERDICT` kinds leave the breaker as it was.
 
 >>> policy = RetryPolicy(RetrySettings(backoff_base=0.1, backoff_max=1.0, max_retry_after=5))
 >>> policy.delay(0, random.Random(0), retry_after=30, same_target=True)
@@ -36,8 +37,19 @@ def falls_back(exc: UpstreamError) -> bool:
     return exc.retryable or exc.status in MISCONFIGURED
 
 
+#: Failures that are no verdict on the target's health: capacity the caller competes for, or a warm-up.
+NO_VERDICT = frozenset({"queue_full", "model_loading"})
+
+
 def trips_breaker(exc: UpstreamError) -> bool:
+    if exc.kind in NO_VERDICT:
+        return False
     return exc.status >= 500 or exc.kind in ("timeout", "ttft_timeout")
+
+
+def no_verdict(exc: UpstreamError) -> bool:
+    """The failure says nothing of the target's health: its breaker neither counts it nor resets."""
+    return exc.kind in NO_VERDICT
 
 
 @dataclass(frozen=True)

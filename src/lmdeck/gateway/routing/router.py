@@ -15,6 +15,7 @@ from lmdeck.gateway.routing.retry import RetryPolicy
 from lmdeck.gateway.routing.state import RouteState, TargetState
 from lmdeck.gateway.routing.strategy import StrategyRegistry
 from lmdeck.providers import ProviderContext, ProviderRegistry
+from lmdeck.providers.base import Preloading
 from lmdeck.settings import BreakerSettings, RetrySettings, RouteConfig, Settings, TargetConfig
 
 BREAKER_STATES: tuple[BreakerState, ...] = ("closed", "open", "half_open")
@@ -96,6 +97,17 @@ class Router:
 
     def targets(self) -> dict[str, TargetState]:
         return {t.id: t for route in self._routes.values() for t in route.targets}
+
+    def start_loading(self) -> None:
+        """Start loading, in the background, every model a target serves in-process."""
+        for target in self.targets().values():
+            if isinstance(target.provider, Preloading):
+                target.provider.start_loading()
+
+    def loading(self) -> list[str]:
+        """The models still loading (each named once), for ``/health/ready``."""
+        names = (n for t in self.targets().values() if isinstance(t.provider, Preloading) for n in t.provider.loading())
+        return sorted(set(names))
 
     def breaker_states(self) -> dict[str, BreakerState]:
         """Every target's breaker state, by target id (``closed`` unless it has tripped)."""
