@@ -21,6 +21,7 @@ from lmdeck.gateway.context import RequestContext, Result
 from lmdeck.gateway.pipeline import Handler
 from lmdeck.policy.ownership import check_read
 from lmdeck.protocol import APIError, ChatCompletionRequest
+from lmdeck.protocol.errors import validation_param
 from lmdeck.registry.live import LiveRegistry
 from lmdeck.registry.prompt_registry import render_error
 from lmdeck.registry.rendering import TemplateRenderer
@@ -110,6 +111,5 @@ def _validated(data: dict[str, Any]) -> ChatCompletionRequest:
     try:
         return ChatCompletionRequest.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        param = ".".join(str(p) for p in err["loc"]) or None
-        raise APIError(400, f"the rendered request is invalid: {param}: {err['msg']}", param=param) from None
+        param, message = validation_param(exc.errors())
+        raise APIError(400, f"the rendered request is invalid: {param}: {message}", param=param) from None

@@ -19,6 +19,7 @@ from lmdeck.policy.auth import require
 from lmdeck.policy.principal import Principal
 from lmdeck.policy.schemas import OwnershipFields, OwnershipUpdate
 from lmdeck.protocol import APIError
+from lmdeck.protocol.errors import validation_param
 
 router = APIRouter(prefix="/api/evaluation", tags=["evaluation"], route_class=GuardedRoute)
 
@@ -125,9 +126,8 @@ async def put_rule(
         rule = OnlineRule.model_validate({**fields, "name": name})
         owner = OwnershipFields.model_validate({k: v for k, v in body.items() if k in ("team", "visibility")})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        param = ".".join(str(p) for p in err["loc"]) or None
-        raise APIError(400, f"{param}: {err['msg']}", param=param, code="invalid_rule") from None
+        param, message = validation_param(exc.errors())
+        raise APIError(400, f"{param}: {message}", param=param, code="invalid_rule") from None
     result: dict[str, Any] = await _rules(request).save(rule, principal, team=owner.team, visibility=owner.visibility)
     return result
 
