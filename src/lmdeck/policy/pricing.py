@@ -141,6 +141,10 @@ DEFAULT_PRICES: dict[str, ModelPrice] = {
 }
 
 
+#: Prices looked up by (provider, model) remembered at once; past this the memo starts again.
+MEMO_SIZE = 1024
+
+
 class PriceTable:
     """Prices by upstream model, with the built-in rows under the configured ones."""
 
@@ -162,6 +166,9 @@ class PriceTable:
         memo = (provider, model)
         found = self._memo.get(memo)
         if found is None:
+            if len(self._memo) >= MEMO_SIZE:
+                # Names can come from upstream answers: a memo keyed by them must not grow for ever.
+                self._memo.clear()
             row = self._find(model, provider)
             found = self._memo[memo] = FREE if row is None else Price.of(row)
         return found

@@ -130,10 +130,14 @@ class StampBundle:
         self.routes = routes
         self.log = log
 
-    def hash_for(self, route_name: str, snapshot: RegistrySnapshot, prompt: tuple[str, int, str] | None) -> str:
+    def hash_for(self, route_name: str, snapshot: RegistrySnapshot, prompt: tuple[str, int, str] | None) -> str | None:
+        """The bundle hash of a request to ``route_name``; None when no such route exists (nothing
+        served it, and a name a client made up is neither cached nor stored)."""
         key = (route_name, prompt)
         found = snapshot.bundles.get(key)
         if found is None:
+            if self.routes.config(route_name, snapshot) is None:
+                return None
             content = bundle_content(route_name, self.routes, snapshot, prompt)
             found = snapshot.bundles[key] = digest(content)
             self.log.remember(found, content)

@@ -60,12 +60,24 @@ class TraceFacts:
         )
 
 
-class RecentTraces:
-    """A trace observer remembering the last ``capacity`` traces by their lmdeck-generated ids."""
+#: Traces kept in memory for feedback that arrives before their store write: a few seconds of traffic.
+RECENT_TRACES = 4096
 
-    def __init__(self, capacity: int = 20000) -> None:
+
+class RecentTraces:
+    """A trace observer remembering the last ``capacity`` traces by their lmdeck-generated ids.
+
+    It only bridges the moment between a trace's answer and its store write (the store is
+    asked otherwise), so it stays small: at most ``3 * capacity`` keys, about 0.8 KB per trace.
+    """
+
+    def __init__(self, capacity: int = RECENT_TRACES) -> None:
         self.capacity = capacity
         self._by_key: OrderedDict[str, TraceFacts] = OrderedDict()
+
+    def __len__(self) -> int:
+        """How many ids it holds now (at most three per trace)."""
+        return len(self._by_key)
 
     def observe(self, record: TraceRecord) -> None:
         facts = TraceFacts.of(record)
