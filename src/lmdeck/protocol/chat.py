@@ -55,7 +55,10 @@ def stream_options_need_stream(options: StreamOptions | None, info: ValidationIn
 class ChatCompletionRequest(BaseModel):
     """A chat request; unknown fields are kept and passed to the upstream."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={"examples": [{"model": "demo", "messages": [{"role": "user", "content": "What is 12+7?"}]}]},
+    )
 
     #: lmdeck extension: a registered prompt to render into ``messages`` (see lmdeck.registry.prompt_step).
     prompt: dict[str, Any] | None = None

@@ -11,7 +11,9 @@ from lmdeck.protocol.limits import INT64_MAX, INT64_MIN, MAX_TOKENS
 
 
 class CompletionRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow", json_schema_extra={"examples": [{"model": "demo", "prompt": "12+7=", "max_tokens": 4}]}
+    )
 
     model: str = Field(min_length=1)
     prompt: str | list[str]

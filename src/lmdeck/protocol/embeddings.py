@@ -18,7 +18,9 @@ MAX_INPUTS = 2048
 
 
 class EmbeddingRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow", json_schema_extra={"examples": [{"model": "embed", "input": "the quick brown fox"}]}
+    )
 
     model: str = Field(min_length=1)
     input: str | list[str] | list[TokenId] | list[list[TokenId]]
