@@ -307,6 +307,21 @@ class RateLimitSettings(BaseModel):
     tpm: int | None = Field(default=None, ge=1, description="tokens (prompt + max_tokens) per minute")
 
 
+class ConcurrencySettings(BaseModel):
+    """How many requests one key, and one team, may have in flight at once (see docs/access.md).
+
+    A stream counts as in flight and as an open stream until it ends. Beyond a limit the request
+    is answered 429 at once. The counts are per gateway process.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    key_in_flight: int = Field(default=64, ge=1, description="requests one key may have in flight, streams included")
+    key_streams: int = Field(default=32, ge=1, description="streams one key may have open")
+    team_in_flight: int = Field(default=256, ge=1, description="requests one team's keys may have in flight together")
+    team_streams: int = Field(default=128, ge=1, description="streams one team's keys may have open together")
+
+
 class PolicySettings(BaseModel):
     """Access control and cost governance: limits, prices and how fast changes spread."""
 
@@ -324,6 +339,9 @@ class PolicySettings(BaseModel):
         default_factory=RateLimitSettings, description="limits of a key that sets none"
     )
     route_limits: dict[str, RateLimitSettings] = Field(default_factory=dict, description="limits per route")
+    concurrency: ConcurrencySettings = Field(
+        default_factory=ConcurrencySettings, description="requests and streams in flight per key and per team"
+    )
     pricing: dict[str, ModelPrice] = Field(
         default_factory=dict, description="prices per upstream model, over the built-in table"
     )

@@ -149,3 +149,17 @@ async def test_a_request_cancelled_while_waiting_gives_its_place_back(tiny_lm: L
         assert (await third.text())[1] == "length"
     finally:
         engine.close()
+
+
+async def test_rows_leave_after_the_batch_grew_inside_a_forward_pass(tiny_lm: LocalCausalLM) -> None:
+    """Regression: buffers grown during a decode step were inference tensors, so the first row to leave
+    after that (moving the last row into its place) failed the step for every running request."""
+    engine = LocalEngine(tiny_lm, max_batch_size=2, max_queue=2)
+    try:
+        short = engine.submit(tiny_lm.encode("a"), SamplingParams(max_tokens=150, temperature=0))
+        long = engine.submit(tiny_lm.encode("b"), SamplingParams(max_tokens=200, temperature=0))
+        assert (await short.text())[1] == "length"  # row 0 leaves; row 1 moves into its place
+        assert (await long.text())[1] == "length"
+        assert (short.completion_tokens, long.completion_tokens) == (150, 200)
+    finally:
+        engine.close()

@@ -1,4 +1,4 @@
-"""The local provider behind the gateway: a full queue answers 503, a client that leaves frees its row."""
+"""The local provider behind the gateway: a full queue is the caller's 429, a client that leaves frees its row."""
 
 from __future__ import annotations
 
@@ -62,7 +62,9 @@ async def gateway(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.Monk
         await gw.stop()
 
 
-async def test_a_full_queue_answers_503_with_retry_after(gateway: Gateway) -> None:
+async def test_a_full_queue_is_the_callers_429_and_never_opens_the_breaker(gateway: Gateway) -> None:
+    """Regression: a full queue answered 503, which counted as a failure of the model: five of them opened
+    its circuit breaker and every caller got 503 circuit_open for the breaker's reset time."""
     app = create_app(gateway=gateway)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lmdeck.test") as http:
         warm = await http.post("/v1/chat/completions", json=ask(1), headers=AUTH)
@@ -76,16 +78,21 @@ async def test_a_full_queue_answers_503_with_retry_after(gateway: Gateway) -> No
                 break
             await asyncio.sleep(0.01)
         assert engine.stats.waiting == 1
-        refused = await http.post("/v1/chat/completions", json=ask(3), headers=AUTH)
-        assert refused.status_code == 503
-        assert refused.headers["retry-after"] == "1"
-        error = refused.json()["error"]
-        assert (error["code"], error["type"]) == ("queue_full", "service_unavailable")
-        assert "local.max_queue=1" in error["message"]
+        threshold = gateway.settings.breaker.failure_threshold
+        for _ in range(threshold + 1):
+            refused = await http.post("/v1/chat/completions", json=ask(3), headers=AUTH)
+            assert refused.status_code == 429
+            assert refused.headers["retry-after"] == "1"
+            error = refused.json()["error"]
+            assert (error["code"], error["type"]) == ("queue_full", "rate_limit_error")
+            assert "local.max_queue=1" in error["message"]
+        assert gateway.router.breaker_states() == {"local:tiny": "closed"}
         engine.resume()
         done = await queued
         assert done.status_code == 200
         assert done.json()["usage"]["completion_tokens"] == 3
+        after = await http.post("/v1/chat/completions", json=ask(2), headers=AUTH)
+        assert after.status_code == 200, after.text  # not circuit_open
 
 
 async def test_bad_input_gets_openai_shaped_4xx(gateway: Gateway) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import struct
 
@@ -113,7 +114,7 @@ async def test_bad_requests_are_400(tiny: LocalProvider, call: object) -> None:
     assert not info.value.retryable
 
 
-async def test_a_full_queue_is_a_503_queue_full(ctx: ProviderContext) -> None:
+async def test_a_full_queue_is_a_429_queue_full(ctx: ProviderContext) -> None:
     ctx.settings.local.max_batch_size = 1
     ctx.settings.local.max_queue = 1
     provider = LocalProvider(TargetConfig(provider="local", model="tiny"), ctx)
@@ -121,11 +122,15 @@ async def test_a_full_queue_is_a_503_queue_full(ctx: ProviderContext) -> None:
         engine = await provider.runtime.engine("tiny")
         engine.pause()
         waiting = provider.stream_chat(chat(max_tokens=2))
-        await waiting.__anext__()  # queued
+        # A stream's first chunk waits for a row, so a request refused while it waits still gets its status.
+        first = asyncio.ensure_future(anext(waiting))
+        assert await _eventually(lambda: engine.stats.waiting == 1)
+        assert not first.done()
         with pytest.raises(UpstreamError) as info:
             await provider.chat(chat(max_tokens=2))
-        assert (info.value.status, info.value.kind, info.value.retryable) == (503, "queue_full", False)
+        assert (info.value.status, info.value.kind, info.value.retryable) == (429, "queue_full", False)
         engine.resume()
+        assert (await first).choices[0]["delta"]["role"] == "assistant"
         await waiting.aclose()
     finally:
         await provider.aclose()

@@ -75,7 +75,9 @@ def upstream_to_api_error(exc: UpstreamError) -> APIError:
     if exc.kind == "egress_refused":
         return APIError(403, exc.message, code="egress_refused")
     if exc.kind == "queue_full":
-        return APIError(503, exc.message, code="queue_full", headers={"retry-after": "1"})
+        # The caller's share of a busy local model: a rate limit, not a failure of the service.
+        wait = str(max(1, math.ceil(exc.retry_after or 1)))
+        return APIError(429, exc.message, code="queue_full", headers={"retry-after": wait})
     if exc.kind == "model_loading":
         wait = str(max(1, math.ceil(exc.retry_after or 1)))
         return APIError(503, exc.message, code="model_loading", headers={"retry-after": wait})

@@ -22,12 +22,15 @@ import asyncio
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+import torch
+
 from lmdeck.local.detokenize import TextStream
 from lmdeck.local.errors import EngineClosed, PromptTooLong, QueueFull
+from lmdeck.local.fair_queue import FairQueue
 from lmdeck.local.kv_cache import BatchKV
 from lmdeck.local.logprobs import TokenLogprob, position_logprobs, prompt_logprobs
 from lmdeck.local.model import LocalCausalLM
@@ -112,9 +115,13 @@ class _Sequence:
     sampler: RowSampler
     stream: TextStream
     max_tokens: int
+    group: str = ""  # whose share of the batch it uses: a team (or a key without one)
+    member: str = ""  # and, inside the group, a key
     position: int = 0
     last_token: int = 0
     generated: int = 0
+    admitted: int = 0  # the engine iteration that gave it a row: the newest rows are the first to yield
+    resume: list[int] | None = None  # prompt + generated so far, when it gave its row up and waits to go on
     # Entries of generated tokens whose text is not yet released (held back as a possible stop sequence).
     pending_logprobs: list[TokenLogprob] = field(default_factory=list)
 
@@ -131,6 +138,8 @@ class EngineStats:
     finished: int = 0
     cancelled: int = 0
     rejected: int = 0
+    preempted: int = 0  # rows given back to make room for a group under its fair share
+    evicted: int = 0  # waiting requests refused to make room in a full queue for a group with fewer waiting
 
     @property
     def mean_batch(self) -> float:
@@ -172,7 +181,7 @@ class LocalEngine:
         self.stats = EngineStats()
         self._iteration = 0
         self._cond = threading.Condition()
-        self._waiting: deque[_Sequence] = deque()
+        self._waiting: FairQueue[_Sequence] = FairQueue()
         self._running: list[_Sequence] = []
         self._outbox = _Outbox()
         self._closed = False
@@ -182,8 +191,14 @@ class LocalEngine:
 
     # -- the caller's side -------------------------------------------------------------------
 
-    def submit(self, prompt: Sequence[int], params: SamplingParams) -> GenerationHandle:
-        """Queue a request; its events go to the running event loop. Raises QueueFull or PromptTooLong."""
+    def submit(
+        self, prompt: Sequence[int], params: SamplingParams, *, group: str = "", member: str = ""
+    ) -> GenerationHandle:
+        """Queue a request for ``member`` (a key) of ``group`` (its team); its events go to the running event loop.
+
+        Raises PromptTooLong, EngineClosed, or QueueFull when the queue is full and ``group`` already has
+        the most requests waiting (otherwise the newest waiting request of the group with the most makes room).
+        """
         room = self.lm.context_length - len(prompt)
         if not prompt:
             raise PromptTooLong("the prompt is empty: send at least one token of text")
@@ -199,21 +214,44 @@ class LocalEngine:
             sampler=RowSampler(params),
             stream=TextStream(self.lm.tokenizer, params.stop),
             max_tokens=min(params.max_tokens, room),
+            group=group,
+            member=member,
         )
         with self._cond:
             if self._closed:
                 raise EngineClosed(f"the engine for {self.lm.name!r} is stopped")
             free = self.max_batch_size - len(self._running)
             if len(self._waiting) >= self.max_queue + (0 if self._paused else max(0, free)):
-                self.stats.rejected += 1
-                raise QueueFull(
-                    f"model {self.lm.name!r} is busy: {len(self._running)} running and {len(self._waiting)} waiting "
-                    f"(local.max_queue={self.max_queue}); retry shortly"
-                )
-            self._waiting.append(seq)
+                self._make_room(seq)
+            self._waiting.push(group, member, seq)
             self.stats.waiting = len(self._waiting)
             self._cond.notify()
         return handle
+
+    def _full(self) -> QueueFull:
+        return QueueFull(
+            f"model {self.lm.name!r} is busy: {len(self._running)} running and {len(self._waiting)} waiting "
+            f"(local.max_queue={self.max_queue}); retry shortly"
+        )
+
+    def _make_room(self, newcomer: _Sequence) -> None:
+        """Refuse ``newcomer`` (QueueFull), or the newest waiting request of a group with more waiting."""
+        sizes = self._waiting.sizes()
+        mine = sizes.get(newcomer.group, 0)
+        biggest = max(sizes, key=lambda g: sizes[g], default=None)
+        victim = None
+        if biggest is not None and sizes[biggest] >= mine + 2:
+            victim = self._waiting.remove_last(biggest)
+            if victim is not None and victim.generated:
+                # It already streamed text (it gave up its row for a while): it keeps its place.
+                self._waiting.push(victim.group, victim.member, victim, front=True)
+                victim = None
+        self.stats.rejected += 1
+        if victim is None:
+            raise self._full()
+        self.stats.evicted += 1
+        error = TokenEvent("", 0, error=self._full())
+        victim.handle.loop.call_soon_threadsafe(victim.handle._deliver, error)
 
     def pause(self) -> None:
         """Stop admitting and decoding (requests keep queueing) until :meth:`resume`."""
@@ -240,6 +278,12 @@ class LocalEngine:
     # -- the engine thread ---------------------------------------------------------------------
 
     def _run(self) -> None:
+        # Every tensor of the batch is made and changed in inference mode: buffers that grow inside a
+        # forward pass are inference tensors, which may only be updated in place in that mode.
+        with torch.inference_mode():
+            self._loop()
+
+    def _loop(self) -> None:
         kv = self.lm.new_batch(self.max_batch_size)
         while True:
             with self._cond:
@@ -247,10 +291,13 @@ class LocalEngine:
                     self._cond.wait()
                 if self._closed:
                     break
-                admitted = self._admit()
             self._iteration += 1
+            admitted: list[_Sequence] = []
             try:
                 self._drop_cancelled(kv)
+                with self._cond:
+                    self._preempt(kv)
+                    admitted = self._admit()
                 for start in range(0, len(admitted), self.max_prefill_rows):
                     self._prefill(kv, admitted[start : start + self.max_prefill_rows])
                 if self._running:
@@ -267,18 +314,55 @@ class LocalEngine:
             self._outbox.flush()
         self._shutdown()
 
+    def _share(self, running: Counter[str]) -> int:
+        """Rows each active group (running or waiting) is due: the batch divided evenly among them."""
+        active = set(running) | set(self._waiting.sizes())
+        return max(1, self.max_batch_size // max(1, len(active)))
+
+    def _preempt(self, kv: BatchKV) -> None:
+        """Take rows back from groups over their share for waiting groups under theirs (no free row left).
+
+        A row given back keeps everything generated so far; the request waits at the head of its key's
+        line and later goes on where it stopped (its prompt and generated tokens are prefilled again).
+        """
+        if not self._waiting or len(self._running) < self.max_batch_size:
+            return
+        running = Counter(seq.group for seq in self._running)
+        share = self._share(running)
+        rows: list[int] = []
+        for group in self._waiting.sizes():
+            if running[group] >= share:
+                continue
+            over = max(running, key=lambda g: running[g])
+            if running[over] <= share:
+                break
+            row = max(
+                (r for r, seq in enumerate(self._running) if seq.group == over and r not in rows),
+                key=lambda r: self._running[r].admitted,
+            )
+            rows.append(row)
+            running[over] -= 1
+            running[group] += 1
+        victims = [self._running[r] for r in rows]
+        self._remove(kv, rows)
+        for seq in victims:
+            seq.resume = seq.prompt + seq.stream.ids
+            self._waiting.push(seq.group, seq.member, seq, front=True)
+        self.stats.preempted += len(victims)
+
     def _admit(self) -> list[_Sequence]:
-        if any(seq.handle.cancelled for seq in self._waiting):
-            # A caller that gave up while waiting must not hold a place in the queue.
-            kept = deque(seq for seq in self._waiting if not seq.handle.cancelled)
-            self.stats.cancelled += len(self._waiting) - len(kept)
-            self._waiting = kept
+        # A caller that gave up while waiting must not hold a place in the queue.
+        self.stats.cancelled += self._waiting.discard(lambda seq: seq.handle.cancelled or seq.handle.finished)
+        running = Counter(seq.group for seq in self._running)
+        share = self._share(running)
         admitted: list[_Sequence] = []
         while self._waiting and len(self._running) + len(admitted) < self.max_batch_size:
-            seq = self._waiting.popleft()
-            if seq.handle.cancelled:
-                self.stats.cancelled += 1
-                continue
+            # Groups under their share take their turns first; the others have what is left.
+            seq = self._waiting.pop(prefer=lambda group: running[group] < share)
+            if seq is None:
+                break
+            seq.admitted = self._iteration
+            running[seq.group] += 1
             admitted.append(seq)
         self.stats.waiting = len(self._waiting)
         return admitted
@@ -286,7 +370,7 @@ class LocalEngine:
     def _shutdown(self) -> None:
         with self._cond:
             left = [*self._running, *self._waiting]
-            self._running, self._waiting = [], deque()
+            self._running, self._waiting = [], FairQueue()
         for seq in left:
             self._outbox.add(seq.handle, TokenEvent("", seq.generated, error=EngineClosed("the local engine stopped")))
         self._outbox.flush()
@@ -304,9 +388,11 @@ class LocalEngine:
         self._remove(kv, gone)
 
     def _prefill(self, kv: BatchKV, seqs: list[_Sequence]) -> None:
-        scoring = [s.sampler.params.prompt_logprobs for s in seqs]
+        # A request that gave its row up goes on from all it has: its prompt and what it generated.
+        prompts = [s.resume if s.resume is not None else s.prompt for s in seqs]
+        scoring = [s.sampler.params.prompt_logprobs if s.resume is None else None for s in seqs]
         full = any(k is not None for k in scoring)
-        logits, cache = self.lm.prefill([s.prompt for s in seqs], full_logits=full)
+        logits, cache = self.lm.prefill(prompts, full_logits=full)
         last = logits[:, -1, :] if full else logits
         for i, (seq, top) in enumerate(zip(seqs, scoring, strict=True)):
             if top is not None:
@@ -315,13 +401,14 @@ class LocalEngine:
                 self._outbox.add(seq.handle, event)
         chosen = next_tokens(last, [s.sampler for s in seqs])
         scored = position_logprobs(last, chosen, [s.sampler.params.logprobs for s in seqs])
-        kv.join(cache, [len(s.prompt) for s in seqs])
+        kv.join(cache, [len(p) for p in prompts])
         self.stats.prefills += 1
         first_row = len(self._running)
         self._running += seqs
         done: list[int] = []
-        for offset, (seq, token, entry) in enumerate(zip(seqs, chosen, scored, strict=True)):
-            seq.position = len(seq.prompt)
+        for offset, (seq, prompt, token, entry) in enumerate(zip(seqs, prompts, chosen, scored, strict=True)):
+            seq.position = len(prompt)
+            seq.resume = None
             finished = self._finish(seq, "", "length") if seq.max_tokens == 0 else self._accept(seq, token, entry)
             if finished:
                 done.append(first_row + offset)

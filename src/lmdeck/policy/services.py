@@ -7,7 +7,7 @@
 
 Routes reach it as ``request.app.state.gateway.extras["policy"]`` through
 :func:`policy_of`. The pipeline steps it contributes run in this order:
-``ratelimit`` → ``budget`` → ``cost`` (innermost, next to the dispatcher).
+``concurrency`` → ``ratelimit`` → ``budget`` → ``cost`` (innermost, next to the dispatcher).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from lmdeck.policy.bootstrap import bootstrap_admin_key
 from lmdeck.policy.budget_admin import BudgetAdmin
 from lmdeck.policy.budget_step import EnforceBudget, router_models
 from lmdeck.policy.budgets import BudgetStore
+from lmdeck.policy.concurrency import ConcurrencyLimiter
+from lmdeck.policy.concurrency_step import ConcurrencyCap
 from lmdeck.policy.cost import MeterCost
 from lmdeck.policy.credentials import CredentialGate
 from lmdeck.policy.identity_store import IdentityStore
@@ -130,6 +132,7 @@ class PolicyServices:
         """The pipeline steps, in order, to place after the record step."""
         assumed = self.settings.policy.assumed_max_tokens
         return [
+            ConcurrencyCap(ConcurrencyLimiter(self.settings.policy.concurrency)),
             RateLimit(self.limiter, self.keys, self.settings.policy),
             EnforceBudget(self.ledger, self.prices, router_models(router), assumed),
             MeterCost(self.prices, assumed),

@@ -41,6 +41,7 @@ from lmdeck.protocol import (
 from lmdeck.protocol.chat import ChatChoice
 from lmdeck.protocol.embeddings import Embedding
 from lmdeck.providers.base import ProviderContext, UnsupportedOperation, UpstreamError
+from lmdeck.providers.caller import CURRENT_CALLER
 from lmdeck.providers.capabilities import Capabilities
 from lmdeck.providers.registry import ProviderRegistry
 from lmdeck.settings import ConfigError, TargetConfig
@@ -116,6 +117,11 @@ def _bad_request(message: str, param: str | None, code: str = "invalid_value") -
     """A refusal in OpenAI's error shape, which the gateway passes to the client as it is."""
     body = error_body(message, param=param, code=code)
     return UpstreamError(400, message, retryable=False, body=body, kind="invalid_request")
+
+
+def _queue_full(exc: QueueFull) -> UpstreamError:
+    """A full local queue: the caller's 429 (capacity it competes for), never a failure of the model."""
+    return UpstreamError(429, str(exc), retryable=False, retry_after=1.0, kind="queue_full")
 
 
 def _invalid(param: str, message: str) -> UpstreamError:
@@ -269,10 +275,12 @@ class LocalProvider:
         )
 
     def _submit(self, engine: LocalEngine, prompt: list[int], params: SamplingParams) -> GenerationHandle:
+        caller = CURRENT_CALLER.get()
+        group, member = (caller.group, caller.key) if caller is not None else ("", "")
         try:
-            return engine.submit(prompt, params)
+            return engine.submit(prompt, params, group=group, member=member)
         except QueueFull as exc:
-            raise UpstreamError(503, str(exc), retryable=False, kind="queue_full") from None
+            raise _queue_full(exc) from None
         except PromptTooLong as exc:
             raise _bad_request(str(exc), None, "context_length_exceeded") from None
         except EngineClosed as exc:
@@ -298,6 +306,8 @@ class LocalProvider:
     async def _wait(self, handle: GenerationHandle) -> tuple[str, str]:
         try:
             return await handle.text()
+        except QueueFull as exc:
+            raise _queue_full(exc) from None
         except EngineClosed as exc:
             raise UpstreamError(503, str(exc), retryable=True) from None
         except Exception as exc:
@@ -308,6 +318,8 @@ class LocalProvider:
             while True:
                 try:
                     event = await handle.next_event()
+                except QueueFull as exc:
+                    raise _queue_full(exc) from None
                 except EngineClosed as exc:
                     raise UpstreamError(503, str(exc), retryable=True) from None
                 except Exception as exc:
@@ -375,8 +387,12 @@ class LocalProvider:
             )
 
         try:
+            events = self._events(handle)
+            # The first chunk waits for the first event (a row in the batch): a request refused while it
+            # waits (QueueFull) is then still answered with its own status, before any byte of a stream.
+            first = await anext(events)
             yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
-            async for event in self._events(handle):
+            async for event in _chain(first, events):
                 logprobs = self._chat_logprobs(request, list(event.logprobs))
                 if event.text or event.logprobs:
                     delta = {"content": event.text}
@@ -539,6 +555,12 @@ class LocalProvider:
             self._closed = True
             # The last release joins the engine threads: keep that off the event loop.
             await asyncio.to_thread(self.runtime.release)
+
+
+async def _chain(first: T, rest: AsyncIterator[T]) -> AsyncIterator[T]:
+    yield first
+    async for item in rest:
+        yield item
 
 
 def _stops(stop: str | list[str] | None) -> list[str]:
