@@ -38,7 +38,9 @@ def gw(gateway: GatewayFactory, fake_upstream: FakeUpstreamProcess) -> GatewayPr
         {"name": "vectors", "kind": "embeddings", "targets": [openai_target(fake_upstream, "fake-embed")]},
         {"name": "dead", "targets": [{"provider": "openai", "model": "m", "base_url": DEAD_URL, "max_retries": 0}]},
     ]
-    return gateway(routes)
+    # The module's tests fail the `chat` target on purpose, several times over; a breaker opening part-way
+    # (how many failures land inside its window depends on the machine's speed) would answer 503 instead.
+    return gateway(routes, breaker={"failure_threshold": 1_000_000})
 
 
 def client(gw: GatewayProcess, key: str | None = None) -> OpenAI:
@@ -168,16 +170,22 @@ def stream_events(gw: GatewayProcess, route: str) -> list[Any]:
 def test_a_stream_cut_midway_reports_no_address_and_no_exception_text(
     gw: GatewayProcess, fake_upstream: FakeUpstreamProcess
 ) -> None:
-    """Regression: the error event carried the upstream's URL and aiohttp's ConnectionResetError."""
-    fake_upstream.configure(script=["drop_mid_stream"])
+    """Regression: the error event carried the upstream's URL and aiohttp's ConnectionResetError.
+
+    The drop comes well after the first token (5 tokens/s): a close that arrived together with the
+    first chunks could make the client library discard them unread, and the failure would then be one
+    before the stream began (a 502), not the mid-stream case this test is about.
+    """
+    fake_upstream.configure(script=["drop_mid_stream:2"], tokens_per_s=5)
     events = stream_events(gw, "chat")
     errors = [e["error"] for e in events if "error" in e]
     assert len(errors) == 1, events
     assert not LEAKS.search(errors[0]["message"]), errors[0]["message"]
     assert set(errors[0]) == {"message", "type", "param", "code"}
     with pytest.raises(openai.APIError) as raised:
-        fake_upstream.configure(script=["drop_mid_stream"])
-        for _ in client(gw).chat.completions.create(model="chat", messages=USER, stream=True):
+        fake_upstream.configure(script=["drop_mid_stream:2"], tokens_per_s=5)
+        long_reply = [{"role": "user", "content": "one two three four five six"}]
+        for _ in client(gw).chat.completions.create(model="chat", messages=long_reply, stream=True):
             pass
     assert not LEAKS.search(str(raised.value))
 
