@@ -14,8 +14,10 @@ and chat template. It keeps no per-request state: the engine owns the batch's
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 from tokenizers import Tokenizer
@@ -39,6 +41,15 @@ class LocalCausalLM:
     template: ChatTemplate = field(default_factory=ChatTemplate)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     dtype: torch.dtype = torch.float32
+
+    @cached_property
+    def _cache_argument(self) -> str:
+        """The name ``forward`` takes the cache under: ``cache`` (transformers 5.24 on), else ``past_key_values``.
+
+        Passing ``past_key_values`` where ``cache`` exists is deprecated (removal announced for 5.40); passing
+        ``cache`` where it does not exist would be silently ignored, so the signature decides.
+        """
+        return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
 
     @property
     def _shape(self) -> tuple[int, int, int]:
@@ -91,7 +102,7 @@ class LocalCausalLM:
             input_ids=ids.to(self.device),
             position_ids=positions.to(self.device),
             attention_mask=self._mask(allowed.to(self.device))[:, None],
-            cache=cache,
+            **{self._cache_argument: cache},
             use_cache=True,
             logits_to_keep=0 if full_logits else 1,
         )
@@ -105,7 +116,7 @@ class LocalCausalLM:
             input_ids=torch.tensor(list(tokens), dtype=torch.long, device=self.device)[:, None],
             position_ids=torch.tensor(list(positions), dtype=torch.long, device=self.device)[:, None],
             attention_mask=kv.decode_mask(),
-            cache=cache,
+            **{self._cache_argument: cache},
             use_cache=True,
         )
         kv.advance()
