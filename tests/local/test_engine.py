@@ -43,7 +43,7 @@ async def test_batched_greedy_equals_one_at_a_time(engine: LocalEngine) -> None:
 async def test_a_request_joins_a_running_batch(engine: LocalEngine) -> None:
     long = engine.submit(engine.lm.encode("long one"), SamplingParams(max_tokens=120, temperature=0))
     long_first = await long.next_event()
-    short = engine.submit(engine.lm.encode("short"), SamplingParams(max_tokens=3))
+    short = engine.submit(engine.lm.encode("short"), SamplingParams(max_tokens=3, temperature=0))
     short_steps = []
     while (event := await short.next_event()).finish_reason is None:
         short_steps.append(event.step)
@@ -84,7 +84,7 @@ async def test_cancelling_frees_the_row_for_the_next_request(tiny_lm: LocalCausa
         first.cancel()
         # With one row only, this finishes only if the cancelled request gave its row back.
         _, reason = await asyncio.wait_for(
-            engine.submit(tiny_lm.encode("b"), SamplingParams(max_tokens=4)).text(), timeout=30
+            engine.submit(tiny_lm.encode("b"), SamplingParams(max_tokens=4, temperature=0)).text(), timeout=30
         )
         assert reason == "length"
         assert engine.stats.cancelled == 1
@@ -96,9 +96,9 @@ async def test_full_queue_is_refused(tiny_lm: LocalCausalLM) -> None:
     engine = LocalEngine(tiny_lm, max_batch_size=1, max_queue=2)
     try:
         engine.pause()
-        waiting = [engine.submit(tiny_lm.encode(p), SamplingParams(max_tokens=3)) for p in ("a", "b")]
+        waiting = [engine.submit(tiny_lm.encode(p), SamplingParams(max_tokens=3, temperature=0)) for p in ("a", "b")]
         with pytest.raises(QueueFull, match="max_queue=2"):
-            engine.submit(tiny_lm.encode("c"), SamplingParams(max_tokens=3))
+            engine.submit(tiny_lm.encode("c"), SamplingParams(max_tokens=3, temperature=0))
         engine.resume()
         assert [(await h.text())[1] for h in waiting] == ["length", "length"]
         assert engine.stats.rejected == 1
@@ -123,28 +123,28 @@ async def test_max_tokens_is_clamped_to_the_context(engine: LocalEngine) -> None
 async def test_closing_the_engine_ends_pending_requests(tiny_lm: LocalCausalLM) -> None:
     engine = LocalEngine(tiny_lm, max_batch_size=1, max_queue=4)
     engine.pause()
-    handle = engine.submit(tiny_lm.encode("a"), SamplingParams(max_tokens=5))
+    handle = engine.submit(tiny_lm.encode("a"), SamplingParams(max_tokens=5, temperature=0))
     await asyncio.to_thread(engine.close)
     with pytest.raises(EngineClosed):
         await handle.text()
     with pytest.raises(EngineClosed):
-        engine.submit(tiny_lm.encode("a"), SamplingParams(max_tokens=5))
+        engine.submit(tiny_lm.encode("a"), SamplingParams(max_tokens=5, temperature=0))
 
 
 async def test_a_request_cancelled_while_waiting_gives_its_place_back(tiny_lm: LocalCausalLM) -> None:
     engine = LocalEngine(tiny_lm, max_batch_size=1, max_queue=1)
     try:
-        running = engine.submit(tiny_lm.encode("a"), SamplingParams(max_tokens=200))
+        running = engine.submit(tiny_lm.encode("a"), SamplingParams(max_tokens=200, temperature=0))
         await running.next_event()
-        waiting = engine.submit(tiny_lm.encode("b"), SamplingParams(max_tokens=3))
+        waiting = engine.submit(tiny_lm.encode("b"), SamplingParams(max_tokens=3, temperature=0))
         with pytest.raises(QueueFull):
-            engine.submit(tiny_lm.encode("c"), SamplingParams(max_tokens=3))
+            engine.submit(tiny_lm.encode("c"), SamplingParams(max_tokens=3, temperature=0))
         waiting.cancel()
         for _ in range(500):
             if engine.stats.waiting == 0:
                 break
             await asyncio.sleep(0.01)
-        third = engine.submit(tiny_lm.encode("c"), SamplingParams(max_tokens=3))
+        third = engine.submit(tiny_lm.encode("c"), SamplingParams(max_tokens=3, temperature=0))
         running.cancel()
         assert (await third.text())[1] == "length"
     finally:

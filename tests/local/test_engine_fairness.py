@@ -52,7 +52,9 @@ async def test_a_team_over_its_share_gives_a_row_back_and_goes_on_where_it_stopp
     try:
         red = [engine.submit(tiny_lm.encode(p), params, group="red", member="k1") for p in ("long one", "long two")]
         started = [(await h.next_event()).text for h in red]  # red holds both rows
-        blue = engine.submit(tiny_lm.encode("short"), SamplingParams(max_tokens=3), group="blue", member="k2")
+        blue = engine.submit(
+            tiny_lm.encode("short"), SamplingParams(max_tokens=3, temperature=0), group="blue", member="k2"
+        )
         _, blue_last, _ = await first_and_last_step(blue)
         red_results = [await first_and_last_step(h) for h in red]
         # Blue did not wait for red's 60-token answers: one of red's rows was given to it.
@@ -71,7 +73,7 @@ async def test_a_full_queue_makes_room_for_a_team_with_fewer_waiting(tiny_lm: Lo
     engine = LocalEngine(tiny_lm, max_batch_size=1, max_queue=2)
     try:
         engine.pause()
-        params = SamplingParams(max_tokens=2)
+        params = SamplingParams(max_tokens=2, temperature=0)
         red = [engine.submit(tiny_lm.encode(f"r{i}"), params, group="red", member="k1") for i in range(2)]
         with pytest.raises(QueueFull, match=r"local\.max_queue=2"):
             engine.submit(tiny_lm.encode("r2"), params, group="red", member="k1")  # red has the most waiting
