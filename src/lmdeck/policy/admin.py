@@ -110,9 +110,9 @@ class AccessAdmin:
         return await off_loop(self.identities.teams)
 
     async def create_user(self, actor: Principal, body: UserCreate) -> User:
-        if body.team_id is not None:
-            await self._must_exist("team", body.team_id)
-        user = await off_loop(lambda: self.identities.create_user(body.name, email=body.email, team_id=body.team_id))
+        # A team may be named by its name: the user is stored with the team's id.
+        team_id = await self._must_exist("team", body.team_id) if body.team_id is not None else None
+        user = await off_loop(lambda: self.identities.create_user(body.name, email=body.email, team_id=team_id))
         await self._changed(actor, "user.created", f"user:{user.id}", None, user.to_dict())
         return user
 
@@ -147,8 +147,8 @@ class AccessAdmin:
             raise APIError(
                 400, "expires_at is in the past: give a future time", param="expires_at", code="invalid_value"
             )
-        team_id = await self._must_exist("team", body.team_id) if body.team_id else None
-        user_id = await self._must_exist("user", body.user_id) if body.user_id else None
+        team_id = await self._must_exist("team", body.team_id) if body.team_id is not None else None
+        user_id = await self._must_exist("user", body.user_id) if body.user_id is not None else None
         if user_id and team_id is None:
             team_id = (await off_loop(lambda: self.identities.user(user_id))).team_id
 
@@ -173,10 +173,11 @@ class AccessAdmin:
     async def update_key(self, actor: Principal, key_id: str, body: KeyUpdate) -> ApiKey:
         before = await off_loop(lambda: self.identities.key(key_id))
         changes = _changes(body)
-        if changes.get("team_id"):
-            await self._must_exist("team", changes["team_id"])
-        if changes.get("user_id"):
-            await self._must_exist("user", changes["user_id"])
+        # null clears the reference; any other value must name what exists ("" names nothing).
+        if changes.get("team_id") is not None:
+            changes["team_id"] = await self._must_exist("team", changes["team_id"])
+        if changes.get("user_id") is not None:
+            changes["user_id"] = await self._must_exist("user", changes["user_id"])
         key = await off_loop(lambda: self.identities.update_key(key_id, changes))
         action = "key.role_changed" if key.role != before.role else "key.updated"
         await self._changed(actor, action, f"key:{key.id}", before.to_dict(), key.to_dict())

@@ -38,8 +38,8 @@ class _Rules(_Body):
 class KeyCreate(_Rules):
     name: str = Name
     role: Role = Field(default="inference", description="admin, developer, viewer, or inference (only /v1/*)")
-    team_id: str | None = None
-    user_id: str | None = None
+    team_id: str | None = Field(default=None, min_length=1, max_length=200, description="a team id or name")
+    user_id: str | None = Field(default=None, min_length=1, max_length=200, description="a user id or name")
     expires_in: float | None = Field(
         default=None, gt=0, le=MAX_SECONDS, description="seconds from now until the key expires"
     )
@@ -55,8 +55,8 @@ class KeyUpdate(PatchBody, _Rules):
 
     name: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=200)
     role: Role | SkipJsonSchema[None] = None
-    team_id: str | None = None
-    user_id: str | None = None
+    team_id: str | None = Field(default=None, min_length=1, max_length=200, description="a team id or name")
+    user_id: str | None = Field(default=None, min_length=1, max_length=200, description="a user id or name")
     expires_at: float | None = Field(
         default=None, ge=0, le=MAX_EPOCH_SECONDS, description="when the key expires (Unix time); null: never"
     )
@@ -127,7 +127,7 @@ class TeamList(BaseModel):
 class UserCreate(_Body):
     name: str = Name
     email: str | None = Field(default=None, max_length=320)
-    team_id: str | None = None
+    team_id: str | None = Field(default=None, min_length=1, max_length=200, description="a team id or name")
 
 
 class UserOut(BaseModel):
