@@ -1,4 +1,4 @@
-"""Reading ``lmdeck.yaml`` and reporting its errors with line numbers.
+"""Reading ``lmdeck.yaml`` (reporting its errors with line numbers) and loading the settings.
 
 >>> errors = check_config_text("port: nope\\n")
 >>> errors[0].line, errors[0].location
@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from lmdeck.settings import Settings
+from lmdeck.settings import Settings, env_overrides
 
 
 @dataclass(frozen=True)
@@ -118,3 +120,40 @@ def validate_config(data: dict[str, Any], path: Path | str) -> Settings:
         except (OSError, yaml.YAMLError):
             lines = {}
         raise ConfigFileError(path, _problems(exc, lines)) from exc
+
+
+def config_path(explicit: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Path | None:
+    env = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit)
+    if env.get("LMDECK_CONFIG"):
+        return Path(env["LMDECK_CONFIG"])
+    default = Path("lmdeck.yaml")
+    return default if default.exists() else None
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings from a YAML file (optional), the environment and explicit overrides.
+
+    Raises :class:`ConfigFileError` with line numbers when the file is invalid.
+    """
+    env = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    file = config_path(path, env)
+    if file is not None:
+        data = read_config_file(file)
+    for key, value in env_overrides(env).items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    if overrides:
+        data.update(overrides)
+    if file is not None:
+        return validate_config(data, file)
+    return Settings.model_validate(data)

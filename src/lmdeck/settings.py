@@ -624,7 +624,7 @@ class Settings(BaseModel):
         return self.data_dir / "spool"
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     simple = {
         "LMDECK_HOST": "host",
@@ -653,44 +653,3 @@ def forget_own_secrets(environ: MutableMapping[str, str] | None = None) -> None:
     env = os.environ if environ is None else environ
     for name in OWN_SECRETS:
         env.pop(name, None)
-
-
-def config_path(explicit: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Path | None:
-    env = os.environ if environ is None else environ
-    if explicit:
-        return Path(explicit)
-    if env.get("LMDECK_CONFIG"):
-        return Path(env["LMDECK_CONFIG"])
-    default = Path("lmdeck.yaml")
-    return default if default.exists() else None
-
-
-def load_settings(
-    path: str | Path | None = None,
-    *,
-    environ: Mapping[str, str] | None = None,
-    overrides: Mapping[str, Any] | None = None,
-) -> Settings:
-    """Build the settings from a YAML file (optional), the environment and explicit overrides.
-
-    Raises :class:`lmdeck.config.ConfigFileError` with line numbers when the file is invalid.
-    """
-    from lmdeck.config import read_config_file
-
-    env = os.environ if environ is None else environ
-    data: dict[str, Any] = {}
-    file = config_path(path, env)
-    if file is not None:
-        data = read_config_file(file)
-    for key, value in _env_overrides(env).items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
-    if overrides:
-        data.update(overrides)
-    if file is not None:
-        from lmdeck.config import validate_config
-
-        return validate_config(data, file)
-    return Settings.model_validate(data)

@@ -23,9 +23,9 @@ from typing import Any
 import httpx
 import pytest
 
+from lmdeck.app.assembly import Gateway, build_gateway
+from lmdeck.app.factory import create_app
 from lmdeck.evaluation import EvaluatorContext, EvaluatorRegistry, load_evaluators
-from lmdeck.gateway.app import create_app
-from lmdeck.gateway.components import Gateway, build_gateway
 from lmdeck.protocol import (
     ChatCompletionChunk,
     ChatCompletionRequest,

@@ -11,9 +11,9 @@ import pytest
 import uvicorn
 from typer.testing import CliRunner
 
+from lmdeck.app.assembly import build_gateway
+from lmdeck.app.factory import create_app
 from lmdeck.cli.main import app as cli
-from lmdeck.gateway.app import create_app
-from lmdeck.gateway.components import build_gateway
 from lmdeck.sdk import Client, LMDeckError
 from lmdeck.settings import Settings
 from lmdeck.tracing.memory import MemoryTraceSink

@@ -6,9 +6,9 @@ from typing import Any
 
 from lmdeck.evaluation.experiments.schemas import ExperimentSpec
 from lmdeck.evaluation.experiments.step import ExperimentStep
-from lmdeck.gateway.context import Completed, RequestContext, Result
 from lmdeck.gateway.routing.eligibility import RouteEligibility
-from lmdeck.policy.principal import Principal
+from lmdeck.pipeline.context import Completed, RequestContext, Result
+from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import ChatCompletionRequest, ChatCompletionResponse
 from lmdeck.providers.capabilities import Capabilities
 from lmdeck.testing.scripted_provider import route, target

@@ -12,8 +12,8 @@ from lmdeck.evaluation.online.rules import OnlineRule
 from lmdeck.evaluation.online.store import OnlineStore, TraceScore
 from lmdeck.evaluation.runs.schemas import RowResult
 from lmdeck.evaluation.runs.store import RunRecord, RunStore
+from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import Owner, visible_condition, visible_params
-from lmdeck.policy.principal import Principal
 
 
 @pytest.fixture

@@ -4,17 +4,45 @@ resumption on a target that can continue the answer, and the honest end when non
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 from openai import OpenAI
 
-from lmdeck.testing.servers import FakeUpstreamProcess, GatewayFactory, GatewayProcess, openai_target
+from lmdeck.testing.servers import (
+    FakeUpstreamProcess,
+    GatewayFactory,
+    GatewayProcess,
+    openai_target,
+    start_fake_upstream,
+)
 
 ANSWER = "alpha bravo charlie delta echo foxtrot golf hotel"
 USER = [{"role": "user", "content": ANSWER}]
 CONTINUES = {"continue_final_message": True}
+
+
+@pytest.fixture(scope="module")
+def own_fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeUpstreamProcess]:
+    """A fake upstream only this module's gateways call.
+
+    The tests script the very next upstream request and then read the last one seen, so a late
+    request from another module's gateway (a retry still under way) must not reach it.
+    """
+    fake = start_fake_upstream(log_dir=Path(tmp_path_factory.mktemp("stream-fake")))
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
+def fake_upstream(own_fake: FakeUpstreamProcess) -> FakeUpstreamProcess:
+    own_fake.reset()
+    return own_fake
 
 
 @pytest.fixture
@@ -92,13 +120,17 @@ def test_a_failure_before_the_commit_point_is_invisible(
 def test_a_stream_cut_after_its_commit_point_is_resumed_seamlessly(
     gw: GatewayProcess, fake_upstream: FakeUpstreamProcess, fault: str
 ) -> None:
-    fake_upstream.configure(script=[fault])
+    # Paced, so each token is read before the cut: a connection closed with data still unread
+    # may lose that data in the client library, and the gateway would then resume earlier.
+    fake_upstream.configure(script=[fault], tokens_per_s=20)
     chunks, request_id, error = stream(gw, "resumable")
     assert error is None and text(chunks) == ANSWER
     assert {c.id for c in chunks} == {chunks[0].id}
     assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
-    continuation = fake_upstream.requests()[-1]["body"]
-    assert continuation["model"] == "m-second" and continuation["continue_final_message"] is True
+    seen = [r["body"] for r in fake_upstream.requests()]
+    assert [b["model"] for b in seen] == ["m-first", "m-second"]
+    continuation = seen[-1]
+    assert continuation.get("continue_final_message") is True
     assert continuation["messages"][-1] == {"role": "assistant", "content": "alpha bravo charlie delta "}
     trace = gw.trace(request_id)
     assert trace["status_code"] == 200 and trace["target"] == f"openai:m-second@{fake_upstream.base_url}"
@@ -117,7 +149,7 @@ def test_a_stream_cut_after_its_commit_point_is_resumed_seamlessly(
 def test_a_cut_stream_that_cannot_be_resumed_ends_with_an_error_and_estimated_tokens(
     gw: GatewayProcess, fake_upstream: FakeUpstreamProcess
 ) -> None:
-    fake_upstream.configure(script=["drop_mid_stream:4"])
+    fake_upstream.configure(script=["drop_mid_stream:4"], tokens_per_s=20)
     chunks, request_id, error = stream(gw, "plain")
     assert isinstance(error, openai.APIError) and text(chunks) == "alpha bravo charlie delta "
     assert fake_upstream.count() == 1

@@ -13,8 +13,8 @@ import httpx
 import pytest
 import uvicorn
 
-from lmdeck.gateway.app import create_app
-from lmdeck.gateway.components import Gateway, build_gateway
+from lmdeck.app.assembly import Gateway, build_gateway
+from lmdeck.app.factory import create_app
 from lmdeck.local.engine import LocalEngine
 from lmdeck.local.random_model import write_random_model
 from lmdeck.providers.local import LocalProvider

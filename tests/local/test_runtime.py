@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lmdeck.gateway.app import create_app
-from lmdeck.gateway.components import Gateway, build_gateway
+from lmdeck.app.assembly import Gateway, build_gateway
+from lmdeck.app.factory import create_app
 from lmdeck.local.engine import LocalEngine
 from lmdeck.local.runtime import LocalRuntime
 from lmdeck.settings import Settings

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from lmdeck.gateway.app import create_app
-from lmdeck.gateway.components import Gateway, build_gateway
+from lmdeck.app.assembly import Gateway, build_gateway
+from lmdeck.app.factory import create_app
 from lmdeck.policy.services import PolicyServices
 from lmdeck.protocol import (
     ChatCompletionChunk,

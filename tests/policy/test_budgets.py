@@ -226,7 +226,7 @@ async def test_spend_already_recorded_counts_after_a_restart(tmp_path: Path) -> 
 async def test_a_stream_dropped_by_its_client_releases_its_reservation(tmp_path: Path) -> None:
     import gc
 
-    from lmdeck.gateway.context import RequestContext, Streamed
+    from lmdeck.pipeline.context import RequestContext, Streamed
     from lmdeck.protocol import ChatCompletionRequest
     from lmdeck.tracing.record import TraceRecord
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from lmdeck.gateway.context import RequestContext, Result, Streamed
+from lmdeck.pipeline.context import RequestContext, Result, Streamed
+from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.concurrency import ConcurrencyLimiter, ConcurrencyRefused
 from lmdeck.policy.concurrency_step import ConcurrencyCap
-from lmdeck.policy.principal import Principal
 from lmdeck.protocol import APIError, ChatCompletionChunk, ChatCompletionRequest
 from lmdeck.providers.caller import CURRENT_CALLER, Caller
 from lmdeck.settings import ConcurrencySettings

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from lmdeck.pipeline.principal import Principal, Role
 from lmdeck.policy.credentials import CredentialGate, host_matches
-from lmdeck.policy.principal import Principal, Role
 from lmdeck.protocol import APIError
 from lmdeck.providers.egress import EgressPolicy
 from lmdeck.settings import ConfigError, ModelVersionSpec, Settings

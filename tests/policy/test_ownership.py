@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import (
     Owner,
     RouteOwner,
@@ -20,7 +21,6 @@ from lmdeck.policy.ownership import (
     owner_for_new,
     visible_condition,
 )
-from lmdeck.policy.principal import Principal
 from lmdeck.protocol import APIError
 
 ADMIN = Principal(key_id="admin", role="admin")

@@ -21,9 +21,9 @@ import httpx
 import pytest
 import uvicorn
 
+from lmdeck.app.assembly import Gateway, build_gateway
+from lmdeck.app.factory import create_app
 from lmdeck.db import Database
-from lmdeck.gateway.app import create_app
-from lmdeck.gateway.components import Gateway, build_gateway
 from lmdeck.protocol import ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse
 from lmdeck.providers import ProviderContext, ProviderRegistry, registry_alias
 from lmdeck.settings import Settings, TargetConfig

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from lmdeck.cli.main import app as cli
 from lmdeck.db import Database
-from lmdeck.policy.principal import Principal
+from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import APIError
 from lmdeck.registry.dataset_registry import DatasetRegistry
 from lmdeck.sdk import Client

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from lmdeck.db import Database
-from lmdeck.policy.principal import Principal
+from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import APIError
 from lmdeck.registry.dataset_registry import DatasetRegistry
 from lmdeck.registry.datasets import DatasetRow, DatasetStore, rows_digest

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from lmdeck.gateway.app import create_app
-from lmdeck.gateway.components import build_gateway
+from lmdeck.app.assembly import build_gateway
+from lmdeck.app.factory import create_app
 from lmdeck.settings import Settings
 from lmdeck.testing.in_process import in_process_client
 from lmdeck.tracing.memory import MemoryTraceSink

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from lmdeck.app.factory import create_app
 from lmdeck.db.scratch import scratch_database
-from lmdeck.gateway.app import create_app
-from lmdeck.policy.principal import Principal
+from lmdeck.pipeline.principal import Principal
 from lmdeck.settings import Settings
 from lmdeck.testing.in_process import in_process_client
 from lmdeck.tracing.record import TraceRecord

@@ -57,10 +57,10 @@ def verify(
         with connect(base_url, api_key) as client:
             verdict = client.audit.verify().model_dump()
     else:
-        from lmdeck.config import ConfigFileError
+        from lmdeck.config import ConfigFileError, load_settings
         from lmdeck.db import Database
         from lmdeck.policy.audit import AuditLog
-        from lmdeck.settings import ConfigError, load_settings
+        from lmdeck.settings import ConfigError
 
         try:
             settings = load_settings(config, overrides={"data_dir": data_dir} if data_dir else None)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 
-from lmdeck.config import ConfigFileError
+from lmdeck.config import ConfigFileError, load_settings
 from lmdeck.policy.at_rest import restrict_umask, secure_data_dir
-from lmdeck.settings import ConfigError, forget_own_secrets, load_settings
+from lmdeck.settings import ConfigError, forget_own_secrets
 
 
 def serve(
@@ -54,8 +54,8 @@ def serve(
     # Client libraries log every upstream call at INFO: that is what traces are for.
     for noisy in ("httpx", "httpcore", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from lmdeck.gateway.app import create_app
-    from lmdeck.gateway.http_protocol import guarded_protocol
+    from lmdeck.app.factory import create_app
+    from lmdeck.app.http_protocol import guarded_protocol
 
     try:
         app = create_app(settings)

@@ -19,8 +19,8 @@ import hmac
 import secrets
 from typing import Any
 
-from lmdeck.policy.auth import Authenticator
-from lmdeck.policy.principal import Principal
+from lmdeck.pipeline.identity import Authenticator
+from lmdeck.pipeline.principal import Principal
 
 SERVICE_KEY_ID = "evaluation"
 

@@ -18,8 +18,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from lmdeck.evaluation.base import ChatReply
-from lmdeck.gateway.context import Completed, Kind, RequestContext
-from lmdeck.gateway.pipeline import Pipeline
+from lmdeck.pipeline.chain import Pipeline
+from lmdeck.pipeline.context import Completed, Kind, RequestContext
 from lmdeck.protocol import APIError, ChatCompletionRequest, EmbeddingRequest
 from lmdeck.tracing import TraceRecord
 

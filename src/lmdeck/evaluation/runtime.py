@@ -39,9 +39,9 @@ from lmdeck.evaluation.runs.runner import EvalRunner
 from lmdeck.evaluation.runs.service import RunService
 from lmdeck.evaluation.runs.sources import RegistrySources
 from lmdeck.evaluation.runs.store import RunRecord, RunStore
-from lmdeck.gateway.pipeline import Pipeline
 from lmdeck.gateway.routing.eligibility import RouteCheck, route_refusal
 from lmdeck.gateway.steps.record import TraceObserver
+from lmdeck.pipeline.chain import Pipeline
 from lmdeck.protocol import APIError
 from lmdeck.settings import ConfigError, Settings
 

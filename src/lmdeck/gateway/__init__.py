@@ -1,1 +1,1 @@
-"""The gateway: app factory, thin routes, serving logic and the request pipeline."""
+"""The gateway core: routing, dispatch to providers, stream handling and the ``/v1`` serving path."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -11,12 +10,12 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from lmdeck.gateway.context import Completed, Kind, RequestContext, Streamed
 from lmdeck.gateway.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnected, cancel_on_disconnect
 from lmdeck.gateway.errors import api_error_response, upstream_to_api_error
-from lmdeck.gateway.pipeline import Pipeline
 from lmdeck.gateway.sse import sse_stream
-from lmdeck.policy.auth import Authenticator, principal_for
+from lmdeck.pipeline.chain import Pipeline
+from lmdeck.pipeline.context import Completed, Kind, RequestContext, Streamed
+from lmdeck.pipeline.identity import Authenticator, bearer_token, principal_for
 from lmdeck.protocol import APIError, ChatCompletionRequest, CompletionRequest, EmbeddingRequest, error_body
 from lmdeck.protocol.errors import validation_param
 from lmdeck.protocol.limits import check_json
@@ -55,24 +54,6 @@ def parse_body(raw: bytes, schema: type[BaseModel]) -> Any:
     except ValidationError as exc:
         param, message = validation_param(exc.errors())
         raise APIError(400, f"{param}: {message}", param=param, code="invalid_value") from None
-
-
-def token_from_headers(headers: Mapping[str, str]) -> str | None:
-    """The key of ``Authorization: Bearer <key>``, the only header lmdeck reads a key from.
-
-    ``x-api-key`` is not read: lmdeck serves OpenAI's API, whose clients send the bearer
-    header, and one header means no question of which key wins when a request carries two.
-    """
-    auth = headers.get("authorization")
-    if auth:
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
-    return None
-
-
-def bearer_token(request: Request) -> str | None:
-    return token_from_headers(request.headers)
 
 
 def stream_error_body(exc: Exception) -> dict[str, Any]:

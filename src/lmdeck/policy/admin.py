@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 import anyio
 from sqlalchemy.exc import IntegrityError
 
+from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.audit import AuditLog
 from lmdeck.policy.identities import ApiKey, Team, User
 from lmdeck.policy.identity_store import AmbiguousName, IdentityStore, LastAdminKey, NotFound
 from lmdeck.policy.key_cache import KeyCache
-from lmdeck.policy.principal import Principal
 from lmdeck.policy.schemas import KeyCreate, KeyUpdate, TeamCreate, TeamUpdate, UserCreate
 from lmdeck.policy.secrets import SecretNotFound, SecretStore
 from lmdeck.protocol import APIError

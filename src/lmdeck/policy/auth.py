@@ -3,45 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 from starlette.requests import Request
 
-from lmdeck.gateway.context import RequestContext, Result
-from lmdeck.gateway.pipeline import Handler
-from lmdeck.policy.principal import Principal, Role
+from lmdeck.pipeline.chain import Handler
+from lmdeck.pipeline.context import RequestContext, Result
+from lmdeck.pipeline.identity import Authenticator, bearer_token, principal_for
+from lmdeck.pipeline.principal import Principal, Role
 from lmdeck.protocol import APIError
 
 MAX_TAGS = 32
 MAX_TAG_LENGTH = 128
-
-
-class Authenticator(Protocol):
-    """Resolves a presented API key to the principal it belongs to, or None."""
-
-    async def authenticate(self, token: str) -> Principal | None: ...
-
-
-def missing_key() -> APIError:
-    return APIError(
-        401,
-        "no API key: send it as 'Authorization: Bearer <key>' (lmdeck does not read x-api-key)",
-        type="invalid_request_error",
-        code="missing_api_key",
-    )
-
-
-def invalid_key() -> APIError:
-    return APIError(401, "the API key is invalid, expired or revoked", code="invalid_api_key")
-
-
-async def principal_for(authenticator: Authenticator, token: str | None) -> Principal:
-    if not token:
-        raise missing_key()
-    principal = await authenticator.authenticate(token)
-    if principal is None:
-        raise invalid_key()
-    return principal
 
 
 def request_tags(body: Any) -> list[str]:
@@ -98,14 +71,12 @@ class Authenticate:
         return await call_next(ctx)
 
 
-#: Where the route guard (lmdeck.gateway.boundary) leaves the principal it authenticated, in ``request.state``.
+#: Where the route guard (lmdeck.app.boundary) leaves the principal it authenticated, in ``request.state``.
 PRINCIPAL_STATE = "authenticated_principal"
 
 
 async def authenticate_for(authenticator: Authenticator, request: Request, role: Role) -> Principal:
     """The caller of ``request``, who must hold ``role`` or a stronger one: a 401 or 403 otherwise."""
-    from lmdeck.gateway.serving import bearer_token
-
     principal = await principal_for(authenticator, bearer_token(request))
     if not principal.at_least(role):
         raise APIError(403, f"this needs the {role!r} role; the key has {principal.role!r}", code="forbidden")

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
-from lmdeck.gateway.context import Completed, RequestContext, Result, Streamed
-from lmdeck.gateway.pipeline import Handler
 from lmdeck.gateway.routing.router import Router
+from lmdeck.pipeline.chain import Handler
+from lmdeck.pipeline.context import Completed, RequestContext, Result, Streamed
 from lmdeck.policy.estimate import token_need
 from lmdeck.policy.ledger import BudgetExceeded, BudgetLedger, Hold, Subject
 from lmdeck.policy.metering import observed

@@ -14,8 +14,8 @@ fairly among teams and keys.
 
 from __future__ import annotations
 
-from lmdeck.gateway.context import Completed, RequestContext, Result, Streamed
-from lmdeck.gateway.pipeline import Handler
+from lmdeck.pipeline.chain import Handler
+from lmdeck.pipeline.context import Completed, RequestContext, Result, Streamed
 from lmdeck.policy.concurrency import ConcurrencyLimiter, ConcurrencyRefused
 from lmdeck.policy.metering import observed
 from lmdeck.protocol import APIError

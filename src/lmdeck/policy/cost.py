@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lmdeck.gateway.context import Completed, RequestContext, Result, Streamed
-from lmdeck.gateway.pipeline import Handler
+from lmdeck.pipeline.chain import Handler
+from lmdeck.pipeline.context import Completed, RequestContext, Result, Streamed
 from lmdeck.policy.estimate import token_need
 from lmdeck.policy.metering import Usage, content_pieces, observed, usage_of
 from lmdeck.policy.pricing import PriceTable

@@ -24,7 +24,7 @@ from __future__ import annotations
 import urllib.parse
 from collections.abc import Callable, Iterable
 
-from lmdeck.policy.principal import Principal, Role
+from lmdeck.pipeline.principal import Principal, Role
 from lmdeck.protocol import APIError
 from lmdeck.providers.egress import EgressPolicy, url_host
 from lmdeck.settings import OWN_SECRETS, ConfigError, CredentialConfig, ModelVersionSpec, SecretRef, Settings

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from lmdeck.gateway.context import RequestContext
+from lmdeck.pipeline.context import RequestContext
 from lmdeck.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 
 BYTES_PER_TOKEN = 4

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from lmdeck.policy.principal import Role
+from lmdeck.pipeline.principal import Role
 
 KeyState = Literal["active", "expired", "revoked"]
 

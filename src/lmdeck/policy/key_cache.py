@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import anyio
 
+from lmdeck.pipeline.principal import Principal, Role
 from lmdeck.policy.identities import ApiKey, KeySecret, Team
 from lmdeck.policy.identity_store import IdentityStore, Snapshot
 from lmdeck.policy.keys import hash_key
-from lmdeck.policy.principal import Principal, Role
 
 log = logging.getLogger(__name__)
 

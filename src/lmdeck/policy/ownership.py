@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from lmdeck.policy.principal import Principal
+from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import APIError
 
 Visibility = Literal["team", "shared"]

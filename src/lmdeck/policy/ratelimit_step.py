@@ -19,8 +19,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
-from lmdeck.gateway.context import Completed, RequestContext, Result, Streamed
-from lmdeck.gateway.pipeline import Handler
+from lmdeck.pipeline.chain import Handler
+from lmdeck.pipeline.context import Completed, RequestContext, Result, Streamed
 from lmdeck.policy.cost import USAGE
 from lmdeck.policy.estimate import token_need
 from lmdeck.policy.key_cache import KeyCache

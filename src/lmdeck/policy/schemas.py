@@ -13,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.json_schema import SkipJsonSchema
 
 from lmdeck.money import MICROS_PER_DOLLAR
+from lmdeck.pipeline.principal import Role
 from lmdeck.policy.budgets import Period, Scope
 from lmdeck.policy.ownership import Visibility
-from lmdeck.policy.principal import Role
 from lmdeck.protocol.headers import control_problem
 from lmdeck.protocol.limits import MAX_EPOCH_SECONDS, MAX_PER_MINUTE, MAX_SECONDS
 from lmdeck.protocol.patch import PatchBody

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lmdeck.policy.principal import Principal
+from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import APIError
 
 #: Keys that make a JSON object a secret reference.

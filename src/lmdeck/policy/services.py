@@ -20,8 +20,8 @@ import anyio
 from starlette.requests import Request
 
 from lmdeck.db import Database
-from lmdeck.gateway.pipeline import Step
 from lmdeck.gateway.routing.router import Router
+from lmdeck.pipeline.chain import Step
 from lmdeck.policy.admin import AccessAdmin
 from lmdeck.policy.audit import AuditLog
 from lmdeck.policy.bootstrap import bootstrap_admin_key

@@ -64,7 +64,7 @@ class RegistryAliasProvider:
         if resolver is None:
             raise ConfigError(
                 f"target 'registry:{target.model}' needs the gateway's registry: build the router with "
-                "lmdeck.gateway.components.build_gateway"
+                "lmdeck.app.assembly.build_gateway"
             )
         try:
             resolver.check(target.model)

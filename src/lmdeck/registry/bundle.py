@@ -26,8 +26,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from lmdeck.db import Database
-from lmdeck.gateway.context import RequestContext, Result, Streamed
-from lmdeck.gateway.pipeline import Handler
+from lmdeck.pipeline.chain import Handler
+from lmdeck.pipeline.context import RequestContext, Result, Streamed
 from lmdeck.protocol import APIError
 from lmdeck.registry.live import LiveRegistry
 from lmdeck.registry.prompt_step import PROMPT_STATE, SNAPSHOT_STATE

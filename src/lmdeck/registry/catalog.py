@@ -19,6 +19,7 @@ from typing import Any, Generic, Protocol
 import anyio
 
 from lmdeck.db import Database
+from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import (
     Owner,
     RouteOwner,
@@ -31,7 +32,6 @@ from lmdeck.policy.ownership import (
     owner_after_update,
     owner_for_new,
 )
-from lmdeck.policy.principal import Principal
 from lmdeck.protocol import APIError
 from lmdeck.registry.labels import LATEST, POINTER_PLURAL, POINTER_WORD, Action, LabelMove, LabelStore, check_label
 from lmdeck.registry.live import LiveRegistry

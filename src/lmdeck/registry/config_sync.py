@@ -22,8 +22,8 @@ import anyio
 from sqlalchemy import Connection, text
 
 from lmdeck.db import Database
+from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import Owner, check_add, owner_for_new
-from lmdeck.policy.principal import Principal
 from lmdeck.protocol import APIError
 from lmdeck.providers.egress import EgressPolicy
 from lmdeck.registry.catalog import AuditTrail, Catalog, actor_of

@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 
 from lmdeck.db import Database
+from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import (
     Owner,
     Visibility,
@@ -31,7 +32,6 @@ from lmdeck.policy.ownership import (
     visible_condition,
     visible_params,
 )
-from lmdeck.policy.principal import Principal
 from lmdeck.protocol import APIError
 from lmdeck.registry.catalog import actor_of, check_name
 from lmdeck.registry.datasets import DatasetRow, DatasetStore, DatasetVersion, dataset_not_found

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 from lmdeck.db import Database
+from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import RouteOwner
-from lmdeck.policy.principal import Principal
 from lmdeck.protocol import APIError
 from lmdeck.providers.egress import url_host
 from lmdeck.registry.catalog import AuditTrail, Catalog

@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from lmdeck.db import Database
+from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import check_read
-from lmdeck.policy.principal import Principal
 from lmdeck.protocol import APIError
 from lmdeck.registry.catalog import AuditTrail, Catalog
 from lmdeck.registry.diff import prompt_diff

@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from lmdeck.gateway.context import RequestContext, Result
-from lmdeck.gateway.pipeline import Handler
+from lmdeck.pipeline.chain import Handler
+from lmdeck.pipeline.context import RequestContext, Result
 from lmdeck.policy.ownership import check_read
 from lmdeck.protocol import APIError, ChatCompletionRequest
 from lmdeck.protocol.errors import validation_param

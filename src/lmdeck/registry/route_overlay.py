@@ -16,9 +16,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from lmdeck.gateway.context import RequestContext, Result
-from lmdeck.gateway.pipeline import Handler
 from lmdeck.gateway.routing.router import Router
+from lmdeck.pipeline.chain import Handler
+from lmdeck.pipeline.context import RequestContext, Result
 from lmdeck.registry.live import LiveRegistry
 from lmdeck.registry.snapshot import RegistrySnapshot
 from lmdeck.settings import RouteConfig, Settings

@@ -18,8 +18,8 @@ import logging
 from starlette.requests import Request
 
 from lmdeck.db import Database
-from lmdeck.gateway.pipeline import Pipeline
 from lmdeck.gateway.routing.router import Router
+from lmdeck.pipeline.chain import Pipeline
 from lmdeck.policy.credentials import CredentialGate
 from lmdeck.providers import ProviderContext, ProviderRegistry
 from lmdeck.providers.egress import EgressPolicy

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from lmdeck.policy.principal import Role
+from lmdeck.pipeline.principal import Role
 from lmdeck.policy.schemas import KeyCreated, KeyOut
 from lmdeck.sdk.client import Namespace
 

@@ -325,11 +325,12 @@ class FakeUpstream:
         sent_tokens = 0
         for is_token, payload in events:
             if is_token:
+                if tps and sent_tokens:
+                    # Paced: the next token (or the failure that takes its place) comes a beat later.
+                    await asyncio.sleep(1.0 / tps)
                 if sent_tokens == fails_after:
                     await self._fail_mid_stream(ex, action)
                     return
-                if tps and sent_tokens:
-                    await asyncio.sleep(1.0 / tps)
                 sent_tokens += 1
             await ex.send({"type": "http.response.body", "body": _sse(payload), "more_body": True})
         if fails_after is not None:

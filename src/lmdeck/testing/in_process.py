@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from lmdeck.gateway.components import Gateway
+from lmdeck.app.assembly import Gateway
 
 
 @asynccontextmanager

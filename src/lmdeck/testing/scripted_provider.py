@@ -24,8 +24,8 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from lmdeck.gateway.context import RequestContext
 from lmdeck.gateway.routing.state import RouteState, TargetState
+from lmdeck.pipeline.context import RequestContext
 from lmdeck.protocol import (
     ChatCompletionChunk,
     ChatCompletionRequest,

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from lmdeck.gateway.context import Completed, Streamed
 from lmdeck.gateway.routing.breaker import CircuitBreakers, InProcessBreakerStore
 from lmdeck.gateway.routing.dispatcher import Dispatcher
 from lmdeck.gateway.routing.retry import RetryPolicy
 from lmdeck.gateway.routing.router import Router
 from lmdeck.gateway.routing.state import RouteState, TargetState
+from lmdeck.pipeline.context import Completed, Streamed
 from lmdeck.protocol import APIError
 from lmdeck.providers.base import UpstreamError, UpstreamTimeout
 from lmdeck.settings import BreakerSettings, RetrySettings

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from lmdeck.gateway.context import Completed, RequestContext
 from lmdeck.gateway.routing.breaker import CircuitBreakers, InProcessBreakerStore
 from lmdeck.gateway.routing.dispatcher import Dispatcher
 from lmdeck.gateway.routing.eligibility import SKIPPED, RouteEligibility
 from lmdeck.gateway.routing.router import Router
 from lmdeck.gateway.routing.state import RouteState, TargetState
-from lmdeck.policy.principal import Principal
+from lmdeck.pipeline.context import Completed, RequestContext
+from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import APIError, ChatCompletionRequest, CompletionRequest
 from lmdeck.providers.base import UpstreamError
 from lmdeck.providers.capabilities import Capabilities

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 from pydantic import BaseModel
 
-from lmdeck.gateway.context import Completed, RequestContext, Result, Streamed
 from lmdeck.gateway.routing.usage import StreamUsageFilter, client_wants_usage
+from lmdeck.pipeline.context import Completed, RequestContext, Result, Streamed
 from lmdeck.protocol import ChatCompletionChunk, ChatCompletionRequest, CompletionRequest
 from lmdeck.tracing import TraceRecord
 

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from lmdeck.evaluation.experiments.analysis import analyse
 from lmdeck.evaluation.experiments.schemas import ExperimentSpec
 from lmdeck.evaluation.experiments.store import ExperimentRecord, ExperimentStore
+from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import (
     Owner,
     RouteOwner,
@@ -44,7 +45,6 @@ from lmdeck.policy.ownership import (
     owner_after_update,
     owner_for_new,
 )
-from lmdeck.policy.principal import Principal
 from lmdeck.polling import Poller
 from lmdeck.protocol import APIError
 from lmdeck.registry.owners import resolve_team

@@ -20,7 +20,7 @@ import anyio
 from lmdeck.evaluation.export import QualityMetrics
 from lmdeck.evaluation.feedback.schemas import FeedbackRequest
 from lmdeck.evaluation.feedback.store import GROUPINGS, FeedbackEntry, FeedbackStore
-from lmdeck.policy.principal import Principal
+from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import APIError
 from lmdeck.tracing import TraceRecord
 from lmdeck.tracing.query import TeamScope, TraceQuery

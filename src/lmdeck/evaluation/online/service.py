@@ -16,6 +16,7 @@ import anyio
 from lmdeck.evaluation.online.observer import OnlineEvaluator
 from lmdeck.evaluation.online.rules import OnlineRule
 from lmdeck.evaluation.online.store import OnlineStore
+from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import (
     Owner,
     Visibility,
@@ -26,7 +27,6 @@ from lmdeck.policy.ownership import (
     owner_after_update,
     owner_for_new,
 )
-from lmdeck.policy.principal import Principal
 from lmdeck.polling import Poller
 from lmdeck.protocol import APIError
 from lmdeck.registry.owners import resolve_team

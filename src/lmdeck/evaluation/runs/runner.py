@@ -26,8 +26,8 @@ from lmdeck.evaluation.registry import EvaluatorRegistry
 from lmdeck.evaluation.runs.schemas import RowResult, RunRequest, split_ref
 from lmdeck.evaluation.runs.store import RunRecord, RunStore
 from lmdeck.evaluation.runs.summary import EVALUATOR_ERROR, summarize
+from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import Owner
-from lmdeck.policy.principal import Principal
 from lmdeck.protocol import APIError
 from lmdeck.providers.base import UpstreamError
 

@@ -15,6 +15,7 @@ from lmdeck.evaluation.runs.gate import Gate, GateError
 from lmdeck.evaluation.runs.runner import EvalRunner
 from lmdeck.evaluation.runs.schemas import RunRequest
 from lmdeck.evaluation.runs.store import RunRecord, RunStore
+from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import (
     Visibility,
     check_read,
@@ -23,7 +24,6 @@ from lmdeck.policy.ownership import (
     visible_condition,
     visible_params,
 )
-from lmdeck.policy.principal import Principal
 from lmdeck.protocol import APIError
 from lmdeck.registry.owners import resolve_team
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from lmdeck.evaluation.runs.runner import DatasetRef, Row
+from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import check_read
-from lmdeck.policy.principal import Principal
 from lmdeck.protocol import APIError
 from lmdeck.protocol.limits import is_ascii_int, parse_int
 from lmdeck.registry.datasets import DatasetStore, dataset_not_found

@@ -37,13 +37,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from lmdeck.gateway.context import Completed, RequestContext, Result, Streamed
 from lmdeck.gateway.routing.breaker import Permit
 from lmdeck.gateway.routing.eligibility import eligible_targets
 from lmdeck.gateway.routing.retry import falls_back, no_verdict, retryable, trips_breaker
 from lmdeck.gateway.routing.router import Router, RouteState, TargetState
 from lmdeck.gateway.routing.stream_commit import ChunkReader, ChunkTimeout, HeldStream, hold_until_commit
 from lmdeck.gateway.routing.stream_resume import StreamTranscript
+from lmdeck.pipeline.context import Completed, RequestContext, Result, Streamed
 from lmdeck.protocol import APIError, ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from lmdeck.providers.base import ContinuingProvider, UpstreamError, UpstreamTimeout, continues_answers
 

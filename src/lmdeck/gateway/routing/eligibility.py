@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lmdeck.gateway.context import RequestContext
 from lmdeck.gateway.routing.state import RouteState, TargetState
+from lmdeck.pipeline.context import RequestContext
 from lmdeck.protocol import APIError
 from lmdeck.protocol.parameters import ENDPOINT_NAMES
 from lmdeck.providers.capabilities import Refusal, capabilities_of

@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from lmdeck.gateway.context import RequestContext, Result, Streamed
-from lmdeck.gateway.pipeline import Handler
+from lmdeck.pipeline.chain import Handler
+from lmdeck.pipeline.context import RequestContext, Result, Streamed
 
 
 def client_wants_usage(body: Any) -> bool:

@@ -10,10 +10,10 @@ from typing import Any, Protocol
 import anyio
 from pydantic import BaseModel
 
-from lmdeck.gateway.context import Completed, RequestContext, Result, Streamed
 from lmdeck.gateway.disconnect import CLIENT_CLOSED_REQUEST
 from lmdeck.gateway.errors import upstream_to_api_error
-from lmdeck.gateway.pipeline import Handler
+from lmdeck.pipeline.chain import Handler
+from lmdeck.pipeline.context import Completed, RequestContext, Result, Streamed
 from lmdeck.protocol import APIError
 from lmdeck.providers.base import UpstreamError
 from lmdeck.tracing import TraceRecord

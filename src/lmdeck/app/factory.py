@@ -1,0 +1,68 @@
+"""The app factory.
+
+app = create_app(load_settings())
+uvicorn.run(app, host="127.0.0.1", port=4000)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import lmdeck
+from lmdeck.app.assembly import Gateway, build_gateway
+from lmdeck.app.middleware.body_limit import BodyLimitMiddleware
+from lmdeck.app.middleware.internal_error import InternalErrorMiddleware
+from lmdeck.app.middleware.request_id import RequestIdMiddleware
+from lmdeck.app.middleware.secret_refs import SecretRefsMiddleware
+from lmdeck.app.routes import audit, budgets, health, keys, metrics, openai_api, secrets, spend, teams, traces
+from lmdeck.app.routes import evaluation as evaluation_routes
+from lmdeck.app.routes import experiments as experiment_routes
+from lmdeck.app.routes import feedback as feedback_routes
+from lmdeck.app.routes import registry as registry_routes
+from lmdeck.app.unmatched import UnmatchedPath
+from lmdeck.gateway.errors import install_error_handlers
+from lmdeck.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, gateway: Gateway | None = None) -> FastAPI:
+    settings = settings or (gateway.settings if gateway else Settings())
+    gw = gateway or build_gateway(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await gw.start()
+        try:
+            yield
+        finally:
+            await gw.stop()
+
+    app = FastAPI(
+        title="lmdeck",
+        version=lmdeck.__version__,
+        description="OpenAI-compatible gateway and LLMOps API.",
+        lifespan=lifespan,
+    )
+    app.state.gateway = gw
+    install_error_handlers(app)
+    app.include_router(openai_api.router)
+    app.include_router(registry_routes.router)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.include_router(traces.router)
+    for evaluation_part in (evaluation_routes, feedback_routes, experiment_routes):
+        app.include_router(evaluation_part.router)
+    for access_routes in (keys, teams, budgets, spend, audit, secrets):
+        app.include_router(access_routes.router)
+    # What no route matches is answered in its API family's error shape, redirects are relative.
+    app.router.redirect_slashes = False
+    app.router.default = UnmatchedPath(app.router)
+    # Innermost first: secret references are looked for in bodies the size limit has already bounded;
+    # an unexpected error anywhere below is answered with the request id stamped outside.
+    app.add_middleware(SecretRefsMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(InternalErrorMiddleware)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,32 @@
+"""``/api/spend``: recorded cost grouped by key, team, user, route, tag or upstream model."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from lmdeck.app.boundary import GuardedRoute
+from lmdeck.pipeline.principal import Principal
+from lmdeck.policy.auth import require
+from lmdeck.policy.schemas import SpendReport
+from lmdeck.policy.services import policy_of
+from lmdeck.protocol.limits import MAX_EPOCH_SECONDS
+
+router = APIRouter(prefix="/api/spend", tags=["spend"], route_class=GuardedRoute)
+
+
+@router.get("", summary="Spend report (a non-admin key with a team sees only its team's spend)")
+async def spend_report(
+    request: Request,
+    by: Literal["key", "team", "user", "route", "tag", "model"] = Query(default="team"),
+    period: Literal["day", "month", "total"] = Query(default="month", description="the current UTC period"),
+    since: float | None = Query(
+        default=None, ge=0, le=MAX_EPOCH_SECONDS, description="Unix time; overrides the period's start"
+    ),
+    until: float | None = Query(default=None, ge=0, le=MAX_EPOCH_SECONDS, description="Unix time"),
+    who: Principal = Depends(require("viewer")),
+) -> SpendReport:
+    team = who.team_id if who.role != "admin" else None
+    report = await policy_of(request).budgets.report(by=by, period=period, since=since, until=until, team_id=team)
+    return SpendReport.model_validate(report.to_dict())

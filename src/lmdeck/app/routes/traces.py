@@ -1,0 +1,135 @@
+"""``/api/traces``: the stored traces, filtered and paged; one team sees only its own.
+
+GET /api/traces?route=demo&status=error&since=2026-01-01T00:00:00Z&limit=20
+GET /api/traces?cursor=<next_cursor>          # the next page
+GET /api/traces/{id}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from lmdeck.app.boundary import GuardedRoute
+from lmdeck.gateway.errors import json_response
+from lmdeck.pipeline.principal import Principal
+from lmdeck.policy.auth import require
+from lmdeck.protocol import APIError
+from lmdeck.tracing.query import (
+    MAX_LIMIT,
+    Cursor,
+    TeamScope,
+    TraceFilterError,
+    TraceQuery,
+    parse_status,
+    parse_time,
+)
+from lmdeck.tracing.record import TraceRecord
+from lmdeck.tracing.sql_store import SQLTraceStore
+from lmdeck.tracing.store import TraceStore
+
+router = APIRouter(prefix="/api/traces", tags=["traces"], route_class=GuardedRoute)
+
+
+def _store(request: Request) -> TraceStore:
+    gateway = request.app.state.gateway
+    store = gateway.extras.get("trace_store")
+    return store if store is not None else SQLTraceStore(gateway.db)
+
+
+def _team_scope(principal: Principal) -> TeamScope:
+    """Whose traces ``principal`` may see: an admin or a key without a team sees every team's."""
+    if principal.role == "admin" or principal.team_id is None:
+        return TeamScope()
+    return TeamScope(principal.team_id, all_teams=False)
+
+
+def _bad_filter(exc: TraceFilterError) -> APIError:
+    return APIError(400, str(exc), param=exc.param, code="invalid_filter")
+
+
+def trace_query(
+    route: str | None = Query(None, description="public model name the request asked for"),
+    model: str | None = Query(None, description="upstream model that served it"),
+    status: str | None = Query(None, description="HTTP status code, 'ok' or 'error'"),
+    errors: bool | None = Query(None, description="true: failed requests only; false: successful only"),
+    key_id: str | None = None,
+    team_id: str | None = None,
+    user: str | None = None,
+    tag: str | None = None,
+    prompt: str | None = Query(None, description="prompt name"),
+    request_id: str | None = Query(None, description="the x-request-id lmdeck answered with"),
+    trace_id: str | None = Query(None, description="lmdeck's W3C trace id of the request"),
+    client_request_id: str | None = Query(None, description="the x-request-id the caller sent"),
+    client_trace_id: str | None = Query(None, description="the trace id of the caller's traceparent"),
+    since: str | None = Query(None, description="epoch seconds or ISO 8601, inclusive"),
+    until: str | None = Query(None, description="epoch seconds or ISO 8601, exclusive"),
+    min_latency_ms: float | None = Query(None, ge=0),
+    q: str | None = Query(None, description="text in the error, metadata or bodies"),
+    cursor: str | None = Query(None, description="next_cursor of the previous page"),
+    limit: int = Query(50, ge=1, le=MAX_LIMIT),
+) -> TraceQuery:
+    """The query parameters as a :class:`TraceQuery`; a 400 naming the parameter when one is wrong."""
+    try:
+        code, errors_only = parse_status(status)
+        if errors is not None and errors_only is not None and errors != errors_only:
+            raise TraceFilterError("errors", f"contradicts status={status!r}")
+        return TraceQuery(
+            route=route,
+            model=model,
+            status=code,
+            errors=errors if errors is not None else errors_only,
+            key_id=key_id,
+            team_id=team_id,
+            user=user,
+            tag=tag,
+            prompt=prompt,
+            request_id=request_id,
+            trace_id=trace_id,
+            client_request_id=client_request_id,
+            client_trace_id=client_trace_id,
+            since=parse_time(since, "since") if since else None,
+            until=parse_time(until, "until") if until else None,
+            min_latency_ms=min_latency_ms,
+            q=q or None,
+            cursor=Cursor.decode(cursor) if cursor else None,
+            limit=limit,
+        )
+    except TraceFilterError as exc:
+        raise _bad_filter(exc) from None
+
+
+def _trace_body(record: TraceRecord) -> dict[str, Any]:
+    # The cost in US dollars for readers, beside the exact ``cost_micros``.
+    return {"object": "trace", **record.to_dict(), "cost": record.cost_usd}
+
+
+@router.get("", summary="Traces matching the filters, newest first")
+async def list_traces(
+    request: Request,
+    principal: Principal = Depends(require("viewer")),
+    query: TraceQuery = Depends(trace_query),
+) -> Response:
+    scoped = _team_scope(principal).narrow(query)
+    if scoped is None:
+        return json_response(200, {"object": "list", "data": [], "next_cursor": None, "has_more": False})
+    page = await run_in_threadpool(_store(request).query, scoped)
+    body = {
+        "object": "list",
+        "data": [_trace_body(r) for r in page.records],
+        "next_cursor": page.next_cursor,
+        "has_more": page.has_more,
+    }
+    return json_response(200, body)
+
+
+@router.get("/{trace_id}", summary="One trace by its id")
+async def get_trace(request: Request, trace_id: str, principal: Principal = Depends(require("viewer"))) -> Response:
+    # The id is lmdeck's primary key (one row at most); the scope decides whether the caller may see it.
+    record = await run_in_threadpool(_store(request).get, trace_id)
+    if record is None or not _team_scope(principal).allows(record.team_id):
+        raise APIError(404, f"no trace {trace_id!r}", code="trace_not_found", param="id")
+    return json_response(200, _trace_body(record))

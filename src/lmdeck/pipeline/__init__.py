@@ -1,0 +1,6 @@
+"""The request pipeline's contract: what every feature package builds its steps against.
+
+:mod:`~lmdeck.pipeline.context` (the request context and results), :mod:`~lmdeck.pipeline.chain`
+(``Step`` and ``Pipeline``), :mod:`~lmdeck.pipeline.principal` and :mod:`~lmdeck.pipeline.identity`
+(who is calling). It imports nothing above ``protocol``, ``tracing`` and ``settings``.
+"""
