@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-import lmdeck
 from lmdeck.app.assembly import Gateway, build_gateway
 from lmdeck.app.middleware.body_limit import BodyLimitMiddleware
 from lmdeck.app.middleware.internal_error import InternalErrorMiddleware
@@ -25,6 +24,7 @@ from lmdeck.app.routes import registry as registry_routes
 from lmdeck.app.unmatched import UnmatchedPath
 from lmdeck.gateway.errors import install_error_handlers
 from lmdeck.settings import Settings
+from lmdeck.version import __version__
 
 
 def create_app(settings: Settings | None = None, *, gateway: Gateway | None = None) -> FastAPI:
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
 
     app = FastAPI(
         title="lmdeck",
-        version=lmdeck.__version__,
+        version=__version__,
         description="OpenAI-compatible gateway and LLMOps API.",
         lifespan=lifespan,
     )

@@ -114,13 +114,13 @@ class EvaluationEvents:
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
 
-        import lmdeck
+        from lmdeck.version import __version__
 
         self.provider = TracerProvider(
-            resource=Resource.create({"service.name": "lmdeck", "service.version": lmdeck.__version__})
+            resource=Resource.create({"service.name": "lmdeck", "service.version": __version__})
         )
         self.provider.add_span_processor(processor)
-        self.tracer = self.provider.get_tracer("lmdeck.evaluation", lmdeck.__version__)
+        self.tracer = self.provider.get_tracer("lmdeck.evaluation", __version__)
 
     @classmethod
     def to_otlp(cls, endpoint: str) -> EvaluationEvents:

@@ -33,8 +33,8 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-import lmdeck
 from lmdeck.tracing.record import TraceRecord
+from lmdeck.version import __version__
 
 OPERATIONS = {"chat": "chat", "completions": "text_completion", "embeddings": "embeddings"}
 
@@ -103,11 +103,11 @@ class OTelExporter:
 
     def __init__(self, processor: SpanProcessor) -> None:
         self.provider = TracerProvider(
-            resource=Resource.create({"service.name": "lmdeck", "service.version": lmdeck.__version__}),
+            resource=Resource.create({"service.name": "lmdeck", "service.version": __version__}),
             id_generator=_RecordIdGenerator(),
         )
         self.provider.add_span_processor(processor)
-        self.tracer = self.provider.get_tracer("lmdeck", lmdeck.__version__)
+        self.tracer = self.provider.get_tracer("lmdeck", __version__)
 
     @classmethod
     def to_otlp(cls, endpoint: str) -> OTelExporter:
