@@ -23,7 +23,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from lmdeck.evaluation.base import Evaluator, EvaluatorContext, EvaluatorError
-from lmdeck.evaluation.evaluators.function import FunctionEvaluator, SampleFunction
+from lmdeck.evaluation.functions import FunctionEvaluator, SampleFunction
 from lmdeck.evaluation.spec import EvaluatorSpec
 from lmdeck.plugins import call_hooks
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from lmdeck.providers import Provider
 from lmdeck.settings import RouteConfig, TargetConfig
-
-if TYPE_CHECKING:
-    from lmdeck.gateway.routing.strategy import Strategy
 
 #: Weight of the newest sample in a target's latency average.
 EWMA_ALPHA = 0.3
@@ -31,6 +30,16 @@ class TargetState:
     def observe_latency(self, ms: float) -> None:
         previous = self.latency_ewma_ms
         self.latency_ewma_ms = ms if previous is None else EWMA_ALPHA * ms + (1 - EWMA_ALPHA) * previous
+
+
+class Strategy(Protocol):
+    """Orders a route's targets for one request (see :mod:`lmdeck.gateway.routing.strategy`)."""
+
+    name: str
+
+    def order(self, targets: Sequence[TargetState], rng: random.Random) -> list[TargetState]:
+        """All the targets, the preferred one first."""
+        ...
 
 
 @dataclass

@@ -17,21 +17,10 @@ in its own module and is found by registry lookup from ``RouteConfig.strategy``:
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Callable
 
-from lmdeck.gateway.routing.state import TargetState
+from lmdeck.gateway.routing.state import Strategy
 from lmdeck.settings import ConfigError
-
-
-class Strategy(Protocol):
-    name: str
-
-    def order(self, targets: Sequence[TargetState], rng: random.Random) -> list[TargetState]:
-        """All the targets, the preferred one first."""
-        ...
-
 
 StrategyFactory = Callable[[], Strategy]
 
