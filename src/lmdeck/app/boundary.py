@@ -17,7 +17,7 @@ Routers declare it once::
 
     router = APIRouter(prefix="/api/things", tags=["things"], route_class=GuardedRoute)
 
-and ``tests/gateway/test_boundary.py`` fails for an API route of the app that is not one.
+and ``tests/app/test_boundary.py`` fails for an API route of the app that is not one.
 """
 
 from __future__ import annotations
