@@ -1,4 +1,5 @@
-"""``lmdeck traces list`` and ``lmdeck traces show``: the stored traces, through the HTTP API.
+"""``lmdeck traces list`` and ``lmdeck traces show``: the stored traces, through the HTTP API;
+``lmdeck traces rollup --rebuild``: the rollups recomputed in the store.
 
     lmdeck traces list --route demo --status error --limit 20
     lmdeck traces list --since 2026-01-31T00:00:00Z --json
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -117,3 +119,43 @@ def show(
     for key, value in bodies.items():
         if value:
             typer.echo(f"\n{key}:\n{json.dumps(value, indent=2, ensure_ascii=False)}")
+
+
+@app.command("rollup")
+def rollup(
+    rebuild: bool = typer.Option(False, "--rebuild", help="recompute every rollup from the raw traces"),
+    config: Path | None = typer.Option(None, "--config", "-c", help="lmdeck.yaml naming the store"),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="the gateway's data directory (default: .lmdeck)"),
+) -> None:
+    """Recompute the trace rollups (spend, latency, error rates) from the stored traces, in the store itself.
+
+    Safe while the gateway runs: its writer waits for the rebuild, then adds what arrived meanwhile.
+    """
+    if not rebuild:
+        typer.echo("error: say what to do: --rebuild recomputes every rollup from the raw traces", err=True)
+        raise typer.Exit(2)
+    from lmdeck.config import ConfigFileError, load_settings
+    from lmdeck.db import Database
+    from lmdeck.settings import ConfigError
+    from lmdeck.tracing.rollups import rebuild as rebuild_rollups
+
+    try:
+        settings = load_settings(config, overrides={"data_dir": data_dir} if data_dir else None)
+    except (ConfigFileError, ConfigError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    if settings.database_url is None and not (settings.data_dir / "lmdeck.db").exists():
+        typer.echo(
+            f"error: no lmdeck store at {settings.data_dir / 'lmdeck.db'}: pass --data-dir (the directory "
+            "`lmdeck serve` used) or --config",
+            err=True,
+        )
+        raise typer.Exit(2)
+    db = Database(settings.store_url)
+    try:
+        db.migrate()
+        started = time.monotonic()
+        read = rebuild_rollups(db)
+    finally:
+        db.dispose()
+    typer.echo(f"rebuilt the rollups from {read} traces in {time.monotonic() - started:.1f}s")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Connection,
@@ -116,3 +117,49 @@ def cost_in_micros(conn: Connection) -> None:
     conn.execute(text("UPDATE traces SET cost_micros = CAST(ROUND(cost * 1000000) AS BIGINT)"))
     conn.execute(text("ALTER TABLE traces DROP COLUMN cost"))
     conn.execute(text("ALTER TABLE traces ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0"))
+
+
+@migrations("0004_trace_rollups")
+def create_rollups(conn: Connection) -> None:
+    """``trace_rollups``: per minute, hour and day aggregates the store writer keeps (see tracing/rollups.py).
+
+    Filled from the traces already stored, so a database upgraded with traces in it starts consistent.
+    """
+    meta = MetaData()
+    counters = (
+        "requests",
+        "errors",
+        "input_tokens",
+        "output_tokens",
+        "cached_tokens",
+        "cache_write_tokens",
+        "cost_micros",
+        "cache_hits",
+        "guardrail_actions",
+    )
+    rollups = Table(
+        "trace_rollups",
+        meta,
+        Column("id", String(32), primary_key=True),
+        Column("grain", Integer, nullable=False),
+        Column("bucket", BigInteger, nullable=False),
+        Column("route", String(256)),
+        Column("target", String(512)),
+        Column("model", String(256)),
+        Column("prompt_name", String(256)),
+        Column("prompt_version", Integer),
+        Column("variant", String(256)),
+        Column("team_id", String(64)),
+        Column("key_id", String(64)),
+        Column("status_class", String(3), nullable=False),
+        *(Column(name, BigInteger, nullable=False, default=0) for name in counters),
+        Column("latency_ms_sum", Double, nullable=False, default=0.0),
+        Column("latency_sketch", Text),
+        Column("ttft_sketch", Text),
+    )
+    Index("ix_trace_rollups_grain_bucket", rollups.c.grain, rollups.c.bucket)
+    meta.create_all(conn)
+    if conn.execute(text("SELECT 1 FROM traces LIMIT 1")).first() is not None:
+        from lmdeck.tracing.rollups import fill
+
+        fill(conn)

@@ -22,6 +22,7 @@ from sqlalchemy.sql.dml import Insert
 from lmdeck.db import Database
 from lmdeck.tracing.query import Cursor, TracePage, TraceQuery
 from lmdeck.tracing.record import TraceRecord
+from lmdeck.tracing.rollups import Rollups, apply
 from lmdeck.tracing.schema import from_row, tag_rows, to_row, trace_tags, traces
 
 #: ``INSERT ... ON CONFLICT DO NOTHING`` for each dialect the store runs on.
@@ -78,24 +79,32 @@ class SQLTraceStore:
     >>> store = SQLTraceStore(Database("sqlite:///:memory:"))  # doctest: +SKIP
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, rollups: bool = True) -> None:
         dialect = db.engine.dialect.name
         if dialect not in INSERT_OR_IGNORE:
             known = ", ".join(sorted(INSERT_OR_IGNORE))
             raise ValueError(f"traces cannot be stored in {dialect!r}: use a {known} URL for database_url")
         self.db = db
-        self._insert_traces = INSERT_OR_IGNORE[dialect](traces)
+        #: Keep ``trace_rollups`` up to date with each insert (see :mod:`lmdeck.tracing.rollups`).
+        self.rollups = rollups
+        self._insert_traces = INSERT_OR_IGNORE[dialect](traces).returning(traces.c.id)
         self._insert_tags = INSERT_OR_IGNORE[dialect](trace_tags)
 
     def insert(self, records: Sequence[TraceRecord]) -> None:
+        """Store each record unless its id is stored already, and add the ones stored to the rollups,
+        in one transaction."""
         if not records:
             return
         unique = list({r.id: r for r in records}.values())
         tags = [row for record in unique for row in tag_rows(record)]
+        rows = [to_row(r) for r in unique]
         with self.db.engine.begin() as conn:
-            conn.execute(self._insert_traces, [to_row(r) for r in unique])
+            stored = set(conn.execute(self._insert_traces, rows).scalars())
             if tags:
                 conn.execute(self._insert_tags, tags)
+            if self.rollups and stored:
+                # Only the traces this insert stored: one read again after a crash is counted once.
+                apply(conn, Rollups.of_rows(row for row in rows if row["id"] in stored))
 
     def get(self, id: str) -> TraceRecord | None:
         with self.db.engine.connect() as conn:

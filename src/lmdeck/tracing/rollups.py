@@ -1,0 +1,335 @@
+"""Trace rollups: per-bucket aggregates that the store writer keeps as traces land.
+
+One row of ``trace_rollups`` holds, for one time bucket (a minute, an hour or a
+UTC day: :data:`GRAINS`, in seconds) and one combination of the dimensions
+(:data:`DIMENSIONS`: route, target, upstream model, prompt name and version,
+experiment variant, team, key, status class), the request count, errors,
+input/output/cached/cache-write tokens, cost in micro-dollars, cache hits,
+guardrail actions, the latency sum, and latency and time-to-first-token
+distributions as mergeable :class:`~lmdeck.tracing.sketch.Sketch` es::
+
+    deltas = Rollups.of_rows([to_row(record) for record in new_records])
+    apply(conn, deltas)                   # in the transaction that inserted those traces
+    rebuild(db)                           # every rollup again from the raw traces
+
+The writer adds a trace to the rollups in the same transaction as its insert,
+and only when the insert stored it (a trace read again from the spool after a
+crash is already in the table and adds nothing): rollup totals equal raw
+totals exactly. Each trace is counted once at every grain, so any window made
+of whole days, hours and minutes is answered from at most a few thousand
+rows (see :mod:`lmdeck.tracing.signals`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from lmdeck.db import Database
+from lmdeck.tracing.schema import traces
+from lmdeck.tracing.sketch import Sketch
+
+MINUTE, HOUR, DAY = 60, 3600, 86400
+#: Bucket widths in seconds, finest first.
+GRAINS: tuple[int, ...] = (MINUTE, HOUR, DAY)
+
+#: The rollup dimensions, in key order; each is a column of ``trace_rollups``.
+DIMENSIONS: tuple[str, ...] = (
+    "route",
+    "target",
+    "model",
+    "prompt_name",
+    "prompt_version",
+    "variant",
+    "team_id",
+    "key_id",
+    "status_class",
+)
+
+#: Additive counters, in the order :class:`Delta` keeps them.
+COUNTERS: tuple[str, ...] = (
+    "requests",
+    "errors",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "cost_micros",
+    "cache_hits",
+    "guardrail_actions",
+)
+
+rollup_metadata = MetaData()
+
+trace_rollups = Table(
+    "trace_rollups",
+    rollup_metadata,
+    Column("id", String(32), primary_key=True),
+    Column("grain", Integer, nullable=False),
+    Column("bucket", BigInteger, nullable=False),
+    Column("route", String(256)),
+    Column("target", String(512)),
+    Column("model", String(256)),
+    Column("prompt_name", String(256)),
+    Column("prompt_version", Integer),
+    Column("variant", String(256)),
+    Column("team_id", String(64)),
+    Column("key_id", String(64)),
+    Column("status_class", String(3), nullable=False),
+    *(Column(name, BigInteger, nullable=False, default=0) for name in COUNTERS),
+    Column("latency_ms_sum", Double, nullable=False, default=0.0),
+    Column("latency_sketch", Text),
+    Column("ttft_sketch", Text),
+)
+Index("ix_trace_rollups_grain_bucket", trace_rollups.c.grain, trace_rollups.c.bucket)
+
+_INSERT = {
+    "sqlite": lambda: sqlite_insert(trace_rollups).on_conflict_do_nothing().returning(trace_rollups.c.id),
+    "postgresql": lambda: postgresql_insert(trace_rollups).on_conflict_do_nothing().returning(trace_rollups.c.id),
+}
+_CHUNK = 500
+_VARIANT_LENGTH = 256
+
+
+def status_class(code: int) -> str:
+    """``"2xx"``, ``"4xx"``, ``"5xx"``... for an HTTP status code."""
+    return f"{code // 100}xx"
+
+
+def _guardrail_actions(metadata: Any) -> int:
+    """Guardrail actions a trace records in ``metadata["guardrail_actions"]`` (a list, or a count)."""
+    if not isinstance(metadata, Mapping):
+        return 0
+    actions = metadata.get("guardrail_actions")
+    if isinstance(actions, list):
+        return len(actions)
+    return actions if isinstance(actions, int) and not isinstance(actions, bool) and actions > 0 else 0
+
+
+def dimensions_of(row: Mapping[Any, Any]) -> tuple[Any, ...]:
+    """The rollup dimensions of one stored trace row (``to_row``'s dict or a ``traces`` row)."""
+    metadata = row.get("metadata")
+    variant = metadata.get("variant") if isinstance(metadata, Mapping) else None
+    return (
+        row.get("route"),
+        row.get("target"),
+        row.get("upstream_model"),
+        row.get("prompt_name"),
+        row.get("prompt_version"),
+        str(variant)[:_VARIANT_LENGTH] if variant is not None else None,
+        row.get("team_id"),
+        row.get("key_id"),
+        status_class(int(row["status_code"])),
+    )
+
+
+def rollup_id(grain: int, bucket: int, dims: Sequence[Any]) -> str:
+    """The primary key of one rollup row: a hash of its grain, bucket and dimensions."""
+    raw = orjson.dumps([grain, bucket, *dims])
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+
+@dataclass
+class Delta:
+    """What some traces add to one rollup row."""
+
+    grain: int
+    bucket: int
+    dims: tuple[Any, ...]
+    counters: list[int] = field(default_factory=lambda: [0] * len(COUNTERS))
+    latency_ms_sum: float = 0.0
+    latency: Sketch = field(default_factory=Sketch)
+    ttft: Sketch = field(default_factory=Sketch)
+
+    def add(self, row: Mapping[Any, Any]) -> None:
+        c = self.counters
+        status = int(row["status_code"])
+        c[0] += 1
+        c[1] += status >= 400
+        c[2] += int(row.get("input_tokens") or 0)
+        c[3] += int(row.get("output_tokens") or 0)
+        c[4] += int(row.get("cached_tokens") or 0)
+        c[5] += int(row.get("cache_write_tokens") or 0)
+        c[6] += int(row.get("cost_micros") or 0)
+        c[7] += bool(row.get("cache_hit"))
+        c[8] += _guardrail_actions(row.get("metadata"))
+        latency = float(row.get("latency_ms") or 0.0)
+        self.latency_ms_sum += latency
+        self.latency.add(latency)
+        ttft = row.get("ttft_ms")
+        if ttft is not None:
+            self.ttft.add(float(ttft))
+
+    def row(self, id: str) -> dict[str, Any]:
+        values: dict[str, Any] = {"id": id, "grain": self.grain, "bucket": self.bucket}
+        values.update(zip(DIMENSIONS, self.dims, strict=True))
+        values.update(zip(COUNTERS, self.counters, strict=True))
+        values["latency_ms_sum"] = self.latency_ms_sum
+        values["latency_sketch"] = self.latency.dumps()
+        values["ttft_sketch"] = self.ttft.dumps() if self.ttft.count else None
+        return values
+
+
+class Rollups:
+    """Deltas keyed by rollup id, gathered from trace rows before one :func:`apply`."""
+
+    def __init__(self) -> None:
+        self.deltas: dict[str, Delta] = {}
+
+    def add(self, row: Mapping[Any, Any]) -> None:
+        dims = dimensions_of(row)
+        created = float(row["created_at"])
+        for grain in GRAINS:
+            bucket = int(created // grain) * grain
+            id = rollup_id(grain, bucket, dims)
+            delta = self.deltas.get(id)
+            if delta is None:
+                delta = self.deltas[id] = Delta(grain, bucket, dims)
+            delta.add(row)
+
+    @classmethod
+    def of_rows(cls, rows: Iterable[Mapping[Any, Any]]) -> Rollups:
+        rollups = cls()
+        for row in rows:
+            rollups.add(row)
+        return rollups
+
+    def __len__(self) -> int:
+        return len(self.deltas)
+
+
+def _merged(stored: str | None, delta: Sketch) -> str | None:
+    if not delta.count:
+        return stored
+    sketch = Sketch.loads(stored)
+    sketch.merge(delta)
+    return sketch.dumps()
+
+
+_ADD = (
+    update(trace_rollups)
+    .where(trace_rollups.c.id == bindparam("b_id"))
+    .values(
+        **{name: trace_rollups.c[name] + bindparam(f"b_{name}") for name in COUNTERS},
+        latency_ms_sum=trace_rollups.c.latency_ms_sum + bindparam("b_latency_ms_sum"),
+        latency_sketch=bindparam("b_latency_sketch"),
+        ttft_sketch=bindparam("b_ttft_sketch"),
+    )
+)
+
+
+def apply(conn: Connection, rollups: Rollups) -> None:
+    """Add ``rollups`` to ``trace_rollups`` inside ``conn``'s transaction.
+
+    New rows are inserted; rows that exist are locked (``FOR UPDATE`` on
+    PostgreSQL; SQLite's single writer holds the database) and their counters
+    added to, their sketches merged.
+    """
+    if not rollups.deltas:
+        return
+    insert = _INSERT[conn.dialect.name]()
+    ids = sorted(rollups.deltas)
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        created = set(conn.execute(insert, [rollups.deltas[id].row(id) for id in chunk]).scalars())
+        existing = [id for id in chunk if id not in created]
+        if not existing:
+            continue
+        stmt = (
+            select(trace_rollups.c.id, trace_rollups.c.latency_sketch, trace_rollups.c.ttft_sketch)
+            .where(trace_rollups.c.id.in_(existing))
+            .order_by(trace_rollups.c.id)
+        )
+        if conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        updates = []
+        for id, latency, ttft in conn.execute(stmt):
+            delta = rollups.deltas[id]
+            values: dict[str, Any] = {f"b_{name}": value for name, value in zip(COUNTERS, delta.counters, strict=True)}
+            values.update(
+                b_id=id,
+                b_latency_ms_sum=delta.latency_ms_sum,
+                b_latency_sketch=_merged(latency, delta.latency),
+                b_ttft_sketch=_merged(ttft, delta.ttft),
+            )
+            updates.append(values)
+        conn.execute(_ADD, updates)
+
+
+#: Trace columns a rollup reads.
+_SOURCE = (
+    traces.c.id,
+    traces.c.created_at,
+    traces.c.route,
+    traces.c.target,
+    traces.c.upstream_model,
+    traces.c.prompt_name,
+    traces.c.prompt_version,
+    traces.c["metadata"],
+    traces.c.team_id,
+    traces.c.key_id,
+    traces.c.status_code,
+    traces.c.input_tokens,
+    traces.c.output_tokens,
+    traces.c.cached_tokens,
+    traces.c.cache_write_tokens,
+    traces.c.cost_micros,
+    traces.c.cache_hit,
+    traces.c.latency_ms,
+    traces.c.ttft_ms,
+)
+
+
+def rebuild(db: Database, *, chunk: int = 20_000) -> int:
+    """Replace every rollup with one computed from the raw traces; the number of traces read.
+
+    One transaction: the rollups are locked against the store writer while it
+    runs (its inserts wait, then add their traces after), so the result is
+    exact even while traces keep arriving.
+    """
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("LOCK TABLE trace_rollups IN EXCLUSIVE MODE")
+        conn.execute(delete(trace_rollups))
+        return fill(conn, chunk=chunk)
+
+
+def fill(conn: Connection, *, chunk: int = 20_000) -> int:
+    """Add every stored trace to the rollups (in ``conn``'s transaction); the number of traces read."""
+    read = 0
+    last = ""
+    while True:
+        rows = conn.execute(select(*_SOURCE).where(traces.c.id > last).order_by(traces.c.id).limit(chunk)).all()
+        if not rows:
+            return read
+        apply(conn, Rollups.of_rows(row._mapping for row in rows))
+        read += len(rows)
+        last = rows[-1].id
+
+
+def prune(conn: Connection, grain: int, before: float) -> int:
+    """Delete rollups of ``grain`` whose bucket starts before ``before`` (epoch seconds); rows deleted."""
+    result = conn.execute(delete(trace_rollups).where(trace_rollups.c.grain == grain, trace_rollups.c.bucket < before))
+    return int(result.rowcount or 0)
