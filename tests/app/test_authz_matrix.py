@@ -413,7 +413,7 @@ class Owned:
         db = self.gateway.db
         with db.engine.begin() as conn:
             conn.execute(text("UPDATE eval_experiments SET status = 'running', stopped_at = NULL, outcome = NULL"))
-        await self.gateway.extras["evaluation"].experiments.refresh()
+        await self.gateway.evaluation.experiments.refresh()
 
     async def seed(self) -> None:
         await self.ok("POST", "/api/registry/prompts", body={"name": "prompt-a"})
@@ -482,7 +482,7 @@ async def owned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
     for caller, (role, team) in OWNERSHIP_CALLERS.items():
         if caller != "admin":
             keys[caller] = store.create_key(caller, role, team_id=team)[1]
-    gateway.extras["policy"].keys.load()
+    gateway.policy.keys.load()
     async with in_process_client(app) as http:
         state = Owned(app, http, keys, gateway)
         await state.seed()

@@ -142,11 +142,11 @@ class Deck:
 
     @property
     def evaluation(self) -> Any:
-        return self.gateway.extras["evaluation"]
+        return self.gateway.evaluation
 
 
 def make_keys(gateway: Gateway) -> dict[str, str]:
-    policy = gateway.extras["policy"]
+    policy = gateway.policy
     keys = {"admin": ADMIN_KEY}
     for role in ("developer", "viewer", "inference"):
         _, keys[role] = policy.identities.create_key(f"{role} key", role)

@@ -82,7 +82,7 @@ async def test_model_experiment_sticky_verdict_and_promotion(deck: Deck) -> None
 
     history = (await deck.call("GET", "/api/registry/models/calc-bot/history")).json()
     assert history["data"][0]["to_version"] == 2 and "fewer mistakes" in history["data"][0]["reason"]
-    audit = deck.gateway.extras["policy"].audit
+    audit = deck.gateway.policy.audit
     actions = [e.action for e in audit.entries(limit=1000)]
     assert "experiment.created" in actions and "experiment.promoted" in actions
 

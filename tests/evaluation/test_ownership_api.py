@@ -29,7 +29,7 @@ async def teams(
     settings = make_settings()
     routes = [*(r.model_dump(mode="json", by_alias=True) for r in settings.routes), *TEAM_ROUTES]
     async with start_deck(make_settings(routes=routes)) as deck:
-        policy = deck.gateway.extras["policy"]
+        policy = deck.gateway.policy
         for team in ("blue", "red"):
             _, deck.keys[f"{team}-viewer"] = policy.identities.create_key(
                 f"{team} viewer", "viewer", team_id=f"team_{team}"

@@ -144,7 +144,7 @@ class Deck:
 
     @property
     def policy(self) -> PolicyServices:
-        policy: PolicyServices = self.gateway.extras["policy"]
+        policy: PolicyServices = self.gateway.policy
         return policy
 
     async def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -187,7 +187,7 @@ class ServedDeck:
 
     @property
     def policy(self) -> PolicyServices:
-        policy: PolicyServices = self.gateway.extras["policy"]
+        policy: PolicyServices = self.gateway.policy
         return policy
 
 

@@ -113,7 +113,7 @@ class Deck:
 
 
 def role_keys(gateway: Gateway) -> dict[str, str]:
-    policy = gateway.extras["policy"]
+    policy = gateway.policy
     keys = {"admin": ADMIN_KEY}
     for role in ("developer", "viewer", "inference"):
         _, secret = policy.identities.create_key(f"{role} key", role)
@@ -211,7 +211,7 @@ TEAMS = ("blue", "red")
 
 def add_team_keys(deck: Deck) -> None:
     """Keys ``blue-developer``, ``red-viewer``, ``blue-inference``... of teams ``team_blue`` and ``team_red``."""
-    policy = deck.gateway.extras["policy"]
+    policy = deck.gateway.policy
     for team in TEAMS:
         created = policy.identities.create_team(team, team_id=f"team_{team}")
         for role in ("developer", "viewer", "inference"):

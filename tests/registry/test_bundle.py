@@ -58,7 +58,7 @@ async def test_bundle_hash_follows_every_part_of_the_live_configuration(deck: De
     assert (await deck.client.post("/api/registry/apply", json=route_change, headers=auth)).status_code == 200
     assert await last_hash(deck, **ask) not in (base, moved)
 
-    await deck.gateway.extras["registry"].bundles.drain()
+    await deck.gateway.registry.bundles.drain()
     r = await deck.client.get(f"/api/registry/bundles/{moved}", headers=deck.auth("viewer"))
     assert r.json()["models"]["support-bot@production"]["version"] == 2
     assert r.json()["routes"]["support"]["targets"][0]["model"] == "support-bot@production"

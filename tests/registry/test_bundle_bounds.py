@@ -20,7 +20,7 @@ def _stored_bundles(deck: Deck) -> int:
 async def test_unknown_models_leave_no_bundle_behind(deck: Deck) -> None:
     served = await deck.chat(model="plain", messages=[{"role": "user", "content": "hi"}])
     assert served.status_code == 200
-    registry = deck.gateway.extras["registry"]
+    registry = deck.gateway.registry
     await registry.bundles.drain()
     cached, stored = len(registry.live.snapshot.bundles), _stored_bundles(deck)
     for i in range(200):

@@ -120,7 +120,7 @@ async def test_a_teamless_member_draws_only_traces_without_a_team(db: Database) 
 
 
 def test_the_command_line_names_the_team_and_shares(live_server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    policy = live_server.gateway.extras["policy"]
+    policy = live_server.gateway.policy
     for team in ("blue", "other"):
         policy.identities.create_team(team, team_id=f"team_{team}")
     _, viewer = policy.identities.create_key("other viewer", "viewer", team_id="team_other")

@@ -175,7 +175,7 @@ async def test_alias_move_under_load_switches_live_without_a_failed_request(deck
         ("move", 1, 2, "key:key_admin"),
         ("move", None, 1, "key:key_admin"),
     ]
-    audit = deck.gateway.extras["policy"].audit
+    audit = deck.gateway.policy.audit
     entries = [(e.action, e.target) for e in audit.entries(limit=1000) if e.target.startswith("model:")]
     assert ("model.alias.moved", "model:support-bot@production") in entries
     assert ("model.alias.rolled_back", "model:support-bot@production") in entries
@@ -196,7 +196,7 @@ async def test_each_trace_names_the_version_that_served_it(deck: Deck) -> None:
     tasks += [asyncio.create_task(ask(i)) for i in range(40, 60)]
     served = dict(await asyncio.gather(*tasks))
     assert set(served.values()) == {"m-1", "m-2"}
-    await deck.gateway.extras["registry"].bundles.drain()
+    await deck.gateway.registry.bundles.drain()
     bundles: dict[str, Any] = {}
     for trace in deck.sink.records:
         if trace.request_id not in served:

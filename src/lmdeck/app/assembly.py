@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from lmdeck.db import Database
-from lmdeck.evaluation.runtime import EXTRAS_KEY as EVALUATION
 from lmdeck.evaluation.runtime import EvaluationRuntime
 from lmdeck.gateway.routing.dispatcher import Dispatcher
 from lmdeck.gateway.routing.eligibility import RouteEligibility
 from lmdeck.gateway.routing.router import Router
 from lmdeck.gateway.routing.usage import StreamUsageFilter
 from lmdeck.gateway.serving import InferenceServing
-from lmdeck.gateway.steps.record import RecordStep, TraceObserver, TraceSink
+from lmdeck.gateway.steps.record import QueuedTraceSink, RecordStep, TraceObserver, TraceSink
 from lmdeck.pipeline.chain import Pipeline, Step
 from lmdeck.pipeline.identity import Authenticator
 from lmdeck.policy.at_rest import secure_data_dir
 from lmdeck.policy.auth import Authenticate
-from lmdeck.policy.services import EXTRAS_KEY as POLICY
 from lmdeck.policy.services import PolicyServices
 from lmdeck.providers import ProviderContext, ProviderRegistry, load_providers
 from lmdeck.providers.egress import EgressPolicy, check_config_egress
@@ -29,6 +27,8 @@ from lmdeck.registry.runtime import RegistryRuntime
 from lmdeck.settings import RouteConfig, Settings
 from lmdeck.tracing.metrics import GatewayMetrics
 from lmdeck.tracing.otel import OTelExporter
+from lmdeck.tracing.sql_store import SQLTraceStore
+from lmdeck.tracing.store import TraceStore
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,11 @@ class Service(Protocol):
 
 @dataclass
 class Gateway:
-    """Everything the routes reach through ``request.app.state.gateway``."""
+    """Everything the routes reach through ``request.app.state.gateway`` (see :mod:`lmdeck.app.services`).
+
+    ``registry``, ``policy`` and ``evaluation`` are the services of the API routes; ``trace_store`` is
+    where the traces API reads; ``otel`` is the span exporter when ``otlp_endpoint`` is set.
+    """
 
     settings: Settings
     db: Database
@@ -55,10 +59,14 @@ class Gateway:
     sink: TraceSink
     pipeline: Pipeline
     serving: InferenceServing
+    registry: RegistryRuntime
+    policy: PolicyServices
+    evaluation: EvaluationRuntime
+    trace_store: TraceStore
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     observers: list[TraceObserver] = field(default_factory=list)
     services: list[Service] = field(default_factory=list)
-    extras: dict[str, Any] = field(default_factory=dict)
+    otel: OTelExporter | None = None
     started: bool = False
 
     async def start(self) -> None:
@@ -73,10 +81,8 @@ class Gateway:
                 await service.stop()
             except Exception:
                 log.exception("stopping %s failed", type(service).__name__)
-        for observer in self.observers:
-            shutdown = getattr(observer, "shutdown", None)
-            if callable(shutdown):
-                shutdown()
+        if self.otel is not None:
+            self.otel.shutdown()
         await self.router.aclose()
         await self.transport.aclose()
         self.db.dispose()
@@ -85,9 +91,8 @@ class Gateway:
     def route_configs(self) -> list[RouteConfig]:
         """Every route served now: the config file's, overlaid with those applied through the registry."""
         routes = {route.name: route.config for route in self.router.routes()}
-        registry = self.extras.get("registry")
-        overlay = getattr(registry, "overlay", None)
-        routes.update(getattr(overlay, "routes", None) or {})
+        if self.registry.overlay is not None:
+            routes.update(self.registry.overlay.routes)
         return list(routes.values())
 
     def readiness(self) -> list[str]:
@@ -129,8 +134,9 @@ def build_gateway(
     authenticator: Authenticator = policy.keys
     sink = sink or build_sink(settings, db)
     metrics = GatewayMetrics()
-    if hasattr(sink, "depth"):
-        metrics.gauge_from("lmdeck_spool_depth", "traces not yet in the store", lambda: {(): getattr(sink, "depth", 0)})
+    if isinstance(sink, QueuedTraceSink):
+        queued = sink
+        metrics.gauge_from("lmdeck_spool_depth", "traces not yet in the store", lambda: {(): queued.depth})
     metrics.gauge_from(
         "lmdeck_breaker_state",
         "circuit breaker state per target (1 = current)",
@@ -138,8 +144,9 @@ def build_gateway(
         ("target", "state"),
     )
     observers: list[TraceObserver] = [metrics]
-    if settings.otlp_endpoint:
-        observers.append(OTelExporter.to_otlp(settings.otlp_endpoint))
+    otel = OTelExporter.to_otlp(settings.otlp_endpoint) if settings.otlp_endpoint else None
+    if otel is not None:
+        observers.append(otel)
     evaluation = EvaluationRuntime(settings, db, metrics.registry, registry)
     inbound = evaluation.identity.wrap(authenticator)
     steps: list[Step] = [
@@ -167,6 +174,10 @@ def build_gateway(
         serving=InferenceServing(pipeline, inbound),
         metrics=metrics,
         observers=observers,
+        registry=registry,
+        policy=policy,
+        evaluation=evaluation,
+        trace_store=SQLTraceStore(db),
         services=services,
-        extras={"registry": registry, POLICY: policy, EVALUATION: evaluation},
+        otel=otel,
     )

@@ -34,6 +34,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 
+from lmdeck.app.services import gateway_of
 from lmdeck.pipeline.principal import Role
 from lmdeck.policy.auth import PRINCIPAL_STATE, authenticate_for, declared_role
 from lmdeck.protocol import APIError
@@ -116,7 +117,7 @@ class RouteChecks:
 
     async def run(self, request: Request) -> None:
         if self.role is not None:
-            authenticator = request.app.state.gateway.authenticator
+            authenticator = gateway_of(request).authenticator
             principal = await authenticate_for(authenticator, request, self.role)
             setattr(request.state, PRINCIPAL_STATE, principal)
         if self.numeric:

@@ -6,18 +6,18 @@
     evaluation.install(pipeline, observers)      # the experiment steps and the trace observers
     services.append(evaluation)                  # started and stopped with the app
 
-Routes reach it as ``request.app.state.gateway.extras["evaluation"]`` (:func:`evaluation_of`).
+Routes reach it as the gateway's ``evaluation`` field (:func:`lmdeck.app.services.evaluation_of`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
-from starlette.requests import Request
 
 from lmdeck.db import Database
 from lmdeck.evaluation.experiments.exposures import ExposureRecorder
@@ -42,12 +42,11 @@ from lmdeck.evaluation.runs.store import RunRecord, RunStore
 from lmdeck.gateway.routing.eligibility import RouteCheck, route_refusal
 from lmdeck.gateway.steps.record import TraceObserver
 from lmdeck.pipeline.chain import Pipeline
-from lmdeck.protocol import APIError
+from lmdeck.registry.runtime import RegistryRuntime
+from lmdeck.registry.snapshot import RegistrySnapshot
 from lmdeck.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
-
-EXTRAS_KEY = "evaluation"
 
 
 def _validated(kind: type[Any], items: list[dict[str, Any]], where: str) -> list[Any]:
@@ -70,7 +69,7 @@ class EvaluationRuntime:
         settings: Settings,
         db: Database,
         metrics_registry: CollectorRegistry | None,
-        registry: Any = None,
+        registry: RegistryRuntime | None = None,
         *,
         evaluators: EvaluatorRegistry | None = None,
         events: EvaluationEvents | None = None,
@@ -94,16 +93,18 @@ class EvaluationRuntime:
         self.audit = self._audit(db)
         self.recent = RecentTraces()
         self.feedback = FeedbackService(FeedbackStore(db), SQLTraceStore(db), self.recent, self.metrics)
-        live = getattr(registry, "live", None)
-        self._snapshot = (lambda: live.snapshot) if live is not None else None
+        self._snapshot: Callable[[], RegistrySnapshot] | None = None
+        if registry is not None:
+            live = registry.live
+            self._snapshot = lambda: live.snapshot
         self.experiments = ExperimentService(
             ExperimentStore(db),
             self._snapshot,
-            prompts=getattr(registry, "prompts", None),
-            models=getattr(registry, "models", None),
+            prompts=registry.prompts if registry is not None else None,
+            models=registry.models if registry is not None else None,
             audit=self.audit,
             poll_interval=config.poll_interval,
-            routes=lambda: getattr(registry, "route_owners", None),
+            routes=(lambda: registry.route_owners) if registry is not None else None,
         )
         self.exposures = ExposureRecorder(self.experiments.store, self.metrics)
         self.run_store = RunStore(db)
@@ -157,10 +158,10 @@ class EvaluationRuntime:
         self.rules = OnlineRuleService(
             self.online.store, self.online, self.configured_rules, self.settings.evaluation.poll_interval
         )
-        if self.registry is not None:
+        if self.registry is not None and self._snapshot is not None:
             runner = EvalRunner(
                 self.run_store,
-                RegistrySources(self.registry.datasets.store, self._snapshot),  # type: ignore[arg-type]
+                RegistrySources(self.registry.datasets.store, self._snapshot),
                 self.evaluators,
                 self.inference_for_run,
             )
@@ -192,10 +193,3 @@ class EvaluationRuntime:
             await self.online.stop()
         await self.exposures.stop()
         await self.experiments.stop_polling()
-
-
-def evaluation_of(request: Request) -> EvaluationRuntime:
-    runtime = request.app.state.gateway.extras.get(EXTRAS_KEY)
-    if runtime is None:
-        raise APIError(503, "evaluation is not part of this gateway", code="evaluation_unavailable")
-    return runtime  # type: ignore[no-any-return]

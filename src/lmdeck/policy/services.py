@@ -5,8 +5,8 @@
     steps = [Authenticate(policy.keys), RecordStep(...), *policy.steps(router)]
     await policy.start()                                 # load keys and budgets, then keep them fresh
 
-Routes reach it as ``request.app.state.gateway.extras["policy"]`` through
-:func:`policy_of`. The pipeline steps it contributes run in this order:
+Routes reach it as the gateway's ``policy`` field through
+:func:`lmdeck.app.services.policy_of`. The pipeline steps it contributes run in this order:
 ``concurrency`` → ``ratelimit`` → ``budget`` → ``cost`` (innermost, next to the dispatcher).
 """
 
@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import anyio
-from starlette.requests import Request
 
 from lmdeck.db import Database
 from lmdeck.gateway.routing.router import Router
@@ -45,8 +44,6 @@ from lmdeck.providers.egress import EgressPolicy
 from lmdeck.settings import Settings
 
 log = logging.getLogger(__name__)
-
-EXTRAS_KEY = "policy"
 
 
 @dataclass
@@ -150,11 +147,3 @@ class PolicyServices:
         """Pick up keys, teams and budgets changed by other processes."""
         await self.keys.reload()
         await self.budgets.reload()
-
-
-def policy_of(request: Request) -> PolicyServices:
-    """The gateway's :class:`PolicyServices`, for a route."""
-    policy = request.app.state.gateway.extras.get(EXTRAS_KEY)
-    if not isinstance(policy, PolicyServices):
-        raise RuntimeError("this gateway was built without access control: build it with build_gateway()")
-    return policy

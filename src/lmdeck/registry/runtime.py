@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import logging
 
-from starlette.requests import Request
-
 from lmdeck.db import Database
 from lmdeck.gateway.routing.router import Router
 from lmdeck.pipeline.chain import Pipeline
@@ -38,12 +36,6 @@ from lmdeck.registry.route_owners import RouteOwners
 from lmdeck.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def runtime_of(request: Request) -> RegistryRuntime:
-    """The registry of the gateway serving ``request``."""
-    runtime: RegistryRuntime = request.app.state.gateway.extras["registry"]
-    return runtime
 
 
 def default_audit(db: Database) -> AuditTrail | None:

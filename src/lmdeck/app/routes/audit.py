@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Request
 
 from lmdeck.app.boundary import GuardedRoute
+from lmdeck.app.services import policy_of
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.admin import off_loop
 from lmdeck.policy.auth import require
 from lmdeck.policy.schemas import AuditEntryOut, AuditList, AuditVerdictOut
-from lmdeck.policy.services import policy_of
 from lmdeck.protocol.limits import INT64_MAX
 
 router = APIRouter(prefix="/api/audit", tags=["audit"], route_class=GuardedRoute)

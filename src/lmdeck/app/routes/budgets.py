@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 
 from lmdeck.app.boundary import GuardedRoute
+from lmdeck.app.services import policy_of
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
 from lmdeck.policy.schemas import AlertList, AlertOut, BudgetList, BudgetOut, BudgetPut
-from lmdeck.policy.services import PolicyServices, policy_of
+from lmdeck.policy.services import PolicyServices
 from lmdeck.protocol import APIError
 
 router = APIRouter(prefix="/api/budgets", tags=["budgets"], route_class=GuardedRoute)

@@ -10,9 +10,10 @@ from starlette.responses import Response
 
 from lmdeck.app.body_schema import documented_body
 from lmdeck.app.boundary import GuardedRoute
+from lmdeck.app.services import evaluation_of
 from lmdeck.evaluation.online.rules import OnlineRule
 from lmdeck.evaluation.runs.schemas import RunRequest
-from lmdeck.evaluation.runtime import EvaluationRuntime, evaluation_of
+from lmdeck.evaluation.runtime import EvaluationRuntime
 from lmdeck.gateway.errors import json_response
 from lmdeck.pipeline.identity import bearer_token
 from lmdeck.pipeline.principal import Principal

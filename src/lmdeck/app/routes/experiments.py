@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from lmdeck.app.boundary import GuardedRoute
+from lmdeck.app.services import evaluation_of
 from lmdeck.evaluation.experiments.schemas import ExperimentRequest
-from lmdeck.evaluation.runtime import evaluation_of
 from lmdeck.gateway.errors import json_response
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require

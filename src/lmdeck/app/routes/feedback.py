@@ -11,8 +11,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from lmdeck.app.boundary import GuardedRoute
+from lmdeck.app.services import evaluation_of
 from lmdeck.evaluation.feedback.schemas import FeedbackRequest
-from lmdeck.evaluation.runtime import evaluation_of
 from lmdeck.gateway.errors import json_response
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require

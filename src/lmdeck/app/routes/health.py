@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from lmdeck.app.boundary import GuardedRoute
+from lmdeck.app.services import gateway_of
 from lmdeck.gateway.errors import json_response
 
 router = APIRouter(prefix="/health", tags=["health"], route_class=GuardedRoute)
@@ -18,7 +19,7 @@ async def live() -> dict[str, str]:
 
 @router.get("/ready", summary="The gateway can serve: store open, trace sink running, local models loaded")
 async def ready(request: Request) -> Response:
-    gateway = request.app.state.gateway
+    gateway = gateway_of(request)
     problems = gateway.readiness()
     if problems:
         body = {"status": "unavailable", "problems": problems, "loading": gateway.router.loading()}

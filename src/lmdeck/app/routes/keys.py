@@ -7,11 +7,11 @@ import time
 from fastapi import APIRouter, Depends, Query, Request
 
 from lmdeck.app.boundary import GuardedRoute
+from lmdeck.app.services import policy_of
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
 from lmdeck.policy.identities import ApiKey
 from lmdeck.policy.schemas import KeyCreate, KeyCreated, KeyList, KeyOut, KeyRotate, KeyUpdate
-from lmdeck.policy.services import policy_of
 
 router = APIRouter(prefix="/api/keys", tags=["keys"], route_class=GuardedRoute)
 

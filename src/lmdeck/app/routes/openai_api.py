@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from lmdeck.app.body_schema import documented_body
 from lmdeck.app.boundary import GuardedRoute
+from lmdeck.app.services import gateway_of
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import checked_in_pipeline, require
 from lmdeck.protocol import APIError, ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ModelCard, ModelList
@@ -23,7 +24,7 @@ INFERENCE = checked_in_pipeline("inference")
     openapi_extra={**INFERENCE, **documented_body(ChatCompletionRequest)},
 )
 async def chat_completions(request: Request) -> Response:
-    return await request.app.state.gateway.serving.handle(request, "chat")
+    return await gateway_of(request).serving.handle(request, "chat")
 
 
 @router.post(
@@ -32,7 +33,7 @@ async def chat_completions(request: Request) -> Response:
     openapi_extra={**INFERENCE, **documented_body(CompletionRequest)},
 )
 async def completions(request: Request) -> Response:
-    return await request.app.state.gateway.serving.handle(request, "completions")
+    return await gateway_of(request).serving.handle(request, "completions")
 
 
 @router.post(
@@ -41,14 +42,14 @@ async def completions(request: Request) -> Response:
     openapi_extra={**INFERENCE, **documented_body(EmbeddingRequest)},
 )
 async def embeddings(request: Request) -> Response:
-    return await request.app.state.gateway.serving.handle(request, "embeddings")
+    return await gateway_of(request).serving.handle(request, "embeddings")
 
 
 def model_cards(request: Request, principal: Principal) -> list[ModelCard]:
     """The routes ``principal`` may use, as OpenAI model objects."""
     return [
         ModelCard(id=route.name, description=route.description, kind=route.kind)
-        for route in request.app.state.gateway.route_configs()
+        for route in gateway_of(request).route_configs()
         if principal.may_use(route.name)
     ]
 

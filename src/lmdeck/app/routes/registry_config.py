@@ -8,10 +8,10 @@ import anyio
 from fastapi import APIRouter, Depends, Request
 
 from lmdeck.app.boundary import GuardedRoute
+from lmdeck.app.services import runtime_of
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
 from lmdeck.protocol import APIError
-from lmdeck.registry.runtime import runtime_of
 from lmdeck.registry.schemas import ApplyRequest
 
 router = APIRouter(prefix="/api/registry", tags=["registry"], route_class=GuardedRoute)

@@ -7,11 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from lmdeck.app.boundary import GuardedRoute
+from lmdeck.app.services import runtime_of
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
 from lmdeck.policy.schemas import OwnershipUpdate
 from lmdeck.protocol.limits import INT64_MAX
-from lmdeck.registry.runtime import runtime_of
 from lmdeck.registry.schemas import DatasetCreateRequest, FromTracesRequest
 
 router = APIRouter(prefix="/api/registry/datasets", tags=["registry"], route_class=GuardedRoute)

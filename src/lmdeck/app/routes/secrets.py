@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Path, Request
 
 from lmdeck.app.boundary import GuardedRoute
+from lmdeck.app.services import policy_of
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
 from lmdeck.policy.schemas import SecretList, SecretOut, SecretPut
-from lmdeck.policy.services import policy_of
 
 router = APIRouter(prefix="/api/secrets", tags=["secrets"], route_class=GuardedRoute)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Request
 
 from lmdeck.app.boundary import GuardedRoute
+from lmdeck.app.services import policy_of
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
 from lmdeck.policy.schemas import TeamCreate, TeamList, TeamOut, TeamUpdate, UserCreate, UserList, UserOut
-from lmdeck.policy.services import policy_of
 from lmdeck.protocol import APIError
 
 router = APIRouter(prefix="/api", tags=["teams"], route_class=GuardedRoute)

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from lmdeck.app.boundary import GuardedRoute
+from lmdeck.app.services import trace_store_of
 from lmdeck.gateway.errors import json_response
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
@@ -28,16 +29,8 @@ from lmdeck.tracing.query import (
     parse_time,
 )
 from lmdeck.tracing.record import TraceRecord
-from lmdeck.tracing.sql_store import SQLTraceStore
-from lmdeck.tracing.store import TraceStore
 
 router = APIRouter(prefix="/api/traces", tags=["traces"], route_class=GuardedRoute)
-
-
-def _store(request: Request) -> TraceStore:
-    gateway = request.app.state.gateway
-    store = gateway.extras.get("trace_store")
-    return store if store is not None else SQLTraceStore(gateway.db)
 
 
 def _team_scope(principal: Principal) -> TeamScope:
@@ -116,7 +109,7 @@ async def list_traces(
     scoped = _team_scope(principal).narrow(query)
     if scoped is None:
         return json_response(200, {"object": "list", "data": [], "next_cursor": None, "has_more": False})
-    page = await run_in_threadpool(_store(request).query, scoped)
+    page = await run_in_threadpool(trace_store_of(request).query, scoped)
     body = {
         "object": "list",
         "data": [_trace_body(r) for r in page.records],
@@ -129,7 +122,7 @@ async def list_traces(
 @router.get("/{trace_id}", summary="One trace by its id")
 async def get_trace(request: Request, trace_id: str, principal: Principal = Depends(require("viewer"))) -> Response:
     # The id is lmdeck's primary key (one row at most); the scope decides whether the caller may see it.
-    record = await run_in_threadpool(_store(request).get, trace_id)
+    record = await run_in_threadpool(trace_store_of(request).get, trace_id)
     if record is None or not _team_scope(principal).allows(record.team_id):
         raise APIError(404, f"no trace {trace_id!r}", code="trace_not_found", param="id")
     return json_response(200, _trace_body(record))

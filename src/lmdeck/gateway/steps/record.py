@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import anyio
 from pydantic import BaseModel
@@ -27,6 +27,14 @@ class TraceSink(Protocol):
     """
 
     def submit(self, record: TraceRecord) -> asyncio.Future[None]: ...
+
+
+@runtime_checkable
+class QueuedTraceSink(TraceSink, Protocol):
+    """A sink that holds records before they are stored; ``depth`` is how many (the spool-depth gauge)."""
+
+    @property
+    def depth(self) -> int: ...
 
 
 class TraceObserver(Protocol):
