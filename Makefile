@@ -41,6 +41,7 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 services:
 	bash scripts/test-services.sh

@@ -17,9 +17,9 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 
+from lmdeck.protocol.registry import PromptVersionSpec
+from lmdeck.protocol.templates import PromptTemplate
 from lmdeck.registry.rendering import TemplateRenderer
-from lmdeck.registry.templates import PromptTemplate
-from lmdeck.settings import PromptVersionSpec
 
 PLAIN = PromptTemplate(
     PromptVersionSpec(

@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Protocol
 
 from lmdeck.db import Database
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.settings import Settings
 from lmdeck.tracing.memory import MemoryTraceSink
-from lmdeck.tracing.record import TraceRecord
 from lmdeck.tracing.sink import DurableTraceSink
 from lmdeck.tracing.spool import TraceSpool
 

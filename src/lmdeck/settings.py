@@ -22,12 +22,13 @@ import os
 from collections.abc import Callable, Mapping, MutableMapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from lmdeck.protocol.headers import check_header, check_url, control_problem
-from lmdeck.protocol.limits import INT64_MAX
+from lmdeck.protocol.registry import ModelSpec, PromptSpec, RegistryName
+from lmdeck.protocol.secrets import SecretReference
 
 ENV_PREFIX = "LMDECK_"
 
@@ -49,43 +50,25 @@ ENVIRONMENT: dict[str, str] = {
     "LMDECK_API_KEY": "API key the Python client and the CLI send (default: none)",
 }
 
-DEFAULT_BASE_URL = "http://127.0.0.1:4000"
-
 #: Longest upstream timeout, in seconds: a day.
 MAX_TIMEOUT = 86400.0
 
 
-def client_environment(environ: Mapping[str, str] | None = None) -> tuple[str, str | None]:
-    """(base URL, API key) for the client side: ``LMDECK_BASE_URL`` and ``LMDECK_API_KEY``."""
-    env = os.environ if environ is None else environ
-    return env.get("LMDECK_BASE_URL") or DEFAULT_BASE_URL, env.get("LMDECK_API_KEY") or None
+class SecretRef(SecretReference):
+    """A :class:`~lmdeck.protocol.secrets.SecretReference` that can be resolved to the secret it names.
 
+    >>> SecretRef.model_validate({"$env": "OPENAI_API_KEY"})
+    SecretRef(env='OPENAI_API_KEY')
+    """
 
-class SecretRef(BaseModel):
-    """A reference to a secret: ``{"$env": "NAME"}`` (an environment variable) or ``{"$secret": "name"}``
-    (a provider secret kept encrypted in lmdeck's store; see :mod:`lmdeck.policy.secrets`)."""
-
-    model_config = ConfigDict(populate_by_name=True, frozen=True)
-
-    env: str | None = Field(default=None, alias="$env")
-    secret: str | None = Field(default=None, alias="$secret")
     _lookup: Callable[[str], str] | None = PrivateAttr(default=None)
 
-    @model_validator(mode="before")
     @classmethod
-    def _not_inline(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            raise ValueError(
-                'a key is never written inline: reference it as {"$env": "NAME"} (an environment variable) '
-                'or {"$secret": "name"} (stored with PUT /api/secrets/name)'
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _one_source(self) -> SecretRef:
-        if (self.env is None) == (self.secret is None):
-            raise ValueError('a secret reference is either {"$env": "NAME"} or {"$secret": "name"}')
-        return self
+    def of(cls, reference: SecretReference) -> SecretRef:
+        """``reference`` (as a request or a stored version carried it), resolvable."""
+        if isinstance(reference, SecretRef):
+            return reference
+        return cls.model_validate(reference.model_dump(by_alias=True))
 
     def bind(self, lookup: Callable[[str], str]) -> None:
         """Give a ``$secret`` reference the store lookup it resolves through."""
@@ -391,124 +374,6 @@ class CredentialConfig(BaseModel):
     @classmethod
     def _not_own_secret(cls, value: SecretRef | None) -> SecretRef | None:
         return not_own_secret(value)
-
-
-#: Names of registered models, prompts, datasets and their aliases/labels.
-REGISTRY_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-RegistryName = Annotated[str, Field(pattern=REGISTRY_NAME)]
-VariableType = Literal["string", "number", "integer", "boolean", "list", "object", "any"]
-
-
-class VariableSpec(BaseModel):
-    """A declared prompt variable; ``customer: string`` is short for ``{type: string}``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: VariableType = "string"
-    required: bool = True
-    default: Any = None
-    description: str | None = None
-
-
-class PromptVersionSpec(BaseModel):
-    """One immutable prompt version: chat ``messages`` or a ``text`` template (Jinja2, sandboxed)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    version: int | None = Field(
-        default=None, ge=1, le=INT64_MAX, description="in `lmdeck apply` files: the version declared"
-    )
-    messages: list[dict[str, Any]] | None = None
-    text: str | None = None
-    variables: dict[str, VariableSpec] = Field(default_factory=dict)
-    parameters: dict[str, Any] = Field(default_factory=dict, description="default request fields (temperature...)")
-    route: str | None = Field(default=None, description="route called when the request names none")
-    commit_message: str | None = None
-
-    @field_validator("variables", mode="before")
-    @classmethod
-    def _variable_shorthand(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: {"type": v} if isinstance(v, str) else v for k, v in value.items()}
-        return value
-
-    @model_validator(mode="after")
-    def _one_template(self) -> PromptVersionSpec:
-        if (self.messages is None) == (self.text is None):
-            raise ValueError("a prompt version has either `messages` (chat) or `text`, not both or neither")
-        return self
-
-
-class PromptSpec(BaseModel):
-    """A prompt declared for `lmdeck apply`: its versions and where its labels point."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: RegistryName
-    description: str | None = None
-    versions: list[PromptVersionSpec] = Field(default_factory=list)
-    labels: dict[RegistryName, int] = Field(default_factory=dict)
-
-
-class LineageSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    dataset: str | None = Field(default=None, description="dataset version trained on: 'name@version' or its hash")
-    training_job: str | None = None
-    parent_version: int | None = Field(default=None, ge=1, le=INT64_MAX)
-
-
-class ModelVersionSpec(BaseModel):
-    """One immutable model version: what serves it and where it came from."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    version: int | None = Field(
-        default=None, ge=1, le=INT64_MAX, description="in `lmdeck apply` files: the version declared"
-    )
-    provider: str = "openai"
-    model: str | None = Field(default=None, description="the upstream model name")
-    base_url: str | None = None
-    api_key: SecretRef | None = Field(
-        default=None, description="admin-written versions only; others name an admin-defined `credential`"
-    )
-    credential: str | None = Field(
-        default=None, description="name of a credential under `credentials:` that the gateway attaches"
-    )
-    artifact_path: str | None = Field(default=None, description="a local model artifact instead of an upstream")
-    base_model: str | None = None
-    adapter: str | None = None
-    quantization: str | None = None
-    parameters: dict[str, Any] = Field(default_factory=dict, description="default request fields (temperature...)")
-    options: dict[str, Any] = Field(default_factory=dict, description="provider-specific options")
-    metrics: dict[str, float] = Field(default_factory=dict)
-    tags: dict[str, str] = Field(default_factory=dict)
-    lineage: LineageSpec = Field(default_factory=LineageSpec)
-    description: str | None = None
-
-    @field_validator("base_url")
-    @classmethod
-    def _sendable_url(cls, url: str | None) -> str | None:
-        if url is not None:
-            check_url(url)
-        return url
-
-    @model_validator(mode="after")
-    def _has_a_source(self) -> ModelVersionSpec:
-        if not self.model and not self.artifact_path:
-            raise ValueError("a model version needs `model` (the upstream model) or `artifact_path`")
-        return self
-
-
-class ModelSpec(BaseModel):
-    """A registered model declared for `lmdeck apply`: its versions and where its aliases point."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: RegistryName
-    description: str | None = None
-    versions: list[ModelVersionSpec] = Field(default_factory=list)
-    aliases: dict[RegistryName, int] = Field(default_factory=dict)
 
 
 class RegistrySettings(BaseModel):

@@ -29,13 +29,14 @@ from sqlalchemy import text
 from lmdeck.app.assembly import build_gateway
 from lmdeck.app.factory import create_app
 from lmdeck.evaluation.runs.store import RunRecord, RunStore
-from lmdeck.pipeline.principal import Principal, Role
+from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import PIPELINE_PERMISSION, declared_role
 from lmdeck.policy.identity_store import IdentityStore
+from lmdeck.protocol.access import Role
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.settings import Settings
 from lmdeck.testing.in_process import in_process_client
 from lmdeck.tracing.memory import MemoryTraceSink
-from lmdeck.tracing.record import TraceRecord
 from lmdeck.tracing.sql_store import SQLTraceStore
 
 ADMIN_ENV = "LMDECK_TEST_MATRIX_ADMIN_KEY"

@@ -228,7 +228,7 @@ async def test_a_stream_dropped_by_its_client_releases_its_reservation(tmp_path:
 
     from lmdeck.pipeline.context import RequestContext, Streamed
     from lmdeck.protocol import ChatCompletionRequest
-    from lmdeck.tracing.record import TraceRecord
+    from lmdeck.protocol.traces import TraceRecord
 
     settings = policy_settings(tmp_path, routes=[fake_route(prompt_tokens=9, completion_tokens="max")])
     async with started_deck(settings) as deck:

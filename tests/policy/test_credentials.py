@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from lmdeck.pipeline.principal import Principal, Role
+from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.credentials import CredentialGate, host_matches
 from lmdeck.protocol import APIError
+from lmdeck.protocol.access import Role
+from lmdeck.protocol.registry import ModelVersionSpec
 from lmdeck.providers.egress import EgressPolicy
-from lmdeck.settings import ConfigError, ModelVersionSpec, Settings
+from lmdeck.settings import ConfigError, SecretRef, Settings
 
 ROLES: dict[str, Role] = {"key:key_admin": "admin", "key:key_dev": "developer"}
 ADMIN = Principal(key_id="key_admin", role="admin")
@@ -67,7 +69,7 @@ def test_a_versions_own_key_is_honoured_only_while_an_admin_wrote_it() -> None:
         g.check_version(own, SEARCH_DEV, field="models.0.versions.0")
     assert refused.value.param == "models.0.versions.0.api_key" and refused.value.code == "secret_ref_forbidden"
     g.check_version(own, ADMIN)
-    assert g.api_key_for(own, "key:key_admin") == own.api_key
+    assert g.api_key_for(own, "key:key_admin") == SecretRef.model_validate({"$env": "VENDOR_KEY"})
     for author in ("key:key_dev", "key:key_gone", None):
         with pytest.raises(ConfigError, match="not an admin"):
             g.api_key_for(own, author)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from lmdeck.tracing.record import TraceRecord
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.tracing.sql_store import SQLTraceStore
 from policy.deck import Deck, auth
 

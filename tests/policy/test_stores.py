@@ -16,8 +16,8 @@ from lmdeck.policy.identity_store import IdentityStore, NotFound
 from lmdeck.policy.key_cache import KeyCache
 from lmdeck.policy.secrets import SecretBox, SecretStore
 from lmdeck.policy.spend import SpendReports
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.settings import Settings
-from lmdeck.tracing.record import TraceRecord
 from lmdeck.tracing.sql_store import SQLTraceStore
 
 

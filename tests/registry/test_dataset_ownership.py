@@ -12,9 +12,9 @@ from lmdeck.cli.main import app as cli
 from lmdeck.db import Database
 from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import APIError
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.registry.dataset_registry import DatasetRegistry
 from lmdeck.sdk import Client
-from lmdeck.tracing.record import TraceRecord
 from lmdeck.tracing.sql_store import SQLTraceStore
 
 from .conftest import Deck, LiveServer

@@ -5,9 +5,10 @@ import pytest
 from lmdeck.db import Database
 from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import APIError
+from lmdeck.protocol.registry import DatasetRow
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.registry.dataset_registry import DatasetRegistry
-from lmdeck.registry.datasets import DatasetRow, DatasetStore, rows_digest
-from lmdeck.tracing.record import TraceRecord
+from lmdeck.registry.datasets import DatasetStore, rows_digest
 from lmdeck.tracing.sql_store import SQLTraceStore
 
 DEVELOPER = Principal(key_id="dev-key", role="developer")

@@ -12,9 +12,9 @@ from sqlalchemy import Connection, text
 from lmdeck.db import Database
 from lmdeck.db.migrations import load_migration_modules, migrations
 from lmdeck.policy.ownership import Owner
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.registry.datasets import DatasetStore
 from lmdeck.registry.versions import VersionStore
-from lmdeck.tracing.record import TraceRecord
 from lmdeck.tracing.sql_store import SQLTraceStore
 
 OWNER_MIGRATIONS = ("0210_registry_owners", "0310_evaluation_owners")

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+from lmdeck.protocol.registry import ModelVersionSpec
 from lmdeck.registry.plan import CurrentState, Declared, compute_plan
 from lmdeck.registry.sql import spec_digest
-from lmdeck.settings import ModelVersionSpec, RouteConfig
+from lmdeck.settings import RouteConfig
 
 PROTECTED = {"production": "admin"}
 

@@ -17,10 +17,10 @@ from lmdeck.cli.main import app as cli
 from lmdeck.db import Database
 from lmdeck.db.scratch import scratch_database
 from lmdeck.protocol import APIError
+from lmdeck.protocol.registry import ModelVersionSpec, PromptVersionSpec
 from lmdeck.registry.labels import LabelMove, LabelStore
 from lmdeck.registry.versions import Kind, VersionStore
 from lmdeck.sdk import Client, LMDeckError
-from lmdeck.settings import ModelVersionSpec, PromptVersionSpec
 
 from .conftest import LiveServer
 

@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from lmdeck.protocol.registry import PromptVersionSpec
+from lmdeck.protocol.sandbox import RenderLimits
+from lmdeck.protocol.templates import PromptLimitError, PromptRenderError, PromptTemplate, is_plain
 from lmdeck.registry.rendering import TemplateRenderer
-from lmdeck.registry.sandbox import RenderLimits
-from lmdeck.registry.templates import PromptLimitError, PromptRenderError, PromptTemplate, is_plain
-from lmdeck.settings import PromptVersionSpec
 
 BURN = "{% set s = 'x' * 3000 %}{% for a in s %}{% for b in s %}{% for c in s %}{% endfor %}{% endfor %}{% endfor %}"
 

@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from lmdeck.registry.templates import PromptRenderError
+from lmdeck.protocol.templates import PromptRenderError
 from lmdeck.sdk import Client, LMDeckError
 
 from .conftest import LiveServer

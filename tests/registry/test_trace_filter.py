@@ -5,8 +5,8 @@ import time
 import pytest
 
 from lmdeck.protocol import APIError
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.registry.trace_filter import FilterKey, TraceFilterParser
-from lmdeck.tracing.record import TraceRecord
 
 
 def test_equal_terms_narrow_the_store_query() -> None:

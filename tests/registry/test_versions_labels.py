@@ -4,10 +4,10 @@ import pytest
 
 from lmdeck.db import Database
 from lmdeck.protocol import APIError
+from lmdeck.protocol.registry import ModelVersionSpec
 from lmdeck.registry.labels import LabelStore
 from lmdeck.registry.snapshot import load_snapshot
 from lmdeck.registry.versions import VersionStore
-from lmdeck.settings import ModelVersionSpec
 
 
 def stores(db: Database) -> tuple[VersionStore[ModelVersionSpec], LabelStore]:

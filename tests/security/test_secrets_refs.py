@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from lmdeck.db import Database
+from lmdeck.protocol.registry import ModelVersionSpec
 from lmdeck.registry.versions import VersionStore
-from lmdeck.settings import ModelVersionSpec
 from lmdeck.testing.listener import RecordingListener
 from lmdeck.testing.servers import (
     TEST_SETTINGS,

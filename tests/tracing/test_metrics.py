@@ -1,5 +1,5 @@
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.tracing.metrics import GatewayMetrics
-from lmdeck.tracing.record import TraceRecord
 
 
 def test_observed_trace_shows_in_exposition() -> None:

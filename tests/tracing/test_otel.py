@@ -1,8 +1,8 @@
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.tracing.otel import OTelExporter
-from lmdeck.tracing.record import TraceRecord
 
 
 def _exporter() -> tuple[OTelExporter, InMemorySpanExporter]:

@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import func, select, text
 
 from lmdeck.db import Database
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.testing.traces import synthetic_traces
 from lmdeck.tracing.codec import encode
-from lmdeck.tracing.record import TraceRecord
 from lmdeck.tracing.rollups import GRAINS, HOUR, rebuild, trace_rollups
 from lmdeck.tracing.segments import existing_segments, segment_name
 from lmdeck.tracing.sketch import RELATIVE_ACCURACY, Sketch

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.tracing import spool as spool_module
 from lmdeck.tracing.codec import decode, encode
-from lmdeck.tracing.record import TraceRecord
 from lmdeck.tracing.segments import existing_segments
 from lmdeck.tracing.spool import LOCK_NAME, TraceSpool, TraceSpoolError
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.tracing.query import Cursor, TraceFilterError, TraceQuery, parse_status, parse_time
-from lmdeck.tracing.record import TraceRecord
 from lmdeck.tracing.sql_store import SQLTraceStore
 
 T0 = 1_800_000_000.0

@@ -13,9 +13,9 @@ import pytest
 from lmdeck.app.factory import create_app
 from lmdeck.db.scratch import scratch_database
 from lmdeck.pipeline.principal import Principal
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.settings import Settings
 from lmdeck.testing.in_process import in_process_client
-from lmdeck.tracing.record import TraceRecord
 from lmdeck.tracing.sql_store import SQLTraceStore
 
 ADMIN_KEY = "sk-lmdeck-traces-Ue3Kx8Ra5Ym1Qw7Bn4Gt9Zc2Hv6Lp0J"

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy.exc import DataError, OperationalError
 
 from lmdeck.db import Database
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.tracing.codec import encode
 from lmdeck.tracing.query import TracePage, TraceQuery
-from lmdeck.tracing.record import TraceRecord
 from lmdeck.tracing.segments import SegmentLog, existing_segments, segment_name
 from lmdeck.tracing.spool import TraceSpool
 from lmdeck.tracing.sql_store import SQLTraceStore

@@ -35,9 +35,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from lmdeck.app.services import gateway_of
-from lmdeck.pipeline.principal import Role
 from lmdeck.policy.auth import PRINCIPAL_STATE, authenticate_for, declared_role
 from lmdeck.protocol import APIError
+from lmdeck.protocol.access import Role
 from lmdeck.protocol.limits import MAX_JSON_DEPTH, InputError, check_json, parse_int, parse_number
 
 #: Methods whose requests carry no body that a route would read.

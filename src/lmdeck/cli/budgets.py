@@ -12,7 +12,7 @@ import typer
 from lmdeck.cli.connection import API_KEY, AS_JSON, BASE_URL, connect
 from lmdeck.cli.keys import print_json, print_table, when
 from lmdeck.money import format_usd
-from lmdeck.policy.schemas import BudgetOut
+from lmdeck.protocol.access import BudgetOut
 
 app = typer.Typer(help="Manage budgets per key and team.", no_args_is_help=True)
 

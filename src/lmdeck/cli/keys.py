@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from lmdeck.cli.connection import API_KEY, AS_JSON, BASE_URL, connect
 from lmdeck.cli.tables import table
-from lmdeck.policy.schemas import KeyCreated, KeyOut
+from lmdeck.protocol.access import KeyCreated, KeyOut
 
 app = typer.Typer(help="Manage API keys (admin).", no_args_is_help=True)
 

@@ -18,7 +18,7 @@ import typer
 from lmdeck.cli.connection import API_KEY, AS_JSON, BASE_URL, connect
 from lmdeck.cli.models import echo_json, history_table, move_text, pairs, read_spec, rollback_text, when
 from lmdeck.cli.tables import table
-from lmdeck.registry.templates import PromptRenderError
+from lmdeck.protocol.templates import PromptRenderError
 
 app = typer.Typer(help="Prompts: versions, labels, diffs, rendering.", no_args_is_help=True)
 

@@ -11,7 +11,7 @@ import typer
 
 from lmdeck.cli.connection import API_KEY, AS_JSON, BASE_URL, connect
 from lmdeck.cli.keys import print_json, print_table, split_list, when
-from lmdeck.policy.schemas import TeamOut
+from lmdeck.protocol.access import TeamOut
 
 app = typer.Typer(help="Manage teams and their users (admin).", no_args_is_help=True)
 

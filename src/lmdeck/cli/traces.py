@@ -21,7 +21,7 @@ import typer
 from lmdeck.cli.connection import API_KEY, BASE_URL, connect
 from lmdeck.cli.tables import table
 from lmdeck.money import format_usd
-from lmdeck.tracing.record import TraceRecord
+from lmdeck.protocol.traces import TraceRecord
 
 app = typer.Typer(help="Query the stored traces.", no_args_is_help=True)
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
-Role = Literal["admin", "developer", "viewer", "inference"]
+from lmdeck.protocol.access import Role
 
 #: Roles ordered by what they may do; a role may do what every role after it may.
 ROLE_ORDER: tuple[Role, ...] = ("admin", "developer", "viewer", "inference")

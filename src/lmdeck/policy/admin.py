@@ -24,9 +24,9 @@ from lmdeck.policy.audit import AuditLog
 from lmdeck.policy.identities import ApiKey, Team, User
 from lmdeck.policy.identity_store import AmbiguousName, IdentityStore, LastAdminKey, NotFound
 from lmdeck.policy.key_cache import KeyCache
-from lmdeck.policy.schemas import KeyCreate, KeyUpdate, TeamCreate, TeamUpdate, UserCreate
 from lmdeck.policy.secrets import SecretNotFound, SecretStore
 from lmdeck.protocol import APIError
+from lmdeck.protocol.access import KeyCreate, KeyUpdate, TeamCreate, TeamUpdate, UserCreate
 
 T = TypeVar("T")
 

@@ -10,8 +10,9 @@ from starlette.requests import Request
 from lmdeck.pipeline.chain import Handler
 from lmdeck.pipeline.context import RequestContext, Result
 from lmdeck.pipeline.identity import Authenticator, bearer_token, principal_for
-from lmdeck.pipeline.principal import Principal, Role
+from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import APIError
+from lmdeck.protocol.access import Role
 
 MAX_TAGS = 32
 MAX_TAG_LENGTH = 128

@@ -20,12 +20,12 @@ import anyio
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.admin import off_loop
 from lmdeck.policy.audit import AuditLog
-from lmdeck.policy.budgets import Budget, BudgetStore, Period
+from lmdeck.policy.budgets import Budget, BudgetStore
 from lmdeck.policy.identity_store import IdentityStore
 from lmdeck.policy.ledger import MemoryBudgetLedger
-from lmdeck.policy.schemas import BudgetPut
-from lmdeck.policy.spend import GroupBy, Report, SpendReports
+from lmdeck.policy.spend import Report, SpendReports
 from lmdeck.protocol import APIError
+from lmdeck.protocol.access import BudgetPut, GroupBy, Period
 
 
 class BudgetAdmin:

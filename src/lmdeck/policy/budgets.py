@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -26,11 +26,10 @@ from sqlalchemy.exc import DBAPIError
 from lmdeck.db import Database
 from lmdeck.money import dollars
 from lmdeck.policy.keys import new_id
+from lmdeck.protocol.access import Period, Scope
 
 log = logging.getLogger(__name__)
 
-Scope = Literal["key", "team"]
-Period = Literal["day", "month", "total"]
 SCOPES: tuple[Scope, ...] = ("key", "team")
 PERIODS: tuple[Period, ...] = ("day", "month", "total")
 

@@ -24,10 +24,12 @@ from __future__ import annotations
 import urllib.parse
 from collections.abc import Callable, Iterable
 
-from lmdeck.pipeline.principal import Principal, Role
+from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import APIError
+from lmdeck.protocol.access import Role
+from lmdeck.protocol.registry import ModelVersionSpec
 from lmdeck.providers.egress import EgressPolicy, url_host
-from lmdeck.settings import OWN_SECRETS, ConfigError, CredentialConfig, ModelVersionSpec, SecretRef, Settings
+from lmdeck.settings import OWN_SECRETS, ConfigError, CredentialConfig, SecretRef, Settings
 
 #: The team wildcard of ``credentials.<name>.teams``.
 EVERY_TEAM = "*"
@@ -166,7 +168,7 @@ class CredentialGate:
                 f"it carries its own api_key but was written by {created_by or 'an unknown key'}, which is not an "
                 "admin: register it again naming an admin-defined `credential`"
             )
-        ref = spec.api_key
+        ref = SecretRef.of(spec.api_key)
         if ref.env in OWN_SECRETS:
             raise ConfigError(f"its api_key names {ref.env}, lmdeck's own secret, which is never sent upstream")
         if ref.secret is not None and self.lookup is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from lmdeck.pipeline.principal import Role
+from lmdeck.protocol.access import Role
 
 KeyState = Literal["active", "expired", "revoked"]
 

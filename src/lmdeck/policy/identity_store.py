@@ -22,9 +22,9 @@ from sqlalchemy import Connection, text
 
 from lmdeck.db import Database
 from lmdeck.db.locks import hold
-from lmdeck.pipeline.principal import Role
 from lmdeck.policy.identities import ApiKey, KeySecret, Team, User
 from lmdeck.policy.keys import hash_key, new_id, new_key, visible_prefix
+from lmdeck.protocol.access import Role
 
 
 class NotFound(LookupError):

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 
 import anyio
 
-from lmdeck.pipeline.principal import Principal, Role
+from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.identities import ApiKey, KeySecret, Team
 from lmdeck.policy.identity_store import IdentityStore, Snapshot
 from lmdeck.policy.keys import hash_key
+from lmdeck.protocol.access import Role
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,8 @@ from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 from lmdeck.money import dollars, format_usd
-from lmdeck.policy.budgets import Budget, Scope
+from lmdeck.policy.budgets import Budget
+from lmdeck.protocol.access import Scope
 
 log = logging.getLogger(__name__)
 

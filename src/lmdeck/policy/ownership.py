@@ -31,12 +31,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import APIError
+from lmdeck.protocol.access import Visibility
 
-Visibility = Literal["team", "shared"]
 VISIBILITIES: tuple[Visibility, ...] = ("team", "shared")
 
 #: How messages name the owner ``team_id=None``.

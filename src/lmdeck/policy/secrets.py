@@ -134,9 +134,12 @@ class SecretStore:
 
 
 def secret_refs(settings: Settings) -> list[SecretRef]:
-    """Every ``$secret`` reference in the settings' route targets, registered model versions and credentials."""
+    """Every ``$secret`` reference in the settings' route targets and credentials.
+
+    (A registered model version's own reference is bound when it is served: see
+    :meth:`lmdeck.policy.credentials.CredentialGate.api_key_for`.)
+    """
     refs = [t.api_key for r in settings.routes for t in r.targets if t.api_key is not None]
-    refs += [v.api_key for m in settings.models for v in m.versions if v.api_key is not None]
     refs += [c.api_key for c in settings.credentials.values()]
     return [ref for ref in refs if ref.secret is not None]
 

@@ -13,16 +13,15 @@ caller is shown).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from lmdeck.db import Database
 from lmdeck.money import dollars
-from lmdeck.policy.budgets import Period, window_of
-
-GroupBy = Literal["key", "team", "user", "route", "tag", "model"]
+from lmdeck.policy.budgets import window_of
+from lmdeck.protocol.access import GroupBy, Period
 
 #: The traces column each grouping reads; tags live in their own table.
 GROUP_COLUMNS: dict[str, str] = {

@@ -1,7 +1,17 @@
-"""Wire schemas only: OpenAI-compatible requests, responses and errors.
+"""Wire schemas only: what goes over HTTP between lmdeck and its callers.
 
-Schemas accept unknown fields (they are passed through to upstreams) so that a
-new OpenAI parameter works before lmdeck knows its name.
+- the OpenAI-compatible API (``/v1``): :mod:`.chat`, :mod:`.completions`, :mod:`.embeddings`,
+  :mod:`.models`, :mod:`.errors`; these schemas accept unknown fields (they are passed through
+  to upstreams) so that a new OpenAI parameter works before lmdeck knows its name;
+- the admin API (``/api``): :mod:`.access` (keys, teams, budgets, spend, audit, secrets),
+  :mod:`.registry` (model and prompt versions, ``lmdeck apply`` declarations, request bodies),
+  :mod:`.evaluation` (runs, experiments, feedback), :mod:`.traces` (the trace record); request
+  bodies there reject unknown fields;
+- what client and server must agree on beyond shapes: :mod:`.templates` (how a prompt version
+  renders, in the :mod:`.sandbox`), :mod:`.secrets` (``{"$env": ...}`` references) and
+  :mod:`.connection` (``LMDECK_BASE_URL``, ``LMDECK_API_KEY``).
+
+The Python client (:mod:`lmdeck.sdk`) imports nothing of lmdeck but this package.
 """
 
 from lmdeck.protocol.chat import ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, Usage

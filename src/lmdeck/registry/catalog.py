@@ -23,7 +23,6 @@ from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import (
     Owner,
     RouteOwner,
-    Visibility,
     check_add,
     check_change,
     check_move_traffic,
@@ -33,11 +32,13 @@ from lmdeck.policy.ownership import (
     owner_for_new,
 )
 from lmdeck.protocol import APIError
+from lmdeck.protocol.access import Visibility
+from lmdeck.protocol.registry import REGISTRY_NAME
 from lmdeck.registry.labels import LATEST, POINTER_PLURAL, POINTER_WORD, Action, LabelMove, LabelStore, check_label
 from lmdeck.registry.live import LiveRegistry
 from lmdeck.registry.owners import resolve_team
 from lmdeck.registry.versions import Kind, SpecT, Version, VersionStore, not_found
-from lmdeck.settings import REGISTRY_NAME, Settings
+from lmdeck.settings import Settings
 
 log = logging.getLogger(__name__)
 

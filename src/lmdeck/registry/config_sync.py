@@ -25,6 +25,7 @@ from lmdeck.db import Database
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import Owner, check_add, owner_for_new
 from lmdeck.protocol import APIError
+from lmdeck.protocol.registry import ModelSpec, ModelVersionSpec, PromptSpec, PromptVersionSpec
 from lmdeck.providers.egress import EgressPolicy
 from lmdeck.registry.catalog import AuditTrail, Catalog, actor_of
 from lmdeck.registry.labels import LATEST, LabelMove
@@ -37,7 +38,7 @@ from lmdeck.registry.route_owners import RouteOwners
 from lmdeck.registry.snapshot import ModelRef
 from lmdeck.registry.sql import bump_revision, dumps, loads, now
 from lmdeck.registry.versions import Kind
-from lmdeck.settings import ModelSpec, ModelVersionSpec, PromptSpec, PromptVersionSpec, RouteConfig, Settings
+from lmdeck.settings import RouteConfig, Settings
 
 
 class ConfigSync:

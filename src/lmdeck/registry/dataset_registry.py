@@ -22,7 +22,6 @@ from lmdeck.db import Database
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import (
     Owner,
-    Visibility,
     check_add,
     check_change,
     check_read,
@@ -33,12 +32,14 @@ from lmdeck.policy.ownership import (
     visible_params,
 )
 from lmdeck.protocol import APIError
+from lmdeck.protocol.access import Visibility
+from lmdeck.protocol.registry import DatasetRow
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.registry.catalog import actor_of, check_name
-from lmdeck.registry.datasets import DatasetRow, DatasetStore, DatasetVersion, dataset_not_found
+from lmdeck.registry.datasets import DatasetStore, DatasetVersion, dataset_not_found
 from lmdeck.registry.owners import resolve_team
 from lmdeck.registry.trace_filter import TraceFilterParser
 from lmdeck.tracing.query import TraceQuery
-from lmdeck.tracing.record import TraceRecord
 from lmdeck.tracing.sql_store import SQLTraceStore
 from lmdeck.tracing.store import TraceStore
 

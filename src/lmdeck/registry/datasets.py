@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
@@ -27,6 +26,7 @@ from lmdeck.db import Database
 from lmdeck.policy.ownership import Owner
 from lmdeck.protocol import APIError
 from lmdeck.protocol.limits import is_ascii_int, parse_int
+from lmdeck.protocol.registry import DatasetRow
 from lmdeck.registry.owners import OwnerColumns, owner_of_row
 from lmdeck.registry.sql import bump_revision, dumps, loads, now
 
@@ -34,25 +34,16 @@ _ATTEMPTS = 5
 _DIGEST_PREFIX = re.compile(r"[0-9a-f]{8,64}")
 
 
-class DatasetRow(BaseModel):
-    """One example: what goes in, what should come out, and where it came from."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    input: Any
-    expected: Any = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    trace_id: str | None = None
-
-    def canonical(self) -> str:
-        return dumps(self.model_dump(mode="json"))
+def canonical(row: DatasetRow) -> str:
+    """A row as canonical JSON (sorted keys), the form its digest and the store use."""
+    return dumps(row.model_dump(mode="json"))
 
 
 def rows_digest(rows: Sequence[DatasetRow]) -> str:
     """SHA-256 of the rows as canonical JSON lines."""
     h = hashlib.sha256()
     for row in rows:
-        h.update(row.canonical().encode())
+        h.update(canonical(row).encode())
         h.update(b"\n")
     return h.hexdigest()
 
@@ -196,7 +187,7 @@ class DatasetStore:
                 "INSERT INTO registry_dataset_rows (name, version, idx, row_data, trace_id) VALUES (:n, :v, :i, :r, :tid)"
             ),
             [
-                {"n": name, "v": version.version, "i": i, "r": row.canonical(), "tid": row.trace_id}
+                {"n": name, "v": version.version, "i": i, "r": canonical(row), "tid": row.trace_id}
                 for i, row in enumerate(rows)
             ],
         )

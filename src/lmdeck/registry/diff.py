@@ -7,9 +7,9 @@ from typing import Any
 
 import yaml
 
+from lmdeck.protocol.registry import PromptVersionSpec
 from lmdeck.registry.sql import spec_dict
 from lmdeck.registry.versions import Version
-from lmdeck.settings import PromptVersionSpec
 
 
 def _template_text(spec: PromptVersionSpec) -> str:

@@ -31,9 +31,9 @@ from sqlalchemy import Connection, text
 from lmdeck.db import Database
 from lmdeck.db.locks import hold
 from lmdeck.protocol import APIError
+from lmdeck.protocol.registry import REGISTRY_NAME
 from lmdeck.registry.sql import bump_revision, new_id, now
 from lmdeck.registry.versions import Kind, VersionStore, not_found
-from lmdeck.settings import REGISTRY_NAME
 
 Action = Literal["move", "rollback", "remove", "apply"]
 

@@ -21,12 +21,13 @@ from lmdeck.db import Database
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import RouteOwner
 from lmdeck.protocol import APIError
+from lmdeck.protocol.registry import ModelVersionSpec
 from lmdeck.providers.egress import url_host
 from lmdeck.registry.catalog import AuditTrail, Catalog
 from lmdeck.registry.live import LiveRegistry
 from lmdeck.registry.route_owners import RouteOwners
 from lmdeck.registry.versions import Version
-from lmdeck.settings import ModelVersionSpec, Settings
+from lmdeck.settings import Settings
 
 REGISTRY_PROVIDER = "registry"
 

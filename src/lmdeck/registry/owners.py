@@ -17,8 +17,9 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from lmdeck.db import Database
-from lmdeck.policy.ownership import VISIBILITIES, Owner, Visibility
+from lmdeck.policy.ownership import VISIBILITIES, Owner
 from lmdeck.protocol import APIError
+from lmdeck.protocol.access import Visibility
 
 
 def owner_of_row(team_id: Any, visibility: Any) -> Owner:

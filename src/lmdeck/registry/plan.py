@@ -17,10 +17,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lmdeck.protocol.registry import ModelSpec, ModelVersionSpec, PromptSpec, PromptVersionSpec
 from lmdeck.registry.labels import POINTER_WORD
 from lmdeck.registry.sql import digest, spec_digest
 from lmdeck.registry.versions import Kind
-from lmdeck.settings import ModelSpec, ModelVersionSpec, PromptSpec, PromptVersionSpec, RouteConfig
+from lmdeck.settings import RouteConfig
 
 Action = Literal["create", "update", "delete", "move", "remove"]
 _SYMBOL = {"create": "+", "update": "~", "delete": "-", "move": "→", "remove": "-"}
@@ -198,3 +199,11 @@ def compute_plan(declared: Declared, current: CurrentState, *, protected: dict[s
     _plan_versioned("model", declared.models, current, protected, prune, plan)
     _plan_versioned("prompt", declared.prompts, current, protected, prune, plan)
     return plan
+
+
+class ApplyRequest(Declared):
+    """A declared state (``routes``, ``models``, ``prompts``) and how to apply it."""
+
+    dry_run: bool = False
+    prune: bool = Field(default=False, description="also remove applied routes and aliases/labels not declared")
+    plan_hash: str | None = Field(default=None, description="apply only if the plan is still the one with this hash")

@@ -20,14 +20,15 @@ from lmdeck.db import Database
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import check_read
 from lmdeck.protocol import APIError
+from lmdeck.protocol.registry import PromptVersionSpec
+from lmdeck.protocol.templates import PromptLimitError, PromptRenderError, PromptTemplate, PromptTemplateError
 from lmdeck.registry.catalog import AuditTrail, Catalog
 from lmdeck.registry.diff import prompt_diff
 from lmdeck.registry.live import LiveRegistry
 from lmdeck.registry.rendering import TemplateRenderer
 from lmdeck.registry.snapshot import DEFAULT_PROMPT_LABEL, CompiledPrompt
-from lmdeck.registry.templates import PromptLimitError, PromptRenderError, PromptTemplate, PromptTemplateError
 from lmdeck.registry.versions import not_found
-from lmdeck.settings import PromptVersionSpec, Settings
+from lmdeck.settings import Settings
 
 
 def render_error(exc: PromptRenderError, param: str, prefix: str = "") -> APIError:

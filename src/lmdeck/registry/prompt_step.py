@@ -22,11 +22,11 @@ from lmdeck.pipeline.context import RequestContext, Result
 from lmdeck.policy.ownership import check_read
 from lmdeck.protocol import APIError, ChatCompletionRequest
 from lmdeck.protocol.errors import validation_param
+from lmdeck.protocol.templates import PromptRenderError
 from lmdeck.registry.live import LiveRegistry
 from lmdeck.registry.prompt_registry import render_error
 from lmdeck.registry.rendering import TemplateRenderer
 from lmdeck.registry.snapshot import missing_prompt
-from lmdeck.registry.templates import PromptRenderError
 
 #: Where the steps leave the prompt and snapshot a request was served with.
 PROMPT_STATE = "registry.prompt"

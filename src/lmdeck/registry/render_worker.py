@@ -21,7 +21,7 @@ from typing import Any
 
 from jinja2 import Template
 
-from lmdeck.registry.sandbox import BoundedSandbox, RenderLimitError, RenderLimits, TemplateFailure, render_all
+from lmdeck.protocol.sandbox import BoundedSandbox, RenderLimitError, RenderLimits, TemplateFailure, render_all
 
 Outcome = tuple[str, Any, Any]
 

@@ -12,7 +12,7 @@ and a thread cannot be stopped, so the gateway renders it in a worker process
 
 A plain template (text and variable lookups only, :attr:`PromptTemplate.inline`) cannot loop
 or compute, so it renders in the gateway's process, as fast as before. Every breach is a
-:class:`~lmdeck.registry.templates.PromptLimitError` naming the limit; the API answers it
+:class:`~lmdeck.protocol.templates.PromptLimitError` naming the limit; the API answers it
 with a 400::
 
     renderer = TemplateRenderer(workers=2, cpu_seconds=1.0, memory_mb=256)
@@ -32,9 +32,9 @@ from typing import Any
 import anyio
 import pebble
 
+from lmdeck.protocol.sandbox import RenderLimits
+from lmdeck.protocol.templates import PromptLimitError, PromptRenderError, PromptTemplate
 from lmdeck.registry import render_worker
-from lmdeck.registry.sandbox import RenderLimits
-from lmdeck.registry.templates import PromptLimitError, PromptRenderError, PromptTemplate
 
 log = logging.getLogger(__name__)
 

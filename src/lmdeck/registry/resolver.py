@@ -21,11 +21,12 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
+from lmdeck.protocol.registry import ModelVersionSpec
 from lmdeck.providers import Provider, ProviderContext, ProviderRegistry
 from lmdeck.registry.live import LiveRegistry
 from lmdeck.registry.snapshot import ModelRef, RegistrySnapshot
 from lmdeck.registry.versions import Version
-from lmdeck.settings import ModelVersionSpec, SecretRef, TargetConfig
+from lmdeck.settings import SecretRef, TargetConfig
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
 

@@ -20,12 +20,13 @@ from sqlalchemy import text
 from lmdeck.db import Database
 from lmdeck.policy.ownership import Owner
 from lmdeck.protocol import APIError
+from lmdeck.protocol.registry import ModelVersionSpec, PromptVersionSpec
+from lmdeck.protocol.templates import PromptTemplate, PromptTemplateError
 from lmdeck.registry.labels import LATEST
 from lmdeck.registry.owners import owner_of_row
 from lmdeck.registry.sql import loads, revision
-from lmdeck.registry.templates import PromptTemplate, PromptTemplateError
 from lmdeck.registry.versions import Version, VersionStore
-from lmdeck.settings import ModelVersionSpec, PromptVersionSpec, RouteConfig
+from lmdeck.settings import RouteConfig
 
 #: The label a prompt reference uses when it names neither a label nor a version.
 DEFAULT_PROMPT_LABEL = "production"

@@ -22,8 +22,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from lmdeck.protocol import APIError
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.tracing.query import TraceFilterError, TraceQuery, parse_status, parse_time
-from lmdeck.tracing.record import TraceRecord
 
 Predicate = Callable[[TraceRecord], bool]
 _TERM = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*)(>=|<=|!=|=|>|<)(.*)$", re.S)

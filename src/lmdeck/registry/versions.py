@@ -22,9 +22,9 @@ from sqlalchemy.exc import IntegrityError
 from lmdeck.db import Database
 from lmdeck.policy.ownership import Owner
 from lmdeck.protocol import APIError
+from lmdeck.protocol.registry import ModelVersionSpec, PromptVersionSpec
 from lmdeck.registry.owners import OwnerColumns, owner_of_row
 from lmdeck.registry.sql import bump_revision, dumps, loads, now, spec_dict, spec_digest
-from lmdeck.settings import ModelVersionSpec, PromptVersionSpec
 
 Kind = Literal["model", "prompt"]
 SpecT = TypeVar("SpecT", ModelVersionSpec, PromptVersionSpec)

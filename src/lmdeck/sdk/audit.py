@@ -7,8 +7,8 @@ verdict = client.audit.verify()             # ok, or the first edited or deleted
 
 from __future__ import annotations
 
-from lmdeck.policy.schemas import AuditEntryOut, AuditVerdictOut
-from lmdeck.sdk.client import Namespace
+from lmdeck.protocol.access import AuditEntryOut, AuditVerdictOut
+from lmdeck.sdk.namespace import Namespace
 
 
 class Audit(Namespace):

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from lmdeck.policy.budgets import Period, Scope
-from lmdeck.policy.schemas import AlertOut, BudgetOut
-from lmdeck.sdk.client import Namespace
+from lmdeck.protocol.access import AlertOut, BudgetOut, Period, Scope
+from lmdeck.sdk.namespace import Namespace
 
 
 class Budgets(Namespace):

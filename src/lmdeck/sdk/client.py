@@ -25,43 +25,20 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from lmdeck.settings import client_environment
+from lmdeck.protocol.connection import client_environment
+from lmdeck.sdk.errors import LMDeckError
+from lmdeck.sdk.namespace import Namespace, Params
 
 if TYPE_CHECKING:
     from lmdeck.sdk.traces import Traces
 
+__all__ = ["Client", "LMDeckError", "Namespace"]
+
 NAMESPACE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-
-Params = Mapping[str, Any]
-
-
-class LMDeckError(Exception):
-    """A call failed: the server's error (OpenAI-shaped) or the reason it was not reached."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        type: str | None = None,
-        code: str | None = None,
-        param: str | None = None,
-        body: Any = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.type = type
-        self.code = code
-        self.param = param
-        self.body = body
-
-    def __str__(self) -> str:
-        return f"{self.status}: {self.message}" if self.status else self.message
 
 
 def _error_from(response: httpx.Response) -> LMDeckError:
@@ -93,21 +70,6 @@ def _query(params: Params | None) -> httpx.QueryParams:
         for item in values:
             out.append((key, ("true" if item else "false") if isinstance(item, bool) else str(item)))
     return httpx.QueryParams(out)
-
-
-class Namespace:
-    """One group of calls on a :class:`Client` (``client.traces``, ``client.keys``...).
-
-    >>> class Things(Namespace):
-    ...     name = "things"
-    ...     def list(self) -> list[dict]:
-    ...         return self.client.request("GET", "/api/things")["data"]
-    """
-
-    name: ClassVar[str] = ""
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
 
 
 class Client:

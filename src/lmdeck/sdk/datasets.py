@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from lmdeck.sdk.client import LMDeckError, Namespace
+from lmdeck.sdk.errors import LMDeckError
+from lmdeck.sdk.namespace import Namespace
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from lmdeck.sdk.client import LMDeckError, Namespace
+from lmdeck.sdk.errors import LMDeckError
+from lmdeck.sdk.namespace import Namespace
 
 Progress = Callable[[int, int], None]
 

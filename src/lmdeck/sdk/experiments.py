@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from lmdeck.sdk.client import Namespace
+from lmdeck.sdk.namespace import Namespace
 
 Rows = list[dict[str, Any]]
 

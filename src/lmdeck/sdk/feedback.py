@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from lmdeck.sdk.client import Namespace
+from lmdeck.sdk.namespace import Namespace
 
 Rows = list[dict[str, Any]]
 

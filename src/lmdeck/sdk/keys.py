@@ -11,9 +11,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from lmdeck.pipeline.principal import Role
-from lmdeck.policy.schemas import KeyCreated, KeyOut
-from lmdeck.sdk.client import Namespace
+from lmdeck.protocol.access import KeyCreated, KeyOut, Role
+from lmdeck.sdk.namespace import Namespace
 
 
 class Keys(Namespace):

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from lmdeck.sdk.client import Namespace
-from lmdeck.settings import ModelVersionSpec
+from lmdeck.protocol.registry import ModelVersionSpec
+from lmdeck.sdk.namespace import Namespace
 
 
 class Models(Namespace):

@@ -37,9 +37,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from lmdeck.registry.templates import PromptTemplate, used_variables
-from lmdeck.sdk.client import LMDeckError, Namespace
-from lmdeck.settings import PromptVersionSpec
+from lmdeck.protocol.registry import PromptVersionSpec
+from lmdeck.protocol.templates import PromptTemplate, used_variables
+from lmdeck.sdk.errors import LMDeckError
+from lmdeck.sdk.namespace import Caller, Namespace
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class Prompt:
         return self.spec.route
 
     def render(self, variables: dict[str, Any] | None = None, **more: Any) -> str | list[dict[str, Any]]:
-        """The text or chat messages; raises :class:`~lmdeck.registry.templates.PromptRenderError`."""
+        """The text or chat messages; raises :class:`~lmdeck.protocol.templates.PromptRenderError`."""
         return self.template.render({**(variables or {}), **more})
 
     def messages(self, variables: dict[str, Any] | None = None, **more: Any) -> list[dict[str, Any]]:
@@ -138,7 +139,7 @@ class Prompts(Namespace):
 
     name = "prompts"
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Caller) -> None:
         super().__init__(client)
         self.cache_ttl = DEFAULT_TTL
         self.clock: Callable[[], float] = time.monotonic

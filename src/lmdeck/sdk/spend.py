@@ -7,10 +7,8 @@ for row in report.data:
 
 from __future__ import annotations
 
-from lmdeck.policy.budgets import Period
-from lmdeck.policy.schemas import SpendReport
-from lmdeck.policy.spend import GroupBy
-from lmdeck.sdk.client import Namespace
+from lmdeck.protocol.access import GroupBy, Period, SpendReport
+from lmdeck.sdk.namespace import Namespace
 
 
 class Spend(Namespace):

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from lmdeck.policy.schemas import TeamOut, UserOut
-from lmdeck.sdk.client import Namespace
+from lmdeck.protocol.access import TeamOut, UserOut
+from lmdeck.sdk.namespace import Namespace
 
 
 class Teams(Namespace):

@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from lmdeck.sdk.client import Namespace
-from lmdeck.tracing.record import TraceRecord
+from lmdeck.protocol.traces import TraceRecord
+from lmdeck.sdk.namespace import Namespace
 
 
 @dataclass(frozen=True)

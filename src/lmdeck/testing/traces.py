@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 
-from lmdeck.tracing.record import TraceRecord, new_trace_id
+from lmdeck.protocol.traces import TraceRecord, new_trace_id
 
 ROUTES: tuple[tuple[str, str, str, float], ...] = (
     # route, target, upstream model, median latency (ms)

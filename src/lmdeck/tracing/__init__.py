@@ -1,5 +1,5 @@
 """Tracing: one record per request, spooled durably, stored in the background."""
 
-from lmdeck.tracing.record import TraceRecord, new_trace_id
+from lmdeck.protocol.traces import TraceRecord, new_trace_id
 
 __all__ = ["TraceRecord", "new_trace_id"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from lmdeck.tracing.record import TraceRecord, upgraded
+from lmdeck.protocol.traces import TraceRecord, upgraded
 
 _OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 

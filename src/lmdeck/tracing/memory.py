@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from lmdeck.tracing.record import TraceRecord
+from lmdeck.protocol.traces import TraceRecord
 
 
 class MemoryTraceSink:

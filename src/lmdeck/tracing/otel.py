@@ -33,7 +33,7 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from lmdeck.tracing.record import TraceRecord
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.version import __version__
 
 OPERATIONS = {"chat": "chat", "completions": "text_completion", "embeddings": "embeddings"}

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from lmdeck.tracing.record import TraceRecord
+from lmdeck.protocol.traces import TraceRecord
 
 MAX_LIMIT = 1000
 

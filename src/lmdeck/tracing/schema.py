@@ -4,7 +4,7 @@
     same = from_row(row)              # what a query returns
     tag_rows(record)                  # [{"record_id": ..., "tag": ...}, ...]
 
-Fields of :class:`~lmdeck.tracing.record.TraceRecord` that have no column yet
+Fields of :class:`~lmdeck.protocol.traces.TraceRecord` that have no column yet
 travel in the ``extra`` JSON column, so a field added to the record is stored
 (and read back) before a migration gives it a column of its own.
 """
@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from lmdeck.tracing.record import TraceRecord
+from lmdeck.protocol.traces import TraceRecord
 
 
 def _json() -> JSON:

@@ -18,8 +18,8 @@ import threading
 import time
 
 from lmdeck.db import Database
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.settings import Settings
-from lmdeck.tracing.record import TraceRecord
 from lmdeck.tracing.segments import SegmentLog
 from lmdeck.tracing.spool import TraceSpool
 from lmdeck.tracing.sql_store import SQLTraceStore

@@ -29,8 +29,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import BinaryIO
 
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.tracing.codec import encode
-from lmdeck.tracing.record import TraceRecord
 from lmdeck.tracing.segments import SegmentLog, existing_segments, segment_name
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.dml import Insert
 
 from lmdeck.db import Database
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.tracing.query import Cursor, TracePage, TraceQuery
-from lmdeck.tracing.record import TraceRecord
 from lmdeck.tracing.rollups import Rollups, apply
 from lmdeck.tracing.schema import from_row, tag_rows, to_row, trace_tags, traces
 

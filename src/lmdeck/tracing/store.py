@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.tracing.query import TracePage, TraceQuery
-from lmdeck.tracing.record import TraceRecord
 
 
 class TraceStore(Protocol):

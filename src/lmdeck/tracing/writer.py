@@ -26,8 +26,8 @@ from pathlib import Path
 import orjson
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.tracing.codec import UnreadableLine, decode
-from lmdeck.tracing.record import TraceRecord
 from lmdeck.tracing.segments import Segment, SegmentLog
 from lmdeck.tracing.store import TraceStore
 

@@ -19,7 +19,7 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lmdeck.tracing.record import new_trace_id
+from lmdeck.protocol.traces import new_trace_id
 
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")

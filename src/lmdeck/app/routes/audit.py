@@ -9,7 +9,7 @@ from lmdeck.app.services import policy_of
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.admin import off_loop
 from lmdeck.policy.auth import require
-from lmdeck.policy.schemas import AuditEntryOut, AuditList, AuditVerdictOut
+from lmdeck.protocol.access import AuditEntryOut, AuditList, AuditVerdictOut
 from lmdeck.protocol.limits import INT64_MAX
 
 router = APIRouter(prefix="/api/audit", tags=["audit"], route_class=GuardedRoute)

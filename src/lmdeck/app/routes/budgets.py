@@ -8,9 +8,9 @@ from lmdeck.app.boundary import GuardedRoute
 from lmdeck.app.services import policy_of
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
-from lmdeck.policy.schemas import AlertList, AlertOut, BudgetList, BudgetOut, BudgetPut
 from lmdeck.policy.services import PolicyServices
 from lmdeck.protocol import APIError
+from lmdeck.protocol.access import AlertList, AlertOut, BudgetList, BudgetOut, BudgetPut
 
 router = APIRouter(prefix="/api/budgets", tags=["budgets"], route_class=GuardedRoute)
 

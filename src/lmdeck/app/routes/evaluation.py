@@ -18,8 +18,8 @@ from lmdeck.gateway.errors import json_response
 from lmdeck.pipeline.identity import bearer_token
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
-from lmdeck.policy.schemas import OwnershipFields, OwnershipUpdate
 from lmdeck.protocol import APIError
+from lmdeck.protocol.access import OwnershipFields, OwnershipUpdate
 from lmdeck.protocol.errors import validation_param
 
 router = APIRouter(prefix="/api/evaluation", tags=["evaluation"], route_class=GuardedRoute)

@@ -13,7 +13,7 @@ from lmdeck.evaluation.experiments.schemas import ExperimentRequest
 from lmdeck.gateway.errors import json_response
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
-from lmdeck.policy.schemas import OwnershipUpdate
+from lmdeck.protocol.access import OwnershipUpdate
 
 router = APIRouter(prefix="/api/experiments", tags=["experiments"], route_class=GuardedRoute)
 

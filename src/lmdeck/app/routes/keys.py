@@ -11,7 +11,7 @@ from lmdeck.app.services import policy_of
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
 from lmdeck.policy.identities import ApiKey
-from lmdeck.policy.schemas import KeyCreate, KeyCreated, KeyList, KeyOut, KeyRotate, KeyUpdate
+from lmdeck.protocol.access import KeyCreate, KeyCreated, KeyList, KeyOut, KeyRotate, KeyUpdate
 
 router = APIRouter(prefix="/api/keys", tags=["keys"], route_class=GuardedRoute)
 

@@ -12,7 +12,7 @@ from lmdeck.app.services import runtime_of
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
 from lmdeck.protocol import APIError
-from lmdeck.registry.schemas import ApplyRequest
+from lmdeck.registry.plan import ApplyRequest
 
 router = APIRouter(prefix="/api/registry", tags=["registry"], route_class=GuardedRoute)
 

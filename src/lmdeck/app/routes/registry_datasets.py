@@ -10,9 +10,9 @@ from lmdeck.app.boundary import GuardedRoute
 from lmdeck.app.services import runtime_of
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
-from lmdeck.policy.schemas import OwnershipUpdate
+from lmdeck.protocol.access import OwnershipUpdate
 from lmdeck.protocol.limits import INT64_MAX
-from lmdeck.registry.schemas import DatasetCreateRequest, FromTracesRequest
+from lmdeck.protocol.registry import DatasetCreateRequest, FromTracesRequest
 
 router = APIRouter(prefix="/api/registry/datasets", tags=["registry"], route_class=GuardedRoute)
 

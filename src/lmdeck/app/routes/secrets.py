@@ -8,7 +8,7 @@ from lmdeck.app.boundary import GuardedRoute
 from lmdeck.app.services import policy_of
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
-from lmdeck.policy.schemas import SecretList, SecretOut, SecretPut
+from lmdeck.protocol.access import SecretList, SecretOut, SecretPut
 
 router = APIRouter(prefix="/api/secrets", tags=["secrets"], route_class=GuardedRoute)
 

@@ -10,7 +10,7 @@ from lmdeck.app.boundary import GuardedRoute
 from lmdeck.app.services import policy_of
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
-from lmdeck.policy.schemas import SpendReport
+from lmdeck.protocol.access import SpendReport
 from lmdeck.protocol.limits import MAX_EPOCH_SECONDS
 
 router = APIRouter(prefix="/api/spend", tags=["spend"], route_class=GuardedRoute)

@@ -8,8 +8,8 @@ from lmdeck.app.boundary import GuardedRoute
 from lmdeck.app.services import policy_of
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
-from lmdeck.policy.schemas import TeamCreate, TeamList, TeamOut, TeamUpdate, UserCreate, UserList, UserOut
 from lmdeck.protocol import APIError
+from lmdeck.protocol.access import TeamCreate, TeamList, TeamOut, TeamUpdate, UserCreate, UserList, UserOut
 
 router = APIRouter(prefix="/api", tags=["teams"], route_class=GuardedRoute)
 

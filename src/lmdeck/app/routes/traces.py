@@ -19,6 +19,7 @@ from lmdeck.gateway.errors import json_response
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
 from lmdeck.protocol import APIError
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.tracing.query import (
     MAX_LIMIT,
     Cursor,
@@ -28,7 +29,6 @@ from lmdeck.tracing.query import (
     parse_status,
     parse_time,
 )
-from lmdeck.tracing.record import TraceRecord
 
 router = APIRouter(prefix="/api/traces", tags=["traces"], route_class=GuardedRoute)
 

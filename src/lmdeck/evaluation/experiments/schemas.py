@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lmdeck.policy.ownership import Visibility
+from lmdeck.protocol.access import Visibility
 from lmdeck.protocol.limits import INT64_MAX, MAX_COUNT
 
 NAME = r"^[A-Za-z0-9][\w.\-]{0,127}$"

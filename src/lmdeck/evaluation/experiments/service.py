@@ -31,7 +31,6 @@ from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import (
     Owner,
     RouteOwner,
-    Visibility,
     check_change,
     check_move_traffic,
     check_prompt_variant,
@@ -47,6 +46,7 @@ from lmdeck.policy.ownership import (
 )
 from lmdeck.polling import Poller
 from lmdeck.protocol import APIError
+from lmdeck.protocol.access import Visibility
 from lmdeck.registry.owners import resolve_team
 from lmdeck.registry.snapshot import ModelRef, RegistrySnapshot, missing_prompt
 

@@ -19,7 +19,6 @@ from lmdeck.evaluation.online.store import OnlineStore
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import (
     Owner,
-    Visibility,
     check_add,
     check_change,
     is_admin,
@@ -29,6 +28,7 @@ from lmdeck.policy.ownership import (
 )
 from lmdeck.polling import Poller
 from lmdeck.protocol import APIError
+from lmdeck.protocol.access import Visibility
 from lmdeck.registry.owners import resolve_team
 
 log = logging.getLogger(__name__)

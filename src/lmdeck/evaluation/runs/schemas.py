@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from lmdeck.evaluation.base import EvaluatorError
 from lmdeck.evaluation.spec import EvaluatorSpec
-from lmdeck.policy.ownership import Visibility
+from lmdeck.protocol.access import Visibility
 from lmdeck.protocol.limits import MAX_COUNT, MAX_TOKENS
 
 _REF = re.compile(r"^[A-Za-z0-9][\w.\-/]*(@[\w.\-]+)?$")

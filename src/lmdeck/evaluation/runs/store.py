@@ -10,7 +10,8 @@ from sqlalchemy import text
 
 from lmdeck.db import Database
 from lmdeck.evaluation.runs.schemas import RowResult
-from lmdeck.policy.ownership import Owner, Visibility
+from lmdeck.policy.ownership import Owner
+from lmdeck.protocol.access import Visibility
 from lmdeck.registry.owners import OwnerColumns, owner_of_row
 from lmdeck.registry.sql import dumps, loads, new_id, now
 

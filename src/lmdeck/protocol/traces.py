@@ -1,4 +1,4 @@
-"""The trace record: everything lmdeck knows about one request.
+"""The trace record: everything lmdeck knows about one request, as stored and as `/api/traces` sends it.
 
 One record is written per accepted request, exactly once. Its ``id`` (unique,
 time-ordered) is the primary key in the store, which is what makes replaying

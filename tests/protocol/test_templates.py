@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from lmdeck.registry.templates import MAX_RENDERED_CHARS, PromptRenderError, PromptTemplate, PromptTemplateError
-from lmdeck.settings import PromptVersionSpec
+from lmdeck.protocol.registry import PromptVersionSpec
+from lmdeck.protocol.templates import MAX_RENDERED_CHARS, PromptRenderError, PromptTemplate, PromptTemplateError
 
 
 def template(**spec: object) -> PromptTemplate:

@@ -1,4 +1,5 @@
-"""Wire schemas of the access-control admin API (``/api/keys``, ``/api/teams``, ``/api/budgets``...).
+"""Wire schemas of the access-control admin API (``/api/keys``, ``/api/teams``, ``/api/budgets``, ``/api/spend``,
+``/api/audit``, ``/api/secrets``), shared by the server and the Python client.
 
 Request bodies reject unknown fields, so a misspelt field is a 400 naming it
 rather than a silently ignored setting.
@@ -13,12 +14,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.json_schema import SkipJsonSchema
 
 from lmdeck.money import MICROS_PER_DOLLAR
-from lmdeck.pipeline.principal import Role
-from lmdeck.policy.budgets import Period, Scope
-from lmdeck.policy.ownership import Visibility
 from lmdeck.protocol.headers import control_problem
 from lmdeck.protocol.limits import MAX_EPOCH_SECONDS, MAX_PER_MINUTE, MAX_SECONDS
 from lmdeck.protocol.patch import PatchBody
+
+#: What a key may do; see :data:`ROLE_ORDER` in :mod:`lmdeck.pipeline.principal`.
+Role = Literal["admin", "developer", "viewer", "inference"]
+#: Whom a budget limits: one key, or every key of a team.
+Scope = Literal["key", "team"]
+#: A budget's window: a UTC day, a UTC calendar month, or for ever.
+Period = Literal["day", "month", "total"]
+#: Who may read a resource: its owning team only, or every team.
+Visibility = Literal["team", "shared"]
+#: What a spend report is grouped by.
+GroupBy = Literal["key", "team", "user", "route", "tag", "model"]
 
 Name = Field(min_length=1, max_length=200)
 Tag = str

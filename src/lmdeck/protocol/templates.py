@@ -9,7 +9,7 @@ of the wrong type::
     template.render({"name": "Ada"})          # "Hello Ada"
     template.render({})                       # PromptRenderError: missing variable: name
 
-The sandbox (:class:`lmdeck.registry.sandbox.BoundedSandbox`, Jinja2's immutable
+The sandbox (:class:`lmdeck.protocol.sandbox.BoundedSandbox`, Jinja2's immutable
 sandbox) refuses attribute tricks such as ``{{ ''.__class__.__mro__ }}`` and
 mutation of arguments, and bounds what a render may cost (output size, ``range``,
 ``lipsum``, repetition, integer size, call depth): a breach is a
@@ -26,8 +26,8 @@ from typing import Any
 
 from jinja2 import Template, TemplateSyntaxError, meta, nodes
 
-from lmdeck.registry.sandbox import BoundedSandbox, RenderLimitError, RenderLimits, TemplateFailure, render_all
-from lmdeck.settings import PromptVersionSpec, VariableSpec, VariableType
+from lmdeck.protocol.registry import PromptVersionSpec, VariableSpec, VariableType
+from lmdeck.protocol.sandbox import BoundedSandbox, RenderLimitError, RenderLimits, TemplateFailure, render_all
 
 #: The most characters a rendered prompt may have.
 MAX_RENDERED_CHARS = RenderLimits().max_output_chars
