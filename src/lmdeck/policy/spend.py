@@ -5,7 +5,10 @@
         print(row.group, row.cost_micros, row.requests)
 
 Costs come from the trace store, so a report covers every gateway process
-writing to it. They are summed in whole micro-dollars (exact) and shown in
+writing to it. Reports by key, team, route and model read the trace rollups
+through :class:`~lmdeck.tracing.signals.Signals` (exact for any window, no scan
+of the traces); by user and by tag, which are not rollup dimensions, they read
+the traces. They are summed in whole micro-dollars (exact) and shown in
 dollars only in :meth:`Report.to_dict`. A ``team_id`` narrows a report to one team (what a non-admin
 caller is shown).
 """
@@ -22,6 +25,10 @@ from lmdeck.db import Database
 from lmdeck.money import dollars
 from lmdeck.policy.budgets import window_of
 from lmdeck.protocol.access import GroupBy, Period
+from lmdeck.tracing.signals import Signals
+
+#: The rollup dimension of each grouping the rollups answer.
+ROLLUP_DIMENSIONS: dict[str, str] = {"key": "key_id", "team": "team_id", "route": "route", "model": "model"}
 
 #: The traces column each grouping reads; tags live in their own table.
 GROUP_COLUMNS: dict[str, str] = {
@@ -80,6 +87,7 @@ class SpendReports:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.signals = Signals(db)
 
     def report(
         self,
@@ -92,6 +100,8 @@ class SpendReports:
         team_id: str | None = None,
     ) -> Report:
         start = window_of(period, now)[0] if since is None else since
+        if by in ROLLUP_DIMENSIONS:
+            return self._from_rollups(by, period, start, until, team_id)
         where = ["traces.created_at >= :since"]
         params: dict[str, Any] = {"since": start}
         if until is not None:
@@ -123,3 +133,23 @@ class SpendReports:
         except DBAPIError:
             rows, total = [], 0
         return Report(by=by, period=period, since=start, until=until, rows=rows, total_cost_micros=total)
+
+    def _from_rollups(self, by: GroupBy, period: Period, since: float, until: float | None, team: str | None) -> Report:
+        where = {"team_id": team} if team is not None else {}
+        try:
+            groups = self.signals.totals(by=(ROLLUP_DIMENSIONS[by],), since=since, until=until, where=where)
+        except DBAPIError:
+            groups = []
+        rows = [
+            SpendRow(
+                group=g.group[ROLLUP_DIMENSIONS[by]],
+                cost_micros=g.cost_micros,
+                requests=g.requests,
+                input_tokens=g.input_tokens,
+                output_tokens=g.output_tokens,
+            )
+            for g in groups
+        ]
+        rows.sort(key=lambda r: (-r.cost_micros, str(r.group)))
+        total = sum(r.cost_micros for r in rows)
+        return Report(by=by, period=period, since=since, until=until, rows=rows, total_cost_micros=total)

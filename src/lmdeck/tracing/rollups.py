@@ -145,6 +145,21 @@ def dimensions_of(row: Mapping[Any, Any]) -> tuple[Any, ...]:
     )
 
 
+def counters_of(row: Mapping[Any, Any]) -> tuple[int, ...]:
+    """What one stored trace row adds to each of :data:`COUNTERS`."""
+    return (
+        1,
+        int(int(row["status_code"]) >= 400),
+        int(row.get("input_tokens") or 0),
+        int(row.get("output_tokens") or 0),
+        int(row.get("cached_tokens") or 0),
+        int(row.get("cache_write_tokens") or 0),
+        int(row.get("cost_micros") or 0),
+        int(bool(row.get("cache_hit"))),
+        _guardrail_actions(row.get("metadata")),
+    )
+
+
 def rollup_id(grain: int, bucket: int, dims: Sequence[Any]) -> str:
     """The primary key of one rollup row: a hash of its grain, bucket and dimensions."""
     raw = orjson.dumps([grain, bucket, *dims])
@@ -164,17 +179,8 @@ class Delta:
     ttft: Sketch = field(default_factory=Sketch)
 
     def add(self, row: Mapping[Any, Any]) -> None:
-        c = self.counters
-        status = int(row["status_code"])
-        c[0] += 1
-        c[1] += status >= 400
-        c[2] += int(row.get("input_tokens") or 0)
-        c[3] += int(row.get("output_tokens") or 0)
-        c[4] += int(row.get("cached_tokens") or 0)
-        c[5] += int(row.get("cache_write_tokens") or 0)
-        c[6] += int(row.get("cost_micros") or 0)
-        c[7] += bool(row.get("cache_hit"))
-        c[8] += _guardrail_actions(row.get("metadata"))
+        for i, value in enumerate(counters_of(row)):
+            self.counters[i] += value
         latency = float(row.get("latency_ms") or 0.0)
         self.latency_ms_sum += latency
         self.latency.add(latency)

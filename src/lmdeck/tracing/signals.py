@@ -1,0 +1,332 @@
+"""Signals: time series and group-bys over the trace rollups, exact for any window.
+
+    signals = Signals(db)
+    signals.totals(by=("route",), since=t0, until=t1)                     # [Totals(group={"route": ...}, ...)]
+    signals.totals(by=("team_id",), since=t0, where={"route": "demo"})
+    signals.series(step=3600, by=("route",), since=t0, until=t1, quantiles=(0.5, 0.95, 0.99))
+    signals.series(step=60, by=("target",), since=now - 3600, until=now)  # error rate per target per minute
+
+This is the one reader of :mod:`lmdeck.tracing.rollups`: the spend API, the
+traces summary and anything that charts or alerts on traffic go through it,
+never through a scan of ``traces``.
+
+A window ``[since, until)`` is cut into whole days, then whole hours, then
+whole minutes, read from those rollups; the slivers under a minute at either
+end (when ``since`` or ``until`` is not on a minute) are read from the raw
+traces by their ``created_at`` index. Counts, tokens and cost are therefore
+exact for any window; quantiles merge the sketches (within
+:data:`~lmdeck.tracing.sketch.RELATIVE_ACCURACY`). Minute rollups are kept as
+long as raw traces (see :mod:`lmdeck.tracing.retention`); a window older than
+that is read from hours and days, to the hour.
+
+Every method is synchronous and may block: callers off the event loop run it
+in the analytics pool (:mod:`lmdeck.tracing.analytics`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, func, select
+
+from lmdeck.db import Database
+from lmdeck.tracing.rollups import COUNTERS, DAY, DIMENSIONS, GRAINS, MINUTE, counters_of, dimensions_of, trace_rollups
+from lmdeck.tracing.schema import traces
+from lmdeck.tracing.sketch import Sketch
+
+#: The ``traces`` expression of each rollup dimension, for the raw slivers of a window.
+_RAW_DIMENSION: dict[str, Any] = {
+    "route": traces.c.route,
+    "target": traces.c.target,
+    "model": traces.c.upstream_model,
+    "prompt_name": traces.c.prompt_name,
+    "prompt_version": traces.c.prompt_version,
+    "team_id": traces.c.team_id,
+    "key_id": traces.c.key_id,
+}
+
+
+class SignalError(ValueError):
+    """A signal query cannot be answered as asked; ``param`` names what to change."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(f"{param}: {message}")
+        self.param = param
+
+
+@dataclass
+class Totals:
+    """Counters of one group (and one step of a series: ``bucket``, epoch seconds, else None)."""
+
+    group: dict[str, Any]
+    bucket: int | None = None
+    requests: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_micros: int = 0
+    cache_hits: int = 0
+    guardrail_actions: int = 0
+    latency_ms_sum: float = 0.0
+    latency: Sketch | None = None
+    ttft: Sketch | None = None
+    quantiles: dict[str, float | None] = field(default_factory=dict)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def mean_latency_ms(self) -> float | None:
+        return self.latency_ms_sum / self.requests if self.requests else None
+
+    def add(self, counters: Sequence[Any], latency_sum: float) -> None:
+        for name, value in zip(COUNTERS, counters, strict=True):
+            setattr(self, name, getattr(self, name) + int(value or 0))
+        self.latency_ms_sum += float(latency_sum or 0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"group": self.group}
+        if self.bucket is not None:
+            out["bucket"] = self.bucket
+        out.update({name: getattr(self, name) for name in COUNTERS})
+        out["error_rate"] = self.error_rate
+        out["mean_latency_ms"] = self.mean_latency_ms
+        if self.quantiles:
+            out["latency_ms"] = self.quantiles
+        return out
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One part of a window: ``[start, end)`` read at ``grain`` seconds (0: the raw traces); end None: open."""
+
+    grain: int
+    start: float
+    end: float | None
+
+
+def plan(since: float, until: float | None, grains: Sequence[int] = GRAINS) -> list[Piece]:
+    """``[since, until)`` as whole buckets of the coarsest grains that fit, and raw slivers at the edges.
+
+    >>> [(p.grain, p.start, p.end) for p in plan(30.0, 7230.0)]
+    [(0, 30.0, 60.0), (60, 60.0, 3600.0), (3600, 3600.0, 7200.0), (0, 7200.0, 7230.0)]
+    """
+    if until is not None and until <= since:
+        return []
+    if not grains:
+        return [Piece(0, since, until)]
+    grain, finer = grains[-1], grains[:-1]
+    first = math.ceil(since / grain) * grain
+    last = math.floor(until / grain) * grain if until is not None else None
+    if last is not None and first >= last:
+        return plan(since, until, finer)
+    pieces = plan(since, first, finer) if since < first else []
+    pieces.append(Piece(grain, first, last))
+    if last is not None and until is not None and last < until:
+        pieces.extend(plan(last, until, finer))
+    return pieces
+
+
+def _check_dimensions(names: Iterable[str], param: str) -> None:
+    for name in names:
+        if name not in DIMENSIONS:
+            raise SignalError(param, f"unknown dimension {name!r}; one of {', '.join(DIMENSIONS)}")
+
+
+class Signals:
+    """Queries over ``trace_rollups`` (see the module docs); blocking."""
+
+    def __init__(self, db: Database, *, clock: Any = time.time) -> None:
+        self.db = db
+        self.clock = clock
+
+    # -- the public queries ------------------------------------------------------------------
+
+    def totals(
+        self,
+        *,
+        by: Sequence[str] = (),
+        since: float,
+        until: float | None = None,
+        where: Mapping[str, Any] | None = None,
+        quantiles: Sequence[float] = (),
+    ) -> list[Totals]:
+        """One :class:`Totals` per group of ``by`` over ``[since, until)``, most requests first.
+
+        ``where`` holds exact matches on dimensions; ``quantiles`` (each in [0, 1]) adds the
+        latency quantiles of each group, in ms, under ``"p50"``-style names.
+        """
+        return self._run(by=by, since=since, until=until, where=where or {}, step=None, quantiles=quantiles)
+
+    def series(
+        self,
+        *,
+        step: int,
+        by: Sequence[str] = (),
+        since: float,
+        until: float | None = None,
+        where: Mapping[str, Any] | None = None,
+        quantiles: Sequence[float] = (),
+    ) -> list[Totals]:
+        """:class:`Totals` per group and step (``bucket``: the step's start), ordered by bucket.
+
+        ``step`` is a whole number of minutes (seconds, a multiple of 60); ``since`` is rounded down to
+        a step. Steps with no traffic are left out.
+        """
+        if step < MINUTE or step % MINUTE:
+            raise SignalError("step", f"must be a whole number of minutes in seconds (60, 3600, ...), got {step}")
+        since = math.floor(since / step) * step
+        return self._run(by=by, since=since, until=until, where=where or {}, step=step, quantiles=quantiles)
+
+    # -- the work ------------------------------------------------------------------------------
+
+    def _run(
+        self,
+        *,
+        by: Sequence[str],
+        since: float,
+        until: float | None,
+        where: Mapping[str, Any],
+        step: int | None,
+        quantiles: Sequence[float],
+    ) -> list[Totals]:
+        _check_dimensions(by, "by")
+        _check_dimensions(where, "where")
+        for q in quantiles:
+            if not 0.0 <= q <= 1.0:
+                raise SignalError("quantiles", f"each is between 0 and 1, got {q}")
+        grains = tuple(g for g in GRAINS if step is None or step % g == 0)
+        groups: dict[tuple[Any, ...], Totals] = {}
+        sketches = bool(quantiles)
+        with self.db.engine.connect() as conn:
+            for piece in plan(since, until, grains):
+                if piece.grain:
+                    rows = conn.execute(self._rollup_select(piece, by, where, step, sketches))
+                    for row in rows:
+                        self._fold(groups, by, row, step, sketches)
+                else:
+                    for row in conn.execute(self._raw_select(piece, where)):
+                        self._fold_raw(groups, by, where, row, step, sketches)
+        result = list(groups.values())
+        if quantiles:
+            for totals in result:
+                sketch = totals.latency or Sketch()
+                totals.quantiles = {_name(q): sketch.quantile(q) for q in quantiles}
+        if step is None:
+            result.sort(key=lambda t: (-t.requests, str(list(t.group.values()))))
+        else:
+            result.sort(key=lambda t: (t.bucket or 0, str(list(t.group.values()))))
+        return result
+
+    def _rollup_select(
+        self, piece: Piece, by: Sequence[str], where: Mapping[str, Any], step: int | None, sketches: bool
+    ) -> Select[Any]:
+        c = trace_rollups.c
+        conditions: list[ColumnElement[bool]] = [c.grain == piece.grain, c.bucket >= piece.start]
+        if piece.end is not None:
+            conditions.append(c.bucket < piece.end)
+        conditions.extend(c[name].is_(None) if value is None else c[name] == value for name, value in where.items())
+        keys: list[Any] = [c[name] for name in by]
+        if step is not None:
+            keys.append(c.bucket - c.bucket % step)
+        if sketches:
+            # Sketches merge in Python: one row per stored rollup.
+            return select(*keys, *(c[n] for n in COUNTERS), c.latency_ms_sum, c.latency_sketch, c.ttft_sketch).where(
+                and_(*conditions)
+            )
+        sums = [func.sum(c[n]) for n in COUNTERS]
+        return select(*keys, *sums, func.sum(c.latency_ms_sum)).where(and_(*conditions)).group_by(*keys)
+
+    def _raw_select(self, piece: Piece, where: Mapping[str, Any]) -> Select[Any]:
+        t = traces.c
+        conditions: list[ColumnElement[bool]] = [t.created_at >= piece.start]
+        if piece.end is not None:
+            conditions.append(t.created_at < piece.end)
+        for name, value in where.items():
+            if name in _RAW_DIMENSION:
+                column = _RAW_DIMENSION[name]
+                conditions.append(column.is_(None) if value is None else column == value)
+        return select(
+            t.route,
+            t.target,
+            t.upstream_model,
+            t.prompt_name,
+            t.prompt_version,
+            t["metadata"],
+            t.team_id,
+            t.key_id,
+            t.status_code,
+            t.created_at,
+            t.input_tokens,
+            t.output_tokens,
+            t.cached_tokens,
+            t.cache_write_tokens,
+            t.cost_micros,
+            t.cache_hit,
+            t.latency_ms,
+            t.ttft_ms,
+        ).where(and_(*conditions))
+
+    @staticmethod
+    def _group(
+        groups: dict[tuple[Any, ...], Totals], by: Sequence[str], key: tuple[Any, ...], bucket: int | None
+    ) -> Totals:
+        full = (*key, bucket)
+        totals = groups.get(full)
+        if totals is None:
+            totals = groups[full] = Totals(dict(zip(by, key, strict=True)), bucket)
+        return totals
+
+    def _fold(
+        self, groups: dict[tuple[Any, ...], Totals], by: Sequence[str], row: Any, step: int | None, sketches: bool
+    ) -> None:
+        n = len(by)
+        bucket = int(row[n]) if step is not None else None
+        at = n + (step is not None)
+        totals = self._group(groups, by, tuple(row[:n]), bucket)
+        totals.add(row[at : at + len(COUNTERS)], row[at + len(COUNTERS)])
+        if sketches:
+            latency, ttft = row[at + len(COUNTERS) + 1], row[at + len(COUNTERS) + 2]
+            if totals.latency is None:
+                totals.latency, totals.ttft = Sketch(), Sketch()
+            totals.latency.merge(Sketch.loads(latency))
+            if ttft and totals.ttft is not None:
+                totals.ttft.merge(Sketch.loads(ttft))
+
+    def _fold_raw(
+        self,
+        groups: dict[tuple[Any, ...], Totals],
+        by: Sequence[str],
+        where: Mapping[str, Any],
+        row: Any,
+        step: int | None,
+        sketches: bool,
+    ) -> None:
+        m = row._mapping
+        dims = dict(zip(DIMENSIONS, dimensions_of(m), strict=True))
+        if any(dims[name] != value for name, value in where.items()):
+            return
+        bucket = int(m["created_at"] // step) * step if step is not None else None
+        totals = self._group(groups, by, tuple(dims[name] for name in by), bucket)
+        totals.add(counters_of(m), m["latency_ms"])
+        if sketches:
+            if totals.latency is None:
+                totals.latency, totals.ttft = Sketch(), Sketch()
+            totals.latency.add(float(m["latency_ms"]))
+            if m["ttft_ms"] is not None and totals.ttft is not None:
+                totals.ttft.add(float(m["ttft_ms"]))
+
+
+def _name(q: float) -> str:
+    """``0.95`` -> ``"p95"``, ``0.999`` -> ``"p99.9"``."""
+    return "p" + f"{q * 100:.6f}".rstrip("0").rstrip(".")
+
+
+__all__ = ["DAY", "Piece", "SignalError", "Signals", "Totals", "plan"]
