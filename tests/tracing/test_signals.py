@@ -8,9 +8,9 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
-from lmdeck.tracing.record import TraceRecord
 
 from lmdeck.db import Database
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.testing.traces import synthetic_traces
 from lmdeck.tracing.rollups import DAY, HOUR, MINUTE
 from lmdeck.tracing.signals import Piece, SignalError, Signals, plan
