@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from lmdeck.evaluation.experiments.assignment import assign, unit_point
-from lmdeck.evaluation.experiments.schemas import ExperimentSpec, VariantSpec
+from lmdeck.protocol.evaluation import ExperimentSpec, VariantSpec
 
 VARIANTS = [VariantSpec(name="a", weight=70), VariantSpec(name="b", weight=20), VariantSpec(name="c", weight=10)]
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from lmdeck.evaluation.experiments.schemas import ExperimentSpec
 from lmdeck.evaluation.experiments.step import ExperimentStep
 from lmdeck.gateway.routing.eligibility import RouteEligibility
 from lmdeck.pipeline.context import Completed, RequestContext, Result
 from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import ChatCompletionRequest, ChatCompletionResponse
+from lmdeck.protocol.evaluation import ExperimentSpec
 from lmdeck.providers.capabilities import Capabilities
 from lmdeck.testing.scripted_provider import route, target
 from lmdeck.tracing import TraceRecord

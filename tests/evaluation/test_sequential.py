@@ -16,10 +16,10 @@ import pytest
 from pydantic import ValidationError
 
 from lmdeck.evaluation.experiments.analysis import analyse
-from lmdeck.evaluation.experiments.schemas import ExperimentSpec
 from lmdeck.evaluation.experiments.store import VariantTotals
 from lmdeck.evaluation.sequential import msprt
 from lmdeck.evaluation.stats import Moments
+from lmdeck.protocol.evaluation import ExperimentSpec
 
 LOOKS, STEP, ALPHA = 45, 20, 0.05
 

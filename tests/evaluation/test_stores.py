@@ -5,15 +5,14 @@ from __future__ import annotations
 import pytest
 
 from lmdeck.db import Database
-from lmdeck.evaluation.experiments.schemas import ExperimentSpec
 from lmdeck.evaluation.experiments.store import ExperimentStore, Exposure
 from lmdeck.evaluation.feedback.store import FeedbackEntry, FeedbackStore
 from lmdeck.evaluation.online.rules import OnlineRule
 from lmdeck.evaluation.online.store import OnlineStore, TraceScore
-from lmdeck.evaluation.runs.schemas import RowResult
 from lmdeck.evaluation.runs.store import RunRecord, RunStore
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import Owner, visible_condition, visible_params
+from lmdeck.protocol.evaluation import ExperimentSpec, RowResult
 
 
 @pytest.fixture

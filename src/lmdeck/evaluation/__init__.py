@@ -7,17 +7,9 @@ evaluation and A/B experiments.
 True
 """
 
-from lmdeck.evaluation.base import (
-    ChatReply,
-    Evaluator,
-    EvaluatorContext,
-    EvaluatorError,
-    InferenceClient,
-    Sample,
-    Score,
-)
+from lmdeck.evaluation.base import ChatReply, Evaluator, EvaluatorContext, InferenceClient, Sample, Score
 from lmdeck.evaluation.registry import EvaluatorRegistry, load_evaluators
-from lmdeck.evaluation.spec import EvaluatorSpec
+from lmdeck.protocol.evaluation import EvaluatorError, EvaluatorSpec
 
 __all__ = [
     "ChatReply",

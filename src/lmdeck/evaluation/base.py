@@ -24,9 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-
-class EvaluatorError(ValueError):
-    """An evaluator cannot be built or run as configured; the message says how to fix it."""
+from lmdeck.protocol.evaluation import EvaluatorError
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from lmdeck.evaluation.base import EvaluatorError, Sample, Score
+from lmdeck.evaluation.base import Sample, Score
+from lmdeck.protocol.evaluation import EvaluatorError
 
 SampleFunction = Callable[[Sample], "bool | float | Score | Awaitable[bool | float | Score]"]
 

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
-from lmdeck.evaluation.base import Evaluator, EvaluatorContext, EvaluatorError
+from lmdeck.evaluation.base import Evaluator, EvaluatorContext
 from lmdeck.evaluation.functions import FunctionEvaluator, SampleFunction
-from lmdeck.evaluation.spec import EvaluatorSpec
 from lmdeck.plugins import call_hooks
+from lmdeck.protocol.evaluation import EvaluatorError, EvaluatorSpec
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,6 @@ from pydantic import ValidationError
 
 from lmdeck.db import Database
 from lmdeck.evaluation.experiments.exposures import ExposureRecorder
-from lmdeck.evaluation.experiments.schemas import ExperimentSpec
 from lmdeck.evaluation.experiments.service import ExperimentService
 from lmdeck.evaluation.experiments.step import ExperimentPin, ExperimentStep
 from lmdeck.evaluation.experiments.store import ExperimentStore
@@ -42,6 +41,7 @@ from lmdeck.evaluation.runs.store import RunRecord, RunStore
 from lmdeck.gateway.routing.eligibility import RouteCheck, route_refusal
 from lmdeck.gateway.steps.record import TraceObserver
 from lmdeck.pipeline.chain import Pipeline
+from lmdeck.protocol.evaluation import ExperimentSpec
 from lmdeck.registry.runtime import RegistryRuntime
 from lmdeck.registry.snapshot import RegistrySnapshot
 from lmdeck.settings import ConfigError, Settings

@@ -5,24 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
 
 from lmdeck.app.boundary import GuardedRoute
 from lmdeck.app.services import evaluation_of
-from lmdeck.evaluation.experiments.schemas import ExperimentRequest
 from lmdeck.gateway.errors import json_response
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
 from lmdeck.protocol.access import OwnershipUpdate
+from lmdeck.protocol.evaluation import ExperimentRequest, PromoteRequest
 
 router = APIRouter(prefix="/api/experiments", tags=["experiments"], route_class=GuardedRoute)
-
-
-class PromoteRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    variant: str | None = Field(default=None, description="default: the verdict's winner")
-    reason: str | None = Field(default=None, max_length=1000)
 
 
 @router.post("", summary="Start an experiment", status_code=201)

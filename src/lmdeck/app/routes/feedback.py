@@ -12,10 +12,10 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from lmdeck.app.boundary import GuardedRoute
 from lmdeck.app.services import evaluation_of
-from lmdeck.evaluation.feedback.schemas import FeedbackRequest
 from lmdeck.gateway.errors import json_response
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
+from lmdeck.protocol.evaluation import FeedbackRequest
 
 router = APIRouter(prefix="/api/feedback", tags=["feedback"], route_class=GuardedRoute)
 

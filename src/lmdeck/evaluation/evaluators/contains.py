@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from lmdeck.evaluation.base import EvaluatorContext, EvaluatorError, Sample, Score
+from lmdeck.evaluation.base import EvaluatorContext, Sample, Score
 from lmdeck.evaluation.registry import EvaluatorRegistry
 from lmdeck.evaluation.text import normalize, references
+from lmdeck.protocol.evaluation import EvaluatorError
 
 
 class Contains:

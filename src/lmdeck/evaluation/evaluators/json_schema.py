@@ -7,9 +7,10 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import SchemaError
 
-from lmdeck.evaluation.base import EvaluatorContext, EvaluatorError, Sample, Score
+from lmdeck.evaluation.base import EvaluatorContext, Sample, Score
 from lmdeck.evaluation.evaluators.json_valid import parse_json
 from lmdeck.evaluation.registry import EvaluatorRegistry
+from lmdeck.protocol.evaluation import EvaluatorError
 
 
 def _validator(schema: Any) -> jsonschema.protocols.Validator:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from lmdeck.evaluation.base import EvaluatorContext, EvaluatorError, Sample, Score
+from lmdeck.evaluation.base import EvaluatorContext, Sample, Score
 from lmdeck.evaluation.evaluators.verdict import instruction, read_verdict, response_format
 from lmdeck.evaluation.registry import EvaluatorRegistry
 from lmdeck.evaluation.text import as_text, input_text
 from lmdeck.protocol import APIError
+from lmdeck.protocol.evaluation import EvaluatorError
 
 Format = Literal["auto", "json", "line"]
 FORMATS: tuple[Format, ...] = ("auto", "json", "line")

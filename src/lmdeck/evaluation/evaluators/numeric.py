@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
-from lmdeck.evaluation.base import EvaluatorContext, EvaluatorError, Sample, Score
+from lmdeck.evaluation.base import EvaluatorContext, Sample, Score
 from lmdeck.evaluation.registry import EvaluatorRegistry
 from lmdeck.evaluation.text import as_text, numbers
+from lmdeck.protocol.evaluation import EvaluatorError
 
 
 class NumericTolerance:

@@ -25,7 +25,8 @@ from typing import Any
 
 import orjson
 
-from lmdeck.evaluation.base import EvaluatorError, Score
+from lmdeck.evaluation.base import Score
+from lmdeck.protocol.evaluation import EvaluatorError
 
 _FENCED = re.compile(r"^```(?:json)?\s*\n(.*)\n```$", re.S)
 _VERDICT_LINE = re.compile(r"^VERDICT:\s*(PASS|FAIL)\s*$", re.I)

@@ -17,11 +17,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from lmdeck.evaluation.experiments.schemas import LOWER_IS_BETTER, ExperimentSpec
 from lmdeck.evaluation.experiments.store import VariantTotals
 from lmdeck.evaluation.sequential import METHOD as SEQUENTIAL_METHOD
 from lmdeck.evaluation.sequential import msprt, proportion_moments
 from lmdeck.evaluation.stats import Difference, Moments, two_proportion_test, welch_test
+from lmdeck.protocol.evaluation import LOWER_IS_BETTER, ExperimentSpec
 
 
 def metric_moments(totals: VariantTotals, metric: str) -> tuple[Moments, float | None]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from lmdeck.evaluation.experiments.schemas import VariantSpec
+from lmdeck.protocol.evaluation import VariantSpec
 
 
 def unit_point(experiment: str, subject: str) -> float:

@@ -25,7 +25,6 @@ import anyio
 from sqlalchemy.exc import IntegrityError
 
 from lmdeck.evaluation.experiments.analysis import analyse
-from lmdeck.evaluation.experiments.schemas import ExperimentSpec
 from lmdeck.evaluation.experiments.store import ExperimentRecord, ExperimentStore
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import (
@@ -47,6 +46,7 @@ from lmdeck.policy.ownership import (
 from lmdeck.polling import Poller
 from lmdeck.protocol import APIError
 from lmdeck.protocol.access import Visibility
+from lmdeck.protocol.evaluation import ExperimentSpec
 from lmdeck.registry.owners import resolve_team
 from lmdeck.registry.snapshot import ModelRef, RegistrySnapshot, missing_prompt
 

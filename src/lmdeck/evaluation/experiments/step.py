@@ -19,12 +19,12 @@ from collections.abc import Callable
 from typing import Any
 
 from lmdeck.evaluation.experiments.assignment import assign
-from lmdeck.evaluation.experiments.schemas import ExperimentSpec, VariantSpec
 from lmdeck.evaluation.inference import EVAL_TAG, MODEL_OVERRIDE_STATE
 from lmdeck.gateway.routing.eligibility import RouteCheck, route_refusal
 from lmdeck.pipeline.chain import Handler
 from lmdeck.pipeline.context import RequestContext, Result
 from lmdeck.protocol import ChatCompletionRequest
+from lmdeck.protocol.evaluation import ExperimentSpec, VariantSpec
 from lmdeck.registry.prompt_step import SNAPSHOT_STATE
 from lmdeck.registry.snapshot import ModelRef, RegistrySnapshot
 

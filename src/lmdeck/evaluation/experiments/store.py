@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import text
 
 from lmdeck.db import Database
-from lmdeck.evaluation.experiments.schemas import ExperimentSpec
 from lmdeck.evaluation.stats import Moments
 from lmdeck.policy.ownership import Owner
+from lmdeck.protocol.evaluation import ExperimentSpec
 from lmdeck.registry.owners import OwnerColumns, owner_of_row
 from lmdeck.registry.sql import dumps, loads, now
 

@@ -18,10 +18,10 @@ from typing import Any
 import anyio
 
 from lmdeck.evaluation.export import QualityMetrics
-from lmdeck.evaluation.feedback.schemas import FeedbackRequest
 from lmdeck.evaluation.feedback.store import GROUPINGS, FeedbackEntry, FeedbackStore
 from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import APIError
+from lmdeck.protocol.evaluation import FeedbackRequest
 from lmdeck.tracing import TraceRecord
 from lmdeck.tracing.query import TeamScope, TraceQuery
 from lmdeck.tracing.store import TraceStore

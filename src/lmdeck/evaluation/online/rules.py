@@ -16,8 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from lmdeck.evaluation.base import EvaluatorError
-from lmdeck.evaluation.spec import EvaluatorSpec
+from lmdeck.protocol.evaluation import EvaluatorError, EvaluatorSpec
 from lmdeck.protocol.limits import INT64_MAX
 from lmdeck.tracing import TraceRecord
 

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lmdeck.evaluation.runs.schemas import RowResult
 from lmdeck.evaluation.runs.store import RunRecord
 from lmdeck.evaluation.stats import Difference, paired_test
 from lmdeck.protocol import APIError
+from lmdeck.protocol.evaluation import RowResult
 
 
 @dataclass(frozen=True)

@@ -21,14 +21,14 @@ from typing import Any, Protocol
 
 import anyio
 
-from lmdeck.evaluation.base import Evaluator, EvaluatorContext, EvaluatorError, InferenceClient, Sample, Score
+from lmdeck.evaluation.base import Evaluator, EvaluatorContext, InferenceClient, Sample, Score
 from lmdeck.evaluation.registry import EvaluatorRegistry
-from lmdeck.evaluation.runs.schemas import RowResult, RunRequest, split_ref
 from lmdeck.evaluation.runs.store import RunRecord, RunStore
 from lmdeck.evaluation.runs.summary import EVALUATOR_ERROR, summarize
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import Owner
 from lmdeck.protocol import APIError
+from lmdeck.protocol.evaluation import EvaluatorError, RowResult, RunRequest, split_ref
 from lmdeck.providers.base import UpstreamError
 
 log = logging.getLogger(__name__)

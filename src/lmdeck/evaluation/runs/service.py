@@ -13,12 +13,12 @@ import anyio
 from lmdeck.evaluation.runs.compare import Comparison, compare_runs
 from lmdeck.evaluation.runs.gate import Gate, GateError
 from lmdeck.evaluation.runs.runner import EvalRunner
-from lmdeck.evaluation.runs.schemas import RunRequest
 from lmdeck.evaluation.runs.store import RunRecord, RunStore
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import check_read, owner_after_update, owner_for_new, visible_condition, visible_params
 from lmdeck.protocol import APIError
 from lmdeck.protocol.access import Visibility
+from lmdeck.protocol.evaluation import RunRequest
 from lmdeck.registry.owners import resolve_team
 
 

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import text
 
 from lmdeck.db import Database
-from lmdeck.evaluation.runs.schemas import RowResult
 from lmdeck.policy.ownership import Owner
 from lmdeck.protocol.access import Visibility
+from lmdeck.protocol.evaluation import RowResult
 from lmdeck.registry.owners import OwnerColumns, owner_of_row
 from lmdeck.registry.sql import dumps, loads, new_id, now
 

@@ -6,8 +6,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from lmdeck.evaluation.runs.schemas import RowResult
 from lmdeck.evaluation.stats import mean_interval
+from lmdeck.protocol.evaluation import RowResult
 
 #: The label of a score whose evaluator raised instead of scoring (see ``runner.score_safely``).
 EVALUATOR_ERROR = "evaluator_error"
