@@ -11,13 +11,13 @@ from lmdeck.evaluation.runtime import EvaluationRuntime
 from lmdeck.gateway.routing.dispatcher import Dispatcher
 from lmdeck.gateway.routing.eligibility import RouteEligibility
 from lmdeck.gateway.routing.router import Router
-from lmdeck.gateway.routing.usage import StreamUsageFilter
 from lmdeck.gateway.serving import InferenceServing
-from lmdeck.gateway.steps.record import QueuedTraceSink, RecordStep, TraceObserver, TraceSink
-from lmdeck.pipeline.chain import Pipeline, Step
+from lmdeck.gateway.steps import core_steps
+from lmdeck.gateway.steps.record import QueuedTraceSink, TraceObserver, TraceSink
+from lmdeck.pipeline.chain import Pipeline
 from lmdeck.pipeline.identity import Authenticator
+from lmdeck.pipeline.order import build_pipeline, describe_order
 from lmdeck.policy.at_rest import secure_data_dir
-from lmdeck.policy.auth import Authenticate
 from lmdeck.policy.services import PolicyServices
 from lmdeck.providers import ProviderContext, ProviderRegistry, load_providers
 from lmdeck.providers.egress import EgressPolicy, check_config_egress
@@ -149,15 +149,19 @@ def build_gateway(
         observers.append(otel)
     evaluation = EvaluationRuntime(settings, db, metrics.registry, registry)
     inbound = evaluation.identity.wrap(authenticator)
-    steps: list[Step] = [
-        StreamUsageFilter(),
-        Authenticate(inbound),
-        RecordStep(sink, observers, settings.tracing.redact),
-        *policy.steps(router),
-    ]
-    pipeline = Pipeline(steps, terminal=Dispatcher(router))
-    registry.install(pipeline, router, lambda s: Router.from_settings(s, providers, provider_ctx), Dispatcher)
-    evaluation.install(pipeline, observers, RouteEligibility(router.get))
+    registry.install(router, lambda s: Router.from_settings(s, providers, provider_ctx), Dispatcher)
+    # Each package declares its steps with their phases; build_pipeline sorts them (lmdeck.pipeline.order).
+    pipeline = build_pipeline(
+        [
+            *core_steps(sink, observers, settings.tracing.redact),
+            *policy.steps(router, inbound),
+            *registry.steps(),
+            *evaluation.steps(RouteEligibility(router.get)),
+        ],
+        terminal=Dispatcher(router),
+    )
+    log.info("pipeline: %s", describe_order(pipeline.names))
+    evaluation.install(pipeline, observers)
     services: list[Service] = [sink] if isinstance(sink, Service) else []
     services.append(registry)
     services.append(policy)

@@ -1,10 +1,15 @@
 """Evaluation inside a gateway: built once in ``build_gateway``, reached by the routes.
 
     evaluation = EvaluationRuntime(settings, db, metrics.registry, registry)
-    steps = [..., Authenticate(evaluation.identity.wrap(authenticator)), ...]
-    pipeline = Pipeline(steps, terminal=...)
-    evaluation.install(pipeline, observers)      # the experiment steps and the trace observers
+    inbound = evaluation.identity.wrap(authenticator)   # in-process callers authenticate too
+    pipeline = build_pipeline([..., *evaluation.steps(eligible), ...], terminal=...)
+    evaluation.install(pipeline, observers)      # online evaluation and runs, the trace observers
     services.append(evaluation)                  # started and stopped with the app
+
+``steps`` declares the experiment steps in phase ``resolve`` (see :mod:`lmdeck.pipeline.order`):
+``experiment`` before the registry's ``prompt`` (it may rewrite the prompt reference), and
+``experiment-pin`` after ``prompt`` and before ``bundle`` (it pins the variant's model
+version that the bundle names). Without a registry there is only ``experiment``.
 
 Routes reach it as the gateway's ``evaluation`` field (:func:`lmdeck.app.services.evaluation_of`).
 """
@@ -41,6 +46,7 @@ from lmdeck.evaluation.runs.store import RunRecord, RunStore
 from lmdeck.gateway.routing.eligibility import RouteCheck, route_refusal
 from lmdeck.gateway.steps.record import TraceObserver
 from lmdeck.pipeline.chain import Pipeline
+from lmdeck.pipeline.order import StepDeclaration
 from lmdeck.protocol.evaluation import ExperimentSpec
 from lmdeck.registry.runtime import RegistryRuntime
 from lmdeck.registry.snapshot import RegistrySnapshot
@@ -136,12 +142,19 @@ class EvaluationRuntime:
             model_override=run.model,
         )
 
-    def install(self, pipeline: Pipeline, observers: list[TraceObserver], eligible: RouteCheck = route_refusal) -> None:
+    def steps(self, eligible: RouteCheck = route_refusal) -> list[StepDeclaration]:
+        """The experiment steps, declared by phase; ``eligible`` refuses variants a route cannot serve."""
+        experiment = ExperimentStep(self.experiments.running, eligible)
+        if self._snapshot is None:  # no registry: no prompt or bundle step to place them by
+            return [StepDeclaration(experiment, "resolve")]
+        return [
+            StepDeclaration(experiment, "resolve", before=("prompt",)),
+            StepDeclaration(ExperimentPin(self._snapshot), "resolve", after=("prompt",), before=("bundle",)),
+        ]
+
+    def install(self, pipeline: Pipeline, observers: list[TraceObserver]) -> None:
+        """Run online evaluation and eval runs through ``pipeline``, and observe its traces."""
         self._pipeline = pipeline
-        pipeline.insert_after("record", ExperimentStep(self.experiments.running, eligible))
-        if self._snapshot is not None:
-            anchor = "prompt" if "prompt" in pipeline.names else "experiment"
-            pipeline.insert_after(anchor, ExperimentPin(self._snapshot))
         inference = PipelineInference(pipeline, self.identity.token, tags=[EVAL_TAG, "eval:online"])
         self.online = OnlineEvaluator(
             OnlineStore(self.db),

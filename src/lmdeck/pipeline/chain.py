@@ -12,7 +12,9 @@ output, record the trace)::
             return await call_next(ctx)
 
     pipeline = Pipeline([Authenticate(...), Stamp()], terminal=dispatcher)
-    pipeline.insert_after("authenticate", RateLimit(...))
+
+The gateway does not list its steps by hand: each step is declared with its phase and
+:func:`lmdeck.pipeline.order.build_pipeline` sorts them once, at start-up.
 
 A streamed result is wrapped, not consumed: a step that must see the output
 of a stream wraps ``result.chunks`` in its own async generator.
@@ -35,41 +37,30 @@ class Step(Protocol):
 
 
 class Pipeline:
-    """Steps in order, ending at a terminal handler that calls the upstream."""
+    """Steps in order, ending at a terminal handler that calls the upstream; fixed once built.
 
-    def __init__(self, steps: Sequence[Step], terminal: Handler) -> None:
-        self._steps: list[Step] = list(steps)
-        self._terminal = terminal
-        self._chain: Handler = self._build()
+    ``phases`` (one per step, when the steps were sorted by phase) is only shown, as in
+    :attr:`layout`: the order is the order of ``steps``.
+    """
+
+    def __init__(self, steps: Sequence[Step], terminal: Handler, *, phases: Sequence[str] | None = None) -> None:
+        if phases is not None and len(phases) != len(steps):
+            raise ValueError(f"{len(steps)} steps but {len(phases)} phases: give one phase per step")
+        self._steps: tuple[Step, ...] = tuple(steps)
+        self._phases: tuple[str, ...] = tuple(phases) if phases is not None else ("",) * len(self._steps)
+        self._chain: Handler = self._build(terminal)
 
     @property
     def names(self) -> list[str]:
         return [s.name for s in self._steps]
 
-    def _index(self, name: str) -> int:
-        for i, step in enumerate(self._steps):
-            if step.name == name:
-                return i
-        raise KeyError(f"no pipeline step named {name!r} (steps: {', '.join(self.names)})")
+    @property
+    def layout(self) -> list[tuple[str, str]]:
+        """``(phase, step name)`` for each step in order; the phase is ``""`` where none was given."""
+        return [(phase, step.name) for phase, step in zip(self._phases, self._steps, strict=True)]
 
-    def insert_before(self, name: str, step: Step) -> None:
-        self._steps.insert(self._index(name), step)
-        self._chain = self._build()
-
-    def insert_after(self, name: str, step: Step) -> None:
-        self._steps.insert(self._index(name) + 1, step)
-        self._chain = self._build()
-
-    def append(self, step: Step) -> None:
-        self._steps.append(step)
-        self._chain = self._build()
-
-    def replace(self, name: str, step: Step) -> None:
-        self._steps[self._index(name)] = step
-        self._chain = self._build()
-
-    def _build(self) -> Handler:
-        handler = self._terminal
+    def _build(self, terminal: Handler) -> Handler:
+        handler = terminal
         for step in reversed(self._steps):
             handler = _bind(step, handler)
         return handler

@@ -2,12 +2,14 @@
 
     policy = PolicyServices.build(settings, db)          # bootstraps the admin key, binds $secret refs
     router = Router.from_settings(...)                   # providers may now resolve {"$secret": ...}
-    steps = [Authenticate(policy.keys), RecordStep(...), *policy.steps(router)]
+    declarations = [..., *policy.steps(router, policy.keys), ...]   # sorted by build_pipeline
     await policy.start()                                 # load keys and budgets, then keep them fresh
 
 Routes reach it as the gateway's ``policy`` field through
-:func:`lmdeck.app.services.policy_of`. The pipeline steps it contributes run in this order:
-``concurrency`` → ``ratelimit`` → ``budget`` → ``cost`` (innermost, next to the dispatcher).
+:func:`lmdeck.app.services.policy_of`. The pipeline steps it declares (see
+:mod:`lmdeck.pipeline.order` for the phases): ``authenticate`` (phase ``identify``), then
+``concurrency`` → ``ratelimit`` → ``budget`` (phase ``admit``, in that order) and ``cost``
+(phase ``meter``, next to the dispatcher).
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import anyio
 
 from lmdeck.db import Database
 from lmdeck.gateway.routing.router import Router
-from lmdeck.pipeline.chain import Step
+from lmdeck.pipeline.identity import Authenticator
+from lmdeck.pipeline.order import StepDeclaration
 from lmdeck.policy.admin import AccessAdmin
 from lmdeck.policy.audit import AuditLog
+from lmdeck.policy.auth import Authenticate
 from lmdeck.policy.bootstrap import bootstrap_admin_key
 from lmdeck.policy.budget_admin import BudgetAdmin
 from lmdeck.policy.budget_step import EnforceBudget, router_models
@@ -125,14 +129,19 @@ class PolicyServices:
             budgets=budgets,
         )
 
-    def steps(self, router: Router) -> list[Step]:
-        """The pipeline steps, in order, to place after the record step."""
+    def steps(self, router: Router, authenticator: Authenticator) -> list[StepDeclaration]:
+        """The pipeline steps of access control and cost governance, declared by phase.
+
+        ``authenticator`` resolves the keys of requests (``keys``, or a wrapper of it that
+        also knows in-process callers); ``router`` tells budgets which models exist.
+        """
         assumed = self.settings.policy.assumed_max_tokens
         return [
-            ConcurrencyCap(ConcurrencyLimiter(self.settings.policy.concurrency)),
-            RateLimit(self.limiter, self.keys, self.settings.policy),
-            EnforceBudget(self.ledger, self.prices, router_models(router), assumed),
-            MeterCost(self.prices, assumed),
+            StepDeclaration(Authenticate(authenticator), "identify"),
+            StepDeclaration(ConcurrencyCap(ConcurrencyLimiter(self.settings.policy.concurrency)), "admit"),
+            StepDeclaration(RateLimit(self.limiter, self.keys, self.settings.policy), "admit"),
+            StepDeclaration(EnforceBudget(self.ledger, self.prices, router_models(router), assumed), "admit"),
+            StepDeclaration(MeterCost(self.prices, assumed), "meter"),
         ]
 
     async def start(self) -> None:

@@ -2,13 +2,15 @@
 
     registry = RegistryRuntime(settings, db, providers, provider_ctx)  # before the router is built
     router = Router.from_settings(settings, providers, provider_ctx)
-    pipeline = Pipeline(steps, terminal=Dispatcher(router))
-    registry.install(pipeline, router, lambda s: Router.from_settings(s, providers, provider_ctx), Dispatcher)
+    registry.install(router, lambda s: Router.from_settings(s, providers, provider_ctx), Dispatcher)
+    pipeline = build_pipeline([..., *registry.steps(), ...], terminal=Dispatcher(router))
     services.append(registry)
 
-``install`` adds the ``prompt`` and ``bundle`` steps after ``authenticate`` and
-the applied-routes step at the end of the pipeline; the provider context gets
-the model resolver under ``extras["registry"]`` for the ``registry`` provider.
+``install`` ties the registry to the router (route owners, applied routes, config sync);
+``steps`` declares its pipeline steps (phases in :mod:`lmdeck.pipeline.order`): ``prompt``
+and, after it, ``bundle`` in phase ``resolve``, and ``applied-routes`` in phase ``route``,
+last before the dispatcher. The provider context gets the model resolver under
+``extras["registry"]`` for the ``registry`` provider.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import logging
 
 from lmdeck.db import Database
 from lmdeck.gateway.routing.router import Router
-from lmdeck.pipeline.chain import Pipeline
+from lmdeck.pipeline.order import StepDeclaration
 from lmdeck.policy.credentials import CredentialGate
 from lmdeck.providers import ProviderContext, ProviderRegistry
 from lmdeck.providers.egress import EgressPolicy
@@ -79,6 +81,7 @@ class RegistryRuntime:
         self.datasets = DatasetRegistry(db)
         self.bundles = BundleLog(db)
         self.overlay: AppliedRoutes | None = None
+        self._table: RouteTable | None = None
         self._sync: ConfigSync | None = None
         self._route_owners: RouteOwners | None = None
 
@@ -95,16 +98,12 @@ class RegistryRuntime:
             raise RuntimeError("RegistryRuntime.install() was not called")
         return self._route_owners
 
-    def install(
-        self, pipeline: Pipeline, router: Router, build_router: RouterFactory, build_terminal: TerminalFactory
-    ) -> None:
-        table = RouteTable(router)
+    def install(self, router: Router, build_router: RouterFactory, build_terminal: TerminalFactory) -> None:
+        """Tie the registry to the gateway's router; call once, before :meth:`steps`."""
+        table = self._table = RouteTable(router)
         self._route_owners = RouteOwners(self.db, table, self.live)
         self.models.routes = self._route_owners
-        pipeline.insert_after("record", RenderPrompt(self.live, self.renderer))
-        pipeline.insert_after("prompt", StampBundle(self.live, table, self.bundles))
         self.overlay = AppliedRoutes(self.live, self.settings, build_router, build_terminal)
-        pipeline.append(self.overlay)
         self._sync = ConfigSync(
             self.db,
             self.live,
@@ -116,6 +115,16 @@ class RegistryRuntime:
             self.settings,
             self.egress,
         )
+
+    def steps(self) -> list[StepDeclaration]:
+        """The registry's pipeline steps, declared by phase (see :mod:`lmdeck.pipeline.order`)."""
+        if self._table is None or self.overlay is None:
+            raise RuntimeError("RegistryRuntime.install() was not called")
+        return [
+            StepDeclaration(RenderPrompt(self.live, self.renderer), "resolve"),
+            StepDeclaration(StampBundle(self.live, self._table, self.bundles), "resolve", after=("prompt",)),
+            StepDeclaration(self.overlay, "route"),
+        ]
 
     async def start(self) -> None:
         await self.live.start()
