@@ -32,3 +32,12 @@ def test_a_second_serve_on_the_same_data_dir_exits_with_one_line(tmp_path: Path)
         assert len(lines) == 1, second.stderr
         assert f"pid {first.proc.pid}" in lines[0] and "LMDECK_DATA_DIR" in lines[0]
         assert first.alive()
+
+
+def test_serve_logs_the_pipeline_order_once_at_start(tmp_path: Path) -> None:
+    with gateway_process({"local": {"enabled": False}}, data_dir=tmp_path) as gw:
+        log = gw.log_path.read_text(errors="replace")
+    lines = [line for line in log.splitlines() if "pipeline: " in line]
+    assert len(lines) == 1, log
+    assert " INFO lmdeck.app.assembly: pipeline: stream_usage → authenticate → record → experiment → prompt" in lines[0]
+    assert lines[0].endswith("budget → cost → applied-routes")

@@ -3,8 +3,9 @@
 Each feature package lists its steps as :class:`StepDeclaration` objects: the step, the
 phase it belongs to and, where two steps of one phase depend on each other, the steps it
 runs ``after`` or ``before``. :func:`order_steps` sorts the declarations once, at start-up:
-by phase first (in the order of :data:`PHASES`), then within a phase by the constraints,
-keeping declaration order wherever the constraints leave a choice::
+by phase first (in the order of :data:`PHASES`), then within a phase by the constraints:
+each step keeps its place in declaration order, with the steps it must follow placed just
+before it. Which package's list comes first therefore does not change the order::
 
     declarations = [
         StepDeclaration(RecordStep(...), "trace"),
@@ -115,7 +116,7 @@ def order_steps(declarations: Iterable[StepDeclaration]) -> list[StepDeclaration
 
 
 def _sort_phase(members: list[StepDeclaration], by_name: dict[str, StepDeclaration]) -> list[StepDeclaration]:
-    """A stable topological sort: of the steps whose predecessors are placed, the first declared goes next."""
+    """A stable topological sort: each step in declaration order, just after the steps it must follow."""
     preceding: dict[str, set[str]] = {d.name: set() for d in members}
     for decl in members:
         for anchor, relation in [(a, "after") for a in decl.after] + [(b, "before") for b in decl.before]:
@@ -135,33 +136,29 @@ def _sort_phase(members: list[StepDeclaration], by_name: dict[str, StepDeclarati
                 preceding[decl.name].add(anchor)
             else:
                 preceding[anchor].add(decl.name)
-    placed: list[StepDeclaration] = []
-    waiting = list(members)
-    while waiting:
-        done = {d.name for d in placed}
-        ready = next((d for d in waiting if preceding[d.name] <= done), None)
-        if ready is None:
+    rank = {d.name: i for i, d in enumerate(members)}
+    placed: dict[str, StepDeclaration] = {}
+    waiting: list[str] = []  # the steps being placed, each waiting on the next
+
+    def place(decl: StepDeclaration) -> None:
+        if decl.name in placed:
+            return
+        if decl.name in waiting:
+            cycle = waiting[waiting.index(decl.name) :]
+            run_order = [cycle[0], *reversed(cycle[1:]), cycle[0]]
             raise PipelineOrderError(
-                f"the pipeline steps {' → '.join(repr(n) for n in _cycle(preceding, waiting))} "
-                "are declared in a cycle of after/before constraints: drop one of them"
+                f"the pipeline steps {' → '.join(repr(n) for n in run_order)} are declared in a cycle "
+                "of after/before constraints: drop one of them"
             )
-        placed.append(ready)
-        waiting.remove(ready)
-    return placed
+        waiting.append(decl.name)
+        for name in sorted(preceding[decl.name], key=rank.__getitem__):
+            place(by_name[name])
+        waiting.pop()
+        placed[decl.name] = decl
 
-
-def _cycle(preceding: dict[str, set[str]], waiting: list[StepDeclaration]) -> list[str]:
-    """One cycle among the steps left unplaced, as names in run order, its first name repeated last."""
-    rank = {d.name: i for i, d in enumerate(waiting)}
-    path: list[str] = []
-    name = waiting[0].name
-    while name not in path:
-        path.append(name)
-        # Every unplaced step waits on another unplaced one, so the walk comes back on itself.
-        name = min((n for n in preceding[name] if n in rank), key=rank.__getitem__)
-    cycle = path[path.index(name) :]
-    cycle.reverse()  # walked from each step to one it must follow: reverse to run order
-    return [*cycle, cycle[0]]
+    for decl in members:
+        place(decl)
+    return list(placed.values())
 
 
 def build_pipeline(declarations: Iterable[StepDeclaration], terminal: Handler) -> Pipeline:

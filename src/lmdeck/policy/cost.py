@@ -1,13 +1,11 @@
 """The cost step: price the response's token usage and write it on the trace, in micro-dollars.
 
-It sits innermost among the policy steps, next to the dispatcher, so that by
-the time the steps around it look at the response (budget settlement, token
-limits, the record step writing the trace) ``ctx.trace.cost_micros`` and
-``ctx.state["usage"]`` are set::
+It is declared in phase ``meter``, inside every other policy step and next to the
+dispatcher, so that by the time the steps around it look at the response (budget
+settlement, token limits, the record step writing the trace) ``ctx.trace.cost_micros``
+and ``ctx.state["usage"]`` are set::
 
-    pipeline = Pipeline([Authenticate(...), RecordStep(...), RateLimit(...), EnforceBudget(...),
-                         MeterCost(PriceTable.from_settings(settings), settings.policy.assumed_max_tokens)],
-                        terminal=dispatcher)
+    StepDeclaration(MeterCost(PriceTable.from_settings(settings), settings.policy.assumed_max_tokens), "meter")
 
 A stream's usage comes in its last chunk (the openai provider asks upstream for
 it). A stream that ends early has no usage: its cost is estimated from the

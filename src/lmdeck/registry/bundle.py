@@ -10,7 +10,7 @@ the background the first time it is seen, so ``GET /api/registry/bundles/{hash}`
 can show what any trace ran with::
 
     stamp = StampBundle(live, routes, bundles)
-    pipeline.insert_after("prompt", stamp)
+    StepDeclaration(stamp, "resolve", after=("prompt",))   # in RegistryRuntime.steps
 """
 
 from __future__ import annotations

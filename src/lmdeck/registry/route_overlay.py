@@ -5,10 +5,10 @@ snapshot. This step, the last of the pipeline, sends a request for an applied
 route to a router built from the config file's routes overlaid with the
 applied ones (rebuilt when they change), so an applied route is live without a
 restart and its fallbacks may name file routes. Other requests go on to the
-gateway's own router::
+gateway's own router. It is declared in phase ``route``, the innermost::
 
     overlay = AppliedRoutes(live, settings, lambda s: Router.from_settings(s, providers, ctx), Dispatcher)
-    pipeline.append(overlay)
+    StepDeclaration(overlay, "route")   # in RegistryRuntime.steps
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The ``experiment`` pipeline steps: assign a variant, then make the request use it.
 
-``experiment`` runs right after ``authenticate``: it finds the running experiment that
+``experiment`` runs in phase ``resolve``, before ``prompt``: it finds the running experiment that
 covers the request (by route, or by the prompt it renders), picks the subject's variant
 by hash and rewrites the request: a prompt version in the ``prompt`` reference, another
 route, or a registry model version to serve in place of the route's alias. It stamps

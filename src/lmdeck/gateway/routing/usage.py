@@ -2,10 +2,10 @@
 
 Providers request ``stream_options.include_usage`` upstream so that every step (tracing,
 cost, budgets) sees the token counts in the final, usage-only chunk. This step sits first
-in the pipeline, outside all the others, and removes that chunk from the stream a client
-receives unless the client asked for it itself::
+in the pipeline (phase ``edge``), outside all the others, and removes that chunk from the
+stream a client receives unless the client asked for it itself::
 
-    pipeline = Pipeline([StreamUsageFilter(), Authenticate(...), RecordStep(...)], terminal=dispatcher)
+    StepDeclaration(StreamUsageFilter(), "edge")   # in lmdeck.gateway.steps.core_steps
 """
 
 from __future__ import annotations

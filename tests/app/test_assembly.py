@@ -1,0 +1,91 @@
+"""The gateway's pipeline: built once from the steps each package declares, in the order of their phases."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from lmdeck.app.assembly import Gateway, build_gateway
+from lmdeck.evaluation.runtime import EvaluationRuntime
+from lmdeck.gateway.routing.eligibility import RouteEligibility
+from lmdeck.gateway.steps import core_steps
+from lmdeck.pipeline.order import order_steps
+from lmdeck.policy.services import PolicyServices
+from lmdeck.registry.runtime import RegistryRuntime
+from lmdeck.settings import Settings
+
+#: The order every request has run through; a change to it is a change of behaviour.
+DEFAULT_ORDER = [
+    "stream_usage",
+    "authenticate",
+    "record",
+    "experiment",
+    "prompt",
+    "experiment-pin",
+    "bundle",
+    "concurrency",
+    "ratelimit",
+    "budget",
+    "cost",
+    "applied-routes",
+]
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
+    gw = build_gateway(Settings(data_dir=tmp_path), announce_admin_key=False)
+    try:
+        yield gw
+    finally:
+        await gw.stop()
+
+
+async def test_the_default_settings_give_todays_order(gateway: Gateway) -> None:
+    assert gateway.pipeline.names == DEFAULT_ORDER
+    assert [phase for phase, _ in gateway.pipeline.layout] == [
+        "edge",
+        "identify",
+        "trace",
+        "resolve",
+        "resolve",
+        "resolve",
+        "resolve",
+        "admit",
+        "admit",
+        "admit",
+        "meter",
+        "route",
+    ]
+
+
+async def test_the_order_does_not_depend_on_the_order_packages_are_collected_in(gateway: Gateway) -> None:
+    """Each package's declarations, collected in every order, sort to the same pipeline."""
+    policy = gateway.extras["policy"]
+    registry = gateway.extras["registry"]
+    evaluation = gateway.extras["evaluation"]
+    assert isinstance(policy, PolicyServices)
+    assert isinstance(registry, RegistryRuntime) and isinstance(evaluation, EvaluationRuntime)
+    packages = [
+        core_steps(gateway.sink, gateway.observers),
+        policy.steps(gateway.router, gateway.authenticator),
+        registry.steps(),
+        evaluation.steps(RouteEligibility(gateway.router.get)),
+    ]
+    for permutation in itertools.permutations(packages):
+        declared = [d for package in permutation for d in package]
+        assert [d.name for d in order_steps(declared)] == DEFAULT_ORDER
+
+
+async def test_the_gateway_logs_the_order_once_at_start_up(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="lmdeck.app.assembly"):
+        gw = build_gateway(Settings(data_dir=tmp_path), announce_admin_key=False)
+    try:
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("pipeline: ")]
+        assert lines == ["pipeline: " + " → ".join(DEFAULT_ORDER)]
+        assert next(r for r in caplog.records if r.getMessage() == lines[0]).levelno == logging.INFO
+    finally:
+        await gw.stop()

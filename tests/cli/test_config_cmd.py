@@ -1,0 +1,61 @@
+"""``lmdeck config check``: a valid file is ok; ``--pipeline`` also prints the order its gateway runs steps in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from lmdeck.cli.main import app as cli
+
+
+def _check(tmp_path: Path, text: str, *args: str) -> tuple[int, str, str]:
+    path = tmp_path / "lmdeck.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(cli, ["config", "check", str(path), *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_check_without_pipeline_prints_ok_only(tmp_path: Path) -> None:
+    code, out, _ = _check(tmp_path, "port: 4100\n")
+    assert code == 0
+    assert out.strip() == f"{tmp_path / 'lmdeck.yaml'}: ok"
+
+
+def test_pipeline_prints_each_phase_and_step_in_order(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    code, out, err = _check(tmp_path, f"data_dir: {data_dir}\n", "--pipeline")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"{tmp_path / 'lmdeck.yaml'}: ok; the pipeline, outermost step first:"
+    assert [line.split() for line in lines[1:]] == [
+        ["edge", "stream_usage"],
+        ["identify", "authenticate"],
+        ["trace", "record"],
+        ["resolve", "experiment"],
+        ["resolve", "prompt"],
+        ["resolve", "experiment-pin"],
+        ["resolve", "bundle"],
+        ["admit", "concurrency"],
+        ["admit", "ratelimit"],
+        ["admit", "budget"],
+        ["meter", "cost"],
+        ["route", "applied-routes"],
+    ]
+    assert not data_dir.exists(), "the order is shown without opening the config's data directory"
+
+
+def test_pipeline_of_an_invalid_config_prints_its_problems_instead(tmp_path: Path) -> None:
+    code, out, err = _check(tmp_path, "port: nope\n", "--pipeline")
+    assert code == 1
+    assert "port" in err and "edge" not in out
+
+
+def test_pipeline_of_a_config_the_gateway_would_refuse_names_the_reason(tmp_path: Path) -> None:
+    metadata = (
+        "routes:\n  - name: chat\n    targets: [{provider: openai, model: m, base_url: 'http://169.254.169.254/v1'}]\n"
+    )
+    code, out, err = _check(tmp_path, f"data_dir: {tmp_path / 'data'}\n{metadata}", "--pipeline")
+    assert code == 1
+    assert "routes.0.targets.0.base_url" in err and "route 'chat'" in err
+    assert "stream_usage" not in out
