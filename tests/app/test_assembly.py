@@ -10,12 +10,9 @@ from pathlib import Path
 import pytest
 
 from lmdeck.app.assembly import Gateway, build_gateway
-from lmdeck.evaluation.runtime import EvaluationRuntime
 from lmdeck.gateway.routing.eligibility import RouteEligibility
 from lmdeck.gateway.steps import core_steps
 from lmdeck.pipeline.order import order_steps
-from lmdeck.policy.services import PolicyServices
-from lmdeck.registry.runtime import RegistryRuntime
 from lmdeck.settings import Settings
 
 #: The order every request has run through; a change to it is a change of behaviour.
@@ -64,16 +61,11 @@ async def test_the_default_settings_give_todays_order(gateway: Gateway) -> None:
 
 async def test_the_order_does_not_depend_on_the_order_packages_are_collected_in(gateway: Gateway) -> None:
     """Each package's declarations, collected in every order, sort to the same pipeline."""
-    policy = gateway.extras["policy"]
-    registry = gateway.extras["registry"]
-    evaluation = gateway.extras["evaluation"]
-    assert isinstance(policy, PolicyServices)
-    assert isinstance(registry, RegistryRuntime) and isinstance(evaluation, EvaluationRuntime)
     packages = [
         core_steps(gateway.sink, gateway.observers),
-        policy.steps(gateway.router, gateway.authenticator),
-        registry.steps(),
-        evaluation.steps(RouteEligibility(gateway.router.get)),
+        gateway.policy.steps(gateway.router, gateway.authenticator),
+        gateway.registry.steps(),
+        gateway.evaluation.steps(RouteEligibility(gateway.router.get)),
     ]
     for permutation in itertools.permutations(packages):
         declared = [d for package in permutation for d in package]
