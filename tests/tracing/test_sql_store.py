@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from lmdeck.db import Database
 from lmdeck.protocol.traces import TraceRecord
 from lmdeck.tracing.query import Cursor, TraceFilterError, TraceQuery, parse_status, parse_time
 from lmdeck.tracing.sql_store import SQLTraceStore
@@ -164,3 +167,24 @@ def test_values_postgresql_refuses_are_made_storable(store: SQLTraceStore) -> No
     assert back.error == "bad\ufffdbyte"
     assert back.request_body == {"messages": [{"content": "nul \ufffd inside"}]}
     assert ids(store, tag="t\ufffd") == [record.id]
+
+
+def test_filtered_listings_read_an_index_not_the_whole_table(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'plan.db'}")
+    db.migrate()
+    store = SQLTraceStore(db)
+    expected = {
+        "team_time": TraceQuery(team_id="a"),
+        "route_time": TraceQuery(route="demo"),
+        "key_time": TraceQuery(key_id="k"),
+        "prompt_time": TraceQuery(prompt="p"),
+        "errors_time": TraceQuery(errors=True),
+        "status_time": TraceQuery(status=500),
+        "created_at": TraceQuery(),
+    }
+    with db.engine.connect() as conn:
+        for index, query in expected.items():
+            statement = store.select(query).compile(db.engine, compile_kwargs={"literal_binds": True})
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}"))
+            assert f"ix_traces_{index}" in plan, (index, plan)
+    db.dispose()

@@ -188,3 +188,39 @@ async def test_traces_flow_into_postgresql(tmp_path: Path, monkeypatch: pytest.M
             assert await gateway.sink.stored(10)
             listed = await http.get("/api/traces", params={"q": "nul"}, headers=auth(ADMIN_KEY))
     assert sorted(t["client_request_id"] for t in listed.json()["data"]) == ["req-pg-0", "req-pg-1", "req-pg-2"]
+
+
+async def test_search_never_finds_another_teams_traces(client: httpx.AsyncClient) -> None:
+    store = SQLTraceStore(client._transport.app.state.gateway.db)  # type: ignore[attr-defined]
+    store.insert(
+        [
+            trace(10, "team-a", request_body={"messages": [{"content": "quarterly invoice for ACME"}]}),
+            trace(11, "team-b", request_body={"messages": [{"content": "the invoice of team b"}]}),
+            trace(12, None, error="invoice service down", status_code=502),
+        ]
+    )
+    assert await listed(client, ADMIN_KEY, q="invoice") == ["tr012", "tr011", "tr010"]
+    assert await listed(client, "sk-viewer-a", q="INVOICE") == ["tr010"]
+    assert await listed(client, "sk-dev-b", q="invoice") == ["tr011"]
+    assert await listed(client, "sk-viewer-a", q="team b") == []
+    assert await listed(client, "sk-viewer-a", q="invoice", team_id="team-b") == []
+
+
+async def test_redacted_bodies_are_not_searchable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LMDECK_TEST_TRACES_ADMIN_KEY", ADMIN_KEY)
+    settings = Settings.model_validate(
+        {
+            "data_dir": str(tmp_path),
+            "default_routes": False,
+            "admin_key": {"$env": "LMDECK_TEST_TRACES_ADMIN_KEY"},
+            "tracing": {"redact": "bodies"},
+        }
+    )
+    app = create_app(settings)
+    async with in_process_client(app) as http:
+        request = {"model": "no-such-route", "messages": [{"role": "user", "content": "zebrafish secret"}]}
+        answer = await http.post("/v1/chat/completions", json=request, headers=auth(ADMIN_KEY))
+        assert answer.status_code == 404
+        assert await app.state.gateway.sink.stored(10)
+        assert await listed(http, ADMIN_KEY, q="zebrafish") == []
+        assert len(await listed(http, ADMIN_KEY, q="no-such-route")) == 1  # the error is kept

@@ -11,6 +11,8 @@ written and never imports the live definitions in :mod:`lmdeck.tracing.schema`.
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -28,8 +30,11 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DBAPIError
 
 from lmdeck.db.migrations import migrations
+
+log = logging.getLogger(__name__)
 
 
 def _json() -> JSON:
@@ -163,3 +168,50 @@ def create_rollups(conn: Connection) -> None:
         from lmdeck.tracing.rollups import fill
 
         fill(conn)
+
+
+@migrations("0005_trace_listing_indexes")
+def listing_indexes(conn: Connection) -> None:
+    """Indexes for the filtered, newest-first listings: each filter with the time it is ordered by.
+
+    They replace the single-column indexes on route, key, team and status, which each new one starts with.
+    """
+    for name in ("route", "key_id", "team_id", "status_code"):
+        conn.execute(text(f"DROP INDEX IF EXISTS ix_traces_{name}"))
+    for name, columns in (
+        ("route_time", "route, created_at"),
+        ("key_time", "key_id, created_at"),
+        ("team_time", "team_id, created_at"),
+        ("status_time", "status_code, created_at"),
+        ("prompt_time", "prompt_name, prompt_version, created_at"),
+    ):
+        conn.execute(text(f"CREATE INDEX ix_traces_{name} ON traces ({columns})"))
+    conn.execute(text("CREATE INDEX ix_traces_errors_time ON traces (created_at) WHERE status_code >= 400"))
+
+
+@migrations("0006_trace_search")
+def create_search(conn: Connection) -> None:
+    """``trace_search``: each trace's error, metadata and bodies, lower-cased, under a trigram index
+    (SQLite FTS5 ``trigram``; PostgreSQL ``pg_trgm`` GIN), filled from the traces already stored."""
+    if conn.dialect.name == "sqlite":
+        conn.execute(
+            text("CREATE VIRTUAL TABLE trace_search USING fts5(body, record_id UNINDEXED, tokenize='trigram')")
+        )
+        parts = ("error", "metadata", "request_body", "response_body")
+        body = "lower(" + " || char(10) || ".join(f"coalesce({p}, '')" for p in parts) + ")"
+    else:
+        conn.execute(text("CREATE TABLE trace_search (record_id VARCHAR(64) PRIMARY KEY, body TEXT NOT NULL)"))
+        try:
+            with conn.begin_nested():
+                conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
+                conn.execute(text("CREATE INDEX ix_trace_search_body ON trace_search USING gin (body gin_trgm_ops)"))
+        except DBAPIError as exc:
+            # Search still works, by a scan of trace_search; the index needs the extension.
+            log.warning(
+                "no trigram index for trace search (%s): run CREATE EXTENSION pg_trgm as a superuser, then "
+                "CREATE INDEX ix_trace_search_body ON trace_search USING gin (body gin_trgm_ops)",
+                str(exc).splitlines()[0],
+            )
+        texts = "metadata::text, request_body::text, response_body::text"
+        body = f"lower(concat_ws(chr(10), error, {texts}))"
+    conn.execute(text(f"INSERT INTO trace_search (record_id, body) SELECT id, {body} FROM traces"))

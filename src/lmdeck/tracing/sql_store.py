@@ -24,6 +24,8 @@ from lmdeck.protocol.traces import TraceRecord
 from lmdeck.tracing.query import Cursor, TracePage, TraceQuery
 from lmdeck.tracing.rollups import Rollups, apply
 from lmdeck.tracing.schema import from_row, tag_rows, to_row, trace_tags, traces
+from lmdeck.tracing.search import INSERT as SEARCH_INSERT
+from lmdeck.tracing.search import matches, search_rows
 
 #: ``INSERT ... ON CONFLICT DO NOTHING`` for each dialect the store runs on.
 INSERT_OR_IGNORE: dict[str, Callable[[Table], Insert]] = {
@@ -36,7 +38,7 @@ def _text_match(column: Any, needle: str) -> ColumnElement[bool]:
     return func.lower(cast(column, Text)).contains(needle.lower(), autoescape=True)
 
 
-def _conditions(query: TraceQuery) -> list[ColumnElement[bool]]:
+def _conditions(query: TraceQuery, dialect: str = "") -> list[ColumnElement[bool]]:
     c = traces.c
     equal: list[tuple[Any, object]] = [
         (c.route, query.route),
@@ -65,8 +67,12 @@ def _conditions(query: TraceQuery) -> list[ColumnElement[bool]]:
     if query.tag is not None:
         where.append(exists().where(and_(trace_tags.c.record_id == c.id, trace_tags.c.tag == query.tag)))
     if query.q:
-        columns = (c.error, c["metadata"], c.request_body, c.response_body)
-        where.append(or_(*(_text_match(column, query.q) for column in columns)))
+        indexed = matches(query.q, dialect, c.id)
+        if indexed is not None:
+            where.append(indexed)
+        else:
+            columns = (c.error, c["metadata"], c.request_body, c.response_body)
+            where.append(or_(*(_text_match(column, query.q) for column in columns)))
     if query.cursor is not None:
         at, last = query.cursor.created_at, query.cursor.id
         where.append(or_(c.created_at < at, and_(c.created_at == at, c.id < last)))
@@ -79,7 +85,7 @@ class SQLTraceStore:
     >>> store = SQLTraceStore(Database("sqlite:///:memory:"))  # doctest: +SKIP
     """
 
-    def __init__(self, db: Database, *, rollups: bool = True) -> None:
+    def __init__(self, db: Database, *, rollups: bool = True, search: bool = True) -> None:
         dialect = db.engine.dialect.name
         if dialect not in INSERT_OR_IGNORE:
             known = ", ".join(sorted(INSERT_OR_IGNORE))
@@ -87,6 +93,9 @@ class SQLTraceStore:
         self.db = db
         #: Keep ``trace_rollups`` up to date with each insert (see :mod:`lmdeck.tracing.rollups`).
         self.rollups = rollups
+        #: Keep ``trace_search`` up to date with each insert (see :mod:`lmdeck.tracing.search`).
+        self.search = search
+        self.dialect = dialect
         self._insert_traces = INSERT_OR_IGNORE[dialect](traces).returning(traces.c.id)
         self._insert_tags = INSERT_OR_IGNORE[dialect](trace_tags)
 
@@ -102,6 +111,10 @@ class SQLTraceStore:
             stored = set(conn.execute(self._insert_traces, rows).scalars())
             if tags:
                 conn.execute(self._insert_tags, tags)
+            if self.search and stored:
+                found = search_rows(row for row in rows if row["id"] in stored)
+                if found:
+                    conn.execute(SEARCH_INSERT, found)
             if self.rollups and stored:
                 # Only the traces this insert stored: one read again after a crash is counted once.
                 apply(conn, Rollups.of_rows(row for row in rows if row["id"] in stored))
@@ -113,7 +126,7 @@ class SQLTraceStore:
 
     def select(self, query: TraceQuery) -> Select[Any]:
         """The statement :meth:`query` runs (one row more than the limit, to know if a page follows)."""
-        where = _conditions(query)
+        where = _conditions(query, self.dialect)
         stmt = select(traces).where(and_(*where)) if where else select(traces)
         return stmt.order_by(traces.c.created_at.desc(), traces.c.id.desc()).limit(query.limit + 1)
 
@@ -126,7 +139,7 @@ class SQLTraceStore:
         return TracePage(records, cursor)
 
     def count(self, query: TraceQuery | None = None) -> int:
-        where = _conditions(query) if query is not None else []
+        where = _conditions(query, self.dialect) if query is not None else []
         stmt = select(func.count()).select_from(traces)
         if where:
             stmt = stmt.where(and_(*where))
