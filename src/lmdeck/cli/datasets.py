@@ -14,8 +14,7 @@ from pathlib import Path
 import typer
 
 from lmdeck.cli.connection import API_KEY, AS_JSON, BASE_URL, connect
-from lmdeck.cli.models import echo_json, when
-from lmdeck.cli.tables import table
+from lmdeck.cli.tables import echo_json, table, when
 
 app = typer.Typer(help="Datasets: immutable versions named by content hash.", no_args_is_help=True)
 

@@ -6,91 +6,35 @@
     lmdeck models history support-bot --alias production
 
 The gateway is reached at ``--base-url`` / ``LMDECK_BASE_URL`` with ``--api-key`` /
-``LMDECK_API_KEY``. This module also holds what the other registry command
-groups share: JSON output, ``key=value`` options, version specs, history tables.
+``LMDECK_API_KEY``. ``list``, ``alias``, ``rollback`` and ``history`` are the pointer commands
+every registry kind has (:mod:`lmdeck.cli.pointers`).
 """
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 
 from lmdeck.cli.connection import API_KEY, AS_JSON, BASE_URL, connect
-from lmdeck.cli.tables import table
+from lmdeck.cli.pointers import PointerCommands, add_pointer_commands, pointer_group
+from lmdeck.cli.specs import pairs, read_spec
+from lmdeck.cli.tables import echo_json, table, when
 
-app = typer.Typer(help="Registered models: versions, aliases, deployment history.", no_args_is_help=True)
+MODELS = PointerCommands(
+    namespace="models",
+    word="alias",
+    plural="aliases",
+    history_name="deployment history",
+    group_help="Registered models: versions, aliases, deployment history.",
+    list_help="List registered models with their aliases.",
+    move_help="Point an alias at a version; routes naming registry:NAME@ALIAS follow at once.",
+    history_help="The deployment history: every alias move, newest first.",
+)
 
-
-def echo_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
-
-
-def when(at: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)) if at else "-"
-
-
-def pairs(items: list[str], what: str) -> dict[str, Any]:
-    """``key=value`` options; values are read as JSON when they parse (numbers, true, lists...)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"{what} {item!r}: write key=value")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
-
-
-def read_spec(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise typer.BadParameter(f"{path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise typer.BadParameter(f"{path}: expected a mapping of version fields")
-    return data
-
-
-def history_table(moves: list[dict[str, Any]], word: str) -> str:
-    rows: list[Sequence[object]] = [("WHEN", word.upper(), "FROM", "TO", "ACTION", "ACTOR", "REASON")]
-    for m in moves:
-        rows.append((when(m["at"]), m[word], m["from_version"], m["to_version"], m["action"], m["actor"], m["reason"]))
-    return table(rows)
-
-
-def move_text(name: str, pointer: str, version: int, moved: dict[str, Any]) -> str:
-    """What pointing an alias (or a prompt's label) at ``version`` did."""
-    if not moved["changed"]:
-        return f"{name}@{pointer} already points at v{version}"
-    before = f"v{moved['from_version']}" if moved["from_version"] is not None else "unset"
-    return f"{name}@{pointer}: {before} → v{moved['to_version']}"
-
-
-def rollback_text(name: str, pointer: str, moved: dict[str, Any]) -> str:
-    return f"{name}@{pointer}: v{moved['from_version']} → v{moved['to_version']} (rolled back)"
-
-
-@app.command("list")
-def list_models(as_json: bool = AS_JSON, base_url: str | None = BASE_URL, api_key: str | None = API_KEY) -> None:
-    """List registered models with their aliases."""
-    with connect(base_url, api_key) as client:
-        models = client.models.list()
-    if as_json:
-        echo_json(models)
-        return
-    rows: list[Sequence[object]] = [("NAME", "LATEST", "ALIASES", "DESCRIPTION")]
-    for m in models:
-        aliases = " ".join(f"{a}=v{v}" for a, v in sorted(m["aliases"].items()))
-        rows.append((m["name"], m["latest_version"], aliases or "-", m["description"]))
-    typer.echo(table(rows))
+app = pointer_group(MODELS)
 
 
 @app.command("show")
@@ -190,56 +134,4 @@ def add_version(
     typer.echo(f"{name} v{created['version']} ({created['digest'][:12]})")
 
 
-@app.command("alias")
-def alias(
-    name: str,
-    alias_name: str = typer.Argument(..., metavar="ALIAS"),
-    version: int = typer.Argument(...),
-    reason: str | None = typer.Option(None, help="why (kept in the deployment history)"),
-    expected_version: int | None = typer.Option(
-        None, "--expected-version", help="move only if it points at this version now (else refused)"
-    ),
-    base_url: str | None = BASE_URL,
-    api_key: str | None = API_KEY,
-) -> None:
-    """Point an alias at a version; routes naming registry:NAME@ALIAS follow at once."""
-    with connect(base_url, api_key) as client:
-        moved = client.models.alias(name, alias_name, version, reason=reason, expected_version=expected_version)
-    typer.echo(move_text(name, alias_name, version, moved))
-
-
-@app.command("rollback")
-def rollback(
-    name: str,
-    alias_name: str = typer.Option("production", "--alias", help="the alias to move back"),
-    reason: str | None = typer.Option(None, help="why (kept in the deployment history)"),
-    expected_version: int | None = typer.Option(
-        None, "--expected-version", help="move only if it points at this version now (else refused)"
-    ),
-    base_url: str | None = BASE_URL,
-    api_key: str | None = API_KEY,
-) -> None:
-    """Move an alias back to the version it pointed at before its last move."""
-    with connect(base_url, api_key) as client:
-        moved = client.models.rollback(name, alias_name, reason=reason, expected_version=expected_version)
-    typer.echo(rollback_text(name, alias_name, moved))
-
-
-@app.command("history")
-def history(
-    name: str,
-    alias_name: str | None = typer.Option(None, "--alias", help="only this alias"),
-    limit: int = typer.Option(100, help="most recent moves to show"),
-    as_json: bool = AS_JSON,
-    base_url: str | None = BASE_URL,
-    api_key: str | None = API_KEY,
-) -> None:
-    """The deployment history: every alias move, newest first."""
-    with connect(base_url, api_key) as client:
-        moves = client.models.history(name, alias_name, limit)
-    if as_json:
-        echo_json(moves)
-    elif moves:
-        typer.echo(history_table(moves, "alias"))
-    else:
-        typer.echo(f"{name} has no alias moves yet")
+add_pointer_commands(app, MODELS)

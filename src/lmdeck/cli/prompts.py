@@ -16,26 +16,23 @@ from typing import Any
 import typer
 
 from lmdeck.cli.connection import API_KEY, AS_JSON, BASE_URL, connect
-from lmdeck.cli.models import echo_json, history_table, move_text, pairs, read_spec, rollback_text, when
-from lmdeck.cli.tables import table
+from lmdeck.cli.pointers import PointerCommands, add_pointer_commands, pointer_group
+from lmdeck.cli.specs import pairs, read_spec
+from lmdeck.cli.tables import echo_json, table, when
 from lmdeck.protocol.templates import PromptRenderError
 
-app = typer.Typer(help="Prompts: versions, labels, diffs, rendering.", no_args_is_help=True)
+PROMPTS = PointerCommands(
+    namespace="prompts",
+    word="label",
+    plural="labels",
+    history_name="label history",
+    group_help="Prompts: versions, labels, diffs, rendering.",
+    list_help="List prompts with their labels.",
+    move_help="Point a label at a version; requests naming the label render it at once.",
+    history_help="Every label move, newest first.",
+)
 
-
-@app.command("list")
-def list_prompts(as_json: bool = AS_JSON, base_url: str | None = BASE_URL, api_key: str | None = API_KEY) -> None:
-    """List prompts with their labels."""
-    with connect(base_url, api_key) as client:
-        prompts = client.prompts.list()
-    if as_json:
-        echo_json(prompts)
-        return
-    rows: list[Sequence[object]] = [("NAME", "LATEST", "LABELS", "DESCRIPTION")]
-    for p in prompts:
-        labels = " ".join(f"{a}=v{v}" for a, v in sorted(p["labels"].items()))
-        rows.append((p["name"], p["latest_version"], labels or "-", p["description"]))
-    typer.echo(table(rows))
+app = pointer_group(PROMPTS)
 
 
 @app.command("show")
@@ -116,59 +113,7 @@ def create(
     typer.echo(f"{name} v{created.version} ({(created.digest or '')[:12]})")
 
 
-@app.command("label")
-def label(
-    name: str,
-    label_name: str = typer.Argument(..., metavar="LABEL"),
-    version: int = typer.Argument(...),
-    reason: str | None = typer.Option(None, help="why (kept in the label history)"),
-    expected_version: int | None = typer.Option(
-        None, "--expected-version", help="move only if it points at this version now (else refused)"
-    ),
-    base_url: str | None = BASE_URL,
-    api_key: str | None = API_KEY,
-) -> None:
-    """Point a label at a version; requests naming the label render it at once."""
-    with connect(base_url, api_key) as client:
-        moved = client.prompts.label(name, label_name, version, reason=reason, expected_version=expected_version)
-    typer.echo(move_text(name, label_name, version, moved))
-
-
-@app.command("rollback")
-def rollback(
-    name: str,
-    label_name: str = typer.Option("production", "--label", help="the label to move back"),
-    reason: str | None = typer.Option(None),
-    expected_version: int | None = typer.Option(
-        None, "--expected-version", help="move only if it points at this version now (else refused)"
-    ),
-    base_url: str | None = BASE_URL,
-    api_key: str | None = API_KEY,
-) -> None:
-    """Move a label back to the version it pointed at before its last move."""
-    with connect(base_url, api_key) as client:
-        moved = client.prompts.rollback(name, label_name, reason=reason, expected_version=expected_version)
-    typer.echo(rollback_text(name, label_name, moved))
-
-
-@app.command("history")
-def history(
-    name: str,
-    label_name: str | None = typer.Option(None, "--label", help="only this label"),
-    limit: int = typer.Option(100),
-    as_json: bool = AS_JSON,
-    base_url: str | None = BASE_URL,
-    api_key: str | None = API_KEY,
-) -> None:
-    """Every label move, newest first."""
-    with connect(base_url, api_key) as client:
-        moves = client.prompts.history(name, label_name, limit)
-    if as_json:
-        echo_json(moves)
-    elif moves:
-        typer.echo(history_table(moves, "label"))
-    else:
-        typer.echo(f"{name} has no label moves yet")
+add_pointer_commands(app, PROMPTS)
 
 
 @app.command("diff")

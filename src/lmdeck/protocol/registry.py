@@ -9,7 +9,7 @@ The server validates with these and the Python client builds its requests with t
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -64,17 +64,6 @@ class PromptVersionSpec(BaseModel):
         return self
 
 
-class PromptSpec(BaseModel):
-    """A prompt declared for `lmdeck apply`: its versions and where its labels point."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: RegistryName
-    description: str | None = None
-    versions: list[PromptVersionSpec] = Field(default_factory=list)
-    labels: dict[RegistryName, int] = Field(default_factory=dict)
-
-
 class LineageSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -125,15 +114,46 @@ class ModelVersionSpec(BaseModel):
         return self
 
 
-class ModelSpec(BaseModel):
-    """A registered model declared for `lmdeck apply`: its versions and where its aliases point."""
+VersionSpecT = TypeVar("VersionSpecT", ModelVersionSpec, PromptVersionSpec)
+
+
+class VersionedSpec(BaseModel, Generic[VersionSpecT]):
+    """A registered model or prompt declared for `lmdeck apply`: its versions and where its pointers point.
+
+    Both kinds are the same idea: immutable versions and named, movable pointers to them (a model's
+    ``aliases``, a prompt's ``labels``); :attr:`pointers` reads either without asking which kind.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     name: RegistryName
     description: str | None = None
-    versions: list[ModelVersionSpec] = Field(default_factory=list)
+    versions: list[VersionSpecT] = Field(default_factory=list)
+
+    @property
+    def pointers(self) -> dict[str, int]:
+        """Pointer name → version number (the kind's ``aliases`` or ``labels``)."""
+        raise NotImplementedError
+
+
+class ModelSpec(VersionedSpec[ModelVersionSpec]):
+    """A registered model declared for `lmdeck apply`: its versions and where its aliases point."""
+
     aliases: dict[RegistryName, int] = Field(default_factory=dict)
+
+    @property
+    def pointers(self) -> dict[str, int]:
+        return self.aliases
+
+
+class PromptSpec(VersionedSpec[PromptVersionSpec]):
+    """A prompt declared for `lmdeck apply`: its versions and where its labels point."""
+
+    labels: dict[RegistryName, int] = Field(default_factory=dict)
+
+    @property
+    def pointers(self) -> dict[str, int]:
+        return self.labels
 
 
 class RegisterRequest(OwnershipFields):

@@ -177,7 +177,7 @@ def _plan_versioned(
             available.add(number)
             next_number += 1
         pointers = current.pointers.get(key, {})
-        labels: dict[str, int] = spec.aliases if isinstance(spec, ModelSpec) else spec.labels
+        labels = spec.pointers
         for label, number in sorted(labels.items()):
             if number not in available:
                 plan.conflicts.append(f"{spec.name}@{label} points at v{number}, which is neither stored nor declared")

@@ -11,34 +11,29 @@ for move in client.models.history("support-bot", alias="production"):
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from lmdeck.protocol.registry import ModelVersionSpec
-from lmdeck.sdk.namespace import Namespace
+from lmdeck.sdk.pointers import PointerNamespace
 
 
-class Models(Namespace):
-    """Registered models, versions, aliases and deployment history (``/api/registry/models``)."""
+class Models(PointerNamespace):
+    """Registered models, versions, aliases and deployment history (``/api/registry/models``).
+
+    The alias calls are :class:`~lmdeck.sdk.pointers.PointerNamespace`'s, in the words of models.
+    """
 
     name = "models"
-
-    def _path(self, name: str, tail: str = "") -> str:
-        return f"/api/registry/models/{quote(name, safe='')}{tail}"
+    collection = "models"
+    pointer_word = "alias"
+    pointer_plural = "aliases"
 
     def get(self, name: str) -> dict[str, Any]:
         """The model with its versions and aliases."""
-        shown: dict[str, Any] = self.client.get(self._path(name))
-        return shown
+        return self._entry(name)
 
     def version(self, name: str, version: int) -> dict[str, Any]:
         found: dict[str, Any] = self.client.get(self._path(name, f"/versions/{version}"))
         return found
-
-    def register(self, name: str, description: str | None = None) -> dict[str, Any]:
-        created: dict[str, Any] = self.client.post(
-            "/api/registry/models", json={"name": name, "description": description}
-        )
-        return created
 
     def create_version(self, name: str, spec: ModelVersionSpec | None = None, **fields: Any) -> dict[str, Any]:
         """Add an immutable version: a :class:`ModelVersionSpec` or its fields."""
@@ -56,40 +51,22 @@ class Models(Namespace):
         With ``expected_version`` the move happens only if the alias still points there; otherwise
         :class:`~lmdeck.sdk.client.LMDeckError` with status 409 and code ``version_conflict``.
         """
-        body = {"version": version, "reason": reason, "expected_version": expected_version}
-        moved: dict[str, Any] = self.client.put(self._path(name, f"/aliases/{quote(alias, safe='')}"), json=body)
-        return moved
+        return self.move(name, alias, version, reason=reason, expected_version=expected_version)
 
     def unalias(
         self, name: str, alias: str, *, reason: str | None = None, expected_version: int | None = None
     ) -> dict[str, Any]:
-        removed: dict[str, Any] = self.client.delete(
-            self._path(name, f"/aliases/{quote(alias, safe='')}"),
-            params={"reason": reason, "expected_version": expected_version},
-        )
-        return removed
+        return self.remove(name, alias, reason=reason, expected_version=expected_version)
 
     def rollback(
         self, name: str, alias: str, *, reason: str | None = None, expected_version: int | None = None
     ) -> dict[str, Any]:
         """Move ``name@alias`` back to the version it pointed at before its last move."""
-        moved: dict[str, Any] = self.client.post(
-            self._path(name, f"/aliases/{quote(alias, safe='')}/rollback"),
-            json={"reason": reason, "expected_version": expected_version},
-        )
-        return moved
+        return self.move_back(name, alias, reason=reason, expected_version=expected_version)
 
     def history(self, name: str, alias: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """The deployment history, newest first."""
-        data: list[dict[str, Any]] = self.client.get(
-            self._path(name, "/history"), params={"alias": alias, "limit": limit}
-        )["data"]
-        return data
-
-    # Last in the class: below it, `list` would name this method.
-    def list(self) -> list[dict[str, Any]]:
-        data: list[dict[str, Any]] = self.client.get("/api/registry/models")["data"]
-        return data
+        return self.moves(name, alias, limit)
 
 
 NAMESPACE = Models

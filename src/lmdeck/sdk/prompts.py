@@ -35,12 +35,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 from lmdeck.protocol.registry import PromptVersionSpec
 from lmdeck.protocol.templates import PromptTemplate, used_variables
 from lmdeck.sdk.errors import LMDeckError
-from lmdeck.sdk.namespace import Caller, Namespace
+from lmdeck.sdk.namespace import Caller
+from lmdeck.sdk.pointers import PointerNamespace
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +134,16 @@ class _Entry:
     failing: str | None = None
 
 
-class Prompts(Namespace):
-    """The prompt registry (``/api/registry/prompts``) and the client-side prompt cache."""
+class Prompts(PointerNamespace):
+    """The prompt registry (``/api/registry/prompts``) and the client-side prompt cache.
+
+    The label calls are :class:`~lmdeck.sdk.pointers.PointerNamespace`'s, in the words of prompts.
+    """
 
     name = "prompts"
+    collection = "prompts"
+    pointer_word = "label"
+    pointer_plural = "labels"
 
     def __init__(self, client: Caller) -> None:
         super().__init__(client)
@@ -149,9 +155,6 @@ class Prompts(Namespace):
         self.stats = PromptCacheStats()
 
     # -- reading, cached -----------------------------------------------------------------------
-
-    def _path(self, name: str, tail: str = "") -> str:
-        return f"/api/registry/prompts/{quote(name, safe='')}{tail}"
 
     def _fetch(self, key: CacheKey) -> Prompt:
         name, label, version = key
@@ -252,8 +255,8 @@ class Prompts(Namespace):
     # -- registry calls ------------------------------------------------------------------------
 
     def show(self, name: str) -> dict[str, Any]:
-        shown: dict[str, Any] = self.client.get(self._path(name))
-        return shown
+        """The prompt with its versions and labels."""
+        return self._entry(name)
 
     def version(self, name: str, version: int) -> Prompt:
         return Prompt.from_api(self.client.get(self._path(name, f"/versions/{version}")))
@@ -268,44 +271,26 @@ class Prompts(Namespace):
     ) -> dict[str, Any]:
         """Point ``name@label`` at ``version``; with ``expected_version``, only if it still points there (else
         :class:`~lmdeck.sdk.client.LMDeckError` 409 ``version_conflict``)."""
-        body = {"version": version, "reason": reason, "expected_version": expected_version}
-        moved: dict[str, Any] = self.client.put(self._path(name, f"/labels/{quote(label, safe='')}"), json=body)
-        return moved
+        return self.move(name, label, version, reason=reason, expected_version=expected_version)
 
     def unlabel(
         self, name: str, label: str, *, reason: str | None = None, expected_version: int | None = None
     ) -> dict[str, Any]:
-        removed: dict[str, Any] = self.client.delete(
-            self._path(name, f"/labels/{quote(label, safe='')}"),
-            params={"reason": reason, "expected_version": expected_version},
-        )
-        return removed
+        return self.remove(name, label, reason=reason, expected_version=expected_version)
 
     def rollback(
         self, name: str, label: str, *, reason: str | None = None, expected_version: int | None = None
     ) -> dict[str, Any]:
-        moved: dict[str, Any] = self.client.post(
-            self._path(name, f"/labels/{quote(label, safe='')}/rollback"),
-            json={"reason": reason, "expected_version": expected_version},
-        )
-        return moved
+        return self.move_back(name, label, reason=reason, expected_version=expected_version)
 
     def history(self, name: str, label: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        data: list[dict[str, Any]] = self.client.get(
-            self._path(name, "/history"), params={"label": label, "limit": limit}
-        )["data"]
-        return data
+        return self.moves(name, label, limit)
 
     def diff(self, name: str, from_version: int, to_version: int) -> dict[str, Any]:
         diff: dict[str, Any] = self.client.get(
             self._path(name, "/diff"), params={"from": from_version, "to": to_version}
         )
         return diff
-
-    # Last in the class: below it, `list` would name this method.
-    def list(self) -> list[dict[str, Any]]:
-        data: list[dict[str, Any]] = self.client.get("/api/registry/prompts")["data"]
-        return data
 
 
 NAMESPACE = Prompts
