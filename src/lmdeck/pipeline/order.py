@@ -5,7 +5,8 @@ phase it belongs to and, where two steps of one phase depend on each other, the 
 runs ``after`` or ``before``. :func:`order_steps` sorts the declarations once, at start-up:
 by phase first (in the order of :data:`PHASES`), then within a phase by the constraints:
 each step keeps its place in declaration order, with the steps it must follow placed just
-before it. Which package's list comes first therefore does not change the order::
+before it. Steps that depend on each other say so, so their order does not hinge on which
+package's list is collected first::
 
     declarations = [
         StepDeclaration(RecordStep(...), "trace"),
