@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from lmdeck.evaluation import Sample, Score
 from lmdeck.evaluation.export import EvaluationEvents
-from lmdeck.evaluation.online.rules import OnlineRule, TraceFilter
+from lmdeck.protocol.evaluation import OnlineRule, TraceFilter
 from lmdeck.settings import Settings
 from lmdeck.tracing import TraceRecord
 

@@ -7,12 +7,11 @@ import pytest
 from lmdeck.db import Database
 from lmdeck.evaluation.experiments.store import ExperimentStore, Exposure
 from lmdeck.evaluation.feedback.store import FeedbackEntry, FeedbackStore
-from lmdeck.evaluation.online.rules import OnlineRule
 from lmdeck.evaluation.online.store import OnlineStore, TraceScore
 from lmdeck.evaluation.runs.store import RunRecord, RunStore
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import Owner, visible_condition, visible_params
-from lmdeck.protocol.evaluation import ExperimentSpec, RowResult
+from lmdeck.protocol.evaluation import ExperimentSpec, OnlineRule, RowResult
 
 
 @pytest.fixture

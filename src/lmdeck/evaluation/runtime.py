@@ -35,7 +35,6 @@ from lmdeck.evaluation.feedback.store import FeedbackStore
 from lmdeck.evaluation.identity import ServiceIdentity
 from lmdeck.evaluation.inference import EVAL_TAG, PipelineInference
 from lmdeck.evaluation.online.observer import OnlineEvaluator
-from lmdeck.evaluation.online.rules import OnlineRule
 from lmdeck.evaluation.online.service import OnlineRuleService
 from lmdeck.evaluation.online.store import OnlineStore
 from lmdeck.evaluation.registry import EvaluatorRegistry, load_evaluators
@@ -47,7 +46,7 @@ from lmdeck.gateway.routing.eligibility import RouteCheck, route_refusal
 from lmdeck.gateway.steps.record import TraceObserver
 from lmdeck.pipeline.chain import Pipeline
 from lmdeck.pipeline.order import StepDeclaration
-from lmdeck.protocol.evaluation import ExperimentSpec
+from lmdeck.protocol.evaluation import ExperimentSpec, OnlineRule
 from lmdeck.registry.runtime import RegistryRuntime
 from lmdeck.registry.snapshot import RegistrySnapshot
 from lmdeck.settings import ConfigError, Settings

@@ -11,7 +11,6 @@ from starlette.responses import Response
 from lmdeck.app.body_schema import documented_body
 from lmdeck.app.boundary import GuardedRoute
 from lmdeck.app.services import evaluation_of
-from lmdeck.evaluation.online.rules import OnlineRule
 from lmdeck.evaluation.runtime import EvaluationRuntime
 from lmdeck.gateway.errors import json_response
 from lmdeck.pipeline.identity import bearer_token
@@ -20,7 +19,7 @@ from lmdeck.policy.auth import require
 from lmdeck.protocol import APIError
 from lmdeck.protocol.access import OwnershipFields, OwnershipUpdate
 from lmdeck.protocol.errors import validation_param
-from lmdeck.protocol.evaluation import RunRequest
+from lmdeck.protocol.evaluation import OnlineRule, RunRequest
 
 router = APIRouter(prefix="/api/evaluation", tags=["evaluation"], route_class=GuardedRoute)
 

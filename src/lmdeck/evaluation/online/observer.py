@@ -24,11 +24,11 @@ from lmdeck.evaluation.background import BackgroundQueue
 from lmdeck.evaluation.base import Evaluator, EvaluatorContext, InferenceClient, Sample
 from lmdeck.evaluation.export import EvaluationEvents, QualityMetrics
 from lmdeck.evaluation.inference import is_eval_trace
-from lmdeck.evaluation.online.rules import OnlineRule
 from lmdeck.evaluation.online.store import OnlineStore, TraceScore
 from lmdeck.evaluation.registry import EvaluatorRegistry
 from lmdeck.evaluation.runs.runner import score_safely
 from lmdeck.policy.ownership import Owner
+from lmdeck.protocol.evaluation import OnlineRule
 from lmdeck.tracing import TraceRecord
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,6 @@ from typing import Any
 import anyio
 
 from lmdeck.evaluation.online.observer import OnlineEvaluator
-from lmdeck.evaluation.online.rules import OnlineRule
 from lmdeck.evaluation.online.store import OnlineStore
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import (
@@ -29,6 +28,7 @@ from lmdeck.policy.ownership import (
 from lmdeck.polling import Poller
 from lmdeck.protocol import APIError
 from lmdeck.protocol.access import Visibility
+from lmdeck.protocol.evaluation import OnlineRule
 from lmdeck.registry.owners import resolve_team
 
 log = logging.getLogger(__name__)

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import text
 
 from lmdeck.db import Database
-from lmdeck.evaluation.online.rules import OnlineRule
 from lmdeck.evaluation.sql import team_condition
 from lmdeck.policy.ownership import Owner
+from lmdeck.protocol.evaluation import OnlineRule
 from lmdeck.registry.owners import OwnerColumns, owner_of_row
 from lmdeck.registry.sql import dumps, loads, new_id, now
 
