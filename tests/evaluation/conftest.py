@@ -33,7 +33,8 @@ from lmdeck.protocol import (
     EmbeddingRequest,
     EmbeddingResponse,
 )
-from lmdeck.providers import ProviderContext, ProviderRegistry, registry_alias
+from lmdeck.providers import ProviderContext, ProviderRegistry
+from lmdeck.registry import alias_provider
 from lmdeck.settings import Settings, TargetConfig
 from lmdeck.testing.in_process import in_process_client
 from lmdeck.tracing.memory import MemoryTraceSink
@@ -119,7 +120,7 @@ class ArithmeticFake:
 def fake_providers() -> ProviderRegistry:
     providers = ProviderRegistry()
     providers.add("arith", ArithmeticFake)
-    registry_alias.register(providers)
+    alias_provider.register(providers)
     return providers
 
 

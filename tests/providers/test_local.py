@@ -208,3 +208,12 @@ def test_registering_the_provider_does_not_import_torch() -> None:
     code = "import sys, lmdeck.providers.local as m; m.register(m.ProviderRegistry()); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+async def test_targets_of_one_context_share_its_local_runtime(tiny: LocalProvider, ctx: ProviderContext) -> None:
+    assert ctx.local_runtime is tiny.runtime
+    other = LocalProvider(TargetConfig(provider="local", model="tiny", options={"quantize": "int8"}), ctx)
+    try:
+        assert other.runtime is ctx.local_runtime
+    finally:
+        await other.aclose()

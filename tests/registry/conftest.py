@@ -25,7 +25,8 @@ from lmdeck.app.assembly import Gateway, build_gateway
 from lmdeck.app.factory import create_app
 from lmdeck.db import Database
 from lmdeck.protocol import ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse
-from lmdeck.providers import ProviderContext, ProviderRegistry, registry_alias
+from lmdeck.providers import ProviderContext, ProviderRegistry
+from lmdeck.registry import alias_provider
 from lmdeck.settings import Settings, TargetConfig
 from lmdeck.testing.in_process import in_process_client
 from lmdeck.tracing.memory import MemoryTraceSink
@@ -88,7 +89,7 @@ class FakeModelProvider:
 def fake_providers() -> ProviderRegistry:
     providers = ProviderRegistry()
     providers.add("fake", FakeModelProvider)
-    registry_alias.register(providers)
+    alias_provider.register(providers)
     return providers
 
 

@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
     app.router.default = UnmatchedPath(app.router)
     # Innermost first: secret references are looked for in bodies the size limit has already bounded;
     # an unexpected error anywhere below is answered with the request id stamped outside.
-    app.add_middleware(SecretRefsMiddleware)
+    app.add_middleware(SecretRefsMiddleware, authenticator=gw.authenticator)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(InternalErrorMiddleware)
     app.add_middleware(RequestIdMiddleware)

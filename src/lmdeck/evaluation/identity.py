@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from typing import Any
 
 from lmdeck.pipeline.identity import Authenticator
 from lmdeck.pipeline.principal import Principal
@@ -37,9 +36,6 @@ class ServiceAuthenticator:
             if hmac.compare_digest(token.encode(), known.encode()):
                 return principal
         return await self.inner.authenticate(token)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 class ServiceIdentity:

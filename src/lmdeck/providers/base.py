@@ -31,7 +31,7 @@ from __future__ import annotations
 import datetime
 import email.utils
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from lmdeck.protocol import (
@@ -45,6 +45,7 @@ from lmdeck.protocol import (
 )
 
 if TYPE_CHECKING:
+    from lmdeck.local.runtime import LocalRuntime
     from lmdeck.providers.capabilities import Capabilities
     from lmdeck.providers.transport import Transport
     from lmdeck.settings import Settings, TargetConfig
@@ -165,14 +166,17 @@ def transport_error(failure: TransportFailure, url: str, timeout: float, detail:
 
 @dataclass
 class ProviderContext:
-    """What providers share: the settings and one pooled transport to the upstreams.
+    """What providers share: the settings, one pooled transport to the upstreams, and the local engine.
+
+    ``local_runtime`` is the one :class:`~lmdeck.local.runtime.LocalRuntime` of the gateway, made by the
+    first ``local`` target that needs it, so that each local model loads once.
 
     >>> ProviderContext(settings=Settings(), transport=AiohttpTransport())  # doctest: +SKIP
     """
 
     settings: Settings
     transport: Transport
-    extras: dict[str, Any] = field(default_factory=dict)
+    local_runtime: LocalRuntime | None = None
 
 
 @runtime_checkable

@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-RUNTIME_KEY = "local.runtime"
 #: Share of the target's timeout a request spends waiting for its model to load, and the Retry-After
 #: (seconds) of the 503 ``model_loading`` answered when the load takes longer.
 LOAD_WAIT_SHARE = 0.9
@@ -106,11 +105,9 @@ CAPABILITIES: dict[str, Capabilities] = {
 
 
 def _runtime(ctx: ProviderContext) -> LocalRuntime:
-    runtime = ctx.extras.get(RUNTIME_KEY)
-    if not isinstance(runtime, LocalRuntime):
-        runtime = LocalRuntime(ctx.settings.local)
-        ctx.extras[RUNTIME_KEY] = runtime
-    return runtime
+    if ctx.local_runtime is None:
+        ctx.local_runtime = LocalRuntime(ctx.settings.local)
+    return ctx.local_runtime
 
 
 def _bad_request(message: str, param: str | None, code: str = "invalid_value") -> UpstreamError:

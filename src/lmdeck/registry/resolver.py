@@ -1,6 +1,6 @@
 """Resolving ``name@alias`` to the model version that serves it, and building its provider.
 
-The ``registry`` provider (:mod:`lmdeck.providers.registry_alias`) asks a
+The ``registry`` provider (:mod:`lmdeck.registry.alias_provider`) asks a
 :class:`ModelResolver` on every call; the answer comes from the live snapshot
 in memory. A request whose bundle hash was stamped is *pinned* to the snapshot
 that hash was computed from, so the version named on its trace is the version
@@ -118,7 +118,7 @@ class ResolvedModel:
 
 
 class ModelResolver:
-    """What the ``registry`` provider finds in ``ProviderContext.extras["registry"]``."""
+    """What the ``registry`` provider of a gateway resolves aliases with (bound by its ``RegistryRuntime``)."""
 
     def __init__(
         self,

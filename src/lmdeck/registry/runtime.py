@@ -9,8 +9,9 @@
 ``install`` ties the registry to the router (route owners, applied routes, config sync);
 ``steps`` declares its pipeline steps (phases in :mod:`lmdeck.pipeline.order`): ``prompt``
 and, after it, ``bundle`` in phase ``resolve``, and ``applied-routes`` in phase ``route``,
-last before the dispatcher. The provider context gets the model resolver under
-``extras["registry"]`` for the ``registry`` provider.
+last before the dispatcher. Building the runtime binds its model resolver to the
+``registry`` provider of ``providers`` (when that provider is registered), so that
+``registry:name@alias`` targets follow this gateway's aliases.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from lmdeck.pipeline.order import StepDeclaration
 from lmdeck.policy.credentials import CredentialGate
 from lmdeck.providers import ProviderContext, ProviderRegistry
 from lmdeck.providers.egress import EgressPolicy
+from lmdeck.registry.alias_provider import AliasProviders
 from lmdeck.registry.bundle import BundleLog, StampBundle
 from lmdeck.registry.catalog import AuditTrail
 from lmdeck.registry.config_sync import ConfigSync
@@ -69,7 +71,8 @@ class RegistryRuntime:
         self.egress = egress
         self.live = LiveRegistry(db, poll_interval=settings.registry.poll_interval)
         self.resolver = ModelResolver(self.live, providers, provider_ctx, credentials)
-        provider_ctx.extras["registry"] = self.resolver
+        if "registry" in providers:
+            providers.add("registry", AliasProviders(self.resolver))
         self.audit = audit if audit is not None else default_audit(db)
         self.models = ModelRegistry(db, self.live, self.audit, settings, providers.names, credentials)
         self.renderer = TemplateRenderer(

@@ -21,10 +21,11 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class SecretRefsMiddleware:
-    """``app.add_middleware(SecretRefsMiddleware)``; reads the authenticator from ``app.state.gateway``."""
+    """``app.add_middleware(SecretRefsMiddleware, authenticator=gateway.authenticator)``."""
 
-    def __init__(self, app: ASGIApp, prefix: str = "/api/") -> None:
+    def __init__(self, app: ASGIApp, authenticator: Authenticator, prefix: str = "/api/") -> None:
         self.app = app
+        self.authenticator = authenticator
         self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -32,10 +33,7 @@ class SecretRefsMiddleware:
             await self.app(scope, receive, send)
             return
         token = token_from_headers(Headers(scope=scope))
-        authenticator: Authenticator | None = getattr(
-            getattr(scope["app"].state, "gateway", None), "authenticator", None
-        )
-        principal = await authenticator.authenticate(token) if token and authenticator is not None else None
+        principal = await self.authenticator.authenticate(token) if token else None
         if principal is None or principal.role == "admin":
             await self.app(scope, receive, send)
             return

@@ -10,6 +10,14 @@ version's provider, upstream model and base URL, one per version, kept for
 reuse. Moving the alias changes where the next call goes; nothing restarts.
 The version's ``parameters`` fill request fields the caller left unset. The target honours
 what the provider of the version it resolves to honours, at the time of the request.
+
+The provider registers through the ``lmdeck.providers`` entry point like any other; the
+gateway's :class:`~lmdeck.registry.runtime.RegistryRuntime` then binds its
+:class:`~lmdeck.registry.resolver.ModelResolver` to it::
+
+    providers = load_providers()                          # "registry": AliasProviders(None)
+    providers.add("registry", AliasProviders(resolver))   # what RegistryRuntime does
+    RegistryAliasProvider(TargetConfig(provider="registry", model="support-bot@production"), resolver)
 """
 
 from __future__ import annotations
@@ -29,9 +37,8 @@ from lmdeck.protocol import (
     EmbeddingRequest,
     EmbeddingResponse,
 )
-from lmdeck.providers.base import Provider, ProviderContext
+from lmdeck.providers import Provider, ProviderContext, ProviderRegistry
 from lmdeck.providers.capabilities import FORWARDS_ALL, Capabilities, capabilities_of
-from lmdeck.providers.registry import ProviderRegistry
 from lmdeck.settings import ConfigError, TargetConfig
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
@@ -47,7 +54,7 @@ class Resolved(Protocol):
 
 
 class AliasResolver(Protocol):
-    """What the gateway puts in ``ProviderContext.extras["registry"]`` (see :mod:`lmdeck.registry.resolver`)."""
+    """Resolves ``name@alias`` to a version and builds its provider (:class:`lmdeck.registry.resolver.ModelResolver`)."""
 
     def check(self, ref: str) -> None: ...
 
@@ -59,19 +66,14 @@ class AliasResolver(Protocol):
 class RegistryAliasProvider:
     """Delegates each call to the provider of the version ``target.model`` resolves to now."""
 
-    def __init__(self, target: TargetConfig, ctx: ProviderContext) -> None:
-        resolver = ctx.extras.get("registry")
-        if resolver is None:
-            raise ConfigError(
-                f"target 'registry:{target.model}' needs the gateway's registry: build the router with "
-                "lmdeck.app.assembly.build_gateway"
-            )
+    def __init__(self, target: TargetConfig, resolver: AliasResolver) -> None:
+        """Raises :class:`ConfigError` when ``target.model`` is not ``name@alias`` or ``name@version``."""
         try:
             resolver.check(target.model)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         self.target = target
-        self.resolver: AliasResolver = resolver
+        self.resolver = resolver
         self._delegates: dict[tuple[str, int], Provider] = {}
 
     def _delegate(self, request: RequestT) -> tuple[Provider, RequestT]:
@@ -129,5 +131,25 @@ class RegistryAliasProvider:
             await provider.aclose()
 
 
+class AliasProviders:
+    """The ``registry`` provider's factory, bound to the resolver of one gateway's registry (or to none).
+
+    Unbound (as the entry point registers it), it refuses every target with the fix: a router
+    serves registry aliases only inside a gateway, whose registry binds its resolver.
+    """
+
+    def __init__(self, resolver: AliasResolver | None = None) -> None:
+        self.resolver = resolver
+
+    def __call__(self, target: TargetConfig, ctx: ProviderContext) -> Provider:
+        if self.resolver is None:
+            raise ConfigError(
+                f"target 'registry:{target.model}' needs the gateway's registry: build the router with "
+                "lmdeck.app.assembly.build_gateway"
+            )
+        return RegistryAliasProvider(target, self.resolver)
+
+
 def register(registry: ProviderRegistry) -> None:
-    registry.add("registry", RegistryAliasProvider)
+    """The ``lmdeck.providers`` hook: the ``registry`` provider, unbound until a gateway's registry binds it."""
+    registry.add("registry", AliasProviders())
