@@ -19,14 +19,14 @@ from pydantic import ValidationError
 
 from lmdeck.evaluation.base import ChatReply
 from lmdeck.pipeline.chain import Pipeline
-from lmdeck.pipeline.context import Completed, Kind, RequestContext
+from lmdeck.pipeline.context import Completed, Kind, RequestContext, Slot
 from lmdeck.protocol import APIError, ChatCompletionRequest, EmbeddingRequest
 from lmdeck.tracing import TraceRecord
 
 #: The tag every trace caused by evaluation carries (runs, judges, online scoring).
 EVAL_TAG = "eval"
-#: ``RequestContext.state`` key: a registry model version (``name@version``) to serve in place of the route's alias.
-MODEL_OVERRIDE_STATE = "evaluation.model"
+#: A registry model version (``name@version``) to serve in place of the route's alias.
+MODEL_OVERRIDE: Slot[str] = Slot("evaluation.model")
 
 
 def reply_text(response: Any) -> str:
@@ -81,7 +81,7 @@ class PipelineInference:
             client_token=self.token,
         )
         if self.model_override:
-            ctx.state[MODEL_OVERRIDE_STATE] = self.model_override
+            ctx.slots.put(MODEL_OVERRIDE, self.model_override)
         return ctx
 
     async def chat(self, body: dict[str, Any], *, tags: Sequence[str] = ()) -> ChatReply:

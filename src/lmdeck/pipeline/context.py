@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -15,6 +15,44 @@ from lmdeck.tracing import TraceRecord
 
 Kind = Literal["chat", "completions", "embeddings"]
 Body = ChatCompletionRequest | CompletionRequest | EmbeddingRequest
+T = TypeVar("T")
+
+
+class Slot(Generic[T]):
+    """The typed key of one value a step leaves on the request for steps after it.
+
+    The feature that owns the value's type declares the slot, so that a step reads back exactly
+    the type another step put there; two slots never collide, whatever their names::
+
+        SNAPSHOT: Slot[RegistrySnapshot] = Slot("registry.snapshot")
+        ctx.slots.put(SNAPSHOT, snapshot)
+        snapshot = ctx.slots.get(SNAPSHOT)          # RegistrySnapshot | None
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name  # for reading logs and reprs only; slots are told apart by identity
+
+    def __repr__(self) -> str:
+        return f"Slot({self.name!r})"
+
+
+class Slots:
+    """The values one request's steps left in its slots (see :class:`Slot`)."""
+
+    def __init__(self) -> None:
+        self._values: dict[Slot[Any], object] = {}
+
+    def get(self, slot: Slot[T]) -> T | None:
+        """The value put in ``slot``, or None when no step put one."""
+        return cast("T | None", self._values.get(slot))
+
+    def put(self, slot: Slot[T], value: T) -> None:
+        self._values[slot] = value
+
+    def __contains__(self, slot: Slot[Any]) -> bool:
+        return slot in self._values
 
 
 @dataclass
@@ -22,7 +60,9 @@ class RequestContext:
     """One request on its way through the pipeline.
 
     Steps read and annotate it; ``trace`` is the record that will be written
-    once the request ends, whatever way it ends.
+    once the request ends, whatever way it ends. ``upstream_attempts`` counts the
+    upstream calls made for it so far (a retry or a fallback is one more); ``slots``
+    holds what one step leaves for another, by typed :class:`Slot`.
     """
 
     kind: Kind
@@ -33,7 +73,8 @@ class RequestContext:
     principal: Principal | None = None
     route_name: str = ""
     client_token: str | None = None
-    state: dict[str, Any] = field(default_factory=dict)
+    upstream_attempts: int = 0
+    slots: Slots = field(default_factory=Slots)
     started: float = field(default_factory=time.perf_counter)
     first_token_at: float | None = None
 

@@ -103,7 +103,6 @@ class EnforceBudget:
             hold = await self.ledger.reserve(subjects, worst)
         except BudgetExceeded as exc:
             raise APIError(429, str(exc), type="insufficient_quota", code="insufficient_quota") from None
-        ctx.state["budget_reserved"] = worst
         try:
             result = await call_next(ctx)
         except BaseException:

@@ -3,7 +3,7 @@
 It is declared in phase ``meter``, inside every other policy step and next to the
 dispatcher, so that by the time the steps around it look at the response (budget
 settlement, token limits, the record step writing the trace) ``ctx.trace.cost_micros``
-and ``ctx.state["usage"]`` are set::
+and the :data:`USAGE` slot are set::
 
     StepDeclaration(MeterCost(PriceTable.from_settings(settings), settings.policy.assumed_max_tokens), "meter")
 
@@ -18,12 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lmdeck.pipeline.chain import Handler
-from lmdeck.pipeline.context import Completed, RequestContext, Result, Streamed
+from lmdeck.pipeline.context import Completed, RequestContext, Result, Slot, Streamed
 from lmdeck.policy.estimate import token_need
 from lmdeck.policy.metering import Usage, content_pieces, observed, usage_of
 from lmdeck.policy.pricing import PriceTable
 
-USAGE = "usage"
+#: The response's token usage, once known (the rate limiter settles its token buckets with it).
+USAGE: Slot[Usage] = Slot("policy.usage")
 
 
 @dataclass
@@ -43,7 +44,7 @@ class _Tally:
 
 
 class MeterCost:
-    """Sets ``ctx.trace.cost_micros`` (whole micro-dollars) and ``ctx.state["usage"]`` once usage is known."""
+    """Sets ``ctx.trace.cost_micros`` (whole micro-dollars) and the :data:`USAGE` slot once usage is known."""
 
     name = "cost"
 
@@ -53,7 +54,7 @@ class MeterCost:
 
     def settle(self, ctx: RequestContext, usage: Usage, response_model: str | None = None) -> None:
         """Price ``usage`` at the upstream model's price, or the answering model's when the former is unknown."""
-        ctx.state[USAGE] = usage
+        ctx.slots.put(USAGE, usage)
         if usage.estimated:
             ctx.trace.input_tokens, ctx.trace.output_tokens = usage.input_tokens, usage.output_tokens
             ctx.trace.metadata["usage_estimated"] = True

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from lmdeck.pipeline.context import RequestContext
+from lmdeck.pipeline.context import RequestContext, Slot
 from lmdeck.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 
 BYTES_PER_TOKEN = 4
@@ -38,6 +38,10 @@ class TokenNeed:
     @property
     def rate_tokens(self) -> int:
         return self.worst_prompt + self.max_output
+
+
+#: The request's :class:`TokenNeed`, estimated once by the first step that asks.
+TOKEN_NEED: Slot[TokenNeed] = Slot("policy.token_need")
 
 
 def _size(value: Any) -> int:
@@ -77,7 +81,8 @@ def estimate(body: Any, *, assumed_max_tokens: int) -> TokenNeed:
 
 def token_need(ctx: RequestContext, *, assumed_max_tokens: int) -> TokenNeed:
     """The request's :class:`TokenNeed`, computed once and kept on the context."""
-    need = ctx.state.get("token_need")
-    if not isinstance(need, TokenNeed):
-        need = ctx.state["token_need"] = estimate(ctx.body, assumed_max_tokens=assumed_max_tokens)
+    need = ctx.slots.get(TOKEN_NEED)
+    if need is None:
+        need = estimate(ctx.body, assumed_max_tokens=assumed_max_tokens)
+        ctx.slots.put(TOKEN_NEED, need)
     return need

@@ -24,7 +24,7 @@ from lmdeck.pipeline.context import Completed, RequestContext, Result, Streamed
 from lmdeck.policy.cost import USAGE
 from lmdeck.policy.estimate import token_need
 from lmdeck.policy.key_cache import KeyCache
-from lmdeck.policy.metering import Usage, observed
+from lmdeck.policy.metering import observed
 from lmdeck.policy.ratelimit import BucketState, Demand, Grant, RateLimiter
 from lmdeck.protocol import APIError
 from lmdeck.settings import PolicySettings
@@ -148,7 +148,7 @@ class RateLimit:
     async def _settle(self, ctx: RequestContext, grant: Grant, buckets: list[str]) -> None:
         if not buckets:
             return
-        usage = ctx.state.get(USAGE)
-        used = usage.total if isinstance(usage, Usage) else 0
+        usage = ctx.slots.get(USAGE)
+        used = usage.total if usage is not None else 0
         actual: Mapping[str, int] = dict.fromkeys(buckets, used)
         await self.limiter.settle(grant, actual)

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import anyio
-from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
@@ -30,8 +28,8 @@ from lmdeck.pipeline.chain import Handler
 from lmdeck.pipeline.context import RequestContext, Result, Streamed
 from lmdeck.protocol import APIError
 from lmdeck.registry.live import LiveRegistry
-from lmdeck.registry.prompt_step import PROMPT_STATE, SNAPSHOT_STATE
-from lmdeck.registry.resolver import pin, pinned
+from lmdeck.registry.prompt_step import PROMPT, SNAPSHOT, PromptStamp
+from lmdeck.registry.resolver import pinned, pinned_stream
 from lmdeck.registry.snapshot import RegistrySnapshot
 from lmdeck.registry.sql import digest, dumps, loads, now
 from lmdeck.settings import RouteConfig
@@ -130,7 +128,7 @@ class StampBundle:
         self.routes = routes
         self.log = log
 
-    def hash_for(self, route_name: str, snapshot: RegistrySnapshot, prompt: tuple[str, int, str] | None) -> str | None:
+    def hash_for(self, route_name: str, snapshot: RegistrySnapshot, prompt: PromptStamp | None) -> str | None:
         """The bundle hash of a request to ``route_name``; None when no such route exists (nothing
         served it, and a name a client made up is neither cached nor stored)."""
         key = (route_name, prompt)
@@ -144,17 +142,10 @@ class StampBundle:
         return found
 
     async def __call__(self, ctx: RequestContext, call_next: Handler) -> Result:
-        snapshot: RegistrySnapshot = ctx.state.get(SNAPSHOT_STATE) or self.live.snapshot
-        ctx.trace.bundle_hash = self.hash_for(ctx.route_name, snapshot, ctx.state.get(PROMPT_STATE))
+        snapshot = ctx.slots.get(SNAPSHOT) or self.live.snapshot
+        ctx.trace.bundle_hash = self.hash_for(ctx.route_name, snapshot, ctx.slots.get(PROMPT))
         with pinned(snapshot):
             result = await call_next(ctx)
         if isinstance(result, Streamed):
-            return Streamed(_pinned_stream(snapshot, result.chunks), result.headers)
+            return Streamed(pinned_stream(snapshot, result.chunks), result.headers)
         return result
-
-
-async def _pinned_stream(snapshot: RegistrySnapshot, chunks: AsyncIterator[BaseModel]) -> AsyncIterator[BaseModel]:
-    # A stream's provider runs when the first chunk is pulled, after the step returned: pin again for it.
-    pin(snapshot)
-    async for chunk in chunks:
-        yield chunk

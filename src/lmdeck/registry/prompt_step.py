@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lmdeck.pipeline.chain import Handler
-from lmdeck.pipeline.context import RequestContext, Result
+from lmdeck.pipeline.context import RequestContext, Result, Slot
 from lmdeck.policy.ownership import check_read
 from lmdeck.protocol import APIError, ChatCompletionRequest
 from lmdeck.protocol.errors import validation_param
@@ -26,11 +26,13 @@ from lmdeck.protocol.templates import PromptRenderError
 from lmdeck.registry.live import LiveRegistry
 from lmdeck.registry.prompt_registry import render_error
 from lmdeck.registry.rendering import TemplateRenderer
-from lmdeck.registry.snapshot import missing_prompt
+from lmdeck.registry.snapshot import RegistrySnapshot, missing_prompt
 
-#: Where the steps leave the prompt and snapshot a request was served with.
-PROMPT_STATE = "registry.prompt"
-SNAPSHOT_STATE = "registry.snapshot"
+#: The prompt a request was rendered from: its name, version and digest.
+PromptStamp = tuple[str, int, str]
+#: Where the steps leave the prompt and the registry snapshot a request was served with.
+PROMPT: Slot[PromptStamp] = Slot("registry.prompt")
+SNAPSHOT: Slot[RegistrySnapshot] = Slot("registry.snapshot")
 
 
 class PromptReference(BaseModel):
@@ -102,8 +104,8 @@ class RenderPrompt:
         ctx.route_name = route
         ctx.trace.prompt_name = ref.name
         ctx.trace.prompt_version = version.version
-        ctx.state[PROMPT_STATE] = (ref.name, version.version, version.digest)
-        ctx.state[SNAPSHOT_STATE] = snapshot
+        ctx.slots.put(PROMPT, (ref.name, version.version, version.digest))
+        ctx.slots.put(SNAPSHOT, snapshot)
         return await call_next(ctx)
 
 

@@ -13,7 +13,7 @@ that answered it, even when the alias moves in between::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -29,6 +29,7 @@ from lmdeck.registry.versions import Version
 from lmdeck.settings import SecretRef, TargetConfig
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
+T = TypeVar("T")
 
 #: The snapshot the current request is pinned to (set by the bundle step for the request's task).
 _PINNED: ContextVar[RegistrySnapshot | None] = ContextVar("lmdeck_registry_pinned", default=None)
@@ -36,7 +37,7 @@ _PINNED: ContextVar[RegistrySnapshot | None] = ContextVar("lmdeck_registry_pinne
 
 @contextmanager
 def pinned(snapshot: RegistrySnapshot) -> Iterator[None]:
-    """Resolve aliases against ``snapshot`` inside the block."""
+    """Resolve aliases against ``snapshot`` inside the block; the previous pin (if any) holds again after it."""
     token = _PINNED.set(snapshot)
     try:
         yield
@@ -44,9 +45,21 @@ def pinned(snapshot: RegistrySnapshot) -> Iterator[None]:
         _PINNED.reset(token)
 
 
-def pin(snapshot: RegistrySnapshot) -> None:
-    """Pin the rest of the current task to ``snapshot`` (a stream resolves after the step returned)."""
-    _PINNED.set(snapshot)
+async def pinned_stream(snapshot: RegistrySnapshot, chunks: AsyncIterator[T]) -> AsyncIterator[T]:
+    """``chunks``, each pulled with aliases resolved against ``snapshot``.
+
+    A stream's provider runs when a chunk is pulled, after the step that pinned the request
+    returned; the pin is set and reset around each pull, so nothing of it stays in the
+    context of whoever iterates the stream.
+    """
+    iterator = aiter(chunks)
+    while True:
+        with pinned(snapshot):
+            try:
+                chunk = await anext(iterator)
+            except StopAsyncIteration:
+                return
+        yield chunk
 
 
 class VersionCredentials(Protocol):

@@ -19,13 +19,13 @@ from collections.abc import Callable
 from typing import Any
 
 from lmdeck.evaluation.experiments.assignment import assign
-from lmdeck.evaluation.inference import EVAL_TAG, MODEL_OVERRIDE_STATE
+from lmdeck.evaluation.inference import EVAL_TAG, MODEL_OVERRIDE
 from lmdeck.gateway.routing.eligibility import RouteCheck, route_refusal
 from lmdeck.pipeline.chain import Handler
 from lmdeck.pipeline.context import RequestContext, Result
 from lmdeck.protocol import ChatCompletionRequest
 from lmdeck.protocol.evaluation import ExperimentSpec, VariantSpec
-from lmdeck.registry.prompt_step import SNAPSHOT_STATE
+from lmdeck.registry.prompt_step import SNAPSHOT
 from lmdeck.registry.snapshot import ModelRef, RegistrySnapshot
 
 EXPERIMENT_HEADER = "x-lmdeck-experiment"
@@ -84,7 +84,7 @@ class ExperimentStep:
         if updates:
             ctx.body = body.model_copy(update=updates)
         if variant.model is not None:
-            ctx.state[MODEL_OVERRIDE_STATE] = variant.model
+            ctx.slots.put(MODEL_OVERRIDE, variant.model)
         return True
 
     async def __call__(self, ctx: RequestContext, call_next: Handler) -> Result:
@@ -140,8 +140,8 @@ class ExperimentPin:
         self.overlays = ModelOverlays()
 
     async def __call__(self, ctx: RequestContext, call_next: Handler) -> Result:
-        ref = ctx.state.get(MODEL_OVERRIDE_STATE)
+        ref = ctx.slots.get(MODEL_OVERRIDE)
         if ref:
-            snapshot = ctx.state.get(SNAPSHOT_STATE) or self.live_snapshot()
-            ctx.state[SNAPSHOT_STATE] = self.overlays.view(snapshot, ref)
+            snapshot = ctx.slots.get(SNAPSHOT) or self.live_snapshot()
+            ctx.slots.put(SNAPSHOT, self.overlays.view(snapshot, ref))
         return await call_next(ctx)

@@ -202,8 +202,8 @@ class Dispatcher:
                 except BaseException:
                     await self.router.breakers.release(permit)
                     raise
-            tries = ctx.state["upstream_attempts"] = ctx.state.get("upstream_attempts", 0) + 1
-            ctx.trace.retries = tries - 1
+            ctx.upstream_attempts += 1
+            ctx.trace.retries = ctx.upstream_attempts - 1
             self._stamp(ctx, target)
             try:
                 return await self._attempt(ctx, route, target, permit, started, opener)
