@@ -10,9 +10,10 @@ import pytest
 
 from lmdeck.db import Database
 from lmdeck.pipeline.principal import Principal
+from lmdeck.protocol.registry import ModelVersionSpec
 from lmdeck.providers import ProviderContext, ProviderRegistry
 from lmdeck.registry.runtime import RegistryRuntime
-from lmdeck.settings import ModelVersionSpec, Settings
+from lmdeck.settings import Settings
 
 ADMIN = Principal(key_id="k_admin", role="admin", name="admin")
 #: How long a test waits for the other process's poll before it fails (the poll runs every 50 ms).
