@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from importlib.metadata import entry_points
+from typing import Protocol, runtime_checkable
 
 from lmdeck.plugins import call_hooks
 from lmdeck.providers.base import Provider, ProviderContext, ProviderFactory
@@ -23,6 +24,13 @@ from lmdeck.settings import ConfigError, TargetConfig
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "lmdeck.providers"
+
+
+@runtime_checkable
+class HasDefaultBaseUrl(Protocol):
+    """A provider factory (usually its class) that says where calls go when a target sets no ``base_url``."""
+
+    default_base_url: str
 
 
 class ProviderRegistry:
@@ -49,8 +57,10 @@ class ProviderRegistry:
 
     def default_base_url(self, name: str) -> str | None:
         """Where provider ``name`` sends calls when a target sets no ``base_url`` (its ``default_base_url``)."""
-        value = getattr(self._factories.get(name), "default_base_url", None)
-        return value if isinstance(value, str) else None
+        factory = self._factories.get(name)
+        if isinstance(factory, HasDefaultBaseUrl) and isinstance(factory.default_base_url, str):
+            return factory.default_base_url
+        return None
 
     def create(self, target: TargetConfig, ctx: ProviderContext) -> Provider:
         try:
