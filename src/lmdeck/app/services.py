@@ -1,8 +1,8 @@
 """How a route reaches the gateway's services: one typed accessor per service.
 
     @router.get("/api/registry/models")
-    async def list_models(request: Request) -> list[ModelInfo]:
-        return runtime_of(request).models.list()
+    async def list_models(request: Request, principal: Principal = Depends(require("viewer"))) -> dict[str, Any]:
+        return {"object": "list", "data": await runtime_of(request).models.entries(principal)}
 
 The gateway is the :class:`~lmdeck.app.assembly.Gateway` that :func:`lmdeck.app.factory.create_app`
 put in ``app.state.gateway``; each accessor returns one of its typed fields.
