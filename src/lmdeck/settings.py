@@ -246,6 +246,13 @@ class TracingSettings(BaseModel):
     )
     batch_size: int = Field(default=500, ge=1)
     segment_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    analytics_workers: int = Field(
+        default=2, ge=1, description="analytics queries (spend, summaries, listings, search) at once"
+    )
+    analytics_timeout_s: float = Field(default=10.0, gt=0, description="an analytics query past this answers 503")
+    analytics_queue: int = Field(
+        default=32, ge=0, description="analytics queries waiting beyond the workers; more answer 503"
+    )
 
 
 class LocalSettings(BaseModel):

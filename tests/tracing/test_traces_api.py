@@ -224,3 +224,84 @@ async def test_redacted_bodies_are_not_searchable(tmp_path: Path, monkeypatch: p
         assert await app.state.gateway.sink.stored(10)
         assert await listed(http, ADMIN_KEY, q="zebrafish") == []
         assert len(await listed(http, ADMIN_KEY, q="no-such-route")) == 1  # the error is kept
+
+
+async def test_summary_reads_the_rollups_within_the_callers_team(client: httpx.AsyncClient) -> None:
+    params = {"by": "team_id,status_class", "since": "1800000000", "until": "1800000100", "quantiles": "0.5,0.99"}
+    response = await client.get("/api/traces/summary", params=params, headers=auth(ADMIN_KEY))
+    assert response.status_code == 200, response.text
+    counts = {(g["group"]["team_id"], g["group"]["status_class"]): g["requests"] for g in response.json()["data"]}
+    assert counts == {
+        ("team-a", "2xx"): 1,
+        ("team-a", "4xx"): 1,
+        ("team-b", "5xx"): 1,
+        ("team-b", "2xx"): 1,
+        (None, "2xx"): 1,
+    }
+    assert set(response.json()["data"][0]["latency_ms"]) == {"p50", "p99"}
+    mine = await client.get("/api/traces/summary", params=params, headers=auth("sk-viewer-a"))
+    assert {g["group"]["team_id"] for g in mine.json()["data"]} == {"team-a"}
+    theirs = await client.get(
+        "/api/traces/summary", params={**params, "team_id": "team-b"}, headers=auth("sk-viewer-a")
+    )
+    assert theirs.json()["data"] == []
+    series = await client.get(
+        "/api/traces/summary", params={"since": "1800000000", "step": "60", "by": "route"}, headers=auth(ADMIN_KEY)
+    )
+    assert [(p["group"], p["bucket"], p["requests"]) for p in series.json()["data"]] == [
+        ({"route": "demo"}, 1800000000, 5)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"by": "colour"}, "by"),
+        ({"step": "90"}, "step"),
+        ({"quantiles": "1.5"}, "quantiles"),
+        ({"since": "soon"}, "since"),
+    ],
+)
+async def test_bad_summaries_get_a_400_naming_the_parameter(
+    client: httpx.AsyncClient, params: dict[str, str], param: str
+) -> None:
+    response = await client.get("/api/traces/summary", params={"since": "0", **params}, headers=auth(ADMIN_KEY))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
+
+
+async def test_slow_analytics_answer_503_in_openais_shape_and_free_the_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import text
+
+    from lmdeck.policy.spend import SpendReports
+
+    endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
+
+    def slow(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self.db.engine.connect() as conn:
+            return conn.execute(text(endless)).scalar()
+
+    monkeypatch.setenv("LMDECK_TEST_TRACES_ADMIN_KEY", ADMIN_KEY)
+    settings = Settings.model_validate(
+        {
+            "data_dir": str(tmp_path),
+            "default_routes": False,
+            "admin_key": {"$env": "LMDECK_TEST_TRACES_ADMIN_KEY"},
+            "tracing": {"analytics_timeout_s": 0.5, "analytics_workers": 1},
+        }
+    )
+    app = create_app(settings)
+    async with in_process_client(app) as http:
+        monkeypatch.setattr(SpendReports, "report", slow)
+        monkeypatch.setattr(SQLTraceStore, "query", slow)
+        for path in ("/api/spend", "/api/traces"):
+            response = await http.get(path, headers=auth(ADMIN_KEY))
+            assert response.status_code == 503, response.text
+            error = response.json()["error"]
+            assert error["code"] == "analytics_unavailable" and "analytics_timeout_s" in error["message"]
+            assert set(error) >= {"message", "type", "param", "code"}
+        monkeypatch.undo()
+        # The single worker is free again: the database stopped the query.
+        assert (await http.get("/api/traces", headers=auth(ADMIN_KEY))).status_code == 200

@@ -10,13 +10,20 @@ put in ``app.state.gateway``; each accessor returns one of its typed fields.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from starlette.requests import Request
 
 from lmdeck.app.assembly import Gateway
 from lmdeck.evaluation.runtime import EvaluationRuntime
 from lmdeck.policy.services import PolicyServices
+from lmdeck.protocol import APIError
 from lmdeck.registry.runtime import RegistryRuntime
+from lmdeck.tracing.analytics import AnalyticsPool, AnalyticsUnavailable, install_deadlines
 from lmdeck.tracing.store import TraceStore
+
+T = TypeVar("T")
 
 
 def gateway_of(request: Request) -> Gateway:
@@ -48,3 +55,27 @@ def evaluation_of(request: Request) -> EvaluationRuntime:
 def trace_store_of(request: Request) -> TraceStore:
     """Where the gateway serving ``request`` reads its stored traces from."""
     return gateway_of(request).trace_store
+
+
+def analytics_of(request: Request) -> AnalyticsPool:
+    """The analytics pool of the app serving ``request`` (made on first use from ``tracing.analytics_*``)."""
+    pool = getattr(request.app.state, "analytics", None)
+    if not isinstance(pool, AnalyticsPool):
+        gateway = gateway_of(request)
+        tracing = gateway.settings.tracing
+        install_deadlines(gateway.db.engine)
+        pool = AnalyticsPool(
+            workers=tracing.analytics_workers,
+            timeout_s=tracing.analytics_timeout_s,
+            max_waiting=tracing.analytics_queue,
+        )
+        request.app.state.analytics = pool
+    return pool
+
+
+async def analytics(request: Request, fn: Callable[[], T]) -> T:
+    """``fn()`` in the analytics pool; a 503 in OpenAI's error shape when it times out or the pool is full."""
+    try:
+        return await analytics_of(request).run(fn)
+    except AnalyticsUnavailable as exc:
+        raise APIError(503, str(exc), code="analytics_unavailable", headers={"retry-after": "5"}) from None

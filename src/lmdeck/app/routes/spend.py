@@ -1,13 +1,17 @@
-"""``/api/spend``: recorded cost grouped by key, team, user, route, tag or upstream model."""
+"""``/api/spend``: recorded cost grouped by key, team, user, route, tag or upstream model.
+
+Reports run in the analytics pool: one that takes longer than ``tracing.analytics_timeout_s`` answers 503.
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from lmdeck.app.boundary import GuardedRoute
-from lmdeck.app.services import policy_of
+from lmdeck.app.services import analytics, policy_of
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
 from lmdeck.protocol.access import SpendReport
@@ -28,5 +32,9 @@ async def spend_report(
     who: Principal = Depends(require("viewer")),
 ) -> SpendReport:
     team = who.team_id if who.role != "admin" else None
-    report = await policy_of(request).budgets.report(by=by, period=period, since=since, until=until, team_id=team)
+    reports = policy_of(request).budgets.reports
+    now = time.time()
+    report = await analytics(
+        request, lambda: reports.report(by=by, period=period, now=now, since=since, until=until, team_id=team)
+    )
     return SpendReport.model_validate(report.to_dict())

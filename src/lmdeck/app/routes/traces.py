@@ -2,7 +2,10 @@
 
 GET /api/traces?route=demo&status=error&since=2026-01-01T00:00:00Z&limit=20
 GET /api/traces?cursor=<next_cursor>          # the next page
+GET /api/traces/summary?by=route&step=3600&since=2026-01-01&quantiles=0.5,0.95,0.99
 GET /api/traces/{id}
+
+Listings, search and summaries run in the analytics pool (a 503 past ``tracing.analytics_timeout_s``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from lmdeck.app.boundary import GuardedRoute
-from lmdeck.app.services import trace_store_of
+from lmdeck.app.services import analytics, gateway_of, trace_store_of
 from lmdeck.gateway.errors import json_response
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
@@ -29,6 +32,8 @@ from lmdeck.tracing.query import (
     parse_status,
     parse_time,
 )
+from lmdeck.tracing.rollups import DIMENSIONS
+from lmdeck.tracing.signals import SignalError, Signals
 
 router = APIRouter(prefix="/api/traces", tags=["traces"], route_class=GuardedRoute)
 
@@ -109,7 +114,8 @@ async def list_traces(
     scoped = _team_scope(principal).narrow(query)
     if scoped is None:
         return json_response(200, {"object": "list", "data": [], "next_cursor": None, "has_more": False})
-    page = await run_in_threadpool(trace_store_of(request).query, scoped)
+    store = trace_store_of(request)
+    page = await analytics(request, lambda: store.query(scoped))
     body = {
         "object": "list",
         "data": [_trace_body(r) for r in page.records],
@@ -117,6 +123,73 @@ async def list_traces(
         "has_more": page.has_more,
     }
     return json_response(200, body)
+
+
+@router.get("/summary", summary="Request counts, errors, tokens, cost and latency quantiles, grouped, per step")
+async def summary(
+    request: Request,
+    principal: Principal = Depends(require("viewer")),
+    by: str | None = Query(None, description=f"comma-separated dimensions: {', '.join(DIMENSIONS)}"),
+    since: str = Query(..., description="epoch seconds or ISO 8601, inclusive"),
+    until: str | None = Query(None, description="epoch seconds or ISO 8601, exclusive (default: now)"),
+    step: int | None = Query(None, description="seconds per point, a multiple of 60; none: one total per group"),
+    quantiles: str | None = Query(None, description="comma-separated latency quantiles, e.g. 0.5,0.95,0.99"),
+    route: str | None = None,
+    target: str | None = None,
+    model: str | None = None,
+    key_id: str | None = None,
+    team_id: str | None = None,
+    status_class: str | None = Query(None, description="2xx, 4xx, 5xx..."),
+) -> Response:
+    """Read from the trace rollups through :class:`~lmdeck.tracing.signals.Signals` (no scan of the traces)."""
+    try:
+        groups = tuple(part.strip() for part in by.split(",") if part.strip()) if by else ()
+        qs = tuple(_quantile(part) for part in quantiles.split(",") if part.strip()) if quantiles else ()
+        start = parse_time(since, "since")
+        end = parse_time(until, "until") if until else None
+    except TraceFilterError as exc:
+        raise _bad_filter(exc) from None
+    where: dict[str, str | None] = {
+        name: value
+        for name, value in (
+            ("route", route),
+            ("target", target),
+            ("model", model),
+            ("key_id", key_id),
+            ("team_id", team_id),
+            ("status_class", status_class),
+        )
+        if value is not None
+    }
+    scope = _team_scope(principal)
+    if not scope.all_teams:
+        if team_id not in (None, scope.team_id):
+            return json_response(200, {"object": "list", "data": []})
+        where["team_id"] = scope.team_id
+    signals = Signals(gateway_of(request).db)
+
+    def read() -> list[dict[str, Any]]:
+        if step is None:
+            rows = signals.totals(by=groups, since=start, until=end, where=where, quantiles=qs)
+        else:
+            rows = signals.series(step=step, by=groups, since=start, until=end, where=where, quantiles=qs)
+        return [row.to_dict() for row in rows]
+
+    try:
+        data = await analytics(request, read)
+    except SignalError as exc:
+        raise APIError(400, str(exc), param=exc.param, code="invalid_filter") from None
+    return json_response(200, {"object": "list", "data": data})
+
+
+def _quantile(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise TraceFilterError("quantiles", f"each quantile is a number between 0 and 1, got {text.strip()!r}")
+    return value
 
 
 @router.get("/{trace_id}", summary="One trace by its id")
