@@ -132,7 +132,9 @@ async def summary(
     by: str | None = Query(None, description=f"comma-separated dimensions: {', '.join(DIMENSIONS)}"),
     since: str = Query(..., description="epoch seconds or ISO 8601, inclusive"),
     until: str | None = Query(None, description="epoch seconds or ISO 8601, exclusive (default: now)"),
-    step: int | None = Query(None, description="seconds per point, a multiple of 60; none: one total per group"),
+    step: int | None = Query(
+        None, ge=60, le=366 * 86400, description="seconds per point, a multiple of 60; none: one total per group"
+    ),
     quantiles: str | None = Query(None, description="comma-separated latency quantiles, e.g. 0.5,0.95,0.99"),
     route: str | None = None,
     target: str | None = None,
