@@ -3,7 +3,13 @@ from __future__ import annotations
 import pytest
 
 from lmdeck.protocol.registry import PromptVersionSpec
-from lmdeck.protocol.templates import MAX_RENDERED_CHARS, PromptRenderError, PromptTemplate, PromptTemplateError
+from lmdeck.protocol.templates import (
+    MAX_RENDERED_CHARS,
+    PromptRenderError,
+    PromptTemplate,
+    PromptTemplateError,
+    is_plain,
+)
 
 
 def template(**spec: object) -> PromptTemplate:
@@ -90,3 +96,18 @@ def test_text_prompt_becomes_one_user_message() -> None:
 def test_a_version_is_text_or_messages() -> None:
     with pytest.raises(ValueError, match="either `messages`"):
         PromptVersionSpec.model_validate({"text": "a", "messages": [{"role": "user", "content": "b"}]})
+
+
+@pytest.mark.parametrize(
+    ("source", "plain"),
+    [
+        ("Hello {{ name }}, about {{ order.id }} and {{ items[0] }}", True),
+        ("no variables at all", True),
+        ("{{ name|upper }}", False),
+        ("{% if name %}{{ name }}{% endif %}", False),
+        ("{{ name ~ name }}", False),
+        ("{{ lipsum() }}", False),
+    ],
+)
+def test_only_text_and_lookups_count_as_plain(source: str, plain: bool) -> None:
+    assert is_plain(source) is plain

@@ -7,8 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from lmdeck.protocol.registry import PromptVersionSpec
-from lmdeck.protocol.sandbox import RenderLimits
-from lmdeck.protocol.templates import PromptLimitError, PromptRenderError, PromptTemplate, is_plain
+from lmdeck.protocol.templates import PromptLimitError, PromptRenderError, PromptTemplate
 from lmdeck.registry.rendering import TemplateRenderer
 
 BURN = "{% set s = 'x' * 3000 %}{% for a in s %}{% for b in s %}{% for c in s %}{% endfor %}{% endfor %}{% endfor %}"
@@ -23,21 +22,6 @@ async def renderer() -> AsyncIterator[TemplateRenderer]:
     bounded = TemplateRenderer(workers=1, cpu_seconds=0.5, memory_mb=128)
     yield bounded
     await bounded.aclose()
-
-
-@pytest.mark.parametrize(
-    ("source", "plain"),
-    [
-        ("Hello {{ name }}, about {{ order.id }} and {{ items[0] }}", True),
-        ("no variables at all", True),
-        ("{{ name|upper }}", False),
-        ("{% if name %}{{ name }}{% endif %}", False),
-        ("{{ name ~ name }}", False),
-        ("{{ lipsum() }}", False),
-    ],
-)
-def test_only_text_and_lookups_count_as_plain(source: str, plain: bool) -> None:
-    assert is_plain(source) is plain
 
 
 @pytest.mark.parametrize(
@@ -120,9 +104,3 @@ async def test_renders_agree_with_the_in_process_render_and_keep_messages(render
     with pytest.raises(PromptRenderError, match="the template failed") as failed:
         await renderer.render(failing, {"name": "x"}, key="failing")
     assert not isinstance(failed.value, PromptLimitError)
-
-
-def test_the_limits_are_configurable() -> None:
-    tight = RenderLimits(max_output_chars=10)
-    with pytest.raises(PromptLimitError, match="output_chars"):
-        template("{{ name }}", name="string").render_pieces({"name": "x" * 11}, tight)
