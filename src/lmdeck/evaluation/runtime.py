@@ -46,6 +46,7 @@ from lmdeck.gateway.routing.eligibility import RouteCheck, route_refusal
 from lmdeck.gateway.steps.record import TraceObserver
 from lmdeck.pipeline.chain import Pipeline
 from lmdeck.pipeline.order import StepDeclaration
+from lmdeck.policy.audit import AuditLog
 from lmdeck.protocol.evaluation import ExperimentSpec, OnlineRule
 from lmdeck.registry.runtime import RegistryRuntime
 from lmdeck.registry.snapshot import RegistrySnapshot
@@ -95,7 +96,7 @@ class EvaluationRuntime:
         if events is None and settings.otlp_endpoint:
             events = EvaluationEvents.to_otlp(settings.otlp_endpoint)
         self.events = events
-        self.audit = self._audit(db)
+        self.audit = AuditLog(db)
         self.recent = RecentTraces()
         self.feedback = FeedbackService(FeedbackStore(db), SQLTraceStore(db), self.recent, self.metrics)
         self._snapshot: Callable[[], RegistrySnapshot] | None = None
@@ -117,14 +118,6 @@ class EvaluationRuntime:
         self.online: OnlineEvaluator | None = None
         self.rules: OnlineRuleService | None = None
         self.runs: RunService | None = None
-
-    @staticmethod
-    def _audit(db: Database) -> Any:
-        try:
-            from lmdeck.policy.audit import AuditLog
-        except ImportError:
-            return None
-        return AuditLog(db)
 
     @property
     def pipeline(self) -> Pipeline:

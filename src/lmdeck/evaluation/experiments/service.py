@@ -73,7 +73,7 @@ class ExperimentService:
     def __init__(
         self,
         store: ExperimentStore,
-        snapshot: Any,
+        snapshot: Callable[[], RegistrySnapshot] | None,
         *,
         prompts: LabelMover | None = None,
         models: LabelMover | None = None,
@@ -82,7 +82,7 @@ class ExperimentService:
         routes: Callable[[], RouteOwnership | None] | None = None,
     ) -> None:
         self.store = store
-        self.snapshot = snapshot  # () -> RegistrySnapshot | None
+        self.snapshot = snapshot
         self.routes = routes or (lambda: None)
         self.prompts = prompts
         self.models = models
