@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import text
 
 from lmdeck.db import Database
 from lmdeck.protocol.traces import TraceRecord
+from lmdeck.tracing import search
 from lmdeck.tracing.query import TraceQuery
 from lmdeck.tracing.schema import traces
 from lmdeck.tracing.search import matches
@@ -41,3 +43,22 @@ def test_search_finds_substrings_of_errors_metadata_and_bodies_in_any_case(datab
     with database.engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM trace_search WHERE record_id = 't1'")).scalar_one() == 1
     assert ids(store, q="refund") == ["t2", "t1"]
+
+
+def test_common_and_rare_needles_find_the_same_traces(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = SQLTraceStore(database)
+    store.insert(
+        [
+            TraceRecord(id=f"t{i:02d}", created_at=float(i), team_id="a" if i % 2 else "b", error=f"Refund {i}")
+            for i in range(30)
+        ]
+    )
+    rare = ids(store, q="refund", team_id="a", limit=5)
+    monkeypatch.setattr(search, "COMMON", 3)  # "refund" now counts as common: looked up per trace
+    with database.engine.connect() as conn:
+        assert search.is_common(conn, "refund") == (database.engine.dialect.name == "sqlite")
+    assert ids(store, q="refund", team_id="a", limit=5) == rare == ["t29", "t27", "t25", "t23", "t21"]
+    page = store.query(TraceQuery(q="refund", limit=20))
+    assert [r.id for r in store.query(TraceQuery(q="refund", limit=20).after(page.next_cursor)).records] == [
+        f"t{i:02d}" for i in range(9, -1, -1)
+    ]

@@ -214,4 +214,8 @@ def create_search(conn: Connection) -> None:
             )
         texts = "metadata::text, request_body::text, response_body::text"
         body = f"lower(concat_ws(chr(10), error, {texts}))"
-    conn.execute(text(f"INSERT INTO trace_search (record_id, body) SELECT id, {body} FROM traces"))
+    if conn.dialect.name == "sqlite":
+        # An entry's rowid is its trace's: a lookup per trace is a seek.
+        conn.execute(text(f"INSERT INTO trace_search (rowid, record_id, body) SELECT rowid, id, {body} FROM traces"))
+    else:
+        conn.execute(text(f"INSERT INTO trace_search (record_id, body) SELECT id, {body} FROM traces"))

@@ -22,14 +22,22 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, column, select, table, text
+from sqlalchemy import ColumnElement, Connection, Select, and_, column, literal_column, select, table, text, true
 
 #: The shortest needle the trigram indexes can answer.
 MIN_INDEXED = 3
 
 trace_search = table("trace_search", column("record_id"), column("body"))
 
-INSERT = text("INSERT INTO trace_search (record_id, body) VALUES (:record_id, :body)")
+#: How the writer adds rows, per dialect: on SQLite an entry's rowid is its trace's, so a lookup per trace is a seek.
+INSERT = {
+    "sqlite": text("INSERT INTO trace_search (rowid, record_id, body) VALUES (:rowid, :record_id, :body)"),
+    "postgresql": text("INSERT INTO trace_search (record_id, body) VALUES (:record_id, :body)"),
+}
+
+#: On SQLite, a needle matching at least this many traces is looked up per trace in time order (it is found
+#: among the newest at once); a rarer one is looked up in the index first (few matches to order).
+COMMON = 2000
 
 
 def body_of(row: Mapping[str, Any]) -> str:
@@ -44,14 +52,29 @@ def body_of(row: Mapping[str, Any]) -> str:
     return "\n".join(parts).lower()
 
 
-def search_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
-    """``trace_search`` rows for stored trace rows (those with nothing searchable are left out)."""
+def search_rows(rows: Iterable[Mapping[str, Any]], rowids: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``trace_search`` rows for stored trace rows (those with nothing searchable are left out);
+    ``rowids`` maps each trace id to its SQLite rowid (None on PostgreSQL)."""
     out = []
     for row in rows:
         body = body_of(row)
         if body:
-            out.append({"record_id": row["id"], "body": body})
+            out.append({"rowid": rowids.get(row["id"]), "record_id": row["id"], "body": body})
     return out
+
+
+def _phrase(needle: str) -> str:
+    return '"' + needle.lower().replace('"', '""') + '"'
+
+
+def is_common(conn: Connection, needle: str) -> bool:
+    """Whether at least :data:`COMMON` traces contain ``needle`` (SQLite; counted in the index, capped)."""
+    if conn.dialect.name != "sqlite" or len(needle) < MIN_INDEXED:
+        return False
+    probe = text("SELECT COUNT(*) FROM (SELECT 1 FROM trace_search WHERE trace_search MATCH :q LIMIT :cap)").bindparams(
+        q=_phrase(needle), cap=COMMON
+    )
+    return int(conn.execute(probe).scalar_one()) >= COMMON
 
 
 def _like_pattern(needle: str) -> str:
@@ -59,19 +82,30 @@ def _like_pattern(needle: str) -> str:
     return f"%{escaped}%"
 
 
-def matches(needle: str, dialect: str, id_column: Any) -> ColumnElement[bool] | None:
-    """``id_column IN (ids whose text contains needle)`` answered by the index; None when it cannot be."""
+def matches(needle: str, dialect: str, id_column: Any, *, common: bool = False) -> ColumnElement[bool] | None:
+    """A condition on ``traces``: its text contains ``needle``, answered by the index; None when it cannot be.
+
+    ``common`` (SQLite, from :func:`is_common`): test each trace in the listing's order by a seek on its
+    rowid, rather than collect every match first.
+    """
     needle = needle.lower()
     if len(needle) < MIN_INDEXED:
         return None
     if dialect == "sqlite":
-        phrase = '"' + needle.replace('"', '""') + '"'
-        ids = select(trace_search.c.record_id).where(
-            text("trace_search MATCH :trace_search_q").bindparams(trace_search_q=phrase)
+        if common:
+            clause = text(
+                "EXISTS (SELECT 1 FROM trace_search WHERE trace_search MATCH :trace_search_q "
+                "AND trace_search.rowid = traces.rowid)"
+            ).bindparams(trace_search_q=_phrase(needle))
+            return and_(true(), clause)
+        rowids: Select[Any] = (
+            select(literal_column("rowid"))
+            .select_from(trace_search)
+            .where(text("trace_search MATCH :trace_search_q").bindparams(trace_search_q=_phrase(needle)))
         )
-    elif dialect == "postgresql":
+        return literal_column("traces.rowid").in_(rowids)
+    if dialect == "postgresql":
         ids = select(trace_search.c.record_id).where(trace_search.c.body.like(_like_pattern(needle), escape="\\"))
-    else:
-        return None
-    result: ColumnElement[bool] = id_column.in_(ids)
-    return result
+        result: ColumnElement[bool] = id_column.in_(ids)
+        return result
+    return None

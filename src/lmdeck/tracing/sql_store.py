@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, Text, and_, cast, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, Table, Text, and_, cast, exists, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.dml import Insert
@@ -25,7 +25,7 @@ from lmdeck.tracing.query import Cursor, TracePage, TraceQuery
 from lmdeck.tracing.rollups import Rollups, apply
 from lmdeck.tracing.schema import from_row, tag_rows, to_row, trace_tags, traces
 from lmdeck.tracing.search import INSERT as SEARCH_INSERT
-from lmdeck.tracing.search import matches, search_rows
+from lmdeck.tracing.search import is_common, matches, search_rows
 
 #: ``INSERT ... ON CONFLICT DO NOTHING`` for each dialect the store runs on.
 INSERT_OR_IGNORE: dict[str, Callable[[Table], Insert]] = {
@@ -38,7 +38,7 @@ def _text_match(column: Any, needle: str) -> ColumnElement[bool]:
     return func.lower(cast(column, Text)).contains(needle.lower(), autoescape=True)
 
 
-def _conditions(query: TraceQuery, dialect: str = "") -> list[ColumnElement[bool]]:
+def _conditions(query: TraceQuery, dialect: str = "", *, common: bool = False) -> list[ColumnElement[bool]]:
     c = traces.c
     equal: list[tuple[Any, object]] = [
         (c.route, query.route),
@@ -67,7 +67,7 @@ def _conditions(query: TraceQuery, dialect: str = "") -> list[ColumnElement[bool
     if query.tag is not None:
         where.append(exists().where(and_(trace_tags.c.record_id == c.id, trace_tags.c.tag == query.tag)))
     if query.q:
-        indexed = matches(query.q, dialect, c.id)
+        indexed = matches(query.q, dialect, c.id, common=common)
         if indexed is not None:
             where.append(indexed)
         else:
@@ -96,7 +96,10 @@ class SQLTraceStore:
         #: Keep ``trace_search`` up to date with each insert (see :mod:`lmdeck.tracing.search`).
         self.search = search
         self.dialect = dialect
-        self._insert_traces = INSERT_OR_IGNORE[dialect](traces).returning(traces.c.id)
+        # The rowid (SQLite) is where the trace's search entry goes.
+        rowid: Any = literal_column("rowid") if dialect == "sqlite" else literal_column("NULL")
+        self._insert_traces = INSERT_OR_IGNORE[dialect](traces).returning(traces.c.id, rowid)
+        self._insert_search = SEARCH_INSERT[dialect]
         self._insert_tags = INSERT_OR_IGNORE[dialect](trace_tags)
 
     def insert(self, records: Sequence[TraceRecord]) -> None:
@@ -108,13 +111,13 @@ class SQLTraceStore:
         tags = [row for record in unique for row in tag_rows(record)]
         rows = [to_row(r) for r in unique]
         with self.db.engine.begin() as conn:
-            stored = set(conn.execute(self._insert_traces, rows).scalars())
+            stored: dict[str, Any] = {row[0]: row[1] for row in conn.execute(self._insert_traces, rows)}
             if tags:
                 conn.execute(self._insert_tags, tags)
             if self.search and stored:
-                found = search_rows(row for row in rows if row["id"] in stored)
+                found = search_rows((row for row in rows if row["id"] in stored), stored)
                 if found:
-                    conn.execute(SEARCH_INSERT, found)
+                    conn.execute(self._insert_search, found)
             if self.rollups and stored:
                 # Only the traces this insert stored: one read again after a crash is counted once.
                 apply(conn, Rollups.of_rows(row for row in rows if row["id"] in stored))
@@ -124,15 +127,17 @@ class SQLTraceStore:
             row = conn.execute(select(traces).where(traces.c.id == id)).first()
         return from_row(row) if row is not None else None
 
-    def select(self, query: TraceQuery) -> Select[Any]:
-        """The statement :meth:`query` runs (one row more than the limit, to know if a page follows)."""
-        where = _conditions(query, self.dialect)
+    def select(self, query: TraceQuery, *, common: bool = False) -> Select[Any]:
+        """The statement :meth:`query` runs (one row more than the limit, to know if a page follows);
+        ``common``: ``q`` matches many traces (see :func:`lmdeck.tracing.search.is_common`)."""
+        where = _conditions(query, self.dialect, common=common)
         stmt = select(traces).where(and_(*where)) if where else select(traces)
         return stmt.order_by(traces.c.created_at.desc(), traces.c.id.desc()).limit(query.limit + 1)
 
     def query(self, query: TraceQuery) -> TracePage:
         with self.db.engine.connect() as conn:
-            rows = conn.execute(self.select(query)).all()
+            common = bool(query.q) and is_common(conn, query.q or "")
+            rows = conn.execute(self.select(query, common=common)).all()
         records = [from_row(row) for row in rows[: query.limit]]
         more = len(rows) > query.limit and records
         cursor = Cursor(records[-1].created_at, records[-1].id).encode() if more else None
