@@ -234,6 +234,16 @@ class RetrySettings(BaseModel):
     max_retry_after: float = Field(default=30.0, ge=0, description="longest Retry-After honoured, seconds")
 
 
+class TraceRetentionSettings(BaseModel):
+    """How long trace data is kept, in days (null: forever); see lmdeck.tracing.retention."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    raw_days: int | None = Field(default=30, ge=1, description="raw traces, with their bodies, tags and search entries")
+    minute_days: int | None = Field(default=30, ge=1, description="per-minute rollups")
+    rollup_days: int | None = Field(default=396, ge=1, description="hourly and daily rollups (13 months)")
+
+
 class TracingSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -250,6 +260,7 @@ class TracingSettings(BaseModel):
         default=2, ge=1, description="analytics queries (spend, summaries, listings, search) at once"
     )
     analytics_timeout_s: float = Field(default=10.0, gt=0, description="an analytics query past this answers 503")
+    retention: TraceRetentionSettings = Field(default_factory=TraceRetentionSettings)
     analytics_queue: int = Field(
         default=32, ge=0, description="analytics queries waiting beyond the workers; more answer 503"
     )

@@ -9,7 +9,9 @@ import pytest
 from lmdeck.db import Database
 from lmdeck.protocol.traces import TraceRecord
 from lmdeck.tracing.query import Cursor, TraceFilterError, TraceQuery, parse_status, parse_time
+from lmdeck.tracing.retention import Retention
 from lmdeck.tracing.sql_store import SQLTraceStore
+from lmdeck.tracing.store import TraceAnalytics, TraceBackend
 
 T0 = 1_800_000_000.0
 
@@ -188,3 +190,14 @@ def test_filtered_listings_read_an_index_not_the_whole_table(tmp_path: Path) -> 
             plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}"))
             assert f"ix_traces_{index}" in plan, (index, plan)
     db.dispose()
+
+
+def test_the_sql_store_is_a_whole_trace_backend(store: SQLTraceStore) -> None:
+    backend: TraceBackend = store  # checked by mypy as well
+    assert isinstance(backend, TraceBackend) and isinstance(backend, TraceAnalytics)
+    backend.insert([TraceRecord(id="b1", created_at=120.0, route="demo", cost_micros=7)])
+    (total,) = backend.totals(by=("route",), since=0.0)
+    assert (total.group, total.requests, total.cost_micros) == ({"route": "demo"}, 1, 7)
+    assert [p.bucket for p in backend.series(step=60, since=0.0)] == [120]
+    assert backend.rebuild_rollups() == 1
+    assert backend.prune(Retention(raw_days=1, minute_days=1, rollup_days=1), now=10 * 86400.0).traces == 1

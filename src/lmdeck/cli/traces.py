@@ -1,5 +1,5 @@
 """``lmdeck traces list`` and ``lmdeck traces show``: the stored traces, through the HTTP API;
-``lmdeck traces rollup --rebuild``: the rollups recomputed in the store.
+``lmdeck traces rollup --rebuild`` and ``lmdeck traces prune``: the rollups recomputed, old data deleted, in the store.
 
     lmdeck traces list --route demo --status error --limit 20
     lmdeck traces list --since 2026-01-31T00:00:00Z --json
@@ -121,23 +121,11 @@ def show(
             typer.echo(f"\n{key}:\n{json.dumps(value, indent=2, ensure_ascii=False)}")
 
 
-@app.command("rollup")
-def rollup(
-    rebuild: bool = typer.Option(False, "--rebuild", help="recompute every rollup from the raw traces"),
-    config: Path | None = typer.Option(None, "--config", "-c", help="lmdeck.yaml naming the store"),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="the gateway's data directory (default: .lmdeck)"),
-) -> None:
-    """Recompute the trace rollups (spend, latency, error rates) from the stored traces, in the store itself.
-
-    Safe while the gateway runs: its writer waits for the rebuild, then adds what arrived meanwhile.
-    """
-    if not rebuild:
-        typer.echo("error: say what to do: --rebuild recomputes every rollup from the raw traces", err=True)
-        raise typer.Exit(2)
+def _open_store(config: Path | None, data_dir: Path | None) -> tuple[Any, Any]:
+    """(settings, migrated Database) of the gateway's store; exit 2 naming the fix when there is none."""
     from lmdeck.config import ConfigFileError, load_settings
     from lmdeck.db import Database
     from lmdeck.settings import ConfigError
-    from lmdeck.tracing.rollups import rebuild as rebuild_rollups
 
     try:
         settings = load_settings(config, overrides={"data_dir": data_dir} if data_dir else None)
@@ -152,10 +140,50 @@ def rollup(
         )
         raise typer.Exit(2)
     db = Database(settings.store_url)
+    db.migrate()
+    return settings, db
+
+
+CONFIG = typer.Option(None, "--config", "-c", help="lmdeck.yaml naming the store")
+DATA_DIR = typer.Option(None, "--data-dir", help="the gateway's data directory (default: .lmdeck)")
+
+
+@app.command("rollup")
+def rollup(
+    rebuild: bool = typer.Option(False, "--rebuild", help="recompute the rollups from the raw traces"),
+    config: Path | None = CONFIG,
+    data_dir: Path | None = DATA_DIR,
+) -> None:
+    """Recompute the trace rollups (spend, latency, error rates) of the days the raw traces cover, in the store.
+
+    Safe while the gateway runs: its writer waits for the rebuild, then adds what arrived meanwhile.
+    Rollups older than the oldest raw trace (pruned by retention) are kept.
+    """
+    if not rebuild:
+        typer.echo("error: say what to do: --rebuild recomputes the rollups from the raw traces", err=True)
+        raise typer.Exit(2)
+    from lmdeck.tracing.rollups import rebuild as rebuild_rollups
+
+    _, db = _open_store(config, data_dir)
     try:
-        db.migrate()
         started = time.monotonic()
         read = rebuild_rollups(db)
     finally:
         db.dispose()
     typer.echo(f"rebuilt the rollups from {read} traces in {time.monotonic() - started:.1f}s")
+
+
+@app.command("prune")
+def prune(config: Path | None = CONFIG, data_dir: Path | None = DATA_DIR) -> None:
+    """Delete the trace data that tracing.retention no longer keeps (raw traces first; rollups outlive them)."""
+    from lmdeck.tracing.retention import Retention
+    from lmdeck.tracing.retention import prune as prune_store
+
+    settings, db = _open_store(config, data_dir)
+    try:
+        pruned = prune_store(db, Retention.from_settings(settings.tracing.retention), now=time.time())
+    finally:
+        db.dispose()
+    typer.echo(
+        f"deleted {pruned.traces} traces, {pruned.minute_rollups} minute rollups and {pruned.rollups} hour/day rollups"
+    )

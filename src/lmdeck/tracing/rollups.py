@@ -41,6 +41,7 @@ from sqlalchemy import (
     Text,
     bindparam,
     delete,
+    func,
     select,
     update,
 )
@@ -309,16 +310,21 @@ _SOURCE = (
 
 
 def rebuild(db: Database, *, chunk: int = 20_000) -> int:
-    """Replace every rollup with one computed from the raw traces; the number of traces read.
+    """Recompute the rollups of the days the raw traces cover; the number of traces read.
 
-    One transaction: the rollups are locked against the store writer while it
-    runs (its inserts wait, then add their traces after), so the result is
-    exact even while traces keep arriving.
+    Rollups from before the oldest stored trace's UTC day (their traces pruned by
+    retention) are kept as they are. One transaction: the rollups are locked
+    against the store writer while it runs (its inserts wait, then add their
+    traces after), so the result is exact even while traces keep arriving.
     """
     with db.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql("LOCK TABLE trace_rollups IN EXCLUSIVE MODE")
-        conn.execute(delete(trace_rollups))
+        oldest = conn.execute(select(func.min(traces.c.created_at))).scalar()
+        if oldest is None:
+            return 0  # no raw traces: nothing to recompute, and the rollups are all there is
+        since = int(oldest // DAY) * DAY
+        conn.execute(delete(trace_rollups).where(trace_rollups.c.bucket >= since))
         return fill(conn, chunk=chunk)
 
 

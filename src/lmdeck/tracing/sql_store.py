@@ -11,7 +11,7 @@ The only dialect-specific piece is insert-or-ignore, chosen from
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Table, Text, and_, cast, exists, func, literal_column, or_, select
@@ -22,10 +22,12 @@ from sqlalchemy.sql.dml import Insert
 from lmdeck.db import Database
 from lmdeck.protocol.traces import TraceRecord
 from lmdeck.tracing.query import Cursor, TracePage, TraceQuery
-from lmdeck.tracing.rollups import Rollups, apply
+from lmdeck.tracing.retention import Pruned, Retention, prune
+from lmdeck.tracing.rollups import Rollups, apply, rebuild
 from lmdeck.tracing.schema import from_row, tag_rows, to_row, trace_tags, traces
 from lmdeck.tracing.search import INSERT as SEARCH_INSERT
 from lmdeck.tracing.search import is_common, matches, search_rows
+from lmdeck.tracing.signals import Signals, Totals
 
 #: ``INSERT ... ON CONFLICT DO NOTHING`` for each dialect the store runs on.
 INSERT_OR_IGNORE: dict[str, Callable[[Table], Insert]] = {
@@ -150,3 +152,38 @@ class SQLTraceStore:
             stmt = stmt.where(and_(*where))
         with self.db.engine.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
+
+    # -- analytics, retention (the rest of TraceBackend) ----------------------------------------
+
+    def totals(
+        self,
+        *,
+        by: Sequence[str] = (),
+        since: float,
+        until: float | None = None,
+        where: Mapping[str, Any] | None = None,
+        quantiles: Sequence[float] = (),
+    ) -> list[Totals]:
+        """See :meth:`lmdeck.tracing.signals.Signals.totals`."""
+        return Signals(self.db).totals(by=by, since=since, until=until, where=where, quantiles=quantiles)
+
+    def series(
+        self,
+        *,
+        step: int,
+        by: Sequence[str] = (),
+        since: float,
+        until: float | None = None,
+        where: Mapping[str, Any] | None = None,
+        quantiles: Sequence[float] = (),
+    ) -> list[Totals]:
+        """See :meth:`lmdeck.tracing.signals.Signals.series`."""
+        return Signals(self.db).series(step=step, by=by, since=since, until=until, where=where, quantiles=quantiles)
+
+    def prune(self, policy: Retention, *, now: float) -> Pruned:
+        """See :func:`lmdeck.tracing.retention.prune`."""
+        return prune(self.db, policy, now=now)
+
+    def rebuild_rollups(self) -> int:
+        """See :func:`lmdeck.tracing.rollups.rebuild`."""
+        return rebuild(self.db)

@@ -34,6 +34,7 @@ from lmdeck.tracing.query import (
 )
 from lmdeck.tracing.rollups import DIMENSIONS
 from lmdeck.tracing.signals import SignalError, Signals
+from lmdeck.tracing.store import TraceAnalytics
 
 router = APIRouter(prefix="/api/traces", tags=["traces"], route_class=GuardedRoute)
 
@@ -143,7 +144,8 @@ async def summary(
     team_id: str | None = None,
     status_class: str | None = Query(None, description="2xx, 4xx, 5xx..."),
 ) -> Response:
-    """Read from the trace rollups through :class:`~lmdeck.tracing.signals.Signals` (no scan of the traces)."""
+    """Read from the trace store's aggregates (:class:`~lmdeck.tracing.store.TraceAnalytics`: the rollups
+    through :class:`~lmdeck.tracing.signals.Signals` on SQL), never a scan of the traces."""
     try:
         groups = tuple(part.strip() for part in by.split(",") if part.strip()) if by else ()
         qs = tuple(_quantile(part) for part in quantiles.split(",") if part.strip()) if quantiles else ()
@@ -168,7 +170,8 @@ async def summary(
         if team_id not in (None, scope.team_id):
             return json_response(200, {"object": "list", "data": []})
         where["team_id"] = scope.team_id
-    signals = Signals(gateway_of(request).db)
+    store = trace_store_of(request)
+    signals: TraceAnalytics = store if isinstance(store, TraceAnalytics) else Signals(gateway_of(request).db)
 
     def read() -> list[dict[str, Any]]:
         if step is None:

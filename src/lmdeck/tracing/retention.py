@@ -1,0 +1,97 @@
+"""Retention hooks: raw traces go after ``raw_days``, rollups outlive them (``rollup_days``).
+
+    policy = Retention(raw_days=30, minute_days=30, rollup_days=396)     # tracing.retention's defaults
+    pruned = prune(db, policy, now=time.time())
+    pruned.traces, pruned.minute_rollups, pruned.rollups                  # rows deleted
+
+Nothing in lmdeck calls :func:`prune` on a schedule: it is the hook a periodic job
+(or ``lmdeck traces prune``) runs. Cut-offs fall on UTC day boundaries, so a
+rollup bucket never holds some traces that were pruned and some that were not,
+and :func:`~lmdeck.tracing.rollups.rebuild` (which recomputes only the days the
+raw traces still cover) keeps the older rollups as they are.
+
+Deleting a trace deletes its tags and its search entry. Hour and day rollups
+keep spend, error and latency history for ``rollup_days`` (13 months by
+default); minute rollups, read only for windows that do not start or end on an
+hour, are kept ``minute_days``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, bindparam, delete, select, text
+
+from lmdeck.db import Database
+from lmdeck.settings import TraceRetentionSettings
+from lmdeck.tracing.rollups import DAY, HOUR, MINUTE
+from lmdeck.tracing.rollups import prune as prune_rollups
+from lmdeck.tracing.schema import trace_tags, traces
+
+_CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long each kind of trace data is kept, in days; None keeps it forever."""
+
+    raw_days: int | None = 30
+    minute_days: int | None = 30
+    rollup_days: int | None = 396
+
+    @classmethod
+    def from_settings(cls, settings: TraceRetentionSettings) -> Retention:
+        """The policy ``tracing.retention`` sets."""
+        return cls(settings.raw_days, settings.minute_days, settings.rollup_days)
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """Rows deleted by one :func:`prune`."""
+
+    traces: int = 0
+    minute_rollups: int = 0
+    rollups: int = 0
+
+
+def cutoff(days: int, now: float) -> float:
+    """The start of the UTC day ``days`` days before ``now``'s (epoch seconds)."""
+    return float(math.floor(now / DAY) * DAY - days * DAY)
+
+
+def _delete_traces(conn: Connection, before: float) -> int:
+    """Up to ``_CHUNK`` traces created before ``before``, with their tags and search entries; rows deleted."""
+    ids = [row[0] for row in conn.execute(select(traces.c.id).where(traces.c.created_at < before).limit(_CHUNK))]
+    if not ids:
+        return 0
+    conn.execute(delete(trace_tags).where(trace_tags.c.record_id.in_(ids)))
+    params = {"ids": ids}
+    if conn.dialect.name == "sqlite":
+        stmt = text("DELETE FROM trace_search WHERE rowid IN (SELECT rowid FROM traces WHERE id IN :ids)")
+    else:
+        stmt = text("DELETE FROM trace_search WHERE record_id IN :ids")
+    conn.execute(stmt.bindparams(bindparam("ids", expanding=True)), params)
+    conn.execute(delete(traces).where(traces.c.id.in_(ids)))
+    return len(ids)
+
+
+def prune(db: Database, policy: Retention, *, now: float) -> Pruned:
+    """Delete what ``policy`` no longer keeps (in chunks, one transaction each); the rows deleted."""
+    deleted_traces = 0
+    if policy.raw_days is not None:
+        before = cutoff(policy.raw_days, now)
+        while True:
+            with db.engine.begin() as conn:
+                count = _delete_traces(conn, before)
+            deleted_traces += count
+            if count < _CHUNK:
+                break
+    minutes = rollups = 0
+    with db.engine.begin() as conn:
+        if policy.minute_days is not None:
+            minutes = prune_rollups(conn, MINUTE, cutoff(policy.minute_days, now))
+        if policy.rollup_days is not None:
+            before = cutoff(policy.rollup_days, now)
+            rollups = prune_rollups(conn, HOUR, before) + prune_rollups(conn, DAY, before)
+    return Pruned(traces=deleted_traces, minute_rollups=minutes, rollups=rollups)
