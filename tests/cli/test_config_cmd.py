@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from lmdeck.cli.main import app as cli
@@ -59,3 +60,32 @@ def test_pipeline_of_a_config_the_gateway_would_refuse_names_the_reason(tmp_path
     assert code == 1
     assert "routes.0.targets.0.base_url" in err and "route 'chat'" in err
     assert "stream_usage" not in out
+
+
+def test_without_a_config_file_it_checks_the_defaults_serve_would_run_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LMDECK_CONFIG", raising=False)
+    result = CliRunner().invoke(cli, ["config", "check", "--pipeline"])
+    assert result.exit_code == 0, result.stderr
+    assert "no config file" in result.stderr and "LMDECK_CONFIG" in result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "(defaults): ok; the pipeline, outermost step first:"
+    assert [line.split()[1] for line in lines[1:]][:3] == ["stream_usage", "authenticate", "record"]
+
+
+def test_without_a_path_it_checks_the_file_lmdeck_config_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    named = tmp_path / "named.yaml"
+    named.write_text("port: nope\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LMDECK_CONFIG", str(named))
+    result = CliRunner().invoke(cli, ["config", "check"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"{named}:1: port:")
+
+
+def test_a_named_file_that_is_missing_is_an_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["config", "check", str(tmp_path / "missing.yaml")])
+    assert result.exit_code == 2
+    assert "missing.yaml: cannot read" in result.stderr
