@@ -23,7 +23,7 @@ from lmdeck.policy.identity_store import IdentityStore, NotFound
 from lmdeck.policy.keys import KEY_PREFIX, admin_key_weakness, hash_key, new_key
 from lmdeck.settings import ConfigError, Settings
 
-__all__ = ["ADMIN_KEY_ID", "KEY_PREFIX", "bootstrap_admin_key", "new_key"]
+__all__ = ["ADMIN_KEY_ID", "bootstrap_admin_key"]
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from lmdeck.sdk.namespace import Namespace, Params
 if TYPE_CHECKING:
     from lmdeck.sdk.traces import Traces
 
-__all__ = ["Client", "LMDeckError", "Namespace"]
+__all__ = ["Client"]
 
 NAMESPACE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 

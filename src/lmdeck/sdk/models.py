@@ -49,7 +49,7 @@ class Models(PointerNamespace):
         """Point ``name@alias`` at ``version``; live at once on the gateway.
 
         With ``expected_version`` the move happens only if the alias still points there; otherwise
-        :class:`~lmdeck.sdk.client.LMDeckError` with status 409 and code ``version_conflict``.
+        :class:`~lmdeck.sdk.errors.LMDeckError` with status 409 and code ``version_conflict``.
         """
         return self.move(name, alias, version, reason=reason, expected_version=expected_version)
 

@@ -270,7 +270,7 @@ class Prompts(PointerNamespace):
         self, name: str, label: str, version: int, *, reason: str | None = None, expected_version: int | None = None
     ) -> dict[str, Any]:
         """Point ``name@label`` at ``version``; with ``expected_version``, only if it still points there (else
-        :class:`~lmdeck.sdk.client.LMDeckError` 409 ``version_conflict``)."""
+        :class:`~lmdeck.sdk.errors.LMDeckError` 409 ``version_conflict``)."""
         return self.move(name, label, version, reason=reason, expected_version=expected_version)
 
     def unlabel(

@@ -110,7 +110,7 @@ class Traces(Namespace):
             cursor = page.next_cursor
 
     def get(self, id: str) -> TraceRecord:
-        """One trace by its id; :class:`~lmdeck.sdk.client.LMDeckError` (404) if it is not visible."""
+        """One trace by its id; :class:`~lmdeck.sdk.errors.LMDeckError` (404) if it is not visible."""
         return TraceRecord.from_dict(self.client.get(f"/api/traces/{quote(id, safe='')}"))
 
 

@@ -40,7 +40,8 @@ from pydantic import BaseModel
 from lmdeck.gateway.routing.breaker import Permit
 from lmdeck.gateway.routing.eligibility import eligible_targets
 from lmdeck.gateway.routing.retry import falls_back, no_verdict, retryable, trips_breaker
-from lmdeck.gateway.routing.router import Router, RouteState, TargetState
+from lmdeck.gateway.routing.router import Router
+from lmdeck.gateway.routing.state import RouteState, TargetState
 from lmdeck.gateway.routing.stream_commit import ChunkReader, ChunkTimeout, HeldStream, hold_until_commit
 from lmdeck.gateway.routing.stream_resume import StreamTranscript
 from lmdeck.pipeline.context import Completed, RequestContext, Result, Streamed

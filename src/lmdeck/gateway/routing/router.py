@@ -20,8 +20,6 @@ from lmdeck.settings import BreakerSettings, RetrySettings, RouteConfig, Setting
 
 BREAKER_STATES: tuple[BreakerState, ...] = ("closed", "open", "half_open")
 
-__all__ = ["DEMO_ROUTE", "EMBED_ROUTE", "RouteState", "Router", "TargetState"]
-
 DEMO_ROUTE = RouteConfig(
     name="demo",
     description="lmdeck's bundled demo model: a tiny GPT-style model trained on synthetic skills "
