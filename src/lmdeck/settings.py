@@ -259,6 +259,10 @@ class TracingSettings(BaseModel):
     analytics_workers: int = Field(
         default=2, ge=1, description="analytics queries (spend, summaries, listings, search) at once"
     )
+    analytics_processes: bool = Field(
+        default=True,
+        description="run analytics queries in separate, lower-priority processes (threads for an in-memory store)",
+    )
     analytics_timeout_s: float = Field(default=10.0, gt=0, description="an analytics query past this answers 503")
     retention: TraceRetentionSettings = Field(default_factory=TraceRetentionSettings)
     analytics_queue: int = Field(

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from lmdeck.db import Database
-from lmdeck.tracing.analytics import AnalyticsPool, AnalyticsUnavailable, install_deadlines
+from lmdeck.tracing.analytics import AnalyticsPool, AnalyticsUnavailable
+from lmdeck.tracing.signals import SignalError, summarize
+
+MEMORY = Database("sqlite:///:memory:")
 
 #: Never ends on its own: only the deadline stops it.
 ENDLESS = {
@@ -18,21 +23,24 @@ ENDLESS = {
 }
 
 
+def endless(db: Database) -> object:
+    with db.engine.connect() as conn:
+        return conn.execute(text(ENDLESS[db.engine.dialect.name])).scalar()
+
+
+def quick(db: Database) -> int:
+    with db.engine.connect() as conn:
+        return int(conn.execute(text("SELECT 1")).scalar_one())
+
+
+def worker_pid(db: Database) -> int:
+    return os.getpid()
+
+
 async def test_a_query_past_its_deadline_is_stopped_in_the_database(database: Database) -> None:
-    install_deadlines(database.engine)
-    pool = AnalyticsPool(workers=1, timeout_s=0.5)
-
-    def endless() -> object:
-        with database.engine.connect() as conn:
-            return conn.execute(text(ENDLESS[database.engine.dialect.name])).scalar()
-
+    pool = AnalyticsPool(database, workers=1, timeout_s=0.5, processes=False)
     with pytest.raises(AnalyticsUnavailable, match=r"longer than 0.5s.*analytics_timeout_s"):
         await pool.run(endless)
-
-    def quick() -> int:
-        with database.engine.connect() as conn:
-            return int(conn.execute(text("SELECT 1")).scalar_one())
-
     # The one worker was freed by the database stopping the query, not by the query ending.
     pool.timeout_s = 60.0
     assert await pool.run(quick) == 1
@@ -40,22 +48,47 @@ async def test_a_query_past_its_deadline_is_stopped_in_the_database(database: Da
     pool.close()
 
 
+async def test_worker_processes_have_their_own_connection_and_deadlines(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'store.db'}")
+    db.migrate()
+    pool = AnalyticsPool(db, workers=1, timeout_s=60.0)
+    assert pool.processes
+    try:
+        assert await pool.run(worker_pid) != os.getpid()
+        assert await pool.run(quick) == 1
+        pool.timeout_s = 1.0
+        with pytest.raises(AnalyticsUnavailable, match="longer than 1s"):
+            await pool.run(endless)
+        pool.timeout_s = 60.0
+        assert await pool.run(quick) == 1  # the worker process was freed by SQLite interrupting the query
+        with pytest.raises(SignalError, match="step") as raised:
+            await pool.run(summarize, 90, {"since": 0.0})
+        assert raised.value.param == "step"
+    finally:
+        pool.close()
+        db.dispose()
+
+
+def test_an_in_memory_store_is_queried_in_threads() -> None:
+    assert not AnalyticsPool(Database("sqlite:///:memory:")).processes
+
+
 async def test_queries_beyond_the_workers_and_the_queue_are_refused_at_once() -> None:
-    pool = AnalyticsPool(workers=1, timeout_s=60.0, max_waiting=1)
+    pool = AnalyticsPool(MEMORY, workers=1, timeout_s=60.0, max_waiting=1)
     release = threading.Event()
     started = threading.Event()
 
-    def blocked() -> str:
+    def blocked(_db: Database) -> str:
         started.set()
         release.wait(30)
         return "done"
 
     first = asyncio.ensure_future(pool.run(blocked))
     await asyncio.to_thread(started.wait, 10)
-    second = asyncio.ensure_future(pool.run(lambda: "queued"))
+    second = asyncio.ensure_future(pool.run(lambda _db: "queued"))
     await asyncio.sleep(0)
     with pytest.raises(AnalyticsUnavailable, match="already running or queued"):
-        await pool.run(lambda: "refused")
+        await pool.run(lambda _db: "refused")
     release.set()
     assert await first == "done" and await second == "queued"
     assert pool.in_flight == 0
@@ -63,24 +96,24 @@ async def test_queries_beyond_the_workers_and_the_queue_are_refused_at_once() ->
 
 
 async def test_a_query_that_waited_past_its_deadline_never_starts() -> None:
-    pool = AnalyticsPool(workers=1, timeout_s=0.3, max_waiting=4)
+    pool = AnalyticsPool(MEMORY, workers=1, timeout_s=0.3, max_waiting=4)
     release = threading.Event()
     started = threading.Event()
     ran: list[str] = []
 
-    def blocked() -> None:
+    def blocked(_db: Database) -> None:
         started.set()
         release.wait(30)
 
     first = asyncio.ensure_future(pool.run(blocked))
     await asyncio.to_thread(started.wait, 10)
     with pytest.raises(AnalyticsUnavailable):
-        await pool.run(lambda: ran.append("late"))
+        await pool.run(lambda _db: ran.append("late"))
     release.set()
     with pytest.raises(AnalyticsUnavailable):
         await first
     await asyncio.sleep(0.05)
     pool.timeout_s = 60.0
-    assert await pool.run(lambda: "next") == "next"
+    assert await pool.run(lambda _db: "next") == "next"
     assert ran == []
     pool.close()

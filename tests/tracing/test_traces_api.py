@@ -289,7 +289,8 @@ async def test_slow_analytics_answer_503_in_openais_shape_and_free_the_pool(
             "data_dir": str(tmp_path),
             "default_routes": False,
             "admin_key": {"$env": "LMDECK_TEST_TRACES_ADMIN_KEY"},
-            "tracing": {"analytics_timeout_s": 0.5, "analytics_workers": 1},
+            # Threads: the patched methods below exist in this process only.
+            "tracing": {"analytics_timeout_s": 0.5, "analytics_workers": 1, "analytics_processes": False},
         }
     )
     app = create_app(settings)

@@ -11,7 +11,7 @@ put in ``app.state.gateway``; each accessor returns one of its typed fields.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 
@@ -20,7 +20,7 @@ from lmdeck.evaluation.runtime import EvaluationRuntime
 from lmdeck.policy.services import PolicyServices
 from lmdeck.protocol import APIError
 from lmdeck.registry.runtime import RegistryRuntime
-from lmdeck.tracing.analytics import AnalyticsPool, AnalyticsUnavailable, install_deadlines
+from lmdeck.tracing.analytics import AnalyticsPool, AnalyticsUnavailable
 from lmdeck.tracing.store import TraceStore
 
 T = TypeVar("T")
@@ -63,19 +63,22 @@ def analytics_of(request: Request) -> AnalyticsPool:
     if not isinstance(pool, AnalyticsPool):
         gateway = gateway_of(request)
         tracing = gateway.settings.tracing
-        install_deadlines(gateway.db.engine)
         pool = AnalyticsPool(
+            gateway.db,
+            processes=tracing.analytics_processes,
             workers=tracing.analytics_workers,
             timeout_s=tracing.analytics_timeout_s,
             max_waiting=tracing.analytics_queue,
         )
         request.app.state.analytics = pool
+        gateway.services.append(pool)  # stopped (its worker processes ended) with the gateway
     return pool
 
 
-async def analytics(request: Request, fn: Callable[[], T]) -> T:
-    """``fn()`` in the analytics pool; a 503 in OpenAI's error shape when it times out or the pool is full."""
+async def analytics(request: Request, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(db, *args)`` in the analytics pool (a module-level function: it may run in another process);
+    a 503 in OpenAI's error shape when it times out or the pool is full."""
     try:
-        return await analytics_of(request).run(fn)
+        return await analytics_of(request).run(fn, *args)
     except AnalyticsUnavailable as exc:
         raise APIError(503, str(exc), code="analytics_unavailable", headers={"retry-after": "5"}) from None

@@ -153,3 +153,8 @@ class SpendReports:
         rows.sort(key=lambda r: (-r.cost_micros, str(r.group)))
         total = sum(r.cost_micros for r in rows)
         return Report(by=by, period=period, since=since, until=until, rows=rows, total_cost_micros=total)
+
+
+def spend_report(db: Database, options: dict[str, Any]) -> Report:
+    """``SpendReports(db).report(**options)``: the job the analytics pool runs (in a worker process)."""
+    return SpendReports(db).report(**options)

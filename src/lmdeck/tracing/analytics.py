@@ -1,13 +1,19 @@
 """The analytics pool: trace queries (spend, summaries, listings, search) off the event loop, bounded.
 
-    pool = AnalyticsPool(workers=2, timeout_s=10.0, max_waiting=32)
-    report = await pool.run(lambda: reports.report(by="team", period="month", now=time.time()))
+    pool = AnalyticsPool(db, workers=2, timeout_s=10.0, max_waiting=32, processes=True)
+    page = await pool.run(query_traces, TraceQuery(q="refund"))   # query_traces(db, query) in a worker
     # AnalyticsUnavailable after timeout_s, or at once when workers + max_waiting queries are in flight
 
-Analytics queries run in their own threads (``workers`` at most at a time), never
-in the event loop's default thread pool, so a burst of dashboard queries cannot
-take the threads that request handling needs, and never more than ``workers``
-of them compete with the gateway for the CPU and the database. Each query has a
+A job is a module-level function called as ``fn(db, *args)``. With ``processes``
+(the default for a database on disk or a server) it runs in one of ``workers``
+separate processes, each with its own connection to the same database and a
+lower CPU priority (``nice``): the Python work of a big query (merging sketches,
+decoding rows) never holds the gateway's interpreter lock, and the operating
+system serves the gateway first when the CPU is short. Otherwise (an in-memory
+database, or ``processes=False``) jobs run in threads of the pool's own, never in
+the event loop's default thread pool, so a burst of dashboard queries cannot take
+the threads request handling needs. Either way at most ``workers`` run at once.
+Each query has a
 deadline: past it the caller gets :class:`AnalyticsUnavailable` (the API answers
 503) and the query itself is stopped in the database: SQLite's progress
 handler interrupts it, PostgreSQL's ``statement_timeout`` (``SET LOCAL``, set
@@ -18,14 +24,18 @@ arrives after its deadline is dropped.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
 import threading
 import time
 import weakref
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, event
+
+from lmdeck.db import Database
 
 T = TypeVar("T")
 
@@ -74,25 +84,53 @@ def install_deadlines(engine: Engine) -> None:
 
 
 class AnalyticsPool:
-    """At most ``workers`` analytics queries at once, ``max_waiting`` more queued, each ``timeout_s`` at most."""
+    """At most ``workers`` analytics jobs at once, ``max_waiting`` more queued, each ``timeout_s`` at most."""
 
-    def __init__(self, *, workers: int = 2, timeout_s: float = 10.0, max_waiting: int = 32) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        workers: int = 2,
+        timeout_s: float = 10.0,
+        max_waiting: int = 32,
+        processes: bool = True,
+        nice: int = 10,
+    ) -> None:
         if workers < 1 or timeout_s <= 0 or max_waiting < 0:
             raise ValueError("an analytics pool needs workers >= 1, timeout_s > 0 and max_waiting >= 0")
+        self.db = db
         self.workers = workers
         self.timeout_s = timeout_s
         self.max_waiting = max_waiting
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lmdeck-analytics")
+        #: Separate processes, unless the database lives in this process's memory.
+        self.processes = processes and ":memory:" not in db.url and db.url not in ("sqlite://", "sqlite:///")
+        self.nice = nice
+        self._executor: Executor | None = None
         self._in_flight = 0
         self._lock = threading.Lock()
 
     @property
     def in_flight(self) -> int:
-        """Queries running or queued (a query that timed out counts until its thread lets go)."""
+        """Jobs running or queued (a job that timed out counts until its worker lets go)."""
         return self._in_flight
 
-    async def run(self, fn: Callable[[], T]) -> T:
-        """``fn()`` in the pool; raises :class:`AnalyticsUnavailable` when busy or past the timeout."""
+    def _pool(self) -> Executor:
+        with self._lock:
+            if self._executor is None:
+                if self.processes:
+                    self._executor = ProcessPoolExecutor(
+                        max_workers=self.workers,
+                        mp_context=multiprocessing.get_context("spawn"),
+                        initializer=_start_worker,
+                        initargs=(self.db.url, self.nice),
+                    )
+                else:
+                    install_deadlines(self.db.engine)
+                    self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="lmdeck-analytics")
+            return self._executor
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(db, *args)`` in the pool; raises :class:`AnalyticsUnavailable` when busy or past the timeout."""
         with self._lock:
             if self._in_flight >= self.workers + self.max_waiting:
                 raise AnalyticsUnavailable(
@@ -102,7 +140,14 @@ class AnalyticsPool:
             self._in_flight += 1
         deadline = time.monotonic() + self.timeout_s
         try:
-            future = asyncio.get_running_loop().run_in_executor(self._executor, self._call, fn, deadline)
+            if self.processes:
+                future = asyncio.get_running_loop().run_in_executor(
+                    self._pool(), _call_in_worker, fn, args, deadline, self.timeout_s
+                )
+            else:
+                future = asyncio.get_running_loop().run_in_executor(
+                    self._pool(), _call, self.db, fn, args, deadline, self.timeout_s
+                )
         except BaseException:
             self._release()
             raise
@@ -111,37 +156,71 @@ class AnalyticsPool:
             return await asyncio.wait_for(asyncio.shield(future), self.timeout_s)
         except TimeoutError:
             future.add_done_callback(_retrieve)
-            raise self._timed_out() from None
+            raise _timed_out(self.timeout_s) from None
 
     def _release(self) -> None:
         with self._lock:
             self._in_flight -= 1
 
-    def _timed_out(self) -> AnalyticsUnavailable:
-        return AnalyticsUnavailable(
-            f"the analytics query took longer than {self.timeout_s:g}s and was stopped; narrow the window or "
-            "the filters, or raise tracing.analytics_timeout_s"
-        )
+    async def start(self) -> None:
+        """Nothing to start: workers start with the first job."""
 
-    def _call(self, fn: Callable[[], T], deadline: float) -> T:
-        if time.monotonic() > deadline:
-            raise self._timed_out()  # waited in the queue past its deadline: never started
-        _local.deadline = deadline
-        try:
-            result = fn()
-        except Exception:
-            if time.monotonic() > deadline:
-                raise self._timed_out() from None
-            raise
-        finally:
-            _local.deadline = None
-        if time.monotonic() > deadline:
-            raise self._timed_out()  # an interrupted query may have returned a partial answer
-        return result
+    async def stop(self) -> None:
+        """:meth:`close`, as a service of the gateway."""
+        self.close()
 
     def close(self) -> None:
-        """Stop taking queries; running ones finish in their threads."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Stop taking jobs; running ones finish in their workers."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _timed_out(timeout_s: float) -> AnalyticsUnavailable:
+    return AnalyticsUnavailable(
+        f"the analytics query took longer than {timeout_s:g}s and was stopped; narrow the window or "
+        "the filters, or raise tracing.analytics_timeout_s"
+    )
+
+
+def _call(db: Database, fn: Callable[..., T], args: tuple[Any, ...], deadline: float, timeout_s: float) -> T:
+    """Run one job under ``deadline`` (``time.monotonic()``, the same clock in every process of the machine)."""
+    if time.monotonic() > deadline:
+        raise _timed_out(timeout_s)  # waited in the queue past its deadline: never started
+    _local.deadline = deadline
+    try:
+        result = fn(db, *args)
+    except Exception:
+        if time.monotonic() > deadline:
+            raise _timed_out(timeout_s) from None
+        raise
+    finally:
+        _local.deadline = None
+    if time.monotonic() > deadline:
+        raise _timed_out(timeout_s)  # an interrupted query may have returned a partial answer
+    return result
+
+
+#: The worker process's own connection to the database (set by :func:`_start_worker`).
+_worker_db: Database | None = None
+
+
+def _start_worker(url: str, nice: int) -> None:
+    global _worker_db
+    if nice:
+        try:
+            os.nice(nice)
+        except OSError:
+            pass
+    _worker_db = Database(url)
+    install_deadlines(_worker_db.engine)
+
+
+def _call_in_worker(fn: Callable[..., T], args: tuple[Any, ...], deadline: float, timeout_s: float) -> T:
+    if _worker_db is None:
+        raise RuntimeError("the analytics worker has no database: it was not started by AnalyticsPool")
+    return _call(_worker_db, fn, args, deadline, timeout_s)
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -56,6 +56,11 @@ class SignalError(ValueError):
     def __init__(self, param: str, message: str) -> None:
         super().__init__(f"{param}: {message}")
         self.param = param
+        self.detail = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Raised in an analytics worker process, it crosses back pickled.
+        return (SignalError, (self.param, self.detail))
 
 
 @dataclass
@@ -322,6 +327,14 @@ class Signals:
             totals.latency.add(float(m["latency_ms"]))
             if m["ttft_ms"] is not None and totals.ttft is not None:
                 totals.ttft.add(float(m["ttft_ms"]))
+
+
+def summarize(db: Database, step: int | None, options: dict[str, Any]) -> list[dict[str, Any]]:
+    """:meth:`Signals.totals` (``step`` None) or :meth:`Signals.series` as JSON-ready rows: the job the
+    analytics pool runs (in a worker process)."""
+    signals = Signals(db)
+    rows = signals.totals(**options) if step is None else signals.series(step=step, **options)
+    return [row.to_dict() for row in rows]
 
 
 def _name(q: float) -> str:

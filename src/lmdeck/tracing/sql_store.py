@@ -187,3 +187,8 @@ class SQLTraceStore:
     def rebuild_rollups(self) -> int:
         """See :func:`lmdeck.tracing.rollups.rebuild`."""
         return rebuild(self.db)
+
+
+def query_traces(db: Database, query: TraceQuery) -> TracePage:
+    """``SQLTraceStore(db).query(query)``: the job the analytics pool runs (in a worker process)."""
+    return SQLTraceStore(db).query(query)

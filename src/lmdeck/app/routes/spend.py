@@ -11,8 +11,9 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query, Request
 
 from lmdeck.app.boundary import GuardedRoute
-from lmdeck.app.services import analytics, policy_of
+from lmdeck.app.services import analytics
 from lmdeck.pipeline.principal import Principal
+from lmdeck.policy import spend
 from lmdeck.policy.auth import require
 from lmdeck.protocol.access import SpendReport
 from lmdeck.protocol.limits import MAX_EPOCH_SECONDS
@@ -32,9 +33,6 @@ async def spend_report(
     who: Principal = Depends(require("viewer")),
 ) -> SpendReport:
     team = who.team_id if who.role != "admin" else None
-    reports = policy_of(request).budgets.reports
-    now = time.time()
-    report = await analytics(
-        request, lambda: reports.report(by=by, period=period, now=now, since=since, until=until, team_id=team)
-    )
+    options = {"by": by, "period": period, "now": time.time(), "since": since, "until": until, "team_id": team}
+    report = await analytics(request, spend.spend_report, options)
     return SpendReport.model_validate(report.to_dict())

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from lmdeck.app.boundary import GuardedRoute
-from lmdeck.app.services import analytics, gateway_of, trace_store_of
+from lmdeck.app.services import analytics, trace_store_of
 from lmdeck.gateway.errors import json_response
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
@@ -33,7 +33,8 @@ from lmdeck.tracing.query import (
     parse_time,
 )
 from lmdeck.tracing.rollups import DIMENSIONS
-from lmdeck.tracing.signals import SignalError, Signals
+from lmdeck.tracing.signals import SignalError, summarize
+from lmdeck.tracing.sql_store import SQLTraceStore, query_traces
 from lmdeck.tracing.store import TraceAnalytics
 
 router = APIRouter(prefix="/api/traces", tags=["traces"], route_class=GuardedRoute)
@@ -116,7 +117,10 @@ async def list_traces(
     if scoped is None:
         return json_response(200, {"object": "list", "data": [], "next_cursor": None, "has_more": False})
     store = trace_store_of(request)
-    page = await analytics(request, lambda: store.query(scoped))
+    if type(store) is SQLTraceStore:
+        page = await analytics(request, query_traces, scoped)
+    else:  # another engine: its own query, still off the event loop
+        page = await run_in_threadpool(store.query, scoped)
     body = {
         "object": "list",
         "data": [_trace_body(r) for r in page.records],
@@ -171,17 +175,18 @@ async def summary(
             return json_response(200, {"object": "list", "data": []})
         where["team_id"] = scope.team_id
     store = trace_store_of(request)
-    signals: TraceAnalytics = store if isinstance(store, TraceAnalytics) else Signals(gateway_of(request).db)
-
-    def read() -> list[dict[str, Any]]:
-        if step is None:
-            rows = signals.totals(by=groups, since=start, until=end, where=where, quantiles=qs)
-        else:
-            rows = signals.series(step=step, by=groups, since=start, until=end, where=where, quantiles=qs)
-        return [row.to_dict() for row in rows]
-
+    options: dict[str, Any] = {"by": groups, "since": start, "until": end, "where": where, "quantiles": qs}
     try:
-        data = await analytics(request, read)
+        if isinstance(store, TraceAnalytics) and type(store) is not SQLTraceStore:
+            engine: TraceAnalytics = store  # another engine answers from its own aggregates
+
+            def read() -> list[dict[str, Any]]:
+                rows = engine.totals(**options) if step is None else engine.series(step=step, **options)
+                return [row.to_dict() for row in rows]
+
+            data = await run_in_threadpool(read)
+        else:
+            data = await analytics(request, summarize, step, options)
     except SignalError as exc:
         raise APIError(400, str(exc), param=exc.param, code="invalid_filter") from None
     return json_response(200, {"object": "list", "data": data})
