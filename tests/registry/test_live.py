@@ -1,7 +1,14 @@
-"""The live registry across processes: a change committed through one gateway reaches another by its poll."""
+"""The live registry across processes: a change committed through one gateway reaches another by its poll.
+
+The first test runs the reader in a second OS process; the others open two engines on one SQLite file in
+this process, which lets them look at the reader's snapshot directly.
+"""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -42,6 +49,69 @@ async def runtimes(tmp_path: Path) -> AsyncIterator[tuple[RegistryRuntime, Regis
         for runtime in (writer, reader):
             await runtime.renderer.aclose()
             runtime.db.dispose()
+
+
+#: The second process: a LiveRegistry polling the shared file. For each revision read from stdin it waits
+#: until its snapshot has reached it, then prints what ``support-bot@production`` resolves to there.
+READER = """
+import json, sys, anyio
+from lmdeck.db import Database
+from lmdeck.registry.live import LiveRegistry
+
+async def main() -> None:
+    live = LiveRegistry(Database(sys.argv[1]), poll_interval=0.05)
+    await live.start()
+    print(json.dumps({"revision": live.snapshot.revision}), flush=True)
+    while line := (await anyio.to_thread.run_sync(sys.stdin.readline)).strip():
+        while live.snapshot.revision < int(line):
+            await anyio.sleep(0.02)
+        ref = live.snapshot.model("support-bot@production")
+        print(json.dumps({"revision": live.snapshot.revision, "model": ref.spec.model}), flush=True)
+    await live.stop()
+
+anyio.run(main)
+"""
+
+
+async def answer(reader: subprocess.Popen[str], question: str | None = None) -> dict[str, object]:
+    assert reader.stdin is not None and reader.stdout is not None
+    if question is not None:
+        reader.stdin.write(question + "\n")
+        reader.stdin.flush()
+    with anyio.fail_after(PATIENCE):
+        line = await anyio.to_thread.run_sync(reader.stdout.readline, abandon_on_cancel=True)
+    assert line, "the reader process exited early"
+    return dict(json.loads(line))
+
+
+async def test_an_alias_move_reaches_another_os_process_by_its_poll(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    writer = open_runtime(path, Settings.model_validate({"data_dir": str(tmp_path)}))
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, f"sqlite:///{path.as_posix()}"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert (await answer(reader))["revision"] == writer.live.snapshot.revision
+        for model in ("m-1", "m-2"):
+            version = await writer.models.create_version(
+                "support-bot", ModelVersionSpec(provider="fake", model=model), ADMIN
+            )
+            await writer.models.move("support-bot", "production", version.version, reason=model, principal=ADMIN)
+            seen = await answer(reader, str(writer.live.snapshot.revision))
+            assert seen == {"revision": writer.live.snapshot.revision, "model": model}
+    finally:
+        assert reader.stdin is not None
+        reader.stdin.close()
+        try:
+            reader.wait(timeout=PATIENCE)
+        except subprocess.TimeoutExpired:  # it never saw a revision it was asked about
+            reader.kill()
+            reader.wait()
+        await writer.renderer.aclose()
+        writer.db.dispose()
 
 
 async def seen_by(runtime: RegistryRuntime, revision: int) -> None:
