@@ -347,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="lmdeck-bench-analytics-") as tmp:
         for name in args.backends.split(","):
             result["backends"].append(run_backend(name.strip(), args, Path(tmp), now))
+            print(json.dumps(result["backends"][-1]), file=sys.stderr, flush=True)  # each backend as it ends
     result["load_average_at_end"] = os.getloadavg()
     text_out = json.dumps(result, indent=2)
     print(text_out)

@@ -27,7 +27,7 @@ def loaded(database: Database) -> tuple[Signals, list[TraceRecord]]:
     store = SQLTraceStore(database)
     for at in range(0, len(records), 500):
         store.insert(records[at : at + 500])
-    return Signals(database), records
+    return Signals(database, minute_days=None), records
 
 
 def expected(
@@ -131,3 +131,14 @@ def test_bad_questions_name_the_parameter(database: Database) -> None:
         signals.series(step=90, since=0)
     with pytest.raises(SignalError, match="quantiles"):
         signals.totals(since=0, quantiles=(2.0,))
+
+
+def test_window_ends_older_than_the_minute_retention_are_read_to_the_hour(
+    loaded: tuple[Signals, list[TraceRecord]],
+) -> None:
+    signals, records = loaded
+    old = Signals(signals.db, minute_days=1, clock=lambda: START + SPAN + 10 * DAY)
+    since, until = START + HOUR + 1234.5, START + DAY + 77.0
+    got_total = sum(t.requests for t in old.totals(since=since, until=until))
+    want = sum(1 for r in records if START + HOUR <= r.created_at < START + DAY + HOUR)
+    assert got_total == want

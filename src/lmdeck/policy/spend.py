@@ -85,9 +85,9 @@ class Report:
 class SpendReports:
     """Reads spend from the trace store (blocking: run it off the event loop)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, minute_days: int | None = 30) -> None:
         self.db = db
-        self.signals = Signals(db)
+        self.signals = Signals(db, minute_days=minute_days)
 
     def report(
         self,
@@ -155,6 +155,7 @@ class SpendReports:
         return Report(by=by, period=period, since=since, until=until, rows=rows, total_cost_micros=total)
 
 
-def spend_report(db: Database, options: dict[str, Any]) -> Report:
-    """``SpendReports(db).report(**options)``: the job the analytics pool runs (in a worker process)."""
-    return SpendReports(db).report(**options)
+def spend_report(db: Database, options: dict[str, Any], minute_days: int | None = 30) -> Report:
+    """``SpendReports(db).report(**options)``: the job the analytics pool runs (in a worker process);
+    ``minute_days`` is ``tracing.retention.minute_days``."""
+    return SpendReports(db, minute_days=minute_days).report(**options)

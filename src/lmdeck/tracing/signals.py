@@ -15,9 +15,10 @@ whole minutes, read from those rollups; the slivers under a minute at either
 end (when ``since`` or ``until`` is not on a minute) are read from the raw
 traces by their ``created_at`` index. Counts, tokens and cost are therefore
 exact for any window; quantiles merge the sketches (within
-:data:`~lmdeck.tracing.sketch.RELATIVE_ACCURACY`). Minute rollups are kept as
-long as raw traces (see :mod:`lmdeck.tracing.retention`); a window older than
-that is read from hours and days, to the hour.
+:data:`~lmdeck.tracing.sketch.RELATIVE_ACCURACY`). Minute rollups and raw traces
+are pruned after ``minute_days`` (see :mod:`lmdeck.tracing.retention`): an end of
+a window older than that is moved out to the whole hour around it, so it is
+read from hours and days (to the hour) rather than from data that is gone.
 
 Every method is synchronous and may block: callers off the event loop run it
 in the analytics pool (:mod:`lmdeck.tracing.analytics`).
@@ -34,7 +35,17 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, func, select
 
 from lmdeck.db import Database
-from lmdeck.tracing.rollups import COUNTERS, DAY, DIMENSIONS, GRAINS, MINUTE, counters_of, dimensions_of, trace_rollups
+from lmdeck.tracing.rollups import (
+    COUNTERS,
+    DAY,
+    DIMENSIONS,
+    GRAINS,
+    HOUR,
+    MINUTE,
+    counters_of,
+    dimensions_of,
+    trace_rollups,
+)
 from lmdeck.tracing.schema import traces
 from lmdeck.tracing.sketch import Sketch
 
@@ -148,8 +159,10 @@ def _check_dimensions(names: Iterable[str], param: str) -> None:
 class Signals:
     """Queries over ``trace_rollups`` (see the module docs); blocking."""
 
-    def __init__(self, db: Database, *, clock: Any = time.time) -> None:
+    def __init__(self, db: Database, *, minute_days: int | None = 30, clock: Any = time.time) -> None:
         self.db = db
+        #: How long minute rollups and raw traces are kept (``tracing.retention``); None: forever.
+        self.minute_days = minute_days
         self.clock = clock
 
     # -- the public queries ------------------------------------------------------------------
@@ -202,6 +215,12 @@ class Signals:
         step: int | None,
         quantiles: Sequence[float],
     ) -> list[Totals]:
+        if self.minute_days is not None:
+            kept_from = self.clock() - self.minute_days * DAY
+            if since < kept_from:
+                since = math.floor(since / HOUR) * HOUR
+            if until is not None and until < kept_from:
+                until = math.ceil(until / HOUR) * HOUR
         _check_dimensions(by, "by")
         _check_dimensions(where, "where")
         for q in quantiles:
@@ -329,10 +348,12 @@ class Signals:
                 totals.ttft.add(float(m["ttft_ms"]))
 
 
-def summarize(db: Database, step: int | None, options: dict[str, Any]) -> list[dict[str, Any]]:
+def summarize(
+    db: Database, step: int | None, options: dict[str, Any], minute_days: int | None = 30
+) -> list[dict[str, Any]]:
     """:meth:`Signals.totals` (``step`` None) or :meth:`Signals.series` as JSON-ready rows: the job the
     analytics pool runs (in a worker process)."""
-    signals = Signals(db)
+    signals = Signals(db, minute_days=minute_days)
     rows = signals.totals(**options) if step is None else signals.series(step=step, **options)
     return [row.to_dict() for row in rows]
 

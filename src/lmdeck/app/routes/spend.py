@@ -11,7 +11,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query, Request
 
 from lmdeck.app.boundary import GuardedRoute
-from lmdeck.app.services import analytics
+from lmdeck.app.services import analytics, gateway_of
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy import spend
 from lmdeck.policy.auth import require
@@ -34,5 +34,6 @@ async def spend_report(
 ) -> SpendReport:
     team = who.team_id if who.role != "admin" else None
     options = {"by": by, "period": period, "now": time.time(), "since": since, "until": until, "team_id": team}
-    report = await analytics(request, spend.spend_report, options)
+    minute_days = gateway_of(request).settings.tracing.retention.minute_days
+    report = await analytics(request, spend.spend_report, options, minute_days)
     return SpendReport.model_validate(report.to_dict())

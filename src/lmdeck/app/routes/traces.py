@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from lmdeck.app.boundary import GuardedRoute
-from lmdeck.app.services import analytics, trace_store_of
+from lmdeck.app.services import analytics, gateway_of, trace_store_of
 from lmdeck.gateway.errors import json_response
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
@@ -186,7 +186,8 @@ async def summary(
 
             data = await run_in_threadpool(read)
         else:
-            data = await analytics(request, summarize, step, options)
+            minute_days = gateway_of(request).settings.tracing.retention.minute_days
+            data = await analytics(request, summarize, step, options, minute_days)
     except SignalError as exc:
         raise APIError(400, str(exc), param=exc.param, code="invalid_filter") from None
     return json_response(200, {"object": "list", "data": data})
