@@ -78,7 +78,11 @@ PRINCIPAL_STATE = "authenticated_principal"
 
 async def authenticate_for(authenticator: Authenticator, request: Request, role: Role) -> Principal:
     """The caller of ``request``, who must hold ``role`` or a stronger one: a 401 or 403 otherwise."""
-    principal = await principal_for(authenticator, bearer_token(request))
+    return holding(await principal_for(authenticator, bearer_token(request)), role)
+
+
+def holding(principal: Principal, role: Role) -> Principal:
+    """``principal`` if it holds ``role`` or a stronger one; a 403 naming both roles otherwise."""
     if not principal.at_least(role):
         raise APIError(403, f"this needs the {role!r} role; the key has {principal.role!r}", code="forbidden")
     return principal
@@ -92,15 +96,20 @@ def require(role: Role) -> Callable[[Request], Awaitable[Principal]]:
 
     The dependency carries the role it asks for (see :func:`declared_role`), which
     is how the authorization-matrix test knows what every route expects, and how the
-    route guard authenticates the caller before the body is read (the principal it
-    found is taken from ``request.state`` rather than looked up twice).
+    route guard authenticates the caller before the body is read; the dependency takes
+    the principal the guard found from ``request.state`` and checks ``role`` against it.
+    A route without the guard is a ``RuntimeError`` naming the fix (every API route has
+    it: ``tests/app/test_boundary.py`` checks).
     """
 
     async def dependency(request: Request) -> Principal:
         found = getattr(request.state, PRINCIPAL_STATE, None)
-        if isinstance(found, Principal) and found.at_least(role):
-            return found
-        return await authenticate_for(request.app.state.gateway.authenticator, request, role)
+        if not isinstance(found, Principal):
+            raise RuntimeError(
+                f"{request.url.path} has no route guard to authenticate its caller: declare its router with "
+                "APIRouter(..., route_class=GuardedRoute) from lmdeck.app.boundary"
+            )
+        return holding(found, role)
 
     dependency.__name__ = f"require_{role}"
     dependency.required_role = role  # type: ignore[attr-defined]
