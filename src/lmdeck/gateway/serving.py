@@ -16,6 +16,7 @@ from lmdeck.gateway.sse import sse_stream
 from lmdeck.pipeline.chain import Pipeline
 from lmdeck.pipeline.context import Completed, Kind, RequestContext, Streamed
 from lmdeck.pipeline.identity import Authenticator, bearer_token, principal_for
+from lmdeck.pipeline.request_ids import RequestIds
 from lmdeck.protocol import APIError, ChatCompletionRequest, CompletionRequest, EmbeddingRequest, error_body
 from lmdeck.protocol.errors import validation_param
 from lmdeck.protocol.limits import check_json
@@ -73,14 +74,14 @@ class InferenceServing:
         self.authenticator = authenticator
 
     def context(self, request: Request, kind: Kind, body: Any) -> RequestContext:
-        state = request.scope.get("state", {})
+        ids = RequestIds.of(request.scope) or RequestIds(request_id="", trace_id=TraceRecord().trace_id, span_id="")
         trace = TraceRecord(
-            trace_id=state.get("trace_id") or TraceRecord().trace_id,
-            request_id=state.get("request_id", ""),
-            span_id=state.get("span_id", ""),
-            parent_span_id=state.get("parent_span_id"),
-            client_request_id=state.get("client_request_id"),
-            client_trace_id=state.get("client_trace_id"),
+            trace_id=ids.trace_id,
+            request_id=ids.request_id,
+            span_id=ids.span_id,
+            parent_span_id=ids.parent_span_id,
+            client_request_id=ids.client_request_id,
+            client_trace_id=ids.client_trace_id,
             kind=kind,
             stream=bool(getattr(body, "stream", False)),
             user=getattr(body, "user", None),

@@ -3,5 +3,5 @@
 :mod:`~lmdeck.pipeline.context` (the request context and results), :mod:`~lmdeck.pipeline.chain`
 (``Step`` and ``Pipeline``), :mod:`~lmdeck.pipeline.order` (the phases steps declare and the
 one place that sorts them), :mod:`~lmdeck.pipeline.principal` and :mod:`~lmdeck.pipeline.identity`
-(who is calling). It imports nothing above ``protocol``, ``tracing`` and ``settings``.
+(who is calling), :mod:`~lmdeck.pipeline.request_ids` (the ids the edge stamps on a request). It imports nothing above ``protocol``, ``tracing`` and ``settings``.
 """

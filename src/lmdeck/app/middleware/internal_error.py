@@ -13,6 +13,7 @@ import logging
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lmdeck.pipeline.request_ids import RequestIds
 from lmdeck.protocol import error_body
 
 log = logging.getLogger("lmdeck.gateway.errors")
@@ -37,7 +38,8 @@ class InternalErrorMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
-            request_id = scope.get("state", {}).get("request_id", "")
+            ids = RequestIds.of(scope)
+            request_id = ids.request_id if ids else ""
             log.exception("unhandled error in %s %s (request %s)", scope["method"], scope["path"], request_id)
             if started:
                 # Part of the answer is out: only closing the connection can tell the client.

@@ -19,6 +19,7 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lmdeck.pipeline.request_ids import RequestIds
 from lmdeck.protocol.traces import new_trace_id
 
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -41,7 +42,7 @@ def new_request_id() -> str:
 
 
 class RequestIdMiddleware:
-    """Stamps ``scope["state"]`` with lmdeck's ids and the caller's, and answers with lmdeck's."""
+    """Stamps the scope with lmdeck's ids and the caller's (:class:`RequestIds`), and answers with lmdeck's."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -61,13 +62,14 @@ class RequestIdMiddleware:
         parent = parse_traceparent(traceparent)
         trace_id = new_trace_id()
         span_id = os.urandom(8).hex()
-        state = scope.setdefault("state", {})
-        state["request_id"] = request_id
-        state["client_request_id"] = incoming_id if incoming_id and REQUEST_ID.match(incoming_id) else None
-        state["trace_id"] = trace_id
-        state["span_id"] = span_id
-        state["client_trace_id"] = parent[0] if parent else None
-        state["parent_span_id"] = parent[1] if parent else None
+        RequestIds(
+            request_id=request_id,
+            trace_id=trace_id,
+            span_id=span_id,
+            client_request_id=incoming_id if incoming_id and REQUEST_ID.match(incoming_id) else None,
+            client_trace_id=parent[0] if parent else None,
+            parent_span_id=parent[1] if parent else None,
+        ).stamp(scope)
         out_traceparent = f"00-{parent[0] if parent else trace_id}-{span_id}-01".encode()
 
         async def send_with_ids(message: Message) -> None:
