@@ -10,9 +10,9 @@ from lmdeck.pipeline.context import Completed, RequestContext, Result
 from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import ChatCompletionRequest, ChatCompletionResponse
 from lmdeck.protocol.evaluation import ExperimentSpec
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.providers.capabilities import Capabilities
 from lmdeck.testing.scripted_provider import route, target
-from lmdeck.tracing import TraceRecord
 
 SPEC = ExperimentSpec.model_validate(
     {

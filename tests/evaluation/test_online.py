@@ -14,8 +14,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from lmdeck.evaluation import Sample, Score
 from lmdeck.evaluation.export import EvaluationEvents
 from lmdeck.protocol.evaluation import OnlineRule, TraceFilter
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.settings import Settings
-from lmdeck.tracing import TraceRecord
 
 from .conftest import Deck
 

@@ -7,7 +7,7 @@ long-running gateway's memory grew with every request until the first 20,000.
 from __future__ import annotations
 
 from lmdeck.evaluation.feedback.service import RECENT_TRACES, RecentTraces
-from lmdeck.tracing import TraceRecord
+from lmdeck.protocol.traces import TraceRecord
 
 from .conftest import Deck
 

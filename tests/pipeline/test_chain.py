@@ -7,7 +7,7 @@ import pytest
 from lmdeck.pipeline.chain import Handler, Pipeline
 from lmdeck.pipeline.context import Completed, RequestContext, Result
 from lmdeck.protocol import ChatCompletionRequest
-from lmdeck.tracing import TraceRecord
+from lmdeck.protocol.traces import TraceRecord
 
 
 class Tag:

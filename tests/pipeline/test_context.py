@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lmdeck.pipeline.context import RequestContext, Slot, Slots
 from lmdeck.protocol import ChatCompletionRequest
-from lmdeck.tracing import TraceRecord
+from lmdeck.protocol.traces import TraceRecord
 
 COUNT: Slot[int] = Slot("count")
 SAME_NAME: Slot[str] = Slot("count")

@@ -18,7 +18,7 @@ from lmdeck.pipeline.order import (
     order_steps,
 )
 from lmdeck.protocol import ChatCompletionRequest
-from lmdeck.tracing import TraceRecord
+from lmdeck.protocol.traces import TraceRecord
 
 
 class Named:

@@ -14,9 +14,9 @@ from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.concurrency import ConcurrencyLimiter, ConcurrencyRefused
 from lmdeck.policy.concurrency_step import ConcurrencyCap
 from lmdeck.protocol import APIError, ChatCompletionChunk, ChatCompletionRequest
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.providers.caller import CURRENT_CALLER, Caller
 from lmdeck.settings import ConcurrencySettings
-from lmdeck.tracing import TraceRecord
 
 from .deck import fake_route, policy_settings, started_deck
 

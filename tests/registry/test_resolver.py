@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from lmdeck.db import Database
 from lmdeck.pipeline.context import Completed, RequestContext, Result, Streamed
 from lmdeck.protocol import ChatCompletionRequest
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.providers import ProviderContext, ProviderRegistry
 from lmdeck.registry.bundle import BundleLog, StampBundle
 from lmdeck.registry.live import LiveRegistry
@@ -16,7 +17,6 @@ from lmdeck.registry.prompt_step import SNAPSHOT
 from lmdeck.registry.resolver import ModelResolver, pinned, pinned_stream
 from lmdeck.registry.snapshot import RegistrySnapshot
 from lmdeck.settings import RouteConfig, Settings
-from lmdeck.tracing import TraceRecord
 
 
 class Chunk(BaseModel):

@@ -21,7 +21,7 @@ from lmdeck.evaluation.base import ChatReply
 from lmdeck.pipeline.chain import Pipeline
 from lmdeck.pipeline.context import Completed, Kind, RequestContext, Slot
 from lmdeck.protocol import APIError, ChatCompletionRequest, EmbeddingRequest
-from lmdeck.tracing import TraceRecord
+from lmdeck.protocol.traces import TraceRecord
 
 #: The tag every trace caused by evaluation carries (runs, judges, online scoring).
 EVAL_TAG = "eval"

@@ -20,9 +20,9 @@ from lmdeck.pipeline.request_ids import RequestIds
 from lmdeck.protocol import APIError, ChatCompletionRequest, CompletionRequest, EmbeddingRequest, error_body
 from lmdeck.protocol.errors import validation_param
 from lmdeck.protocol.limits import check_json
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.protocol.wire import wire_dict
 from lmdeck.providers.base import UpstreamError
-from lmdeck.tracing import TraceRecord
 
 log = logging.getLogger(__name__)
 

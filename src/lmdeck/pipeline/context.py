@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
-from lmdeck.tracing import TraceRecord
+from lmdeck.protocol.traces import TraceRecord
 
 Kind = Literal["chat", "completions", "embeddings"]
 Body = ChatCompletionRequest | CompletionRequest | EmbeddingRequest

@@ -36,10 +36,10 @@ from lmdeck.protocol import (
     EmbeddingResponse,
 )
 from lmdeck.protocol.chat import Usage
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.providers.base import UpstreamError
 from lmdeck.providers.capabilities import FORWARDS_ALL, Capabilities
 from lmdeck.settings import RouteConfig, TargetConfig
-from lmdeck.tracing import TraceRecord
 
 PROMPT_TOKENS = 10
 

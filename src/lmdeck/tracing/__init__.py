@@ -1,5 +1,4 @@
-"""Tracing: one record per request, spooled durably, stored in the background."""
+"""Tracing: one record per request, spooled durably, stored in the background.
 
-from lmdeck.protocol.traces import TraceRecord, new_trace_id
-
-__all__ = ["TraceRecord", "new_trace_id"]
+The record itself, :class:`lmdeck.protocol.traces.TraceRecord`, is a wire schema (the SDK reads it too).
+"""

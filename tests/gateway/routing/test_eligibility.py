@@ -15,11 +15,11 @@ from lmdeck.gateway.routing.state import RouteState, TargetState
 from lmdeck.pipeline.context import Completed, RequestContext
 from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import APIError, ChatCompletionRequest, CompletionRequest
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.providers.base import UpstreamError
 from lmdeck.providers.capabilities import Capabilities
 from lmdeck.settings import BreakerSettings, RetrySettings
 from lmdeck.testing.scripted_provider import ScriptedProvider, route, target
-from lmdeck.tracing import TraceRecord
 
 FAST = RetrySettings(backoff_base=0.001, backoff_max=0.002, max_retry_after=0.01)
 #: What the bundled demo model honours for chat: no tools, no logprobs, no response_format.

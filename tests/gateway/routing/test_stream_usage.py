@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from lmdeck.gateway.routing.usage import StreamUsageFilter, client_wants_usage
 from lmdeck.pipeline.context import Completed, RequestContext, Result, Streamed
 from lmdeck.protocol import ChatCompletionChunk, ChatCompletionRequest, CompletionRequest
-from lmdeck.tracing import TraceRecord
+from lmdeck.protocol.traces import TraceRecord
 
 
 def chunk(content: str | None, usage: bool = False) -> ChatCompletionChunk:

@@ -7,7 +7,7 @@ import anyio
 from lmdeck.evaluation.background import BackgroundQueue
 from lmdeck.evaluation.experiments.store import ExperimentStore, Exposure
 from lmdeck.evaluation.export import QualityMetrics
-from lmdeck.tracing import TraceRecord
+from lmdeck.protocol.traces import TraceRecord
 
 
 class ExposureRecorder:

@@ -22,7 +22,7 @@ from lmdeck.evaluation.feedback.store import GROUPINGS, FeedbackEntry, FeedbackS
 from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import APIError
 from lmdeck.protocol.evaluation import FeedbackRequest
-from lmdeck.tracing import TraceRecord
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.tracing.query import TeamScope, TraceQuery
 from lmdeck.tracing.store import TraceStore
 

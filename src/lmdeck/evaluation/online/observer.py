@@ -29,7 +29,7 @@ from lmdeck.evaluation.registry import EvaluatorRegistry
 from lmdeck.evaluation.runs.runner import score_safely
 from lmdeck.policy.ownership import Owner
 from lmdeck.protocol.evaluation import OnlineRule
-from lmdeck.tracing import TraceRecord
+from lmdeck.protocol.traces import TraceRecord
 
 log = logging.getLogger(__name__)
 

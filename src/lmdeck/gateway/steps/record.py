@@ -15,8 +15,8 @@ from lmdeck.gateway.errors import upstream_to_api_error
 from lmdeck.pipeline.chain import Handler
 from lmdeck.pipeline.context import Completed, RequestContext, Result, Streamed
 from lmdeck.protocol import APIError
+from lmdeck.protocol.traces import TraceRecord
 from lmdeck.providers.base import UpstreamError
-from lmdeck.tracing import TraceRecord
 
 
 class TraceSink(Protocol):
