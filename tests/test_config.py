@@ -1,4 +1,8 @@
-from lmdeck.config import check_config_text
+from pathlib import Path
+
+import pytest
+
+from lmdeck.config import ConfigFileError, check_config_text, load_settings
 
 
 def test_valid_config_has_no_problems() -> None:
@@ -17,3 +21,13 @@ def test_problem_names_its_line() -> None:
 def test_invalid_yaml_reports_a_line() -> None:
     problems = check_config_text("routes: [\n")
     assert problems and problems[0].line is not None
+
+
+def test_without_a_file_a_bad_environment_variable_is_a_config_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./lmdeck.yaml
+    with pytest.raises(ConfigFileError) as refused:
+        load_settings(environ={"LMDECK_PORT": "abc"})
+    assert refused.value.path == "the environment (LMDECK_*)"
+    assert [problem.location for problem in refused.value.problems] == ["port"]

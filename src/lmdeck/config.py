@@ -140,7 +140,8 @@ def load_settings(
 ) -> Settings:
     """Build the settings from a YAML file (optional), the environment and explicit overrides.
 
-    Raises :class:`ConfigFileError` with line numbers when the file is invalid.
+    Raises :class:`ConfigFileError` with line numbers when the file is invalid, and naming the
+    environment variables when there is no file and they are.
     """
     env = os.environ if environ is None else environ
     data: dict[str, Any] = {}
@@ -156,4 +157,7 @@ def load_settings(
         data.update(overrides)
     if file is not None:
         return validate_config(data, file)
-    return Settings.model_validate(data)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigFileError("the environment (LMDECK_*)", _problems(exc, {})) from exc

@@ -89,3 +89,15 @@ def test_a_named_file_that_is_missing_is_an_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["config", "check", str(tmp_path / "missing.yaml")])
     assert result.exit_code == 2
     assert "missing.yaml: cannot read" in result.stderr
+
+
+def test_without_a_config_file_a_bad_environment_variable_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LMDECK_CONFIG", raising=False)
+    monkeypatch.setenv("LMDECK_PORT", "abc")
+    result = CliRunner().invoke(cli, ["config", "check"])
+    assert result.exit_code == 1
+    assert "the environment (LMDECK_*) is not a valid lmdeck config:\n  port: " in result.stderr
+    assert result.stdout == ""

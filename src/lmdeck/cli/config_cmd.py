@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from lmdeck.config import ConfigFileError, check_config_text, config_path, load_settings
-from lmdeck.settings import ConfigError
+from lmdeck.settings import ConfigError, Settings
 
 app = typer.Typer(help="Check and show configuration.", no_args_is_help=True)
 
@@ -27,6 +27,7 @@ def check(
     the defaults, which is what ``lmdeck serve`` would then run on.
     """
     file = config_path(path)
+    defaults: Settings | None = None
     if file is None:
         name = "(defaults)"
         typer.echo(
@@ -34,6 +35,11 @@ def check(
             " which `lmdeck serve` would run on",
             err=True,
         )
+        try:
+            defaults = load_settings(None)  # the LMDECK_* variables are all there is to check
+        except ConfigFileError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
     else:
         name = str(file)
         try:
@@ -52,7 +58,7 @@ def check(
     from lmdeck.app.pipeline_layout import pipeline_layout  # builds a gateway: only when asked
 
     try:
-        layout = pipeline_layout(load_settings(file))
+        layout = pipeline_layout(defaults or load_settings(file))
     except (ConfigFileError, ConfigError) as exc:
         typer.echo(f"{name}: {exc}", err=True)
         raise typer.Exit(1) from None
