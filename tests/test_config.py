@@ -31,3 +31,15 @@ def test_without_a_file_a_bad_environment_variable_is_a_config_error_naming_it(
         load_settings(environ={"LMDECK_PORT": "abc"})
     assert refused.value.path == "the environment (LMDECK_*)"
     assert [problem.location for problem in refused.value.problems] == ["port"]
+
+
+def test_a_bad_value_from_outside_the_file_blames_no_line_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "lmdeck.yaml"
+    path.write_text("# routes come later\nlog_level: info\n")
+    with pytest.raises(ConfigFileError) as refused:
+        load_settings(path, environ={"LMDECK_PORT": "abc"})
+    [problem] = refused.value.problems
+    assert (problem.line, problem.location) == (None, "port")
+    assert "not set in the file" in problem.message

@@ -66,11 +66,16 @@ def _problems(exc: ValidationError, lines: dict[tuple[Any, ...], int]) -> list[C
     for err in exc.errors():
         loc = tuple(err["loc"])
         line = None
-        for n in range(len(loc), -1, -1):
-            if loc[:n] in lines:
-                line = lines[loc[:n]]
-                break
-        problems.append(ConfigProblem(line, ".".join(str(p) for p in loc), err["msg"]))
+        message = err["msg"]
+        if loc and lines and loc[:1] not in lines:
+            # Not in the file at all: an LMDECK_* variable or an option gave it, so no line of the file is to blame.
+            message += " (not set in the file: an LMDECK_* environment variable or an option sets it)"
+        else:
+            for n in range(len(loc), -1, -1):
+                if loc[:n] in lines:
+                    line = lines[loc[:n]]
+                    break
+        problems.append(ConfigProblem(line, ".".join(str(p) for p in loc), message))
     return problems
 
 

@@ -59,7 +59,10 @@ def check(
 
     try:
         layout = pipeline_layout(defaults or load_settings(file))
-    except (ConfigFileError, ConfigError) as exc:
+    except ConfigFileError as exc:  # names the file (or the environment) itself
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    except ConfigError as exc:
         typer.echo(f"{name}: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"{name}: ok; the pipeline, outermost step first:")
