@@ -322,6 +322,44 @@ def run_backend(name: str, args: argparse.Namespace, tmp: Path, now: float) -> d
     return out
 
 
+def table(result: dict[str, Any]) -> str:
+    """The results as the Markdown tables of docs/benchmarks.md."""
+    lines = []
+    for b in result["backends"]:
+        lines += [
+            f"**{b['backend']}**, {result['traces']:,} traces",
+            "",
+            "| query | p50 ms | p95 ms | raw scan ms (before) | speed-up | < 300 ms p95 |",
+            "| --- | ---: | ---: | ---: | ---: | --- |",
+        ]
+        for name, t in b["queries"].items():
+            raw = t.get("baseline_raw_ms")
+            lines.append(
+                f"| {name} | {t['p50_ms']} | {t['p95_ms']} | {raw if raw is not None else '-'} | "
+                f"{str(t['speedup']) + 'x' if 'speedup' in t else '-'} | {'yes' if t['p95_ms'] < 300 else 'no'} |"
+            )
+        lines += ["", "| writer | traces | traces/s |", "| --- | ---: | ---: |"]
+        for name, w in b["writer"].items():
+            lines.append(f"| {name} | {w['traces']:,} | {w['traces_per_s']:,} |")
+        gw = b.get("gateway")
+        if gw:
+            lines += [
+                "",
+                f"Gateway on the fake upstream ({gw['upstream_ms']:g} ms), {gw['idle']['requests']} sequential chat "
+                "requests each:",
+                "",
+                "| | p50 ms | p99 ms |",
+                "| --- | ---: | ---: |",
+                f"| idle | {gw['idle']['p50_ms']} | {gw['idle']['p99_ms']} |",
+                f"| during analytics queries | {gw['during_queries']['p50_ms']} | {gw['during_queries']['p99_ms']} |",
+                "",
+                f"p99 rise: {gw['p99_rise_pct']} %; {gw['analytics_requests']} analytics requests answered meanwhile "
+                f"({gw['analytics_non_200']} not 200, p50 {gw['analytics_p50_ms']} ms).",
+            ]
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--traces", type=int, default=1_000_000, help="traces to load (default 1,000,000)")
@@ -334,7 +372,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upstream-ms", type=float, default=50.0, help="the fake upstream's latency")
     parser.add_argument("--no-gateway", dest="gateway", action="store_false", help="skip the gateway measurement")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
+    parser.add_argument("--table", type=Path, help="print the Markdown tables of a saved --out JSON, run nothing")
     args = parser.parse_args(argv)
+    if args.table:
+        print(table(json.loads(args.table.read_text())))
+        return 0
     if args.large:
         args.traces = 10_000_000
     now = time.time()
