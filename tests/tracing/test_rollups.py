@@ -13,7 +13,7 @@ from lmdeck.db import Database
 from lmdeck.protocol.traces import TraceRecord
 from lmdeck.testing.traces import synthetic_traces
 from lmdeck.tracing.codec import encode
-from lmdeck.tracing.rollups import GRAINS, HOUR, rebuild, trace_rollups
+from lmdeck.tracing.rollups import FULL, GRAINS, HOUR, ROUTE, rebuild, trace_rollups
 from lmdeck.tracing.segments import existing_segments, segment_name
 from lmdeck.tracing.sketch import RELATIVE_ACCURACY, Sketch
 from lmdeck.tracing.spool import TraceSpool
@@ -51,18 +51,36 @@ def rollup_totals(db: Database, grain: int) -> dict[tuple[Any, ...], tuple[int, 
             func.sum(c.cost_micros),
             func.sum(c.cache_hits),
         )
-        .where(c.grain == grain)
+        .where(c.grain == grain, c.level == FULL)
         .group_by(c.route, c.team_id, c.key_id, c.status_class)
     )
     with db.engine.connect() as conn:
         return {tuple(r[:4]): tuple(int(v) for v in r[4:]) for r in conn.execute(stmt)}
 
 
+def route_totals(db: Database, grain: int) -> dict[tuple[Any, ...], tuple[int, ...]]:
+    c = trace_rollups.c
+    stmt = (
+        select(c.route, c.status_class, func.sum(c.requests), func.sum(c.errors), func.sum(c.cost_micros))
+        .where(c.grain == grain, c.level == ROUTE)
+        .group_by(c.route, c.status_class)
+    )
+    with db.engine.connect() as conn:
+        return {tuple(r[:2]): tuple(int(v) for v in r[2:]) for r in conn.execute(stmt)}
+
+
 def assert_rollups_match(db: Database) -> None:
     raw = raw_totals(db)
     assert raw
+    by_route: dict[tuple[Any, ...], list[int]] = {}
+    for (route, _team, _key, status), values in raw.items():
+        cell = by_route.setdefault((route, status), [0, 0, 0])
+        cell[0] += values[0]
+        cell[1] += values[1]
+        cell[2] += values[5]
     for grain in GRAINS:
         assert rollup_totals(db, grain) == raw, f"grain {grain}s differs from the raw traces"
+        assert route_totals(db, grain) == {k: tuple(v) for k, v in by_route.items()}, f"route level, {grain}s"
 
 
 def test_rollups_equal_raw_totals_after_load_with_duplicates(database: Database) -> None:
@@ -126,7 +144,9 @@ def test_hour_sketches_give_quantiles_within_the_stated_error(database: Database
     c = trace_rollups.c
     with database.engine.connect() as conn:
         rows = conn.execute(
-            select(c.route, c.bucket, c.latency_sketch, c.ttft_sketch, c.latency_ms_sum).where(c.grain == HOUR)
+            select(c.route, c.bucket, c.latency_sketch, c.ttft_sketch, c.latency_ms_sum).where(
+                c.grain == HOUR, c.level == FULL
+            )
         ).all()
     by: dict[tuple[str, int], Sketch] = {}
     ttft: dict[str, Sketch] = {}
@@ -161,6 +181,8 @@ def test_guardrail_actions_and_variants_are_rolled_up(database: Database) -> Non
     c = trace_rollups.c
     with database.engine.connect() as conn:
         rows = conn.execute(
-            select(c.variant, c.status_class, c.requests, c.errors, c.guardrail_actions).where(c.grain == 60)
+            select(c.variant, c.status_class, c.requests, c.errors, c.guardrail_actions).where(
+                c.grain == 60, c.level == FULL
+            )
         ).all()
     assert {tuple(r) for r in rows} == {(None, "5xx", 1, 1, 0), ("b", "2xx", 2, 0, 3)}

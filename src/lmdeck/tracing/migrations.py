@@ -164,10 +164,7 @@ def create_rollups(conn: Connection) -> None:
     )
     Index("ix_trace_rollups_grain_bucket", rollups.c.grain, rollups.c.bucket)
     meta.create_all(conn)
-    if conn.execute(text("SELECT 1 FROM traces LIMIT 1")).first() is not None:
-        from lmdeck.tracing.rollups import fill
-
-        fill(conn)
+    # The traces already stored are rolled up by 0007_trace_rollup_levels, once the table is complete.
 
 
 @migrations("0005_trace_listing_indexes")
@@ -219,3 +216,18 @@ def create_search(conn: Connection) -> None:
         conn.execute(text(f"INSERT INTO trace_search (rowid, record_id, body) SELECT rowid, id, {body} FROM traces"))
     else:
         conn.execute(text(f"INSERT INTO trace_search (record_id, body) SELECT id, {body} FROM traces"))
+
+
+@migrations("0007_trace_rollup_levels")
+def rollup_levels(conn: Connection) -> None:
+    """Rollups at two levels: every dimension (``level`` 0, the rows so far) and the route's alone
+    (``level`` 1: route, target, model, status class), a few rows per bucket for route-level charts.
+    Filled from the traces already stored: both levels for a store upgraded from before the rollups,
+    the route level where the store writer has kept the full one."""
+    conn.execute(text("ALTER TABLE trace_rollups ADD COLUMN level INTEGER NOT NULL DEFAULT 0"))
+    conn.execute(text("CREATE INDEX ix_trace_rollups_level_grain_bucket ON trace_rollups (level, grain, bucket)"))
+    if conn.execute(text("SELECT 1 FROM traces LIMIT 1")).first() is not None:
+        from lmdeck.tracing.rollups import FULL, ROUTE, fill
+
+        kept = conn.execute(text("SELECT 1 FROM trace_rollups LIMIT 1")).first() is not None
+        fill(conn, levels=(ROUTE,) if kept else (FULL, ROUTE))

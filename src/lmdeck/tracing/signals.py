@@ -39,9 +39,12 @@ from lmdeck.tracing.rollups import (
     COUNTERS,
     DAY,
     DIMENSIONS,
+    FULL,
     GRAINS,
     HOUR,
     MINUTE,
+    ROUTE,
+    ROUTE_DIMENSIONS,
     counters_of,
     dimensions_of,
     trace_rollups,
@@ -227,12 +230,13 @@ class Signals:
             if not 0.0 <= q <= 1.0:
                 raise SignalError("quantiles", f"each is between 0 and 1, got {q}")
         grains = tuple(g for g in GRAINS if step is None or step % g == 0)
+        level = ROUTE if set(by) | set(where) <= ROUTE_DIMENSIONS else FULL
         groups: dict[tuple[Any, ...], Totals] = {}
         sketches = bool(quantiles)
         with self.db.engine.connect() as conn:
             for piece in plan(since, until, grains):
                 if piece.grain:
-                    rows = conn.execute(self._rollup_select(piece, by, where, step, sketches))
+                    rows = conn.execute(self._rollup_select(piece, by, where, step, sketches, level))
                     for row in rows:
                         self._fold(groups, by, row, step, sketches)
                 else:
@@ -250,10 +254,14 @@ class Signals:
         return result
 
     def _rollup_select(
-        self, piece: Piece, by: Sequence[str], where: Mapping[str, Any], step: int | None, sketches: bool
+        self, piece: Piece, by: Sequence[str], where: Mapping[str, Any], step: int | None, sketches: bool, level: int
     ) -> Select[Any]:
         c = trace_rollups.c
-        conditions: list[ColumnElement[bool]] = [c.grain == piece.grain, c.bucket >= piece.start]
+        conditions: list[ColumnElement[bool]] = [
+            c.level == level,
+            c.grain == piece.grain,
+            c.bucket >= piece.start,
+        ]
         if piece.end is not None:
             conditions.append(c.bucket < piece.end)
         conditions.extend(c[name].is_(None) if value is None else c[name] == value for name, value in where.items())
@@ -317,12 +325,10 @@ class Signals:
         totals = self._group(groups, by, tuple(row[:n]), bucket)
         totals.add(row[at : at + len(COUNTERS)], row[at + len(COUNTERS)])
         if sketches:
-            latency, ttft = row[at + len(COUNTERS) + 1], row[at + len(COUNTERS) + 2]
+            # Quantiles are of latency: the TTFT sketch is left unread.
             if totals.latency is None:
-                totals.latency, totals.ttft = Sketch(), Sketch()
-            totals.latency.merge(Sketch.loads(latency))
-            if ttft and totals.ttft is not None:
-                totals.ttft.merge(Sketch.loads(ttft))
+                totals.latency = Sketch()
+            totals.latency.merge(Sketch.loads(row[at + len(COUNTERS) + 1]))
 
     def _fold_raw(
         self,
