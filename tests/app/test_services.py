@@ -10,7 +10,7 @@ from starlette.requests import Request
 
 from lmdeck.app.assembly import Gateway, build_gateway
 from lmdeck.app.factory import create_app
-from lmdeck.app.services import evaluation_of, gateway_of, policy_of, runtime_of, trace_store_of
+from lmdeck.app.services import analytics_of, evaluation_of, gateway_of, policy_of, runtime_of, trace_store_of
 from lmdeck.evaluation.runtime import EvaluationRuntime
 from lmdeck.policy.services import PolicyServices
 from lmdeck.registry.runtime import RegistryRuntime
@@ -35,6 +35,7 @@ def test_each_accessor_returns_the_gateways_own_service(gateway: Gateway) -> Non
     assert isinstance(policy_of(request), PolicyServices) and policy_of(request) is gateway.policy
     assert isinstance(evaluation_of(request), EvaluationRuntime) and evaluation_of(request) is gateway.evaluation
     assert trace_store_of(request) is gateway.trace_store
+    assert analytics_of(request) is gateway.analytics and gateway.analytics in gateway.services
 
 
 def test_an_app_without_a_gateway_is_told_how_to_build_one() -> None:

@@ -25,6 +25,7 @@ from lmdeck.providers.transport import Transport
 from lmdeck.providers.transport_aiohttp import AiohttpTransport
 from lmdeck.registry.runtime import RegistryRuntime
 from lmdeck.settings import RouteConfig, Settings
+from lmdeck.tracing.analytics import AnalyticsPool
 from lmdeck.tracing.metrics import GatewayMetrics
 from lmdeck.tracing.otel import OTelExporter
 from lmdeck.tracing.sql_store import SQLTraceStore
@@ -47,7 +48,8 @@ class Gateway:
     """Everything the routes reach through ``request.app.state.gateway`` (see :mod:`lmdeck.app.services`).
 
     ``registry``, ``policy`` and ``evaluation`` are the services of the API routes; ``trace_store`` is
-    where the traces API reads; ``otel`` is the span exporter when ``otlp_endpoint`` is set.
+    where the traces API reads; ``analytics`` runs the spend, summary and search queries off the request
+    path (its workers start with the first query); ``otel`` is the span exporter when ``otlp_endpoint`` is set.
     """
 
     settings: Settings
@@ -63,6 +65,7 @@ class Gateway:
     policy: PolicyServices
     evaluation: EvaluationRuntime
     trace_store: TraceStore
+    analytics: AnalyticsPool
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     observers: list[TraceObserver] = field(default_factory=list)
     services: list[Service] = field(default_factory=list)
@@ -166,6 +169,15 @@ def build_gateway(
     services.append(registry)
     services.append(policy)
     services.append(evaluation)
+    tracing = settings.tracing
+    analytics = AnalyticsPool(
+        db,
+        processes=tracing.analytics_processes,
+        workers=tracing.analytics_workers,
+        timeout_s=tracing.analytics_timeout_s,
+        max_waiting=tracing.analytics_queue,
+    )
+    services.append(analytics)  # stopped, its worker processes ended, with the gateway
     return Gateway(
         settings=settings,
         db=db,
@@ -182,6 +194,7 @@ def build_gateway(
         policy=policy,
         evaluation=evaluation,
         trace_store=SQLTraceStore(db),
+        analytics=analytics,
         services=services,
         otel=otel,
     )

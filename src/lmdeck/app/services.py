@@ -58,21 +58,8 @@ def trace_store_of(request: Request) -> TraceStore:
 
 
 def analytics_of(request: Request) -> AnalyticsPool:
-    """The analytics pool of the app serving ``request`` (made on first use from ``tracing.analytics_*``)."""
-    pool = getattr(request.app.state, "analytics", None)
-    if not isinstance(pool, AnalyticsPool):
-        gateway = gateway_of(request)
-        tracing = gateway.settings.tracing
-        pool = AnalyticsPool(
-            gateway.db,
-            processes=tracing.analytics_processes,
-            workers=tracing.analytics_workers,
-            timeout_s=tracing.analytics_timeout_s,
-            max_waiting=tracing.analytics_queue,
-        )
-        request.app.state.analytics = pool
-        gateway.services.append(pool)  # stopped (its worker processes ended) with the gateway
-    return pool
+    """The analytics pool (``tracing.analytics_*``) of the gateway serving ``request``."""
+    return gateway_of(request).analytics
 
 
 async def analytics(request: Request, fn: Callable[..., T], *args: Any) -> T:
