@@ -209,23 +209,29 @@ class GatewayProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def trace(self, request_id: str, timeout: float = 15.0) -> dict[str, Any]:
+    def trace(self, request_id: str, timeout: float = 60.0) -> dict[str, Any]:
         """The stored trace of the request sent with ``x-request-id: request_id`` (traces land asynchronously).
 
-        The caller's id is kept as ``client_request_id``; send a unique one per request.
+        The caller's id is kept as ``client_request_id``; send a unique one per request. A listing
+        that is slow to answer or answers 503 (the analytics pool's workers start with the first
+        query, which takes seconds on a loaded machine) is asked again until ``timeout`` seconds.
         """
         deadline = time.monotonic() + timeout
         while True:
-            response = httpx.get(
-                f"{self.url}/api/traces",
-                params={"client_request_id": request_id},
-                headers=self.headers(),
-                timeout=5.0,
-            )
-            response.raise_for_status()
-            found = response.json()["data"]
-            if found:
-                return dict(found[0])
+            try:
+                response = httpx.get(
+                    f"{self.url}/api/traces",
+                    params={"client_request_id": request_id},
+                    headers=self.headers(),
+                    timeout=15.0,
+                )
+            except httpx.TimeoutException:
+                response = None
+            if response is not None and response.status_code != 503:
+                response.raise_for_status()
+                found = response.json()["data"]
+                if found:
+                    return dict(found[0])
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no trace for request {request_id!r} after {timeout}s")
             time.sleep(0.05)
