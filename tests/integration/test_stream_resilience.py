@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -16,8 +15,8 @@ from lmdeck.testing.servers import (
     FakeUpstreamProcess,
     GatewayFactory,
     GatewayProcess,
+    fake_upstream_process,
     openai_target,
-    start_fake_upstream,
 )
 
 ANSWER = "alpha bravo charlie delta echo foxtrot golf hotel"
@@ -32,11 +31,8 @@ def own_fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeUpstreamP
     The tests script the very next upstream request and then read the last one seen, so a late
     request from another module's gateway (a retry still under way) must not reach it.
     """
-    fake = start_fake_upstream(log_dir=Path(tmp_path_factory.mktemp("stream-fake")))
-    try:
+    with fake_upstream_process(log_dir=tmp_path_factory.mktemp("stream-fake")) as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture
