@@ -1,0 +1,312 @@
+"""PII: personal data in a text (emails, phone numbers, cards, IBANs, IPs, national ids), as spans to mask.
+
+Detection is Microsoft Presidio's analyzer with its pattern recognizers (regular expressions
+plus checksums: Luhn for cards, mod-97 for IBANs, the SSA's rules for SSNs) and
+python-phonenumbers for phone numbers. Presidio needs an NLP engine for the words around a
+match ("card", "ssn", "phone" raise a match's score); lmdeck gives it a blank spaCy English
+pipeline (a tokenizer, no model, nothing downloaded) whose lemma is the lower-cased word.
+
+Names (``PERSON``) need a named-entity model. None ships in a package on PyPI from its
+authors, so names are not found unless ``ner_model`` names a spaCy pipeline that is already
+installed (a package such as ``en_core_web_sm`` or a folder): lmdeck never downloads one.
+
+The analyzer is built on the first check (Presidio's import and recognizers take seconds),
+once per distinct configuration, under a lock, and shared; each check runs in a worker
+thread so that the event loop never waits on it::
+
+    guard = PiiGuardrail(GuardResources(), entities=["EMAIL_ADDRESS"])
+    verdict = await guard.check("write to ana@example.org", GuardContext(stage="input"))
+    verdict.spans  # (Span(start=9, end=25, entity='EMAIL_ADDRESS', score=1.0),)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib.util
+import re
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lmdeck.guardrails.base import PASS, CostClass, GuardContext, GuardrailError, GuardResources, Span, Stage, Verdict
+from lmdeck.guardrails.registry import GuardrailRegistry
+
+if TYPE_CHECKING:
+    from presidio_analyzer import AnalyzerEngine, EntityRecognizer
+
+#: Found unless ``entities`` says otherwise: the structured types with a checksum or a strict format.
+DEFAULT_ENTITIES: tuple[str, ...] = (
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "IP_ADDRESS",
+    "US_SSN",
+    "UK_NINO",
+)
+
+#: Presidio's regions for numbers written without a country code (``+44 …`` is found whatever the region).
+DEFAULT_PHONE_REGIONS: tuple[str, ...] = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR")
+
+#: A dotted quad right after these words is a version or a build, not an address.
+_VERSION_BEFORE = re.compile(r"(?:\bv|\bversion|\brelease|\bbuild|\bver\.?)\s*$", re.IGNORECASE)
+
+
+def _recognizer_builders() -> dict[str, Callable[[], list[EntityRecognizer]]]:
+    """Entity type → the Presidio recognizers that find it (imported here: Presidio's import takes seconds)."""
+    from presidio_analyzer import predefined_recognizers as pr
+
+    email = _offline_email_recognizer()
+    return {
+        "EMAIL_ADDRESS": lambda: [email()],
+        "PHONE_NUMBER": lambda: [],  # built with its regions in _build_analyzer
+        "CREDIT_CARD": lambda: [pr.CreditCardRecognizer()],
+        "IBAN_CODE": lambda: [pr.IbanRecognizer()],
+        "IP_ADDRESS": lambda: [pr.IpRecognizer()],
+        "MAC_ADDRESS": lambda: [pr.MacAddressRecognizer()],
+        "CRYPTO": lambda: [pr.CryptoRecognizer()],
+        "US_SSN": lambda: [pr.UsSsnRecognizer()],
+        "US_ITIN": lambda: [pr.UsItinRecognizer()],
+        "US_PASSPORT": lambda: [pr.UsPassportRecognizer()],
+        "US_BANK_NUMBER": lambda: [pr.UsBankRecognizer()],
+        "US_DRIVER_LICENSE": lambda: [pr.UsLicenseRecognizer()],
+        "UK_NINO": lambda: [pr.UkNinoRecognizer()],
+        "UK_NHS": lambda: [pr.NhsRecognizer()],
+        "ES_NIF": lambda: [pr.EsNifRecognizer()],
+        "IT_FISCAL_CODE": lambda: [pr.ItFiscalCodeRecognizer()],
+        "IN_PAN": lambda: [pr.InPanRecognizer()],
+        "IN_AADHAAR": lambda: [pr.InAadhaarRecognizer()],
+        "SG_NRIC_FIN": lambda: [pr.SgFinRecognizer()],
+        "AU_TFN": lambda: [pr.AuTfnRecognizer()],
+    }
+
+
+#: Every entity type the ``entities`` option accepts (``PERSON`` … only with ``ner_model``).
+SUPPORTED_ENTITIES: tuple[str, ...] = (
+    *DEFAULT_ENTITIES,
+    "MAC_ADDRESS",
+    "CRYPTO",
+    "US_ITIN",
+    "US_PASSPORT",
+    "US_BANK_NUMBER",
+    "US_DRIVER_LICENSE",
+    "UK_NHS",
+    "ES_NIF",
+    "IT_FISCAL_CODE",
+    "IN_PAN",
+    "IN_AADHAAR",
+    "SG_NRIC_FIN",
+    "AU_TFN",
+)
+
+#: Entity types that only a named-entity model (``ner_model``) finds.
+NER_ENTITIES: tuple[str, ...] = ("PERSON", "LOCATION", "NRP")
+
+
+def _offline_email_recognizer() -> Callable[[], EntityRecognizer]:
+    """Presidio's email recognizer, checking the domain's suffix against the list bundled with tldextract.
+
+    Presidio's own calls ``tldextract.extract``, which fetches the public suffix list from the
+    internet on first use; this one never does.
+    """
+    import tldextract
+    from presidio_analyzer.predefined_recognizers import EmailRecognizer
+
+    extract = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True)
+
+    class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
+        def validate_result(self, pattern_text: str) -> bool:
+            return bool(extract(pattern_text).fqdn)
+
+    return OfflineEmailRecognizer
+
+
+def _nlp_engine(ner_model: str | None) -> Any:
+    """A Presidio NLP engine over a blank spaCy English pipeline, or over the installed pipeline ``ner_model``."""
+    import spacy
+    from presidio_analyzer.nlp_engine import SpacyNlpEngine
+    from spacy.language import Language
+
+    if "lmdeck_lower_lemma" not in Language.factories:
+
+        @Language.component("lmdeck_lower_lemma")
+        def lower_lemma(doc: Any) -> Any:
+            # Presidio matches context words ("card", "ssn") against lemmas; a blank pipeline has none.
+            for token in doc:
+                token.lemma_ = token.lower_
+            return doc
+
+    if ner_model is None:
+        nlp = spacy.blank("en")
+        nlp.add_pipe("lmdeck_lower_lemma")
+    else:
+        nlp = spacy.load(ner_model)
+
+    class PreloadedSpacyNlpEngine(SpacyNlpEngine):  # type: ignore[misc]
+        def load(self) -> None:
+            self.nlp = {"en": nlp}  # type: ignore[assignment]
+
+    engine = PreloadedSpacyNlpEngine(models=[{"lang_code": "en", "model_name": ner_model or "blank:en"}])
+    engine.load()
+    return engine
+
+
+_build_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_analyzer(
+    entities: tuple[str, ...], phone_regions: tuple[str, ...], ner_model: str | None
+) -> AnalyzerEngine:
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer, SpacyRecognizer
+
+    builders = _recognizer_builders()
+    recognizers: list[EntityRecognizer] = []
+    for entity in entities:
+        if entity in builders:
+            recognizers.extend(builders[entity]())
+    if "PHONE_NUMBER" in entities:
+        recognizers.append(PhoneRecognizer(supported_regions=phone_regions))
+    ner = [e for e in entities if e in NER_ENTITIES]
+    if ner:
+        recognizers.append(SpacyRecognizer(supported_entities=ner))
+    registry = RecognizerRegistry(recognizers=recognizers, supported_languages=["en"])
+    return AnalyzerEngine(registry=registry, nlp_engine=_nlp_engine(ner_model), supported_languages=["en"])
+
+
+def _analyzer(entities: tuple[str, ...], phone_regions: tuple[str, ...], ner_model: str | None) -> AnalyzerEngine:
+    # lru_cache alone may build twice when two threads miss at once; the lock makes the first build the only one.
+    with _build_lock:
+        return _cached_analyzer(entities, phone_regions, ner_model)
+
+
+def resolve_overlaps(spans: Iterable[Span]) -> list[Span]:
+    """Spans that do not overlap, in text order: of two that do, the higher score wins, then the longer.
+
+    >>> resolve_overlaps([Span(0, 10, "CREDIT_CARD", 1.0), Span(5, 10, "PHONE_NUMBER", 0.4)])
+    [Span(start=0, end=10, entity='CREDIT_CARD', score=1.0)]
+    """
+    kept: list[Span] = []
+    for span in sorted(spans, key=lambda s: (-s.score, -(s.end - s.start), s.start)):
+        if all(span.end <= other.start or other.end <= span.start for other in kept):
+            kept.append(span)
+    return sorted(kept, key=lambda s: s.start)
+
+
+class PiiDetector:
+    """Finds PII in a text: ``spans(text) -> list[Span]`` (blocking; the analyzer is built on first use).
+
+    >>> PiiDetector(entities=("IP_ADDRESS",)).spans("ping 10.0.0.7 and release 1.2.3.4")
+    [Span(start=5, end=13, entity='IP_ADDRESS', score=0.6)]
+    """
+
+    def __init__(
+        self,
+        entities: Sequence[str] = DEFAULT_ENTITIES,
+        score_threshold: float = 0.4,
+        phone_regions: Sequence[str] = DEFAULT_PHONE_REGIONS,
+        ner_model: str | None = None,
+    ) -> None:
+        self.entities = tuple(entities)
+        self.score_threshold = score_threshold
+        self.phone_regions = tuple(phone_regions)
+        self.ner_model = ner_model
+
+    def analyzer(self) -> AnalyzerEngine:
+        """The shared Presidio analyzer for this configuration (built on the first call, seconds)."""
+        return _analyzer(self.entities, self.phone_regions, self.ner_model)
+
+    def spans(self, text: str) -> list[Span]:
+        """Non-overlapping spans of ``text`` with a score >= ``score_threshold``, in text order."""
+        if not text.strip():
+            return []
+        results = self.analyzer().analyze(
+            text=text, language="en", entities=list(self.entities), score_threshold=self.score_threshold
+        )
+        found = []
+        for r in results:
+            if r.end <= r.start:
+                continue
+            if r.entity_type == "IP_ADDRESS" and _VERSION_BEFORE.search(text, 0, r.start):
+                continue
+            found.append(Span(r.start, r.end, r.entity_type, round(min(max(float(r.score), 0.0), 1.0), 4)))
+        return resolve_overlaps(found)
+
+
+def _options(
+    entities: Sequence[str] | None, score_threshold: float, phone_regions: Sequence[str], ner_model: str | None
+) -> tuple[tuple[str, ...], float, tuple[str, ...], str | None]:
+    if entities is None:
+        chosen = DEFAULT_ENTITIES
+    elif isinstance(entities, str) or not all(isinstance(e, str) for e in entities) or not entities:
+        raise GuardrailError(
+            "pii: entities must be a non-empty list of entity types, e.g. [EMAIL_ADDRESS, CREDIT_CARD]"
+        )
+    else:
+        chosen = tuple(dict.fromkeys(e.upper() for e in entities))
+    allowed = set(SUPPORTED_ENTITIES) | (set(NER_ENTITIES) if ner_model else set())
+    unknown = [e for e in chosen if e not in allowed]
+    if unknown:
+        hint = " (names need ner_model: an installed spaCy pipeline)" if set(unknown) & set(NER_ENTITIES) else ""
+        raise GuardrailError(
+            f"pii: unknown entity type(s) {', '.join(unknown)}{hint}; known: {', '.join(sorted(allowed))}"
+        )
+    if isinstance(score_threshold, bool) or not isinstance(score_threshold, int | float):
+        raise GuardrailError("pii: score_threshold must be a number in [0, 1], e.g. 0.4")
+    if not 0.0 <= float(score_threshold) <= 1.0:
+        raise GuardrailError(f"pii: score_threshold must be in [0, 1], got {score_threshold!r}")
+    if isinstance(phone_regions, str) or not all(isinstance(r, str) and len(r) == 2 for r in phone_regions):
+        raise GuardrailError('pii: phone_regions must be a list of two-letter region codes, e.g. ["US", "GB"]')
+    if ner_model is not None:
+        if not isinstance(ner_model, str) or not ner_model:
+            raise GuardrailError("pii: ner_model must be the name or path of an installed spaCy pipeline")
+        if importlib.util.find_spec(ner_model.replace("-", "_")) is None and not Path(ner_model).exists():
+            raise GuardrailError(
+                f"pii: ner_model {ner_model!r} is not an installed spaCy pipeline; install its package "
+                "(lmdeck downloads nothing at run time) or drop ner_model to use the pattern recognizers only"
+            )
+    return chosen, float(score_threshold), tuple(r.upper() for r in phone_regions), ner_model
+
+
+class PiiGuardrail:
+    """Personal data (Presidio): a ``mask`` verdict with one span per email, phone, card, IBAN, IP or national id.
+
+    Options: ``entities`` (default EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD, IBAN_CODE,
+    IP_ADDRESS, US_SSN, UK_NINO; more in ``SUPPORTED_ENTITIES``), ``score_threshold`` (0.4:
+    Presidio's score below which a match is dropped; checksummed matches score 1.0),
+    ``phone_regions`` (where numbers without a ``+country`` prefix are read), ``ner_model``
+    (an installed spaCy pipeline, to find PERSON). The reason names entity types and counts,
+    never the text found.
+    """
+
+    name = "pii"
+    cost: CostClass = "fast"
+    stages: frozenset[Stage] = frozenset({"input", "output"})
+
+    def __init__(
+        self,
+        resources: GuardResources | None = None,
+        entities: Sequence[str] | None = None,
+        score_threshold: float = 0.4,
+        phone_regions: Sequence[str] = DEFAULT_PHONE_REGIONS,
+        ner_model: str | None = None,
+    ) -> None:
+        chosen, threshold, regions, model = _options(entities, score_threshold, phone_regions, ner_model)
+        self.detector = PiiDetector(chosen, threshold, regions, model)
+
+    async def check(self, text: str, ctx: GuardContext) -> Verdict:
+        spans = await asyncio.to_thread(self.detector.spans, text)
+        if not spans:
+            return PASS
+        counts: dict[str, int] = {}
+        for span in spans:
+            counts[span.entity] = counts.get(span.entity, 0) + 1
+        reason = "PII: " + ", ".join(f"{n} {entity}" for entity, n in sorted(counts.items()))
+        return Verdict("mask", score=max(s.score for s in spans), reason=reason, spans=tuple(spans))
+
+
+def register(registry: GuardrailRegistry) -> None:
+    registry.add("pii", PiiGuardrail)

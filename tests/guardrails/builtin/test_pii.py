@@ -1,0 +1,162 @@
+"""The pii guardrail: Presidio's pattern recognizers over a blank spaCy pipeline, exact spans, no text in reasons."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from lmdeck.guardrails.base import GuardContext, GuardrailError, GuardResources, Span
+from lmdeck.guardrails.builtin import pii
+from lmdeck.guardrails.builtin.pii import PiiDetector, PiiGuardrail, resolve_overlaps
+from lmdeck.guardrails.registry import GuardrailRegistry
+
+INPUT = GuardContext(stage="input")
+
+
+def found(text: str, spans: list[Span] | tuple[Span, ...]) -> list[tuple[str, str]]:
+    return [(text[s.start : s.end], s.entity) for s in spans]
+
+
+@pytest.fixture(scope="module")
+def detector() -> PiiDetector:
+    return PiiDetector(pii.SUPPORTED_ENTITIES)
+
+
+def test_registers_as_pii_and_builds_with_the_default_entities() -> None:
+    registry = GuardrailRegistry()
+    pii.register(registry)
+    guard = registry.create("pii")
+    assert guard.name == "pii" and guard.cost == "fast"
+    assert guard.stages == frozenset({"input", "output"})
+    assert isinstance(guard, PiiGuardrail)
+    assert guard.detector.entities == pii.DEFAULT_ENTITIES
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mail ana.lopez+tag@mail.example.co.uk today", [("ana.lopez+tag@mail.example.co.uk", "EMAIL_ADDRESS")]),
+        ("card 4111 1111 1111 1111 exp 09/27", [("4111 1111 1111 1111", "CREDIT_CARD")]),
+        ("amex 3782-822463-10005 please", [("3782-822463-10005", "CREDIT_CARD")]),
+        ("pay to GB82 WEST 1234 5698 7654 32 now", [("GB82 WEST 1234 5698 7654 32", "IBAN_CODE")]),
+        ("IBAN DE89370400440532013000.", [("DE89370400440532013000", "IBAN_CODE")]),
+        (
+            "from 192.168.1.20 and 2001:db8::8a2e:370:7334",
+            [("192.168.1.20", "IP_ADDRESS"), ("2001:db8::8a2e:370:7334", "IP_ADDRESS")],
+        ),
+        ("my ssn is 536-22-8145", [("536-22-8145", "US_SSN")]),
+        ("national insurance number AB 12 34 56 C", [("AB 12 34 56 C", "UK_NINO")]),
+        (
+            "call +44 20 7946 0958 or (415) 555-0132",
+            [("+44 20 7946 0958", "PHONE_NUMBER"), ("(415) 555-0132", "PHONE_NUMBER")],
+        ),
+    ],
+)
+def test_finds_structured_pii_at_exact_offsets(
+    detector: PiiDetector, text: str, expected: list[tuple[str, str]]
+) -> None:
+    assert found(text, detector.spans(text)) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "card 4111 1111 1111 1112 fails the Luhn check",
+        "IBAN GB82 WEST 1234 5698 7654 33 has a wrong check digit",
+        "upgrade to version 1.2.3.4 or v10.0.0.1 of the agent",
+        "ssn 000-12-3456 and 666-45-6789 are never issued",
+        "mail me at ana@localhost",
+        "",
+        "   ",
+    ],
+)
+def test_lookalikes_are_not_pii(detector: PiiDetector, text: str) -> None:
+    assert detector.spans(text) == []
+
+
+async def test_check_masks_with_spans_and_a_reason_without_the_text() -> None:
+    guard = PiiGuardrail(GuardResources(), entities=["EMAIL_ADDRESS", "CREDIT_CARD"])
+    text = "I am ana@example.org, card 4111111111111111, and bob@example.com"
+    verdict = await guard.check(text, INPUT)
+    assert verdict.finding == "mask" and verdict.score == 1.0
+    assert found(text, verdict.spans) == [
+        ("ana@example.org", "EMAIL_ADDRESS"),
+        ("4111111111111111", "CREDIT_CARD"),
+        ("bob@example.com", "EMAIL_ADDRESS"),
+    ]
+    assert verdict.reason == "PII: 1 CREDIT_CARD, 2 EMAIL_ADDRESS"
+    assert "ana" not in verdict.reason and "4111" not in verdict.reason
+
+
+async def test_only_the_configured_entities_are_found() -> None:
+    guard = PiiGuardrail(GuardResources(), entities=["ip_address"])
+    verdict = await guard.check("ana@example.org from 10.1.2.3", INPUT)
+    assert [s.entity for s in verdict.spans] == ["IP_ADDRESS"]
+    assert (await guard.check("ana@example.org", INPUT)).passed
+
+
+async def test_the_score_threshold_drops_weak_matches() -> None:
+    text = "call (415) 555-0132"
+    assert (await PiiGuardrail(entities=["PHONE_NUMBER"], score_threshold=0.4).check(text, INPUT)).finding == "mask"
+    assert (await PiiGuardrail(entities=["PHONE_NUMBER"], score_threshold=0.9).check(text, INPUT)).passed
+
+
+def test_overlapping_matches_keep_the_stronger() -> None:
+    spans = [Span(0, 16, "CREDIT_CARD", 1.0), Span(4, 16, "PHONE_NUMBER", 0.4), Span(20, 25, "US_SSN", 0.5)]
+    assert resolve_overlaps(spans) == [Span(0, 16, "CREDIT_CARD", 1.0), Span(20, 25, "US_SSN", 0.5)]
+    assert resolve_overlaps([Span(0, 4, "A", 0.5), Span(0, 9, "B", 0.5)]) == [Span(0, 9, "B", 0.5)]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"entities": ["EMAIL_ADDRESS", "SHOE_SIZE"]}, "unknown entity type(s) SHOE_SIZE"),
+        ({"entities": ["PERSON"]}, "names need ner_model"),
+        ({"entities": "EMAIL_ADDRESS"}, "entities must be a non-empty list"),
+        ({"entities": []}, "entities must be a non-empty list"),
+        ({"score_threshold": 1.5}, "score_threshold must be in [0, 1]"),
+        ({"score_threshold": "high"}, "score_threshold must be a number"),
+        ({"phone_regions": "US"}, "phone_regions must be a list"),
+        ({"ner_model": "no_such_spacy_pipeline_xyz"}, "is not an installed spaCy pipeline"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+def test_bad_options_are_refused_by_name(options: dict[str, object], message: str) -> None:
+    registry = GuardrailRegistry()
+    pii.register(registry)
+    with pytest.raises(GuardrailError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        registry.create("pii", options)
+
+
+async def test_checks_run_off_the_event_loop_and_share_one_analyzer() -> None:
+    guard = PiiGuardrail(entities=["EMAIL_ADDRESS"])
+    loop_thread = threading.get_ident()
+    seen: list[int] = []
+    original = guard.detector.spans
+
+    def spans(text: str) -> list[Span]:
+        seen.append(threading.get_ident())
+        return original(text)
+
+    guard.detector.spans = spans  # type: ignore[method-assign]
+    verdicts = await asyncio.gather(*(guard.check(f"u{i}@example.org", INPUT) for i in range(8)))
+    assert all(v.finding == "mask" for v in verdicts)
+    assert loop_thread not in seen
+    other = PiiGuardrail(entities=["EMAIL_ADDRESS"])
+    assert other.detector.analyzer() is guard.detector.analyzer()
+
+
+def test_person_names_come_from_an_installed_spacy_pipeline(tmp_path: object) -> None:
+    spacy = pytest.importorskip("spacy")
+    from pathlib import Path
+
+    folder = Path(str(tmp_path)) / "names_pipeline"
+    nlp = spacy.blank("en")
+    ruler = nlp.add_pipe("entity_ruler")
+    ruler.add_patterns([{"label": "PERSON", "pattern": [{"LOWER": "ana"}, {"LOWER": "lopez"}]}])
+    nlp.to_disk(folder)
+    detector = PiiGuardrail(entities=["PERSON", "EMAIL_ADDRESS"], ner_model=str(folder)).detector
+    text = "Ana Lopez wrote from ana@example.org"
+    assert found(text, detector.spans(text)) == [("Ana Lopez", "PERSON"), ("ana@example.org", "EMAIL_ADDRESS")]
