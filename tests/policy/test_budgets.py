@@ -12,10 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from lmdeck.policy.budgets import Budget, window_of
 from lmdeck.policy.ledger import BudgetExceeded, MemoryBudgetLedger
+from lmdeck.protocol.traces import TraceRecord
+from lmdeck.tracing.sql_store import SQLTraceStore
 from policy.deck import ADMIN_KEY, auth, fake_route, policy_settings, served_deck, started_deck
 
 #: "hi" as one user message: a prompt bound of 2 bytes + 7 format tokens; max_tokens 50.
@@ -206,17 +207,10 @@ async def test_spend_already_recorded_counts_after_a_restart(tmp_path: Path) -> 
         await deck.admin(
             "PUT", "/api/budgets", json={"scope": "key", "subject_id": key["id"], "period": "month", "limit_usd": 1.0}
         )
-        with deck.gateway.db.engine.begin() as conn:  # what the trace writer stored before the restart
-            for cost in (250_000, 500_000):
-                conn.execute(
-                    text(
-                        "INSERT INTO traces (id, trace_id, request_id, span_id, created_at, kind, stream, key_id, "
-                        "cost_micros, status_code, input_tokens, output_tokens, cached_tokens, latency_ms, retries, "
-                        "fallback_used, cache_hit) VALUES (:id, :id, '', '', :t, 'chat', false, :k, :c, 200, "
-                        "0, 0, 0, 0, 0, false, false)"
-                    ),
-                    {"id": f"t{cost}", "t": time.time(), "k": key["id"], "c": cost},
-                )
+        # What the trace writer stored before the restart (traces and their rollups).
+        SQLTraceStore(deck.gateway.db).insert(
+            [TraceRecord(id=f"t{cost}", key_id=key["id"], cost_micros=cost) for cost in (250_000, 500_000)]
+        )
     async with started_deck(settings) as restarted:
         status = (await restarted.admin("GET", "/api/budgets")).json()["data"][0]
         assert status["spent_micros"] == 750_000 and status["spent"] == 0.75

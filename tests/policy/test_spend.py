@@ -63,6 +63,10 @@ async def test_a_team_member_sees_only_its_team(spent: Deck) -> None:
     team = (await spent.admin("POST", "/api/teams", json={"name": "a-team"})).json()
     viewer = await spent.new_key(name="v", role="viewer", team_id=team["id"])
     assert (await report(spent, viewer["key"], by="team"))["data"] == []
+    SQLTraceStore(spent.gateway.db).insert([trace(9, 0.5, team_id=team["id"], user="u9", tags=["z"])])
+    assert groups(await report(spent, viewer["key"], by="user")) == {"u9": 0.5}
+    assert groups(await report(spent, viewer["key"], by="tag")) == {"z": 0.5}
+    assert groups(await report(spent, by="user")) == {"u1": 5.0, "u2": 2.0, "u9": 0.5}
     inference = await spent.new_key(name="i", role="inference", team_id=team["id"])
     denied = await spent.http.get("/api/spend", headers=auth(inference["key"]))
     assert denied.status_code == 403

@@ -27,6 +27,7 @@ from lmdeck.db import Database
 from lmdeck.money import dollars
 from lmdeck.policy.keys import new_id
 from lmdeck.protocol.access import Period, Scope
+from lmdeck.tracing.signals import Signals
 
 log = logging.getLogger(__name__)
 
@@ -151,20 +152,16 @@ class BudgetStore:
             return bool(conn.execute(text("DELETE FROM budgets WHERE id = :id"), {"id": budget_id}).rowcount)
 
     def spent_since(self, budgets: Iterable[Budget], now: float) -> dict[str, int]:
-        """Each budget's spend in its current window (micro-dollars), summed from the stored traces."""
+        """Each budget's spend in its current window (micro-dollars), from the trace rollups
+        (:class:`~lmdeck.tracing.signals.Signals`, exact for any window, no scan of the traces)."""
         out: dict[str, int] = {}
         column = {"key": "key_id", "team": "team_id"}
+        signals = Signals(self.db)
         try:
-            with self.db.engine.connect() as conn:
-                for budget in budgets:
-                    start, _ = budget.window(now)
-                    spent = conn.execute(
-                        text(
-                            f"SELECT SUM(cost_micros) FROM traces WHERE {column[budget.scope]} = :s AND created_at >= :t"
-                        ),
-                        {"s": budget.subject_id, "t": start},
-                    ).scalar()
-                    out[budget.id] = int(spent or 0)
+            for budget in budgets:
+                start, _ = budget.window(now)
+                found = signals.totals(since=start, where={column[budget.scope]: budget.subject_id})
+                out[budget.id] = sum(totals.cost_micros for totals in found)
         except DBAPIError as exc:
             log.warning("could not read past spend from the traces (%s); budgets start from zero", exc)
             return {}

@@ -5,10 +5,10 @@
         print(row.group, row.cost_micros, row.requests)
 
 Costs come from the trace store, so a report covers every gateway process
-writing to it. Reports by key, team, route and model read the trace rollups
-through :class:`~lmdeck.tracing.signals.Signals` (exact for any window, no scan
-of the traces); by user and by tag, which are not rollup dimensions, they read
-the traces. They are summed in whole micro-dollars (exact) and shown in
+writing to it. Every report reads through :class:`~lmdeck.tracing.signals.Signals`
+(exact for any window, no scan of the traces): by key, team, route and model
+from the trace rollups, by user and by tag from the breakdowns the store writer
+keeps beside them (:mod:`lmdeck.tracing.breakdowns`). They are summed in whole micro-dollars (exact) and shown in
 dollars only in :meth:`Report.to_dict`. A ``team_id`` narrows a report to one team (what a non-admin
 caller is shown).
 """
@@ -18,27 +18,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from lmdeck.db import Database
 from lmdeck.money import dollars
 from lmdeck.policy.budgets import window_of
 from lmdeck.protocol.access import GroupBy, Period
+from lmdeck.tracing.breakdowns import Dimension
 from lmdeck.tracing.signals import Signals
 
 #: The rollup dimension of each grouping the rollups answer.
 ROLLUP_DIMENSIONS: dict[str, str] = {"key": "key_id", "team": "team_id", "route": "route", "model": "model"}
-
-#: The traces column each grouping reads; tags live in their own table.
-GROUP_COLUMNS: dict[str, str] = {
-    "key": "traces.key_id",
-    "team": "traces.team_id",
-    "user": "traces.user_id",
-    "route": "traces.route",
-    "model": "traces.upstream_model",
-    "tag": "trace_tags.tag",
-}
+#: The breakdown of each grouping the rollups do not answer (:mod:`lmdeck.tracing.breakdowns`).
+BREAKDOWN_DIMENSIONS: dict[str, Dimension] = {"user": "user", "tag": "tag"}
 
 
 @dataclass(frozen=True)
@@ -100,49 +92,22 @@ class SpendReports:
         team_id: str | None = None,
     ) -> Report:
         start = window_of(period, now)[0] if since is None else since
-        if by in ROLLUP_DIMENSIONS:
-            return self._from_rollups(by, period, start, until, team_id)
-        where = ["traces.created_at >= :since"]
-        params: dict[str, Any] = {"since": start}
-        if until is not None:
-            where.append("traces.created_at < :until")
-            params["until"] = until
-        if team_id is not None:
-            where.append("traces.team_id = :team")
-            params["team"] = team_id
-        column = GROUP_COLUMNS[by]
-        join = " JOIN trace_tags ON trace_tags.record_id = traces.id" if by == "tag" else ""
-        sql = (
-            f"SELECT {column}, SUM(traces.cost_micros), COUNT(*), SUM(traces.input_tokens), SUM(traces.output_tokens) "
-            f"FROM traces{join} WHERE {' AND '.join(where)} GROUP BY {column} ORDER BY 2 DESC"
-        )
-        total_sql = f"SELECT SUM(traces.cost_micros) FROM traces WHERE {' AND '.join(where)}"
+        where = {"team_id": team_id} if team_id is not None else {}
         try:
-            with self.db.engine.connect() as conn:
-                rows = [
-                    SpendRow(
-                        group=r[0],
-                        cost_micros=int(r[1] or 0),
-                        requests=int(r[2]),
-                        input_tokens=int(r[3] or 0),
-                        output_tokens=int(r[4] or 0),
-                    )
-                    for r in conn.execute(text(sql), params)
-                ]
-                total = int(conn.execute(text(total_sql), params).scalar() or 0)
+            if by in ROLLUP_DIMENSIONS:
+                dimension = ROLLUP_DIMENSIONS[by]
+                groups = self.signals.totals(by=(dimension,), since=start, until=until, where=where)
+                total = sum(g.cost_micros for g in groups)
+            else:
+                dimension = BREAKDOWN_DIMENSIONS[by]
+                groups = self.signals.breakdown(dimension, since=start, until=until, team_id=team_id)
+                # A trace with two tags is in two tag rows: the total counts each request once.
+                total = sum(g.cost_micros for g in self.signals.totals(since=start, until=until, where=where))
         except DBAPIError:
-            rows, total = [], 0
-        return Report(by=by, period=period, since=start, until=until, rows=rows, total_cost_micros=total)
-
-    def _from_rollups(self, by: GroupBy, period: Period, since: float, until: float | None, team: str | None) -> Report:
-        where = {"team_id": team} if team is not None else {}
-        try:
-            groups = self.signals.totals(by=(ROLLUP_DIMENSIONS[by],), since=since, until=until, where=where)
-        except DBAPIError:
-            groups = []
+            groups, total = [], 0
         rows = [
             SpendRow(
-                group=g.group[ROLLUP_DIMENSIONS[by]],
+                group=g.group[dimension],
                 cost_micros=g.cost_micros,
                 requests=g.requests,
                 input_tokens=g.input_tokens,
@@ -151,8 +116,7 @@ class SpendReports:
             for g in groups
         ]
         rows.sort(key=lambda r: (-r.cost_micros, str(r.group)))
-        total = sum(r.cost_micros for r in rows)
-        return Report(by=by, period=period, since=since, until=until, rows=rows, total_cost_micros=total)
+        return Report(by=by, period=period, since=start, until=until, rows=rows, total_cost_micros=total)
 
 
 def spend_report(db: Database, options: dict[str, Any], minute_days: int | None = 30) -> Report:

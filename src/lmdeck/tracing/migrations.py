@@ -231,3 +231,36 @@ def rollup_levels(conn: Connection) -> None:
 
         kept = conn.execute(text("SELECT 1 FROM trace_rollups LIMIT 1")).first() is not None
         fill(conn, levels=(ROUTE,) if kept else (FULL, ROUTE))
+
+
+@migrations("0008_trace_breakdowns")
+def create_breakdowns(conn: Connection) -> None:
+    """``trace_breakdowns``: hourly and daily requests, errors, tokens and cost per team x user and per
+    team x tag, for spend by user and by tag without a scan (see tracing/breakdowns.py); filled from the
+    traces already stored."""
+    meta = MetaData()
+    breakdowns = Table(
+        "trace_breakdowns",
+        meta,
+        Column("id", String(32), primary_key=True),
+        Column("grain", Integer, nullable=False),
+        Column("bucket", BigInteger, nullable=False),
+        Column("dimension", String(8), nullable=False),
+        Column("value", String(256)),
+        Column("team_id", String(64)),
+        *(
+            Column(name, BigInteger, nullable=False, default=0)
+            for name in ("requests", "errors", "input_tokens", "output_tokens", "cost_micros")
+        ),
+    )
+    Index(
+        "ix_trace_breakdowns_dimension_grain_bucket",
+        breakdowns.c.dimension,
+        breakdowns.c.grain,
+        breakdowns.c.bucket,
+    )
+    meta.create_all(conn)
+    if conn.execute(text("SELECT 1 FROM traces LIMIT 1")).first() is not None:
+        from lmdeck.tracing.breakdowns import fill
+
+        fill(conn)

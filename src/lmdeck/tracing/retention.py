@@ -11,8 +11,8 @@ and :func:`~lmdeck.tracing.rollups.rebuild` (which recomputes only the days the
 raw traces still cover) keeps the older rollups as they are.
 
 Deleting a trace deletes its tags and its search entry. Hour and day rollups
-keep spend, error and latency history for ``rollup_days`` (13 months by
-default); minute rollups, read only for windows that do not start or end on an
+(and the breakdowns by user and tag) keep spend, error and latency history for
+``rollup_days`` (13 months by default); minute rollups, read only for windows that do not start or end on an
 hour, are kept ``minute_days``.
 """
 
@@ -25,6 +25,7 @@ from sqlalchemy import Connection, bindparam, delete, select, text
 
 from lmdeck.db import Database
 from lmdeck.settings import TraceRetentionSettings
+from lmdeck.tracing.breakdowns import prune as prune_breakdowns
 from lmdeck.tracing.rollups import DAY, HOUR, MINUTE
 from lmdeck.tracing.rollups import prune as prune_rollups
 from lmdeck.tracing.schema import trace_tags, traces
@@ -53,6 +54,8 @@ class Pruned:
     traces: int = 0
     minute_rollups: int = 0
     rollups: int = 0
+    #: Hour and day breakdowns by user and tag (:mod:`lmdeck.tracing.breakdowns`).
+    breakdowns: int = 0
 
 
 def cutoff(days: int, now: float) -> float:
@@ -87,11 +90,12 @@ def prune(db: Database, policy: Retention, *, now: float) -> Pruned:
             deleted_traces += count
             if count < _CHUNK:
                 break
-    minutes = rollups = 0
+    minutes = rollups = breakdowns = 0
     with db.engine.begin() as conn:
         if policy.minute_days is not None:
             minutes = prune_rollups(conn, MINUTE, cutoff(policy.minute_days, now))
         if policy.rollup_days is not None:
             before = cutoff(policy.rollup_days, now)
             rollups = prune_rollups(conn, HOUR, before) + prune_rollups(conn, DAY, before)
-    return Pruned(traces=deleted_traces, minute_rollups=minutes, rollups=rollups)
+            breakdowns = prune_breakdowns(conn, before)
+    return Pruned(traces=deleted_traces, minute_rollups=minutes, rollups=rollups, breakdowns=breakdowns)

@@ -49,6 +49,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from lmdeck.db import Database
+from lmdeck.tracing import breakdowns
 from lmdeck.tracing.schema import traces
 from lmdeck.tracing.sketch import Sketch
 
@@ -326,7 +327,8 @@ _SOURCE = (
 
 
 def rebuild(db: Database, *, chunk: int = 20_000) -> int:
-    """Recompute the rollups of the days the raw traces cover; the number of traces read.
+    """Recompute the rollups and the breakdowns (:mod:`lmdeck.tracing.breakdowns`) of the days the raw
+    traces cover; the number of traces read.
 
     Rollups from before the oldest stored trace's UTC day (their traces pruned by
     retention) are kept as they are. One transaction: the rollups are locked
@@ -335,13 +337,16 @@ def rebuild(db: Database, *, chunk: int = 20_000) -> int:
     """
     with db.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("LOCK TABLE trace_rollups IN EXCLUSIVE MODE")
+            conn.exec_driver_sql("LOCK TABLE trace_rollups, trace_breakdowns IN EXCLUSIVE MODE")
         oldest = conn.execute(select(func.min(traces.c.created_at))).scalar()
         if oldest is None:
             return 0  # no raw traces: nothing to recompute, and the rollups are all there is
         since = int(oldest // DAY) * DAY
         conn.execute(delete(trace_rollups).where(trace_rollups.c.bucket >= since))
-        return fill(conn, chunk=chunk)
+        breakdowns.clear(conn, since)
+        read = fill(conn, chunk=chunk)
+        breakdowns.fill(conn, chunk=chunk)
+        return read
 
 
 def fill(conn: Connection, *, chunk: int = 20_000, levels: Sequence[int] = (FULL, ROUTE)) -> int:

@@ -5,8 +5,10 @@
     signals.totals(by=("team_id",), since=t0, where={"route": "demo"})
     signals.series(step=3600, by=("route",), since=t0, until=t1, quantiles=(0.5, 0.95, 0.99))
     signals.series(step=60, by=("target",), since=now - 3600, until=now)  # error rate per target per minute
+    signals.breakdown("user", since=t0, team_id="team_1")                # spend per user (or per "tag")
 
-This is the one reader of :mod:`lmdeck.tracing.rollups`: the spend API, the
+This is the one reader of :mod:`lmdeck.tracing.rollups` and
+:mod:`lmdeck.tracing.breakdowns`: the spend API, budgets' starting spend, the
 traces summary and anything that charts or alerts on traffic go through it,
 never through a scan of ``traces``.
 
@@ -35,6 +37,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, func, select
 
 from lmdeck.db import Database
+from lmdeck.tracing.breakdowns import COUNTERS as BREAKDOWN_COUNTERS
+from lmdeck.tracing.breakdowns import DIMENSIONS as BREAKDOWN_DIMENSIONS
+from lmdeck.tracing.breakdowns import GRAINS as BREAKDOWN_GRAINS
+from lmdeck.tracing.breakdowns import Dimension, raw_source, trace_breakdowns
+from lmdeck.tracing.breakdowns import counters_of as breakdown_counters
 from lmdeck.tracing.rollups import (
     COUNTERS,
     DAY,
@@ -49,7 +56,7 @@ from lmdeck.tracing.rollups import (
     dimensions_of,
     trace_rollups,
 )
-from lmdeck.tracing.schema import traces
+from lmdeck.tracing.schema import trace_tags, traces
 from lmdeck.tracing.sketch import Sketch
 
 #: The ``traces`` expression of each rollup dimension, for the raw slivers of a window.
@@ -206,7 +213,75 @@ class Signals:
         since = math.floor(since / step) * step
         return self._run(by=by, since=since, until=until, where=where or {}, step=step, quantiles=quantiles)
 
+    def breakdown(
+        self,
+        dimension: Dimension,
+        *,
+        since: float,
+        until: float | None = None,
+        team_id: str | None = None,
+    ) -> list[Totals]:
+        """One :class:`Totals` per user (``dimension="user"``) or tag (``"tag"``) over ``[since, until)``, most
+        cost first; ``team_id`` keeps one team's traces. Only the counters of
+        :data:`lmdeck.tracing.breakdowns.COUNTERS` are filled (no cached tokens, cache hits or latency).
+
+        Read from ``trace_breakdowns`` (whole hours and days) and the raw traces (the slivers under an
+        hour at either end): exact for any window. A trace with two tags counts in both.
+        """
+        if dimension not in BREAKDOWN_DIMENSIONS:
+            raise SignalError("dimension", f"one of {', '.join(BREAKDOWN_DIMENSIONS)}, got {dimension!r}")
+        since, until = self._kept(since, until, HOUR)
+        groups: dict[Any, Totals] = {}
+
+        def fold(value: Any, counters: Sequence[Any]) -> None:
+            totals = groups.get(value)
+            if totals is None:
+                totals = groups[value] = Totals({dimension: value})
+            for name, count in zip(BREAKDOWN_COUNTERS, counters, strict=True):
+                setattr(totals, name, getattr(totals, name) + int(count or 0))
+
+        b = trace_breakdowns.c
+        with self.db.engine.connect() as conn:
+            for piece in plan(since, until, BREAKDOWN_GRAINS):
+                if piece.grain:
+                    conditions = [b.dimension == dimension, b.grain == piece.grain, b.bucket >= piece.start]
+                    if piece.end is not None:
+                        conditions.append(b.bucket < piece.end)
+                    if team_id is not None:
+                        conditions.append(b.team_id == team_id)
+                    stmt = select(b.value, *(func.sum(b[n]) for n in BREAKDOWN_COUNTERS)).where(and_(*conditions))
+                    for row in conn.execute(stmt.group_by(b.value)):
+                        fold(row[0], row[1:])
+                else:
+                    for row in conn.execute(self._raw_breakdown(dimension, piece, team_id)):
+                        fold(row.value, breakdown_counters(row._mapping))
+        return sorted(groups.values(), key=lambda t: (-t.cost_micros, str(t.group[dimension])))
+
     # -- the work ------------------------------------------------------------------------------
+
+    def _kept(self, since: float, until: float | None, grain: int) -> tuple[float, float | None]:
+        """``since`` and ``until`` moved out to a whole ``grain`` where the raw traces and minute rollups
+        that a sliver would read are pruned already."""
+        if self.minute_days is not None:
+            kept_from = self.clock() - self.minute_days * DAY
+            if since < kept_from:
+                since = math.floor(since / grain) * grain
+            if until is not None and until < kept_from:
+                until = math.ceil(until / grain) * grain
+        return since, until
+
+    @staticmethod
+    def _raw_breakdown(dimension: Dimension, piece: Piece, team_id: str | None) -> Select[Any]:
+        t = traces.c
+        conditions: list[ColumnElement[bool]] = [t.created_at >= piece.start]
+        if piece.end is not None:
+            conditions.append(t.created_at < piece.end)
+        if team_id is not None:
+            conditions.append(t.team_id == team_id)
+        stmt = select(*raw_source(dimension))
+        if dimension == "tag":
+            stmt = stmt.select_from(traces.join(trace_tags, trace_tags.c.record_id == t.id))
+        return stmt.where(and_(*conditions))
 
     def _run(
         self,
@@ -218,12 +293,7 @@ class Signals:
         step: int | None,
         quantiles: Sequence[float],
     ) -> list[Totals]:
-        if self.minute_days is not None:
-            kept_from = self.clock() - self.minute_days * DAY
-            if since < kept_from:
-                since = math.floor(since / HOUR) * HOUR
-            if until is not None and until < kept_from:
-                until = math.ceil(until / HOUR) * HOUR
+        since, until = self._kept(since, until, HOUR)
         _check_dimensions(by, "by")
         _check_dimensions(where, "where")
         for q in quantiles:

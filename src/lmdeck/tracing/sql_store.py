@@ -21,6 +21,8 @@ from sqlalchemy.sql.dml import Insert
 
 from lmdeck.db import Database
 from lmdeck.protocol.traces import TraceRecord
+from lmdeck.tracing.breakdowns import Breakdowns
+from lmdeck.tracing.breakdowns import apply as apply_breakdowns
 from lmdeck.tracing.query import Cursor, TracePage, TraceQuery
 from lmdeck.tracing.retention import Pruned, Retention, prune
 from lmdeck.tracing.rollups import Rollups, apply, rebuild
@@ -93,7 +95,8 @@ class SQLTraceStore:
             known = ", ".join(sorted(INSERT_OR_IGNORE))
             raise ValueError(f"traces cannot be stored in {dialect!r}: use a {known} URL for database_url")
         self.db = db
-        #: Keep ``trace_rollups`` up to date with each insert (see :mod:`lmdeck.tracing.rollups`).
+        #: Keep ``trace_rollups`` and ``trace_breakdowns`` up to date with each insert (see
+        #: :mod:`lmdeck.tracing.rollups` and :mod:`lmdeck.tracing.breakdowns`).
         self.rollups = rollups
         #: Keep ``trace_search`` up to date with each insert (see :mod:`lmdeck.tracing.search`).
         self.search = search
@@ -122,7 +125,9 @@ class SQLTraceStore:
                     conn.execute(self._insert_search, found)
             if self.rollups and stored:
                 # Only the traces this insert stored: one read again after a crash is counted once.
-                apply(conn, Rollups.of_rows(row for row in rows if row["id"] in stored))
+                new = [row for row in rows if row["id"] in stored]
+                apply(conn, Rollups.of_rows(new))
+                apply_breakdowns(conn, Breakdowns.of_rows(new, (tag for tag in tags if tag["record_id"] in stored)))
 
     def get(self, id: str) -> TraceRecord | None:
         with self.db.engine.connect() as conn:
