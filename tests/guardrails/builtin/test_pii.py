@@ -160,3 +160,35 @@ def test_person_names_come_from_an_installed_spacy_pipeline(tmp_path: object) ->
     detector = PiiGuardrail(entities=["PERSON", "EMAIL_ADDRESS"], ner_model=str(folder)).detector
     text = "Ana Lopez wrote from ana@example.org"
     assert found(text, detector.spans(text)) == [("Ana Lopez", "PERSON"), ("ana@example.org", "EMAIL_ADDRESS")]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mastercard 2221 3982 5979 1900 on file", [("2221 3982 5979 1900", "CREDIT_CARD")]),
+        ("mastercard 2221 3982 5979 1901 fails Luhn", []),
+        ("Timestamp 1622051034 is in seconds", []),
+        ("mobile 4155550132 after 5", [("4155550132", "PHONE_NUMBER")]),
+        ("IBAN NL78 OGGR 8751 4780 75 was rejected", []),
+        ("card 4934 7776 5803 1472 is invalid", []),
+        ("pip install tool==6.4.1.1 fixed it", []),
+        ("connect to 10.2.3.4:8443 timed out", [("10.2.3.4", "IP_ADDRESS")]),
+    ],
+)
+def test_lookalike_rules_on_top_of_presidio(detector: PiiDetector, text: str, expected: list[tuple[str, str]]) -> None:
+    assert found(text, detector.spans(text)) == expected
+
+
+@pytest.mark.parametrize(
+    ("entity", "text", "value"),
+    [
+        ("ES_NIF", "NIF 12345678Z para la factura", "12345678Z"),
+        ("IT_FISCAL_CODE", "codice fiscale RSSMRA85T10A562S", "RSSMRA85T10A562S"),
+        ("UK_NHS", "NHS number 943 476 5919", "943 476 5919"),
+        ("MAC_ADDRESS", "device 00:1A:2B:3C:4D:5E joined", "00:1A:2B:3C:4D:5E"),
+    ],
+)
+def test_every_optional_entity_type_has_a_working_recognizer(
+    detector: PiiDetector, entity: str, text: str, value: str
+) -> None:
+    assert (value, entity) in found(text, detector.spans(text))

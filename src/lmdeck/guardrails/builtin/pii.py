@@ -50,8 +50,14 @@ DEFAULT_ENTITIES: tuple[str, ...] = (
 #: Presidio's regions for numbers written without a country code (``+44 …`` is found whatever the region).
 DEFAULT_PHONE_REGIONS: tuple[str, ...] = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR")
 
-#: A dotted quad right after these words is a version or a build, not an address.
-_VERSION_BEFORE = re.compile(r"(?:\bv|\bversion|\brelease|\bbuild|\bver\.?)\s*$", re.IGNORECASE)
+#: IBAN-shaped text: a phone number inside it is a piece of an account number that failed its check.
+_IBAN_SHAPE = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
+
+#: A dotted quad right after these words (or a requirement's ``==``) is a version or a build, not an address.
+_VERSION_BEFORE = re.compile(r"(?:\bv|\bversion|\brelease|\bbuild|\bver\.?|[=~<>]=)\s*$", re.IGNORECASE)
+
+#: Four groups of four digits: a card number that failed its Luhn check, not a phone number.
+_CARD_SHAPE = re.compile(r"\d{4}([ -]?)\d{4}\1\d{4}\1\d{4}")
 
 
 def _recognizer_builders() -> dict[str, Callable[[], list[EntityRecognizer]]]:
@@ -62,7 +68,7 @@ def _recognizer_builders() -> dict[str, Callable[[], list[EntityRecognizer]]]:
     return {
         "EMAIL_ADDRESS": lambda: [email()],
         "PHONE_NUMBER": lambda: [],  # built with its regions in _build_analyzer
-        "CREDIT_CARD": lambda: [pr.CreditCardRecognizer()],
+        "CREDIT_CARD": lambda: [_card_recognizer()],
         "IBAN_CODE": lambda: [pr.IbanRecognizer()],
         "IP_ADDRESS": lambda: [pr.IpRecognizer()],
         "MAC_ADDRESS": lambda: [pr.MacAddressRecognizer()],
@@ -74,8 +80,8 @@ def _recognizer_builders() -> dict[str, Callable[[], list[EntityRecognizer]]]:
         "US_DRIVER_LICENSE": lambda: [pr.UsLicenseRecognizer()],
         "UK_NINO": lambda: [pr.UkNinoRecognizer()],
         "UK_NHS": lambda: [pr.NhsRecognizer()],
-        "ES_NIF": lambda: [pr.EsNifRecognizer()],
-        "IT_FISCAL_CODE": lambda: [pr.ItFiscalCodeRecognizer()],
+        "ES_NIF": lambda: [pr.EsNifRecognizer(supported_language="en")],
+        "IT_FISCAL_CODE": lambda: [pr.ItFiscalCodeRecognizer(supported_language="en")],
         "IN_PAN": lambda: [pr.InPanRecognizer()],
         "IN_AADHAAR": lambda: [pr.InAadhaarRecognizer()],
         "SG_NRIC_FIN": lambda: [pr.SgFinRecognizer()],
@@ -123,6 +129,42 @@ def _offline_email_recognizer() -> Callable[[], EntityRecognizer]:
     return OfflineEmailRecognizer
 
 
+def _card_recognizer() -> EntityRecognizer:
+    """Presidio's card recognizer (Luhn-checked) plus Mastercard's 2221-2720 range, which its pattern lacks."""
+    from presidio_analyzer import Pattern
+    from presidio_analyzer.predefined_recognizers import CreditCardRecognizer
+
+    two_series = Pattern(
+        "Mastercard 2-series (weak)",
+        r"\b(2(?:22[1-9]|2[3-9]\d|[3-6]\d{2}|7[01]\d|720))[- ]?(\d{4})[- ]?(\d{4})[- ]?(\d{4})\b",
+        0.3,
+    )
+    return CreditCardRecognizer(patterns=[*CreditCardRecognizer.PATTERNS, two_series])
+
+
+#: Numbers a bare digit run scores without a context word ("phone", "call"…) nearby: under the default threshold.
+_BARE_DIGITS_SCORE = 0.3
+
+
+def _phone_recognizer(regions: tuple[str, ...]) -> EntityRecognizer:
+    """Presidio's phone recognizer (python-phonenumbers), doubting bare digit runs.
+
+    Ten digits with no ``+``, space, dash, dot or bracket are as often a timestamp or an id as
+    a phone number: they score below the default threshold unless a context word lifts them.
+    """
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    class ContextualPhoneRecognizer(PhoneRecognizer):  # type: ignore[misc]
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
+            results = super().analyze(text, entities, nlp_artifacts)
+            for result in results:
+                if text[result.start : result.end].isdigit():
+                    result.score = min(result.score, _BARE_DIGITS_SCORE)
+            return list(results)
+
+    return ContextualPhoneRecognizer(supported_regions=regions)
+
+
 def _nlp_engine(ner_model: str | None) -> Any:
     """A Presidio NLP engine over a blank spaCy English pipeline, or over the installed pipeline ``ner_model``."""
     import spacy
@@ -161,7 +203,7 @@ def _cached_analyzer(
     entities: tuple[str, ...], phone_regions: tuple[str, ...], ner_model: str | None
 ) -> AnalyzerEngine:
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-    from presidio_analyzer.predefined_recognizers import PhoneRecognizer, SpacyRecognizer
+    from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 
     builders = _recognizer_builders()
     recognizers: list[EntityRecognizer] = []
@@ -169,7 +211,7 @@ def _cached_analyzer(
         if entity in builders:
             recognizers.extend(builders[entity]())
     if "PHONE_NUMBER" in entities:
-        recognizers.append(PhoneRecognizer(supported_regions=phone_regions))
+        recognizers.append(_phone_recognizer(phone_regions))
     ner = [e for e in entities if e in NER_ENTITIES]
     if ner:
         recognizers.append(SpacyRecognizer(supported_entities=ner))
@@ -226,11 +268,16 @@ class PiiDetector:
         results = self.analyzer().analyze(
             text=text, language="en", entities=list(self.entities), score_threshold=self.score_threshold
         )
+        ibans = [m.span() for m in _IBAN_SHAPE.finditer(text)] if "PHONE_NUMBER" in self.entities else []
         found = []
         for r in results:
             if r.end <= r.start:
                 continue
             if r.entity_type == "IP_ADDRESS" and _VERSION_BEFORE.search(text, 0, r.start):
+                continue
+            if r.entity_type == "PHONE_NUMBER" and (
+                any(a <= r.start and r.end <= b for a, b in ibans) or _CARD_SHAPE.fullmatch(text, r.start, r.end)
+            ):
                 continue
             found.append(Span(r.start, r.end, r.entity_type, round(min(max(float(r.score), 0.0), 1.0), 4)))
         return resolve_overlaps(found)
