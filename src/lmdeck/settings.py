@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from lmdeck.protocol.guardrails import DataClass, GuardrailAttachment, GuardrailSettings
 from lmdeck.protocol.headers import check_header, check_url, control_problem
 from lmdeck.protocol.registry import ModelSpec, PromptSpec, RegistryName
 from lmdeck.protocol.secrets import SecretReference
@@ -139,6 +140,11 @@ class TargetConfig(BaseModel):
         description="request parameters this target cannot honour although its provider forwards them "
         "(e.g. [logprobs, top_logprobs] for a server without them): refused with a 400, skipped on fallback",
     )
+    data_class: DataClass | None = Field(
+        default=None,
+        description="where requests sent here go: external (a third party) or in_house; default: in_house "
+        "for the local provider, external otherwise (see docs/guardrails.md, data policy)",
+    )
 
     @field_validator("api_key")
     @classmethod
@@ -158,6 +164,13 @@ class TargetConfig(BaseModel):
         if url is not None:
             check_url(url)
         return url
+
+    @property
+    def data_classification(self) -> DataClass:
+        """``data_class``, or what the provider implies when it is not set."""
+        if self.data_class is not None:
+            return self.data_class
+        return "in_house" if self.provider == "local" else "external"
 
     @property
     def id(self) -> str:
@@ -199,6 +212,9 @@ class RouteConfig(BaseModel):
         default=None,
         description="the team (id or name) whose developers may move this route's traffic (experiments, "
         "alias moves); default: the team of the registry models it follows, else admins only",
+    )
+    guardrails: GuardrailAttachment | None = Field(
+        default=None, description="guardrails on this route's requests and answers (docs/guardrails.md)"
     )
 
     @field_validator("targets", mode="before")
@@ -479,6 +495,9 @@ class Settings(BaseModel):
     prompts: list[PromptSpec] = Field(default_factory=list, description="prompts synced by `lmdeck apply`")
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     egress: EgressSettings = Field(default_factory=EgressSettings)
+    guardrails: GuardrailSettings = Field(
+        default_factory=GuardrailSettings, description="guardrail definitions, data policy, team and key attachments"
+    )
     credentials: dict[RegistryName, CredentialConfig] = Field(
         default_factory=dict, description="provider credentials model versions may name"
     )
