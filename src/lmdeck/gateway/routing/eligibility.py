@@ -3,7 +3,9 @@
 A request goes to a target only when
 
 1. the caller's key may use the route the target serves (the key's and team's ``allowed_models``), and
-2. the target offers the request's endpoint and honours every parameter the request uses: its
+2. the target's data class (``external``, ``in_house``) is among those the request's data may go to,
+   when a step restricted them (:data:`ALLOWED_DATA_CLASSES`, the guardrails' data policy), and
+3. the target offers the request's endpoint and honours every parameter the request uses: its
    provider's declared capabilities less the target's ``unsupported_params``
    (see :mod:`lmdeck.providers.capabilities`).
 
@@ -24,12 +26,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from lmdeck.gateway.routing.state import RouteState, TargetState
-from lmdeck.pipeline.context import RequestContext
+from lmdeck.pipeline.context import RequestContext, Slot
 from lmdeck.protocol import APIError
 from lmdeck.protocol.parameters import ENDPOINT_NAMES
 from lmdeck.providers.capabilities import Refusal, capabilities_of
 
 SKIPPED = "skipped_targets"
+
+#: The data classes of the targets the request may be sent to; no value: any target.
+ALLOWED_DATA_CLASSES: Slot[frozenset[str]] = Slot("eligibility.data_classes")
 
 
 def route_refusal(ctx: RequestContext, route: str) -> APIError | None:
@@ -74,16 +79,38 @@ def eligible_targets(
         return [], denied
     eligible: list[TargetState] = []
     first: Refusal | None = None
+    allowed = ctx.slots.get(ALLOWED_DATA_CLASSES)
+    held_back = False
     for target in ordered:
+        if allowed is not None and target.config.data_classification not in allowed:
+            held_back = True
+            _note(ctx, route.name, target.id, "data_class", None)
+            continue
         refusal = target_refusal(ctx, target)
         if refusal is None:
             eligible.append(target)
             continue
         first = first or refusal
         _note(ctx, route.name, target.id, refusal.code, refusal.param)
-    if eligible or first is None:
+    if eligible:
+        return eligible, None
+    if first is None and held_back:
+        return [], data_class_refusal(route.name, allowed or frozenset())
+    if first is None:
         return eligible, None
     return [], refusal_error(route.name, first)
+
+
+def data_class_refusal(route: str, allowed: frozenset[str]) -> APIError:
+    """The 422 a request gets when its data may not go to any target of ``route``."""
+    classes = " or ".join(sorted(allowed))
+    return APIError(
+        422,
+        f"the data policy allows this request only on {classes} targets and the model {route!r} has none: "
+        f"add a target with data_class {classes} to it or to its fallbacks",
+        param="model",
+        code="content_policy_violation",
+    )
 
 
 #: ``check(ctx, route_name)``: the refusal a request would get from that route, or None.
