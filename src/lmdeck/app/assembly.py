@@ -14,6 +14,7 @@ from lmdeck.gateway.routing.router import Router
 from lmdeck.gateway.serving import InferenceServing
 from lmdeck.gateway.steps import core_steps
 from lmdeck.gateway.steps.record import QueuedTraceSink, TraceObserver, TraceSink
+from lmdeck.guardrails.runtime import GuardrailRuntime
 from lmdeck.pipeline.chain import Pipeline
 from lmdeck.pipeline.identity import Authenticator
 from lmdeck.pipeline.order import build_pipeline, describe_order
@@ -70,6 +71,7 @@ class Gateway:
     observers: list[TraceObserver] = field(default_factory=list)
     services: list[Service] = field(default_factory=list)
     otel: OTelExporter | None = None
+    guardrails: GuardrailRuntime | None = None
     started: bool = False
 
     async def start(self) -> None:
@@ -153,6 +155,16 @@ def build_gateway(
     evaluation = EvaluationRuntime(settings, db, metrics.registry, registry)
     inbound = evaluation.identity.wrap(authenticator)
     registry.install(router, lambda s: Router.from_settings(s, providers, provider_ctx), Dispatcher)
+    overlay = registry.overlay
+    guardrails = GuardrailRuntime.build(
+        settings,
+        router,
+        lambda name: overlay.routes.get(name) if overlay is not None else None,
+        metrics.registry,
+        audit=policy.audit,
+        token=evaluation.identity.token,
+        team_name=policy.keys.team_name,
+    )
     # Each package declares its steps with their phases; build_pipeline sorts them (lmdeck.pipeline.order).
     pipeline = build_pipeline(
         [
@@ -160,15 +172,18 @@ def build_gateway(
             *policy.steps(router, inbound),
             *registry.steps(),
             *evaluation.steps(RouteEligibility(router.get)),
+            *guardrails.steps(),
         ],
         terminal=Dispatcher(router),
     )
     log.info("pipeline: %s", describe_order(pipeline.names))
+    guardrails.pipeline = pipeline
     evaluation.install(pipeline, observers)
     services: list[Service] = [sink] if isinstance(sink, Service) else []
     services.append(registry)
     services.append(policy)
     services.append(evaluation)
+    services.append(guardrails)
     tracing = settings.tracing
     analytics = AnalyticsPool(
         db,
@@ -197,4 +212,5 @@ def build_gateway(
         analytics=analytics,
         services=services,
         otel=otel,
+        guardrails=guardrails,
     )
