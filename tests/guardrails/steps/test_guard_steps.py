@@ -1,0 +1,166 @@
+"""The guardrail steps around an echoing terminal: block, mask and restore, flag, fallback, streams, async mode."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from lmdeck.guardrails.service import ACTIONS, VERDICTS
+from lmdeck.guardrails.steps.input import FALLBACK, MASKED
+from lmdeck.pipeline.context import Completed
+from lmdeck.pipeline.principal import Principal
+from lmdeck.protocol import APIError
+
+from ..guarded import Gate, guarded
+
+DEFINITIONS = {
+    "emails": {"type": "emails"},
+    "no-swear": {"type": "regex", "options": {"words": ["damn"]}},
+    "gate": {"type": "gate"},
+    "broken": {"type": "broken"},
+}
+
+
+def config(route_guardrails: dict[str, Any], **block: Any) -> dict[str, Any]:
+    return {
+        "guardrails": {"definitions": DEFINITIONS, **block},
+        "routes": [
+            {"name": "support", "targets": [{"model": "m"}], "guardrails": route_guardrails},
+            {"name": "safe", "targets": [{"model": "m"}]},
+        ],
+    }
+
+
+def answer(result: Any) -> str:
+    assert isinstance(result, Completed)
+    return str(result.response.choices[0].message["content"])
+
+
+async def test_a_masked_value_never_reaches_the_terminal_and_the_client_gets_it_back() -> None:
+    g = guarded(config({"input": [{"use": "emails", "action": "mask"}]}))
+    ctx, result = await g.run("write to bob@example.com please")
+    sent = g.terminal.bodies[0].messages[0].content
+    assert sent == "write to <EMAIL_ADDRESS_1> please"
+    assert answer(result) == "write to bob@example.com please"
+    assert ctx.trace.metadata[MASKED] == {"EMAIL_ADDRESS": 1}
+    (verdict,) = ctx.trace.metadata[VERDICTS]
+    assert verdict["action"] == "mask" and verdict["spans"] == [
+        {"start": 9, "end": 24, "entity": "EMAIL_ADDRESS", "score": 1.0}
+    ]
+    assert "bob@example.com" not in str(ctx.trace.metadata)
+    # The body the trace records is the one sent: masked.
+    assert "bob@example.com" not in ctx.body.model_dump_json()
+
+
+async def test_a_streamed_answer_gets_its_originals_back() -> None:
+    g = guarded(config({"input": [{"use": "emails", "action": "mask"}]}))
+    _, result = await g.run("write to bob@example.com please", stream=True)
+    text, error = await g.collect(result)
+    assert error is None and text == "write to bob@example.com please"
+
+
+async def test_a_blocked_input_is_a_400_naming_the_guardrail_and_never_sent() -> None:
+    g = guarded(config({"input": [{"use": "no-swear", "action": "block"}]}))
+    with pytest.raises(APIError) as caught:
+        await g.run("damn this")
+    assert caught.value.status == 400 and caught.value.code == "content_policy_violation"
+    assert "'no-swear'" in caught.value.message
+    assert g.terminal.bodies == []
+
+
+async def test_a_flag_tags_the_trace_and_lets_the_request_through() -> None:
+    g = guarded(config({"input": [{"use": "no-swear", "action": "flag"}]}))
+    ctx, result = await g.run("damn this")
+    assert answer(result) == "damn this"
+    assert ctx.trace.metadata[ACTIONS] == ["no-swear:flag"]
+
+
+async def test_a_fallback_sends_the_request_to_the_other_route() -> None:
+    g = guarded(config({"input": [{"use": "no-swear", "action": "fallback", "route": "safe"}]}))
+    ctx, _ = await g.run("damn this")
+    assert g.terminal.routes == ["safe"]
+    assert ctx.trace.metadata[FALLBACK] == {"guardrail": "no-swear", "from": "support", "to": "safe"}
+
+
+async def test_a_blocked_answer_is_a_422() -> None:
+    g = guarded(config({"output": [{"use": "no-swear", "action": "block"}]}), reply="well damn")
+    with pytest.raises(APIError) as caught:
+        await g.run("hello")
+    assert caught.value.status == 422 and caught.value.code == "content_policy_violation"
+    assert "answer was blocked by the guardrail 'no-swear'" in caught.value.message
+
+
+async def test_output_mask_redacts_the_answer_for_good() -> None:
+    g = guarded(config({"output": [{"use": "emails", "action": "mask"}]}), reply="ask eve@corp.io")
+    _, result = await g.run("hello")
+    assert answer(result) == "ask [EMAIL_ADDRESS]"
+
+
+async def test_a_stream_that_turns_bad_is_cut_before_the_bad_chunk() -> None:
+    g = guarded(config({"output": [{"use": "no-swear", "action": "block"}]}), reply="one two three damn four")
+    ctx, result = await g.run("hello", stream=True)
+    text, error = await g.collect(result)
+    assert text == "one two three "
+    assert error is not None and error.code == "content_policy_violation" and "'no-swear'" in error.message
+    assert ctx.trace.metadata[ACTIONS] == ["no-swear:block"]
+
+
+async def test_a_match_split_across_chunks_is_caught_by_the_window() -> None:
+    g = guarded(
+        config(
+            {"output": [{"use": "no-swear", "action": "block"}]},
+            definitions={**DEFINITIONS, "no-swear": {"type": "regex", "options": {"patterns": ["evil plan"]}}},
+        ),
+        reply="my evil plan is",
+    )
+    _, result = await g.run("hello", stream=True)
+    text, error = await g.collect(result)
+    assert text == "my evil " and error is not None
+
+
+async def test_streamed_output_masking_redacts_within_the_chunk() -> None:
+    g = guarded(config({"output": [{"use": "emails", "action": "mask"}]}), reply="ask eve@corp.io today")
+    _, result = await g.run("hello", stream=True)
+    text, error = await g.collect(result)
+    assert error is None and text == "ask [EMAIL_ADDRESS] today"
+
+
+async def test_async_guardrails_do_not_hold_the_request_and_flag_when_done() -> None:
+    g = guarded(config({"input": [{"use": "gate", "action": "flag", "mode": "async"}]}))
+    ctx, result = await g.run("hello")
+    assert answer(result) == "hello"  # answered while the guardrail is still waiting
+    gate = g.service.config.instances["gate"]
+    await asyncio.sleep(0)  # let the background check start
+    assert isinstance(gate, Gate) and gate.seen == ["hello"]
+    (entry,) = ctx.trace.metadata[VERDICTS]
+    assert entry["action"] == "pending" and entry["mode"] == "async"
+    gate.release.set()
+    await g.service.drain()
+    assert entry["action"] == "flag" and entry["reason"] == "looks off-topic"
+    assert ctx.trace.metadata[ACTIONS] == ["gate:flag"]
+
+
+async def test_a_guardrail_that_raises_is_recorded_and_the_request_goes_on() -> None:
+    g = guarded(config({"input": [{"use": "broken", "action": "block"}]}))
+    ctx, result = await g.run("hello")
+    assert answer(result) == "hello"
+    assert ctx.trace.metadata[VERDICTS][0]["action"] == "error"
+    assert ctx.trace.metadata[VERDICTS][0]["error"] == "RuntimeError"
+
+
+async def test_team_and_key_attachments_add_to_the_route() -> None:
+    g = guarded(
+        config(
+            {"input": [{"use": "emails", "action": "flag"}]},
+            teams={"team_1": {"input": [{"use": "no-swear", "action": "block"}]}},
+            keys={"ci": {"input": [{"use": "emails", "action": "mask"}]}},
+        )
+    )
+    with pytest.raises(APIError):
+        await g.run("damn", principal=Principal(key_id="k1", role="inference", team_id="team_1"))
+    await g.run("damn")  # no team: the route's flag only
+    ctx, _ = await g.run("to a@b.io", principal=Principal(key_id="k2", role="inference", name="ci"))
+    assert ctx.trace.metadata[ACTIONS] == ["emails:mask"]  # the key's action replaces the route's
+    assert g.terminal.bodies[-1].messages[0].content == "to <EMAIL_ADDRESS_1>"

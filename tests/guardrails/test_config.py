@@ -1,0 +1,101 @@
+"""The guardrail configuration: shape errors from the settings, cross-references from the registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from lmdeck.guardrails.base import GuardResources
+from lmdeck.guardrails.config import GuardrailConfig, config_problems
+from lmdeck.pipeline.principal import Principal
+from lmdeck.settings import ConfigError, Settings
+
+from .guarded import test_registry
+
+
+def settings(guardrails: dict[str, Any], route_guardrails: dict[str, Any] | None = None) -> Settings:
+    route: dict[str, Any] = {"name": "support", "targets": [{"model": "m"}]}
+    if route_guardrails is not None:
+        route["guardrails"] = route_guardrails
+    return Settings.model_validate({"default_routes": False, "guardrails": guardrails, "routes": [route]})
+
+
+def problems(guardrails: dict[str, Any], route_guardrails: dict[str, Any] | None = None) -> list[tuple[Any, str]]:
+    return [(p.path, p.message) for p in config_problems(settings(guardrails, route_guardrails), test_registry())]
+
+
+def test_a_valid_configuration_has_no_problems() -> None:
+    assert (
+        problems({"definitions": {"a": {"type": "regex", "options": {"words": ["x"]}}}}, {"input": [{"use": "a"}]})
+        == []
+    )
+
+
+def test_unknown_type_bad_options_and_unknown_names_are_placed() -> None:
+    found = problems(
+        {
+            "definitions": {"a": {"type": "nope"}, "b": {"type": "regex", "options": {"colour": 1}}},
+            "data_policy": {"restricted": ["zzz"], "route": "nowhere"},
+        },
+        {"input": [{"use": "missing"}, {"use": "a", "action": "fallback", "route": "elsewhere"}]},
+    )
+    paths = {path: message for path, message in found}
+    assert "unknown guardrail type 'nope'" in paths[("guardrails", "definitions", "a", "type")]
+    assert "colour" in paths[("guardrails", "definitions", "b", "options")]
+    assert "no guardrail named 'missing'" in paths[("routes", 0, "guardrails", "input", 0, "use")]
+    assert "no route named 'elsewhere'" in paths[("routes", 0, "guardrails", "input", 1, "route")]
+    assert ("guardrails", "data_policy", "restricted", 0) in paths
+    assert ("guardrails", "data_policy", "route") in paths
+
+
+def test_a_guardrail_used_on_a_stage_it_does_not_check_is_a_problem() -> None:
+    found = problems({"definitions": {"i": {"type": "input_only"}}}, {"output": [{"use": "i", "action": "flag"}]})
+    assert found == [
+        (
+            ("routes", 0, "guardrails", "output", 0, "use"),
+            "guardrail 'i' (type 'input_only') checks only input, not output",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("use", "fix"),
+    [
+        ({"use": "a", "action": "fallback"}, "needs `route`"),
+        ({"use": "a", "action": "block", "mode": "async"}, "can only flag"),
+        ({"use": "a", "action": "block", "route": "x"}, "only for action `fallback`"),
+    ],
+)
+def test_inconsistent_uses_are_refused_by_the_schema(use: dict[str, Any], fix: str) -> None:
+    with pytest.raises(ValidationError, match=fix):
+        settings({}, {"input": [use]})
+
+
+def test_output_fallback_is_refused() -> None:
+    with pytest.raises(ValidationError, match="input action"):
+        settings({}, {"output": [{"use": "a", "action": "fallback", "route": "x"}]})
+
+
+def test_build_raises_every_problem_at_once() -> None:
+    with pytest.raises(ConfigError, match=r"(?s)nope.*missing"):
+        GuardrailConfig.build(
+            settings({"definitions": {"a": {"type": "nope"}}}, {"input": [{"use": "missing"}]}),
+            test_registry(),
+            GuardResources(),
+        )
+
+
+def test_team_names_and_ids_both_select_a_teams_attachment() -> None:
+    s = settings(
+        {
+            "definitions": {"a": {"type": "regex", "options": {"words": ["x"]}}},
+            "teams": {"search": {"input": [{"use": "a"}]}},
+        }
+    )
+    config = GuardrailConfig.build(s, test_registry(), GuardResources())
+    config.team_name = lambda team_id: "search" if team_id == "team_9" else None
+    plan = config.plan_for(s.routes[0], Principal(key_id="k", role="inference", team_id="team_9"))
+    assert [a.name for a in plan.input] == ["a"]
+    assert config.plan_for(s.routes[0], Principal(key_id="k", role="inference")).empty
