@@ -9,7 +9,7 @@ import pytest
 
 from lmdeck.guardrails.base import GuardContext, GuardrailError, GuardResources, Span
 from lmdeck.guardrails.builtin import pii
-from lmdeck.guardrails.builtin.pii import PiiDetector, PiiGuardrail, resolve_overlaps
+from lmdeck.guardrails.builtin.pii import PiiDetector, PiiGuardrail
 from lmdeck.guardrails.registry import GuardrailRegistry
 
 INPUT = GuardContext(stage="input")
@@ -101,12 +101,6 @@ async def test_the_score_threshold_drops_weak_matches() -> None:
     text = "call (415) 555-0132"
     assert (await PiiGuardrail(entities=["PHONE_NUMBER"], score_threshold=0.4).check(text, INPUT)).finding == "mask"
     assert (await PiiGuardrail(entities=["PHONE_NUMBER"], score_threshold=0.9).check(text, INPUT)).passed
-
-
-def test_overlapping_matches_keep_the_stronger() -> None:
-    spans = [Span(0, 16, "CREDIT_CARD", 1.0), Span(4, 16, "PHONE_NUMBER", 0.4), Span(20, 25, "US_SSN", 0.5)]
-    assert resolve_overlaps(spans) == [Span(0, 16, "CREDIT_CARD", 1.0), Span(20, 25, "US_SSN", 0.5)]
-    assert resolve_overlaps([Span(0, 4, "A", 0.5), Span(0, 9, "B", 0.5)]) == [Span(0, 9, "B", 0.5)]
 
 
 @pytest.mark.parametrize(

@@ -26,11 +26,12 @@ import functools
 import importlib.util
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lmdeck.guardrails.base import PASS, CostClass, GuardContext, GuardrailError, GuardResources, Span, Stage, Verdict
+from lmdeck.guardrails.builtin.spans import count_reason, resolve_overlaps
 from lmdeck.guardrails.registry import GuardrailRegistry
 
 if TYPE_CHECKING:
@@ -225,19 +226,6 @@ def _analyzer(entities: tuple[str, ...], phone_regions: tuple[str, ...], ner_mod
         return _cached_analyzer(entities, phone_regions, ner_model)
 
 
-def resolve_overlaps(spans: Iterable[Span]) -> list[Span]:
-    """Spans that do not overlap, in text order: of two that do, the higher score wins, then the longer.
-
-    >>> resolve_overlaps([Span(0, 10, "CREDIT_CARD", 1.0), Span(5, 10, "PHONE_NUMBER", 0.4)])
-    [Span(start=0, end=10, entity='CREDIT_CARD', score=1.0)]
-    """
-    kept: list[Span] = []
-    for span in sorted(spans, key=lambda s: (-s.score, -(s.end - s.start), s.start)):
-        if all(span.end <= other.start or other.end <= span.start for other in kept):
-            kept.append(span)
-    return sorted(kept, key=lambda s: s.start)
-
-
 class PiiDetector:
     """Finds PII in a text: ``spans(text) -> list[Span]`` (blocking; the analyzer is built on first use).
 
@@ -348,10 +336,7 @@ class PiiGuardrail:
         spans = await asyncio.to_thread(self.detector.spans, text)
         if not spans:
             return PASS
-        counts: dict[str, int] = {}
-        for span in spans:
-            counts[span.entity] = counts.get(span.entity, 0) + 1
-        reason = "PII: " + ", ".join(f"{n} {entity}" for entity, n in sorted(counts.items()))
+        reason = count_reason("PII", spans)
         return Verdict("mask", score=max(s.score for s in spans), reason=reason, spans=tuple(spans))
 
 
