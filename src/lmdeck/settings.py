@@ -196,6 +196,49 @@ class StreamCommitConfig(BaseModel):
     )
 
 
+class SemanticCacheConfig(BaseModel):
+    """The semantic cache of a route (see docs/caching.md): a request whose user text means the same
+    as a cached one's, in the same shape (tools, response_format, system prompt), gets its answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    threshold: float = Field(default=0.92, gt=0, le=1, description="least cosine similarity of a match")
+    verify_threshold: float | None = Field(
+        default=None, gt=0, le=1, description="a stricter similarity a candidate must pass again (None: no check)"
+    )
+
+
+class CacheConfig(BaseModel):
+    """A route's response cache (see docs/caching.md); fields a route leaves out come from the global ``cache``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    ttl_s: float = Field(default=3600.0, gt=0, le=366 * 86400, description="seconds an answer stays servable")
+    scope: Literal["team", "key", "global"] = Field(
+        default="team", description="who shares entries: the caller's team (its key when it has none), key, or all"
+    )
+    allow_sampled: bool = Field(
+        default=False, description="cache requests sampled at temperature > 0 (or left at the upstream's default)"
+    )
+    semantic: SemanticCacheConfig = Field(default_factory=SemanticCacheConfig)
+
+
+class CacheSettings(CacheConfig):
+    """The gateway's response cache: defaults for every route plus the store's size."""
+
+    max_entries: int = Field(default=10_000, ge=1, description="entries kept in memory; least recently used go first")
+    persist: bool = Field(default=True, description="keep entries across restarts in data_dir/cache.sqlite3")
+
+    def for_route(self, route: CacheConfig | None) -> CacheConfig:
+        """The route's cache config: what the route set, the rest from these settings."""
+        base = CacheConfig.model_validate(self.model_dump(include=set(CacheConfig.model_fields)))
+        if route is None:
+            return base
+        return base.model_copy(update={name: getattr(route, name) for name in route.model_fields_set})
+
+
 class RouteConfig(BaseModel):
     """A public model name and the targets that serve it."""
 
@@ -216,6 +259,7 @@ class RouteConfig(BaseModel):
     guardrails: GuardrailAttachment | None = Field(
         default=None, description="guardrails on this route's requests and answers (docs/guardrails.md)"
     )
+    cache: CacheConfig | None = Field(default=None, description="this route's response cache; default: `cache`")
 
     @field_validator("targets", mode="before")
     @classmethod
@@ -494,6 +538,7 @@ class Settings(BaseModel):
     models: list[ModelSpec] = Field(default_factory=list, description="registered models synced by `lmdeck apply`")
     prompts: list[PromptSpec] = Field(default_factory=list, description="prompts synced by `lmdeck apply`")
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
     egress: EgressSettings = Field(default_factory=EgressSettings)
     guardrails: GuardrailSettings = Field(
         default_factory=GuardrailSettings, description="guardrail definitions, data policy, team and key attachments"
