@@ -61,6 +61,22 @@ def _parse(text: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
     return data, lines
 
 
+def parse_config_text(text: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
+    """The data of a config text and the line of each of its keys and items, by path (``("routes", 0, "name")``).
+
+    Raises ``yaml.YAMLError`` when the text is not YAML.
+    """
+    return _parse(text)
+
+
+def line_of(lines: Mapping[tuple[Any, ...], int], path: tuple[Any, ...]) -> int | None:
+    """The line of ``path`` in a config text, or of the nearest key that holds it; None when none does."""
+    for n in range(len(path), -1, -1):
+        if path[:n] in lines:
+            return lines[path[:n]]
+    return None
+
+
 def _problems(exc: ValidationError, lines: dict[tuple[Any, ...], int]) -> list[ConfigProblem]:
     problems = []
     for err in exc.errors():

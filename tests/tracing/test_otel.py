@@ -66,3 +66,29 @@ def test_root_span_uses_announced_trace_id_and_marks_errors() -> None:
     assert span.status.status_code.name == "ERROR"
     assert dict(span.attributes or {})["error.type"] == "upstream_error"
     assert span.name == "embeddings embed"
+
+
+def test_guardrail_verdicts_and_the_data_policy_decision_are_span_events() -> None:
+    otel, memory = _exporter()
+    record = TraceRecord(route="support", latency_ms=5.0)
+    record.metadata["guardrails"] = [
+        {
+            "guardrail": "pii",
+            "stage": "input",
+            "finding": "mask",
+            "action": "mask",
+            "score": 1.0,
+            "latency_ms": 0.4,
+            "spans": [{"start": 5, "end": 20, "entity": "EMAIL_ADDRESS", "score": 1.0}],
+        },
+        {"guardrail": "no-swear", "stage": "input", "finding": "pass", "action": "pass", "latency_ms": 0.01},
+    ]
+    record.metadata["data_policy"] = {"action": "reroute", "restricted": ["pii"], "reason": "only in_house targets"}
+    otel.observe(record)
+    (span,) = memory.get_finished_spans()
+    names = [e.name for e in span.events]
+    assert names == ["lmdeck.guardrail", "lmdeck.data_policy"]
+    guard = dict(span.events[0].attributes or {})
+    assert guard["lmdeck.guardrail.name"] == "pii" and guard["lmdeck.guardrail.action"] == "mask"
+    assert list(guard["lmdeck.guardrail.entities"]) == ["EMAIL_ADDRESS"]
+    assert dict(span.events[1].attributes or {})["lmdeck.data_policy.action"] == "reroute"

@@ -17,6 +17,7 @@ from starlette.requests import Request
 
 from lmdeck.app.assembly import Gateway
 from lmdeck.evaluation.runtime import EvaluationRuntime
+from lmdeck.guardrails.runtime import GuardrailRuntime
 from lmdeck.policy.services import PolicyServices
 from lmdeck.protocol import APIError
 from lmdeck.registry.runtime import RegistryRuntime
@@ -55,6 +56,14 @@ def evaluation_of(request: Request) -> EvaluationRuntime:
 def trace_store_of(request: Request) -> TraceStore:
     """Where the gateway serving ``request`` reads its stored traces from."""
     return gateway_of(request).trace_store
+
+
+def guardrails_of(request: Request) -> GuardrailRuntime:
+    """The guardrails (built definitions, their service and types) of the gateway serving ``request``."""
+    runtime = gateway_of(request).guardrails
+    if runtime is None:
+        raise RuntimeError("this gateway was built without guardrails: build it with build_gateway()")
+    return runtime
 
 
 def analytics_of(request: Request) -> AnalyticsPool:

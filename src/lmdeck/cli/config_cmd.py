@@ -48,6 +48,10 @@ def check(
             typer.echo(f"{file}: cannot read: {exc.strerror}", err=True)
             raise typer.Exit(2) from None
         problems = check_config_text(text)
+        if not problems:
+            from lmdeck.guardrails.checking import check_guardrails_text  # loads the guardrail plugins
+
+            problems = check_guardrails_text(text)
         if problems:
             for problem in problems:
                 typer.echo(f"{file}:{problem.line or '?'}: {problem.location or '-'}: {problem.message}", err=True)

@@ -140,6 +140,8 @@ class GuardrailConfig:
     teams: Mapping[str, GuardrailAttachment] = field(default_factory=dict)
     keys: Mapping[str, GuardrailAttachment] = field(default_factory=dict)
     data_policy: DataPolicy | None = None
+    #: The registered type of each definition, by name.
+    kinds: Mapping[str, str] = field(default_factory=dict)
     #: The name of a team id (the key cache's), so that ``teams`` may be keyed by either.
     team_name: Callable[[str | None], str | None] = field(default=lambda _team_id: None)
 
@@ -152,7 +154,8 @@ class GuardrailConfig:
             lines = "\n".join(f"  {issue}" for issue in issues)
             raise ConfigError(f"the guardrail configuration is not valid:\n{lines}")
         instances = {name: registry.create(d.type, d.options, resources) for name, d in block.definitions.items()}
-        return cls(instances=instances, teams=block.teams, keys=block.keys, data_policy=block.data_policy)
+        kinds = {name: d.type for name, d in block.definitions.items()}
+        return cls(instances, block.teams, block.keys, block.data_policy, kinds=kinds)
 
     def attached(self, attachment: GuardrailAttachment, stage: Stage) -> list[Attached]:
         uses: list[GuardrailUse] = attachment.input if stage == "input" else attachment.output

@@ -55,6 +55,8 @@ class GuardrailRuntime:
         self.route_config = route_config
         self.audit = audit
         self.pipeline: Pipeline | None = None
+        #: The registered guardrail types the instances were built from.
+        self.types = GuardrailRegistry()
 
     @classmethod
     def build(
@@ -87,6 +89,7 @@ class GuardrailRuntime:
             config.team_name = team_name
         service = GuardrailService(config, route_config, metrics_registry, internal_token=token)
         runtime = cls(settings, service, router, route_config, audit)
+        runtime.types = types
         holder.append(runtime)
         return runtime
 

@@ -136,3 +136,18 @@ class GuardrailSettings(BaseModel):
     data_policy: DataPolicy | None = None
     teams: dict[str, GuardrailAttachment] = Field(default_factory=dict)
     keys: dict[str, GuardrailAttachment] = Field(default_factory=dict)
+
+
+class GuardrailTestRequest(BaseModel):
+    """``POST /api/guardrails/test``: what each configured guardrail would do with ``text``.
+
+    ``route`` adds the action that route (with its team's and key's attachments, the
+    caller's) takes on each finding; ``guardrails`` limits the run to those definitions.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(max_length=1_000_000)
+    stage: Literal["input", "output"] = "input"
+    route: str | None = None
+    guardrails: list[str] | None = None

@@ -98,6 +98,43 @@ def genai_attributes(record: TraceRecord) -> dict[str, Any]:
     return attrs
 
 
+def guardrail_events(record: TraceRecord) -> list[tuple[str, dict[str, Any]]]:
+    """The span events of a trace's guardrail verdicts (``lmdeck.guardrail``) and data-policy decision.
+
+    The verdicts are those the guardrail steps keep in ``metadata["guardrails"]`` (positions
+    and entity types only, never the text found); passes are left out.
+    """
+    events: list[tuple[str, dict[str, Any]]] = []
+    for entry in record.metadata.get("guardrails") or []:
+        if not isinstance(entry, dict) or entry.get("action") == "pass":
+            continue
+        attributes: dict[str, Any] = {
+            "lmdeck.guardrail.name": str(entry.get("guardrail", "")),
+            "lmdeck.guardrail.stage": str(entry.get("stage", "")),
+            "lmdeck.guardrail.action": str(entry.get("action", "")),
+            "lmdeck.guardrail.finding": str(entry.get("finding") or ""),
+            "lmdeck.guardrail.score": float(entry.get("score") or 0.0),
+            "lmdeck.guardrail.latency_ms": float(entry.get("latency_ms") or 0.0),
+        }
+        entities = sorted({str(s.get("entity")) for s in entry.get("spans") or [] if isinstance(s, dict)})
+        if entities:
+            attributes["lmdeck.guardrail.entities"] = entities
+        events.append(("lmdeck.guardrail", attributes))
+    decision = record.metadata.get("data_policy")
+    if isinstance(decision, dict):
+        events.append(
+            (
+                "lmdeck.data_policy",
+                {
+                    "lmdeck.data_policy.action": str(decision.get("action", "")),
+                    "lmdeck.data_policy.restricted": [str(r) for r in decision.get("restricted") or []],
+                    "lmdeck.data_policy.reason": str(decision.get("reason", "")),
+                },
+            )
+        )
+    return events
+
+
 class OTelExporter:
     """Turns each finished trace record into one OTel span."""
 
@@ -147,6 +184,8 @@ class OTelExporter:
             )
         finally:
             _next_ids.reset(token)
+        for event_name, attributes in guardrail_events(record):
+            span.add_event(event_name, attributes, timestamp=end_ns)
         if record.status_code >= 400:
             span.set_status(Status(StatusCode.ERROR, record.error or ""))
         span.end(end_time=end_ns)
