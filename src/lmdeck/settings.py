@@ -239,6 +239,89 @@ class CacheSettings(CacheConfig):
         return base.model_copy(update={name: getattr(route, name) for name in route.model_fields_set})
 
 
+class CascadeCheckConfig(BaseModel):
+    """One confidence check a cheaper target's answer must pass to be kept (see docs/resilience.md).
+
+    ``logprob``: the answer's token log-probabilities (asked of the target whatever the client
+    asked), aggregated by ``aggregate``, must be at least ``min_logprob`` (natural log, <= 0).
+    ``evaluator``: the evaluator ``evaluator`` (a name from ``lmdeck eval evaluators``, with its
+    options) must score the answer text at least ``min_score`` (0-1).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["logprob", "evaluator"] = "logprob"
+    min_logprob: float = Field(default=-0.5, le=0, description="least aggregated token log-probability (logprob)")
+    aggregate: Literal["mean", "min"] = Field(default="mean", description="how token log-probabilities combine")
+    evaluator: dict[str, Any] | None = Field(
+        default=None, description="{name: ..., options: {...}}: the evaluator that judges the answer (evaluator)"
+    )
+    min_score: float = Field(default=1.0, ge=0, le=1, description="least evaluator score (evaluator)")
+
+    @model_validator(mode="after")
+    def _evaluator_named(self) -> CascadeCheckConfig:
+        if self.kind == "evaluator":
+            name = (self.evaluator or {}).get("name")
+            if not isinstance(name, str) or not name:
+                raise ValueError("a cascade check of kind 'evaluator' needs `evaluator: {name: ..., options: {...}}`")
+            unknown = set(self.evaluator or {}) - {"name", "options"}
+            if unknown:
+                raise ValueError(f"cascade check `evaluator` takes name and options, not {', '.join(sorted(unknown))}")
+        elif self.evaluator is not None:
+            raise ValueError("`evaluator` is only read by a check of kind 'evaluator': set `kind: evaluator`")
+        return self
+
+
+class CascadeConfig(BaseModel):
+    """How the ``cascade`` strategy decides to keep a cheaper target's answer or escalate.
+
+    Targets are tried in the order listed, cheapest first; every check must pass for an
+    answer to be kept, and the last target's answer is always kept. A streamed request is
+    answered by ``stream: buffer`` (each cheaper answer is generated whole and checked, then
+    sent as a stream; the last target streams as usual) or refused (``stream: refuse``, a 400
+    naming ``stream``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    checks: list[CascadeCheckConfig] = Field(default_factory=lambda: [CascadeCheckConfig()], min_length=1)
+    stream: Literal["buffer", "refuse"] = "buffer"
+
+
+class LearnedRouterConfig(BaseModel):
+    """The ``learned`` strategy: a classifier trained by ``lmdeck routers train ROUTE``.
+
+    It predicts, from the request's embedding, the probability that each target suffices; the
+    cheapest target (in the order listed) whose probability of sufficing is at least
+    ``threshold`` answers first, the others stay in order as failover.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_path: Path | None = Field(
+        default=None, description="the trained router (default: <data_dir>/routers/<route>.json)"
+    )
+    threshold: float = Field(default=0.5, gt=0, lt=1, description="least probability that a cheaper target suffices")
+
+
+class CompressionConfig(BaseModel):
+    """Prompt compression, opt-in per route: fewer input tokens, the system prompt and last turns kept.
+
+    Duplicate messages and runs of whitespace are dropped first; then, when the messages still
+    exceed ``max_prompt_tokens``, the oldest turns are dropped (never a system/developer message
+    nor the last ``keep_last_turns`` messages) until they fit.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    max_prompt_tokens: int | None = Field(
+        default=None, ge=1, le=10_000_000, description="token budget for the messages"
+    )
+    keep_last_turns: int = Field(default=2, ge=1, le=10_000, description="latest messages never dropped")
+    dedupe: bool = Field(default=True, description="drop repeated messages and collapse whitespace")
+
+
 class RouteConfig(BaseModel):
     """A public model name and the targets that serve it."""
 
@@ -246,7 +329,7 @@ class RouteConfig(BaseModel):
 
     name: str = Field(min_length=1)
     targets: list[TargetConfig] = Field(min_length=1)
-    strategy: Literal["weighted", "least-inflight", "latency"] = "weighted"
+    strategy: Literal["weighted", "least-inflight", "latency", "cascade", "learned"] = "weighted"
     fallbacks: list[str] = Field(default_factory=list, description="route names tried in order on failure")
     description: str | None = None
     kind: Literal["chat", "embeddings"] = "chat"
@@ -260,6 +343,24 @@ class RouteConfig(BaseModel):
         default=None, description="guardrails on this route's requests and answers (docs/guardrails.md)"
     )
     cache: CacheConfig | None = Field(default=None, description="this route's response cache; default: `cache`")
+    cascade: CascadeConfig | None = Field(default=None, description="checks of the `cascade` strategy")
+    learned: LearnedRouterConfig | None = Field(default=None, description="the `learned` strategy's router")
+    compression: CompressionConfig | None = Field(default=None, description="prompt compression (opt-in)")
+
+    @model_validator(mode="after")
+    def _tiered_strategy(self) -> RouteConfig:
+        if self.strategy in ("cascade", "learned"):
+            if len(self.targets) < 2:
+                raise ValueError(
+                    f"route {self.name!r}: the {self.strategy} strategy needs at least two targets, cheapest first"
+                )
+            if self.kind != "chat":
+                raise ValueError(f"route {self.name!r}: the {self.strategy} strategy serves chat routes only")
+        if self.cascade is not None and self.strategy != "cascade":
+            raise ValueError(f"route {self.name!r} has a `cascade` block: set `strategy: cascade` or remove it")
+        if self.learned is not None and self.strategy != "learned":
+            raise ValueError(f"route {self.name!r} has a `learned` block: set `strategy: learned` or remove it")
+        return self
 
     @field_validator("targets", mode="before")
     @classmethod

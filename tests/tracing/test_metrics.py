@@ -30,3 +30,15 @@ def test_two_instances_do_not_share_state() -> None:
     a, b = GatewayMetrics(), GatewayMetrics()
     a.observe(TraceRecord(route="x"))
     assert 'route="x"' not in b.exposition().decode()
+
+
+def test_tiered_routing_counts_tiers_and_the_escalation_rate() -> None:
+    metrics = GatewayMetrics()
+    for tier in (0, 0, 0, 1):
+        decision = {"strategy": "cascade", "tier": tier, "answered_by": "x"}
+        metrics.observe(TraceRecord(route="smart", metadata={"routing": decision}))
+    metrics.observe(TraceRecord(route="smart", metadata={"routing": {"strategy": "cascade", "tier": None}}))
+    text = metrics.exposition().decode()
+    assert 'lmdeck_routed_requests_total{route="smart",strategy="cascade",tier="0"} 3.0' in text
+    assert 'lmdeck_escalations_total{route="smart",strategy="cascade"} 1.0' in text
+    assert 'lmdeck_escalation_rate{route="smart"} 0.25' in text

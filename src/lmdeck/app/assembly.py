@@ -6,7 +6,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from lmdeck.app.routing_checks import routing_strategies
 from lmdeck.db import Database
+from lmdeck.evaluation.registry import load_evaluators
 from lmdeck.evaluation.runtime import EvaluationRuntime
 from lmdeck.gateway.routing.dispatcher import Dispatcher
 from lmdeck.gateway.routing.eligibility import RouteEligibility
@@ -135,7 +137,9 @@ def build_gateway(
     )
     provider_ctx = ProviderContext(settings=settings, transport=transport)
     registry = RegistryRuntime(settings, db, providers, provider_ctx, credentials=policy.credentials, egress=egress)
-    router = Router.from_settings(settings, providers, provider_ctx)
+    evaluators = load_evaluators()
+    strategies = routing_strategies(evaluators, settings.data_dir)
+    router = Router.from_settings(settings, providers, provider_ctx, strategies=strategies)
     authenticator: Authenticator = policy.keys
     sink = sink or build_sink(settings, db)
     metrics = GatewayMetrics()
@@ -152,9 +156,11 @@ def build_gateway(
     otel = OTelExporter.to_otlp(settings.otlp_endpoint) if settings.otlp_endpoint else None
     if otel is not None:
         observers.append(otel)
-    evaluation = EvaluationRuntime(settings, db, metrics.registry, registry)
+    evaluation = EvaluationRuntime(settings, db, metrics.registry, registry, evaluators=evaluators)
     inbound = evaluation.identity.wrap(authenticator)
-    registry.install(router, lambda s: Router.from_settings(s, providers, provider_ctx), Dispatcher)
+    registry.install(
+        router, lambda s: Router.from_settings(s, providers, provider_ctx, strategies=strategies), Dispatcher
+    )
     overlay = registry.overlay
     guardrails = GuardrailRuntime.build(
         settings,

@@ -81,8 +81,28 @@ class GatewayMetrics:
         self.cost = Counter("lmdeck_cost_usd", "cost in US dollars", ["route", "team"], registry=r)
         self.retries = Counter("lmdeck_retries", "upstream retries", ["route"], registry=r)
         self.cache_hits = Counter("lmdeck_cache_hits", "responses served from cache", ["route"], registry=r)
+        self.routed = Counter(
+            "lmdeck_routed_requests",
+            "requests served by a tiered strategy (cascade, learned), by the tier that answered (0: cheapest)",
+            ["route", "strategy", "tier"],
+            registry=r,
+        )
+        self.escalations = Counter(
+            "lmdeck_escalations",
+            "requests a tiered strategy answered from a tier above the cheapest: escalation rate = "
+            "rate(lmdeck_escalations_total) / rate(lmdeck_routed_requests_total)",
+            ["route", "strategy"],
+            registry=r,
+        )
+        self._routed_totals: dict[str, list[int]] = {}
         self._gauges = _CallbackGauges()
         r.register(self._gauges)
+        self.gauge_from(
+            "lmdeck_escalation_rate",
+            "share of a tiered route's answered requests not answered by its cheapest target, since start",
+            lambda: {(route,): esc / total for route, (total, esc) in self._routed_totals.items() if total},
+            ("route",),
+        )
 
     def gauge_from(self, name: str, doc: str, source: GaugeSource, labels: tuple[str, ...] = ()) -> None:
         self._gauges.add(name, doc, labels, source)
@@ -109,6 +129,19 @@ class GatewayMetrics:
             self.retries.labels(route).inc(record.retries)
         if record.cache_hit:
             self.cache_hits.labels(route).inc()
+        self._observe_routing(route, record.metadata.get("routing"))
+
+    def _observe_routing(self, route: str, decision: object) -> None:
+        """Count a tiered strategy's decision (trace ``metadata["routing"]``) when a tier answered."""
+        if not isinstance(decision, dict) or not isinstance(decision.get("tier"), int):
+            return
+        tier, strategy = decision["tier"], str(decision.get("strategy"))
+        self.routed.labels(route, strategy, str(tier)).inc()
+        totals = self._routed_totals.setdefault(route, [0, 0])
+        totals[0] += 1
+        if tier > 0:
+            self.escalations.labels(route, strategy).inc()
+            totals[1] += 1
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

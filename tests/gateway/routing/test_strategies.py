@@ -20,7 +20,7 @@ def test_registry_finds_builtins_and_names_the_choices() -> None:
     assert isinstance(registry.create("weighted"), WeightedRandom)
     assert isinstance(registry.create("least-inflight"), LeastInFlight)
     assert isinstance(registry.create("latency"), LatencyEWMA)
-    with pytest.raises(ConfigError, match="latency, least-inflight, weighted"):
+    with pytest.raises(ConfigError, match="cascade, latency, learned, least-inflight, weighted"):
         registry.create("round-robin")
 
 

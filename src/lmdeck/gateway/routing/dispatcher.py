@@ -39,13 +39,16 @@ from pydantic import BaseModel
 
 from lmdeck.gateway.routing.breaker import Permit
 from lmdeck.gateway.routing.eligibility import eligible_targets
+from lmdeck.gateway.routing.replay import replay_chat
 from lmdeck.gateway.routing.retry import falls_back, no_verdict, retryable, trips_breaker
 from lmdeck.gateway.routing.router import Router
 from lmdeck.gateway.routing.state import RouteState, TargetState
 from lmdeck.gateway.routing.stream_commit import ChunkReader, ChunkTimeout, HeldStream, hold_until_commit
 from lmdeck.gateway.routing.stream_resume import StreamTranscript
+from lmdeck.gateway.routing.tiers import TieredStrategy
 from lmdeck.pipeline.context import Completed, RequestContext, Result, Streamed
 from lmdeck.protocol import APIError, ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from lmdeck.protocol.chat import ChatCompletionResponse
 from lmdeck.providers.base import ContinuingProvider, UpstreamError, UpstreamTimeout, continues_answers
 
 
@@ -131,6 +134,9 @@ class Dispatcher:
         answer = await self._serve(ctx, route, started, opener)
         if isinstance(answer, Segment):
             return Streamed(self._relay(ctx, route, answer, started))
+        if ctx.stream and isinstance(answer, ChatCompletionResponse):
+            # A tiered strategy kept an answer it had to judge whole before the client saw it.
+            return Streamed(replay_chat(answer))
         return Completed(answer)
 
     async def _serve(
@@ -180,11 +186,19 @@ class Dispatcher:
         started: float,
         opener: StreamOpener | None,
         allow: Callable[[TargetState], bool] | None,
+        body: Any = None,
     ) -> BaseModel | Segment:
+        """An answer from ``targets`` of ``route``, with retries; ``body`` (default: the request's) is what is sent.
+
+        A route with a tiered strategy is served by the strategy (unless ``body`` is given: a tier's own call).
+        """
         if opener is not None:
             targets = [t for t in targets if opener.accepts(t)]
         if allow is not None:
             targets = [t for t in targets if allow(t)]
+        strategy = route.strategy
+        if isinstance(strategy, TieredStrategy) and body is None and allow is None:
+            return await self._tiered(ctx, route, strategy, targets, started)
         allowed = attempts_allowed(targets)
         attempts = 0
         position = 0
@@ -207,7 +221,7 @@ class Dispatcher:
             ctx.trace.retries = ctx.upstream_attempts - 1
             self._stamp(ctx, target)
             try:
-                return await self._attempt(ctx, route, target, permit, started, opener)
+                return await self._attempt(ctx, route, target, permit, started, opener, body)
             except UpstreamError as exc:
                 self._note_failure(ctx, target, exc)
                 if not retryable(exc):
@@ -220,6 +234,43 @@ class Dispatcher:
         if last is not None:
             raise RouteExhausted(last)
         raise RouteExhausted(await self._circuit_open(route))
+
+    async def _tiered(
+        self,
+        ctx: RequestContext,
+        route: RouteState,
+        strategy: TieredStrategy,
+        targets: list[TargetState],
+        started: float,
+    ) -> BaseModel | Segment:
+        """The answer of the tier ``strategy`` keeps; each tier is one target with its retries and breaker."""
+        if ctx.stream:
+            if not isinstance(ctx.body, ChatCompletionRequest):
+                raise APIError(
+                    400,
+                    f"the model {route.name!r} ({strategy.name} routing) streams chat completions only: "
+                    "call /v1/completions without `stream`",
+                    param="stream",
+                    code="unsupported_parameter",
+                )
+            if strategy.stream_mode(route) == "refuse":
+                raise APIError(
+                    400,
+                    f"the model {route.name!r} ({strategy.name} routing) answers whole responses only: "
+                    "send the request without `stream`",
+                    param="stream",
+                    code="unsupported_parameter",
+                )
+
+        async def call(target: TargetState, body: Any) -> BaseModel | Segment:
+            opener = StreamOpener(body) if getattr(body, "stream", False) else None
+            try:
+                return await self._route(ctx, route, [target], started, opener, None, body)
+            except RouteExhausted as exhausted:
+                raise exhausted.error from None
+
+        answer: BaseModel | Segment = await strategy.serve(ctx, route, targets, call)
+        return answer
 
     async def _pick(self, targets: list[TargetState], start: int) -> tuple[TargetState, Permit] | None:
         """The first target from ``start`` on (wrapping round) whose breaker lets a request through."""
@@ -272,6 +323,7 @@ class Dispatcher:
         permit: Permit,
         started: float,
         opener: StreamOpener | None,
+        body: Any = None,
     ) -> BaseModel | Segment:
         config = target.config
         began = time.perf_counter()
@@ -291,7 +343,7 @@ class Dispatcher:
             else:
                 try:
                     async with asyncio.timeout(config.timeout):
-                        response = await call_once(target, ctx.body)
+                        response = await call_once(target, ctx.body if body is None else body)
                 except TimeoutError:
                     raise UpstreamTimeout(
                         f"the upstream {target.id} did not answer within {config.timeout:g}s (the target's `timeout`)"

@@ -14,6 +14,7 @@ from lmdeck.gateway.routing.breaker import BreakerState, BreakerStore, CircuitBr
 from lmdeck.gateway.routing.retry import RetryPolicy
 from lmdeck.gateway.routing.state import RouteState, TargetState
 from lmdeck.gateway.routing.strategy import StrategyRegistry
+from lmdeck.gateway.routing.tiers import TieredStrategy
 from lmdeck.providers import ProviderContext, ProviderRegistry
 from lmdeck.providers.base import Preloading
 from lmdeck.settings import BreakerSettings, RetrySettings, RouteConfig, Settings, TargetConfig
@@ -54,6 +55,8 @@ class Router:
         for route in routes.values():
             if route.strategy is None:
                 route.strategy = self.strategies.create(route.config.strategy)
+            if isinstance(route.strategy, TieredStrategy):
+                route.strategy.prepare(route)
 
     @classmethod
     def from_settings(
@@ -72,6 +75,10 @@ class Router:
         routes = {
             rc.name: RouteState(rc, [TargetState(t, providers.create(t, ctx)) for t in rc.targets]) for rc in configs
         }
+        if strategies is None:
+            from lmdeck.gateway.routing.learned import LearnedRouters
+
+            strategies = StrategyRegistry.builtin(routers=LearnedRouters(data_dir=settings.data_dir))
         return cls(
             routes,
             retry=settings.retry,
