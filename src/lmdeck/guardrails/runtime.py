@@ -119,6 +119,7 @@ class GuardrailRuntime:
         self.audit.append("config", POLICY_ACTION, "guardrails", before=before, after={"policy": document})
 
     async def start(self) -> None:
+        self.service.warm()  # models of built-ins load in the background while the rest starts
         if self.audit is not None:
             try:
                 await anyio.to_thread.run_sync(self._audit_policy)

@@ -137,6 +137,7 @@ class GuardrailService:
         self.route_config = route_config
         self.metrics = GuardrailMetrics(metrics_registry)
         self._background: set[asyncio.Task[None]] = set()
+        self._warming: set[asyncio.Task[None]] = set()
 
     def plan(self, ctx: RequestContext) -> GuardPlan:
         """The guardrails of the request's route, its team and its key (cached on the request)."""
@@ -203,15 +204,35 @@ class GuardrailService:
             trace.metadata.setdefault(ACTIONS, []).append(f"{item.name}:{action}")
             log.info("guardrail %r flagged request %s: %s", item.name, trace.request_id, entry.get("reason", ""))
 
+    def warm(self) -> None:
+        """Start loading, in worker threads, what the instances with a ``warm()`` method load on first use.
+
+        Some built-ins load a model when first checked (Presidio's analyzer, lingua's detector:
+        seconds); warming them as the gateway starts spares the first request that wait. A
+        failure is logged and the instance loads again on its first check.
+        """
+        for name, instance in self.config.instances.items():
+            warm = getattr(instance, "warm", None)
+            if callable(warm):
+                task = asyncio.create_task(self._warm(name, warm))
+                self._warming.add(task)
+                task.add_done_callback(self._warming.discard)
+
+    async def _warm(self, name: str, warm: Callable[[], object]) -> None:
+        try:
+            await asyncio.to_thread(warm)
+        except Exception:
+            log.exception("guardrail %r could not load ahead of its first check", name)
+
     async def drain(self) -> None:
         """Wait for the async guardrails still running (at shutdown; tests)."""
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
     async def stop(self) -> None:
-        for task in list(self._background):
+        for task in [*self._background, *self._warming]:
             task.cancel()
-        await asyncio.gather(*list(self._background), return_exceptions=True)
+        await asyncio.gather(*self._background, *self._warming, return_exceptions=True)
 
 
 def policy_document(settings: Settings) -> dict[str, Any]:

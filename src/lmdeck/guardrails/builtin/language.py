@@ -109,6 +109,10 @@ class OutputLanguage:
         self.min_chars = min_chars
         self.accuracy = accuracy
 
+    def warm(self) -> None:
+        """Build the detector now (blocking, about a second) rather than on the first check."""
+        detector(self.accuracy, self.candidates)
+
     def detect(self, text: str) -> tuple[str, float] | None:
         """The most likely language's ISO 639-1 code and confidence, or None when lingua cannot tell."""
         values = detector(self.accuracy, self.candidates).compute_language_confidence_values(text)

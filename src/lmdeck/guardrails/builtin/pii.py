@@ -332,6 +332,10 @@ class PiiGuardrail:
         chosen, threshold, regions, model = _options(entities, score_threshold, phone_regions, ner_model)
         self.detector = PiiDetector(chosen, threshold, regions, model)
 
+    def warm(self) -> None:
+        """Build the analyzer now (blocking, seconds) rather than on the first check."""
+        self.detector.analyzer()
+
     async def check(self, text: str, ctx: GuardContext) -> Verdict:
         spans = await asyncio.to_thread(self.detector.spans, text)
         if not spans:

@@ -162,6 +162,9 @@ class SecretsDetector:
         self.keywords = keywords
         self._plugins = _Plugins(entropy)
 
+    def warm(self) -> None:
+        self._plugins.plugins()
+
     def spans(self, text: str) -> list[Span]:
         found: list[Span] = []
         for pattern in PATTERNS:
@@ -197,6 +200,10 @@ class SecretsGuardrail:
             if not isinstance(value, bool):
                 raise GuardrailError(f"secrets: {option} must be true or false, got {value!r}")
         self.detector = SecretsDetector(entropy=entropy, keywords=keywords)
+
+    def warm(self) -> None:
+        """Build detect-secrets' plugins now (blocking) rather than on the first check."""
+        self.detector.warm()
 
     async def check(self, text: str, ctx: GuardContext) -> Verdict:
         spans: Sequence[Span] = await asyncio.to_thread(self.detector.spans, text)
