@@ -13,7 +13,7 @@ from lmdeck.db import Database
 from lmdeck.protocol.traces import TraceRecord
 from lmdeck.testing.traces import synthetic_traces
 from lmdeck.tracing.codec import encode
-from lmdeck.tracing.rollups import FULL, GRAINS, HOUR, ROUTE, rebuild, trace_rollups
+from lmdeck.tracing.rollups import FULL, GRAINS, HOUR, LEVEL_GRAINS, MINUTE, ROUTE, rebuild, trace_rollups
 from lmdeck.tracing.segments import existing_segments, segment_name
 from lmdeck.tracing.sketch import RELATIVE_ACCURACY, Sketch
 from lmdeck.tracing.spool import TraceSpool
@@ -78,9 +78,11 @@ def assert_rollups_match(db: Database) -> None:
         cell[0] += values[0]
         cell[1] += values[1]
         cell[2] += values[5]
-    for grain in GRAINS:
+    for grain in LEVEL_GRAINS[FULL]:
         assert rollup_totals(db, grain) == raw, f"grain {grain}s differs from the raw traces"
+    for grain in LEVEL_GRAINS[ROUTE]:
         assert route_totals(db, grain) == {k: tuple(v) for k, v in by_route.items()}, f"route level, {grain}s"
+    assert rollup_totals(db, MINUTE) == {}, "the full level has no minute rows"
 
 
 def test_rollups_equal_raw_totals_after_load_with_duplicates(database: Database) -> None:
@@ -124,7 +126,7 @@ def test_rollups_equal_raw_totals_after_a_crash_and_replay(tmp_path: Path, datab
 def test_rebuild_restores_rollups_equal_to_raw_totals(database: Database) -> None:
     store = SQLTraceStore(database)
     store.insert(synthetic_traces(1500, start=START, span_s=2 * 86400, seed=4))
-    before = {grain: rollup_totals(database, grain) for grain in GRAINS}
+    before = {grain: rollup_totals(database, grain) for grain in GRAINS}  # the full level's
     with database.engine.begin() as conn:  # rollups damaged or lost
         conn.execute(trace_rollups.delete().where(trace_rollups.c.route == "demo"))
         conn.execute(trace_rollups.update().values(requests=trace_rollups.c.requests + 5))
@@ -182,7 +184,7 @@ def test_guardrail_actions_and_variants_are_rolled_up(database: Database) -> Non
     with database.engine.connect() as conn:
         rows = conn.execute(
             select(c.variant, c.status_class, c.requests, c.errors, c.guardrail_actions).where(
-                c.grain == 60, c.level == FULL
+                c.grain == HOUR, c.level == FULL
             )
         ).all()
     assert {tuple(r) for r in rows} == {(None, "5xx", 1, 1, 0), ("b", "2xx", 2, 0, 3)}

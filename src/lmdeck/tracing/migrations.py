@@ -227,8 +227,9 @@ def rollup_levels(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE trace_rollups ADD COLUMN level INTEGER NOT NULL DEFAULT 0"))
     conn.execute(text("CREATE INDEX ix_trace_rollups_level_grain_bucket ON trace_rollups (level, grain, bucket)"))
     if conn.execute(text("SELECT 1 FROM traces LIMIT 1")).first() is not None:
-        from lmdeck.tracing.rollups import FULL, ROUTE, fill
+        from lmdeck.tracing.rollups import FULL, ROUTE, define_sketch_merge, fill
 
+        define_sketch_merge(conn)  # what fill's upserts merge sketches with (0009 keeps it on PostgreSQL)
         kept = conn.execute(text("SELECT 1 FROM trace_rollups LIMIT 1")).first() is not None
         fill(conn, levels=(ROUTE,) if kept else (FULL, ROUTE))
 
@@ -264,3 +265,13 @@ def create_breakdowns(conn: Connection) -> None:
         from lmdeck.tracing.breakdowns import fill
 
         fill(conn)
+
+
+@migrations("0009_trace_sketch_merge")
+def sketch_merge(conn: Connection) -> None:
+    """``lmdeck_sketch_merge(stored, added)`` on PostgreSQL: merges two latency sketches in SQL, so the store
+    writer adds a batch to the rollups with one upsert per row (SQLite registers it on each connection)."""
+    if conn.dialect.name == "postgresql":
+        from lmdeck.tracing.rollups import define_sketch_merge
+
+        define_sketch_merge(conn)

@@ -15,14 +15,21 @@ distributions as mergeable :class:`~lmdeck.tracing.sketch.Sketch` es::
 The writer adds a trace to the rollups in the same transaction as its insert,
 and only when the insert stored it (a trace read again from the spool after a
 crash is already in the table and adds nothing): rollup totals equal raw
-totals exactly. Each trace is counted once at every grain, so any window made
-of whole days, hours and minutes is answered from at most a few thousand
-rows (see :mod:`lmdeck.tracing.signals`).
+totals exactly. Each trace is counted once at every grain of each level: the
+route level (route, target, model, status class) per minute, hour and day, the
+full level (every dimension) per hour and day. So any window made of whole
+days, hours and (at the route level) minutes is answered from at most a few
+thousand rows (see :mod:`lmdeck.tracing.signals`).
+
+A batch's traces that share a row are folded into one delta first, and the
+deltas are written with one upsert per row (counters added, sketches merged in
+the database), sent to the driver in one ``executemany``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,19 +46,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    bindparam,
     delete,
     func,
     select,
-    update,
 )
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from lmdeck.db import Database
 from lmdeck.tracing import breakdowns
 from lmdeck.tracing.schema import traces
-from lmdeck.tracing.sketch import Sketch
+from lmdeck.tracing.sketch import SKETCH_MERGE, Key, Sketch, register_sketch_merge
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
 #: Bucket widths in seconds, finest first.
@@ -75,6 +78,10 @@ DIMENSIONS: tuple[str, ...] = (
 #: every team x key x prompt x variant combination.
 FULL, ROUTE = 0, 1
 ROUTE_DIMENSIONS: frozenset[str] = frozenset({"route", "target", "model", "status_class"})
+#: The grains each level is kept at. The full level has no minutes: with every dimension nearly each
+#: trace would open a minute row of its own (the writer's dearest work); a query that needs every
+#: dimension reads the raw traces for the part of its window under a whole hour.
+LEVEL_GRAINS: dict[int, tuple[int, ...]] = {FULL: (HOUR, DAY), ROUTE: GRAINS}
 
 #: Additive counters, in the order :class:`Delta` keeps them.
 COUNTERS: tuple[str, ...] = (
@@ -115,11 +122,6 @@ trace_rollups = Table(
 Index("ix_trace_rollups_grain_bucket", trace_rollups.c.grain, trace_rollups.c.bucket)
 Index("ix_trace_rollups_level_grain_bucket", trace_rollups.c.level, trace_rollups.c.grain, trace_rollups.c.bucket)
 
-_INSERT = {
-    "sqlite": lambda: sqlite_insert(trace_rollups).on_conflict_do_nothing().returning(trace_rollups.c.id),
-    "postgresql": lambda: postgresql_insert(trace_rollups).on_conflict_do_nothing().returning(trace_rollups.c.id),
-}
-_CHUNK = 500
 _VARIANT_LENGTH = 256
 
 
@@ -176,7 +178,7 @@ def rollup_id(grain: int, bucket: int, dims: Sequence[Any], level: int = 0) -> s
     return hashlib.blake2b(raw, digest_size=16).hexdigest()
 
 
-@dataclass
+@dataclass(slots=True)
 class Delta:
     """What some traces add to one rollup row."""
 
@@ -187,17 +189,33 @@ class Delta:
     counters: list[int] = field(default_factory=lambda: [0] * len(COUNTERS))
     latency_ms_sum: float = 0.0
     latency: Sketch = field(default_factory=Sketch)
-    ttft: Sketch = field(default_factory=Sketch)
+    ttft: Sketch | None = None
 
     def add(self, row: Mapping[Any, Any]) -> None:
-        for i, value in enumerate(counters_of(row)):
-            self.counters[i] += value
-        latency = float(row.get("latency_ms") or 0.0)
-        self.latency_ms_sum += latency
-        self.latency.add(latency)
+        """Add one stored trace row."""
         ttft = row.get("ttft_ms")
-        if ttft is not None:
-            self.ttft.add(float(ttft))
+        self.add_counted(
+            counters_of(row),
+            float(row.get("latency_ms") or 0.0),
+            Sketch.key_of(float(row.get("latency_ms") or 0.0)),
+            Sketch.key_of(float(ttft)) if ttft is not None else None,
+        )
+
+    def add_counted(
+        self, counters: Sequence[int], latency_ms: float, latency_key: Key | None, ttft_key: Key | None
+    ) -> None:
+        """Add one trace whose counters and sketch buckets (:meth:`Sketch.key_of`; None: not counted) are
+        worked out already."""
+        mine = self.counters
+        for i, value in enumerate(counters):
+            mine[i] += value
+        self.latency_ms_sum += latency_ms
+        if latency_key is not None:
+            self.latency.add_key(latency_key)
+        if ttft_key is not None:
+            if self.ttft is None:
+                self.ttft = Sketch()
+            self.ttft.add_key(ttft_key)
 
     def row(self, id: str) -> dict[str, Any]:
         values: dict[str, Any] = {"id": id, "level": self.level, "grain": self.grain, "bucket": self.bucket}
@@ -205,33 +223,61 @@ class Delta:
         values.update(zip(COUNTERS, self.counters, strict=True))
         values["latency_ms_sum"] = self.latency_ms_sum
         values["latency_sketch"] = self.latency.dumps()
-        values["ttft_sketch"] = self.ttft.dumps() if self.ttft.count else None
+        values["ttft_sketch"] = self.ttft.dumps() if self.ttft is not None else None
         return values
+
+    def params(self, id: str) -> tuple[Any, ...]:
+        """The values of :data:`UPSERT_COLUMNS`, in order."""
+        return (
+            id,
+            self.level,
+            self.grain,
+            self.bucket,
+            *self.dims,
+            *self.counters,
+            self.latency_ms_sum,
+            self.latency.dumps(),
+            self.ttft.dumps() if self.ttft is not None else None,
+        )
 
 
 class Rollups:
-    """Deltas keyed by rollup id, gathered from trace rows before one :func:`apply`."""
+    """Deltas keyed by rollup id, gathered from trace rows before one :func:`apply`.
+
+    Each trace's counters and sketch buckets are worked out once and added to its row at every
+    grain and level; a batch's traces that share a row are folded into one delta, so :func:`apply`
+    writes each distinct row once per batch.
+    """
 
     def __init__(self, levels: Sequence[int] = (FULL, ROUTE)) -> None:
         self.deltas: dict[str, Delta] = {}
         self.levels = tuple(levels)
+        self._ids: dict[tuple[Any, ...], str] = {}
 
     def add(self, row: Mapping[Any, Any]) -> None:
         full = dimensions_of(row)
         narrow = tuple(
             value if name in ROUTE_DIMENSIONS else None for name, value in zip(DIMENSIONS, full, strict=True)
         )
+        counters = counters_of(row)
+        latency = float(row.get("latency_ms") or 0.0)
+        latency_key = Sketch.key_of(latency)
+        ttft = row.get("ttft_ms")
+        ttft_key = Sketch.key_of(float(ttft)) if ttft is not None else None
         created = float(row["created_at"])
         for level, dims in ((FULL, full), (ROUTE, narrow)):
             if level not in self.levels:
                 continue
-            for grain in GRAINS:
+            for grain in LEVEL_GRAINS[level]:
                 bucket = int(created // grain) * grain
-                id = rollup_id(grain, bucket, dims, level)
+                cell = (level, grain, bucket, dims)
+                id = self._ids.get(cell)
+                if id is None:
+                    id = self._ids[cell] = rollup_id(grain, bucket, dims, level)
                 delta = self.deltas.get(id)
                 if delta is None:
                     delta = self.deltas[id] = Delta(grain, bucket, dims, level)
-                delta.add(row)
+                delta.add_counted(counters, latency, latency_key, ttft_key)
 
     @classmethod
     def of_rows(cls, rows: Iterable[Mapping[Any, Any]], levels: Sequence[int] = (FULL, ROUTE)) -> Rollups:
@@ -244,62 +290,84 @@ class Rollups:
         return len(self.deltas)
 
 
-def _merged(stored: str | None, delta: Sketch) -> str | None:
-    if not delta.count:
-        return stored
-    sketch = Sketch.loads(stored)
-    sketch.merge(delta)
-    return sketch.dumps()
-
-
-_ADD = (
-    update(trace_rollups)
-    .where(trace_rollups.c.id == bindparam("b_id"))
-    .values(
-        **{name: trace_rollups.c[name] + bindparam(f"b_{name}") for name in COUNTERS},
-        latency_ms_sum=trace_rollups.c.latency_ms_sum + bindparam("b_latency_ms_sum"),
-        latency_sketch=bindparam("b_latency_sketch"),
-        ttft_sketch=bindparam("b_ttft_sketch"),
-    )
+#: The columns :func:`apply` writes, in :meth:`Delta.params` order.
+UPSERT_COLUMNS: tuple[str, ...] = (
+    "id",
+    "level",
+    "grain",
+    "bucket",
+    *DIMENSIONS,
+    *COUNTERS,
+    "latency_ms_sum",
+    "latency_sketch",
+    "ttft_sketch",
 )
+_ADDED = ", ".join(f"{name} = trace_rollups.{name} + excluded.{name}" for name in (*COUNTERS, "latency_ms_sum"))
+_SKETCHES = ", ".join(
+    f"{name} = {SKETCH_MERGE}(trace_rollups.{name}, excluded.{name})" for name in ("latency_sketch", "ttft_sketch")
+)
+#: The upsert per dialect, in the driver's own parameter style (sent with ``exec_driver_sql``): a new row is
+#: inserted, an existing one gets the counters added and the sketches merged by :data:`SKETCH_MERGE`.
+UPSERT: dict[str, str] = {
+    dialect: f"INSERT INTO trace_rollups ({', '.join(UPSERT_COLUMNS)}) "
+    f"VALUES ({', '.join([mark] * len(UPSERT_COLUMNS))}) ON CONFLICT (id) DO UPDATE SET {_ADDED}, {_SKETCHES}"
+    for dialect, mark in (("sqlite", "?"), ("postgresql", "%s"))
+}
+
+
+#: :data:`SKETCH_MERGE` in SQL for PostgreSQL: bucket counts added key by key, zero buckets added.
+_SKETCH_MERGE_POSTGRESQL = f"""
+CREATE OR REPLACE FUNCTION {SKETCH_MERGE}(stored text, added text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE
+    WHEN added IS NULL OR added = '' THEN stored
+    WHEN stored IS NULL OR stored = '' THEN added
+    ELSE json_build_object(
+      'z', COALESCE((stored::jsonb ->> 'z')::bigint, 0) + COALESCE((added::jsonb ->> 'z')::bigint, 0),
+      'b', COALESCE((
+        SELECT jsonb_object_agg(k, n) FROM (
+          SELECT k, SUM(v::bigint) AS n FROM (
+            SELECT * FROM jsonb_each_text(COALESCE(stored::jsonb -> 'b', '{{}}'::jsonb))
+            UNION ALL
+            SELECT * FROM jsonb_each_text(COALESCE(added::jsonb -> 'b', '{{}}'::jsonb))
+          ) AS buckets(k, v) GROUP BY k
+        ) AS merged
+      ), '{{}}'::jsonb)
+    )::text
+  END
+$$
+"""
+
+
+def define_sketch_merge(conn: Connection) -> None:
+    """Make :data:`SKETCH_MERGE` callable on ``conn``: created in the database on PostgreSQL (a migration does
+    it once), registered on the connection on SQLite."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(_SKETCH_MERGE_POSTGRESQL)
+    elif not conn.connection.info.get(SKETCH_MERGE):
+        # Once per connection (its info lasts as long as it does): SQLite refuses to redefine a function
+        # while a statement of the connection is open.
+        driver = conn.connection.driver_connection
+        assert isinstance(driver, sqlite3.Connection), "rollups are kept on SQLite or PostgreSQL"
+        register_sketch_merge(driver)
+        conn.connection.info[SKETCH_MERGE] = True
 
 
 def apply(conn: Connection, rollups: Rollups) -> None:
-    """Add ``rollups`` to ``trace_rollups`` inside ``conn``'s transaction.
+    """Add ``rollups`` to ``trace_rollups`` inside ``conn``'s transaction: one upsert per distinct row, sent to
+    the driver in one ``executemany``.
 
-    New rows are inserted; rows that exist are locked (``FOR UPDATE`` on
-    PostgreSQL; SQLite's single writer holds the database) and their counters
-    added to, their sketches merged.
+    A row that exists gets its counters added to and its sketches merged in the database
+    (:data:`SKETCH_MERGE`: a SQL function on PostgreSQL, from migration ``0009_trace_sketch_merge``; a Python
+    function registered on the connection on SQLite). Rows are written in id order, so two writers on
+    PostgreSQL lock them in the same order.
     """
     if not rollups.deltas:
         return
-    insert = _INSERT[conn.dialect.name]()
-    ids = sorted(rollups.deltas)
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        created = set(conn.execute(insert, [rollups.deltas[id].row(id) for id in chunk]).scalars())
-        existing = [id for id in chunk if id not in created]
-        if not existing:
-            continue
-        stmt = (
-            select(trace_rollups.c.id, trace_rollups.c.latency_sketch, trace_rollups.c.ttft_sketch)
-            .where(trace_rollups.c.id.in_(existing))
-            .order_by(trace_rollups.c.id)
-        )
-        if conn.dialect.name == "postgresql":
-            stmt = stmt.with_for_update()
-        updates = []
-        for id, latency, ttft in conn.execute(stmt):
-            delta = rollups.deltas[id]
-            values: dict[str, Any] = {f"b_{name}": value for name, value in zip(COUNTERS, delta.counters, strict=True)}
-            values.update(
-                b_id=id,
-                b_latency_ms_sum=delta.latency_ms_sum,
-                b_latency_sketch=_merged(latency, delta.latency),
-                b_ttft_sketch=_merged(ttft, delta.ttft),
-            )
-            updates.append(values)
-        conn.execute(_ADD, updates)
+    if conn.dialect.name == "sqlite":
+        define_sketch_merge(conn)
+    params = [rollups.deltas[id].params(id) for id in sorted(rollups.deltas)]
+    conn.exec_driver_sql(UPSERT[conn.dialect.name], params)
 
 
 #: Trace columns a rollup reads.

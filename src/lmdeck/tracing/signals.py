@@ -15,7 +15,9 @@ never through a scan of ``traces``.
 A window ``[since, until)`` is cut into whole days, then whole hours, then
 whole minutes, read from those rollups; the slivers under a minute at either
 end (when ``since`` or ``until`` is not on a minute) are read from the raw
-traces by their ``created_at`` index. Counts, tokens and cost are therefore
+traces by their ``created_at`` index. A query that groups or filters by more
+than the route's dimensions reads the full level, which has no minutes: its
+slivers are those under an hour. Counts, tokens and cost are therefore
 exact for any window; quantiles merge the sketches (within
 :data:`~lmdeck.tracing.sketch.RELATIVE_ACCURACY`). Minute rollups and raw traces
 are pruned after ``minute_days`` (see :mod:`lmdeck.tracing.retention`): an end of
@@ -47,8 +49,8 @@ from lmdeck.tracing.rollups import (
     DAY,
     DIMENSIONS,
     FULL,
-    GRAINS,
     HOUR,
+    LEVEL_GRAINS,
     MINUTE,
     ROUTE,
     ROUTE_DIMENSIONS,
@@ -138,7 +140,7 @@ class Piece:
     end: float | None
 
 
-def plan(since: float, until: float | None, grains: Sequence[int] = GRAINS) -> list[Piece]:
+def plan(since: float, until: float | None, grains: Sequence[int] = LEVEL_GRAINS[ROUTE]) -> list[Piece]:
     """``[since, until)`` as whole buckets of the coarsest grains that fit, and raw slivers at the edges.
 
     >>> [(p.grain, p.start, p.end) for p in plan(30.0, 7230.0)]
@@ -299,8 +301,8 @@ class Signals:
         for q in quantiles:
             if not 0.0 <= q <= 1.0:
                 raise SignalError("quantiles", f"each is between 0 and 1, got {q}")
-        grains = tuple(g for g in GRAINS if step is None or step % g == 0)
         level = ROUTE if set(by) | set(where) <= ROUTE_DIMENSIONS else FULL
+        grains = tuple(g for g in LEVEL_GRAINS[level] if step is None or step % g == 0)
         groups: dict[tuple[Any, ...], Totals] = {}
         sketches = bool(quantiles)
         with self.db.engine.connect() as conn:

@@ -22,6 +22,7 @@ the raw traces.
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Iterable
 
 import orjson
@@ -31,6 +32,21 @@ from ddsketch.mapping import LogarithmicMapping
 RELATIVE_ACCURACY = 0.01
 
 _MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
+
+#: A bucket of the mapping: an integer (negative for values under 1).
+Key = int
+#: The key :meth:`Sketch.key_of` gives the zero bucket; far outside the mapping's keys (about +-40,000).
+ZERO_KEY: Key = -(1 << 40)
+
+#: The SQL function that merges two stored sketches (text from :meth:`Sketch.dumps`, either may be NULL):
+#: created by migration ``0009_trace_sketch_merge`` on PostgreSQL, by :func:`register_sketch_merge` on
+#: each SQLite connection that writes rollups.
+SKETCH_MERGE = "lmdeck_sketch_merge"
+
+
+def register_sketch_merge(connection: sqlite3.Connection) -> None:
+    """Define :data:`SKETCH_MERGE` on a SQLite connection (not while one of its statements is open)."""
+    connection.create_function(SKETCH_MERGE, 2, Sketch.merge_text, deterministic=True)
 
 
 class Sketch:
@@ -45,12 +61,25 @@ class Sketch:
 
     def add(self, value: float, count: int = 1) -> None:
         """Count ``value`` (milliseconds, or any non-negative unit) ``count`` times; NaN is ignored."""
+        key = self.key_of(value)
+        if key is not None:
+            self.add_key(key, count)
+
+    @staticmethod
+    def key_of(value: float) -> Key | None:
+        """The bucket ``value`` falls in (:data:`ZERO_KEY` for the zero bucket), None for NaN (not counted).
+        Worked out once, it can be added to many sketches with :meth:`add_key`."""
         if math.isnan(value):
-            return
+            return None
         if value <= _MAPPING.min_possible:
+            return ZERO_KEY
+        return int(_MAPPING.key(min(value, _MAPPING.max_possible)))
+
+    def add_key(self, key: Key, count: int = 1) -> None:
+        """Count ``count`` values in bucket ``key`` (from :meth:`key_of`)."""
+        if key == ZERO_KEY:
             self.zeros += count
         else:
-            key = _MAPPING.key(min(value, _MAPPING.max_possible))
             self.bins[key] = self.bins.get(key, 0) + count
         self.count += count
 
@@ -89,6 +118,18 @@ class Sketch:
             return cls()
         data = orjson.loads(text)
         return cls({int(k): int(v) for k, v in data.get("b", {}).items()}, int(data.get("z", 0)))
+
+    @staticmethod
+    def merge_text(stored: str | None, added: str | None) -> str | None:
+        """Two stored sketches (:meth:`dumps`' text, or None) merged, as stored text: :data:`SKETCH_MERGE`
+        on SQLite."""
+        if not added:
+            return stored
+        if not stored:
+            return added
+        sketch = Sketch.loads(stored)
+        sketch.merge(Sketch.loads(added))
+        return sketch.dumps()
 
     @classmethod
     def of(cls, values: Iterable[float]) -> Sketch:
