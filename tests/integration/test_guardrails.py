@@ -128,12 +128,19 @@ def test_a_blocked_request_is_a_400_naming_the_guardrail(
     created = httpx.post(f"{guarded.url}/api/keys", json={"name": "strict-bot"}, headers=admin, timeout=30)
     assert created.status_code == 201, created.text
     strict = sdk(guarded, created.json()["key"])
+    rid = request_id()
     with pytest.raises(openai.BadRequestError) as caught:
-        strict.chat.completions.create(model="plain", messages=[{"role": "user", "content": "say forbidden"}])
+        strict.chat.completions.create(
+            model="plain",
+            messages=[{"role": "user", "content": "say forbidden"}],
+            extra_headers={"x-request-id": rid},
+        )
     error = caught.value.body
     assert isinstance(error, dict) and error["code"] == "content_policy_violation"
     assert "'no-forbidden'" in error["message"]
     assert fake_upstream.count() == 0
+    trace = guarded.trace(rid)
+    assert trace["status_code"] == 400 and trace["request_body"]["messages"][0]["content"] == "say [BANNED]"
     # The same words from another key on the same route pass: the attachment is the key's.
     reply = sdk(guarded).chat.completions.create(model="plain", messages=[{"role": "user", "content": "say forbidden"}])
     assert reply.choices[0].message.content == "say forbidden"

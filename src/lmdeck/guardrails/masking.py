@@ -37,6 +37,18 @@ def merge_spans(spans: Sequence[Span]) -> list[Span]:
     return sorted(chosen, key=lambda s: s.start)
 
 
+def redact(text: str, spans: list[Span]) -> str:
+    """``text`` with each span replaced by ``[ENTITY]`` (not restorable: for what must go for good)."""
+    out: list[str] = []
+    position = 0
+    for span in merge_spans([s for s in spans if s.end <= len(text)]):
+        out.append(text[position : span.start])
+        out.append(f"[{span.entity}]")
+        position = span.end
+    out.append(text[position:])
+    return "".join(out)
+
+
 def _entity_name(entity: str) -> str:
     name = re.sub(r"[^A-Z0-9_]", "_", entity.upper()).strip("_")
     return name if name and name[0].isalpha() else f"ENTITY_{name}".rstrip("_")

@@ -4,7 +4,8 @@
     declarations = guardrails.steps()          # unmask, guard_input, guard_output
     guardrails.pipeline = pipeline             # for the `complete` resource (a judge's calls)
 
-At start the declared guardrail policy (definitions, data policy, attachments of routes,
+At start each guardrail with a ``warm()`` method (blocking: Presidio's analyzer, lingua's
+detector) is warmed in a worker thread, so the first request does not pay for it. Then the declared guardrail policy (definitions, data policy, attachments of routes,
 teams and keys, the data class of each target) is compared with the last one the audit log
 holds; a change is appended as ``guardrails.policy`` with the policy before and after, so
 ``lmdeck audit`` shows who-knows-what changed when (the config file is the actor). Routes

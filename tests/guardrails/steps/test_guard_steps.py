@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from lmdeck.guardrails.service import ACTIONS, VERDICTS
-from lmdeck.guardrails.steps.input import FALLBACK, MASKED
-from lmdeck.pipeline.context import Completed
+from lmdeck.guardrails.steps.input import FALLBACK, MASKED, GuardInput
+from lmdeck.pipeline.context import Completed, RequestContext
 from lmdeck.pipeline.principal import Principal
-from lmdeck.protocol import APIError
+from lmdeck.protocol import APIError, ChatCompletionRequest
+from lmdeck.protocol.traces import TraceRecord
 
 from ..guarded import Gate, guarded
 
@@ -164,3 +165,17 @@ async def test_team_and_key_attachments_add_to_the_route() -> None:
     ctx, _ = await g.run("to a@b.io", principal=Principal(key_id="k2", role="inference", name="ci"))
     assert ctx.trace.metadata[ACTIONS] == ["emails:mask"]  # the key's action replaces the route's
     assert g.terminal.bodies[-1].messages[0].content == "to <EMAIL_ADDRESS_1>"
+
+
+async def test_a_blocked_request_is_traced_with_what_was_found_redacted() -> None:
+    g = guarded(config({"input": [{"use": "emails", "action": "block"}]}))
+    step = GuardInput(g.service, lambda c, n: None, lambda n: [])
+    request = ChatCompletionRequest.model_validate(
+        {"model": "support", "messages": [{"role": "user", "content": "leak bob@example.com now"}]}
+    )
+    ctx = RequestContext(kind="chat", body=request, request_id="r", trace=TraceRecord(), route_name="support")
+    with pytest.raises(APIError):
+        await step(ctx, g.terminal)
+    # The record step stores ctx.body: the request as it would have been sent, less what was found.
+    assert ctx.body.messages[0].content == "leak [EMAIL_ADDRESS] now"  # type: ignore[union-attr]
+    assert g.terminal.bodies == []

@@ -30,7 +30,7 @@ from lmdeck.guardrails.data_policy import (
     policy_error,
     restricted_tags,
 )
-from lmdeck.guardrails.masking import MASKS, MaskSession
+from lmdeck.guardrails.masking import MASKS, MaskSession, redact
 from lmdeck.guardrails.resources import is_guardrail_call
 from lmdeck.guardrails.service import Checked, GuardrailService, action_for
 from lmdeck.guardrails.texts import Where, request_texts, with_request_texts
@@ -97,6 +97,7 @@ class GuardInput:
         masks: dict[Where, list[Span]] = {}
         restricted_spans: dict[Where, list[Span]] = {}
         texts: dict[Where, str] = {}
+        findings: dict[Where, list[Span]] = {}
         blocked: Checked | None = None
         fallback: Checked | None = None
         for piece in request_texts(ctx.body):
@@ -114,6 +115,7 @@ class GuardInput:
                     kinds = restriction.guardrails.setdefault(item.attached.name, [])
                     kinds.extend(s.entity for s in verdict.spans if s.entity not in kinds)
                     restricted_spans.setdefault(piece.where, []).extend(verdict.spans)
+                findings.setdefault(piece.where, []).extend(verdict.spans)
                 if action == "block" and blocked is None:
                     blocked = item
                 elif action == "fallback" and fallback is None:
@@ -121,6 +123,9 @@ class GuardInput:
                 elif action == "mask":
                     masks.setdefault(piece.where, []).extend(verdict.spans)
         if blocked is not None:
+            # Nothing is sent; the trace keeps the request with what was found redacted.
+            found = {w: [*masks.get(w, []), *spans] for w, spans in findings.items()}
+            ctx.body = with_request_texts(ctx.body, {w: redact(texts[w], s) for w, s in found.items()})
             raise blocked_error(blocked.attached.name, blocked.verdict.reason if blocked.verdict else "")
         if restriction and policy is not None:
             if policy.action == "refuse":

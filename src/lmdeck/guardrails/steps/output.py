@@ -21,25 +21,13 @@ from pydantic import BaseModel
 
 from lmdeck.guardrails.base import GuardContext, Span
 from lmdeck.guardrails.config import Attached, GuardPlan
-from lmdeck.guardrails.masking import merge_spans
+from lmdeck.guardrails.masking import redact
 from lmdeck.guardrails.resources import is_guardrail_call
 from lmdeck.guardrails.service import Checked, GuardrailService, action_for
 from lmdeck.guardrails.steps.input import blocked_error
 from lmdeck.guardrails.texts import answer_texts, chunk_texts, rewrite_answer, rewrite_chunk
 from lmdeck.pipeline.chain import Handler
 from lmdeck.pipeline.context import Completed, RequestContext, Result, Streamed
-
-
-def redact(text: str, spans: list[Span]) -> str:
-    """``text`` with each span replaced by ``[ENTITY]`` (not restorable: the answer's own findings)."""
-    out: list[str] = []
-    position = 0
-    for span in merge_spans([s for s in spans if s.end <= len(text)]):
-        out.append(text[position : span.start])
-        out.append(f"[{span.entity}]")
-        position = span.end
-    out.append(text[position:])
-    return "".join(out)
 
 
 class GuardOutput:
