@@ -12,6 +12,7 @@ import pytest
 from lmdeck.app.assembly import Gateway, build_gateway
 from lmdeck.gateway.routing.eligibility import RouteEligibility
 from lmdeck.gateway.steps import core_steps
+from lmdeck.gateway.steps.compress import compression_steps
 from lmdeck.pipeline.order import order_steps
 from lmdeck.settings import Settings
 
@@ -24,6 +25,7 @@ DEFAULT_ORDER = [
     "prompt",
     "experiment-pin",
     "bundle",
+    "compress",
     "concurrency",
     "ratelimit",
     "budget",
@@ -51,6 +53,7 @@ async def test_the_default_settings_give_todays_order(gateway: Gateway) -> None:
         "resolve",
         "resolve",
         "resolve",
+        "resolve",
         "admit",
         "admit",
         "admit",
@@ -66,6 +69,7 @@ async def test_the_order_does_not_depend_on_the_order_packages_are_collected_in(
         gateway.policy.steps(gateway.router, gateway.authenticator),
         gateway.registry.steps(),
         gateway.evaluation.steps(RouteEligibility(gateway.router.get)),
+        compression_steps(lambda name: None),
     ]
     for permutation in itertools.permutations(packages):
         declared = [d for package in permutation for d in package]

@@ -37,6 +37,7 @@ def test_pipeline_prints_each_phase_and_step_in_order(tmp_path: Path) -> None:
         ["resolve", "prompt"],
         ["resolve", "experiment-pin"],
         ["resolve", "bundle"],
+        ["resolve", "compress"],
         ["admit", "concurrency"],
         ["admit", "ratelimit"],
         ["admit", "budget"],

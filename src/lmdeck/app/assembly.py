@@ -15,6 +15,7 @@ from lmdeck.gateway.routing.eligibility import RouteEligibility
 from lmdeck.gateway.routing.router import Router
 from lmdeck.gateway.serving import InferenceServing
 from lmdeck.gateway.steps import core_steps
+from lmdeck.gateway.steps.compress import compression_steps
 from lmdeck.gateway.steps.record import QueuedTraceSink, TraceObserver, TraceSink
 from lmdeck.guardrails.runtime import GuardrailRuntime
 from lmdeck.pipeline.chain import Pipeline
@@ -171,6 +172,12 @@ def build_gateway(
         token=evaluation.identity.token,
         team_name=policy.keys.team_name,
     )
+
+    def route_config(name: str) -> RouteConfig | None:
+        applied = overlay.routes.get(name) if overlay is not None else None
+        state = router.get(name)
+        return applied if applied is not None else state.config if state is not None else None
+
     # Each package declares its steps with their phases; build_pipeline sorts them (lmdeck.pipeline.order).
     pipeline = build_pipeline(
         [
@@ -179,6 +186,7 @@ def build_gateway(
             *registry.steps(),
             *evaluation.steps(RouteEligibility(router.get)),
             *guardrails.steps(),
+            *compression_steps(route_config),
         ],
         terminal=Dispatcher(router),
     )

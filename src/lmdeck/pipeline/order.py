@@ -28,8 +28,8 @@ and the response after them. The phases, outermost first:
     Records the trace of everything inside it, however the request ends (``record``).
 ``resolve``
     Decides what the request asks for: an experiment's variant, the rendered prompt, the
-    registry versions it pins and the bundle that names them (``experiment``, ``prompt``,
-    ``experiment-pin``, ``bundle``).
+    registry versions it pins and the bundle that names them, then compresses the prompt where
+    the route opts in (``experiment``, ``prompt``, ``experiment-pin``, ``bundle``, ``compress``).
 ``admit``
     Admits the resolved request or refuses it: concurrency caps, rate limits, budgets
     (``concurrency``, ``ratelimit``, ``budget``).
