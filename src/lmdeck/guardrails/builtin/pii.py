@@ -27,6 +27,7 @@ import importlib.util
 import re
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -147,21 +148,48 @@ def _card_recognizer() -> EntityRecognizer:
 _BARE_DIGITS_SCORE = 0.3
 
 
+#: A run of digits and the separators phone numbers use: where a phone number may be.
+_PHONE_CANDIDATE = re.compile(r"[+(]?\d[\d \t().\-/]{4,}\d")
+
+
+@dataclass(frozen=True)
+class _Found:
+    start: int
+    end: int
+
+
 def _phone_recognizer(regions: tuple[str, ...]) -> EntityRecognizer:
     """Presidio's phone recognizer (python-phonenumbers), doubting bare digit runs.
 
     Ten digits with no ``+``, space, dash, dot or bracket are as often a timestamp or an id as
     a phone number: they score below the default threshold unless a context word lifts them.
     """
+    import phonenumbers
+    from presidio_analyzer import EntityRecognizer as PresidioRecognizer
     from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
     class ContextualPhoneRecognizer(PhoneRecognizer):  # type: ignore[misc]
         def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
-            results = super().analyze(text, entities, nlp_artifacts)
-            for result in results:
-                if text[result.start : result.end].isdigit():
-                    result.score = min(result.score, _BARE_DIGITS_SCORE)
-            return list(results)
+            results = []
+            # python-phonenumbers scans the whole text once per region; scanning only the runs of
+            # digits and separators (with two characters of context each side) is many times faster
+            for candidate in _PHONE_CANDIDATE.finditer(text):
+                low, high = max(0, candidate.start() - 2), min(len(text), candidate.end() + 2)
+                window = text[low:high]
+                for region in self.supported_regions:
+                    for match in phonenumbers.PhoneNumberMatcher(
+                        window, region, leniency=1 if self.leniency is None else self.leniency
+                    ):
+                        try:
+                            found_in = phonenumbers.region_code_for_number(phonenumbers.parse(match.raw_string))
+                        except phonenumbers.NumberParseException:
+                            found_in = region
+                        where = _Found(low + match.start, low + match.end)
+                        result = self._get_recognizer_result(where, text, found_in, nlp_artifacts)
+                        if text[where.start : where.end].isdigit():
+                            result.score = min(result.score, _BARE_DIGITS_SCORE)
+                        results.append(result)
+            return list(PresidioRecognizer.remove_duplicates(results))
 
     return ContextualPhoneRecognizer(supported_regions=regions)
 
@@ -334,7 +362,8 @@ class PiiGuardrail:
 
     def warm(self) -> None:
         """Build the analyzer now (blocking, seconds) rather than on the first check."""
-        self.detector.analyzer()
+        # one analysis loads what the recognizers load lazily (the public suffix list of emails)
+        self.detector.spans("warm-up ana@example.org +1 415 555 0132")
 
     async def check(self, text: str, ctx: GuardContext) -> Verdict:
         spans = await asyncio.to_thread(self.detector.spans, text)
