@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,16 @@ def worker_pid(db: Database) -> int:
     return os.getpid()
 
 
+def worker_scheduler(db: Database) -> int:
+    return os.sched_getscheduler(0)
+
+
+def spin(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
 async def test_a_query_past_its_deadline_is_stopped_in_the_database(database: Database) -> None:
     pool = AnalyticsPool(database, workers=1, timeout_s=0.5, processes=False)
     with pytest.raises(AnalyticsUnavailable, match=r"longer than 0.5s.*analytics_timeout_s"):
@@ -64,6 +76,34 @@ async def test_worker_processes_have_their_own_connection_and_deadlines(tmp_path
         with pytest.raises(SignalError, match="step") as raised:
             await pool.run(summarize, 90, {"since": 0.0})
         assert raised.value.param == "step"
+    finally:
+        pool.close()
+        db.dispose()
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+async def test_worker_processes_run_at_idle_priority_and_still_answer_when_the_cpu_is_taken(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'store.db'}")
+    db.migrate()
+    pool = AnalyticsPool(db, workers=1, timeout_s=60.0)
+    try:
+        assert await pool.run(worker_scheduler) == os.SCHED_IDLE
+        # Every core kept busy at normal priority: a query answers on what is left, or at its deadline with
+        # AnalyticsUnavailable (the API's 503), never a hang.
+        context = multiprocessing.get_context("spawn")
+        hogs = [context.Process(target=spin, args=(5.0,)) for _ in range(os.cpu_count() or 1)]
+        for hog in hogs:
+            hog.start()
+        try:
+            pool.timeout_s = 2.0
+            try:
+                assert await asyncio.wait_for(pool.run(quick), 30) == 1
+            except AnalyticsUnavailable as exc:
+                assert "longer than 2s" in str(exc)
+        finally:
+            for hog in hogs:
+                hog.terminate()
+                hog.join()
     finally:
         pool.close()
         db.dispose()

@@ -6,8 +6,9 @@
 
 A job is a module-level function called as ``fn(db, *args)``. With ``processes``
 (the default for a database on disk or a server) it runs in one of ``workers``
-separate processes, each with its own connection to the same database and a
-lower CPU priority (``nice``): the Python work of a big query (merging sketches,
+separate processes, each with its own connection to the same database and the
+lowest CPU priority (Linux's ``SCHED_IDLE``: they run only on CPU time nothing
+else wants; ``nice`` elsewhere): the Python work of a big query (merging sketches,
 decoding rows) never holds the gateway's interpreter lock, and the operating
 system serves the gateway first when the CPU is short. Otherwise (an in-memory
 database, or ``processes=False``) jobs run in threads of the pool's own, never in
@@ -209,12 +210,23 @@ _worker_db: Database | None = None
 def _start_worker(url: str, nice: int) -> None:
     global _worker_db
     if nice:
-        try:
-            os.nice(nice)
-        except OSError:
-            pass
+        _lower_priority(nice)
     _worker_db = Database(url)
     install_deadlines(_worker_db.engine)
+
+
+def _lower_priority(nice: int) -> None:
+    """Run this process only on CPU time the gateway leaves: ``SCHED_IDLE`` where the system has it (Linux),
+    else ``nice``. A query starved of CPU still ends at its deadline: the gateway answers 503 when it passes."""
+    try:
+        os.nice(nice)
+    except OSError:
+        pass
+    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except OSError:
+            pass  # not allowed here (a container's seccomp profile): nice it is
 
 
 def _call_in_worker(fn: Callable[..., T], args: tuple[Any, ...], deadline: float, timeout_s: float) -> T:
