@@ -99,3 +99,31 @@ def test_team_names_and_ids_both_select_a_teams_attachment() -> None:
     plan = config.plan_for(s.routes[0], Principal(key_id="k", role="inference", team_id="team_9"))
     assert [a.name for a in plan.input] == ["a"]
     assert config.plan_for(s.routes[0], Principal(key_id="k", role="inference")).empty
+
+
+def test_an_attachment_may_override_the_definitions_options() -> None:
+    words = {"definitions": {"a": {"type": "regex", "options": {"words": ["darn"]}}}}
+    s = settings(words, {"input": [{"use": "a", "options": {"words": ["heck"]}}], "output": [{"use": "a"}]})
+    config = GuardrailConfig.build(s, test_registry(), GuardResources())
+    plan = config.plan_for(s.routes[0], None)
+    assert plan.input[0].guardrail is not plan.output[0].guardrail
+    assert plan.input[0].guardrail is config.plan_for(s.routes[0], None).input[0].guardrail  # built once
+
+
+async def test_the_override_is_what_runs() -> None:
+    from lmdeck.guardrails.base import GuardContext
+
+    words = {"definitions": {"a": {"type": "regex", "options": {"words": ["darn"]}}}}
+    s = settings(words, {"input": [{"use": "a", "options": {"words": ["heck"]}}]})
+    config = GuardrailConfig.build(s, test_registry(), GuardResources())
+    guard = config.plan_for(s.routes[0], None).input[0].guardrail
+    assert (await guard.check("heck", GuardContext("input"))).blocked
+    assert (await guard.check("darn", GuardContext("input"))).passed
+
+
+def test_a_bad_override_is_a_problem_at_its_place() -> None:
+    found = problems(
+        {"definitions": {"a": {"type": "regex", "options": {"words": ["x"]}}}},
+        {"input": [{"use": "a", "options": {"finding": "explode"}}]},
+    )
+    assert [path for path, _ in found] == [("routes", 0, "guardrails", "input", 0, "options")]

@@ -11,6 +11,8 @@ so that it can be given a line number.
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +22,8 @@ from lmdeck.guardrails.registry import GuardrailRegistry
 from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol.guardrails import DataPolicy, GuardrailAttachment, GuardrailSettings, GuardrailUse
 from lmdeck.settings import ConfigError, RouteConfig, Settings
+
+log = logging.getLogger(__name__)
 
 #: A place in the config file: keys and list indexes from its root.
 ConfigPath = tuple[str | int, ...]
@@ -105,6 +109,12 @@ def config_problems(
                     )
                     continue
                 guardrail = built.get(use.use)
+                if guardrail is not None and use.options:
+                    merged = {**block.definitions[use.use].options, **use.options}
+                    try:
+                        registry.create(block.definitions[use.use].type, merged, resources)
+                    except GuardrailError as exc:
+                        issues.append(ConfigIssue((*here, "options"), str(exc)))
                 if guardrail is not None and stage not in guardrail.stages:
                     issues.append(
                         ConfigIssue(
@@ -142,6 +152,10 @@ class GuardrailConfig:
     data_policy: DataPolicy | None = None
     #: The registered type of each definition, by name.
     kinds: Mapping[str, str] = field(default_factory=dict)
+    #: Instances built with an attachment's own ``options`` (see :meth:`instance`), by :func:`variant_key`.
+    variants: dict[str, Guardrail] = field(default_factory=dict)
+    #: What builds a variant first seen at run time (a route applied with its own options).
+    build_variant: Callable[[str, Mapping[str, Any]], Guardrail] | None = None
     #: The name of a team id (the key cache's), so that ``teams`` may be keyed by either.
     team_name: Callable[[str | None], str | None] = field(default=lambda _team_id: None)
 
@@ -155,11 +169,50 @@ class GuardrailConfig:
             raise ConfigError(f"the guardrail configuration is not valid:\n{lines}")
         instances = {name: registry.create(d.type, d.options, resources) for name, d in block.definitions.items()}
         kinds = {name: d.type for name, d in block.definitions.items()}
-        return cls(instances, block.teams, block.keys, block.data_policy, kinds=kinds)
+
+        def build_variant(name: str, options: Mapping[str, Any]) -> Guardrail:
+            definition = block.definitions[name]
+            return registry.create(definition.type, {**definition.options, **options}, resources)
+
+        config = cls(instances, block.teams, block.keys, block.data_policy, kinds=kinds, build_variant=build_variant)
+        for _, attachment in _attachments(settings):
+            for use in [*attachment.input, *attachment.output]:
+                config.instance(use)  # built now: a bad option fails the start, not a request
+        return config
+
+    def instance(self, use: GuardrailUse) -> Guardrail | None:
+        """The instance an attachment runs: the definition's, or one built with the attachment's own options."""
+        base = self.instances.get(use.use)
+        if base is None or not use.options:
+            return base
+        key = variant_key(use.use, use.options)
+        variant = self.variants.get(key)
+        if variant is None:
+            if self.build_variant is None:
+                return base
+            try:
+                variant = self.build_variant(use.use, use.options)
+            except GuardrailError:
+                log.warning(
+                    "guardrail %r: the options %r of an attachment are refused; using the definition's",
+                    use.use,
+                    use.options,
+                    exc_info=True,
+                )
+                variant = base
+            self.variants[key] = variant
+        return variant
 
     def attached(self, attachment: GuardrailAttachment, stage: Stage) -> list[Attached]:
         uses: list[GuardrailUse] = attachment.input if stage == "input" else attachment.output
-        return [Attached(u.use, self.instances[u.use], u) for u in uses if u.use in self.instances]
+        out = []
+        for use in uses:
+            guardrail = self.instance(use)
+            if guardrail is None:
+                log.warning("no guardrail named %r is defined; the attachment is skipped", use.use)
+                continue
+            out.append(Attached(use.use, guardrail, use))
+        return out
 
     def plan_for(self, route: RouteConfig | None, principal: Principal | None) -> GuardPlan:
         """The route's guardrails, then its caller's team's, then its key's (a name attached twice keeps the last)."""
@@ -183,6 +236,10 @@ class GuardrailConfig:
             output=tuple(stages["output"].values()),
             stream_window=max(a.stream_window for a in attachments),
         )
+
+
+def variant_key(name: str, options: Mapping[str, Any]) -> str:
+    return name + json.dumps(options, sort_keys=True, default=str)
 
 
 def _lookup(table: Mapping[str, Any], *names: str | None) -> Any:

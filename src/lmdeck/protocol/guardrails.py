@@ -60,6 +60,10 @@ class GuardrailUse(BaseModel):
     action: GuardAction = "block"
     route: str | None = Field(default=None, description="the route a `fallback` action sends the request to")
     mode: GuardMode = "sync"
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="options overriding the definition's for this attachment only (a stricter threshold on one route)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> GuardrailUse:
