@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from lmdeck.app.assembly import Gateway, build_gateway
+from lmdeck.cache import steps as cache_steps
 from lmdeck.gateway.routing.eligibility import RouteEligibility
 from lmdeck.gateway.steps import core_steps
 from lmdeck.gateway.steps.compress import compression_steps
@@ -29,6 +30,7 @@ DEFAULT_ORDER = [
     "concurrency",
     "ratelimit",
     "budget",
+    "cache-exact",
     "cost",
     "applied-routes",
 ]
@@ -57,6 +59,7 @@ async def test_the_default_settings_give_todays_order(gateway: Gateway) -> None:
         "admit",
         "admit",
         "admit",
+        "cache",
         "meter",
         "route",
     ]
@@ -70,6 +73,7 @@ async def test_the_order_does_not_depend_on_the_order_packages_are_collected_in(
         gateway.registry.steps(),
         gateway.evaluation.steps(RouteEligibility(gateway.router.get)),
         compression_steps(lambda name: None),
+        cache_steps(gateway.cache, lambda name: None) if gateway.cache is not None else [],
     ]
     for permutation in itertools.permutations(packages):
         declared = [d for package in permutation for d in package]

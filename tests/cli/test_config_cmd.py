@@ -41,6 +41,7 @@ def test_pipeline_prints_each_phase_and_step_in_order(tmp_path: Path) -> None:
         ["admit", "concurrency"],
         ["admit", "ratelimit"],
         ["admit", "budget"],
+        ["cache", "cache-exact"],
         ["meter", "cost"],
         ["route", "applied-routes"],
     ]

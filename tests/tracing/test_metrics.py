@@ -42,3 +42,19 @@ def test_tiered_routing_counts_tiers_and_the_escalation_rate() -> None:
     assert 'lmdeck_routed_requests_total{route="smart",strategy="cascade",tier="0"} 3.0' in text
     assert 'lmdeck_escalations_total{route="smart",strategy="cascade"} 1.0' in text
     assert 'lmdeck_escalation_rate{route="smart"} 0.25' in text
+
+
+def test_cache_hits_misses_bypasses_and_savings_are_counted_per_route_and_team() -> None:
+    metrics = GatewayMetrics()
+    hit = TraceRecord(route="r", team_id="t1", cache_hit=True, cache_status="hit", cache="exact")
+    hit.saved_tokens, hit.saved_micros = 30, 250_000
+    metrics.observe(hit)
+    metrics.observe(TraceRecord(route="r", team_id="t1", cache_status="miss"))
+    metrics.observe(TraceRecord(route="r", cache_status="bypass"))
+    metrics.observe(TraceRecord(route="r"))  # no cache on the route: counted nowhere
+    text = metrics.exposition().decode()
+    assert 'lmdeck_cache_hits_total{cache="exact",route="r",team="t1"} 1.0' in text
+    assert 'lmdeck_cache_misses_total{route="r",team="t1"} 1.0' in text
+    assert 'lmdeck_cache_bypasses_total{route="r",team="none"} 1.0' in text
+    assert 'lmdeck_cache_saved_tokens_total{cache="exact",route="r",team="t1"} 30.0' in text
+    assert 'lmdeck_cache_saved_usd_total{cache="exact",route="r",team="t1"} 0.25' in text

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from lmdeck.app.routing_checks import routing_strategies
+from lmdeck.cache import CacheRuntime
+from lmdeck.cache import steps as cache_steps
 from lmdeck.db import Database
 from lmdeck.evaluation.registry import load_evaluators
 from lmdeck.evaluation.runtime import EvaluationRuntime
@@ -75,6 +77,7 @@ class Gateway:
     services: list[Service] = field(default_factory=list)
     otel: OTelExporter | None = None
     guardrails: GuardrailRuntime | None = None
+    cache: CacheRuntime | None = None
     started: bool = False
 
     async def start(self) -> None:
@@ -172,6 +175,7 @@ def build_gateway(
         token=evaluation.identity.token,
         team_name=policy.keys.team_name,
     )
+    cache = CacheRuntime.build(settings)
 
     def route_config(name: str) -> RouteConfig | None:
         applied = overlay.routes.get(name) if overlay is not None else None
@@ -187,6 +191,7 @@ def build_gateway(
             *evaluation.steps(RouteEligibility(router.get)),
             *guardrails.steps(),
             *compression_steps(route_config),
+            *cache_steps(cache, route_config),
         ],
         terminal=Dispatcher(router),
     )
@@ -198,6 +203,7 @@ def build_gateway(
     services.append(policy)
     services.append(evaluation)
     services.append(guardrails)
+    services.append(cache)
     tracing = settings.tracing
     analytics = AnalyticsPool(
         db,
@@ -227,4 +233,5 @@ def build_gateway(
         services=services,
         otel=otel,
         guardrails=guardrails,
+        cache=cache,
     )

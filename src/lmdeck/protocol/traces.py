@@ -70,6 +70,14 @@ class TraceRecord:
     retries: int = 0
     fallback_used: bool = False
     cache_hit: bool = False
+    #: The response cache's verdict (``hit``, ``miss``, ``bypass``); None when the route has no cache.
+    cache_status: str | None = None
+    #: Which cache answered a hit (``exact`` or ``semantic``), and the ``id`` of the trace that paid for it.
+    cache: str | None = None
+    cache_source_id: str | None = None
+    #: What a hit saved: the original's tokens, and its cost in micro-dollars (what the upstream call would cost).
+    saved_tokens: int = 0
+    saved_micros: int = 0
     tags: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     request_body: Any = None

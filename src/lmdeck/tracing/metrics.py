@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from lmdeck.money import dollars
 from lmdeck.protocol.traces import TraceRecord
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,30 @@ class GatewayMetrics:
         self.tokens = Counter("lmdeck_tokens", "tokens processed", ["route", "direction"], registry=r)
         self.cost = Counter("lmdeck_cost_usd", "cost in US dollars", ["route", "team"], registry=r)
         self.retries = Counter("lmdeck_retries", "upstream retries", ["route"], registry=r)
-        self.cache_hits = Counter("lmdeck_cache_hits", "responses served from cache", ["route"], registry=r)
+        self.cache_hits = Counter(
+            "lmdeck_cache_hits", "responses served from cache", ["route", "team", "cache"], registry=r
+        )
+        self.cache_misses = Counter(
+            "lmdeck_cache_misses", "cacheable requests the cache could not answer", ["route", "team"], registry=r
+        )
+        self.cache_bypasses = Counter(
+            "lmdeck_cache_bypasses",
+            "requests that skipped the cache (sampled or bypass)",
+            ["route", "team"],
+            registry=r,
+        )
+        self.cache_saved_tokens = Counter(
+            "lmdeck_cache_saved_tokens",
+            "tokens cache hits did not send upstream",
+            ["route", "team", "cache"],
+            registry=r,
+        )
+        self.cache_saved = Counter(
+            "lmdeck_cache_saved_usd",
+            "US dollars cache hits saved (what the upstream calls would have cost)",
+            ["route", "team", "cache"],
+            registry=r,
+        )
         self.routed = Counter(
             "lmdeck_routed_requests",
             "requests served by a tiered strategy (cascade, learned), by the tier that answered (0: cheapest)",
@@ -127,9 +151,22 @@ class GatewayMetrics:
             self.cost.labels(route, record.team_id or "none").inc(record.cost_usd)
         if record.retries:
             self.retries.labels(route).inc(record.retries)
-        if record.cache_hit:
-            self.cache_hits.labels(route).inc()
+        self._observe_cache(record, route)
         self._observe_routing(route, record.metadata.get("routing"))
+
+    def _observe_cache(self, record: TraceRecord, route: str) -> None:
+        team = record.team_id or "none"
+        if record.cache_hit:
+            cache = record.cache or "unknown"
+            self.cache_hits.labels(route, team, cache).inc()
+            if record.saved_tokens:
+                self.cache_saved_tokens.labels(route, team, cache).inc(record.saved_tokens)
+            if record.saved_micros:
+                self.cache_saved.labels(route, team, cache).inc(dollars(record.saved_micros))
+        elif record.cache_status == "miss":
+            self.cache_misses.labels(route, team).inc()
+        elif record.cache_status == "bypass":
+            self.cache_bypasses.labels(route, team).inc()
 
     def _observe_routing(self, route: str, decision: object) -> None:
         """Count a tiered strategy's decision (trace ``metadata["routing"]``) when a tier answered."""
