@@ -242,3 +242,21 @@ def test_a_route_applied_with_lmdeck_apply_carries_its_guardrails(
     reply = sdk(guarded).chat.completions.create(model=name, messages=[{"role": "user", "content": PROMPT}])
     assert reply.choices[0].message.content == PROMPT
     assert EMAIL not in sent_text(fake_upstream)
+
+
+def test_applying_a_route_that_uses_an_undefined_guardrail_is_refused(
+    guarded: GatewayProcess, fake_upstream: FakeUpstreamProcess
+) -> None:
+    route = {
+        "name": f"applied-{uuid.uuid4().hex[:6]}",
+        "targets": [openai_target(fake_upstream)],
+        "guardrails": {"input": [{"use": "nothing-like-this", "action": "block"}]},
+    }
+    answer = httpx.post(
+        f"{guarded.url}/api/registry/apply",
+        json={"routes": [route], "models": [], "prompts": [], "dry_run": True},
+        headers=guarded.headers(),
+        timeout=30,
+    )
+    assert answer.status_code == 400
+    assert "no guardrail named 'nothing-like-this'" in answer.json()["error"]["message"]

@@ -66,13 +66,26 @@ class ConfigSync:
         self.provider_names = provider_names
         self.audit = audit
         self.protected: dict[str, str] = dict(settings.registry.protected_labels)
+        #: The guardrails an applied route may attach (the gateway's definitions).
+        self.guardrail_names = frozenset(settings.guardrails.definitions)
 
     # -- validation ----------------------------------------------------------------------------
 
     def _validate(self, declared: Declared, principal: Principal) -> None:
         known = set(self.provider_names())
         names = {r.name for r in declared.routes} | set(self.table.names(self.live.snapshot))
+        defined = self.guardrail_names
         for n, route in enumerate(declared.routes):
+            attached = route.guardrails
+            for use in [*attached.input, *attached.output] if attached is not None else []:
+                if use.use not in defined:
+                    raise APIError(
+                        400,
+                        f"route {route.name!r}: no guardrail named {use.use!r} is defined on this gateway "
+                        f"(defined: {', '.join(sorted(defined)) or 'none'}); add it to guardrails.definitions "
+                        "in the gateway's config first",
+                        param="routes",
+                    )
             for fallback in route.fallbacks:
                 if fallback not in names:
                     raise APIError(
