@@ -403,6 +403,9 @@ class TraceRetentionSettings(BaseModel):
     raw_days: int | None = Field(default=30, ge=1, description="raw traces, with their bodies, tags and search entries")
     minute_days: int | None = Field(default=30, ge=1, description="per-minute rollups")
     rollup_days: int | None = Field(default=396, ge=1, description="hourly and daily rollups (13 months)")
+    prune_interval_s: float | None = Field(
+        default=3600.0, gt=0, description="seconds between two runs of the serving process's retention job; null: never"
+    )
 
 
 class TracingSettings(BaseModel):

@@ -34,6 +34,8 @@ from lmdeck.settings import RouteConfig, Settings
 from lmdeck.tracing.analytics import AnalyticsPool
 from lmdeck.tracing.metrics import GatewayMetrics
 from lmdeck.tracing.otel import OTelExporter
+from lmdeck.tracing.retention import Retention
+from lmdeck.tracing.retention_job import RetentionJob
 from lmdeck.tracing.sql_store import SQLTraceStore
 from lmdeck.tracing.store import TraceStore
 
@@ -213,6 +215,15 @@ def build_gateway(
         max_waiting=tracing.analytics_queue,
     )
     services.append(analytics)  # stopped, its worker processes ended, with the gateway
+    if tracing.retention.prune_interval_s is not None:
+        services.append(
+            RetentionJob(
+                db,
+                Retention.from_settings(tracing.retention),
+                interval_s=tracing.retention.prune_interval_s,
+                registry=metrics.registry,
+            )
+        )
     return Gateway(
         settings=settings,
         db=db,

@@ -191,9 +191,13 @@ def clear(conn: Connection, since: float) -> None:
     conn.execute(delete(trace_breakdowns).where(trace_breakdowns.c.bucket >= since))
 
 
-def prune(conn: Connection, before: float) -> int:
-    """Delete breakdowns whose bucket starts before ``before`` (epoch seconds); rows deleted."""
-    result = conn.execute(delete(trace_breakdowns).where(trace_breakdowns.c.bucket < before))
+def prune(conn: Connection, before: float, *, limit: int | None = None) -> int:
+    """Delete breakdowns whose bucket starts before ``before`` (epoch seconds), at most ``limit`` of them;
+    rows deleted."""
+    old = trace_breakdowns.c.bucket < before
+    if limit is not None:
+        old = trace_breakdowns.c.id.in_(select(trace_breakdowns.c.id).where(old).limit(limit))
+    result = conn.execute(delete(trace_breakdowns).where(old))
     return int(result.rowcount or 0)
 
 

@@ -4,8 +4,9 @@
     pruned = prune(db, policy, now=time.time())
     pruned.traces, pruned.minute_rollups, pruned.rollups                  # rows deleted
 
-Nothing in lmdeck calls :func:`prune` on a schedule: it is the hook a periodic job
-(or ``lmdeck traces prune``) runs. Cut-offs fall on UTC day boundaries, so a
+The serving process runs :func:`prune` every ``tracing.retention.prune_interval_s``
+(:class:`~lmdeck.tracing.retention_job.RetentionJob`); ``lmdeck traces prune`` runs
+it once. Cut-offs fall on UTC day boundaries, so a
 rollup bucket never holds some traces that were pruned and some that were not,
 and :func:`~lmdeck.tracing.rollups.rebuild` (which recomputes only the days the
 raw traces still cover) keeps the older rollups as they are.
@@ -19,7 +20,10 @@ hour, are kept ``minute_days``.
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import Connection, bindparam, delete, select, text
 
@@ -79,23 +83,32 @@ def _delete_traces(conn: Connection, before: float) -> int:
     return len(ids)
 
 
-def prune(db: Database, policy: Retention, *, now: float) -> Pruned:
-    """Delete what ``policy`` no longer keeps (in chunks, one transaction each); the rows deleted."""
-    deleted_traces = 0
+def _chunks(db: Database, delete_some: Callable[[Connection], int], stop: threading.Event | None) -> int:
+    """``delete_some`` (at most ``_CHUNK`` rows) in one transaction after another until it deletes fewer, or
+    ``stop`` is set; rows deleted. Each transaction is short, so the store writer waits for none for long."""
+    deleted = 0
+    while stop is None or not stop.is_set():
+        with db.engine.begin() as conn:
+            count = delete_some(conn)
+        deleted += count
+        if count < _CHUNK:
+            break
+    return deleted
+
+
+def prune(db: Database, policy: Retention, *, now: float, stop: threading.Event | None = None) -> Pruned:
+    """Delete what ``policy`` no longer keeps, in chunks of at most ``_CHUNK`` rows, one transaction each;
+    the rows deleted. ``stop`` (set by another thread) ends it between two chunks."""
+    deleted_traces = minutes = rollups = breakdowns = 0
     if policy.raw_days is not None:
         before = cutoff(policy.raw_days, now)
-        while True:
-            with db.engine.begin() as conn:
-                count = _delete_traces(conn, before)
-            deleted_traces += count
-            if count < _CHUNK:
-                break
-    minutes = rollups = breakdowns = 0
-    with db.engine.begin() as conn:
-        if policy.minute_days is not None:
-            minutes = prune_rollups(conn, MINUTE, cutoff(policy.minute_days, now))
-        if policy.rollup_days is not None:
-            before = cutoff(policy.rollup_days, now)
-            rollups = prune_rollups(conn, HOUR, before) + prune_rollups(conn, DAY, before)
-            breakdowns = prune_breakdowns(conn, before)
+        deleted_traces = _chunks(db, lambda conn: _delete_traces(conn, before), stop)
+    if policy.minute_days is not None:
+        before = cutoff(policy.minute_days, now)
+        minutes = _chunks(db, lambda conn: prune_rollups(conn, MINUTE, before, limit=_CHUNK), stop)
+    if policy.rollup_days is not None:
+        before = cutoff(policy.rollup_days, now)
+        for grain in (HOUR, DAY):
+            rollups += _chunks(db, partial(prune_rollups, grain=grain, before=before, limit=_CHUNK), stop)
+        breakdowns = _chunks(db, lambda conn: prune_breakdowns(conn, before, limit=_CHUNK), stop)
     return Pruned(traces=deleted_traces, minute_rollups=minutes, rollups=rollups, breakdowns=breakdowns)

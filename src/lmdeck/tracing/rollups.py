@@ -46,6 +46,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     delete,
     func,
     select,
@@ -430,7 +431,11 @@ def fill(conn: Connection, *, chunk: int = 20_000, levels: Sequence[int] = (FULL
         last = rows[-1].id
 
 
-def prune(conn: Connection, grain: int, before: float) -> int:
-    """Delete rollups of ``grain`` whose bucket starts before ``before`` (epoch seconds); rows deleted."""
-    result = conn.execute(delete(trace_rollups).where(trace_rollups.c.grain == grain, trace_rollups.c.bucket < before))
+def prune(conn: Connection, grain: int, before: float, *, limit: int | None = None) -> int:
+    """Delete rollups of ``grain`` whose bucket starts before ``before`` (epoch seconds), at most ``limit`` of
+    them; rows deleted."""
+    old = and_(trace_rollups.c.grain == grain, trace_rollups.c.bucket < before)
+    if limit is not None:
+        old = trace_rollups.c.id.in_(select(trace_rollups.c.id).where(old).limit(limit))
+    result = conn.execute(delete(trace_rollups).where(old))
     return int(result.rowcount or 0)
