@@ -123,7 +123,7 @@ class TrainedRouter:
                 "intercept": self.intercept,
                 "metrics": self.metrics,
             },
-            option=orjson.OPT_INDENT_2,
+            option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS,
         )
 
     @classmethod
