@@ -14,8 +14,9 @@ series ``lmdeck_guardrail_verdicts_total{guardrail,action,route}`` and
 trace reads ``pending`` until the verdict arrives (a verdict that arrives after the trace was
 written is still counted and logged).
 
-A guardrail that raises is recorded with action ``error`` and the request goes on (it
-fails open): the error is logged and counted, so an alert on the series catches it.
+A guardrail that raises is recorded with action ``error``, logged and counted; the request
+goes on (it fails open) unless the attachment says ``on_error: refuse``, which answers 503
+``guardrail_unavailable`` (:func:`refuse_unchecked`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from lmdeck.guardrails.base import GuardContext, Verdict
 from lmdeck.guardrails.config import EMPTY_PLAN, Attached, GuardPlan, GuardrailConfig
 from lmdeck.pipeline.context import RequestContext, Slot
+from lmdeck.protocol import APIError
 from lmdeck.protocol.traces import TraceRecord
 from lmdeck.settings import RouteConfig, Settings
 
@@ -119,6 +121,19 @@ def action_for(checked: Checked) -> str:
     if action == "mask" and not checked.verdict.spans:
         return "flag"  # nothing to mask: the finding is kept on the trace
     return action
+
+
+def refuse_unchecked(checked: Checked) -> None:
+    """Raise the 503 for a guardrail that failed on an attachment with ``on_error: refuse``."""
+    if checked.verdict is None and checked.attached.use.on_error == "refuse":
+        raise APIError(
+            503,
+            f"the guardrail {checked.attached.name!r} could not check this request ({checked.error}) and the route "
+            "refuses unchecked requests (on_error: refuse); retry, or see the gateway's log",
+            type="server_error",
+            code="guardrail_unavailable",
+            headers={"retry-after": "1"},
+        )
 
 
 class GuardrailService:

@@ -60,6 +60,10 @@ class GuardrailUse(BaseModel):
     action: GuardAction = "block"
     route: str | None = Field(default=None, description="the route a `fallback` action sends the request to")
     mode: GuardMode = "sync"
+    on_error: Literal["allow", "refuse"] = Field(
+        default="allow",
+        description="when the guardrail itself fails: let the request go on unchecked, or refuse it (503)",
+    )
     options: dict[str, Any] = Field(
         default_factory=dict,
         description="options overriding the definition's for this attachment only (a stricter threshold on one route)",

@@ -179,3 +179,18 @@ async def test_a_blocked_request_is_traced_with_what_was_found_redacted() -> Non
     # The record step stores ctx.body: the request as it would have been sent, less what was found.
     assert ctx.body.messages[0].content == "leak [EMAIL_ADDRESS] now"  # type: ignore[union-attr]
     assert g.terminal.bodies == []
+
+
+async def test_on_error_refuse_answers_503_when_the_guardrail_fails() -> None:
+    g = guarded(config({"input": [{"use": "broken", "action": "block", "on_error": "refuse"}]}))
+    with pytest.raises(APIError) as caught:
+        await g.run("hello")
+    assert caught.value.status == 503 and caught.value.code == "guardrail_unavailable"
+    assert "'broken'" in caught.value.message and g.terminal.bodies == []
+
+
+async def test_on_error_refuse_cuts_a_stream_whose_guardrail_fails() -> None:
+    g = guarded(config({"output": [{"use": "broken", "action": "block", "on_error": "refuse"}]}), reply="a b c")
+    _, result = await g.run("hello", stream=True)
+    text, error = await g.collect(result)
+    assert text == "" and error is not None and error.code == "guardrail_unavailable"

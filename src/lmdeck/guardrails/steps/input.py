@@ -32,7 +32,7 @@ from lmdeck.guardrails.data_policy import (
 )
 from lmdeck.guardrails.masking import MASKS, MaskSession, redact
 from lmdeck.guardrails.resources import is_guardrail_call
-from lmdeck.guardrails.service import Checked, GuardrailService, action_for
+from lmdeck.guardrails.service import Checked, GuardrailService, action_for, refuse_unchecked
 from lmdeck.guardrails.texts import Where, request_texts, with_request_texts
 from lmdeck.pipeline.chain import Handler
 from lmdeck.pipeline.context import RequestContext, Result
@@ -108,6 +108,7 @@ class GuardInput:
             for item in checked:
                 action = action_for(item)
                 self.service.record(ctx, item, action, "input", where_name(piece.where))
+                refuse_unchecked(item)
                 verdict = item.verdict
                 if verdict is None or verdict.passed:
                     continue

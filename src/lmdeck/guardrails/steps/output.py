@@ -23,7 +23,7 @@ from lmdeck.guardrails.base import GuardContext, Span
 from lmdeck.guardrails.config import Attached, GuardPlan
 from lmdeck.guardrails.masking import redact
 from lmdeck.guardrails.resources import is_guardrail_call
-from lmdeck.guardrails.service import Checked, GuardrailService, action_for
+from lmdeck.guardrails.service import Checked, GuardrailService, action_for, refuse_unchecked
 from lmdeck.guardrails.steps.input import blocked_error
 from lmdeck.guardrails.texts import answer_texts, chunk_texts, rewrite_answer, rewrite_chunk
 from lmdeck.pipeline.chain import Handler
@@ -53,6 +53,7 @@ class GuardOutput:
             for item in await self.service.check(plan.output, text, gctx):
                 action = action_for(item)
                 self.service.record(ctx, item, action, "output", f"choices[{position}]")
+                refuse_unchecked(item)
                 if action == "block":
                     raise blocked_error(item.attached.name, item.verdict.reason if item.verdict else "", "output")
                 if action == "mask" and item.verdict is not None:
@@ -94,6 +95,7 @@ class GuardOutput:
                     if action != "pass" and item.attached.name in found and action != "block":
                         continue
                     self.service.record(ctx, item, action, "output", f"choices[{index}]")
+                    refuse_unchecked(item)
                     if action == "block":
                         raise blocked_error(item.attached.name, item.verdict.reason if item.verdict else "", "output")
                 self.service.spawn(plan.output, text, gctx, ctx.trace)
@@ -122,6 +124,8 @@ class GuardOutput:
             action = action_for(item)
             if action == "pass":
                 continue
+            if action == "error":
+                refuse_unchecked(item)
             if item.attached.name not in found or action == "block":
                 found.add(item.attached.name)
                 self.service.record(ctx, item, action, "output", f"choices[{index}]")
