@@ -176,7 +176,9 @@ def _phone_recognizer(regions: tuple[str, ...]) -> EntityRecognizer:
             for candidate in _PHONE_CANDIDATE.finditer(text):
                 low, high = max(0, candidate.start() - 2), min(len(text), candidate.end() + 2)
                 window = text[low:high]
-                for region in self.supported_regions:
+                # a number written with its +country code reads the same in every region
+                regions = self.supported_regions[:1] if candidate.group().startswith("+") else self.supported_regions
+                for region in regions:
                     for match in phonenumbers.PhoneNumberMatcher(
                         window, region, leniency=1 if self.leniency is None else self.leniency
                     ):
