@@ -18,7 +18,7 @@ from lmdeck.policy.spend import SpendReports
 
 MONEY = ("0003_trace_cost_micros", "0104_budget_limit_micros")
 #: Trace migrations newer than the money one: an older store has not run them either.
-LATER = ("0004_trace_rollups", "0007_trace_rollup_levels", "0008_trace_breakdowns")
+LATER = ("0004_trace_rollups", "0007_trace_rollup_levels", "0008_trace_breakdowns", "0006a_trace_cache_savings")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

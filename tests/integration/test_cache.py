@@ -7,6 +7,7 @@ answers into another.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from typing import Any
@@ -284,3 +285,36 @@ def test_moving_a_prompt_label_makes_the_old_answer_unreachable(
     assert moved.headers["x-lmdeck-cache"] == "miss"
     assert gw.trace(moved.http_request.headers["x-request-id"])["prompt_version"] == 2
     assert fake_upstream.count() == 2
+
+
+def test_savings_show_in_the_spend_api_and_cli(gw: GatewayProcess) -> None:
+    from typer.testing import CliRunner
+
+    from lmdeck.cli.main import app
+
+    admin = gw.headers()
+    team = httpx.post(f"{gw.url}/api/teams", json={"name": f"s-{uuid.uuid4().hex[:8]}"}, headers=admin).json()
+    key = httpx.post(
+        f"{gw.url}/api/keys", json={"name": f"k-{uuid.uuid4().hex[:8]}", "team_id": team["id"]}, headers=admin
+    )
+    sdk = OpenAI(base_url=gw.base_url, api_key=key.json()["key"], max_retries=0, timeout=20)
+    text = fresh_text()
+    sent = [chat(sdk, text) for _ in range(3)]
+    assert [r.headers["x-lmdeck-cache"] for r in sent] == ["miss", "hit", "hit"]
+    traces = [gw.trace(r.http_request.headers["x-request-id"]) for r in sent]  # stored, rollups with them
+    paid = traces[0]["cost_micros"]
+    assert paid > 0
+
+    report = httpx.get(f"{gw.url}/api/spend", params={"by": "team", "period": "day"}, headers=admin).json()
+    (row,) = [r for r in report["data"] if r["group"] == team["id"]]
+    assert (row["requests"], row["cache_hits"], row["cost_micros"], row["saved_micros"]) == (3, 2, paid, 2 * paid)
+    assert row["cache_hit_rate"] == pytest.approx(2 / 3)
+    assert row["saved_tokens"] == 2 * (traces[0]["input_tokens"] + traces[0]["output_tokens"])
+    assert report["total_saved_micros"] >= 2 * paid
+
+    args = ["spend", "--savings", "--by", "team", "--period", "day", "--base-url", gw.url, "--api-key", gw.admin_key]
+    shown = CliRunner().invoke(app, [*args, "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert any(r["group"] == team["id"] and r["saved_micros"] == 2 * paid for r in json.loads(shown.output)["data"])
+    table = CliRunner().invoke(app, args)
+    assert table.exit_code == 0 and "Cache savings by team" in table.output and "HIT RATE" in table.output

@@ -40,9 +40,13 @@ class SpendRow:
     requests: int
     input_tokens: int
     output_tokens: int
+    #: What the response cache did for the group; None where it is not counted (by user, by tag).
+    cache_hits: int | None = None
+    saved_tokens: int | None = None
+    saved_micros: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "group": self.group,
             "cost": dollars(self.cost_micros),
             "cost_micros": self.cost_micros,
@@ -50,6 +54,13 @@ class SpendRow:
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
         }
+        if self.cache_hits is not None:
+            out["cache_hits"] = self.cache_hits
+            out["cache_hit_rate"] = self.cache_hits / self.requests if self.requests else 0.0
+            out["saved_tokens"] = self.saved_tokens
+            out["saved"] = dollars(self.saved_micros or 0)
+            out["saved_micros"] = self.saved_micros
+        return out
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,8 @@ class Report:
     rows: list[SpendRow] = field(default_factory=list)
     #: Every request's cost counted once (a request with two tags is in two tag rows).
     total_cost_micros: int = 0
+    #: What the response cache saved in the window, every request counted once.
+    total_saved_micros: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +83,8 @@ class Report:
             "until": self.until,
             "total_cost": dollars(self.total_cost_micros),
             "total_cost_micros": self.total_cost_micros,
+            "total_saved": dollars(self.total_saved_micros),
+            "total_saved_micros": self.total_saved_micros,
             "data": [r.to_dict() for r in self.rows],
         }
 
@@ -98,13 +113,17 @@ class SpendReports:
                 dimension = ROLLUP_DIMENSIONS[by]
                 groups = self.signals.totals(by=(dimension,), since=start, until=until, where=where)
                 total = sum(g.cost_micros for g in groups)
+                saved = sum(g.saved_micros for g in groups)
             else:
                 dimension = BREAKDOWN_DIMENSIONS[by]
                 groups = self.signals.breakdown(dimension, since=start, until=until, team_id=team_id)
                 # A trace with two tags is in two tag rows: the total counts each request once.
-                total = sum(g.cost_micros for g in self.signals.totals(since=start, until=until, where=where))
+                overall = self.signals.totals(since=start, until=until, where=where)
+                total = sum(g.cost_micros for g in overall)
+                saved = sum(g.saved_micros for g in overall)
         except DBAPIError:
-            groups, total = [], 0
+            groups, total, saved = [], 0, 0
+        counted = by in ROLLUP_DIMENSIONS  # the breakdowns keep no cache counters
         rows = [
             SpendRow(
                 group=g.group[dimension],
@@ -112,11 +131,16 @@ class SpendReports:
                 requests=g.requests,
                 input_tokens=g.input_tokens,
                 output_tokens=g.output_tokens,
+                cache_hits=g.cache_hits if counted else None,
+                saved_tokens=g.saved_tokens if counted else None,
+                saved_micros=g.saved_micros if counted else None,
             )
             for g in groups
         ]
         rows.sort(key=lambda r: (-r.cost_micros, str(r.group)))
-        return Report(by=by, period=period, since=start, until=until, rows=rows, total_cost_micros=total)
+        return Report(
+            by=by, period=period, since=start, until=until, rows=rows, total_cost_micros=total, total_saved_micros=saved
+        )
 
 
 def spend_report(db: Database, options: dict[str, Any], minute_days: int | None = 30) -> Report:

@@ -227,6 +227,13 @@ class SpendRow(BaseModel):
     requests: int
     input_tokens: int
     output_tokens: int
+    cache_hits: int | None = Field(
+        default=None, description="requests answered by the response cache; null when grouped by user or tag"
+    )
+    cache_hit_rate: float | None = Field(default=None, description="cache_hits / requests (0 to 1)")
+    saved_tokens: int | None = Field(default=None, description="tokens cache hits did not send upstream")
+    saved: float | None = Field(default=None, description="US dollars cache hits saved (the upstream calls' cost)")
+    saved_micros: int | None = Field(default=None, description="micro-dollars cache hits saved (exact)")
 
 
 class SpendReport(BaseModel):
@@ -236,6 +243,8 @@ class SpendReport(BaseModel):
     until: float | None
     total_cost: float = Field(description="US dollars")
     total_cost_micros: int = Field(description="micro-dollars (exact)")
+    total_saved: float = Field(default=0.0, description="US dollars the response cache saved in the window")
+    total_saved_micros: int = Field(default=0, description="micro-dollars the response cache saved (exact)")
     data: list[SpendRow]
 
 

@@ -218,6 +218,18 @@ def create_search(conn: Connection) -> None:
         conn.execute(text(f"INSERT INTO trace_search (record_id, body) SELECT id, {body} FROM traces"))
 
 
+@migrations("0006a_trace_cache_savings")
+def cache_savings(conn: Connection) -> None:
+    """What a response-cache hit saved: ``saved_tokens`` and ``saved_micros`` (the original answer's
+    tokens and cost) on each trace, and their sums in the rollups, so spend reports show savings.
+
+    Named to run before ``0007_trace_rollup_levels``, whose rollup fill reads and writes these columns;
+    a store that ran 0007 already gets it now (pending migrations run whatever their place)."""
+    for table in ("traces", "trace_rollups"):
+        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN saved_tokens BIGINT NOT NULL DEFAULT 0"))
+        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN saved_micros BIGINT NOT NULL DEFAULT 0"))
+
+
 @migrations("0007_trace_rollup_levels")
 def rollup_levels(conn: Connection) -> None:
     """Rollups at two levels: every dimension (``level`` 0, the rows so far) and the route's alone

@@ -95,6 +95,8 @@ COUNTERS: tuple[str, ...] = (
     "cost_micros",
     "cache_hits",
     "guardrail_actions",
+    "saved_tokens",
+    "saved_micros",
 )
 
 rollup_metadata = MetaData()
@@ -170,6 +172,8 @@ def counters_of(row: Mapping[Any, Any]) -> tuple[int, ...]:
         int(row.get("cost_micros") or 0),
         int(bool(row.get("cache_hit"))),
         _guardrail_actions(row.get("metadata")),
+        int(row.get("saved_tokens") or 0),
+        int(row.get("saved_micros") or 0),
     )
 
 
@@ -390,6 +394,8 @@ _SOURCE = (
     traces.c.cache_write_tokens,
     traces.c.cost_micros,
     traces.c.cache_hit,
+    traces.c.saved_tokens,
+    traces.c.saved_micros,
     traces.c.latency_ms,
     traces.c.ttft_ms,
 )

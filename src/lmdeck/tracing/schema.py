@@ -81,6 +81,8 @@ traces = Table(
     Column("client_trace_id", String(64)),
     Column("cost_micros", BigInteger, nullable=False),
     Column("cache_write_tokens", Integer, nullable=False),
+    Column("saved_tokens", BigInteger, nullable=False),
+    Column("saved_micros", BigInteger, nullable=False),
 )
 
 trace_tags = Table(

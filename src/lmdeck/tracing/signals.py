@@ -101,6 +101,8 @@ class Totals:
     cost_micros: int = 0
     cache_hits: int = 0
     guardrail_actions: int = 0
+    saved_tokens: int = 0
+    saved_micros: int = 0
     latency_ms_sum: float = 0.0
     latency: Sketch | None = None
     ttft: Sketch | None = None
@@ -374,6 +376,8 @@ class Signals:
             t.cache_write_tokens,
             t.cost_micros,
             t.cache_hit,
+            t.saved_tokens,
+            t.saved_micros,
             t.latency_ms,
             t.ttft_ms,
         ).where(and_(*conditions))
