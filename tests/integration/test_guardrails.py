@@ -55,7 +55,8 @@ def guarded(gateway: GatewayFactory, fake_upstream: FakeUpstreamProcess) -> Gate
         {"name": "plain", "targets": [openai_target(fake_upstream)]},
     ]
     keys = {"strict-bot": {"input": [{"use": "no-forbidden", "action": "block"}]}}
-    return gateway(routes, guardrails={"definitions": DEFINITIONS, "keys": keys})
+    # prompt_injection embeds with the bundled MiniLM, served by the default `embed` route.
+    return gateway(routes, guardrails={"definitions": DEFINITIONS, "keys": keys}, default_routes=HAS_INJECTION)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 from lmdeck.gateway.routing.dispatcher import Dispatcher
 from lmdeck.gateway.routing.eligibility import RouteEligibility
 from lmdeck.gateway.routing.router import Router
+from lmdeck.guardrails.base import GuardResources
 from lmdeck.guardrails.config import GuardrailConfig
 from lmdeck.guardrails.registry import GuardrailRegistry, load_guardrails
 from lmdeck.guardrails.resources import EMBED_ROUTE, gateway_resources
@@ -58,6 +59,8 @@ class GuardrailRuntime:
         self.pipeline: Pipeline | None = None
         #: The registered guardrail types the instances were built from.
         self.types = GuardrailRegistry()
+        #: What the instances were lent (embeddings, completions on a route).
+        self.resources = GuardResources()
 
     @classmethod
     def build(
@@ -91,6 +94,7 @@ class GuardrailRuntime:
         service = GuardrailService(config, route_config, metrics_registry, internal_token=token)
         runtime = cls(settings, service, router, route_config, audit)
         runtime.types = types
+        runtime.resources = resources
         holder.append(runtime)
         return runtime
 
