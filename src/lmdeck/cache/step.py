@@ -188,10 +188,7 @@ class ExactCache:
         trace.upstream_model = entry.upstream_model
         trace.provider = entry.provider
         headers = {CACHE_HEADER: "hit", AGE_HEADER: str(entry.age_s())}
-        result = replay(entry, ctx.kind, stream=ctx.stream, headers=headers)
-        if isinstance(result, Streamed):
-            return Streamed(_first_token_marked(ctx, result.chunks), result.headers)
-        return result
+        return replay(entry, ctx.kind, stream=ctx.stream, headers=headers)
 
     async def keep(self, ctx: RequestContext, decision: CacheRequest, result: Result) -> Result:
         """``result``, with its answer stored once it has completed whole."""
@@ -245,10 +242,3 @@ class ExactCache:
 def _with_header(result: Result, value: str) -> Result:
     result.headers[CACHE_HEADER] = value
     return result
-
-
-async def _first_token_marked(ctx: RequestContext, chunks: AsyncIterator[BaseModel]) -> AsyncIterator[BaseModel]:
-    async for chunk in chunks:
-        if ctx.first_token_at is None:
-            ctx.first_token_at = time.perf_counter()
-        yield chunk
