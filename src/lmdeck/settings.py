@@ -203,9 +203,13 @@ class SemanticCacheConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = False
-    threshold: float = Field(default=0.92, gt=0, le=1, description="least cosine similarity of a match")
+    threshold: float = Field(default=0.89, gt=0, le=1, description="least cosine similarity of a match")
     verify_threshold: float | None = Field(
         default=None, gt=0, le=1, description="a stricter similarity a candidate must pass again (None: no check)"
+    )
+    verify_terms: bool = Field(
+        default=True,
+        description="a match must use the same numbers, negations and content words (docs/caching.md)",
     )
 
 
