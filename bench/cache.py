@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import sys
 import time
 from collections import Counter
@@ -150,13 +149,17 @@ def embed_section(count: int) -> np.ndarray | None:
 
     latencies, vectors = asyncio.run(run())
     batcher.close()
-    print(f"== embedding one query (MiniLM, CPU): p50 {percentile(latencies, 50):.2f} ms, "
-          f"p99 {percentile(latencies, 99):.2f} ms over {count} ==")
+    print(
+        f"== embedding one query (MiniLM, CPU): p50 {percentile(latencies, 50):.2f} ms, "
+        f"p99 {percentile(latencies, 99):.2f} ms over {count} =="
+    )
     half = len(rows)
     return np.sum(vectors[:half] * vectors[half:], axis=1)
 
 
-def scores(rows: list[dict[str, object]], sims: np.ndarray, ok: np.ndarray, split: str, t: float) -> tuple[float, float, Counter[str]]:
+def scores(
+    rows: list[dict[str, object]], sims: np.ndarray, ok: np.ndarray, split: str, t: float
+) -> tuple[float, float, Counter[str]]:
     idx = [i for i, r in enumerate(rows) if r["split"] == split]
     accepted = [i for i in idx if sims[i] >= t and ok[i]]
     tp = sum(1 for i in accepted if rows[i]["match"])
@@ -172,16 +175,20 @@ def precision_section(sims: np.ndarray) -> None:
     verdicts = {"none": np.ones(len(rows), dtype=bool), "terms": np.asarray([verifier(r["a"], r["b"]) for r in rows])}
     default = SemanticCacheConfig()
     kinds = Counter((r["split"], r["match"]) for r in rows)
-    print(f"== precision on {len(rows)} pairs: tune {kinds['tune', True]}+{kinds['tune', False]}, "
-          f"test {kinds['test', True]}+{kinds['test', False]} (should match + should not) ==")
+    print(
+        f"== precision on {len(rows)} pairs: tune {kinds['tune', True]}+{kinds['tune', False]}, "
+        f"test {kinds['test', True]}+{kinds['test', False]} (should match + should not) =="
+    )
     grid = [round(t, 2) for t in np.arange(0.70, 0.99, 0.01)]
     for name, ok in verdicts.items():
         best = max(grid, key=lambda t: (scores(rows, sims, ok, "tune", t)[0], scores(rows, sims, ok, "tune", t)[1]))
         for label, t in (("chosen on tune", best), ("default", default.threshold)):
             tune_p, tune_r, _ = scores(rows, sims, ok, "tune", t)
             test_p, test_r, wrong = scores(rows, sims, ok, "test", t)
-            print(f"verifier={name:<5} threshold {t:.2f} ({label}): tune precision {tune_p:.3f} recall {tune_r:.3f}; "
-                  f"test precision {test_p:.3f} recall {test_r:.3f}; test false hits {dict(wrong)}")
+            print(
+                f"verifier={name:<5} threshold {t:.2f} ({label}): tune precision {tune_p:.3f} recall {tune_r:.3f}; "
+                f"test precision {test_p:.3f} recall {test_r:.3f}; test false hits {dict(wrong)}"
+            )
     print(f"(the default: threshold {default.threshold}, verify_terms {default.verify_terms})")
 
 

@@ -7,19 +7,34 @@
     await cache.stop()                            # flushes the queued writes
 
 The store is the in-process LRU (``cache.max_entries``), persisted to ``data_dir/cache.sqlite3``
-unless ``cache.persist`` is false.
+unless ``cache.persist`` is false. The semantic cache keeps its own entries (with their embeddings)
+in ``data_dir/cache-semantic.sqlite3`` and its index files beside it; the MiniLM encoder is loaded
+as the gateway starts when a configured route or the global
+``cache`` enables it, else on first use.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lmdeck.cache.memory import MemoryStore
+from lmdeck.cache.semantic.step import SemanticCache
+from lmdeck.cache.semantic.store import SemanticStore
 from lmdeck.cache.sqlite import SQLiteCacheFile
 from lmdeck.cache.step import ExactCache, RouteConfigs
 from lmdeck.pipeline.order import StepDeclaration
 from lmdeck.settings import Settings
 
+if TYPE_CHECKING:
+    from lmdeck.local.runtime import LocalRuntime
+
 #: The file the default store persists to, under ``data_dir``.
 CACHE_FILE = "cache.sqlite3"
+#: The semantic cache's entries and embeddings, under ``data_dir`` (its index files in ``<file>.index/``).
+SEMANTIC_FILE = "cache-semantic.sqlite3"
+#: The bundled sentence encoder the semantic cache embeds with, and its vectors' size.
+ENCODER = "all-minilm-l6-v2"
+ENCODER_DIMENSIONS = 384
 
 
 class CacheRuntime:
@@ -28,6 +43,9 @@ class CacheRuntime:
     def __init__(self, settings: Settings, store: MemoryStore) -> None:
         self.settings = settings
         self.store = store
+        path = settings.data_dir / SEMANTIC_FILE if settings.cache.persist else None
+        self.semantic = SemanticStore(ENCODER_DIMENSIONS, settings.cache.max_entries, path)
+        self._local: LocalRuntime | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> CacheRuntime:
@@ -36,10 +54,35 @@ class CacheRuntime:
 
     def steps(self, routes: RouteConfigs) -> list[StepDeclaration]:
         """The cache steps, phase ``cache``; ``routes`` gives a route's live config by name."""
-        return [StepDeclaration(ExactCache(self.store, self.settings.cache, routes), "cache")]
+        exact = ExactCache(self.store, self.settings.cache, routes)
+        return [
+            StepDeclaration(exact, "cache"),
+            StepDeclaration(SemanticCache(exact, self.semantic, self.embed), "cache", after=("cache-exact",)),
+        ]
+
+    def _encoder(self) -> LocalRuntime:
+        if self._local is None:
+            from lmdeck.local.runtime import LocalRuntime
+
+            self._local = LocalRuntime(self.settings.local)
+            self._local.acquire()
+        return self._local
+
+    async def embed(self, texts: list[str]) -> tuple[list[list[float]], list[int]]:
+        """Unit MiniLM vectors of ``texts``, embedded on the batcher's thread (the model loads on first use)."""
+        batcher = await self._encoder().embedder(ENCODER)
+        return await batcher.embed(texts)
 
     async def start(self) -> None:
         await self.store.start()
+        await self.semantic.start()
+        configs = [self.settings.cache.for_route(route.cache) for route in self.settings.routes]
+        if self.settings.cache.semantic.enabled or any(c.enabled and c.semantic.enabled for c in configs):
+            self._encoder().preload(ENCODER)  # in the background: the first request need not wait for it
 
     async def stop(self) -> None:
         await self.store.stop()
+        await self.semantic.stop()
+        if self._local is not None:
+            self._local.release()
+            self._local = None

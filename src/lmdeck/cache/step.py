@@ -32,7 +32,7 @@ ended without a finish reason leave no entry::
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -57,6 +57,8 @@ AGE_HEADER = "age"
 Mode = Literal["lookup", "bypass", "refresh", "only-if-cached"]
 
 RouteConfigs = Callable[[str], RouteConfig | None]
+#: Keeps an entry: in memory at once; a store persists off the request path.
+Put = Callable[[CacheEntry], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -190,15 +192,17 @@ class ExactCache:
         headers = {CACHE_HEADER: "hit", AGE_HEADER: str(entry.age_s())}
         return replay(entry, ctx.kind, stream=ctx.stream, headers=headers)
 
-    async def keep(self, ctx: RequestContext, decision: CacheRequest, result: Result) -> Result:
-        """``result``, with its answer stored once it has completed whole."""
+    async def keep(self, ctx: RequestContext, decision: CacheRequest, result: Result, put: Put | None = None) -> Result:
+        """``result``, with its answer stored once it has completed whole: by ``put`` (the semantic
+        store's), else in this step's store."""
+        put = put or self.store.put
         if isinstance(result, Completed):
-            await self._store(ctx, decision, wire_dict(result.response), None)
+            await put(self.entry_for(ctx, decision, wire_dict(result.response), None))
             return result
-        return Streamed(self._kept_stream(ctx, decision, result.chunks), result.headers)
+        return Streamed(self._kept_stream(ctx, decision, result.chunks, put), result.headers)
 
     async def _kept_stream(
-        self, ctx: RequestContext, decision: CacheRequest, chunks: AsyncIterator[BaseModel]
+        self, ctx: RequestContext, decision: CacheRequest, chunks: AsyncIterator[BaseModel], put: Put
     ) -> AsyncIterator[BaseModel]:
         seen: list[dict[str, Any]] = []
         try:
@@ -211,15 +215,16 @@ class ExactCache:
                 await aclose()
         # Reached only when the stream ended on its own: an error or a client that left raised above.
         if _finished(seen):
-            await self._store(ctx, decision, assemble(ctx.kind, seen), seen)
+            await put(self.entry_for(ctx, decision, assemble(ctx.kind, seen), seen))
 
-    async def _store(
+    def entry_for(
         self, ctx: RequestContext, decision: CacheRequest, response: dict[str, Any], chunks: list[dict[str, Any]] | None
-    ) -> None:
+    ) -> CacheEntry:
+        """The entry keeping ``response`` (and a stream's ``chunks``) with the trace's usage and cost."""
         trace = ctx.trace
         usage = ctx.slots.get(USAGE)
         now = time.time()
-        entry = CacheEntry(
+        return CacheEntry(
             key=decision.key,
             scope=decision.scope,
             kind=ctx.kind,
@@ -236,7 +241,6 @@ class ExactCache:
             upstream_model=trace.upstream_model,
             provider=trace.provider,
         )
-        await self.store.put(entry)  # in memory now; a store persists off the request path
 
 
 def _with_header(result: Result, value: str) -> Result:

@@ -157,5 +157,7 @@ class VectorIndex:
                 index._where.update(dict.fromkeys(labels, name))
             return index
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-            log.warning("semantic cache index in %s not usable (%s): rebuilding it from the stored entries", directory, exc)
+            log.warning(
+                "semantic cache index in %s not usable (%s): rebuilding it from the stored entries", directory, exc
+            )
             return None

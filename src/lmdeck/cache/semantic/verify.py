@@ -25,11 +25,37 @@ __all__ = ["TermVerifier", "Terms"]
 _NUMBER_WORDS = {
     word: float(n)
     for n, word in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-        "sixteen seventeen eighteen nineteen twenty".split()
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+            "twenty",
+        ]
     )
-} | {word: float(10 * (n + 3)) for n, word in enumerate("thirty forty fifty sixty seventy eighty ninety".split())}
-_NEGATIONS = frozenset({"not", "n't", "no", "never", "without", "none", "nothing", "nobody", "neither", "nor", "cannot"})
+} | {
+    word: float(10 * (n + 3))
+    for n, word in enumerate(["thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"])
+}
+_NEGATIONS = frozenset(
+    {"not", "n't", "no", "never", "without", "none", "nothing", "nobody", "neither", "nor", "cannot"}
+)
 #: Stop words that still flip a request's meaning ("turn notifications on/off"), kept as content.
 _POLAR = frozenset({"on", "off", "up", "down", "before", "after", "above", "below", "more", "less", "first", "last"})
 _STOP = frozenset(STOP_WORDS) - _NEGATIONS - _POLAR
