@@ -31,6 +31,7 @@ DEFAULT_ORDER = [
     "ratelimit",
     "budget",
     "cache-exact",
+    "cache-semantic",
     "cost",
     "applied-routes",
 ]
@@ -59,6 +60,7 @@ async def test_the_default_settings_give_todays_order(gateway: Gateway) -> None:
         "admit",
         "admit",
         "admit",
+        "cache",
         "cache",
         "meter",
         "route",

@@ -42,6 +42,7 @@ def test_pipeline_prints_each_phase_and_step_in_order(tmp_path: Path) -> None:
         ["admit", "ratelimit"],
         ["admit", "budget"],
         ["cache", "cache-exact"],
+        ["cache", "cache-semantic"],
         ["meter", "cost"],
         ["route", "applied-routes"],
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import string
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +18,13 @@ import openai
 import pytest
 from openai import OpenAI
 
-from lmdeck.testing.servers import FakeUpstreamProcess, GatewayFactory, GatewayProcess, openai_target
+from lmdeck.testing.servers import (
+    FakeUpstreamProcess,
+    GatewayFactory,
+    GatewayProcess,
+    gateway_process,
+    openai_target,
+)
 
 TOOLS: list[Any] = [
     {
@@ -142,3 +149,33 @@ def test_a_paraphrase_with_different_tools_is_a_miss(client: OpenAI, fake_upstre
     assert with_tools.headers["x-lmdeck-cache"] == "miss"
     assert fake_upstream.count() == before + 1
     assert chat(client, paraphrase).headers["x-lmdeck-cache"] == "hit"  # without the tools it matches
+
+
+def test_semantic_entries_survive_a_restart_and_a_lost_index_file(
+    tmp_path: Path, fake_upstream: FakeUpstreamProcess
+) -> None:
+    route = {
+        "name": "semantic",
+        "targets": [openai_target(fake_upstream, max_retries=0)],
+        "cache": {"enabled": True, "semantic": {"enabled": True}},
+    }
+    config = {"default_routes": False, "routes": [route]}
+    name = word()
+    with gateway_process(config, data_dir=tmp_path) as gw:
+        client = OpenAI(base_url=gw.base_url, api_key=gw.admin_key, max_retries=0, timeout=60)
+        assert chat(client, f"How do I reset my password for the {name} portal?").headers["x-lmdeck-cache"] == "miss"
+    index_dir = tmp_path / "cache-semantic.sqlite3.index"
+    assert (index_dir / "manifest.json").exists()
+
+    before = fake_upstream.count()
+    with gateway_process(config, data_dir=tmp_path) as gw:
+        client = OpenAI(base_url=gw.base_url, api_key=gw.admin_key, max_retries=0, timeout=60)
+        paraphrase = chat(client, f"What's the procedure to reset my password for the {name} portal?")
+        assert paraphrase.headers["x-lmdeck-cache"] == "hit"
+    for file in index_dir.iterdir():
+        file.unlink()
+    with gateway_process(config, data_dir=tmp_path) as gw:  # the index is rebuilt from the stored vectors
+        client = OpenAI(base_url=gw.base_url, api_key=gw.admin_key, max_retries=0, timeout=60)
+        again = chat(client, f"Tell me how to reset my password for the {name} portal.")
+        assert again.headers["x-lmdeck-cache"] == "hit"
+    assert fake_upstream.count() == before
