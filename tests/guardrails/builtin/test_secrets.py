@@ -60,6 +60,11 @@ def detector() -> SecretsDetector:
         ("DB_PASSWORD=s3cr3t-Value in the .env", [("s3cr3t-Value", "SECRET_KEYWORD")]),
         ("postgres://app:pa55word@db.internal/app", [("pa55word", "BASIC_AUTH_CREDENTIALS")]),
         (
+            "git clone https://oauth2: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@github.com/a/b.git",
+            [("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", "GITHUB_TOKEN")],  # the token's own type wins
+        ),
+        ("password = see the vault", [("see", "SECRET_KEYWORD")]),
+        (
             "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789ABCDEF",
             [("sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789ABCDEF", "ANTHROPIC_API_KEY")],
         ),
@@ -86,6 +91,7 @@ def test_finds_secrets_at_exact_offsets(detector: SecretsDetector, text: str, ex
     [
         "How do I rotate my API key safely? The password field is required.",
         "my password is hunter2",  # prose, no assignment: detect-secrets' keyword rules need `password: value`
+        "password: see the vault",  # words after `password:` are prose, not a value
         "the sha is 3f786850e387550fdab836ed7e6dc881de23001b",
         "server at 203.0.113.9",
         "",

@@ -39,6 +39,9 @@ _OPT_IN_PLUGINS = frozenset({"Public IP (ipv4)", "Base64 High Entropy String", "
 _KEYWORD_SCORE = 0.8
 _ENTROPY_SCORE = 0.6
 
+#: Plugins that see where a secret sits (a URL's password) rather than its format: a token's own type wins over them.
+_GENERIC_PLUGINS = {"Basic Auth Credentials": 0.9}
+
 
 @dataclass(frozen=True)
 class _Pattern:
@@ -109,15 +112,20 @@ class _Plugins:
                     for match in regex.finditer(line):
                         # the plugin's own checks (a JWT's JSON, …) on what its pattern matched
                         if any(plugin.analyze_string(match.group(0))):
-                            yield (entity, *_secret_span(match), 1.0)
+                            yield (entity, *_secret_span(match), _GENERIC_PLUGINS.get(name, 1.0))
             elif name == "Secret Keyword":
                 for regex, group in self._keyword_regexes.items():
                     for match in regex.finditer(line):
                         value = match.group(group)
-                        if value and value.strip():
-                            # unquoted, the pattern runs to the end of the line: the value ends at a space
-                            start = match.start(group)
-                            yield entity, start, start + len(value.split()[0]), _KEYWORD_SCORE
+                        if not value or not value.strip():
+                            continue
+                        words = value.split()
+                        separator = line[match.start() : match.start(group)]
+                        if len(words) > 1 and ":" in separator and "=" not in separator:
+                            continue  # "password: see the vault" is prose, not an assignment
+                        # unquoted, the pattern runs to the end of the line: the value ends at a space
+                        start = match.start(group)
+                        yield entity, start, start + len(words[0]), _KEYWORD_SCORE
             elif hasattr(plugin, "entropy_limit"):
                 for value in set(plugin.analyze_string(line)):
                     if plugin.calculate_shannon_entropy(value) > plugin.entropy_limit:
