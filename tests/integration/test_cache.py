@@ -318,3 +318,33 @@ def test_savings_show_in_the_spend_api_and_cli(gw: GatewayProcess) -> None:
     assert any(r["group"] == team["id"] and r["saved_micros"] == 2 * paid for r in json.loads(shown.output)["data"])
     table = CliRunner().invoke(app, args)
     assert table.exit_code == 0 and "Cache savings by team" in table.output and "HIT RATE" in table.output
+
+
+def test_answers_an_output_guardrail_blocks_leave_no_entry(
+    gateway: GatewayFactory, fake_upstream: FakeUpstreamProcess
+) -> None:
+    guarded = {
+        "name": "guarded",
+        "targets": [openai_target(fake_upstream, max_retries=0)],
+        "cache": {"enabled": True},
+        "guardrails": {"output": [{"use": "no-secret", "action": "block"}], "stream_window": 64},
+    }
+    gw = gateway(
+        [guarded], guardrails={"definitions": {"no-secret": {"type": "regex", "options": {"words": ["zebra"]}}}}
+    )
+    sdk = OpenAI(base_url=gw.base_url, api_key=gw.admin_key, max_retries=0, timeout=20)
+    text = f"{fresh_text()} zebra"  # the FAKE upstream echoes it: the answer holds the blocked word
+    with pytest.raises(openai.APIStatusError) as blocked:
+        chat(sdk, text, route="guarded")
+    assert blocked.value.status_code == 422
+    assert blocked.value.response.json()["error"]["code"] == "content_policy_violation"
+    with pytest.raises(openai.APIError):
+        stream(sdk, text, route="guarded")  # the stream is cut
+    for _ in range(2):
+        with pytest.raises(openai.APIStatusError) as nothing:
+            chat(sdk, text, route="guarded", mode="only-if-cached")
+        assert nothing.value.status_code == 504
+    assert fake_upstream.count() == 2
+    clean = fresh_text()
+    assert chat(sdk, clean, route="guarded").headers["x-lmdeck-cache"] == "miss"
+    assert chat(sdk, clean, route="guarded").headers["x-lmdeck-cache"] == "hit"
