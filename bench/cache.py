@@ -3,8 +3,15 @@
     python bench/cache.py                        # semantic lookup at 10k and 100k entries + precision
     python bench/cache.py --sizes 10000 --queries 2000
     python bench/cache.py --libraries            # also usearch and faiss-cpu, if installed, beside hnswlib
+    python bench/cache.py --skip lookup,precision --requests 500   # the gateway section only
 
 Sections:
+
+- ``gateway``: one ``lmdeck serve`` in front of the FAKE upstream (zero latency), driven by one
+  client, requests interleaved so the machine's noise hits every series alike: an exact hit (the
+  same request again), a miss (a new text: key, lookup, upstream call, keeping the answer), and on
+  a route with the semantic cache a semantic hit (a paraphrase) and a semantic miss (a new text,
+  embedded and searched, then asked upstream). p50/p99 per series, in ms, as the client saw them.
 
 - ``lookup``: :class:`lmdeck.cache.semantic.index.VectorIndex` (hnswlib) holding N entries in one
   partition (the worst case: one tenant, one shape), searched for the best match of each query;
@@ -192,14 +199,71 @@ def precision_section(sims: np.ndarray) -> None:
     print(f"(the default: threshold {default.threshold}, verify_terms {default.verify_terms})")
 
 
+def gateway_section(requests: int) -> None:
+    import tempfile
+    import uuid
+
+    import httpx
+
+    from lmdeck.testing.servers import fake_upstream_process, gateway_process, openai_target
+
+    series: dict[str, list[float]] = {"exact hit": [], "miss": [], "semantic hit": [], "semantic miss": []}
+    with tempfile.TemporaryDirectory() as tmp, fake_upstream_process(latency_ms=0, log_dir=tmp) as fake:
+        routes = [
+            {"name": "exact", "targets": [openai_target(fake, max_retries=0)], "cache": {"enabled": True}},
+            {
+                "name": "semantic",
+                "targets": [openai_target(fake, max_retries=0)],
+                "cache": {"enabled": True, "semantic": {"enabled": True}},
+            },
+        ]
+        with gateway_process({"default_routes": False, "routes": routes}, data_dir=Path(tmp) / "gw") as gw:
+            client = httpx.Client(base_url=gw.base_url, headers=gw.headers(), timeout=60)
+
+            def ask(route: str, text: str) -> tuple[float, str]:
+                body = {"model": route, "messages": [{"role": "user", "content": text}], "temperature": 0}
+                start = time.perf_counter()
+                response = client.post("/chat/completions", json=body)
+                elapsed = (time.perf_counter() - start) * 1000.0
+                response.raise_for_status()
+                return elapsed, response.headers.get("x-lmdeck-cache", "")
+
+            ask("exact", "the repeated question")
+            ask("semantic", "How do I reset my password for the benchmark portal?")
+            for n in range(requests + 20):
+                word = uuid.uuid4().hex
+                timings = {
+                    "exact hit": ask("exact", "the repeated question"),
+                    "miss": ask("exact", f"a new question {word}"),
+                    "semantic hit": ask(
+                        "semantic", "What's the procedure to reset my password for the benchmark portal?"
+                    ),
+                    "semantic miss": ask("semantic", f"Which river flows through the city of {word}?"),
+                }
+                for name, (ms, verdict) in timings.items():
+                    expected = "hit" if name.endswith("hit") else "miss"
+                    if verdict != expected:
+                        raise RuntimeError(f"{name}: the gateway answered x-lmdeck-cache: {verdict}")
+                    if n >= 20:  # the first rounds warm the connection and the encoder
+                        series[name].append(ms)
+    print(f"== through the gateway, {requests} requests per series (ms, client side) ==")
+    base = percentile(series["miss"], 99)
+    for name, values in series.items():
+        p99 = percentile(values, 99)
+        print(f"{name:<14} p50 {percentile(values, 50):8.2f}  p99 {p99:8.2f}  ({p99 / base:.2f}x the miss p99)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000", help="entries in the index, comma-separated")
     parser.add_argument("--queries", type=int, default=1000, help="searches timed per size")
     parser.add_argument("--libraries", action="store_true", help="also time usearch and faiss-cpu")
-    parser.add_argument("--skip", default="", help="sections to skip: lookup, precision")
+    parser.add_argument("--requests", type=int, default=300, help="requests per series in the gateway section")
+    parser.add_argument("--skip", default="", help="sections to skip: gateway, lookup, precision")
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
+    if "gateway" not in skip:
+        gateway_section(args.requests)
     if "precision" not in skip:
         sims = embed_section(200)
         if sims is not None:

@@ -5,7 +5,7 @@ miles to km", "how do I turn on notifications" and "... turn off ...", "the capi
 "... of Germany" are each more similar than many true paraphrases (measured on
 tests/data/cache/paraphrases.jsonl, docs/benchmarks.md). :class:`TermVerifier` accepts a candidate
 only when both texts use the same numbers (digits and number words), the same parity of negations
-and, stop words aside, content words one of which contains the other's with at most two words of
+and, stop words aside, content words (identifiers such as ``a1b2`` included) one of which contains the other's with at most two words of
 difference in all. It trades recall for precision; ``cache.semantic.verify_terms`` turns it off::
 
     verifier = TermVerifier()
@@ -97,7 +97,7 @@ class TermVerifier:
                 numbers.add(number)
             elif word in _NEGATIONS:
                 negations += 1
-            elif word.isalpha() and word not in _STOP:
+            elif word.isalnum() and word not in _STOP:  # words, and identifiers such as order ids
                 content.add(word[:-1] if word.endswith("s") and len(word) > 3 else word)
         return Terms(frozenset(numbers), negations % 2 == 1, frozenset(content))
 
