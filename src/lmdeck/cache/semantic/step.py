@@ -62,21 +62,31 @@ class SemanticCache:
         if (
             decision is None
             or not decision.config.semantic.enabled
-            or ctx.kind != "chat"
             or decision.mode == "bypass"
             or not decision.cacheable
         ):
             return await call_next(ctx)
-        shape, text = semantic_parts(ctx.kind, ctx.route_name, ctx.body, ctx.trace.bundle_hash, decision.scope)
-        if not text.strip():
+        only_cached = decision.mode == "only-if-cached"
+        shape, text = ("", "")
+        if ctx.kind == "chat":
+            shape, text = semantic_parts(ctx.kind, ctx.route_name, ctx.body, ctx.trace.bundle_hash, decision.scope)
+        if not text.strip():  # not a chat request, or no user text to compare
+            if only_cached:
+                raise miss_error("nothing stored under its key")
             return await call_next(ctx)
-        vectors, _ = await self.embed([text])
+        try:
+            vectors, _ = await self.embed([text])
+        except Exception:  # the encoder failed to load or run: answer without the semantic cache
+            log.exception("semantic cache: embedding the request failed; asking the upstream")
+            if only_cached:
+                raise miss_error("nothing stored under its key; the semantic lookup failed") from None
+            return await call_next(ctx)
         vector = vectors[0]
         if decision.mode != "refresh":
             found = await self.lookup(shape, text, vector, decision.config.semantic)
             if found is not None:
                 return self.exact.hit(ctx, found, "semantic")
-            if decision.mode == "only-if-cached":
+            if only_cached:
                 raise miss_error("no stored answer under its key nor one close enough in meaning")
 
         async def put(entry: CacheEntry) -> None:  # the exact step keeps it in its own store too
