@@ -126,10 +126,10 @@ async def test_a_paraphrase_hits_and_a_near_miss_with_the_same_vector_is_refused
 async def test_other_teams_and_other_tools_never_match() -> None:
     chain = await make()
     await ask(chain, "How do I reset my password?")
-    result, ctx = await ask(chain, "What's the procedure to reset my password?", team="t2")
+    _, ctx = await ask(chain, "What's the procedure to reset my password?", team="t2")
     assert not ctx.trace.cache_hit
     tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
-    result, ctx = await ask(chain, "What's the procedure to reset my password?", tools=tools)
+    _, ctx = await ask(chain, "What's the procedure to reset my password?", tools=tools)
     assert not ctx.trace.cache_hit
     assert len(chain[2].asked) == 3
 
