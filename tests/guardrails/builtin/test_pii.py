@@ -114,6 +114,8 @@ async def test_the_score_threshold_drops_weak_matches() -> None:
         ({"score_threshold": "high"}, "score_threshold must be a number"),
         ({"phone_regions": "US"}, "phone_regions must be a list"),
         ({"ner_model": "no_such_spacy_pipeline_xyz"}, "is not an installed spaCy pipeline"),
+        ({"ner_model": "./no/such/folder"}, "is not an installed spaCy pipeline"),
+        ({"ner_model": "no_such.pipeline"}, "is not an installed spaCy pipeline"),
         ({"colour": "red"}, "colour"),
     ],
 )

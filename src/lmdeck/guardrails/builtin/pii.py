@@ -301,6 +301,14 @@ class PiiDetector:
         return resolve_overlaps(found)
 
 
+def _installed(package: str) -> bool:
+    """Whether ``package`` (a spaCy pipeline's package name) can be imported, without importing it."""
+    try:
+        return importlib.util.find_spec(package.replace("-", "_")) is not None
+    except (ImportError, ValueError):
+        return False  # "./models/x" (a relative name) or "a.b" whose parent is not installed
+
+
 def _options(
     entities: Sequence[str] | None, score_threshold: float, phone_regions: Sequence[str], ner_model: str | None
 ) -> tuple[tuple[str, ...], float, tuple[str, ...], str | None]:
@@ -328,7 +336,7 @@ def _options(
     if ner_model is not None:
         if not isinstance(ner_model, str) or not ner_model:
             raise GuardrailError("pii: ner_model must be the name or path of an installed spaCy pipeline")
-        if importlib.util.find_spec(ner_model.replace("-", "_")) is None and not Path(ner_model).exists():
+        if not Path(ner_model).exists() and not _installed(ner_model):
             raise GuardrailError(
                 f"pii: ner_model {ner_model!r} is not an installed spaCy pipeline; install its package "
                 "(lmdeck downloads nothing at run time) or drop ner_model to use the pattern recognizers only"
