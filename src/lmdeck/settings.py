@@ -236,11 +236,17 @@ class CacheSettings(CacheConfig):
     persist: bool = Field(default=True, description="keep entries across restarts in data_dir/cache.sqlite3")
 
     def for_route(self, route: CacheConfig | None) -> CacheConfig:
-        """The route's cache config: what the route set, the rest from these settings."""
+        """The route's cache config: what the route set (in ``semantic`` too), the rest from these settings."""
         base = CacheConfig.model_validate(self.model_dump(include=set(CacheConfig.model_fields)))
         if route is None:
             return base
-        return base.model_copy(update={name: getattr(route, name) for name in route.model_fields_set})
+        update = {}
+        for name in route.model_fields_set:
+            value = getattr(route, name)
+            if isinstance(value, SemanticCacheConfig):  # merged field by field, like the block around it
+                value = base.semantic.model_copy(update={n: getattr(value, n) for n in value.model_fields_set})
+            update[name] = value
+        return base.model_copy(update=update)
 
 
 class CascadeCheckConfig(BaseModel):

@@ -89,3 +89,12 @@ def test_a_route_block_overrides_only_what_it_sets() -> None:
     route = CacheConfig.model_validate({"allow_sampled": True, "ttl_s": 5})
     resolved = settings.for_route(route)
     assert (resolved.enabled, resolved.ttl_s, resolved.scope, resolved.allow_sampled) == (True, 5, "key", True)
+
+
+def test_a_route_semantic_block_overrides_only_what_it_sets() -> None:
+    from lmdeck.settings import CacheConfig, CacheSettings
+
+    settings = CacheSettings.model_validate({"semantic": {"enabled": True, "threshold": 0.95}})
+    route = CacheConfig.model_validate({"enabled": True, "semantic": {"verify_threshold": 0.97}})
+    semantic = settings.for_route(route).semantic
+    assert (semantic.enabled, semantic.threshold, semantic.verify_threshold) == (True, 0.95, 0.97)
