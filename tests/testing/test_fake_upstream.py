@@ -299,3 +299,14 @@ def test_real_process_latency_and_token_rate(fake_process: FakeUpstreamProcess) 
     assert config["latency_ms"] == 50 and config["tokens_per_s"] == 100
     r = httpx.post(fake_process.base_url + "/chat/completions", json={"model": "m", "messages": USER, "stream": True})
     assert "".join(e["choices"][0]["delta"].get("content", "") for e in sse_events(r.text)) == "hello big world"
+
+
+async def test_answers_reply_by_the_last_user_message_before_the_fixed_reply() -> None:
+    app = FakeUpstream(FakeConfig(answers={"What is 2+2?": "4"}, reply="fixed"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://fake") as c:
+        known = await c.post(
+            "/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "What is 2+2?"}]}
+        )
+        other = await c.post("/v1/chat/completions", json={"model": "m", "messages": USER})
+    assert known.json()["choices"][0]["message"]["content"] == "4"
+    assert other.json()["choices"][0]["message"]["content"] == "fixed"

@@ -121,6 +121,11 @@ class FakeConfig(BaseModel):
     script: list[Action] = Field(default_factory=list, description="outcomes of the next requests, in order")
     mode: Mode = Field(default="normal", description="a misbehaviour applied to every unscripted request")
     reply: str | None = Field(default=None, description="fixed reply text instead of the echo")
+    answers: dict[str, str] = Field(
+        default_factory=dict,
+        description="chat replies by the last user message's text (a FAKE model that knows the answers), "
+        "before `reply` and the echo",
+    )
     models: list[str] = Field(default_factory=lambda: ["fake-model"], min_length=1)
     embedding_dim: int = Field(default=16, ge=1, le=4096)
     api_key: str | None = Field(default=None, description="when set, requests must carry this bearer key")

@@ -155,6 +155,12 @@ def _continued(body: dict[str, Any], fixed: str | None, messages: list[dict[str,
     return Reply(text, finish, prompt_tokens, words(text))
 
 
+def last_user_text(body: dict[str, Any]) -> str:
+    """The text of the last user message of a chat body ('' when there is none)."""
+    messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+    return next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
+
+
 def chat_reply(body: dict[str, Any], fixed: str | None) -> Reply:
     messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
     if body.get("continue_final_message") and messages and messages[-1].get("role") == "assistant":

@@ -53,6 +53,7 @@ from lmdeck.testing.fake_content import (
     embedding_inputs,
     embedding_vector,
     encode_vector,
+    last_user_text,
     pieces,
 )
 
@@ -272,7 +273,10 @@ class FakeUpstream:
         if problem is not None:
             await ex.error(400, f"fake upstream: {problem}")
             return
-        reply = chat_reply(body, self.state.config.reply)
+        config = self.state.config
+        reply = chat_reply(
+            body, config.answers.get(last_user_text(body), config.reply) if config.answers else config.reply
+        )
         n: int = body["n"] if isinstance(body.get("n"), int) and body["n"] > 0 else 1
         cid, created, model = self._id("chatcmpl"), int(time.time()), body["model"]
         if not body.get("stream"):
