@@ -104,3 +104,12 @@ def test_without_a_config_file_a_bad_environment_variable_is_named(
     assert result.exit_code == 1
     assert "the environment (LMDECK_*) is not a valid lmdeck config:\n  port: " in result.stderr
     assert result.stdout == ""
+
+
+def test_pipeline_reports_a_cascade_check_naming_an_unknown_evaluator(tmp_path: Path) -> None:
+    config = (
+        "routes:\n  - name: smart\n    strategy: cascade\n    targets: [local:demo, openai:gpt-4o]\n"
+        "    cascade: {checks: [{kind: evaluator, evaluator: {name: no_such_evaluator}}]}\n"
+    )
+    code, out, err = _check(tmp_path, config, "--pipeline")
+    assert code == 1 and "unknown evaluator 'no_such_evaluator'" in err
