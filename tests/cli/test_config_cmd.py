@@ -111,5 +111,5 @@ def test_pipeline_reports_a_cascade_check_naming_an_unknown_evaluator(tmp_path: 
         "routes:\n  - name: smart\n    strategy: cascade\n    targets: [local:demo, openai:gpt-4o]\n"
         "    cascade: {checks: [{kind: evaluator, evaluator: {name: no_such_evaluator}}]}\n"
     )
-    code, out, err = _check(tmp_path, config, "--pipeline")
+    code, _, err = _check(tmp_path, config, "--pipeline")
     assert code == 1 and "unknown evaluator 'no_such_evaluator'" in err
