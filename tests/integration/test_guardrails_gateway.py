@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ HAS_INJECTION = "prompt_injection" in load_guardrails().names()
 DEFINITIONS: dict[str, Any] = {
     "pii": {"type": "pii", "options": {"entities": ["EMAIL_ADDRESS", "CREDIT_CARD"]}},
     "no-forbidden": {"type": "regex", "options": {"words": ["forbidden"]}},
+    "english": {"type": "output_language", "options": {"allowed": ["en"]}},
     **({"injection": {"type": "prompt_injection"}} if HAS_INJECTION else {}),
 }
 
@@ -53,10 +55,18 @@ def guarded(gateway: GatewayFactory, fake_upstream: FakeUpstreamProcess) -> Gate
             "guardrails": {"input": input_uses, "output": [{"use": "no-forbidden", "action": "block"}]},
         },
         {"name": "plain", "targets": [openai_target(fake_upstream)]},
+        {
+            "name": "watched",
+            "targets": [openai_target(fake_upstream)],
+            "guardrails": {"input": [{"use": "english", "action": "flag", "mode": "async"}]},
+        },
     ]
     keys = {"strict-bot": {"input": [{"use": "no-forbidden", "action": "block"}]}}
+    teams = {"careful-team": {"input": [{"use": "pii", "action": "mask"}]}}
     # prompt_injection embeds with the bundled MiniLM, served by the default `embed` route.
-    return gateway(routes, guardrails={"definitions": DEFINITIONS, "keys": keys}, default_routes=HAS_INJECTION)
+    return gateway(
+        routes, guardrails={"definitions": DEFINITIONS, "keys": keys, "teams": teams}, default_routes=HAS_INJECTION
+    )
 
 
 @pytest.fixture
@@ -261,3 +271,42 @@ def test_applying_a_route_that_uses_an_undefined_guardrail_is_refused(
     )
     assert answer.status_code == 400
     assert "no guardrail named 'nothing-like-this'" in answer.json()["error"]["message"]
+
+
+def test_a_teams_attachment_applies_to_its_keys_on_any_route(
+    guarded: GatewayProcess, fake_upstream: FakeUpstreamProcess
+) -> None:
+    admin = guarded.headers()
+    team = httpx.post(f"{guarded.url}/api/teams", json={"name": "careful-team"}, headers=admin, timeout=30)
+    assert team.status_code in (201, 409), team.text
+    key = httpx.post(
+        f"{guarded.url}/api/keys",
+        json={"name": f"careful-{uuid.uuid4().hex[:6]}", "team_id": "careful-team"},
+        headers=admin,
+        timeout=30,
+    )
+    assert key.status_code == 201, key.text
+    reply = sdk(guarded, key.json()["key"]).chat.completions.create(
+        model="plain", messages=[{"role": "user", "content": PROMPT}]
+    )
+    assert reply.choices[0].message.content == PROMPT
+    assert EMAIL not in sent_text(fake_upstream)
+    sdk(guarded).chat.completions.create(model="plain", messages=[{"role": "user", "content": PROMPT}])
+    assert EMAIL in sent_text(fake_upstream)  # the admin key has no team: nothing masked on `plain`
+
+
+def test_an_async_guardrail_flags_without_holding_the_request(guarded: GatewayProcess) -> None:
+    rid = request_id()
+    reply = sdk(guarded).chat.completions.create(
+        model="watched",
+        messages=[{"role": "user", "content": "Bonjour, je voudrais savoir comment réinitialiser mon mot de passe."}],
+        extra_headers={"x-request-id": rid},
+    )
+    assert reply.choices[0].message.content.startswith("Bonjour")  # type: ignore[union-attr]
+    entry = next(v for v in guarded.trace(rid)["metadata"]["guardrails"] if v["guardrail"] == "english")
+    assert entry["mode"] == "async" and entry["action"] in ("pending", "flag")
+    series = 'lmdeck_guardrail_verdicts_total{action="flag",guardrail="english",route="watched"}'
+    deadline = time.monotonic() + 60
+    while series not in httpx.get(f"{guarded.url}/metrics", timeout=30).text:
+        assert time.monotonic() < deadline, "the async verdict was never counted"
+        time.sleep(0.2)
