@@ -47,7 +47,8 @@ def guarded(gateway: GatewayFactory, fake_upstream: FakeUpstreamProcess) -> Gate
     """Route ``support``: PII masked (and injection blocked) on input, ``forbidden`` cut from answers."""
     input_uses: list[dict[str, Any]] = [{"use": "pii", "action": "mask"}]
     if HAS_INJECTION:
-        input_uses.append({"use": "injection", "action": "block"})
+        # A higher threshold on this route than the default: the PII prompt below scores about 0.6.
+        input_uses.append({"use": "injection", "action": "block", "options": {"threshold": 0.8}})
     routes = [
         {
             "name": "support",
