@@ -294,6 +294,38 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def learned(result: dict[str, Any], per_skill: int, seed: int) -> dict[str, Any]:
+    """A learned router fitted on a saved run: each item labelled by whether the demo model was right."""
+    import torch
+
+    from lmdeck.evaluation.router_training import Example as Labelled
+    from lmdeck.evaluation.router_training import fit
+    from lmdeck.local.embeddings import SentenceEmbedder, minilm_dir
+
+    items = workload(per_skill, seed)
+    outcomes = result["outcomes"]
+    if len(items) != len(outcomes):
+        raise SystemExit("the saved run was made with another --per-skill or --seed")
+    examples = [
+        Labelled(
+            str(i),
+            item.prompt,
+            0 if o["demo_right"] else 1,
+            0 if o["demo_right"] else 1,
+            0 if o["demo_right"] else o["large_cost_micros"],
+        )
+        for i, (item, o) in enumerate(zip(items, outcomes, strict=True))
+    ]
+    embedder = SentenceEmbedder.load(minilm_dir(), device=torch.device("cpu"))
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        vectors, _ = embedder.encode(texts)
+        return [[float(v) for v in row] for row in vectors.tolist()]
+
+    _, report = fit("smart", ["local:demo", "openai:gpt-4o"], examples, embed, seed=seed)
+    return report.to_dict()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--per-skill", type=int, default=25, help="held-out items per demo skill")
@@ -302,7 +334,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="save the run here")
     parser.add_argument("--table", type=Path, help="print the Markdown of a saved run and exit")
+    parser.add_argument(
+        "--learned", type=Path, help="fit a learned router on a saved run (labels: was the demo model right) and exit"
+    )
     args = parser.parse_args(argv)
+    if args.learned:
+        print(json.dumps(learned(json.loads(args.learned.read_text()), args.per_skill, args.seed), indent=2))
+        return
     if args.table:
         print(table(json.loads(args.table.read_text())))
         return
