@@ -216,6 +216,8 @@ def gateway_under_load(data_dir: Path, now: float, requests: int, upstream_ms: f
         config = {
             "default_routes": False,
             "routes": [{"name": "bench", "targets": [{"provider": "openai", "model": "m", "base_url": fake.base_url}]}],
+            # The loaded traces reach back past raw_days: no pruning in the middle of the measurement.
+            "tracing": {"retention": {"prune_interval_s": None}},
         }
         with gateway_process(config, data_dir=data_dir) as gw, httpx.Client(timeout=60) as client:
             url = f"{gw.base_url}/chat/completions"
