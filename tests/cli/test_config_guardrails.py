@@ -66,3 +66,11 @@ def test_a_valid_guardrail_config_is_ok(tmp_path: Path) -> None:
     text = text.replace("[emails, nothing]", "[emails]")
     code, lines = check(tmp_path, text + "\n")
     assert code == 0, lines
+
+
+def test_a_guardrail_that_needs_embeddings_without_the_embed_route_is_reported(tmp_path: Path) -> None:
+    text = "default_routes: false\nguardrails:\n  definitions:\n    injection: {type: prompt_injection}\n"
+    code, lines = check(tmp_path, text)
+    assert code == 1 and lines[0].startswith("4: guardrails.definitions.injection.options: ")
+    code, lines = check(tmp_path, text.replace("default_routes: false", "default_routes: true"))
+    assert code == 0, lines

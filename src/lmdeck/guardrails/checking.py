@@ -16,6 +16,7 @@ from lmdeck.config import ConfigProblem, line_of, parse_config_text
 from lmdeck.guardrails.base import GuardResources
 from lmdeck.guardrails.config import config_problems
 from lmdeck.guardrails.registry import GuardrailRegistry, load_guardrails
+from lmdeck.guardrails.resources import EMBED_ROUTE
 from lmdeck.settings import Settings
 
 
@@ -23,7 +24,8 @@ async def _not_while_checking(*_args: Any) -> Any:
     raise RuntimeError("models are not called while a configuration is checked")
 
 
-#: What a guardrail is lent while its options are checked: models it may ask for, never called.
+#: What a guardrail is lent while its options are checked: models it may ask for, never called
+#: (``embed`` only when the config serves the ``embed`` route, as the gateway would lend it).
 CHECKING = GuardResources(embed=_not_while_checking, complete=_not_while_checking)
 
 
@@ -31,6 +33,8 @@ def check_guardrails_text(text: str, registry: GuardrailRegistry | None = None) 
     """The guardrail problems of a config text whose settings are valid, each with its line, in line order."""
     data, lines = parse_config_text(text)
     settings = Settings.model_validate(data or {})
-    issues = config_problems(settings, registry or load_guardrails(), CHECKING)
+    serves_embed = settings.default_routes or any(r.name == EMBED_ROUTE for r in settings.routes)
+    lent = CHECKING if serves_embed else GuardResources(complete=CHECKING.complete)
+    issues = config_problems(settings, registry or load_guardrails(), lent)
     problems = [ConfigProblem(line_of(lines, i.path), ".".join(str(p) for p in i.path), i.message) for i in issues]
     return sorted(problems, key=lambda p: p.line or 0)
