@@ -8,6 +8,7 @@ its texts, so the shared gateway's cache never carries one test's answers into a
 from __future__ import annotations
 
 import random
+import re
 import string
 import uuid
 from pathlib import Path
@@ -88,6 +89,8 @@ def test_a_paraphrase_is_answered_from_the_semantic_cache_and_a_near_miss_is_not
     assert trace["cache_hit"] is True and trace["cache"] == "semantic"
     assert trace["cache_source_id"] == source["id"]
     assert trace["cost_micros"] == 0 and trace["saved_micros"] == source["cost_micros"] > 0
+    exposition = httpx.get(f"{gw.url}/metrics", headers=gw.headers(), timeout=10).text
+    assert re.search(r'lmdeck_cache_hits_total\{cache="semantic",route="semantic",team="[^"]*"\} [1-9]', exposition)
 
     near_miss = chat(client, f"How do I reset my username for the {name} portal?")
     assert near_miss.headers["x-lmdeck-cache"] == "miss"
