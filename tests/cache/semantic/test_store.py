@@ -101,3 +101,15 @@ async def test_a_missing_index_file_is_rebuilt_from_the_stored_vectors(tmp_path:
     assert again.rebuilt
     assert [h.entry.key for h in await again.search("shape", vec(1), threshold=0.99)] == ["k1"]
     await again.stop()
+
+
+async def test_a_refreshed_answer_replaces_the_old_one() -> None:
+    store = SemanticStore(8, max_entries=10)
+    await store.start()
+    await store.put(entry("k1"), "shape", "hello", vec(1))
+    newer = entry("k1")
+    await store.put(newer, "shape", "hello", vec(1))
+    hits = await store.search("shape", vec(1), threshold=0.99)
+    assert [h.entry for h in hits] == [newer]
+    assert len(store) == 1 and len(store.index) == 1
+    await store.stop()

@@ -86,6 +86,7 @@ class SemanticStore:
         self.index = VectorIndex(dimensions)
         self.rebuilt = False  # True when start() rebuilt the index from the vectors (for tests and logs)
         self._entries: OrderedDict[int, _Stored] = OrderedDict()
+        self._labels: dict[tuple[str, str], int] = {}  # (scope, exact key) → label: a refresh replaces
         self._next_label = 1
         self._search = ThreadPoolExecutor(1, thread_name_prefix="lmdeck-semantic-index")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="lmdeck-semantic-writer")
@@ -144,6 +145,7 @@ class SemanticStore:
                 bad.append(label)
                 continue
             self._entries[label] = _Stored(entry, partition, text, array)
+            self._labels[entry.scope, entry.key] = label
         with self._db:
             self._db.executemany("DELETE FROM semantic_entries WHERE label = ?", [(b,) for b in bad])
             if rows:
@@ -183,9 +185,14 @@ class SemanticStore:
         label = self._next_label
         self._next_label += 1
         gone: list[int] = []
+        replaced = self._labels.get((entry.scope, entry.key))
+        if replaced is not None and self._entries.pop(replaced, None) is not None:
+            gone.append(replaced)
         self._entries[label] = _Stored(entry, partition, text, array)
+        self._labels[entry.scope, entry.key] = label
         while len(self._entries) > self.max_entries:
-            old, _ = self._entries.popitem(last=False)
+            old, stored = self._entries.popitem(last=False)
+            self._labels.pop((stored.entry.scope, stored.entry.key), None)
             gone.append(old)
 
         def change() -> None:
@@ -222,8 +229,11 @@ class SemanticStore:
         return out
 
     async def delete(self, label: int) -> bool:
-        if self._entries.pop(label, None) is None:
+        stored = self._entries.pop(label, None)
+        if stored is None:
             return False
+        if self._labels.get((stored.entry.scope, stored.entry.key)) == label:
+            del self._labels[stored.entry.scope, stored.entry.key]
         await self._on_index(lambda: self.index.remove(label))
         self._write("DELETE FROM semantic_entries WHERE label = ?", (label,))
         return True
@@ -232,7 +242,8 @@ class SemanticStore:
         """Drop every entry of ``scope`` (all entries when None); returns how many were dropped."""
         labels = [label for label, s in self._entries.items() if scope is None or s.entry.scope == scope]
         for label in labels:
-            del self._entries[label]
+            stored = self._entries.pop(label)
+            self._labels.pop((stored.entry.scope, stored.entry.key), None)
 
         def change() -> None:
             for label in labels:
