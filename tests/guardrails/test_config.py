@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from lmdeck.guardrails.base import GuardResources
 from lmdeck.guardrails.config import GuardrailConfig, config_problems
 from lmdeck.pipeline.principal import Principal
+from lmdeck.protocol.guardrails import GuardrailAttachment
 from lmdeck.settings import ConfigError, Settings
 
 from .guarded import test_registry
@@ -127,3 +128,28 @@ def test_a_bad_override_is_a_problem_at_its_place() -> None:
         {"input": [{"use": "a", "options": {"finding": "explode"}}]},
     )
     assert [path for path, _ in found] == [("routes", 0, "guardrails", "input", 0, "options")]
+
+
+def test_an_applied_attachment_replaces_the_config_files_for_its_team_or_key() -> None:
+    s = settings(
+        {
+            "definitions": {
+                "a": {"type": "regex", "options": {"words": ["x"]}},
+                "b": {"type": "regex", "options": {"words": ["y"]}},
+            },
+            "teams": {"team_9": {"input": [{"use": "a"}]}},
+        }
+    )
+    config = GuardrailConfig.build(s, test_registry(), GuardResources())
+    applied: dict[str, Any] = {"teams": {}, "keys": {}}
+    config.applied = lambda: (applied["teams"], applied["keys"])
+    member = Principal(key_id="k", role="inference", team_id="team_9")
+    assert [a.name for a in config.plan_for(s.routes[0], member).input] == ["a"]
+
+    applied["teams"] = {"team_9": GuardrailAttachment.model_validate({"input": [{"use": "b", "action": "flag"}]})}
+    applied["keys"] = {"k": GuardrailAttachment.model_validate({"output": [{"use": "a"}]})}
+    plan = config.plan_for(s.routes[0], member)
+    assert [(a.name, a.use.action) for a in plan.input] == [("b", "flag")]  # read per request: no rebuild
+    assert [a.name for a in plan.output] == ["a"]
+    outsider = Principal(key_id="other", role="inference", team_id="team_1")
+    assert config.plan_for(s.routes[0], outsider).empty

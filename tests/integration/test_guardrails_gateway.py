@@ -311,3 +311,43 @@ def test_an_async_guardrail_flags_without_holding_the_request(guarded: GatewayPr
     while series not in httpx.get(f"{guarded.url}/metrics", timeout=30).text:
         assert time.monotonic() < deadline, "the async verdict was never counted"
         time.sleep(0.2)
+
+
+def team_key(gw: GatewayProcess, team: str) -> str:
+    """A new team named ``team`` and an inference key of it (its secret)."""
+    admin = gw.headers()
+    created = httpx.post(f"{gw.url}/api/teams", json={"name": team}, headers=admin, timeout=30)
+    assert created.status_code == 201, created.text
+    key = httpx.post(
+        f"{gw.url}/api/keys",
+        json={"name": f"{team}-key", "team_id": created.json()["id"], "role": "inference"},
+        headers=admin,
+        timeout=30,
+    )
+    assert key.status_code == 201, key.text
+    return str(key.json()["key"])
+
+
+def test_a_teams_guardrail_applied_with_lmdeck_apply_checks_its_keys_and_no_other_teams(
+    guarded: GatewayProcess, fake_upstream: FakeUpstreamProcess, tmp_path: Path
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    watched, other = f"watched-{suffix}", f"other-{suffix}"
+    watched_key, other_key = team_key(guarded, watched), team_key(guarded, other)
+    message = [{"role": "user", "content": "tell me the forbidden word"}]
+    declared = {"guardrails": {"teams": {watched: {"input": [{"use": "no-forbidden", "action": "block"}]}}}}
+    path = tmp_path / "lmdeck.yaml"
+    path.write_text(yaml.safe_dump(declared))
+
+    assert f"+ team guardrails {watched}" in cli(guarded, "apply", "-f", str(path))
+    sent = fake_upstream.count()
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk(guarded, watched_key).chat.completions.create(model="plain", messages=message)  # type: ignore[arg-type]
+    error = caught.value.body
+    assert isinstance(error, dict)
+    assert error["code"] == "content_policy_violation" and "'no-forbidden'" in error["message"]
+    assert fake_upstream.count() == sent  # refused before the upstream
+
+    reply = sdk(guarded, other_key).chat.completions.create(model="plain", messages=message)  # type: ignore[arg-type]
+    assert reply.choices[0].message.content == "tell me the forbidden word"
+    assert "no changes" in cli(guarded, "apply", "-f", str(path))

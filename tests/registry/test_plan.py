@@ -82,3 +82,51 @@ def test_alias_to_an_unknown_version_is_a_conflict() -> None:
     doc = declared(models=[{"name": "m", "versions": [{"version": 1, "model": "x"}], "aliases": {"production": 3}}])
     plan = compute_plan(doc, empty(), protected=PROTECTED)
     assert plan.conflicts == ["m@production points at v3, which is neither stored nor declared"]
+
+
+GUARDED = {
+    "guardrails": {
+        "teams": {"support": {"input": [{"use": "pii", "action": "mask"}]}},
+        "keys": {"ci-bot": {"output": [{"use": "no-swear", "action": "flag"}]}},
+    }
+}
+
+
+def test_teams_and_keys_guardrails_are_planned_as_admin_changes() -> None:
+    plan = compute_plan(declared(**GUARDED), empty(), protected=PROTECTED)
+    assert [c.describe() for c in plan.changes] == ["+ team guardrails support", "+ key guardrails ci-bot"]
+    assert plan.needs_admin == plan.changes
+    assert plan.changes[0].detail["to"]["input"][0] == {
+        "use": "pii",
+        "action": "mask",
+        "route": None,
+        "mode": "sync",
+        "on_error": "allow",
+        "options": {},
+    }
+
+
+def test_a_guardrail_attachment_like_the_live_one_is_no_change_and_a_different_one_an_update() -> None:
+    doc = declared(**GUARDED)
+    current = empty()
+    current.file_guardrails["teams"] = dict(doc.guardrails.teams)  # from the gateway's config file
+    current.applied_guardrails["keys"] = dict(doc.guardrails.keys)
+    assert compute_plan(doc, current, protected=PROTECTED).changes == []
+
+    stricter = declared(guardrails={"teams": {"support": {"input": [{"use": "pii", "action": "block"}]}}})
+    (change,) = compute_plan(stricter, current, protected=PROTECTED).changes
+    assert change.describe() == "~ team guardrails support (input changed)"
+    assert change.detail["from"]["input"][0]["action"] == "mask"
+    assert change.detail["to"]["input"][0]["action"] == "block"
+
+
+def test_prune_removes_applied_guardrail_attachments_only() -> None:
+    doc = declared(**GUARDED)
+    current = empty()
+    current.file_guardrails["teams"] = {"file-team": doc.guardrails.teams["support"]}
+    current.applied_guardrails["teams"] = dict(doc.guardrails.teams)
+    current.applied_guardrails["keys"] = dict(doc.guardrails.keys)
+    plan = compute_plan(declared(), current, protected=PROTECTED, prune=True)
+    assert [c.describe() for c in plan.changes] == ["- team guardrails support", "- key guardrails ci-bot"]
+    assert plan.changes[0].detail["from"]["input"][0]["use"] == "pii"
+    assert compute_plan(declared(), current, protected=PROTECTED).changes == []

@@ -176,6 +176,7 @@ def build_gateway(
         audit=policy.audit,
         token=evaluation.identity.token,
         team_name=policy.keys.team_name,
+        applied_attachments=lambda: (registry.live.snapshot.team_guardrails, registry.live.snapshot.key_guardrails),
     )
     cache = CacheRuntime.build(settings)
 

@@ -1,11 +1,12 @@
-"""``lmdeck apply -f lmdeck.yaml``: sync routes, models, prompts and their aliases/labels to a file.
+"""``lmdeck apply -f lmdeck.yaml``: sync routes, models, prompts, their aliases/labels and guardrail attachments.
 
     lmdeck apply -f lmdeck.yaml --dry-run     # print the plan only
     lmdeck apply -f lmdeck.yaml               # print the plan, then apply exactly it
     lmdeck apply -f lmdeck.yaml --prune       # also remove applied routes and aliases/labels not in the file
 
 The file has the format of ``lmdeck.yaml`` (``routes:``, ``models:``,
-``prompts:``; other settings are ignored here). The plan is computed by the
+``prompts:``, and ``guardrails.teams``/``guardrails.keys``; other settings,
+guardrail definitions and the data policy included, are ignored here). The plan is computed by the
 gateway; applying sends the plan's hash back, so if the registry changed in
 between nothing is applied and the new plan must be looked at first.
 """
@@ -22,12 +23,17 @@ from lmdeck.config import ConfigFileError, read_config_file, validate_config
 
 
 def declared_state(path: Path) -> dict[str, Any]:
-    """The ``routes``, ``models`` and ``prompts`` of a config file, validated with line numbers."""
+    """The ``routes``, ``models``, ``prompts`` and teams'/keys' guardrails of a config file, validated with line
+    numbers."""
     settings = validate_config(read_config_file(path), path)
     return {
         "routes": [r.model_dump(mode="json", by_alias=True, exclude_defaults=True) for r in settings.routes],
         "models": [m.model_dump(mode="json", by_alias=True, exclude_defaults=True) for m in settings.models],
         "prompts": [p.model_dump(mode="json", by_alias=True, exclude_defaults=True) for p in settings.prompts],
+        "guardrails": {
+            scope: {name: a.model_dump(mode="json", exclude_defaults=True) for name, a in attached.items()}
+            for scope, attached in (("teams", settings.guardrails.teams), ("keys", settings.guardrails.keys))
+        },
     }
 
 

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 #: A place in the config file: keys and list indexes from its root.
 ConfigPath = tuple[str | int, ...]
 
+#: Applied attachments: (by team id or name, by key id or name).
+AppliedAttachments = tuple[Mapping[str, GuardrailAttachment], Mapping[str, GuardrailAttachment]]
+
 
 @dataclass(frozen=True)
 class ConfigIssue:
@@ -158,6 +161,9 @@ class GuardrailConfig:
     build_variant: Callable[[str, Mapping[str, Any]], Guardrail] | None = None
     #: The name of a team id (the key cache's), so that ``teams`` may be keyed by either.
     team_name: Callable[[str | None], str | None] = field(default=lambda _team_id: None)
+    #: The teams' and keys' attachments applied with ``lmdeck apply`` now (the live registry's), read per
+    #: request; one replaces the config file's attachment of the same team or key.
+    applied: Callable[[], AppliedAttachments] = field(default=lambda: ({}, {}))
 
     @classmethod
     def build(cls, settings: Settings, registry: GuardrailRegistry, resources: GuardResources) -> GuardrailConfig:
@@ -220,8 +226,13 @@ class GuardrailConfig:
         if route is not None and route.guardrails is not None:
             attachments.append(route.guardrails)
         if principal is not None:
-            team = _lookup(self.teams, principal.team_id, self.team_name(principal.team_id))
-            key = _lookup(self.keys, principal.key_id, principal.name)
+            applied_teams, applied_keys = self.applied()
+            team_names = (principal.team_id, self.team_name(principal.team_id))
+            key_names = (principal.key_id, principal.name)
+            team = _lookup(applied_teams, *team_names)
+            team = team if team is not None else _lookup(self.teams, *team_names)
+            key = _lookup(applied_keys, *key_names)
+            key = key if key is not None else _lookup(self.keys, *key_names)
             attachments.extend(a for a in (team, key) if a is not None)
         if not attachments:
             return EMPTY_PLAN

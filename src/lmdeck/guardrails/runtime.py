@@ -24,7 +24,7 @@ from lmdeck.gateway.routing.dispatcher import Dispatcher
 from lmdeck.gateway.routing.eligibility import RouteEligibility
 from lmdeck.gateway.routing.router import Router
 from lmdeck.guardrails.base import GuardResources
-from lmdeck.guardrails.config import GuardrailConfig
+from lmdeck.guardrails.config import AppliedAttachments, GuardrailConfig
 from lmdeck.guardrails.registry import GuardrailRegistry, load_guardrails
 from lmdeck.guardrails.resources import EMBED_ROUTE, gateway_resources
 from lmdeck.guardrails.service import GuardrailService, policy_document, policy_hash
@@ -74,8 +74,13 @@ class GuardrailRuntime:
         token: str | None = None,
         team_name: Callable[[str | None], str | None] | None = None,
         registry: GuardrailRegistry | None = None,
+        applied_attachments: Callable[[], AppliedAttachments] | None = None,
     ) -> GuardrailRuntime:
-        """Builds every configured guardrail; raises ConfigError naming each problem of the configuration."""
+        """Builds every configured guardrail; raises ConfigError naming each problem of the configuration.
+
+        ``applied_attachments`` returns the teams' and keys' attachments applied with ``lmdeck apply``
+        now (read on each request, from memory: it must not block).
+        """
 
         def route_config(name: str) -> RouteConfig | None:
             found = applied(name)
@@ -91,6 +96,8 @@ class GuardrailRuntime:
         config = GuardrailConfig.build(settings, types, resources)
         if team_name is not None:
             config.team_name = team_name
+        if applied_attachments is not None:
+            config.applied = applied_attachments
         service = GuardrailService(config, route_config, metrics_registry, internal_token=token)
         runtime = cls(settings, service, router, route_config, audit)
         runtime.types = types

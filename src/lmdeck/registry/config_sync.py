@@ -1,9 +1,9 @@
-"""``lmdeck apply``: sync routes, prompts, models and their aliases/labels from a declared file.
+"""``lmdeck apply``: sync routes, prompts, models, their aliases/labels and the guardrails of teams and keys.
 
 The plan is computed and carried out in one transaction, so what is applied
 is exactly what the plan showed; a second run with the same file finds
-nothing to do. Route changes and moves of protected aliases/labels need the
-admin role; models and prompts are created for the caller's team, and changing
+nothing to do. Route changes, teams' and keys' guardrail attachments and
+moves of protected aliases/labels need the admin role; models and prompts are created for the caller's team, and changing
 another team's (or moving a route's traffic without owning the route) is
 refused before anything is applied; every move is in the move history and the
 audit log::
@@ -25,13 +25,22 @@ from lmdeck.db import Database
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import Owner, check_add, owner_for_new
 from lmdeck.protocol import APIError
+from lmdeck.protocol.guardrails import GuardrailAttachment
 from lmdeck.protocol.registry import ModelSpec, ModelVersionSpec, PromptSpec, PromptVersionSpec
 from lmdeck.providers.egress import EgressPolicy
 from lmdeck.registry.catalog import AuditTrail, Catalog, actor_of
 from lmdeck.registry.labels import LATEST, LabelMove
 from lmdeck.registry.live import LiveRegistry
 from lmdeck.registry.model_registry import ModelRegistry
-from lmdeck.registry.plan import Change, CurrentState, Declared, Plan, compute_plan
+from lmdeck.registry.plan import (
+    GUARDRAIL_SCOPES,
+    Change,
+    CurrentState,
+    Declared,
+    Plan,
+    attachment_dump,
+    compute_plan,
+)
 from lmdeck.registry.prompt_registry import PromptRegistry
 from lmdeck.registry.route_overlay import RouteTable
 from lmdeck.registry.route_owners import RouteOwners
@@ -68,24 +77,36 @@ class ConfigSync:
         self.protected: dict[str, str] = dict(settings.registry.protected_labels)
         #: The guardrails an applied route may attach (the gateway's definitions).
         self.guardrail_names = frozenset(settings.guardrails.definitions)
+        #: The teams' and keys' attachments of the gateway's config file (what an applied one replaces).
+        self.file_guardrails: dict[str, dict[str, GuardrailAttachment]] = {
+            "teams": dict(settings.guardrails.teams),
+            "keys": dict(settings.guardrails.keys),
+        }
 
     # -- validation ----------------------------------------------------------------------------
+
+    def _check_uses(self, owner: str, attached: GuardrailAttachment | None, param: str) -> None:
+        """Refuse an attachment using a guardrail the gateway does not define (400 naming it)."""
+        defined = self.guardrail_names
+        for use in [*attached.input, *attached.output] if attached is not None else []:
+            if use.use not in defined:
+                raise APIError(
+                    400,
+                    f"{owner}: no guardrail named {use.use!r} is defined on this gateway "
+                    f"(defined: {', '.join(sorted(defined)) or 'none'}); add it to guardrails.definitions "
+                    "in the gateway's config first",
+                    param=param,
+                )
 
     def _validate(self, declared: Declared, principal: Principal) -> None:
         known = set(self.provider_names())
         names = {r.name for r in declared.routes} | set(self.table.names(self.live.snapshot))
-        defined = self.guardrail_names
+        for scope, subject in GUARDRAIL_SCOPES.items():
+            attachments: dict[str, GuardrailAttachment] = getattr(declared.guardrails, scope)
+            for name, attachment in attachments.items():
+                self._check_uses(f"{subject.split('_')[0]} {name!r}", attachment, f"guardrails.{scope}.{name}")
         for n, route in enumerate(declared.routes):
-            attached = route.guardrails
-            for use in [*attached.input, *attached.output] if attached is not None else []:
-                if use.use not in defined:
-                    raise APIError(
-                        400,
-                        f"route {route.name!r}: no guardrail named {use.use!r} is defined on this gateway "
-                        f"(defined: {', '.join(sorted(defined)) or 'none'}); add it to guardrails.definitions "
-                        "in the gateway's config first",
-                        param="routes",
-                    )
+            self._check_uses(f"route {route.name!r}", route.guardrails, "routes")
             for fallback in route.fallbacks:
                 if fallback not in names:
                     raise APIError(
@@ -137,7 +158,18 @@ class ConfigSync:
                 versions.setdefault((kind, str(name)), {})[int(number)] = str(content)
         for kind, name, label, number in conn.execute(text("SELECT kind, name, label, version FROM registry_labels")):
             pointers.setdefault((kind, str(name)), {})[str(label)] = int(number)
-        return CurrentState(file_routes, applied, versions, pointers, descriptions)
+        guardrails: dict[str, dict[str, GuardrailAttachment]] = {scope: {} for scope in GUARDRAIL_SCOPES}
+        for scope, name, spec in conn.execute(text("SELECT scope, name, spec FROM registry_guardrail_attachments")):
+            guardrails.setdefault(str(scope), {})[str(name)] = GuardrailAttachment.model_validate(loads(spec))
+        return CurrentState(
+            file_routes,
+            applied,
+            versions,
+            pointers,
+            descriptions,
+            file_guardrails=self.file_guardrails,
+            applied_guardrails=guardrails,
+        )
 
     # -- applying ------------------------------------------------------------------------------
 
@@ -147,8 +179,8 @@ class ConfigSync:
         """Refuse a plan touching models or prompts the caller may not change, or moving the traffic
         of routes it does not own (see :mod:`lmdeck.policy.ownership`)."""
         for change in plan.changes:
-            if change.subject == "route":
-                continue  # route changes need the admin role (``needs_admin``)
+            if change.subject == "route" or change.subject in GUARDRAIL_SCOPES.values():
+                continue  # route and guardrail attachment changes need the admin role (``needs_admin``)
             label: str | None = None
             if change.subject in ("alias", "label"):
                 kind: Kind = "model" if change.subject == "alias" else "prompt"
@@ -193,6 +225,9 @@ class ConfigSync:
                     )
             bump_revision(conn)
             return None
+        if change.subject in GUARDRAIL_SCOPES.values():
+            self._store_attachment(conn, change, declared, actor)
+            return None
         if change.subject in ("model", "prompt"):
             spec = _spec(declared, change.subject, change.name)
             self.catalogs[change.subject].versions.ensure(conn, change.name, actor, spec.description, owner)
@@ -217,6 +252,21 @@ class ConfigSync:
             reason="lmdeck apply",
             action="apply" if change.action == "move" else "remove",
         )
+
+    def _store_attachment(self, conn: Connection, change: Change, declared: Declared, actor: str) -> None:
+        scope = next(s for s, subject in GUARDRAIL_SCOPES.items() if subject == change.subject)
+        params = {"scope": scope, "n": change.name, "t": now(), "a": actor}
+        conn.execute(text("DELETE FROM registry_guardrail_attachments WHERE scope = :scope AND name = :n"), params)
+        if change.action != "delete":
+            attachment: GuardrailAttachment = getattr(declared.guardrails, scope)[change.name]
+            conn.execute(
+                text(
+                    "INSERT INTO registry_guardrail_attachments (scope, name, spec, updated_at, updated_by) "
+                    "VALUES (:scope, :n, :s, :t, :a)"
+                ),
+                {**params, "s": dumps(attachment_dump(attachment))},
+            )
+        bump_revision(conn)
 
     def _apply(
         self, declared: Declared, dry_run: bool, prune: bool, principal: Principal, expected: str | None
@@ -244,9 +294,11 @@ class ConfigSync:
             if move is not None:
                 self.catalogs[move.kind].record_move(move)
         if self.audit is not None:
-            self.audit.append(
-                actor, "config.applied", "registry", after={"changes": [c.describe() for c in plan.changes]}
-            )
+            after: dict[str, Any] = {"changes": [c.describe() for c in plan.changes]}
+            policy = [c.to_dict() for c in plan.changes if c.subject in GUARDRAIL_SCOPES.values()]
+            if policy:
+                after["guardrails"] = policy  # who is checked by what, before and after
+            self.audit.append(actor, "config.applied", "registry", after=after)
         return plan
 
     async def apply(

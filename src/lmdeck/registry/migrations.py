@@ -2,7 +2,8 @@
 
 Versions are immutable rows whose ``spec`` column holds the declared version as
 JSON; aliases (models) and labels (prompts) share one pointer table and one move
-history. ``registry_revision`` holds a counter bumped by every change, which is
+history. Guardrail attachments of teams and keys applied with ``lmdeck apply``
+are in ``registry_guardrail_attachments``. ``registry_revision`` holds a counter bumped by every change, which is
 what a gateway polls to learn that another process changed the registry.
 """
 
@@ -108,3 +109,16 @@ def add_registry_owners(conn: Connection) -> None:
     for name, found in teams.items():
         team = next(iter(found)) if len(found) == 1 else None
         conn.execute(text("UPDATE registry_datasets SET team_id = :t WHERE name = :n"), {"t": team, "n": name})
+
+
+@migrations("0220_registry_guardrails")
+def create_guardrail_attachments(conn: Connection) -> None:
+    """Teams' and keys' guardrail attachments applied with ``lmdeck apply`` (``scope``: ``teams`` or ``keys``;
+    ``name``: a team's or key's id or name; ``spec``: the attachment as JSON)."""
+    conn.execute(
+        text(
+            "CREATE TABLE registry_guardrail_attachments (scope VARCHAR(8) NOT NULL, name VARCHAR(200) NOT NULL, "
+            "spec TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL, updated_by VARCHAR(200), "
+            "PRIMARY KEY (scope, name))"
+        )
+    )

@@ -1,7 +1,7 @@
 """What ``lmdeck apply`` would change: a plan computed from the declared state and the registry's.
 
 The plan lists each change (a route created or updated, a version added, an
-alias or label moved) and refuses declarations that cannot be honoured
+alias or label moved, a team's or key's guardrails attached) and refuses declarations that cannot be honoured
 (a stored version whose content differs: versions are immutable). An empty
 plan is what makes ``apply`` idempotent::
 
@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lmdeck.protocol.guardrails import GuardrailAttachment
 from lmdeck.protocol.registry import ModelSpec, ModelVersionSpec, PromptSpec, PromptVersionSpec
 from lmdeck.registry.labels import POINTER_WORD
 from lmdeck.registry.sql import digest, spec_digest
@@ -27,6 +28,22 @@ Action = Literal["create", "update", "delete", "move", "remove"]
 _SYMBOL = {"create": "+", "update": "~", "delete": "-", "move": "→", "remove": "-"}
 
 
+#: The scopes of guardrail attachments ``apply`` syncs (keys of the ``guardrails:`` block) and their plan subject.
+GUARDRAIL_SCOPES: dict[str, str] = {"teams": "team_guardrails", "keys": "key_guardrails"}
+
+
+class DeclaredGuardrails(BaseModel):
+    """The guardrail attachments ``apply`` syncs: per team (id or name) and per key (id or name).
+
+    Definitions and the data policy are the gateway's own configuration and are not applied.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    teams: dict[str, GuardrailAttachment] = Field(default_factory=dict)
+    keys: dict[str, GuardrailAttachment] = Field(default_factory=dict)
+
+
 class Declared(BaseModel):
     """The part of an ``lmdeck.yaml`` that ``apply`` syncs."""
 
@@ -35,13 +52,14 @@ class Declared(BaseModel):
     routes: list[RouteConfig] = Field(default_factory=list)
     models: list[ModelSpec] = Field(default_factory=list)
     prompts: list[PromptSpec] = Field(default_factory=list)
+    guardrails: DeclaredGuardrails = Field(default_factory=DeclaredGuardrails)
 
 
 @dataclass(frozen=True)
 class Change:
     """One line of a plan."""
 
-    subject: str  # route, model, prompt, model_version, prompt_version, alias, label
+    subject: str  # route, model, prompt, model_version, prompt_version, alias, label, team_guardrails, key_guardrails
     action: Action
     name: str
     detail: dict[str, Any] = field(default_factory=dict)
@@ -57,7 +75,9 @@ class Change:
         if self.subject.endswith("_version"):
             return f"{symbol} {self.subject.replace('_', ' ')} {self.name}"
         fields = self.detail.get("fields")
-        return f"{symbol} {self.subject} {self.name}" + (f" ({', '.join(fields)} changed)" if fields else "")
+        return f"{symbol} {self.subject.replace('_', ' ')} {self.name}" + (
+            f" ({', '.join(fields)} changed)" if fields else ""
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +101,9 @@ class CurrentState:
     #: (kind, name) -> {label: version}
     pointers: dict[tuple[Kind, str], dict[str, int]]
     descriptions: dict[tuple[Kind, str], str | None]
+    #: scope (``teams``, ``keys``) -> name -> attachment, from the gateway's config file and applied.
+    file_guardrails: dict[str, dict[str, GuardrailAttachment]] = field(default_factory=dict)
+    applied_guardrails: dict[str, dict[str, GuardrailAttachment]] = field(default_factory=dict)
 
 
 @dataclass
@@ -110,6 +133,15 @@ def _route_dump(route: RouteConfig) -> dict[str, Any]:
     return data
 
 
+def _difference(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    return {
+        "fields": changed,
+        "from": {k: before.get(k) for k in changed},
+        "to": {k: after.get(k) for k in changed},
+    }
+
+
 def _plan_routes(declared: list[RouteConfig], current: CurrentState, prune: bool, plan: Plan) -> None:
     wanted = {r.name: r for r in declared}
     for name, route in wanted.items():
@@ -119,17 +151,37 @@ def _plan_routes(declared: list[RouteConfig], current: CurrentState, prune: bool
         if live is None:
             plan.changes.append(Change("route", "create", name, {"to": _route_dump(route)}, needs_admin=True))
             continue
-        before, after = _route_dump(live), _route_dump(route)
-        changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-        detail = {
-            "fields": changed,
-            "from": {k: before.get(k) for k in changed},
-            "to": {k: after.get(k) for k in changed},
-        }
+        detail = _difference(_route_dump(live), _route_dump(route))
         plan.changes.append(Change("route", "update", name, detail, needs_admin=True))
     if prune:
         for name in sorted(set(current.applied_routes) - set(wanted)):
             plan.changes.append(Change("route", "delete", name, needs_admin=True))
+
+
+def attachment_dump(attachment: GuardrailAttachment) -> dict[str, Any]:
+    """An attachment as stored and compared (JSON types, defaults included)."""
+    data: dict[str, Any] = attachment.model_dump(mode="json")
+    return data
+
+
+def _plan_guardrails(declared: DeclaredGuardrails, current: CurrentState, prune: bool, plan: Plan) -> None:
+    """Teams' and keys' guardrails: changing who is checked by what is a policy change, so admins only."""
+    for scope, subject in GUARDRAIL_SCOPES.items():
+        wanted: dict[str, GuardrailAttachment] = getattr(declared, scope)
+        applied = current.applied_guardrails.get(scope, {})
+        filed = current.file_guardrails.get(scope, {})
+        for name, attachment in sorted(wanted.items()):
+            live = applied.get(name) or filed.get(name)
+            after = attachment_dump(attachment)
+            if live is None:
+                plan.changes.append(Change(subject, "create", name, {"to": after}, needs_admin=True))
+            elif attachment_dump(live) != after:
+                detail = _difference(attachment_dump(live), after)
+                plan.changes.append(Change(subject, "update", name, detail, needs_admin=True))
+        if prune:
+            for name in sorted(set(applied) - set(wanted)):
+                detail = {"from": attachment_dump(applied[name])}
+                plan.changes.append(Change(subject, "delete", name, detail, needs_admin=True))
 
 
 def _plan_versioned(
@@ -198,12 +250,16 @@ def compute_plan(declared: Declared, current: CurrentState, *, protected: dict[s
     _plan_routes(declared.routes, current, prune, plan)
     _plan_versioned("model", declared.models, current, protected, prune, plan)
     _plan_versioned("prompt", declared.prompts, current, protected, prune, plan)
+    _plan_guardrails(declared.guardrails, current, prune, plan)
     return plan
 
 
 class ApplyRequest(Declared):
-    """A declared state (``routes``, ``models``, ``prompts``) and how to apply it."""
+    """A declared state (``routes``, ``models``, ``prompts``, ``guardrails``) and how to apply it."""
 
     dry_run: bool = False
-    prune: bool = Field(default=False, description="also remove applied routes and aliases/labels not declared")
+    prune: bool = Field(
+        default=False,
+        description="also remove applied routes, aliases/labels and guardrail attachments not declared",
+    )
     plan_hash: str | None = Field(default=None, description="apply only if the plan is still the one with this hash")

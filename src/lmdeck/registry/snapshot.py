@@ -20,6 +20,7 @@ from sqlalchemy import text
 from lmdeck.db import Database
 from lmdeck.policy.ownership import Owner
 from lmdeck.protocol import APIError
+from lmdeck.protocol.guardrails import GuardrailAttachment
 from lmdeck.protocol.registry import ModelVersionSpec, PromptVersionSpec
 from lmdeck.protocol.templates import PromptTemplate, PromptTemplateError
 from lmdeck.registry.labels import LATEST
@@ -72,6 +73,9 @@ class RegistrySnapshot:
     prompts: dict[tuple[str, int], CompiledPrompt] = field(default_factory=dict)
     prompt_labels: dict[tuple[str, str], int] = field(default_factory=dict)
     routes: dict[str, RouteConfig] = field(default_factory=dict)
+    #: Guardrail attachments applied with ``lmdeck apply``, by team (id or name) and by key (id or name).
+    team_guardrails: dict[str, GuardrailAttachment] = field(default_factory=dict)
+    key_guardrails: dict[str, GuardrailAttachment] = field(default_factory=dict)
     latest: dict[tuple[str, str], int] = field(default_factory=dict)
     #: (kind, name) -> who owns the registered model or prompt.
     owners: dict[tuple[str, str], Owner] = field(default_factory=dict)
@@ -160,4 +164,7 @@ def load_snapshot(db: Database, previous: RegistrySnapshot | None = None) -> Reg
             target[(str(name), str(label))] = int(number)
         for name, spec in conn.execute(text("SELECT name, spec FROM registry_routes")).all():
             snap.routes[str(name)] = RouteConfig.model_validate(loads(spec))
+        for scope, name, spec in conn.execute(text("SELECT scope, name, spec FROM registry_guardrail_attachments")):
+            attached = snap.team_guardrails if scope == "teams" else snap.key_guardrails
+            attached[str(name)] = GuardrailAttachment.model_validate(loads(spec))
     return snap
