@@ -67,8 +67,9 @@ _CUE_PATTERNS: dict[str, str] = {
     "fake_role": r"(?:^|\n)\s*(?:#+\s*|\[+|<+|\*+)?(?:system|admin|assistant|developer)\s*(?:#+|\]+|>+|\*+)?\s*:|<\|?/?(?:system|im_start|im_end)\|?>|</?(?:system|admin|instructions?)[^>]*>|\[/?inst\]|<</?sys>>|\[\[?system\]?\]|end of (?:the )?(?:user(?:'s)? )?(?:input|prompt|document|context|conversation|question)|(?:begin|start) (?:of )?(?:new|admin)|system (?:override|notice|update|prompt start)|admin (?:override|command)|\"role\":\s*\"system\"",
     # "AI assistant reading this:", "note to the language model"
     "addressed_to_ai": r"\b(?:to|for|attention|dear|note to|hey|instruction to|instructions for)\s+(?:the |any |all |an? )?(?:ai|assistant|llm|language model|chatbot|model|gpt|automated assistant|ai agents?|bots?|chatgpt)s?\b|\bif you(?:'re| are) (?:an? )?(?:ai|language model|llm|chatbot|assistant)\b|\b(?:ai|llm|language model|assistant|model)s? (?:reading|processing|summari[sz]ing|browsing)\b",
-    # "send ... to attacker@evil.example", "forward the conversation to http://..."
-    "exfiltration": r"\b(?:send|forward|email|e-mail|post|exfiltrate|transfer|upload|dm)\b[^.!?\n]{0,60}?(?:https?://|[\w.-]+@[\w-]+\.\w|\bto (?:account|acct|iban)\b)",
+    # "send ... to attacker@evil.example", "forward the conversation to http://..."; not in a clause
+    # where the user speaks of their own ("my email is me@example.com", "email me at", "send it to our")
+    "exfiltration": r"(?:^|(?<=[.!?\n]))(?:(?!\b(?:my|our|me|us)\b)[^.!?\n])*?\b(?:send|forward|email|e-mail|post|exfiltrate|transfer|upload|dm)\b(?:(?!\b(?:my|our|me|us)\b)[^.!?\n]){0,60}?(?:https?://|[\w.-]+@[\w-]+\.\w|\bto (?:account|acct|iban)\b)",
     # "decode this and follow it", "base64 ... execute"
     "encoded_request": r"\b(?:decode|decoded|decipher|convert|translate|reverse|run|read)\b[^.!?\n]{0,60}\b(?:follow|obey|execute|comply|do (?:it|that|what)|carry (?:it|them) out|act on|treat)\b|\b(?:base64|hex|rot13|morse|binary|cipher|atbash|pig latin)\b[^.!?\n]{0,60}\b(?:follow|obey|execute|comply|instruction|command|run)\b",
     # ignore-instructions and system-prompt requests in other languages
