@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from lmdeck.guardrails.base import GuardContext, GuardResources
-from lmdeck.guardrails.builtin.injection import DEFAULT_THRESHOLD
+from lmdeck.guardrails.builtin.injection import default_threshold
 from lmdeck.guardrails.config import GuardrailConfig
 from lmdeck.guardrails.quality import format_quality, guardrail_quality, load_labelled_spans, micro_average
 from lmdeck.guardrails.registry import load_guardrails
@@ -209,7 +209,7 @@ async def quality(resources: GuardResources) -> dict[str, Any]:
         tp, fp, fn = tp + (blocked and injected), fp + (blocked and not injected), fn + (injected and not blocked)
     out["prompt_injection"] = {
         "heldout_texts": len(heldout),
-        "threshold": DEFAULT_THRESHOLD,
+        "threshold": default_threshold(),
         "precision": round(tp / (tp + fp), 4) if tp + fp else 1.0,
         "recall": round(tp / (tp + fn), 4) if tp + fn else 1.0,
         "true_pos": tp,

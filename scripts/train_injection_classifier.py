@@ -7,19 +7,23 @@ injection in documents and tool output, encoded and obfuscated attempts and atte
 other languages, against everyday prompts, harmless role-play and hard benign prompts that
 say "ignore", "instructions" or "system prompt" innocently. Rows whose ``split`` is
 ``heldout`` (a quarter, chosen by the SHA-256 of the text) are never trained on, nor used to
-choose the regularisation: they only measure the result.
+choose the regularisation or the threshold: they only measure the result.
 
 Each text is read as the guardrail reads it (:func:`lmdeck.guardrails.builtin.injection_cues.variants`),
 every reading embedded with the bundled all-MiniLM-L6-v2 and joined to its heuristic cues; a
 scikit-learn logistic regression (balanced classes, ``C`` chosen by 5-fold cross-validation on
 the training rows, folds grouped by text) learns from the readings, and a text's probability is
-its highest reading's, as in the gateway. Long documents composed of training rows, half of
+its highest reading's, as in the gateway. The default threshold is chosen by a rule fixed in
+advance on the same out-of-fold probabilities of the written training rows: the threshold of
+:data:`THRESHOLD_GRID` with the highest F1, the higher one on a tie; it is written into the
+weights, and the guardrail uses it unless a route sets ``threshold``. Long documents composed of training rows, half of
 them with a training attempt planted inside, teach it that length alone is no sign (a
 reading of such a document counts as an attempt only if it holds the planted text). The weights, with the scaling folded in, go to
-``src/lmdeck/guardrails/builtin/data/injection.json`` with the held-out precision and recall::
+``src/lmdeck/guardrails/builtin/data/injection.json`` with that threshold and the held-out
+precision and recall at it::
 
     python scripts/train_injection_classifier.py                 # writes the shipped weights
-    python scripts/train_injection_classifier.py --out /tmp/w.json --threshold 0.7
+    python scripts/train_injection_classifier.py --out /tmp/w.json --threshold 0.7   # fixed instead
 """
 
 from __future__ import annotations
@@ -38,13 +42,19 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from sklearn.preprocessing import StandardScaler
 
-from lmdeck.guardrails.builtin.injection import DEFAULT_THRESHOLD, WEIGHTS_FORMAT, feature_rows, weights_path
+from lmdeck.guardrails.builtin.injection import WEIGHTS_FORMAT, feature_rows, weights_path
 from lmdeck.guardrails.builtin.injection_cues import CUE_NAMES, variants
 from lmdeck.local.embeddings import SentenceEmbedder, minilm_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT / "tests" / "data" / "guardrails" / "injection.jsonl"
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+#: The thresholds the default is chosen from: 0.05, 0.06, … 0.95.
+THRESHOLD_GRID = tuple(round(0.05 + 0.01 * step, 2) for step in range(91))
+#: How the default threshold is chosen, as recorded in the weights.
+THRESHOLD_RULE = (
+    "highest F1 of 5-fold cross-validation on the training rows, thresholds 0.05..0.95 by 0.01, higher on a tie"
+)
 #: How a long document is handed over, for the composed training documents.
 DOCUMENT_ASKS = (
     "Summarise this document:",
@@ -165,28 +175,43 @@ def fit(x: np.ndarray, y: np.ndarray, c: float) -> tuple[StandardScaler, Logisti
     return scaler, model
 
 
+def best_threshold(labels: np.ndarray, probabilities: np.ndarray) -> tuple[float, dict[str, float]]:
+    """The threshold of :data:`THRESHOLD_GRID` with the highest F1 (the higher on a tie) and its scores."""
+    best = (THRESHOLD_GRID[0], quality(labels, probabilities, THRESHOLD_GRID[0]))
+    for threshold in THRESHOLD_GRID[1:]:
+        scores = quality(labels, probabilities, threshold)
+        if scores["f1"] >= best[1]["f1"]:
+            best = (threshold, scores)
+    return best
+
+
 def choose_c(
-    x: np.ndarray, y: np.ndarray, owners: np.ndarray, labels: np.ndarray, written: int, threshold: float
-) -> float:
-    """The ``C`` of the grid with the best cross-validated text-level F1 on the written training rows.
+    x: np.ndarray, y: np.ndarray, owners: np.ndarray, labels: np.ndarray, written: int, threshold: float | None
+) -> tuple[float, float, dict[str, float]]:
+    """The ``C`` of the grid, and the threshold, with the best cross-validated text-level F1 on the written training rows.
 
     Every row (composed documents too) is trained on, but the choice is scored on the
-    ``written`` rows only: those are drawn like the held-out split.
+    ``written`` rows only: those are drawn like the held-out split. With ``threshold`` None
+    each ``C`` is scored at its own best threshold (:func:`best_threshold`); otherwise at
+    ``threshold``. Returns ``(C, threshold, cross-validated scores at it)``.
     """
     folds = GroupKFold(n_splits=5)
-    best_c, best_f1 = C_GRID[0], -1.0
+    best: tuple[float, float, dict[str, float]] | None = None
     for c in C_GRID:
         probabilities = np.zeros(len(y))
         for train_index, test_index in folds.split(x, y, groups=owners):
             scaler, model = fit(x[train_index], y[train_index], c)
             probabilities[test_index] = model.predict_proba(scaler.transform(x[test_index]))[:, 1]
-        f1 = quality(labels[:written], text_probabilities(probabilities, owners, len(labels))[:written], threshold)[
-            "f1"
-        ]
-        print(f"  C={c:<5g} cross-validated F1 {f1:.4f}")
-        if f1 > best_f1:
-            best_c, best_f1 = c, f1
-    return best_c
+        texts = text_probabilities(probabilities, owners, len(labels))[:written]
+        if threshold is None:
+            at, scores = best_threshold(labels[:written], texts)
+        else:
+            at, scores = threshold, quality(labels[:written], texts, threshold)
+        print(f"  C={c:<5g} cross-validated at threshold {at:.2f}: {scores}")
+        if best is None or scores["f1"] > best[2]["f1"]:
+            best = (c, at, scores)
+    assert best is not None
+    return best
 
 
 def per_category(rows: list[dict[str, Any]], probabilities: np.ndarray, threshold: float) -> dict[str, dict[str, Any]]:
@@ -203,7 +228,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=weights_path())
-    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="threshold the held-out scores use")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="a fixed default threshold instead of the one chosen by cross-validation on the training rows",
+    )
     parser.add_argument(
         "--documents", type=int, default=150, help="long documents composed from training rows, of each label"
     )
@@ -222,7 +252,8 @@ def main() -> None:
     print(
         f"{len(written)} training texts and {len(train) - len(written)} composed documents ({int(train_labels.sum())} injection) as {len(y)} readings"
     )
-    c = choose_c(x, y, owners, train_labels, len(written), args.threshold)
+    c, threshold, cross_validated = choose_c(x, y, owners, train_labels, len(written), args.threshold)
+    print(f"chose C={c} and threshold {threshold}")
     scaler, model = fit(x, y, c)
     scale = scaler.scale_
     coef = model.coef_[0] / scale
@@ -231,9 +262,9 @@ def main() -> None:
     hx, h_owners, _ = featurize([row["text"] for row in heldout], embedder)
     h_labels = np.asarray([row["label"] == "injection" for row in heldout])
     h_probabilities = text_probabilities(1.0 / (1.0 + np.exp(-(hx @ coef + intercept))), h_owners, len(heldout))
-    scores = quality(h_labels, h_probabilities, args.threshold)
-    print(f"held-out ({len(heldout)} texts) at threshold {args.threshold}: {scores}")
-    for key, value in per_category(heldout, h_probabilities, args.threshold).items():
+    scores = quality(h_labels, h_probabilities, threshold)
+    print(f"held-out ({len(heldout)} texts) at threshold {threshold}: {scores}")
+    for key, value in per_category(heldout, h_probabilities, threshold).items():
         print(f"  {key:28s} {value['flagged']:3d}/{value['n']:3d} called injection")
 
     weights = {
@@ -243,13 +274,16 @@ def main() -> None:
         "coef": [float(f"{value:.6g}") for value in coef],
         "intercept": float(f"{intercept:.6g}"),
         "C": c,
+        "threshold": threshold,
+        "threshold_rule": THRESHOLD_RULE if args.threshold is None else "fixed by --threshold",
+        "cross_validated": {"texts": len(written), **cross_validated},
         "trained_on": {
             "texts": len(written),
             "composed_documents": len(train) - len(written),
             "injection": int(train_labels.sum()),
             "readings": len(y),
         },
-        "heldout": {"texts": len(heldout), "threshold": args.threshold, **scores},
+        "heldout": {"texts": len(heldout), "threshold": threshold, **scores},
         "data": str(args.data.relative_to(ROOT)) if args.data.is_relative_to(ROOT) else str(args.data),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,8 @@ def guarded(gateway: GatewayFactory, fake_upstream: FakeUpstreamProcess) -> Gate
     """Route ``support``: PII masked (and injection blocked) on input, ``forbidden`` cut from answers."""
     input_uses: list[dict[str, Any]] = [{"use": "pii", "action": "mask"}]
     if HAS_INJECTION:
-        # A higher threshold on this route than the default: the PII prompt below scores about 0.6.
+        # A higher threshold on this route than the default: the one-word prompt "forbidden" (which
+        # makes the fake upstream answer with the forbidden word) scores about 0.7.
         input_uses.append({"use": "injection", "action": "block", "options": {"threshold": 0.8}})
     routes = [
         {
