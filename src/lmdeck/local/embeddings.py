@@ -24,6 +24,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from lmdeck.local.catalog import minilm_dir
+from lmdeck.local.loading import MODEL_LOAD_LOCK
 
 __all__ = ["EmbeddingBatcher", "SentenceEmbedder", "minilm_dir"]
 
@@ -45,8 +46,9 @@ class SentenceEmbedder:
 
     @classmethod
     def load(cls, model_dir: Path, device: torch.device, max_length: int = 256) -> SentenceEmbedder:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-        model = AutoModel.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32).eval().to(device)
+        with MODEL_LOAD_LOCK:  # see MODEL_LOAD_LOCK: concurrent loads can leave meta tensors
+            tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+            model = AutoModel.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32).eval().to(device)
         return cls(model=model, tokenizer=tokenizer, device=device, max_length=max_length)
 
     @torch.inference_mode()

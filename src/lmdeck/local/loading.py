@@ -10,6 +10,7 @@ Everything is read with ``local_files_only``; nothing is ever downloaded::
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import torch
@@ -21,7 +22,13 @@ from lmdeck.local.errors import ModelLoadError
 from lmdeck.local.model import LocalCausalLM
 from lmdeck.local.quantize import QUANTIZERS
 
-__all__ = ["ModelLoadError", "load_causal_lm", "resolve_device"]
+__all__ = ["MODEL_LOAD_LOCK", "ModelLoadError", "load_causal_lm", "resolve_device"]
+
+#: Held by every ``from_pretrained`` of lmdeck's models. transformers builds a model's modules on the
+#: ``meta`` device under process-wide patches before it loads the weights, so two loads in two threads at
+#: once (the demo model, and MiniLM for the cache, a guardrail or a learned route) can leave one of them
+#: with meta tensors ("Cannot copy out of meta tensor"); loads take turns instead.
+MODEL_LOAD_LOCK = threading.Lock()
 
 
 def resolve_device(setting: str) -> torch.device:
@@ -52,9 +59,10 @@ def load_causal_lm(model_dir: Path, *, name: str, device: torch.device, quantize
     tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     if quantize != "none" and device.type != "cpu":
         raise ModelLoadError(f"local.quantize={quantize} runs on the CPU only: set local.device to cpu")
-    model: PreTrainedModel = AutoModelForCausalLM.from_pretrained(
-        model_dir, local_files_only=True, dtype=torch.float32, attn_implementation="sdpa"
-    )
+    with MODEL_LOAD_LOCK:
+        model: PreTrainedModel = AutoModelForCausalLM.from_pretrained(
+            model_dir, local_files_only=True, dtype=torch.float32, attn_implementation="sdpa"
+        )
     model.eval()
     model = QUANTIZERS[quantize](model)
     model.to(device)  # type: ignore[arg-type]
