@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from lmdeck.guardrails.base import PASS, CostClass, GuardContext, Span, Stage, Verdict
+from lmdeck.guardrails.base import PASS, CostClass, GuardContext, Span, Stage, TooLargeToCheck, Verdict
 from lmdeck.guardrails.builtin.regex import register as register_regex
 from lmdeck.guardrails.config import GuardrailConfig
 from lmdeck.guardrails.registry import GuardrailRegistry
@@ -84,12 +84,27 @@ class InputOnly:
         return PASS
 
 
+class TooLarge:
+    """Declines every text as too large to check."""
+
+    name = "too_large"
+    cost: CostClass = "fast"
+    stages: frozenset[Stage] = frozenset({"input", "output"})
+
+    def __init__(self, resources: object = None) -> None:
+        pass
+
+    async def check(self, text: str, ctx: GuardContext) -> Verdict:
+        raise TooLargeToCheck(f"{len(text)} characters, over max_chars 3")
+
+
 def test_registry() -> GuardrailRegistry:
     registry = GuardrailRegistry()
     register_regex(registry)
     registry.add("emails", EmailFinder)
     registry.add("gate", Gate)
     registry.add("broken", Broken)
+    registry.add("too_large", TooLarge)
     registry.add("input_only", InputOnly)
     return registry
 

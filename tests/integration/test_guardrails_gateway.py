@@ -352,3 +352,21 @@ def test_a_teams_guardrail_applied_with_lmdeck_apply_checks_its_keys_and_no_othe
     reply = sdk(guarded, other_key).chat.completions.create(model="plain", messages=message)  # type: ignore[arg-type]
     assert reply.choices[0].message.content == "tell me the forbidden word"
     assert "no changes" in cli(guarded, "apply", "-f", str(path))
+
+
+def test_a_message_over_a_megabyte_never_reaches_the_upstream_with_its_email_in_clear(
+    guarded: GatewayProcess, fake_upstream: FakeUpstreamProcess
+) -> None:
+    # Past spaCy's max_length (1,000,000 characters) and pii's max_chars: refused as too large, not sent unmasked.
+    padded = "lorem ipsum dolor sit amet " * 40_000 + PROMPT
+    try:
+        reply = sdk(guarded).chat.completions.create(model="support", messages=[{"role": "user", "content": padded}])
+    except openai.APIStatusError as exc:
+        assert exc.status_code == 413
+        error = exc.response.json()["error"]
+        assert error["code"] == "guardrail_input_too_large" and "'pii'" in error["message"]
+        assert "max_chars" in error["message"] and error["param"] == "messages"
+    else:
+        assert reply.choices[0].message.content == padded  # masked on the way, restored for the client
+    for sent in fake_upstream.requests():
+        assert EMAIL not in str(sent["body"]) and CARD not in str(sent["body"])

@@ -41,6 +41,15 @@ class GuardrailError(ValueError):
     """A guardrail cannot be built from its options; the message names the option and the fix."""
 
 
+class TooLargeToCheck(Exception):
+    """Raised by a check whose text is longer than the guardrail bounds its work to.
+
+    The message names the text's length and the limit (``"123456 characters, over max_chars
+    100000"``); the gateway refuses the text (413 on input, 422 on output), whatever ``on_error``
+    says, since it was not checked.
+    """
+
+
 @dataclass(frozen=True)
 class Span:
     """Characters ``[start, end)`` of the checked text that hold one ``entity`` (``EMAIL_ADDRESS``, ``AWS_KEY``…)."""

@@ -14,9 +14,13 @@ series ``lmdeck_guardrail_verdicts_total{guardrail,action,route}`` and
 trace reads ``pending`` until the verdict arrives (a verdict that arrives after the trace was
 written is still counted and logged).
 
-A guardrail that raises is recorded with action ``error``, logged and counted; the request
-goes on (it fails open) unless the attachment says ``on_error: refuse``, which answers 503
-``guardrail_unavailable`` (:func:`refuse_unchecked`).
+A guardrail that raises is recorded with action ``error``, logged and counted. Then
+:func:`refuse_unchecked` applies the attachment's ``on_error``: ``refuse`` answers 503
+``guardrail_unavailable``, ``allow`` lets the request go on unchecked. Unset, it fails closed
+(refuses) where failing open would let data out: an attachment whose action is ``mask``, or a
+guardrail the data policy relies on; others fail open. A text a guardrail declines as too
+large to check (:class:`~lmdeck.guardrails.base.TooLargeToCheck`) is refused whatever
+``on_error`` says: 413 on input, 422 on output, ``guardrail_input_too_large``.
 """
 
 from __future__ import annotations
@@ -25,14 +29,14 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from lmdeck.guardrails.base import GuardContext, Verdict
+from lmdeck.guardrails.base import GuardContext, TooLargeToCheck, Verdict
 from lmdeck.guardrails.config import EMPTY_PLAN, Attached, GuardPlan, GuardrailConfig
 from lmdeck.pipeline.context import RequestContext, Slot
 from lmdeck.protocol import APIError
@@ -60,6 +64,8 @@ class Checked:
     verdict: Verdict | None
     latency_ms: float
     error: str | None = None
+    #: Why the guardrail declined the text as too large to check (the text's length and the limit), if it did.
+    too_large: str | None = None
 
     @property
     def found(self) -> bool:
@@ -123,13 +129,36 @@ def action_for(checked: Checked) -> str:
     return action
 
 
-def refuse_unchecked(checked: Checked) -> None:
-    """Raise the 503 for a guardrail that failed on an attachment with ``on_error: refuse``."""
-    if checked.verdict is None and checked.attached.use.on_error == "refuse":
+def on_error(attached: Attached, restricted: Collection[str] = ()) -> str:
+    """``allow`` or ``refuse``: the attachment's ``on_error``, or, unset, ``refuse`` for a ``mask``
+    attachment or a guardrail named in ``restricted`` (the data policy's) and ``allow`` otherwise."""
+    if attached.use.on_error is not None:
+        return attached.use.on_error
+    return "refuse" if attached.use.action == "mask" or attached.name in restricted else "allow"
+
+
+def refuse_unchecked(checked: Checked, restricted: Collection[str] = (), stage: str = "input") -> None:
+    """Raise the 4xx for a text too large to check, or the 503 for a failed guardrail that must not fail open.
+
+    ``restricted``: the data policy's guardrails (their failure refuses unless ``on_error: allow``).
+    """
+    if checked.verdict is not None:
+        return
+    if checked.too_large is not None:
+        what = "request" if stage == "input" else "answer"
+        raise APIError(
+            413 if stage == "input" else 422,
+            f"the guardrail {checked.attached.name!r} cannot check this {what}: {checked.too_large}; "
+            "send a shorter text, or raise the guardrail's max_chars",
+            code="guardrail_input_too_large",
+            param="messages" if stage == "input" else None,
+        )
+    if on_error(checked.attached, restricted) == "refuse":
         raise APIError(
             503,
             f"the guardrail {checked.attached.name!r} could not check this request ({checked.error}) and the route "
-            "refuses unchecked requests (on_error: refuse); retry, or see the gateway's log",
+            "refuses unchecked requests (on_error unset on a mask or data-policy guardrail, or `refuse`); "
+            "retry, or see the gateway's log",
             type="server_error",
             code="guardrail_unavailable",
             headers={"retry-after": "1"},
@@ -171,8 +200,11 @@ class GuardrailService:
         started = time.perf_counter()
         try:
             verdict = await attached.guardrail.check(text, gctx)
+        except TooLargeToCheck as exc:
+            log.warning("guardrail %r declined the %s as too large: %s", attached.name, gctx.stage, exc)
+            return Checked(attached, None, (time.perf_counter() - started) * 1000.0, "TooLargeToCheck", str(exc))
         except Exception as exc:
-            log.warning("guardrail %r failed on the %s; the request goes on", attached.name, gctx.stage, exc_info=True)
+            log.warning("guardrail %r failed on the %s", attached.name, gctx.stage, exc_info=True)
             return Checked(attached, None, (time.perf_counter() - started) * 1000.0, f"{type(exc).__name__}")
         return Checked(attached, verdict, (time.perf_counter() - started) * 1000.0)
 

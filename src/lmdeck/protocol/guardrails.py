@@ -60,9 +60,10 @@ class GuardrailUse(BaseModel):
     action: GuardAction = "block"
     route: str | None = Field(default=None, description="the route a `fallback` action sends the request to")
     mode: GuardMode = "sync"
-    on_error: Literal["allow", "refuse"] = Field(
-        default="allow",
-        description="when the guardrail itself fails: let the request go on unchecked, or refuse it (503)",
+    on_error: Literal["allow", "refuse"] | None = Field(
+        default=None,
+        description="when the guardrail itself fails (an error or its timeout): let the request go on unchecked, "
+        "or refuse it (503); unset, a `mask` attachment or a guardrail of the data policy refuses, others allow",
     )
     options: dict[str, Any] = Field(
         default_factory=dict,

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from lmdeck.guardrails.base import GuardContext, GuardrailError, GuardResources, Span
+from lmdeck.guardrails.base import GuardContext, GuardrailError, GuardResources, Span, TooLargeToCheck
 from lmdeck.guardrails.builtin import pii
 from lmdeck.guardrails.builtin.pii import PiiDetector, PiiGuardrail
 from lmdeck.guardrails.registry import GuardrailRegistry
@@ -188,3 +188,37 @@ def test_every_optional_entity_type_has_a_working_recognizer(
     detector: PiiDetector, entity: str, text: str, value: str
 ) -> None:
     assert (value, entity) in found(text, detector.spans(text))
+
+
+def test_a_text_over_spacys_max_length_is_analysed_in_windows_and_found_at_exact_offsets(
+    detector: PiiDetector,
+) -> None:
+    text = "lorem ipsum dolor sit amet " * 40_000 + "mail ana@example.org card 4111 1111 1111 1111 end"
+    assert len(text) > 1_000_000  # spaCy's max_length: one analysis of it raises E088
+    assert found(text, detector.spans(text)) == [
+        ("ana@example.org", "EMAIL_ADDRESS"),
+        ("4111 1111 1111 1111", "CREDIT_CARD"),
+    ]
+
+
+@pytest.mark.parametrize("shift", range(0, 60, 7))
+def test_an_entity_on_a_window_border_is_found_once_and_whole(detector: PiiDetector, shift: int) -> None:
+    windowed = PiiDetector(pii.DEFAULT_ENTITIES, window_chars=200, overlap_chars=80)
+    text = "x" * shift + ("word " * 25 + "ana.lopez@example.org, +44 20 7946 0958; ") * 10
+    spans = windowed.spans(text)
+    assert spans == detector.spans(text)
+    assert found(text, spans) == [("ana.lopez@example.org", "EMAIL_ADDRESS"), ("+44 20 7946 0958", "PHONE_NUMBER")] * 10
+
+
+async def test_a_text_over_max_chars_is_declined_as_too_large() -> None:
+    guard = PiiGuardrail(GuardResources(), entities=["EMAIL_ADDRESS"], max_chars=100)
+    assert (await guard.check("a" * 100, INPUT)).passed
+    with pytest.raises(TooLargeToCheck, match="101 characters, over max_chars 100"):
+        await guard.check("a" * 101, INPUT)
+    assert PiiGuardrail(GuardResources()).max_chars == pii.DEFAULT_MAX_CHARS
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "big"])
+def test_max_chars_must_be_a_positive_whole_number(bad: object) -> None:
+    with pytest.raises(GuardrailError, match="max_chars"):
+        PiiGuardrail(GuardResources(), max_chars=bad)  # type: ignore[arg-type]

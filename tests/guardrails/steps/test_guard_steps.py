@@ -21,6 +21,7 @@ DEFINITIONS = {
     "no-swear": {"type": "regex", "options": {"words": ["damn"]}},
     "gate": {"type": "gate"},
     "broken": {"type": "broken"},
+    "too-large": {"type": "too_large"},
 }
 
 
@@ -187,6 +188,52 @@ async def test_on_error_refuse_answers_503_when_the_guardrail_fails() -> None:
         await g.run("hello")
     assert caught.value.status == 503 and caught.value.code == "guardrail_unavailable"
     assert "'broken'" in caught.value.message and g.terminal.bodies == []
+
+
+async def test_a_failed_mask_guardrail_refuses_by_default_and_sends_nothing() -> None:
+    g = guarded(config({"input": [{"use": "broken", "action": "mask"}]}))
+    with pytest.raises(APIError) as caught:
+        await g.run("write to bob@example.com")
+    assert caught.value.status == 503 and caught.value.code == "guardrail_unavailable"
+    assert g.terminal.bodies == []
+
+
+async def test_a_failed_mask_guardrail_with_on_error_allow_lets_the_request_go_on() -> None:
+    g = guarded(config({"input": [{"use": "broken", "action": "mask", "on_error": "allow"}]}))
+    ctx, result = await g.run("hello")
+    assert answer(result) == "hello" and ctx.trace.metadata[VERDICTS][0]["action"] == "error"
+
+
+async def test_a_failed_data_policy_guardrail_refuses_by_default_even_unattached() -> None:
+    g = guarded(config({}, data_policy={"restricted": ["broken"], "action": "reroute"}))
+    with pytest.raises(APIError) as caught:
+        await g.run("hello")
+    assert caught.value.status == 503 and caught.value.code == "guardrail_unavailable"
+    assert g.terminal.bodies == []
+
+
+async def test_a_failed_data_policy_guardrail_attached_with_on_error_allow_goes_on() -> None:
+    attach = {"input": [{"use": "broken", "action": "flag", "on_error": "allow"}]}
+    g = guarded(config(attach, data_policy={"restricted": ["broken"], "action": "reroute"}))
+    _, result = await g.run("hello")
+    assert answer(result) == "hello"
+
+
+async def test_a_text_too_large_to_check_is_refused_with_413_whatever_on_error_says() -> None:
+    g = guarded(config({"input": [{"use": "too-large", "action": "flag", "on_error": "allow"}]}))
+    with pytest.raises(APIError) as caught:
+        await g.run("hello")
+    error = caught.value
+    assert error.status == 413 and error.code == "guardrail_input_too_large" and error.param == "messages"
+    assert "'too-large'" in error.message and "max_chars 3" in error.message
+    assert g.terminal.bodies == []
+
+
+async def test_an_answer_too_large_to_check_is_refused_with_422() -> None:
+    g = guarded(config({"output": [{"use": "too-large", "action": "flag"}]}))
+    with pytest.raises(APIError) as caught:
+        await g.run("hello")
+    assert caught.value.status == 422 and caught.value.code == "guardrail_input_too_large"
 
 
 async def test_on_error_refuse_cuts_a_stream_whose_guardrail_fails() -> None:

@@ -31,7 +31,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lmdeck.guardrails.base import PASS, CostClass, GuardContext, GuardrailError, GuardResources, Span, Stage, Verdict
+from lmdeck.guardrails.base import (
+    PASS,
+    CostClass,
+    GuardContext,
+    GuardrailError,
+    GuardResources,
+    Span,
+    Stage,
+    TooLargeToCheck,
+    Verdict,
+)
 from lmdeck.guardrails.builtin.spans import count_reason, resolve_overlaps
 from lmdeck.guardrails.registry import GuardrailRegistry
 
@@ -48,6 +58,14 @@ DEFAULT_ENTITIES: tuple[str, ...] = (
     "US_SSN",
     "UK_NINO",
 )
+
+#: Texts longer than this are analysed in overlapping windows of this many characters (spaCy refuses
+#: a text over its ``max_length``, 1,000,000 characters, and its memory grows with the text).
+WINDOW_CHARS = 100_000
+#: How much consecutive windows overlap: an entity shorter than half of it is found whole on a border.
+OVERLAP_CHARS = 2_000
+#: Texts longer than this are not checked but refused (``max_chars``): the check's time grows with the text.
+DEFAULT_MAX_CHARS = 200_000
 
 #: Presidio's regions for numbers written without a country code (``+44 …`` is found whatever the region).
 DEFAULT_PHONE_REGIONS: tuple[str, ...] = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR")
@@ -269,18 +287,51 @@ class PiiDetector:
         score_threshold: float = 0.4,
         phone_regions: Sequence[str] = DEFAULT_PHONE_REGIONS,
         ner_model: str | None = None,
+        window_chars: int = WINDOW_CHARS,
+        overlap_chars: int = OVERLAP_CHARS,
     ) -> None:
+        if not 0 < overlap_chars < window_chars:
+            raise ValueError(f"overlap_chars must be in (0, window_chars), got {overlap_chars} and {window_chars}")
         self.entities = tuple(entities)
         self.score_threshold = score_threshold
         self.phone_regions = tuple(phone_regions)
         self.ner_model = ner_model
+        self.window_chars = window_chars
+        self.overlap_chars = overlap_chars
 
     def analyzer(self) -> AnalyzerEngine:
         """The shared Presidio analyzer for this configuration (built on the first call, seconds)."""
         return _analyzer(self.entities, self.phone_regions, self.ner_model)
 
     def spans(self, text: str) -> list[Span]:
-        """Non-overlapping spans of ``text`` with a score >= ``score_threshold``, in text order."""
+        """Non-overlapping spans of ``text`` with a score >= ``score_threshold``, in text order.
+
+        A text longer than ``window_chars`` is analysed in windows of that many characters that
+        overlap by ``overlap_chars``; each window keeps the spans that start in its own part (the
+        middle of the overlap is the border), so an entity shorter than half the overlap that
+        straddles a border is found whole, once, and every span is mapped back to its place in
+        ``text``. spaCy's ``max_length`` is never reached, whatever the length.
+        """
+        if len(text) <= self.window_chars:
+            return self._window_spans(text)
+        half = self.overlap_chars // 2
+        step = self.window_chars - self.overlap_chars
+        found: list[Span] = []
+        low = 0
+        while True:
+            high = min(len(text), low + self.window_chars)
+            last = high == len(text)
+            own_from = low + half if low else 0
+            own_to = len(text) if last else high - half
+            for span in self._window_spans(text[low:high]):
+                start = low + span.start
+                if own_from <= start < own_to:
+                    found.append(Span(start, low + span.end, span.entity, span.score))
+            if last:
+                return resolve_overlaps(found)
+            low += step
+
+    def _window_spans(self, text: str) -> list[Span]:
         if not text.strip():
             return []
         results = self.analyzer().analyze(
@@ -351,7 +402,9 @@ class PiiGuardrail:
     IP_ADDRESS, US_SSN, UK_NINO; more in ``SUPPORTED_ENTITIES``), ``score_threshold`` (0.4:
     Presidio's score below which a match is dropped; checksummed matches score 1.0),
     ``phone_regions`` (where numbers without a ``+country`` prefix are read), ``ner_model``
-    (an installed spaCy pipeline, to find PERSON). The reason names entity types and counts,
+    (an installed spaCy pipeline, to find PERSON), ``max_chars`` (200,000: a longer text is not
+    checked but refused, 413 on input; texts over 100,000 characters are analysed in overlapping
+    windows). The reason names entity types and counts,
     never the text found.
     """
 
@@ -366,8 +419,12 @@ class PiiGuardrail:
         score_threshold: float = 0.4,
         phone_regions: Sequence[str] = DEFAULT_PHONE_REGIONS,
         ner_model: str | None = None,
+        max_chars: int = DEFAULT_MAX_CHARS,
     ) -> None:
         chosen, threshold, regions, model = _options(entities, score_threshold, phone_regions, ner_model)
+        if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
+            raise GuardrailError(f"pii: max_chars must be a positive whole number of characters, got {max_chars!r}")
+        self.max_chars = max_chars
         self.detector = PiiDetector(chosen, threshold, regions, model)
 
     def warm(self) -> None:
@@ -376,6 +433,9 @@ class PiiGuardrail:
         self.detector.spans("warm-up ana@example.org +1 415 555 0132")
 
     async def check(self, text: str, ctx: GuardContext) -> Verdict:
+        """The ``mask`` verdict; raises TooLargeToCheck for a text over ``max_chars`` characters."""
+        if len(text) > self.max_chars:
+            raise TooLargeToCheck(f"{len(text)} characters, over max_chars {self.max_chars}")
         spans = await asyncio.to_thread(self.detector.spans, text)
         if not spans:
             return PASS

@@ -108,7 +108,7 @@ class GuardInput:
             for item in checked:
                 action = action_for(item)
                 self.service.record(ctx, item, action, "input", where_name(piece.where))
-                refuse_unchecked(item)
+                refuse_unchecked(item, restricted)
                 verdict = item.verdict
                 if verdict is None or verdict.passed:
                     continue

@@ -53,7 +53,7 @@ class GuardOutput:
             for item in await self.service.check(plan.output, text, gctx):
                 action = action_for(item)
                 self.service.record(ctx, item, action, "output", f"choices[{position}]")
-                refuse_unchecked(item)
+                refuse_unchecked(item, stage="output")
                 if action == "block":
                     raise blocked_error(item.attached.name, item.verdict.reason if item.verdict else "", "output")
                 if action == "mask" and item.verdict is not None:
@@ -95,7 +95,7 @@ class GuardOutput:
                     if action != "pass" and item.attached.name in found and action != "block":
                         continue
                     self.service.record(ctx, item, action, "output", f"choices[{index}]")
-                    refuse_unchecked(item)
+                    refuse_unchecked(item, stage="output")
                     if action == "block":
                         raise blocked_error(item.attached.name, item.verdict.reason if item.verdict else "", "output")
                 self.service.spawn(plan.output, text, gctx, ctx.trace)
@@ -125,7 +125,7 @@ class GuardOutput:
             if action == "pass":
                 continue
             if action == "error":
-                refuse_unchecked(item)
+                refuse_unchecked(item, stage="output")
             if item.attached.name not in found or action == "block":
                 found.add(item.attached.name)
                 self.service.record(ctx, item, action, "output", f"choices[{index}]")
