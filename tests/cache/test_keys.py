@@ -98,3 +98,18 @@ def test_a_route_semantic_block_overrides_only_what_it_sets() -> None:
     route = CacheConfig.model_validate({"enabled": True, "semantic": {"verify_threshold": 0.97}})
     semantic = settings.for_route(route).semantic
     assert (semantic.enabled, semantic.threshold, semantic.verify_threshold) == (True, 0.95, 0.97)
+
+
+def test_vary_parts_split_the_key_and_the_semantic_shape_and_none_keys_as_before() -> None:
+    body = chat()
+    plain = key(body)
+    assert cache_key("chat", "gpt", body, "b1", "team:t1", None) == plain
+    assert cache_key("chat", "gpt", body, "b1", "team:t1", {}) == plain
+    strict = cache_key("chat", "gpt", body, "b1", "team:t1", {"guardrails": "d1"})
+    other = cache_key("chat", "gpt", body, "b1", "team:t1", {"guardrails": "d2"})
+    assert len({plain, strict, other}) == 3
+    shape, text = semantic_parts("chat", "gpt", body, "b1", "team:t1")
+    strict_shape, strict_text = semantic_parts("chat", "gpt", body, "b1", "team:t1", {"guardrails": "d1"})
+    assert strict_text == text == "hi"
+    assert strict_shape != shape
+    assert semantic_parts("chat", "gpt", body, "b1", "team:t1", {}) == (shape, text)

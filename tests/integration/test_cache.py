@@ -348,3 +348,44 @@ def test_answers_an_output_guardrail_blocks_leave_no_entry(
     clean = fresh_text()
     assert chat(sdk, clean, route="guarded").headers["x-lmdeck-cache"] == "miss"
     assert chat(sdk, clean, route="guarded").headers["x-lmdeck-cache"] == "hit"
+
+
+def test_a_hit_never_skips_the_callers_own_output_guardrails(
+    gateway: GatewayFactory, fake_upstream: FakeUpstreamProcess
+) -> None:
+    strict = {"output": [{"use": "no-forbidden", "action": "block"}], "stream_window": 64}
+    gw = gateway(
+        routes(fake_upstream),
+        guardrails={
+            "definitions": {"no-forbidden": {"type": "regex", "options": {"words": ["forbidden"]}}},
+            "keys": {"cache-a2": strict},
+        },
+    )
+    admin = gw.headers()
+    team = httpx.post(f"{gw.url}/api/teams", json={"name": f"t-{uuid.uuid4().hex[:8]}"}, headers=admin)
+    assert team.status_code in (200, 201), team.text
+    sdks = []
+    for name in ("cache-a1", "cache-a2"):  # one team: one cache scope
+        made = httpx.post(f"{gw.url}/api/keys", json={"name": name, "team_id": team.json()["id"]}, headers=admin)
+        assert made.status_code in (200, 201), made.text
+        sdks.append(OpenAI(base_url=gw.base_url, api_key=made.json()["key"], max_retries=0, timeout=20))
+    a1, a2 = sdks
+    text = f"a forbidden secret phrase here {uuid.uuid4().hex[:8]}"  # the FAKE upstream echoes it
+    assert chat(a1, text).headers["x-lmdeck-cache"] == "miss"
+    assert "forbidden" in chat(a1, text).parse().choices[0].message.content
+    first, replayed = stream(a1, text)
+    assert replayed and first.headers["x-lmdeck-cache"] == "hit"
+    with pytest.raises(openai.APIStatusError) as blocked:
+        chat(a2, text)
+    assert blocked.value.status_code == 422
+    assert blocked.value.response.json()["error"]["code"] == "content_policy_violation"
+    with pytest.raises(openai.APIError):
+        stream(a2, text)  # cut, not replayed from a1's entry
+    with pytest.raises(openai.APIStatusError) as nothing:
+        chat(a2, text, mode="only-if-cached")
+    assert nothing.value.status_code == 504  # a1's answer is not a2's to read
+    # a2 still has a cache of its own, under its own policy, which a1 does not read either.
+    clean = fresh_text()
+    assert chat(a2, clean).headers["x-lmdeck-cache"] == "miss"
+    assert chat(a2, clean).headers["x-lmdeck-cache"] == "hit"
+    assert chat(a1, clean).headers["x-lmdeck-cache"] == "miss"

@@ -40,7 +40,7 @@ from pydantic import BaseModel
 
 from lmdeck.cache.base import CacheStore
 from lmdeck.cache.entry import CacheEntry
-from lmdeck.cache.keys import cache_key, cache_scope
+from lmdeck.cache.keys import CACHE_VARY, cache_key, cache_scope
 from lmdeck.cache.replay import assemble, replay
 from lmdeck.pipeline.chain import Handler
 from lmdeck.pipeline.context import Completed, RequestContext, Result, Slot, Streamed
@@ -67,7 +67,8 @@ class CacheRequest:
 
     ``key`` is the exact key and ``scope`` the tenant (:mod:`lmdeck.cache.keys`); ``config`` the
     route's resolved cache config; ``cacheable`` False (with ``reason``) when the request may not be
-    cached (sampled without ``allow_sampled``).
+    cached (sampled without ``allow_sampled``); ``vary`` the extra key parts the key was made with
+    (:data:`~lmdeck.cache.keys.CACHE_VARY`), which the semantic shape uses too.
     """
 
     mode: Mode
@@ -76,6 +77,7 @@ class CacheRequest:
     key: str
     cacheable: bool
     reason: str | None = None
+    vary: dict[str, str] | None = None
 
 
 CACHE_REQUEST: Slot[CacheRequest] = Slot("cache.request")
@@ -147,11 +149,12 @@ class ExactCache:
                 raise miss_error(f"route {ctx.route_name!r} has no cache: set `cache.enabled` on it")
             return None
         scope = cache_scope(ctx.principal, config.scope)
-        key = cache_key(ctx.kind, ctx.route_name, ctx.body, ctx.trace.bundle_hash, scope)
+        vary = ctx.slots.get(CACHE_VARY)
+        key = cache_key(ctx.kind, ctx.route_name, ctx.body, ctx.trace.bundle_hash, scope, vary)
         if sampled(ctx.body) and not config.allow_sampled:
             reason = "the request samples (temperature unset or above 0) and the route does not set cache.allow_sampled"
-            return CacheRequest(mode, config, scope, key, cacheable=False, reason=reason)
-        return CacheRequest(mode, config, scope, key, cacheable=True)
+            return CacheRequest(mode, config, scope, key, cacheable=False, reason=reason, vary=vary)
+        return CacheRequest(mode, config, scope, key, cacheable=True, vary=vary)
 
     async def __call__(self, ctx: RequestContext, call_next: Handler) -> Result:
         decision = self.decide(ctx)

@@ -11,6 +11,7 @@ so that it can be given a line number.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
@@ -20,7 +21,13 @@ from typing import Any
 from lmdeck.guardrails.base import Guardrail, GuardrailError, GuardResources, Stage
 from lmdeck.guardrails.registry import GuardrailRegistry
 from lmdeck.pipeline.principal import Principal
-from lmdeck.protocol.guardrails import DataPolicy, GuardrailAttachment, GuardrailSettings, GuardrailUse
+from lmdeck.protocol.guardrails import (
+    DataPolicy,
+    GuardrailAttachment,
+    GuardrailDefinition,
+    GuardrailSettings,
+    GuardrailUse,
+)
 from lmdeck.settings import ConfigError, RouteConfig, Settings
 
 log = logging.getLogger(__name__)
@@ -164,6 +171,8 @@ class GuardrailConfig:
     #: The teams' and keys' attachments applied with ``lmdeck apply`` now (the live registry's), read per
     #: request; one replaces the config file's attachment of the same team or key.
     applied: Callable[[], AppliedAttachments] = field(default=lambda: ({}, {}))
+    #: The definitions the instances were built from, by name (their type and options key the cache).
+    definitions: Mapping[str, GuardrailDefinition] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, registry: GuardrailRegistry, resources: GuardResources) -> GuardrailConfig:
@@ -180,7 +189,15 @@ class GuardrailConfig:
             definition = block.definitions[name]
             return registry.create(definition.type, {**definition.options, **options}, resources)
 
-        config = cls(instances, block.teams, block.keys, block.data_policy, kinds=kinds, build_variant=build_variant)
+        config = cls(
+            instances,
+            block.teams,
+            block.keys,
+            block.data_policy,
+            kinds=kinds,
+            build_variant=build_variant,
+            definitions=block.definitions,
+        )
         for _, attachment in _attachments(settings):
             for use in [*attachment.input, *attachment.output]:
                 config.instance(use)  # built now: a bad option fails the start, not a request
@@ -247,6 +264,29 @@ class GuardrailConfig:
             output=tuple(stages["output"].values()),
             stream_window=max(a.stream_window for a in attachments),
         )
+
+    def policy_digest(self, plan: GuardPlan) -> str:
+        """The sha256 (64 hex digits) of the guardrail policy ``plan`` applies: each input and output
+        attachment (its use: action, mode, options...) with its definition (type, options), the stream
+        window and the data policy. Two requests share a cached answer only under one digest."""
+        definitions = self.definitions
+
+        def stage(items: tuple[Attached, ...]) -> list[dict[str, Any]]:
+            return [
+                {
+                    "use": a.use.model_dump(mode="json"),
+                    "definition": definitions[a.name].model_dump(mode="json") if a.name in definitions else None,
+                }
+                for a in items
+            ]
+
+        policy = {
+            "input": stage(plan.input),
+            "output": stage(plan.output),
+            "stream_window": plan.stream_window,
+            "data_policy": self.data_policy.model_dump(mode="json") if self.data_policy is not None else None,
+        }
+        return hashlib.sha256(json.dumps(policy, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def variant_key(name: str, options: Mapping[str, Any]) -> str:

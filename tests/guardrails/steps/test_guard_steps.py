@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from lmdeck.cache.keys import CACHE_VARY
 from lmdeck.guardrails.service import ACTIONS, VERDICTS
 from lmdeck.guardrails.steps.input import FALLBACK, MASKED, GuardInput
 from lmdeck.pipeline.context import Completed, RequestContext
@@ -241,3 +242,37 @@ async def test_on_error_refuse_cuts_a_stream_whose_guardrail_fails() -> None:
     _, result = await g.run("hello", stream=True)
     text, error = await g.collect(result)
     assert text == "" and error is not None and error.code == "guardrail_unavailable"
+
+
+async def test_the_guardrail_policy_goes_into_the_cache_key_even_with_output_guardrails_only() -> None:
+    g = guarded(
+        config(
+            {},
+            keys={
+                "strict": {"output": [{"use": "no-swear", "action": "block"}]},
+                "stricter": {"output": [{"use": "no-swear", "action": "block", "options": {"words": ["heck"]}}]},
+                "flagger": {"output": [{"use": "no-swear", "action": "flag"}]},
+            },
+        )
+    )
+    digests = []
+    for name in ("strict", "strict", "stricter", "flagger"):
+        ctx, _ = await g.run("fine words", principal=Principal(key_id=f"k-{name}", role="inference", name=name))
+        vary = ctx.slots.get(CACHE_VARY)
+        assert vary is not None and len(vary["guardrails"]) == 64
+        digests.append(vary["guardrails"])
+    assert digests[0] == digests[1]  # one policy, one digest, whichever key holds it
+    assert len(set(digests)) == 3  # other options, another action: another digest
+    ctx, _ = await g.run("fine words")  # no guardrail applies: nothing added to the key
+    assert ctx.slots.get(CACHE_VARY) is None
+
+
+async def test_a_changed_definition_changes_the_policy_digest() -> None:
+    uses = {"output": [{"use": "no-swear", "action": "block"}]}
+    first = guarded(config(uses))
+    ctx, _ = await first.run("fine words")
+    changed = config(uses)
+    changed["guardrails"]["definitions"] = {**DEFINITIONS, "no-swear": {"type": "regex", "options": {"words": ["x"]}}}
+    ctx_changed, _ = await guarded(changed).run("fine words")
+    before, after = ctx.slots.get(CACHE_VARY), ctx_changed.slots.get(CACHE_VARY)
+    assert before is not None and after is not None and before != after

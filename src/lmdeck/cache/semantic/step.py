@@ -69,7 +69,9 @@ class SemanticCache:
         only_cached = decision.mode == "only-if-cached"
         shape, text = ("", "")
         if ctx.kind == "chat":
-            shape, text = semantic_parts(ctx.kind, ctx.route_name, ctx.body, ctx.trace.bundle_hash, decision.scope)
+            shape, text = semantic_parts(
+                ctx.kind, ctx.route_name, ctx.body, ctx.trace.bundle_hash, decision.scope, decision.vary
+            )
         if not text.strip():  # not a chat request, or no user text to compare
             if only_cached:
                 raise miss_error("nothing stored under its key")

@@ -13,12 +13,19 @@ policy's restricted guardrails. Then, in this order:
 
 ``flag`` findings and every verdict go on the trace; ``async`` guardrails start beside the
 request and flag when they end.
+
+Before anything else, a request with any guardrail (input or output) gets the digest of its
+guardrail policy in the cache's vary parts (:data:`~lmdeck.cache.keys.CACHE_VARY`, as
+``"guardrails"``): the cache phase runs inside this one and a hit skips ``guard_output``, so an
+answer is only shared between requests under the same policy, and a policy change leaves older
+entries unreachable.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from lmdeck.cache.keys import CACHE_VARY
 from lmdeck.guardrails.base import GuardContext, Span
 from lmdeck.guardrails.config import Attached
 from lmdeck.guardrails.data_policy import (
@@ -84,6 +91,9 @@ class GuardInput:
         if is_guardrail_call(ctx, self.service.internal_token):
             return await call_next(ctx)
         plan = self.service.plan(ctx)
+        if not plan.empty:
+            vary = ctx.slots.get(CACHE_VARY) or {}
+            ctx.slots.put(CACHE_VARY, {**vary, "guardrails": self.service.config.policy_digest(plan)})
         policy = self.service.config.data_policy
         tags = restricted_tags(policy, getattr(ctx.body, "tags", None)) if policy is not None else []
         extra = self._policy_only({a.name for a in plan.input})
