@@ -47,7 +47,8 @@ def test_ready_flips_once_the_models_are_loaded_and_the_first_request_is_answere
             answer = asked.result(timeout=120)
         # Serving starts before the models are loaded (PyTorch alone takes seconds to import).
         assert first.status_code == 503, first.text
-        assert "demo" in first.json()["loading"]
+        # Which model is still loading at the first look depends on the machine's speed: one of them is.
+        assert first.json()["loading"] and set(first.json()["loading"]) <= LOCAL_MODELS
         assert seen[-1] == (200, {"status": "ok"})
         for status, body in seen[:-1]:
             assert status == 503 and body["status"] == "unavailable"
