@@ -23,9 +23,14 @@ trace keeps only their positions and entity types, never the secret itself.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+
+_T = TypeVar("_T")
 
 #: ``input``: a message of the request, as it will be sent upstream; ``output``: the answer.
 Stage = Literal["input", "output"]
@@ -39,6 +44,17 @@ CostClass = Literal["fast", "slow"]
 
 class GuardrailError(ValueError):
     """A guardrail cannot be built from its options; the message names the option and the fix."""
+
+
+#: The worker threads guardrail checks block in: their own, bounded, so that slow checks queue here
+#: instead of taking the event loop's default executor, which the rest of the gateway uses.
+GUARDRAIL_THREADS = 8
+_executor = ThreadPoolExecutor(max_workers=GUARDRAIL_THREADS, thread_name_prefix="lmdeck-guardrail")
+
+
+async def run_blocking(fn: Callable[..., _T], *args: Any) -> _T:
+    """``fn(*args)`` in one of the guardrails' worker threads (``GUARDRAIL_THREADS`` of them), awaited."""
+    return await asyncio.get_running_loop().run_in_executor(_executor, functools.partial(fn, *args))
 
 
 class TooLargeToCheck(Exception):

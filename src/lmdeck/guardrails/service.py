@@ -14,7 +14,10 @@ series ``lmdeck_guardrail_verdicts_total{guardrail,action,route}`` and
 trace reads ``pending`` until the verdict arrives (a verdict that arrives after the trace was
 written is still counted and logged).
 
-A guardrail that raises is recorded with action ``error``, logged and counted. Then
+Each check has ``timeout_s`` seconds (the attachment's, else ``DEFAULT_TIMEOUT_S``); one
+that runs past it counts as a failure (``TimeoutError``). Built-ins block in their own bounded
+pool of threads (:func:`~lmdeck.guardrails.base.run_blocking`), never the default executor.
+A guardrail that raises or times out is recorded with action ``error``, logged and counted. Then
 :func:`refuse_unchecked` applies the attachment's ``on_error``: ``refuse`` answers 503
 ``guardrail_unavailable``, ``allow`` lets the request go on unchecked. Unset, it fails closed
 (refuses) where failing open would let data out: an attachment whose action is ``mask``, or a
@@ -44,6 +47,9 @@ from lmdeck.protocol.traces import TraceRecord
 from lmdeck.settings import RouteConfig, Settings
 
 log = logging.getLogger(__name__)
+
+#: Seconds one check may take (unless the attachment's ``timeout_s`` says otherwise) before it counts as failed.
+DEFAULT_TIMEOUT_S = 10.0
 
 #: The trace's ``metadata`` key of the verdicts.
 VERDICTS = "guardrails"
@@ -199,7 +205,8 @@ class GuardrailService:
     async def _one(self, attached: Attached, text: str, gctx: GuardContext) -> Checked:
         started = time.perf_counter()
         try:
-            verdict = await attached.guardrail.check(text, gctx)
+            async with asyncio.timeout(attached.use.timeout_s or DEFAULT_TIMEOUT_S):
+                verdict = await attached.guardrail.check(text, gctx)
         except TooLargeToCheck as exc:
             log.warning("guardrail %r declined the %s as too large: %s", attached.name, gctx.stage, exc)
             return Checked(attached, None, (time.perf_counter() - started) * 1000.0, "TooLargeToCheck", str(exc))

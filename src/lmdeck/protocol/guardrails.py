@@ -65,6 +65,12 @@ class GuardrailUse(BaseModel):
         description="when the guardrail itself fails (an error or its timeout): let the request go on unchecked, "
         "or refuse it (503); unset, a `mask` attachment or a guardrail of the data policy refuses, others allow",
     )
+    timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=600,
+        description="seconds one check may take before it counts as the guardrail failing (default 10)",
+    )
     options: dict[str, Any] = Field(
         default_factory=dict,
         description="options overriding the definition's for this attachment only (a stricter threshold on one route)",

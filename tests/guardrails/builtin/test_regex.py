@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
-from lmdeck.guardrails.base import GuardContext, GuardrailError
+from lmdeck.guardrails.base import GuardContext, GuardrailError, run_blocking
 from lmdeck.guardrails.builtin.regex import RegexGuardrail, register
 from lmdeck.guardrails.registry import GuardrailRegistry
 
@@ -52,3 +54,13 @@ def test_it_registers_under_its_type_name() -> None:
     register(registry)
     info = registry.info("regex")
     assert info.cost == "fast" and "words" in info.options and "resources" not in info.options
+
+
+async def test_a_catastrophic_pattern_does_not_hold_the_request() -> None:
+    # Python's re backtracks 2**40 times on this; the regex library finds no match at once (or times out).
+    guard = RegexGuardrail(patterns=["^(a+)+$"])
+    assert (await guard.check("a" * 40 + "b", GuardContext(stage="input"))).passed
+
+
+async def test_blocking_checks_run_in_the_guardrails_own_threads() -> None:
+    assert await run_blocking(lambda: threading.current_thread().name.split("_")[0]) == "lmdeck-guardrail"

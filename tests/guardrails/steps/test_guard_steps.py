@@ -276,3 +276,11 @@ async def test_a_changed_definition_changes_the_policy_digest() -> None:
     ctx_changed, _ = await guarded(changed).run("fine words")
     before, after = ctx.slots.get(CACHE_VARY), ctx_changed.slots.get(CACHE_VARY)
     assert before is not None and after is not None and before != after
+
+
+async def test_a_check_past_its_timeout_fails_and_a_mask_attachment_refuses() -> None:
+    g = guarded(config({"input": [{"use": "gate", "action": "mask", "timeout_s": 0.05}]}))
+    with pytest.raises(APIError) as caught:
+        await g.run("hello")  # the gate is never released: only the timeout ends the check
+    assert caught.value.status == 503 and "TimeoutError" in caught.value.message
+    assert g.terminal.bodies == []

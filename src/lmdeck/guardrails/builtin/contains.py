@@ -14,12 +14,21 @@ flag or mask; the finding is ``block``. The reason counts them, never quotes the
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from lmdeck.guardrails.base import PASS, CostClass, GuardContext, GuardrailError, GuardResources, Span, Stage, Verdict
+from lmdeck.guardrails.base import (
+    PASS,
+    CostClass,
+    GuardContext,
+    GuardrailError,
+    GuardResources,
+    Span,
+    Stage,
+    Verdict,
+    run_blocking,
+)
 from lmdeck.guardrails.builtin.spans import count_reason, resolve_overlaps
 from lmdeck.guardrails.registry import GuardrailRegistry
 
@@ -129,7 +138,7 @@ class Contains:
         return sorted(found, key=lambda s: s.start)
 
     async def check(self, text: str, ctx: GuardContext) -> Verdict:
-        spans = await asyncio.to_thread(self.spans, text) if len(text) > THREAD_ABOVE_CHARS else self.spans(text)
+        spans = await run_blocking(self.spans, text) if len(text) > THREAD_ABOVE_CHARS else self.spans(text)
         if not spans:
             return PASS
         return Verdict("block", score=1.0, reason=count_reason("contains", spans), spans=tuple(spans))

@@ -13,14 +13,22 @@ answer's values.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import jsonschema
 from jsonschema.exceptions import SchemaError
 
 from lmdeck.evaluation.evaluators.json_valid import parse_json
-from lmdeck.guardrails.base import PASS, CostClass, GuardContext, GuardrailError, GuardResources, Stage, Verdict
+from lmdeck.guardrails.base import (
+    PASS,
+    CostClass,
+    GuardContext,
+    GuardrailError,
+    GuardResources,
+    Stage,
+    Verdict,
+    run_blocking,
+)
 from lmdeck.guardrails.registry import GuardrailRegistry
 
 
@@ -88,7 +96,7 @@ class JsonOutput:
         if not ctx.final:
             return PASS
         if len(text) > THREAD_ABOVE_CHARS:
-            problem = await asyncio.to_thread(self.problem, text)
+            problem = await run_blocking(self.problem, text)
         else:
             problem = self.problem(text)
         if problem is None:

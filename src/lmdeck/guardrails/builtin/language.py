@@ -19,13 +19,21 @@ language's ISO 639-1 code and confidence as reason and score.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import threading
 from collections.abc import Sequence
 from typing import Any
 
-from lmdeck.guardrails.base import PASS, CostClass, GuardContext, GuardrailError, GuardResources, Stage, Verdict
+from lmdeck.guardrails.base import (
+    PASS,
+    CostClass,
+    GuardContext,
+    GuardrailError,
+    GuardResources,
+    Stage,
+    Verdict,
+    run_blocking,
+)
 from lmdeck.guardrails.registry import GuardrailRegistry
 
 _build_lock = threading.Lock()
@@ -124,7 +132,7 @@ class OutputLanguage:
     async def check(self, text: str, ctx: GuardContext) -> Verdict:
         if sum(ch.isalpha() for ch in text) < self.min_chars:
             return PASS
-        found = await asyncio.to_thread(self.detect, text)
+        found = await run_blocking(self.detect, text)
         if found is None:
             return PASS
         code, confidence = found

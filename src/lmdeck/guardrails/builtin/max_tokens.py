@@ -16,12 +16,20 @@ verdict is ``block``; the reason gives the count and the limit.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lmdeck.guardrails.base import PASS, CostClass, GuardContext, GuardrailError, GuardResources, Stage, Verdict
+from lmdeck.guardrails.base import (
+    PASS,
+    CostClass,
+    GuardContext,
+    GuardrailError,
+    GuardResources,
+    Stage,
+    Verdict,
+    run_blocking,
+)
 from lmdeck.guardrails.registry import GuardrailRegistry
 from lmdeck.policy.estimate import BYTES_PER_TOKEN, MESSAGE_OVERHEAD, REPLY_PRIMING
 
@@ -110,7 +118,7 @@ class MaxInputTokens:
     async def check(self, text: str, ctx: GuardContext) -> Verdict:
         size = len(text) if self.per == "message" else len(text) + sum(len(str(m.get("content"))) for m in ctx.messages)
         if self.exact and size > THREAD_ABOVE_CHARS:
-            tokens = await asyncio.to_thread(self.count, text, ctx.messages)
+            tokens = await run_blocking(self.count, text, ctx.messages)
         else:
             tokens = self.count(text, ctx.messages)
         if tokens <= self.max_tokens:

@@ -21,7 +21,6 @@ thread so that the event loop never waits on it::
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import importlib.util
 import re
@@ -41,6 +40,7 @@ from lmdeck.guardrails.base import (
     Stage,
     TooLargeToCheck,
     Verdict,
+    run_blocking,
 )
 from lmdeck.guardrails.builtin.spans import count_reason, resolve_overlaps
 from lmdeck.guardrails.registry import GuardrailRegistry
@@ -436,7 +436,7 @@ class PiiGuardrail:
         """The ``mask`` verdict; raises TooLargeToCheck for a text over ``max_chars`` characters."""
         if len(text) > self.max_chars:
             raise TooLargeToCheck(f"{len(text)} characters, over max_chars {self.max_chars}")
-        spans = await asyncio.to_thread(self.detector.spans, text)
+        spans = await run_blocking(self.detector.spans, text)
         if not spans:
             return PASS
         reason = count_reason("PII", spans)

@@ -3,19 +3,23 @@
     no-swear: {type: regex, options: {words: [damn, heck]}}
     ticket-ids: {type: regex, options: {patterns: ["\\bTCK-[0-9]{6}\\b"], entity: TICKET_ID, finding: mask}}
 
-``words`` match whole words, ignoring case; ``patterns`` are Python regular expressions
-(``ignore_case`` applies to them too). A match is a ``block`` finding by default (``finding``
+``words`` match whole words, ignoring case; ``patterns`` are regular expressions in Python's
+syntax, run by the ``regex`` library (``ignore_case`` applies to them too). A match that runs
+past ``MATCH_TIMEOUT_S`` (catastrophic backtracking) raises TimeoutError: the guardrail failed,
+and the attachment's ``on_error`` decides. A match is a ``block`` finding by default (``finding``
 sets ``flag`` or ``mask`` instead), with a span per match, named by ``entity``. The reason
 names how many matches and where, never the matched text.
 """
 
 from __future__ import annotations
 
-import asyncio
-import re
+import regex as re
 
-from lmdeck.guardrails.base import PASS, CostClass, GuardContext, GuardrailError, Span, Stage, Verdict
+from lmdeck.guardrails.base import PASS, CostClass, GuardContext, GuardrailError, Span, Stage, Verdict, run_blocking
 from lmdeck.guardrails.registry import GuardrailRegistry
+
+#: How long one text's matching may take, in seconds, before it raises TimeoutError.
+MATCH_TIMEOUT_S = 1.0
 
 #: Texts longer than this are matched in a worker thread, off the event loop.
 THREAD_ABOVE_CHARS = 16_384
@@ -61,11 +65,15 @@ class RegexGuardrail:
         self.finding = finding
 
     def _spans(self, text: str) -> tuple[Span, ...]:
-        return tuple(Span(m.start(), m.end(), self.entity) for m in self._regex.finditer(text) if m.end() > m.start())
+        return tuple(
+            Span(m.start(), m.end(), self.entity)
+            for m in self._regex.finditer(text, timeout=MATCH_TIMEOUT_S)
+            if m.end() > m.start()
+        )
 
     async def check(self, text: str, ctx: GuardContext) -> Verdict:
         if len(text) > THREAD_ABOVE_CHARS:
-            spans = await asyncio.to_thread(self._spans, text)
+            spans = await run_blocking(self._spans, text)
         else:
             spans = self._spans(text)
         if not spans:

@@ -21,14 +21,23 @@ Entity types are the plugin's name in capitals (``AWS_ACCESS_KEY``, ``JSON_WEB_T
 
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lmdeck.guardrails.base import PASS, CostClass, GuardContext, GuardrailError, GuardResources, Span, Stage, Verdict
+from lmdeck.guardrails.base import (
+    PASS,
+    CostClass,
+    GuardContext,
+    GuardrailError,
+    GuardResources,
+    Span,
+    Stage,
+    Verdict,
+    run_blocking,
+)
 from lmdeck.guardrails.builtin.spans import count_reason, resolve_overlaps
 from lmdeck.guardrails.registry import GuardrailRegistry
 
@@ -214,7 +223,7 @@ class SecretsGuardrail:
         self.detector.warm()
 
     async def check(self, text: str, ctx: GuardContext) -> Verdict:
-        spans: Sequence[Span] = await asyncio.to_thread(self.detector.spans, text)
+        spans: Sequence[Span] = await run_blocking(self.detector.spans, text)
         if not spans:
             return PASS
         return Verdict(
