@@ -35,12 +35,13 @@ and the response after them. The phases, outermost first:
     (``concurrency``, ``ratelimit``, ``budget``).
 ``guard_input``
     Checks the request as it will be sent (after its prompt is rendered), before an answer
-    is looked up or paid for. Empty today.
+    is looked up or paid for (``guard_input``: guardrails and the data policy).
 ``cache``
     Answers from a cache; a hit skips the phases inside it, so it is neither guarded
-    twice nor metered. Empty today.
+    twice nor metered (``cache-exact``, ``cache-semantic``).
 ``guard_output``
-    Checks the upstream's answer before the cache keeps it or the client sees it. Empty today.
+    Checks the upstream's answer before the cache keeps it or the client sees it
+    (``guard_output``).
 ``meter``
     Prices the upstream's token usage onto the trace (``cost``); inside the output guard,
     so that a refused answer's cost is still counted.
