@@ -101,7 +101,8 @@ def test_teams_and_keys_guardrails_are_planned_as_admin_changes() -> None:
         "action": "mask",
         "route": None,
         "mode": "sync",
-        "on_error": "allow",
+        "on_error": None,
+        "timeout_s": None,
         "options": {},
     }
 
