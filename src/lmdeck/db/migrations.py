@@ -28,6 +28,7 @@ MIGRATION_MODULES: list[str] = [
     "lmdeck.policy.migrations",
     "lmdeck.registry.migrations",
     "lmdeck.evaluation.migrations",
+    "lmdeck.delivery.migrations",
 ]
 
 
