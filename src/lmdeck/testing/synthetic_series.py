@@ -1,8 +1,9 @@
 """Synthetic signal series with injected incidents, and the detection rate and false alarms a detector scores on them.
 
 A case is five weeks of hourly values of a seasonal signal (a daily cycle, quieter weekends, slow
-growth, heavy-tailed noise whose size follows the level), the first four weeks the detector's
-history and the fifth judged step by step; it holds one injected incident or none::
+growth, heavy-tailed noise whose size follows the level; or, with ``seasonal=False``, growth and
+noise only), the first four weeks the detector's history and the fifth judged step by step; it
+holds one injected incident or none::
 
     cases = generate(seed=7, per_kind=20, clean=20)
     score = detection(load_detectors().create("auto"), cases)
@@ -70,8 +71,10 @@ class Case:
         return Series(step=STEP, times=times.tolist(), values=self.values[first:end].tolist())
 
 
-def _baseline(rng: np.random.Generator, steps: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """A seasonal level and its noise SD for ``steps`` hourly steps."""
+def _baseline(
+    rng: np.random.Generator, steps: int, seasonal: bool
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """A level (seasonal, or flat with growth) and its noise SD for ``steps`` hourly steps."""
     t = np.arange(steps, dtype=np.float64)
     hour = t % DAY_STEPS
     weekday = (t // DAY_STEPS) % 7
@@ -79,7 +82,7 @@ def _baseline(rng: np.random.Generator, steps: int) -> tuple[npt.NDArray[np.floa
     daily = 1.0 + rng.uniform(0.3, 0.8) * np.exp(-0.5 * ((hour - rng.uniform(11, 16)) / rng.uniform(2.5, 4.5)) ** 2)
     weekend = np.where(weekday >= 5, rng.uniform(0.5, 0.8), 1.0)
     growth = 1.0 + rng.uniform(0.0, 0.04) * t / WEEK_STEPS
-    level = level0 * daily * weekend * growth
+    level = level0 * daily * weekend * growth if seasonal else level0 * growth
     noise_sd = rng.uniform(0.02, 0.05) * level0 * np.sqrt(level / level0)
     return level, noise_sd
 
@@ -105,15 +108,18 @@ def _incident(
     return Incident(kind, start, start + length, sign * peak), sign * shape
 
 
-def generate(seed: int, per_kind: int, clean: int) -> list[Case]:
-    """``per_kind`` cases of each incident kind and ``clean`` cases without, from ``seed``."""
+def generate(seed: int, per_kind: int, clean: int, *, seasonal: bool = True) -> list[Case]:
+    """``per_kind`` cases of each incident kind and ``clean`` cases without, from ``seed``.
+
+    ``seasonal`` False: a level without daily or weekly cycle (only growth and noise).
+    """
     rng = np.random.default_rng(seed)
     judged_from = HISTORY_WEEKS * WEEK_STEPS
     steps = judged_from + WEEK_STEPS
     cases: list[Case] = []
     plan: list[Kind | None] = [kind for kind in KINDS for _ in range(per_kind)] + [None] * clean
     for kind in plan:
-        level, noise_sd = _baseline(rng, steps)
+        level, noise_sd = _baseline(rng, steps, seasonal)
         noise = rng.standard_t(df=5, size=steps) / np.sqrt(5 / 3)  # unit SD, heavy tails
         values = level + noise_sd * noise
         incident = None

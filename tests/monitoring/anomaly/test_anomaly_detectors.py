@@ -19,6 +19,7 @@ from lmdeck.monitoring.anomaly.base import (
     Series,
 )
 from lmdeck.monitoring.anomaly.changepoint import ChangepointDetector
+from lmdeck.monitoring.anomaly.ewma import RobustEwmaDetector as EwmaDetector
 from lmdeck.monitoring.anomaly.mad import MedianMadDetector
 from lmdeck.monitoring.anomaly.scoring import Threshold, on_grid
 from lmdeck.monitoring.anomaly.seasonal import SeasonalDetector
@@ -51,7 +52,7 @@ def registered() -> DetectorRegistry:
 
 def test_builtins_register_through_the_entry_point_group() -> None:
     registry = registered()
-    assert set(registry.names()) >= {"auto", "changepoint", "mad", "seasonal"}
+    assert set(registry.names()) >= {"auto", "changepoint", "ewma", "mad", "seasonal"}
     for name in registry.names():
         detector = registry.create(name, sensitivity="high", options={"direction": "up"})
         assert isinstance(detector, Detector)
@@ -89,7 +90,7 @@ def test_a_flat_zero_series_flags_its_first_errors_unless_below_min_delta() -> N
 
 def test_too_little_history_is_not_judged_and_says_so() -> None:
     short = hourly(np.array([1.0, 2.0, 100.0]))
-    for detector in (MedianMadDetector(), SeasonalDetector(), ChangepointDetector(), AutoDetector()):
+    for detector in (MedianMadDetector(), EwmaDetector(), SeasonalDetector(), ChangepointDetector(), AutoDetector()):
         finding = detector.evaluate(short)
         assert not finding.anomalous and "not judged" in finding.reason
 
@@ -151,3 +152,16 @@ def test_sensitivities_order_the_thresholds_and_state_their_normal_theory_rate()
     assert low.z > medium.z > high.z
     assert medium.normal_false_alarms_per_week(HOUR) < 0.01 < high.normal_false_alarms_per_week(HOUR) * 10
     assert Threshold.of("medium", z=2.0).z == 2.0
+
+
+def test_ewma_follows_a_drifting_level_and_flags_a_spike() -> None:
+    rng = np.random.default_rng(9)
+    values = np.linspace(100, 130, 200) + rng.normal(0, 1.5, 200)
+    detector = EwmaDetector()
+    normal = detector.evaluate(hourly(values))
+    assert not normal.anomalous and abs(normal.expected - 130) < 3
+    values[-1] += 12
+    spike = detector.evaluate(hourly(values))
+    assert spike.anomalous and spike.detail["method"] == "ewma"
+    values[-30] += 60  # an earlier spike barely moves the level (clipped)
+    assert abs(detector.evaluate(hourly(values[:-1])).expected - 130) < 3
