@@ -1,2 +1,3 @@
 """Monitoring: alert rules over :mod:`lmdeck.tracing.signals`, their lifecycle, notifications and actions,
-and anomaly detectors (:mod:`lmdeck.monitoring.anomaly`)."""
+anomaly detectors (:mod:`lmdeck.monitoring.anomaly`) and drift between two windows of a route's
+traffic (:mod:`lmdeck.monitoring.drift`)."""
