@@ -17,22 +17,15 @@ A test that lacks data returns a result with ``skipped`` set (:func:`skipped`) r
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from lmdeck.monitoring.drift.samples import DriftSamples
-from lmdeck.plugins import call_hooks
 from lmdeck.protocol.drift import DriftTestResult, Signal
-
-log = logging.getLogger(__name__)
-
-GROUP = "lmdeck.drift_tests"
 
 Matrix = NDArray[np.float64]
 
@@ -84,27 +77,6 @@ class DriftTestRegistry:
                 )
             chosen.append(self.tests[name])
         return chosen
-
-
-def load_drift_tests() -> DriftTestRegistry:
-    """Every installed drift test (entry points of ``lmdeck.drift_tests``).
-
-    The built-ins are registered through the same group; an installation whose metadata predates the
-    group (an editable install not reinstalled) still gets them.
-    """
-    hooks = list(entry_points(group=GROUP))
-    registry = call_hooks(
-        hooks,
-        DriftTestRegistry(),
-        remedy=lambda name: f"reinstall the package providing {name!r}",
-        kind="drift test",
-        log=log,
-    )
-    if not any(hook.name == "builtin" for hook in hooks):
-        from lmdeck.monitoring.drift import builtin
-
-        builtin.register(registry)
-    return registry
 
 
 def skipped(

@@ -36,7 +36,8 @@ from statsmodels.stats.multitest import multipletests
 from lmdeck.db import Database
 from lmdeck.monitoring.drift.clusters import new_clusters
 from lmdeck.monitoring.drift.embedder import PromptEmbedder
-from lmdeck.monitoring.drift.registry import DriftData, DriftTestRegistry, load_drift_tests
+from lmdeck.monitoring.drift.loading import load_drift_tests
+from lmdeck.monitoring.drift.registry import DriftData, DriftTestRegistry
 from lmdeck.monitoring.drift.samples import DEFAULT_MAX_SAMPLES, DriftSamples, DriftScope, WindowSample, fetch_samples
 from lmdeck.monitoring.drift.twosample import DEFAULT_PERMUTATIONS
 from lmdeck.monitoring.drift.windows import Windows

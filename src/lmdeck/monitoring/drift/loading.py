@@ -1,0 +1,37 @@
+"""The installed drift tests: the ``lmdeck.drift_tests`` entry-point group.
+
+registry = load_drift_tests()
+registry.defaults()        # the tests a report runs unless it names its own
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import entry_points
+
+from lmdeck.monitoring.drift import builtin
+from lmdeck.monitoring.drift.registry import DriftTestRegistry
+from lmdeck.plugins import call_hooks
+
+log = logging.getLogger(__name__)
+
+GROUP = "lmdeck.drift_tests"
+
+
+def load_drift_tests() -> DriftTestRegistry:
+    """Every installed drift test (entry points of ``lmdeck.drift_tests``).
+
+    The built-ins are registered through the same group (its ``builtin`` hook); an installation whose
+    metadata predates the group (an editable install not reinstalled since) still gets them.
+    """
+    hooks = list(entry_points(group=GROUP))
+    registry = call_hooks(
+        hooks,
+        DriftTestRegistry(),
+        remedy=lambda name: f"reinstall the package providing the drift test {name!r}",
+        kind="drift test",
+        log=log,
+    )
+    if not any(hook.name == "builtin" for hook in hooks):
+        builtin.register(registry)
+    return registry
