@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from lmdeck.protocol.alerts import AlertsDeclared
 from lmdeck.protocol.guardrails import DataClass, GuardrailAttachment, GuardrailSettings
 from lmdeck.protocol.headers import check_header, check_url, control_problem
 from lmdeck.protocol.registry import ModelSpec, PromptSpec, RegistryName
@@ -603,6 +604,17 @@ class EvaluationSettings(BaseModel):
     poll_interval: float = Field(default=2.0, gt=0, description="seconds between reloads of rules and experiments")
 
 
+class AlertSettings(AlertsDeclared):
+    """Alerting (see docs/monitoring.md): rules, channels and silences declared in the file are synced to
+    the store when the gateway starts (and by ``lmdeck apply``); the evaluator runs every
+    ``evaluation_interval_s`` seconds (None: only when ``POST /api/alerts/evaluate`` asks)."""
+
+    evaluation_interval_s: float | None = Field(default=60.0, gt=0, description="seconds between evaluations")
+    max_attempts: int = Field(default=6, ge=1, le=100, description="sends of a notification before it is dead-lettered")
+    backoff_base_s: float = Field(default=2.0, gt=0, description="seconds before the first retry; doubles each time")
+    backoff_max_s: float = Field(default=300.0, gt=0, description="longest wait between two sends")
+
+
 class Settings(BaseModel):
     """Everything a running lmdeck needs to know.
 
@@ -652,6 +664,7 @@ class Settings(BaseModel):
     models: list[ModelSpec] = Field(default_factory=list, description="registered models synced by `lmdeck apply`")
     prompts: list[PromptSpec] = Field(default_factory=list, description="prompts synced by `lmdeck apply`")
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings, description="alert rules, channels, silences")
     cache: CacheSettings = Field(default_factory=CacheSettings)
     egress: EgressSettings = Field(default_factory=EgressSettings)
     guardrails: GuardrailSettings = Field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -20,6 +21,8 @@ from lmdeck.gateway.steps import core_steps
 from lmdeck.gateway.steps.compress import compression_steps
 from lmdeck.gateway.steps.record import QueuedTraceSink, TraceObserver, TraceSink
 from lmdeck.guardrails.runtime import GuardrailRuntime
+from lmdeck.monitoring.actions import ActionContext
+from lmdeck.monitoring.runtime import AlertRuntime
 from lmdeck.pipeline.chain import Pipeline
 from lmdeck.pipeline.identity import Authenticator
 from lmdeck.pipeline.order import build_pipeline, describe_order
@@ -80,6 +83,7 @@ class Gateway:
     otel: OTelExporter | None = None
     guardrails: GuardrailRuntime | None = None
     cache: CacheRuntime | None = None
+    alerts: AlertRuntime | None = None
     started: bool = False
 
     async def start(self) -> None:
@@ -216,6 +220,14 @@ def build_gateway(
         max_waiting=tracing.analytics_queue,
     )
     services.append(analytics)  # stopped, its worker processes ended, with the gateway
+    alerts = AlertRuntime.build(
+        settings,
+        db,
+        audit=policy.audit,
+        secrets=policy.secrets.get,
+        action_context=alert_actions(router, route_config, registry),
+    )
+    services.append(alerts)
     if tracing.retention.prune_interval_s is not None:
         services.append(
             RetentionJob(
@@ -246,4 +258,20 @@ def build_gateway(
         otel=otel,
         guardrails=guardrails,
         cache=cache,
+        alerts=alerts,
     )
+
+
+def alert_actions(
+    router: Router, route_config: Callable[[str], RouteConfig | None], registry: RegistryRuntime
+) -> ActionContext:
+    """What alert actions act on: the router's breakers, and route weights applied through the registry."""
+    from lmdeck.pipeline.principal import Principal
+    from lmdeck.registry.plan import Declared
+
+    principal = Principal(key_id="alerts", role="admin", name="lmdeck alerts")
+
+    async def apply_route(route: RouteConfig) -> None:
+        await registry.sync.apply(Declared(routes=[route]), dry_run=False, prune=False, principal=principal)
+
+    return ActionContext(breakers=lambda: router.breakers, route_config=route_config, apply_route=apply_route)

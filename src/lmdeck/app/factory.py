@@ -16,7 +16,7 @@ from lmdeck.app.middleware.body_limit import BodyLimitMiddleware
 from lmdeck.app.middleware.internal_error import InternalErrorMiddleware
 from lmdeck.app.middleware.request_id import RequestIdMiddleware
 from lmdeck.app.middleware.secret_refs import SecretRefsMiddleware
-from lmdeck.app.routes import audit, budgets, health, keys, metrics, openai_api, secrets, spend, teams, traces
+from lmdeck.app.routes import alerts, audit, budgets, health, keys, metrics, openai_api, secrets, spend, teams, traces
 from lmdeck.app.routes import evaluation as evaluation_routes
 from lmdeck.app.routes import experiments as experiment_routes
 from lmdeck.app.routes import feedback as feedback_routes
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
         app.include_router(evaluation_part.router)
     for access_routes in (keys, teams, budgets, spend, audit, secrets):
         app.include_router(access_routes.router)
+    app.include_router(alerts.router)
     # What no route matches is answered in its API family's error shape, redirects are relative.
     app.router.redirect_slashes = False
     app.router.default = UnmatchedPath(app.router)

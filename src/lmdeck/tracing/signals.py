@@ -116,6 +116,21 @@ class Totals:
     def mean_latency_ms(self) -> float | None:
         return self.latency_ms_sum / self.requests if self.requests else None
 
+    @property
+    def cache_hit_rate(self) -> float:
+        """Share of requests answered from the cache, in [0, 1]."""
+        return self.cache_hits / self.requests if self.requests else 0.0
+
+    @property
+    def guardrail_action_rate(self) -> float:
+        """Guardrail actions (blocks, masks, flags) per request."""
+        return self.guardrail_actions / self.requests if self.requests else 0.0
+
+    @property
+    def mean_output_tokens(self) -> float | None:
+        """Output length: completion tokens per request."""
+        return self.output_tokens / self.requests if self.requests else None
+
     def add(self, counters: Sequence[Any], latency_sum: float) -> None:
         for name, value in zip(COUNTERS, counters, strict=True):
             setattr(self, name, getattr(self, name) + int(value or 0))
@@ -401,10 +416,11 @@ class Signals:
         totals = self._group(groups, by, tuple(row[:n]), bucket)
         totals.add(row[at : at + len(COUNTERS)], row[at + len(COUNTERS)])
         if sketches:
-            # Quantiles are of latency: the TTFT sketch is left unread.
             if totals.latency is None:
-                totals.latency = Sketch()
+                totals.latency, totals.ttft = Sketch(), Sketch()
             totals.latency.merge(Sketch.loads(row[at + len(COUNTERS) + 1]))
+            if totals.ttft is not None:
+                totals.ttft.merge(Sketch.loads(row[at + len(COUNTERS) + 2]))
 
     def _fold_raw(
         self,

@@ -125,6 +125,13 @@ class CircuitBreakers:
                 record = replace(record, failures=failures)
         await self.store.save(permit.target_id, record)
 
+    async def trip(self, target_id: str) -> BreakerRecord:
+        """Open ``target_id``'s breaker now, as if it had just failed ``failure_threshold`` times in a row
+        (an operator's or an alert's decision); it half-opens after ``reset_timeout`` like any open breaker."""
+        record = BreakerRecord(state="open", failures=self.settings.failure_threshold, opened_at=self.clock())
+        await self.store.save(target_id, record)
+        return record
+
     async def release(self, permit: Permit) -> None:
         """The request ended without a verdict (cancelled): give back a probe slot."""
         if not permit.probe:

@@ -1,0 +1,227 @@
+"""Serving class of ``/api/alerts``: alerts and their history, rules, channels, silences, tests and export.
+
+Each method takes the caller's actor name where it writes, runs store work in a worker thread and
+raises :class:`~lmdeck.protocol.APIError` (OpenAI's error shape) for what the caller must fix::
+
+    api = AlertsAPI(runtime)
+    await api.alerts(state="open")                       # [{...incident...}]
+    await api.put_rule(spec, actor="key:k1")
+    await api.test_channel("ops-hook")                  # {"delivered": True}
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio
+
+from lmdeck.monitoring.export import grafana_dashboard, prometheus_rules
+from lmdeck.monitoring.notifiers.base import Notification, NotifierError
+from lmdeck.monitoring.runtime import AlertRuntime
+from lmdeck.monitoring.store import new_id
+from lmdeck.protocol import APIError
+from lmdeck.protocol.alerts import AlertRuleSpec, AlertsDeclared, ChannelSpec, SilenceSpec
+
+T = TypeVar("T")
+
+
+async def _off(fn: Callable[[], T]) -> T:
+    return await anyio.to_thread.run_sync(fn)
+
+
+class AlertsAPI:
+    """See the module docs."""
+
+    def __init__(self, runtime: AlertRuntime) -> None:
+        self.runtime = runtime
+        self.config = runtime.config
+        self.incidents = runtime.incidents
+
+    # -- alerts ----------------------------------------------------------------------------------
+
+    async def alerts(
+        self, *, state: str | None, rule: str | None, since: float | None, limit: int
+    ) -> list[dict[str, Any]]:
+        found = await _off(lambda: self.incidents.find(state=state, rule=rule, since=since, limit=limit))
+        return [i.to_dict() for i in found]
+
+    async def alert(self, alert_id: str) -> dict[str, Any]:
+        """One alert with its evidence (the series around the firing point) and its history."""
+        incident = await _off(lambda: self.incidents.get(alert_id))
+        if incident is None:
+            raise APIError(404, f"no alert {alert_id!r}: list them with GET /api/alerts", param="alert_id")
+        out = incident.to_dict(evidence=True)
+        out["history"] = await _off(lambda: self.incidents.events(alert_id))
+        return out
+
+    async def acknowledge(self, alert_id: str, actor: str, comment: str) -> dict[str, Any]:
+        try:
+            incident = await _off(lambda: self.incidents.acknowledge(alert_id, actor, time.time(), comment))
+        except ValueError as exc:
+            raise APIError(409, str(exc), param="alert_id") from None
+        if incident is None:
+            raise APIError(404, f"no alert {alert_id!r}: list them with GET /api/alerts", param="alert_id")
+        if self.runtime.audit is not None:
+            audit = self.runtime.audit
+            await _off(lambda: audit.append(actor, "alerts.alert.acknowledge", alert_id, after={"comment": comment}))
+        return incident.to_dict()
+
+    # -- rules and channels -----------------------------------------------------------------------
+
+    async def rules(self) -> list[dict[str, Any]]:
+        errors = self.runtime.evaluator.errors
+        rules = await _off(self.config.rules)
+        return [{**r.model_dump(mode="json", by_alias=True), "error": errors.get(r.name)} for r in rules]
+
+    async def rule(self, name: str) -> dict[str, Any]:
+        rule = await _off(lambda: self.config.rule(name))
+        if rule is None:
+            raise APIError(404, f"no alert rule {name!r}: list them with GET /api/alerts/rules", param="name")
+        return {**rule.model_dump(mode="json", by_alias=True), "error": self.runtime.evaluator.errors.get(name)}
+
+    async def check_rule(self, spec: AlertRuleSpec) -> None:
+        """Refuse a rule naming an unknown channel, action or anomaly detector (400 naming it)."""
+        channels = {c.name for c in await _off(self.config.channels)}
+        for channel in spec.channels:
+            if channel not in channels:
+                raise APIError(
+                    400,
+                    f"rule {spec.name!r} names unknown channel {channel!r}; add it first (known: "
+                    f"{', '.join(sorted(channels)) or 'none'})",
+                    param="channels",
+                )
+        for action in spec.actions:
+            if action.type not in self.runtime.actions:
+                known = ", ".join(sorted(self.runtime.actions))
+                raise APIError(400, f"unknown action type {action.type!r}; known: {known}", param="actions")
+        if spec.kind == "anomaly":
+            try:
+                self.runtime.anomaly_detector(spec)
+            except ValueError as exc:
+                raise APIError(400, str(exc), param="anomaly.detector") from None
+
+    async def put_rule(self, spec: AlertRuleSpec, actor: str) -> dict[str, Any]:
+        await self.check_rule(spec)
+        changed = await _off(lambda: self.config.put_rule(spec, actor))
+        return {**spec.model_dump(mode="json", by_alias=True), "changed": changed}
+
+    async def delete_rule(self, name: str, actor: str) -> None:
+        if not await _off(lambda: self.config.delete_rule(name, actor)):
+            raise APIError(404, f"no alert rule {name!r}", param="name")
+
+    async def channels(self) -> list[dict[str, Any]]:
+        return [c.model_dump(mode="json", by_alias=True) for c in await _off(self.config.channels)]
+
+    def check_channel(self, spec: ChannelSpec) -> None:
+        try:
+            self.runtime.dispatcher.notifiers.check(spec)
+        except ValueError as exc:
+            raise APIError(400, str(exc), param="type") from None
+
+    async def put_channel(self, spec: ChannelSpec, actor: str) -> dict[str, Any]:
+        self.check_channel(spec)
+        try:
+            self.runtime.dispatcher.notifier(spec)  # a missing field or secret is named now, not at the first alert
+        except ValueError as exc:
+            raise APIError(400, str(exc)) from None
+        changed = await _off(lambda: self.config.put_channel(spec, actor))
+        return {**spec.model_dump(mode="json", by_alias=True), "changed": changed}
+
+    async def delete_channel(self, name: str, actor: str) -> None:
+        if not await _off(lambda: self.config.delete_channel(name, actor)):
+            raise APIError(404, f"no notification channel {name!r}", param="name")
+
+    async def test_channel(self, name: str) -> dict[str, Any]:
+        """Send a test notification to ``name`` now and report the outcome (nothing is queued)."""
+        spec = await _off(lambda: self.config.channel(name))
+        if spec is None:
+            raise APIError(404, f"no notification channel {name!r}", param="channel")
+        try:
+            notifier = self.runtime.dispatcher.notifier(spec)
+        except ValueError as exc:
+            raise APIError(400, str(exc), param="channel") from None
+        now = time.time()
+        payload = {
+            "event": "test",
+            "incident": {
+                "id": "test",
+                "rule": "lmdeck-test",
+                "state": "firing",
+                "severity": "info",
+                "labels": {"rule": "lmdeck-test", "severity": "info"},
+                "group": {},
+                "summary": f"a test notification to channel {name!r}",
+                "started_at": now,
+                "fired_at": now,
+            },
+            "rule": {"name": "lmdeck-test"},
+        }
+        try:
+            await notifier.send(Notification(new_id("ntf"), name, "test", payload))
+        except NotifierError as exc:
+            return {"channel": name, "delivered": False, "error": str(exc)}
+        return {"channel": name, "delivered": True, "error": None}
+
+    # -- silences ---------------------------------------------------------------------------------
+
+    async def silences(self, include_expired: bool) -> list[dict[str, Any]]:
+        return [s.to_dict() for s in await _off(lambda: self.config.silences(include_expired=include_expired))]
+
+    async def add_silence(self, spec: SilenceSpec, actor: str) -> dict[str, Any]:
+        if spec.ends_at.timestamp() <= time.time():
+            raise APIError(400, "ends_at is in the past: a silence ends in the future", param="ends_at")
+        try:
+            silence = await _off(lambda: self.config.add_silence(spec, actor))
+        except ValueError as exc:
+            raise APIError(400, str(exc), param="ends_at") from None
+        return silence.to_dict()
+
+    async def expire_silence(self, silence_id: str, actor: str) -> None:
+        if not await _off(lambda: self.config.expire_silence(silence_id, actor)):
+            raise APIError(404, f"no active silence {silence_id!r}", param="silence_id")
+
+    # -- apply, evaluate, dead letters, export ------------------------------------------------------
+
+    async def apply(self, declared: AlertsDeclared, *, dry_run: bool, prune: bool, actor: str) -> dict[str, Any]:
+        known = {c.name for c in declared.channels} | {c.name for c in await _off(self.config.channels)}
+        for channel in declared.channels:
+            self.check_channel(channel)
+        for rule in declared.rules:
+            missing = [c for c in rule.channels if c not in known]
+            if missing:
+                raise APIError(400, f"rule {rule.name!r} names unknown channel {missing[0]!r}", param="rules")
+        if dry_run:
+            changes = await _off(lambda: self.config.plan(declared, prune=prune))
+        else:
+            changes = await _off(lambda: self.config.apply(declared, prune=prune, actor=actor))
+        return {
+            "dry_run": dry_run,
+            "changes": [c.description for c in changes],
+            "summary": f"{len(changes)} change(s)" if changes else "no changes",
+        }
+
+    async def evaluate(self, at: float | None) -> dict[str, Any]:
+        report = await self.runtime.run_once(at)
+        return report.to_dict()
+
+    async def dead_letters(self, limit: int) -> list[dict[str, Any]]:
+        return [i.to_dict() for i in await _off(lambda: self.incidents.outbox(status="dead", limit=limit))]
+
+    async def notifications(self, limit: int) -> list[dict[str, Any]]:
+        return [i.to_dict() for i in await _off(lambda: self.incidents.outbox(limit=limit))]
+
+    async def retry_dead(self, item_id: str) -> dict[str, Any]:
+        count = await _off(lambda: self.incidents.retry_dead([item_id], time.time()))
+        if not count:
+            raise APIError(404, f"no dead-lettered notification {item_id!r}", param="notification_id")
+        await self.runtime.dispatcher.drain()
+        return {"requeued": count}
+
+    async def export_prometheus(self) -> str:
+        return prometheus_rules(await _off(self.config.rules))
+
+    @staticmethod
+    def export_grafana() -> dict[str, Any]:
+        return grafana_dashboard()

@@ -1,0 +1,23 @@
+"""Posting a JSON body to a URL, the part webhook-style notifiers share; the outcome as :class:`NotifierError`."""
+
+from __future__ import annotations
+
+import httpx
+
+from lmdeck.monitoring.notifiers.base import NotifierError
+
+#: Statuses worth retrying: timeouts, rate limits and the server's own failures.
+RETRYABLE = frozenset({408, 425, 429})
+
+
+async def post_json(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> None:
+    """POST ``body`` (JSON bytes) to ``url``; :class:`NotifierError` unless the answer is 2xx."""
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s, follow_redirects=False) as client:
+            response = await client.post(url, content=body, headers={"content-type": "application/json", **headers})
+    except httpx.HTTPError as exc:
+        raise NotifierError(f"POST {url} failed: {type(exc).__name__}: {exc}") from None
+    if response.is_success:
+        return
+    retryable = response.status_code >= 500 or response.status_code in RETRYABLE
+    raise NotifierError(f"POST {url} answered {response.status_code}: {response.text[:300]}", retryable=retryable)
