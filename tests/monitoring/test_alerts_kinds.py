@@ -61,7 +61,7 @@ def test_budget_periods_are_utc_calendar_periods() -> None:
 async def test_budget_forecast_fires_on_the_current_rate(database: Database) -> None:
     recorder = Recorder()
     runtime = build_runtime(database, recorder, Clock())
-    start, end = period_bounds(T0, "day")
+    start, _ = period_bounds(T0, "day")
     rule = AlertRuleSpec.model_validate(
         {
             "name": "spend",
