@@ -22,6 +22,7 @@ DEFAULT_ORDER = [
     "stream_usage",
     "authenticate",
     "record",
+    "shadow",
     "experiment",
     "prompt",
     "experiment-pin",
@@ -52,6 +53,7 @@ async def test_the_default_settings_give_todays_order(gateway: Gateway) -> None:
         "edge",
         "identify",
         "trace",
+        "trace",
         "resolve",
         "resolve",
         "resolve",
@@ -76,6 +78,7 @@ async def test_the_order_does_not_depend_on_the_order_packages_are_collected_in(
         gateway.evaluation.steps(RouteEligibility(gateway.router.get)),
         compression_steps(lambda name: None),
         cache_steps(gateway.cache, lambda name: None) if gateway.cache is not None else [],
+        gateway.shadow.steps() if gateway.shadow is not None else [],
     ]
     for permutation in itertools.permutations(packages):
         declared = [d for package in permutation for d in package]

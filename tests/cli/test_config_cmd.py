@@ -33,6 +33,7 @@ def test_pipeline_prints_each_phase_and_step_in_order(tmp_path: Path) -> None:
         ["edge", "stream_usage"],
         ["identify", "authenticate"],
         ["trace", "record"],
+        ["trace", "shadow"],
         ["resolve", "experiment"],
         ["resolve", "prompt"],
         ["resolve", "experiment-pin"],

@@ -11,6 +11,7 @@ from lmdeck.app.routing_checks import routing_strategies
 from lmdeck.cache import CacheRuntime
 from lmdeck.cache import steps as cache_steps
 from lmdeck.db import Database
+from lmdeck.delivery.shadow.runtime import ShadowRuntime
 from lmdeck.evaluation.registry import load_evaluators
 from lmdeck.evaluation.runtime import EvaluationRuntime
 from lmdeck.gateway.routing.dispatcher import Dispatcher
@@ -84,6 +85,7 @@ class Gateway:
     guardrails: GuardrailRuntime | None = None
     cache: CacheRuntime | None = None
     alerts: AlertRuntime | None = None
+    shadow: ShadowRuntime | None = None
     started: bool = False
 
     async def start(self) -> None:
@@ -183,6 +185,7 @@ def build_gateway(
         applied_attachments=lambda: (registry.live.snapshot.team_guardrails, registry.live.snapshot.key_guardrails),
     )
     cache = CacheRuntime.build(settings)
+    shadow = ShadowRuntime(db, metrics.registry, evaluators, token=lambda: evaluation.identity.token)
 
     def route_config(name: str) -> RouteConfig | None:
         applied = overlay.routes.get(name) if overlay is not None else None
@@ -199,18 +202,21 @@ def build_gateway(
             *guardrails.steps(),
             *compression_steps(route_config),
             *cache_steps(cache, route_config),
+            *shadow.steps(),
         ],
         terminal=Dispatcher(router),
     )
     log.info("pipeline: %s", describe_order(pipeline.names))
     guardrails.pipeline = pipeline
     evaluation.install(pipeline, observers)
+    shadow.install(pipeline)
     services: list[Service] = [sink] if isinstance(sink, Service) else []
     services.append(registry)
     services.append(policy)
     services.append(evaluation)
     services.append(guardrails)
     services.append(cache)
+    services.append(shadow)
     tracing = settings.tracing
     analytics = AnalyticsPool(
         db,
@@ -259,6 +265,7 @@ def build_gateway(
         guardrails=guardrails,
         cache=cache,
         alerts=alerts,
+        shadow=shadow,
     )
 
 

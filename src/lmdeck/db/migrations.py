@@ -29,6 +29,7 @@ MIGRATION_MODULES: list[str] = [
     "lmdeck.registry.migrations",
     "lmdeck.evaluation.migrations",
     "lmdeck.delivery.migrations",
+    "lmdeck.delivery.shadow.migrations",
     "lmdeck.monitoring.migrations",
 ]
 

@@ -1,1 +1,1 @@
-"""Progressive delivery: releases (spec, store, state machine, canary step, analysis, controller)."""
+"""Progressive delivery: releases (spec, store, state machine, canary step, analysis, controller), shadow."""

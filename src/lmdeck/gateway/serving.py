@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -66,6 +67,15 @@ def stream_error_body(exc: Exception) -> dict[str, Any]:
     return error_body("the stream failed: internal error", "api_error")
 
 
+async def run_after_response(ctx: RequestContext) -> None:
+    """Run ``ctx.after_response`` on the event loop, once Starlette has sent the response's last byte."""
+    for hook in ctx.after_response:
+        try:
+            hook()
+        except Exception:
+            log.exception("an after-response hook of request %s failed", ctx.request_id)
+
+
 class InferenceServing:
     """Serves ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings``."""
 
@@ -116,6 +126,7 @@ class InferenceServing:
                     orjson.dumps(wire_dict(result.response)),
                     media_type="application/json",
                     headers=result.headers,
+                    background=BackgroundTask(run_after_response, ctx),
                 )
             assert isinstance(result, Streamed)
             # Pull the first chunk before answering so that a failure before any token
@@ -127,4 +138,5 @@ class InferenceServing:
             sse_stream(first, result.chunks, stream_error_body),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", **result.headers},
+            background=BackgroundTask(run_after_response, ctx),
         )

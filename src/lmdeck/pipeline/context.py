@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar, cast
 
@@ -62,7 +62,10 @@ class RequestContext:
     Steps read and annotate it; ``trace`` is the record that will be written
     once the request ends, whatever way it ends. ``upstream_attempts`` counts the
     upstream calls made for it so far (a retry or a fallback is one more); ``slots``
-    holds what one step leaves for another, by typed :class:`Slot`.
+    holds what one step leaves for another, by typed :class:`Slot`. ``after_response`` holds
+    callables run once the whole response has been sent to the client (a stream to its end),
+    never before: work that must not delay or change the answer (the shadow's mirrors); one
+    that raises is logged, and a response the client abandoned runs none of them.
     """
 
     kind: Kind
@@ -77,6 +80,7 @@ class RequestContext:
     slots: Slots = field(default_factory=Slots)
     started: float = field(default_factory=time.perf_counter)
     first_token_at: float | None = None
+    after_response: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def stream(self) -> bool:

@@ -25,7 +25,8 @@ and the response after them. The phases, outermost first:
 ``identify``
     Resolves the caller from the API key (``authenticate``); a refusal here is not traced.
 ``trace``
-    Records the trace of everything inside it, however the request ends (``record``).
+    Records the trace of everything inside it, however the request ends (``record``), and picks
+    the requests a release in shadow mirrors once their answer has gone out (``shadow``).
 ``resolve``
     Decides what the request asks for: an experiment's variant, the rendered prompt, the
     registry versions it pins and the bundle that names them, then compresses the prompt where
