@@ -39,5 +39,8 @@ def test_serve_logs_the_pipeline_order_once_at_start(tmp_path: Path) -> None:
         log = gw.log_path.read_text(errors="replace")
     lines = [line for line in log.splitlines() if "pipeline: " in line]
     assert len(lines) == 1, log
-    assert " INFO lmdeck.app.assembly: pipeline: stream_usage → authenticate → record → shadow → experiment → prompt" in lines[0]
+    assert (
+        " INFO lmdeck.app.assembly: pipeline: stream_usage → authenticate → record → shadow → experiment → prompt"
+        in lines[0]
+    )
     assert lines[0].endswith("budget → cache-exact → cache-semantic → cost → applied-routes")

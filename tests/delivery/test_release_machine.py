@@ -85,7 +85,9 @@ def test_transitions_climb_every_step_then_promote() -> None:
 
 
 def test_shadow_comes_first_when_specified() -> None:
-    record = ReleaseRecord(spec=spec(shadow=ShadowSpec().model_dump()), state="pending", created_at=0.0)
+    record = ReleaseRecord(
+        spec=spec(shadow=ShadowSpec(judges=["route:judge"]).model_dump()), state="pending", created_at=0.0
+    )
     assert transition(record, "start", now=1.0, actor="t").to_state == "shadow"
     with pytest.raises(IllegalTransition):
         transition(record, "promote", now=2.0, actor="t")

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from lmdeck.protocol.access import Visibility
 from lmdeck.protocol.evaluation import NAME
 from lmdeck.protocol.limits import INT64_MAX, MAX_COUNT
+from lmdeck.protocol.shadow import ShadowSpec
 
 ReleaseState = Literal["pending", "shadow", "canary", "promoted", "rolled_back", "aborted"]
 #: States a release never leaves (but ``promoted``, which a rollback may still undo).
@@ -63,40 +64,6 @@ CANDIDATE_PARAMS = frozenset(
         "stop",
     }
 )
-
-
-class ShadowSpec(BaseModel):
-    """The shadow stage: a sampled share of live requests also sent to the candidate, off the hot path.
-
-    ``sample`` is the share (0-1] mirrored; ``queue`` bounds the mirrors waiting (more are dropped
-    and counted); ``budget_micros`` caps the candidate's spend in micro-dollars; ``min_pairs`` judged
-    pairs are needed before the gate decides; ``judges`` are evaluator names (or ``route:<name>`` for an
-    LLM judge) comparing each pair with positions swapped; ``min_win_rate`` is the gate: the lower end
-    of the win-rate interval (ties count half) must reach it to pass, the upper end falling below it fails.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    sample: float = Field(default=0.1, gt=0, le=1)
-    queue: int = Field(default=100, ge=1, le=100_000)
-    budget_micros: int = Field(default=1_000_000, ge=0, le=INT64_MAX)
-    min_pairs: int = Field(default=30, ge=1, le=MAX_COUNT)
-    judges: list[str] = Field(default_factory=list, max_length=16)
-    min_win_rate: float = Field(default=0.5, ge=0, le=1)
-
-
-class ShadowVerdict(BaseModel):
-    """What the shadow stage concluded so far: pairwise counts, the win-rate interval, the gate's decision."""
-
-    pairs: int = 0
-    wins: int = 0
-    ties: int = 0
-    losses: int = 0
-    win_rate: float | None = None
-    win_rate_low: float | None = None
-    win_rate_high: float | None = None
-    decision: Literal["pass", "fail", "wait"] = "wait"
-    detail: str | None = None
 
 
 class CandidateSpec(BaseModel):

@@ -158,7 +158,7 @@ class ShadowMirror:
         if self._closed or release not in self._targets:
             return False
         lane = self._lanes.get(release)
-        if lane is None or lane.target is not job.target:
+        if lane is None or lane.target != job.target:
             lane = self._open(job.target)
         try:
             lane.queue.put_nowait(job)
@@ -193,12 +193,15 @@ class ShadowMirror:
             lane.spent_micros = tally.cost_micros
         while True:
             job = await lane.queue.get()
-            if self._targets.get(release) is not lane.target:
+            if self._targets.get(release) != lane.target:
+                lane.queue.task_done()
                 return  # the release left shadow (or was begun anew: a new lane took over)
             try:
                 await self._mirror(lane, job)
             except Exception:
                 log.exception("shadow mirror for release %r failed", release)
+            finally:
+                lane.queue.task_done()
 
     async def _mirror(self, lane: _Lane, job: MirrorJob) -> None:
         release = lane.target.release
@@ -253,6 +256,12 @@ class ShadowMirror:
 
     async def _store(self, lane: _Lane, pair: ShadowPair) -> None:
         await anyio.to_thread.run_sync(self.store.add, pair)
+
+    async def drain(self) -> None:
+        """Wait until every mirror queued so far has been sent, judged and stored (or skipped)."""
+        for lane in list(self._lanes.values()):
+            if lane.task is not None and not lane.task.done():
+                await lane.queue.join()
 
     async def aclose(self) -> None:
         """Stop every lane (mirrors still queued are not sent)."""

@@ -11,8 +11,11 @@ shadow.end("reply-v3")
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 
+import anyio
 from prometheus_client import CollectorRegistry
 
 from lmdeck.db import Database
@@ -22,10 +25,39 @@ from lmdeck.delivery.shadow.judge import PairwiseJudge
 from lmdeck.delivery.shadow.mirror import ShadowMirror
 from lmdeck.delivery.shadow.step import ShadowStep
 from lmdeck.delivery.shadow.store import ShadowPairStore
+from lmdeck.delivery.store import ReleaseRecord, ReleaseStore
 from lmdeck.evaluation.registry import EvaluatorRegistry
 from lmdeck.pipeline.chain import Pipeline
 from lmdeck.pipeline.order import StepDeclaration
+from lmdeck.polling import Poller
+from lmdeck.protocol.delivery import ReleaseEvent, ReleaseSpec
+from lmdeck.protocol.evaluation import VariantSpec
 from lmdeck.protocol.shadow import ShadowSpec, ShadowStatus
+
+log = logging.getLogger(__name__)
+
+
+def target_of(spec: ReleaseSpec) -> ShadowTarget | None:
+    """The shadow target a release spec describes (None without a ``shadow`` stage)."""
+    if spec.shadow is None:
+        return None
+    candidate = spec.candidate
+    variant = VariantSpec(
+        name="candidate",
+        weight=1,
+        prompt_version=candidate.prompt_version,
+        model=candidate.model,
+        route=candidate.route,
+    )
+    return ShadowTarget(
+        release=spec.name,
+        route=spec.route,
+        spec=spec.shadow,
+        candidate=variant,
+        params=dict(candidate.params),
+        prompt=spec.prompt,
+        label=spec.label,
+    )
 
 
 class ShadowRuntime:
@@ -37,14 +69,25 @@ class ShadowRuntime:
         registry: CollectorRegistry,
         evaluators: EvaluatorRegistry,
         token: Callable[[], str | None],
+        *,
+        poll_interval: float = 2.0,
     ) -> None:
         self.store = ShadowPairStore(db)
+        self.releases = ReleaseStore(db)
         self.evaluators = evaluators
         self._pipeline: Pipeline | None = None
         self.caller = CandidateCaller(lambda: self.pipeline, token)
         self._judges: dict[str, tuple[ShadowTarget, PairwiseJudge]] = {}
         self.mirror = ShadowMirror(self.store, self.caller, self.judge_for, registry)
         self.evidence = ShadowEvidence(self.store, self._spec_of)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._poller = Poller(
+            self.refresh,
+            interval=poll_interval,
+            name="shadow-poll",
+            log=log,
+            failure=f"reloading releases in shadow failed; retrying in {poll_interval:.1f}s",
+        )
 
     @property
     def pipeline(self) -> Pipeline:
@@ -65,7 +108,7 @@ class ShadowRuntime:
         Raises ``EvaluatorError`` for a judge that names an unknown evaluator or needs an expected answer.
         """
         known = self._judges.get(target.release)
-        if known is not None and known[0] is target:
+        if known is not None and known[0] == target:
             return known[1]
         judge = PairwiseJudge(target.spec.judges, self.evaluators, self.caller.judge_client())
         self._judges[target.release] = (target, judge)
@@ -108,8 +151,40 @@ class ShadowRuntime:
             verdict=decide(tally, target.spec),
         )
 
+    def follow(self, records: list[ReleaseRecord]) -> None:
+        """Begin the releases of ``records`` in state ``shadow``; end the shadows of all others."""
+        wanted: dict[str, ShadowTarget] = {}
+        for record in records:
+            target = target_of(record.spec) if record.state == "shadow" else None
+            if target is not None:
+                wanted[target.release] = target
+        for release in [t.release for t in self.mirror.targets() if t.release not in wanted]:
+            self.end(release)
+        for release, target in wanted.items():
+            if self.mirror.target(release) != target:
+                try:
+                    self.begin(target)
+                except Exception:
+                    log.exception("release %r cannot run its shadow stage", release)
+
+    async def refresh(self) -> None:
+        records = await anyio.to_thread.run_sync(self.releases.all, ("shadow",))
+        self.follow(records)
+
+    def subscribe(self, subscribe: Callable[[Callable[[ReleaseEvent], None]], object]) -> None:
+        """Refresh at once on every release event (``subscribe`` is ``DeliveryEvents.subscribe``)."""
+        subscribe(self._on_event)
+
+    def _on_event(self, event: ReleaseEvent) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(lambda: loop.create_task(self.refresh()))
+
     async def start(self) -> None:
-        return None
+        self._loop = asyncio.get_running_loop()
+        await self.refresh()
+        self._poller.start()
 
     async def stop(self) -> None:
+        await self._poller.stop()
         await self.mirror.aclose()
