@@ -615,6 +615,19 @@ class AlertSettings(AlertsDeclared):
     backoff_max_s: float = Field(default=300.0, gt=0, description="longest wait between two sends")
 
 
+class ReleaseControllerSettings(BaseModel):
+    """The release controller (progressive delivery, see docs/delivery.md): how often it analyses releases."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    analysis_tick_s: float | None = Field(
+        default=5.0,
+        gt=0,
+        description="seconds between the release controller's analyses (null: only on POST /v1/releases/analyze)",
+    )
+    poll_interval: float = Field(default=2.0, gt=0, description="seconds between reloads of the serving releases")
+
+
 class Settings(BaseModel):
     """Everything a running lmdeck needs to know.
 
@@ -665,6 +678,10 @@ class Settings(BaseModel):
     prompts: list[PromptSpec] = Field(default_factory=list, description="prompts synced by `lmdeck apply`")
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings, description="alert rules, channels, silences")
+    releases: list[dict[str, Any]] = Field(
+        default_factory=list, description="releases created and started when absent (validated by lmdeck.delivery)"
+    )
+    release_controller: ReleaseControllerSettings = Field(default_factory=ReleaseControllerSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     egress: EgressSettings = Field(default_factory=EgressSettings)
     guardrails: GuardrailSettings = Field(

@@ -35,6 +35,7 @@ def test_pipeline_prints_each_phase_and_step_in_order(tmp_path: Path) -> None:
         ["trace", "record"],
         ["trace", "shadow"],
         ["resolve", "experiment"],
+        ["resolve", "release"],
         ["resolve", "prompt"],
         ["resolve", "experiment-pin"],
         ["resolve", "bundle"],

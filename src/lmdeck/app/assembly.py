@@ -11,6 +11,7 @@ from lmdeck.app.routing_checks import routing_strategies
 from lmdeck.cache import CacheRuntime
 from lmdeck.cache import steps as cache_steps
 from lmdeck.db import Database
+from lmdeck.delivery.runtime import DeliveryRuntime
 from lmdeck.delivery.shadow.runtime import ShadowRuntime
 from lmdeck.evaluation.registry import load_evaluators
 from lmdeck.evaluation.runtime import EvaluationRuntime
@@ -86,6 +87,7 @@ class Gateway:
     cache: CacheRuntime | None = None
     alerts: AlertRuntime | None = None
     shadow: ShadowRuntime | None = None
+    delivery: DeliveryRuntime | None = None
     started: bool = False
 
     async def start(self) -> None:
@@ -170,6 +172,7 @@ def build_gateway(
         observers.append(otel)
     evaluation = EvaluationRuntime(settings, db, metrics.registry, registry, evaluators=evaluators)
     inbound = evaluation.identity.wrap(authenticator)
+    delivery = DeliveryRuntime(settings, db, metrics.registry, registry, audit=policy.audit)
     registry.install(
         router, lambda s: Router.from_settings(s, providers, provider_ctx, strategies=strategies), Dispatcher
     )
@@ -186,6 +189,8 @@ def build_gateway(
     )
     cache = CacheRuntime.build(settings)
     shadow = ShadowRuntime(db, metrics.registry, evaluators, token=lambda: evaluation.identity.token)
+    delivery.shadow = shadow.evidence  # the controller's gate out of the shadow stage
+    shadow.subscribe(delivery.events.subscribe)  # mirroring follows each release transition at once
 
     def route_config(name: str) -> RouteConfig | None:
         applied = overlay.routes.get(name) if overlay is not None else None
@@ -199,6 +204,7 @@ def build_gateway(
             *policy.steps(router, inbound),
             *registry.steps(),
             *evaluation.steps(RouteEligibility(router.get)),
+            *delivery.steps(RouteEligibility(router.get)),
             *guardrails.steps(),
             *compression_steps(route_config),
             *cache_steps(cache, route_config),
@@ -210,10 +216,12 @@ def build_gateway(
     guardrails.pipeline = pipeline
     evaluation.install(pipeline, observers)
     shadow.install(pipeline)
+    observers.append(delivery.exposures)
     services: list[Service] = [sink] if isinstance(sink, Service) else []
     services.append(registry)
     services.append(policy)
     services.append(evaluation)
+    services.append(delivery)
     services.append(guardrails)
     services.append(cache)
     services.append(shadow)
@@ -266,6 +274,7 @@ def build_gateway(
         cache=cache,
         alerts=alerts,
         shadow=shadow,
+        delivery=delivery,
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 
 from lmdeck.app.assembly import Gateway
+from lmdeck.delivery.runtime import DeliveryRuntime
 from lmdeck.evaluation.runtime import EvaluationRuntime
 from lmdeck.guardrails.runtime import GuardrailRuntime
 from lmdeck.policy.services import PolicyServices
@@ -51,6 +52,14 @@ def policy_of(request: Request) -> PolicyServices:
 def evaluation_of(request: Request) -> EvaluationRuntime:
     """The evaluation (runs, feedback, online rules, experiments) of the gateway serving ``request``."""
     return gateway_of(request).evaluation
+
+
+def delivery_of(request: Request) -> DeliveryRuntime:
+    """The releases (service, controller, events) of the gateway serving ``request``."""
+    runtime = gateway_of(request).delivery
+    if runtime is None:
+        raise RuntimeError("this gateway was built without delivery: build it with build_gateway()")
+    return runtime
 
 
 def trace_store_of(request: Request) -> TraceStore:

@@ -1,4 +1,5 @@
-"""``lmdeck apply -f lmdeck.yaml``: sync routes, models, prompts, their aliases/labels and guardrail attachments.
+"""``lmdeck apply -f lmdeck.yaml``: sync routes, models, prompts, their aliases/labels, guardrail attachments
+and releases.
 
     lmdeck apply -f lmdeck.yaml --dry-run     # print the plan only
     lmdeck apply -f lmdeck.yaml               # print the plan, then apply exactly it
@@ -9,17 +10,24 @@ The file has the format of ``lmdeck.yaml`` (``routes:``, ``models:``,
 guardrail definitions and the data policy included, are ignored here). The plan is computed by the
 gateway; applying sends the plan's hash back, so if the registry changed in
 between nothing is applied and the new plan must be looked at first.
+
+``releases:`` (kind Release, see docs/delivery.md) are applied after the registry: a release
+that does not exist is created and started; one that exists is left as it is (a release does not
+change: a new candidate is a new release), and one declared differently from the stored one is
+reported.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import typer
 
 from lmdeck.cli.connection import API_KEY, BASE_URL, connect
 from lmdeck.config import ConfigFileError, read_config_file, validate_config
+from lmdeck.sdk import Client, LMDeckError
 
 
 def declared_state(path: Path) -> dict[str, Any]:
@@ -34,7 +42,26 @@ def declared_state(path: Path) -> dict[str, Any]:
             scope: {name: a.model_dump(mode="json", exclude_defaults=True) for name, a in attached.items()}
             for scope, attached in (("teams", settings.guardrails.teams), ("keys", settings.guardrails.keys))
         },
+        "releases": settings.releases,
     }
+
+
+def release_plan(client: Client, releases: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any] | None]]:
+    """(description, the spec to create and start, or None for nothing to do) per declared release."""
+    plan: list[tuple[str, dict[str, Any] | None]] = []
+    for spec in releases:
+        name = str(spec.get("name"))
+        try:
+            found = client.get(f"/v1/releases/{quote(name, safe='')}")
+        except LMDeckError as exc:
+            if exc.status != 404:
+                raise
+            plan.append((f"create and start release {name} on route {spec.get('route')}", spec))
+            continue
+        stored = {k: v for k, v in found["spec"].items() if k in spec}
+        if stored != spec:
+            plan.append((f"release {name} exists ({found['state']}) with another spec: declare a new release", None))
+    return plan
 
 
 def apply(
@@ -50,17 +77,27 @@ def apply(
     except ConfigFileError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
+    releases = state.pop("releases")
     with connect(base_url, api_key) as client:
         plan = client.post("/api/registry/apply", json={**state, "dry_run": True, "prune": prune})
-        if not plan["changes"]:
+        release_changes = release_plan(client, releases)
+        if not plan["changes"] and not release_changes:
             typer.echo("no changes")
             return
         for change in plan["changes"]:
             admin = "  (needs admin)" if change["needs_admin"] else ""
             typer.echo(f"  {change['description']}{admin}")
+        for description, _ in release_changes:
+            typer.echo(f"  {description}")
         if dry_run:
             typer.echo(f"plan: {plan['summary']} (dry run: nothing applied)")
             return
-        body = {**state, "prune": prune, "plan_hash": plan["plan_hash"]}
-        result = client.post("/api/registry/apply", json=body)
-    typer.echo(f"applied: {result['summary']}")
+        if plan["changes"]:
+            body = {**state, "prune": prune, "plan_hash": plan["plan_hash"]}
+            result = client.post("/api/registry/apply", json=body)
+            typer.echo(f"applied: {result['summary']}")
+        for _, spec in release_changes:
+            if spec is not None:
+                client.post("/v1/releases", json=spec)
+                started = client.post(f"/v1/releases/{quote(str(spec['name']), safe='')}/start", json={})
+                typer.echo(f"release {spec['name']}: {started['state']} ({started['percent']:g}% candidate)")

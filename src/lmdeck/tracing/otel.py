@@ -95,6 +95,11 @@ def genai_attributes(record: TraceRecord) -> dict[str, Any]:
         attrs["lmdeck.team_id"] = record.team_id
     if record.error_type:
         attrs["error.type"] = record.error_type
+    release = record.metadata.get("release")
+    if release:  # stamped by the release step (lmdeck.delivery.step)
+        attrs["lmdeck.release.id"] = str(release)
+        attrs["lmdeck.release.variant"] = str(record.metadata.get("variant", ""))
+        attrs["lmdeck.release.step"] = int(record.metadata.get("release_step", -1))
     return attrs
 
 

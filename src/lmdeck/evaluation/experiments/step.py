@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from lmdeck.evaluation.experiments.assignment import assign
 from lmdeck.evaluation.inference import EVAL_TAG, MODEL_OVERRIDE
@@ -32,7 +32,14 @@ EXPERIMENT_HEADER = "x-lmdeck-experiment"
 CONVERSATION_HEADER = "x-lmdeck-conversation-id"
 
 
-def subject_of(ctx: RequestContext, spec: ExperimentSpec) -> str | None:
+class Sticky(Protocol):
+    """What assignment sticks to (an experiment's or a release's ``sticky``)."""
+
+    @property
+    def sticky(self) -> Literal["user", "conversation"]: ...
+
+
+def subject_of(ctx: RequestContext, spec: Sticky) -> str | None:
     """Who the assignment sticks to: the conversation or the user; None when the request names neither."""
     body = ctx.body
     if spec.sticky == "conversation":

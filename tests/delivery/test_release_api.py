@@ -1,0 +1,91 @@
+"""``/v1/releases`` in process: the canary split, its stamps, the controller's decisions and the history."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from lmdeck.policy.audit import AuditLog
+
+from .conftest import Deck
+
+
+def release(name: str, candidate_route: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "route": "chat",
+        "candidate": {"route": candidate_route},
+        "strategy": {"steps": [50, 100], "interval_s": 0.001, "min_samples": 10},
+        "metrics": [{"name": "error_rate", "tolerance": 0.5}],
+        **extra,
+    }
+
+
+async def traffic(deck: Deck, users: int, round_: int = 0) -> Counter[str]:
+    seen: Counter[str] = Counter()
+    for u in range(users):
+        response = await deck.chat(
+            model="chat", user=f"user-{u}", messages=[{"role": "user", "content": f"q{u}-{round_}"}]
+        )
+        seen[response.headers.get("x-lmdeck-release", "none")] += 1
+    return seen
+
+
+async def test_a_healthy_candidate_climbs_every_step_and_is_promoted(deck: Deck) -> None:
+    created = await deck.call("POST", "/v1/releases", json=release("next-model", "chat-next"))
+    assert created.status_code == 201, created.text
+    assert created.json()["state"] == "pending"
+    started = await deck.call("POST", "/v1/releases/next-model/start")
+    assert started.status_code == 200, started.text
+    assert (started.json()["state"], started.json()["percent"]) == ("canary", 50.0)
+
+    seen = await traffic(deck, 60)
+    assert set(seen) == {"next-model=baseline", "next-model=candidate"}, seen
+    again = await deck.chat(model="chat", user="user-7", messages=[{"role": "user", "content": "again"}])
+    first = await deck.chat(model="chat", user="user-7", messages=[{"role": "user", "content": "and again"}])
+    assert again.headers["x-lmdeck-release"] == first.headers["x-lmdeck-release"]  # sticky per user
+    served_by = first.json()["choices"][0]["message"]["content"].split(":")[0]
+    assert served_by == ("next" if first.headers["x-lmdeck-release"].endswith("candidate") else "steady")
+
+    tick = await deck.call("POST", "/v1/releases/analyze", json={})
+    assert tick.status_code == 200, tick.text
+    assert [(d["release"], d["decision"]) for d in tick.json()["data"]] == [("next-model", "promote")]
+    assert (await traffic(deck, 30, 1)) == {"next-model=candidate": 30}  # step 100%
+    await deck.call("POST", "/v1/releases/analyze", json={})
+    shown = (await deck.call("GET", "/v1/releases/next-model")).json()
+    assert shown["state"] == "promoted"
+    assert [e["action"] for e in shown["history"]] == ["started", "step", "promoted"]
+    evidence = shown["history"][1]["evidence"]["analysis"]
+    assert evidence["decision"] == "promote" and evidence["metrics"][0]["name"] == "error_rate"
+    assert evidence["candidate_requests"] >= 10 and evidence["baseline_requests"] >= 10
+    # A route candidate has no registry pointer: the promoted release keeps serving it.
+    assert (await traffic(deck, 5, 2)) == {"next-model=candidate": 5}
+    metrics = (await deck.client.get("/metrics")).text
+    assert 'lmdeck_release_requests_total{release="next-model",status_class="2xx",variant="candidate"}' in metrics
+
+
+async def test_a_failing_candidate_is_rolled_back_at_the_first_analysis(deck: Deck) -> None:
+    spec = release("flaky", "chat-flaky", hard_guards=[{"metric": "error_rate", "ceiling": 0.1, "min_samples": 10}])
+    assert (await deck.call("POST", "/v1/releases", json=spec)).status_code == 201
+    await deck.call("POST", "/v1/releases/flaky/start")
+    await traffic(deck, 80)
+    tick = (await deck.call("POST", "/v1/releases/analyze", json={})).json()["data"]
+    assert [(d["release"], d["decision"], d["state"]) for d in tick] == [("flaky", "rollback", "rolled_back")]
+    assert tick[0]["reason"].startswith("hard guard: candidate error_rate")
+    assert (await traffic(deck, 10, 1)) == {"none": 10}  # the candidate serves nothing any more
+    audit = AuditLog(deck.gateway.db).entries(target="release:flaky")
+    assert [e.action for e in audit] == ["release.created", "release.started", "release.rolled_back"]
+    assert "hard guard" in str(audit[-1].after)
+
+
+async def test_permissions_and_bad_input(deck: Deck) -> None:
+    assert (await deck.call("POST", "/v1/releases", who="viewer", json=release("x", "chat-next"))).status_code == 403
+    bad = await deck.call("POST", "/v1/releases", json={**release("x", "chat-next"), "strategy": {"steps": [10]}})
+    assert bad.status_code == 400 and set(bad.json()["error"]) == {"message", "type", "param", "code"}
+    missing = await deck.call("POST", "/v1/releases", json=release("x", "nowhere"))
+    assert missing.status_code == 404 and "no route 'nowhere'" in missing.json()["error"]["message"]
+    assert (await deck.call("POST", "/v1/releases/absent/start")).status_code == 404
+    await deck.call("POST", "/v1/releases", json=release("x", "chat-next"))
+    assert (await deck.call("POST", "/v1/releases/x/promote")).status_code == 409  # pending: start it first
+    assert (await deck.call("POST", "/v1/releases/x/rollout")).status_code == 404
+    assert (await deck.call("POST", "/v1/releases/analyze", who="developer", json={})).status_code == 403
