@@ -30,6 +30,7 @@ from lmdeck.protocol.alerts import AlertsDeclared
 from lmdeck.protocol.guardrails import DataClass, GuardrailAttachment, GuardrailSettings
 from lmdeck.protocol.headers import check_header, check_url, control_problem
 from lmdeck.protocol.registry import ModelSpec, PromptSpec, RegistryName
+from lmdeck.protocol.retention import RetentionPolicySpec
 from lmdeck.protocol.secrets import SecretReference
 
 ENV_PREFIX = "LMDECK_"
@@ -417,6 +418,28 @@ class TraceRetentionSettings(BaseModel):
     prune_interval_s: float | None = Field(
         default=3600.0, gt=0, description="seconds between two runs of the serving process's retention job; null: never"
     )
+    body_days: int | None = Field(
+        default=None, ge=1, description="request/response bodies of every trace (the trace row is kept); null: raw_days"
+    )
+    batch_size: int = Field(default=5000, ge=1, le=100_000, description="rows deleted or cleared per transaction")
+    policies: list[RetentionPolicySpec] = Field(
+        default_factory=list,
+        description="per team and per route retention of bodies and traces (lmdeck.protocol.retention); "
+        "those stored through the API or `lmdeck apply` replace these by name",
+    )
+
+    @field_validator("policies")
+    @classmethod
+    def _unique_policies(cls, value: list[RetentionPolicySpec]) -> list[RetentionPolicySpec]:
+        names = [p.name for p in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"retention policies declared twice: {', '.join(twice)}")
+        scopes = [(p.team, p.route) for p in value]
+        for team, route in sorted({s for s in scopes if scopes.count(s) > 1}, key=str):
+            same = ", ".join(p.name for p in value if (p.team, p.route) == (team, route))
+            raise ValueError(f"retention policies {same} cover the same team {team or '*'} and route {route or '*'}")
+        return value
 
 
 class TracingSettings(BaseModel):

@@ -40,7 +40,7 @@ from lmdeck.tracing.analytics import AnalyticsPool
 from lmdeck.tracing.metrics import GatewayMetrics
 from lmdeck.tracing.otel import OTelExporter
 from lmdeck.tracing.retention import Retention
-from lmdeck.tracing.retention_job import RetentionJob
+from lmdeck.tracing.retention_job import RetentionJob, run_report
 from lmdeck.tracing.sql_store import SQLTraceStore
 from lmdeck.tracing.store import TraceStore
 
@@ -249,6 +249,10 @@ def build_gateway(
                 Retention.from_settings(tracing.retention),
                 interval_s=tracing.retention.prune_interval_s,
                 registry=metrics.registry,
+                batch_size=tracing.retention.batch_size,
+                on_run=lambda pruned: policy.audit.append(
+                    "system:retention", "retention.run", "traces", after=run_report(pruned)
+                ),
             )
         )
     return Gateway(

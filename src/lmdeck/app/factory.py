@@ -23,6 +23,7 @@ from lmdeck.app.routes import feedback as feedback_routes
 from lmdeck.app.routes import guardrails as guardrail_routes
 from lmdeck.app.routes import registry as registry_routes
 from lmdeck.app.routes import releases as release_routes
+from lmdeck.app.routes import retention as retention_routes
 from lmdeck.app.unmatched import UnmatchedPath
 from lmdeck.gateway.errors import install_error_handlers
 from lmdeck.settings import Settings
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
     app.include_router(registry_routes.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(retention_routes.router)
     app.include_router(traces.router)
     app.include_router(guardrail_routes.router)
     app.include_router(release_routes.router)

@@ -6,7 +6,10 @@ and releases.
     lmdeck apply -f lmdeck.yaml --prune       # also remove applied routes and aliases/labels not in the file
 
 The file has the format of ``lmdeck.yaml`` (``routes:``, ``models:``,
-``prompts:``, and ``guardrails.teams``/``guardrails.keys``; other settings,
+``prompts:``, and ``guardrails.teams``/``guardrails.keys``; the resources of
+:data:`lmdeck.cli.apply_resources.RESOURCE_KINDS`, such as ``tracing.retention.policies``
+(kind ``RetentionPolicy``), are created or updated through their own APIs after the registry
+plan; other settings,
 guardrail definitions and the data policy included, are ignored here). The plan is computed by the
 gateway; applying sends the plan's hash back, so if the registry changed in
 between nothing is applied and the new plan must be looked at first.
@@ -25,9 +28,16 @@ from urllib.parse import quote
 
 import typer
 
+from lmdeck.cli.apply_resources import RESOURCE_KINDS
 from lmdeck.cli.connection import API_KEY, BASE_URL, connect
 from lmdeck.config import ConfigFileError, read_config_file, validate_config
 from lmdeck.sdk import Client, LMDeckError
+from lmdeck.settings import Settings
+
+
+def settings_of(path: Path) -> Settings:
+    """The config file's settings (validated; read again per call, a file is small)."""
+    return validate_config(read_config_file(path), path)
 
 
 def declared_state(path: Path) -> dict[str, Any]:
@@ -79,9 +89,11 @@ def apply(
         raise typer.Exit(2) from None
     releases = state.pop("releases")
     with connect(base_url, api_key) as client:
+        resources = [kind for kind in RESOURCE_KINDS if kind.declared(settings_of(path))]
+        pending = [(kind, kind.plan(client, settings_of(path))) for kind in resources]
         plan = client.post("/api/registry/apply", json={**state, "dry_run": True, "prune": prune})
         release_changes = release_plan(client, releases)
-        if not plan["changes"] and not release_changes:
+        if not plan["changes"] and not release_changes and not any(changes for _, changes in pending):
             typer.echo("no changes")
             return
         for change in plan["changes"]:
@@ -89,8 +101,13 @@ def apply(
             typer.echo(f"  {change['description']}{admin}")
         for description, _ in release_changes:
             typer.echo(f"  {description}")
+        for _kind, changes in pending:
+            for change in changes:
+                typer.echo(f"  {change.description}  (needs admin)")
         if dry_run:
-            typer.echo(f"plan: {plan['summary']} (dry run: nothing applied)")
+            extra = sum(len(changes) for _, changes in pending)
+            more = f", {extra} resource change(s)" if extra else ""
+            typer.echo(f"plan: {plan['summary']}{more} (dry run: nothing applied)")
             return
         if plan["changes"]:
             body = {**state, "prune": prune, "plan_hash": plan["plan_hash"]}
@@ -101,3 +118,8 @@ def apply(
                 client.post("/v1/releases", json=spec)
                 started = client.post(f"/v1/releases/{quote(str(spec['name']), safe='')}/start", json={})
                 typer.echo(f"release {spec['name']}: {started['state']} ({started['percent']:g}% candidate)")
+        for kind, changes in pending:
+            for change in changes:
+                change.apply(client)
+            if changes:
+                typer.echo(f"applied: {len(changes)} {kind.name} change(s)")

@@ -16,6 +16,7 @@ from lmdeck.cli import keys as keys_cmd
 from lmdeck.cli import models as models_cmd
 from lmdeck.cli import prompts as prompts_cmd
 from lmdeck.cli import releases as releases_cmd
+from lmdeck.cli import retention as retention_cmd
 from lmdeck.cli import routers as routers_cmd
 from lmdeck.cli import spend as spend_cmd
 from lmdeck.cli import teams as teams_cmd
@@ -37,6 +38,7 @@ app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(guardrails_cmd.app, name="guardrails")
 app.add_typer(routers_cmd.app, name="routers")
 app.add_typer(releases_cmd.app, name="releases")
+app.add_typer(retention_cmd.app, name="retention")
 
 
 @app.command()

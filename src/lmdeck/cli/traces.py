@@ -4,6 +4,7 @@
     lmdeck traces list --route demo --status error --limit 20
     lmdeck traces list --since 2026-01-31T00:00:00Z --json
     lmdeck traces show 01a2077...
+    lmdeck traces hold 01a2077... --reason "litigation 2026-114"     # and `lmdeck traces release ID` (admin)
 
 The gateway is reached at ``--base-url`` / ``LMDECK_BASE_URL`` with ``--api-key`` /
 ``LMDECK_API_KEY`` (a key with the viewer role or above).
@@ -176,14 +177,53 @@ def rollup(
 @app.command("prune")
 def prune(config: Path | None = CONFIG, data_dir: Path | None = DATA_DIR) -> None:
     """Delete the trace data that tracing.retention no longer keeps (raw traces first; rollups outlive them)."""
+    from lmdeck.policy.audit import AuditLog
     from lmdeck.tracing.retention import Retention
     from lmdeck.tracing.retention import prune as prune_store
+    from lmdeck.tracing.retention_job import run_report
+    from lmdeck.tracing.retention_policies import RetentionPolicyStore
 
     settings, db = _open_store(config, data_dir)
     try:
-        pruned = prune_store(db, Retention.from_settings(settings.tracing.retention), now=time.time())
+        retention = settings.tracing.retention
+        pruned = prune_store(
+            db,
+            Retention.from_settings(retention),
+            now=time.time(),
+            stored=RetentionPolicyStore(db).list(),
+            batch=retention.batch_size,
+        )
+        AuditLog(db).append("cli:retention", "retention.run", "traces", after=run_report(pruned))
     finally:
         db.dispose()
+    for expired in pruned.by_policy:
+        typer.echo(f"  {expired.policy}: {expired.traces} traces deleted, {expired.bodies} bodies cleared")
     typer.echo(
-        f"deleted {pruned.traces} traces, {pruned.minute_rollups} minute rollups and {pruned.rollups} hour/day rollups"
+        f"deleted {pruned.traces} traces (cleared the bodies of {pruned.bodies}), {pruned.minute_rollups} minute "
+        f"rollups and {pruned.rollups} hour/day rollups"
     )
+
+
+@app.command("hold")
+def hold(
+    trace_id: str = typer.Argument(..., help="the trace's id"),
+    reason: str | None = typer.Option(None, help="why it is kept (in the audit log)"),
+    base_url: str | None = BASE_URL,
+    api_key: str | None = API_KEY,
+) -> None:
+    """Put a trace on legal hold: retention neither deletes it nor clears its bodies (admin)."""
+    with connect(base_url, api_key) as client:
+        result = client.post(f"/api/traces/{trace_id}/hold", json={"reason": reason})
+    typer.echo(f"trace {trace_id} is on legal hold" + ("" if result["changed"] else " (it already was)"))
+
+
+@app.command("release")
+def release(
+    trace_id: str = typer.Argument(..., help="the trace's id"),
+    base_url: str | None = BASE_URL,
+    api_key: str | None = API_KEY,
+) -> None:
+    """Release a trace's legal hold: retention treats it like any other again (admin)."""
+    with connect(base_url, api_key) as client:
+        result = client.delete(f"/api/traces/{trace_id}/hold")
+    typer.echo(f"trace {trace_id} is released" + ("" if result["changed"] else " (it was not held)"))

@@ -287,3 +287,27 @@ def sketch_merge(conn: Connection) -> None:
         from lmdeck.tracing.rollups import define_sketch_merge
 
         define_sketch_merge(conn)
+
+
+@migrations("0012_trace_hold")
+def trace_hold(conn: Connection) -> None:
+    """``legal_hold`` on each trace: a held trace is neither deleted nor has its bodies cleared by
+    retention (see tracing/expiry.py) until it is released."""
+    conn.execute(text("ALTER TABLE traces ADD COLUMN legal_hold BOOLEAN NOT NULL DEFAULT FALSE"))
+    conn.execute(text("CREATE INDEX ix_traces_legal_hold ON traces (legal_hold) WHERE legal_hold"))
+
+
+@migrations("0105_retention_policies")
+def retention_policies(conn: Connection) -> None:
+    """``retention_policies``: per team and per route retention of bodies and traces, stored through the
+    API or ``lmdeck apply`` (see tracing/retention_policies.py); and ``trace_retention_marks``, where
+    retention notes the newest cut-off it deleted traces before, so a rollup rebuild recomputes only
+    the days whose traces are all still stored."""
+    conn.execute(
+        text(
+            "CREATE TABLE retention_policies (name VARCHAR(128) PRIMARY KEY, team_id VARCHAR(64), "
+            "route VARCHAR(256), body_days INTEGER, trace_days INTEGER, created_at DOUBLE PRECISION NOT NULL, "
+            "updated_at DOUBLE PRECISION NOT NULL, updated_by VARCHAR(200))"
+        )
+    )
+    conn.execute(text("CREATE TABLE trace_retention_marks (name VARCHAR(64) PRIMARY KEY, value DOUBLE PRECISION)"))

@@ -54,6 +54,7 @@ from sqlalchemy import (
 
 from lmdeck.db import Database
 from lmdeck.tracing import breakdowns
+from lmdeck.tracing.expiry import deleted_before
 from lmdeck.tracing.schema import traces
 from lmdeck.tracing.sketch import SKETCH_MERGE, Key, Sketch, register_sketch_merge
 
@@ -405,8 +406,9 @@ def rebuild(db: Database, *, chunk: int = 20_000) -> int:
     """Recompute the rollups and the breakdowns (:mod:`lmdeck.tracing.breakdowns`) of the days the raw
     traces cover; the number of traces read.
 
-    Rollups from before the oldest stored trace's UTC day (their traces pruned by
-    retention) are kept as they are. One transaction: the rollups are locked
+    Rollups from before the oldest stored trace's UTC day, or from before the newest
+    cut-off retention deleted traces before (some traces of those days gone, others
+    kept by a longer policy or a legal hold), are kept as they are. One transaction: the rollups are locked
     against the store writer while it runs (its inserts wait, then add their
     traces after), so the result is exact even while traces keep arriving.
     """
@@ -417,19 +419,28 @@ def rebuild(db: Database, *, chunk: int = 20_000) -> int:
         if oldest is None:
             return 0  # no raw traces: nothing to recompute, and the rollups are all there is
         since = int(oldest // DAY) * DAY
+        pruned_before = deleted_before(conn)
+        if pruned_before is not None:
+            since = max(since, int(pruned_before // DAY) * DAY)
         conn.execute(delete(trace_rollups).where(trace_rollups.c.bucket >= since))
         breakdowns.clear(conn, since)
-        read = fill(conn, chunk=chunk)
-        breakdowns.fill(conn, chunk=chunk)
+        read = fill(conn, chunk=chunk, since=since)
+        breakdowns.fill(conn, chunk=chunk, since=since)
         return read
 
 
-def fill(conn: Connection, *, chunk: int = 20_000, levels: Sequence[int] = (FULL, ROUTE)) -> int:
-    """Add every stored trace to the rollups of ``levels`` (in ``conn``'s transaction); the number of traces read."""
+def fill(
+    conn: Connection, *, chunk: int = 20_000, levels: Sequence[int] = (FULL, ROUTE), since: float | None = None
+) -> int:
+    """Add every stored trace (created at ``since`` or later) to the rollups of ``levels`` (in ``conn``'s
+    transaction); the number of traces read."""
     read = 0
     last = ""
     while True:
-        rows = conn.execute(select(*_SOURCE).where(traces.c.id > last).order_by(traces.c.id).limit(chunk)).all()
+        stmt = select(*_SOURCE).where(traces.c.id > last)
+        if since is not None:
+            stmt = stmt.where(traces.c.created_at >= since)
+        rows = conn.execute(stmt.order_by(traces.c.id).limit(chunk)).all()
         if not rows:
             return read
         apply(conn, Rollups.of_rows((row._mapping for row in rows), levels))

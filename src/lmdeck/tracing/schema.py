@@ -83,6 +83,8 @@ traces = Table(
     Column("cache_write_tokens", Integer, nullable=False),
     Column("saved_tokens", BigInteger, nullable=False),
     Column("saved_micros", BigInteger, nullable=False),
+    # Not a record field: retention's legal hold (0012_trace_hold; lmdeck.tracing.expiry).
+    Column("legal_hold", Boolean, nullable=False, default=False),
 )
 
 trace_tags = Table(
