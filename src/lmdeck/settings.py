@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from lmdeck.protocol.alerts import AlertsDeclared
+from lmdeck.protocol.flags import FlagSpec, FlagValue
 from lmdeck.protocol.guardrails import DataClass, GuardrailAttachment, GuardrailSettings
 from lmdeck.protocol.headers import check_header, check_url, control_problem
 from lmdeck.protocol.registry import ModelSpec, PromptSpec, RegistryName
@@ -334,6 +335,35 @@ class CompressionConfig(BaseModel):
     dedupe: bool = Field(default=True, description="drop repeated messages and collapse whitespace")
 
 
+class RouteFlagRule(BaseModel):
+    """One branch of a route on a feature flag: while ``flag`` gives ``equals``, send the request to
+    ``route`` and/or fill the parameters it left unset from ``params`` (the first matching rule wins)::
+
+        routes:
+          - name: support
+            targets: ["openai:gpt-4o-mini"]
+            flags:
+              - {flag: support-v2, equals: true, route: support-v2}
+              - {flag: support-tone, equals: terse, params: {max_tokens: 64, temperature: 0.2}}
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    flag: str = Field(min_length=1, description="the flag's name")
+    equals: FlagValue = Field(default=True, description="the value the flag must give (same type)")
+    route: str | None = Field(default=None, description="the route that serves the request instead")
+    params: dict[str, Any] = Field(default_factory=dict, description="request parameters, where the caller set none")
+
+    @model_validator(mode="after")
+    def _does_something(self) -> RouteFlagRule:
+        if self.route is None and not self.params:
+            raise ValueError(f"the rule on flag {self.flag!r} changes nothing: give `route` and/or `params`")
+        fixed = sorted(set(self.params) & {"model", "messages", "prompt", "input", "stream"})
+        if fixed:
+            raise ValueError(f"`params` may not set {', '.join(fixed)}: use `route` to choose the model")
+        return self
+
+
 class RouteConfig(BaseModel):
     """A public model name and the targets that serve it."""
 
@@ -358,6 +388,9 @@ class RouteConfig(BaseModel):
     cascade: CascadeConfig | None = Field(default=None, description="checks of the `cascade` strategy")
     learned: LearnedRouterConfig | None = Field(default=None, description="the `learned` strategy's router")
     compression: CompressionConfig | None = Field(default=None, description="prompt compression (opt-in)")
+    flags: list[RouteFlagRule] = Field(
+        default_factory=list, description="branches on feature flags: another route or parameters (docs/delivery.md)"
+    )
 
     @model_validator(mode="after")
     def _tiered_strategy(self) -> RouteConfig:
@@ -699,6 +732,7 @@ class Settings(BaseModel):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     models: list[ModelSpec] = Field(default_factory=list, description="registered models synced by `lmdeck apply`")
     prompts: list[PromptSpec] = Field(default_factory=list, description="prompts synced by `lmdeck apply`")
+    flags: list[FlagSpec] = Field(default_factory=list, description="feature flags synced by `lmdeck apply`")
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings, description="alert rules, channels, silences")
     releases: list[dict[str, Any]] = Field(

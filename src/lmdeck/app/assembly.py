@@ -13,6 +13,7 @@ from lmdeck.cache import steps as cache_steps
 from lmdeck.db import Database
 from lmdeck.delivery.runtime import DeliveryRuntime
 from lmdeck.delivery.shadow.runtime import ShadowRuntime
+from lmdeck.delivery.flags.runtime import FlagRuntime
 from lmdeck.evaluation.registry import load_evaluators
 from lmdeck.evaluation.runtime import EvaluationRuntime
 from lmdeck.gateway.routing.dispatcher import Dispatcher
@@ -88,6 +89,7 @@ class Gateway:
     alerts: AlertRuntime | None = None
     shadow: ShadowRuntime | None = None
     delivery: DeliveryRuntime | None = None
+    flags: FlagRuntime | None = None
     started: bool = False
 
     async def start(self) -> None:
@@ -197,11 +199,20 @@ def build_gateway(
         state = router.get(name)
         return applied if applied is not None else state.config if state is not None else None
 
+    flags = FlagRuntime(
+        db,
+        metrics.registry,
+        audit=policy.audit,
+        routes=lambda: registry.route_owners,
+        poll_interval=settings.registry.poll_interval,
+    )
+
     # Each package declares its steps with their phases; build_pipeline sorts them (lmdeck.pipeline.order).
     pipeline = build_pipeline(
         [
             *core_steps(sink, observers, settings.tracing.redact),
             *policy.steps(router, inbound),
+            *flags.steps(route_config, RouteEligibility(router.get)),
             *registry.steps(),
             *evaluation.steps(RouteEligibility(router.get)),
             *delivery.steps(RouteEligibility(router.get)),
@@ -225,6 +236,7 @@ def build_gateway(
     services.append(guardrails)
     services.append(cache)
     services.append(shadow)
+    services.append(flags)
     tracing = settings.tracing
     analytics = AnalyticsPool(
         db,
@@ -279,6 +291,7 @@ def build_gateway(
         alerts=alerts,
         shadow=shadow,
         delivery=delivery,
+        flags=flags,
     )
 
 

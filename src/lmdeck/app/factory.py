@@ -20,6 +20,7 @@ from lmdeck.app.routes import alerts, audit, budgets, health, keys, metrics, ope
 from lmdeck.app.routes import evaluation as evaluation_routes
 from lmdeck.app.routes import experiments as experiment_routes
 from lmdeck.app.routes import feedback as feedback_routes
+from lmdeck.app.routes import flags as flag_routes
 from lmdeck.app.routes import guardrails as guardrail_routes
 from lmdeck.app.routes import registry as registry_routes
 from lmdeck.app.routes import releases as release_routes
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
     app.include_router(traces.router)
     app.include_router(guardrail_routes.router)
     app.include_router(release_routes.router)
+    app.include_router(flag_routes.router)
     for evaluation_part in (evaluation_routes, feedback_routes, experiment_routes):
         app.include_router(evaluation_part.router)
     for access_routes in (keys, teams, budgets, spend, audit, secrets):

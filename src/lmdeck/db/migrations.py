@@ -31,6 +31,7 @@ MIGRATION_MODULES: list[str] = [
     "lmdeck.delivery.migrations",
     "lmdeck.delivery.shadow.migrations",
     "lmdeck.monitoring.migrations",
+    "lmdeck.delivery.flags.migrations",
 ]
 
 

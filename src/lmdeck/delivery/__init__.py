@@ -1,1 +1,2 @@
-"""Progressive delivery: releases (spec, store, state machine, canary step, analysis, controller), shadow."""
+"""Progressive delivery: releases (spec, store, state machine, canary step, analysis, controller), shadow
+traffic and feature flags."""

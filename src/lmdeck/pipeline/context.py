@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from lmdeck.protocol.flags import FlagValue
 from lmdeck.protocol.traces import TraceRecord
 
 Kind = Literal["chat", "completions", "embeddings"]
@@ -65,7 +66,9 @@ class RequestContext:
     holds what one step leaves for another, by typed :class:`Slot`. ``after_response`` holds
     callables run once the whole response has been sent to the client (a stream to its end),
     never before: work that must not delay or change the answer (the shadow's mirrors); one
-    that raises is logged, and a response the client abandoned runs none of them.
+    that raises is logged, and a response the client abandoned runs none of them. ``flags`` are the
+    feature flags' values for this request (set by the ``flags`` step; each flag is
+    evaluated when first read, and an unknown name is a ``KeyError``).
     """
 
     kind: Kind
@@ -78,6 +81,7 @@ class RequestContext:
     client_token: str | None = None
     upstream_attempts: int = 0
     slots: Slots = field(default_factory=Slots)
+    flags: Mapping[str, FlagValue] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     first_token_at: float | None = None
     after_response: list[Callable[[], None]] = field(default_factory=list)

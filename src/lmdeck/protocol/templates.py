@@ -126,8 +126,43 @@ def used_variables(spec: PromptVersionSpec) -> set[str]:
     return used
 
 
+#: The variable a template reads the request's feature flags from (``{{ flags.support_tone }}``),
+#: without declaring it; a flag that does not exist reads as undefined (empty, false).
+FLAGS_VARIABLE = "flags"
+
+
+def flag_reads(spec: PromptVersionSpec) -> frozenset[str] | None:
+    """The flag names a version's templates read as ``flags.NAME`` or ``flags['NAME']``;
+    None when they use ``flags`` otherwise (a loop over it, say), so every flag may be read."""
+    env = _environment()
+    names: set[str] = set()
+    for _, source in _texts(spec):
+        tree = env.parse(source)
+        uses = sum(1 for n in tree.find_all(nodes.Name) if n.name == FLAGS_VARIABLE)
+        reads = 0
+        for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+            if not (isinstance(node, nodes.Getattr | nodes.Getitem) and isinstance(node.node, nodes.Name)):
+                continue
+            if node.node.name != FLAGS_VARIABLE:
+                continue
+            if isinstance(node, nodes.Getattr):
+                names.add(node.attr)
+                reads += 1
+            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+                names.add(node.arg.value)
+                reads += 1
+        if uses > reads:
+            return None
+    return frozenset(names)
+
+
 class PromptTemplate:
-    """One prompt version, compiled; :meth:`render` fills it in."""
+    """One prompt version, compiled; :meth:`render` fills it in.
+
+    A template may read the request's feature flags as ``flags.NAME`` without declaring
+    ``flags`` (unless it declares a variable of that name): :meth:`flag_variables` picks the
+    values it reads from the request's flags.
+    """
 
     def __init__(self, spec: PromptVersionSpec) -> None:
         self.spec = spec
@@ -138,7 +173,10 @@ class PromptTemplate:
         self._compiled: dict[str, Template] = {where: env.from_string(source) for where, source in self.sources.items()}
         #: Only text and variable lookups: cheap enough to render anywhere, without a worker.
         self.inline = all(is_plain(source) for source in self.sources.values())
-        undeclared = sorted(used - set(spec.variables))
+        #: Whether the templates read ``flags``, and which (None: any of them).
+        self.reads_flags = FLAGS_VARIABLE in used and FLAGS_VARIABLE not in spec.variables
+        self.flag_names = flag_reads(spec) if self.reads_flags else frozenset()
+        undeclared = sorted(used - set(spec.variables) - {FLAGS_VARIABLE})
         if undeclared:
             raise PromptTemplateError(
                 f"the template uses {', '.join(undeclared)} but `variables` does not declare "
@@ -174,6 +212,14 @@ class PromptTemplate:
         bound = {n: v.default for n, v in declared.items() if v.default is not None or not v.required}
         bound.update(given)
         return bound
+
+    def flag_variables(self, flags: Mapping[str, Any] | None) -> dict[str, Any]:
+        """``{"flags": {name: value}}`` for the flags the templates read (empty when they read none)."""
+        if not self.reads_flags:
+            return {}
+        flags = flags or {}
+        names = self.flag_names if self.flag_names is not None else list(flags)
+        return {FLAGS_VARIABLE: {name: flags[name] for name in names if name in flags}}
 
     def render_pieces(self, variables: Mapping[str, Any], limits: RenderLimits | None = None) -> dict[str, str]:
         """Each template of the version rendered in this process (``variables`` already bound)."""

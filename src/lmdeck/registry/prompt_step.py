@@ -83,7 +83,9 @@ class RenderPrompt:
         compiled = snapshot.prompt(ref.name, label=ref.label, version=ref.version)
         version = compiled.version
         try:
-            messages = await self.renderer.render_messages(compiled.template, ref.variables, key=version.digest)
+            messages = await self.renderer.render_messages(
+                compiled.template, ref.variables, key=version.digest, flags=ctx.flags
+            )
         except PromptRenderError as exc:
             raise render_error(exc, "prompt.variables", f"prompt {ref.name!r} v{version.version}: ") from None
         route = body.model or version.spec.route

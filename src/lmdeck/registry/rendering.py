@@ -73,10 +73,13 @@ class TemplateRenderer:
         return self._pool
 
     async def render(
-        self, template: PromptTemplate, given: Mapping[str, Any], *, key: str
+        self, template: PromptTemplate, given: Mapping[str, Any], *, key: str, flags: Mapping[str, Any] | None = None
     ) -> str | list[dict[str, Any]]:
-        """The text or chat messages; :class:`PromptRenderError` (or its :class:`PromptLimitError`)."""
-        variables = template.bind(given)
+        """The text or chat messages; :class:`PromptRenderError` (or its :class:`PromptLimitError`).
+
+        ``flags``: the request's feature flags, for a template that reads ``flags.NAME``.
+        """
+        variables = {**template.bind(given), **template.flag_variables(flags)}
         if template.inline:
             return template.assemble(template.render_pieces(variables, self.limits))
         args = (key, template.sources, variables, self.limits, self.cpu_seconds)
@@ -99,9 +102,11 @@ class TemplateRenderer:
             raise PromptLimitError(detail, f"the template went past a render limit: {message}")
         raise PromptRenderError(message)
 
-    async def render_messages(self, template: PromptTemplate, given: Mapping[str, Any], *, key: str) -> list[Any]:
+    async def render_messages(
+        self, template: PromptTemplate, given: Mapping[str, Any], *, key: str, flags: Mapping[str, Any] | None = None
+    ) -> list[Any]:
         """Chat messages: a text prompt becomes one user message."""
-        return PromptTemplate.messages_of(await self.render(template, given, key=key))
+        return PromptTemplate.messages_of(await self.render(template, given, key=key, flags=flags))
 
     async def aclose(self) -> None:
         """Stop the workers (a render in progress is abandoned)."""
