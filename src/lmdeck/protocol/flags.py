@@ -28,12 +28,19 @@ them for which the flag is on is refused with a 503 naming the flag.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 
+from lmdeck.protocol.limits import INT64_MAX, INT64_MIN
+
 #: A flag's value: a boolean, a string (a variation's name) or a number.
-FlagValue = StrictBool | StrictStr | StrictInt | StrictFloat
+FlagValue = (
+    StrictBool
+    | Annotated[StrictStr, Field(max_length=1000)]
+    | Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
+    | Annotated[StrictFloat, Field(allow_inf_nan=False)]
+)
 FlagType = Literal["boolean", "string", "number"]
 Sticky = Literal["user", "key", "team", "conversation"]
 #: Why an evaluation gave its value.

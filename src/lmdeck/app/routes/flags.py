@@ -17,6 +17,7 @@ from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
 from lmdeck.protocol import APIError
 from lmdeck.protocol.flags import EvaluateRequest, FlagRecord, FlagSpec
+from lmdeck.protocol.limits import INT64_MAX
 
 router = APIRouter(prefix="/v1/flags", tags=["flags"], route_class=GuardedRoute)
 
@@ -54,7 +55,9 @@ async def put(
     name: str,
     spec: FlagSpec,
     request: Request,
-    expected_version: int | None = Query(None, ge=0, description="the version last read (0: create only)"),
+    expected_version: int | None = Query(
+        None, ge=0, le=INT64_MAX, description="the version last read (0: create only)"
+    ),
     principal: Principal = Depends(require("developer")),
 ) -> dict[str, Any]:
     if spec.name != name:
@@ -76,7 +79,7 @@ async def disable(name: str, request: Request, principal: Principal = Depends(re
 async def delete(
     name: str,
     request: Request,
-    expected_version: int | None = Query(None, ge=1, description="the version last read"),
+    expected_version: int | None = Query(None, ge=1, le=INT64_MAX, description="the version last read"),
     principal: Principal = Depends(require("developer")),
 ) -> dict[str, Any]:
     record = await flags_of(request).delete(name, principal, expected_version=expected_version)

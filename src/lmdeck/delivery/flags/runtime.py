@@ -53,7 +53,10 @@ class FlagRuntime:
         return [
             StepDeclaration(FlagsStep(self.live, self.evaluations), "resolve", before=("experiment",)),
             StepDeclaration(
-                FlagRoutes(self.live, route_config, eligible), "resolve", after=("prompt",), before=("bundle",)
+                FlagRoutes(self.live, route_config, eligible),
+                "resolve",
+                after=("prompt",),
+                before=("experiment-pin", "bundle"),
             ),
         ]
 
