@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
+import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -88,7 +88,12 @@ async def test_the_order_does_not_depend_on_the_order_packages_are_collected_in(
         cache_steps(gateway.cache, lambda name: None) if gateway.cache is not None else [],
         gateway.shadow.steps() if gateway.shadow is not None else [],
     ]
-    for permutation in itertools.permutations(packages):
+    # Every package at every position, before and after every other (rotations of both directions), and a
+    # fixed sample of the other orders: all 9! of them take a minute for what these show.
+    orders = [packages[i:] + packages[:i] for i in range(len(packages))]
+    orders += [list(reversed(order)) for order in orders]
+    orders += [random.Random(seed).sample(packages, len(packages)) for seed in range(200)]
+    for permutation in orders:
         declared = [d for package in permutation for d in package]
         assert [d.name for d in order_steps(declared)] == DEFAULT_ORDER
 

@@ -11,9 +11,9 @@ from lmdeck.app.routing_checks import routing_strategies
 from lmdeck.cache import CacheRuntime
 from lmdeck.cache import steps as cache_steps
 from lmdeck.db import Database
+from lmdeck.delivery.flags.runtime import FlagRuntime
 from lmdeck.delivery.runtime import DeliveryRuntime
 from lmdeck.delivery.shadow.runtime import ShadowRuntime
-from lmdeck.delivery.flags.runtime import FlagRuntime
 from lmdeck.evaluation.registry import load_evaluators
 from lmdeck.evaluation.runtime import EvaluationRuntime
 from lmdeck.gateway.routing.dispatcher import Dispatcher

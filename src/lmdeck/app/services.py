@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 
 from lmdeck.app.assembly import Gateway
-from lmdeck.delivery.runtime import DeliveryRuntime
 from lmdeck.delivery.flags.service import FlagService
+from lmdeck.delivery.runtime import DeliveryRuntime
 from lmdeck.evaluation.runtime import EvaluationRuntime
 from lmdeck.guardrails.runtime import GuardrailRuntime
 from lmdeck.policy.services import PolicyServices
@@ -61,6 +61,8 @@ def delivery_of(request: Request) -> DeliveryRuntime:
     if runtime is None:
         raise RuntimeError("this gateway was built without delivery: build it with build_gateway()")
     return runtime
+
+
 def flags_of(request: Request) -> FlagService:
     """The feature flags (CRUD, history, evaluation) of the gateway serving ``request``."""
     flags = gateway_of(request).flags
