@@ -6,8 +6,8 @@ steps against a baseline learned before them (the seasonal profile of
 :class:`~lmdeck.monitoring.anomaly.seasonal.SeasonalBaseline` where the history allows one, else
 the median and MAD of the ``reference`` steps before the window), segments them by binary segmentation
 (``ruptures.Binseg``, least-squares cost, penalty ``penalty``), and calls the newest point anomalous
-when the segment holding it has moved: its mean residual x √(its length) is at least ``z`` +
-:data:`SEGMENT_MARGIN` (the most shifted segment of a window strays further by chance than one
+when the segment holding it has moved: its mean residual x √(its length) is at least ``z`` (widened
+for a scale learned from few values, as the point detectors widen it) + :data:`SEGMENT_MARGIN` (the most shifted segment of a window strays further by chance than one
 point does; the margin keeps the false alarms of ``z`` near a point detector's), and
 the newest point itself lies past the expectation in the same direction (so the finding clears as
 soon as the series is back). A ramp is cut into steps, the last of which is the one judged.
@@ -88,14 +88,24 @@ class ChangepointDetector:
                 )
             median = float(np.median(reference))
             expected = np.full(self.window, median)
-            scale, detail, what = robust_scale(reference), {"profile": "median"}, "the reference median"
+            scale, what = robust_scale(reference), "the reference median"
+            detail = {"profile": "median", "samples": int(reference.size)}
         recent = grid[-self.window :]
         if scale <= 0 or not math.isfinite(float(recent[-1])):
-            return self.threshold.judge(self.name, series, expected=float(expected[-1]), scale=scale, what=what)
+            return self.threshold.judge(
+                self.name, series, expected=float(expected[-1]), scale=scale, what=what, samples=detail["samples"]
+            )
         residuals = (recent - expected) / scale
         residuals = np.where(np.isfinite(residuals), residuals, 0.0)
-        breaks = ruptures.Binseg(model="l2", min_size=2, jump=1).fit(residuals).predict(pen=self.penalty)
-        start = breaks[-2] if len(breaks) > 1 else 0
+        needed = self.threshold.effective_z(detail["samples"]) + SEGMENT_MARGIN
+        # the judged segment is a suffix of the window: when no suffix reaches the threshold, none can
+        suffix_sums = np.cumsum(residuals[::-1])
+        suffix_statistics = self.threshold.signed_array(suffix_sums / np.sqrt(np.arange(1, residuals.size + 1)))
+        if float(suffix_statistics.max()) >= needed:
+            breaks = ruptures.Binseg(model="l2", min_size=2, jump=1).fit(residuals).predict(pen=self.penalty)
+            start = breaks[-2] if len(breaks) > 1 else 0
+        else:
+            start = 0
         segment = residuals[start:]
         shift = float(segment.mean())
         statistic = shift * math.sqrt(segment.size)
@@ -107,17 +117,23 @@ class ChangepointDetector:
             "statistic": statistic,
         }
         newest = float(residuals[-1])
-        moved = self.threshold.signed(statistic) >= self.threshold.z + SEGMENT_MARGIN and newest * statistic > 0
+        moved = self.threshold.signed(statistic) >= needed and newest * statistic > 0
         delta = float(recent[-1] - expected[-1])
         anomalous = moved and abs(delta) >= self.threshold.min_delta
         # the band of the newest point is that of a point detector; the verdict is the segment's
         finding = self.threshold.judge(
-            self.name, series, expected=float(expected[-1]), scale=scale, what=what, detail=info
+            self.name,
+            series,
+            expected=float(expected[-1]),
+            scale=scale,
+            what=what,
+            samples=detail["samples"],
+            detail=info,
         )
         verdict = "anomalous" if anomalous else "normal"
         reason = (
             f"{self.name}: the last {segment.size} steps sit {shift:+.2f} SD from {what} "
-            f"(statistic {statistic:+.2f}); {verdict} at z={self.threshold.z:g} + {SEGMENT_MARGIN:g}"
+            f"(statistic {statistic:+.2f}); {verdict} at {needed:.3g}"
         )
         return Finding(
             anomalous=bool(anomalous),

@@ -87,6 +87,7 @@ class RobustEwmaDetector:
             expected=level,
             scale=math.sqrt(variance / self.consistency),
             what="the robust EWMA level",
+            samples=min(int(history.size), round(2 / self.beta) - 1),
         )
 
 

@@ -56,6 +56,7 @@ class MedianMadDetector:
             expected=float(np.median(history)),
             scale=robust_scale(history),
             what="the window's median",
+            samples=int(history.size),
         )
 
 

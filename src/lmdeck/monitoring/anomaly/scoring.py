@@ -4,7 +4,9 @@ sensitivity stands for, and the finding for the newest point.
 **Sensitivity.** A built-in detector turns its ``sensitivity`` into ``z``, how many robust standard
 deviations (1.4826 x the median absolute deviation of its residuals) the newest point must stray from
 the expectation to be anomalous: ``low`` = 5.5, ``medium`` (the default) = 4.5, ``high`` = 3.5
-(:data:`Z_BY_SENSITIVITY`). The option ``z`` sets it directly. On normally distributed residuals a
+(:data:`Z_BY_SENSITIVITY`). The option ``z`` sets it directly. A scale learned from few values is
+itself uncertain, so ``z`` is widened as a normal sample's prediction interval would be
+(:meth:`Threshold.effective_z`: 4.5 becomes 5.1 over 47 values, 4.7 over 168). On normally distributed residuals a
 two-sided ``z`` raises ``2 · P(Z > z)`` false alarms per evaluated step (about 0.001 a week for 4.5
 at hourly steps); residuals of real traffic have heavier tails, which is why the defaults sit above
 the normal-theory values: ``medium`` is the setting that measured at most one false alarm per
@@ -21,11 +23,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 from scipy.stats import norm
+from scipy.stats import t as student_t
 
 from lmdeck.monitoring.anomaly.base import SENSITIVITIES, DetectorError, Finding, Series
 
@@ -101,6 +105,17 @@ class Threshold:
         tails = 2 if self.direction == "both" else 1
         return float(tails * norm.sf(self.z) * (WEEK / step))
 
+    def effective_z(self, samples: int | None) -> float:
+        """``z`` widened for a scale learned from only ``samples`` values (None: known exactly).
+
+        The same tail probability under Student's t with ``samples - 1`` degrees of freedom, times
+        sqrt(1 + 1/samples): the width of a normal sample's prediction interval for one new value.
+        47 values turn 4.5 into 5.1, 168 into 4.7; a thousand leave it at 4.5.
+        """
+        if samples is None or samples < 3:
+            return self.z
+        return _widened(self.z, samples)
+
     def signed(self, score: float) -> float:
         """``score`` (value - expected, in SDs) turned so that positive means "in the alarming direction"."""
         if self.direction == "up":
@@ -108,6 +123,14 @@ class Threshold:
         if self.direction == "down":
             return -score
         return abs(score)
+
+    def signed_array(self, scores: Values) -> Values:
+        """:meth:`signed` of each score."""
+        if self.direction == "up":
+            return scores
+        if self.direction == "down":
+            return -scores
+        return np.abs(scores)
 
     def judge(
         self,
@@ -117,25 +140,25 @@ class Threshold:
         expected: float,
         scale: float,
         what: str,
+        samples: int | None = None,
         detail: dict[str, Any] | None = None,
     ) -> Finding:
-        """The finding for the newest point against ``expected`` ± ``z`` · ``scale`` (``what`` names the baseline)."""
+        """The finding for the newest point against ``expected`` ± ``z`` · ``scale`` (``what`` names the baseline;
+        ``samples``: how many values ``scale`` was learned from, see :meth:`effective_z`)."""
         value = float(series.values[-1])
         at = float(series.times[-1])
-        half = max(self.z * scale, self.min_delta)
+        z = self.effective_z(samples)
+        half = max(z * scale, self.min_delta)
         lower = None if self.direction == "up" else expected - half
         upper = None if self.direction == "down" else expected + half
         deviation = value - expected
         score = deviation / scale if scale > 0 else math.copysign(math.inf, deviation) if deviation else 0.0
         anomalous = (
-            math.isfinite(value)
-            and abs(deviation) >= self.min_delta
-            and deviation != 0
-            and self.signed(score) >= self.z
+            math.isfinite(value) and abs(deviation) >= self.min_delta and deviation != 0 and self.signed(score) >= z
         )
         verdict = "anomalous" if anomalous else "normal"
-        reason = f"{method}: {value:.6g} is {score:+.2f} SD from {what} {expected:.6g}; {verdict} at z={self.z:g}"
-        info = {"method": method, "z": self.z, "direction": self.direction, "scale": scale, **(detail or {})}
+        reason = f"{method}: {value:.6g} is {score:+.2f} SD from {what} {expected:.6g}; {verdict} at z={z:.3g}"
+        info = {"method": method, "z": z, "direction": self.direction, "scale": scale, **(detail or {})}
         return Finding(
             anomalous=bool(anomalous),
             value=value,
@@ -147,6 +170,11 @@ class Threshold:
             reason=reason,
             detail=info,
         )
+
+
+@lru_cache(maxsize=4096)
+def _widened(z: float, samples: int) -> float:
+    return float(student_t.isf(norm.sf(z), samples - 1) * math.sqrt(1 + 1 / samples))
 
 
 def not_judged(method: str, series: Series, why: str, detail: dict[str, Any] | None = None) -> Finding:

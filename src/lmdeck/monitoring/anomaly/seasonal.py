@@ -93,7 +93,9 @@ class SeasonalBaseline:
         residuals = (differences - offsets)[min(level, max(start - 1, 0)) : start]
         offset = float(offsets[start])
         expected = expected_profile[start:] + offset
-        return expected, robust_scale(residuals), {"profile": name, "lags": lags, "level": offset}
+        samples = int(np.isfinite(residuals).sum())
+        detail = {"profile": name, "lags": lags, "level": offset, "samples": samples}
+        return expected, robust_scale(residuals), detail
 
 
 def _nanmedian_rows(values: Values) -> Values:
@@ -151,6 +153,7 @@ class SeasonalDetector:
             expected=float(expected[-1]),
             scale=scale,
             what=f"the {detail['profile']} profile",
+            samples=detail["samples"],
             detail=detail,
         )
 
