@@ -310,3 +310,15 @@ async def test_answers_reply_by_the_last_user_message_before_the_fixed_reply() -
         other = await c.post("/v1/chat/completions", json={"model": "m", "messages": USER})
     assert known.json()["choices"][0]["message"]["content"] == "4"
     assert other.json()["choices"][0]["message"]["content"] == "fixed"
+
+
+async def test_requests_carry_when_they_came_and_finished_and_latency_can_depend_on_the_model(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.post("/_fake/config", json={"model_latency_ms": {"slow": 50}})
+    await client.post("/v1/chat/completions", json={"model": "slow", "messages": USER})
+    await client.post("/v1/chat/completions", json={"model": "quick", "messages": USER})
+    slow, quick = (await client.get("/_fake/requests")).json()
+    assert slow["body"]["model"] == "slow" and quick["body"]["model"] == "quick"
+    assert slow["finished_at"] - slow["received_at"] >= 0.045
+    assert slow["finished_at"] <= quick["received_at"] <= quick["finished_at"]

@@ -25,6 +25,7 @@ from lmdeck.app.routes import guardrails as guardrail_routes
 from lmdeck.app.routes import registry as registry_routes
 from lmdeck.app.routes import releases as release_routes
 from lmdeck.app.routes import retention as retention_routes
+from lmdeck.app.routes import shadow as shadow_routes
 from lmdeck.app.unmatched import UnmatchedPath
 from lmdeck.gateway.errors import install_error_handlers
 from lmdeck.settings import Settings
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
     app.include_router(guardrail_routes.router)
     app.include_router(release_routes.router)
     app.include_router(flag_routes.router)
+    app.include_router(shadow_routes.router)
     for evaluation_part in (evaluation_routes, feedback_routes, experiment_routes):
         app.include_router(evaluation_part.router)
     for access_routes in (keys, teams, budgets, spend, audit, secrets):

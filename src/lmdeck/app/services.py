@@ -18,6 +18,7 @@ from starlette.requests import Request
 from lmdeck.app.assembly import Gateway
 from lmdeck.delivery.flags.service import FlagService
 from lmdeck.delivery.runtime import DeliveryRuntime
+from lmdeck.delivery.shadow.runtime import ShadowRuntime
 from lmdeck.evaluation.runtime import EvaluationRuntime
 from lmdeck.guardrails.runtime import GuardrailRuntime
 from lmdeck.policy.services import PolicyServices
@@ -81,6 +82,14 @@ def guardrails_of(request: Request) -> GuardrailRuntime:
     runtime = gateway_of(request).guardrails
     if runtime is None:
         raise RuntimeError("this gateway was built without guardrails: build it with build_gateway()")
+    return runtime
+
+
+def shadow_of(request: Request) -> ShadowRuntime:
+    """The shadow stage of releases (mirrors, judged pairs, verdicts) of the gateway serving ``request``."""
+    runtime = gateway_of(request).shadow
+    if runtime is None:
+        raise RuntimeError("this gateway was built without the shadow stage: build it with build_gateway()")
     return runtime
 
 

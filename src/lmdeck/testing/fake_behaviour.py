@@ -22,6 +22,7 @@ probability, with a fault drawn evenly from ``faults`` (seeded by ``seed``, so a
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter, deque
 from typing import Any, Literal
 
@@ -108,6 +109,9 @@ class FakeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     latency_ms: float = Field(default=0.0, ge=0, description="delay before answering (before the first token)")
+    model_latency_ms: dict[str, float] = Field(
+        default_factory=dict, description="delay before answering by the request's `model`, over `latency_ms`"
+    )
     tokens_per_s: float | None = Field(default=None, gt=0, description="stream pacing; unset streams at once")
     error_rate: float = Field(default=0.0, ge=0, le=1, description="share of unscripted requests that fail")
     error_status: int = Field(default=500, ge=400, le=599, description="status of the random failures")
@@ -186,8 +190,12 @@ class FakeState:
             return Action(do=self.config.mode)
         return ANSWER
 
-    def record(self, path: str, body: Any, headers: dict[str, str]) -> None:
-        self.requests.append({"path": path, "body": body, "headers": headers})
+    def record(self, path: str, body: Any, headers: dict[str, str]) -> dict[str, Any]:
+        """Keep the request; ``received_at`` is when its body was in (epoch seconds), ``finished_at``
+        (set by the fake once it is done with the request) when its answer was sent or it failed."""
+        entry: dict[str, Any] = {"path": path, "body": body, "headers": headers, "received_at": time.time()}
+        self.requests.append(entry)
+        return entry
 
     def stats(self) -> dict[str, Any]:
         return {

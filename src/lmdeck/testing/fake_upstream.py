@@ -23,7 +23,8 @@ Control endpoints change it while it runs:
   replaces the rest of the old one) and returns the whole configuration;
 - ``GET /_fake/config``; ``GET /_fake/stats`` (request counts per path, outcomes, in flight, and
   ``disconnects``: requests whose client left while the fake was still on them);
-- ``GET /_fake/requests`` (the last requests: path, body, headers);
+- ``GET /_fake/requests`` (the last requests: path, body, headers, ``received_at`` and ``finished_at``
+  in epoch seconds);
 - ``POST /_fake/reset`` (back to the start configuration, counters cleared);
 - ``GET /_fake/health``.
 """
@@ -69,6 +70,8 @@ class Exchange:
         self.receive = receive
         self.send = send
         self.started = False
+        #: This request's entry in ``/_fake/requests`` once its body is read.
+        self.entry: dict[str, Any] | None = None
 
     @property
     def path(self) -> str:
@@ -203,6 +206,8 @@ class FakeUpstream:
             await handler(ex)
         finally:
             self.state.in_flight -= 1
+            if ex.entry is not None:
+                ex.entry["finished_at"] = time.time()
 
     # -- inference ---------------------------------------------------------------------------
 
@@ -214,7 +219,7 @@ class FakeUpstream:
         except orjson.JSONDecodeError:
             body = None
         headers = {h: v for h in RECORDED_HEADERS if (v := ex.header(h)) is not None}
-        self.state.record(ex.path, body, headers)
+        ex.entry = self.state.record(ex.path, body, headers)
         config = self.state.config
         if config.api_key is not None and ex.header("authorization") != f"Bearer {config.api_key}":
             self.state.outcomes["unauthorized"] += 1
@@ -226,7 +231,8 @@ class FakeUpstream:
             return None
         action = self.state.next_action() if ex.path in INFERENCE_PATHS else Action()
         self.state.outcomes[action.do if action.do != "error" else f"error:{action.status}"] += 1
-        if config.latency_ms and not await self._pause(ex, config.latency_ms / 1000.0):
+        latency_ms = config.model_latency_ms.get(body["model"], config.latency_ms)
+        if latency_ms and not await self._pause(ex, latency_ms / 1000.0):
             return None
         if action.do == "error":
             retry_after = action.retry_after if action.retry_after is not None else config.retry_after

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
@@ -104,6 +105,7 @@ class Deck:
     gateway: Gateway
     upstream: Upstream
     sink: MemoryTraceSink
+    http: httpx.AsyncClient
 
     @property
     def shadow(self) -> ShadowRuntime:
@@ -176,8 +178,8 @@ async def deck(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
     sink = MemoryTraceSink()
     gateway = build_gateway(settings, providers=providers, sink=sink, announce_admin_key=False)
     app = create_app(gateway=gateway)
-    async with in_process_client(app):
-        yield Deck(app, gateway, upstream, sink)
+    async with in_process_client(app) as http:
+        yield Deck(app, gateway, upstream, sink, http)
 
 
 def target(**spec: Any) -> ShadowTarget:
@@ -311,3 +313,32 @@ async def test_the_shadow_follows_the_releases_in_shadow(deck: Deck) -> None:
     await deck.post(question(2))
     await deck.shadow.mirror.drain()
     assert deck.shadow.mirror.counters("next").mirrored == 1
+
+
+async def test_the_shadow_status_api(deck: Deck) -> None:
+    def release(name: str, **extra: Any) -> ReleaseRecord:
+        spec = {"name": name, "route": "support", "candidate": {"route": "support-next"}, **extra}
+        return ReleaseRecord(spec=ReleaseSpec.model_validate(spec), state="shadow", created_at=time.time())
+
+    shadowed = release("next", shadow={"judges": ["route:judge"], "sample": 1.0, "min_pairs": 1})
+    await asyncio.to_thread(deck.shadow.releases.create, shadowed)
+    await asyncio.to_thread(deck.shadow.releases.create, release("plain"))
+    await deck.shadow.refresh()
+    deck.upstream.candidate_open.set()
+    await deck.post(question(1))
+    await deck.shadow.mirror.drain()
+    auth = {"authorization": f"Bearer {ADMIN_KEY}"}
+    r = await deck.http.get("/v1/releases/next/shadow?pairs=5", headers=auth)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["active"] is True and body["route"] == "support"
+    assert body["counters"]["mirrored"] == 1 and body["counters"]["spent_micros"] == 15000
+    assert body["verdict"]["wins"] == 1 and body["verdict"]["pairs"] == 1
+    assert body["pairs"][0]["judgements"] == [{"judge": "route:judge", "orders": ["B", "A"], "outcome": "win"}]
+    missing = await deck.http.get("/v1/releases/nope/shadow", headers=auth)
+    assert missing.status_code == 404 and set(missing.json()["error"]) == {"message", "type", "param", "code"}
+    plain = await deck.http.get("/v1/releases/plain/shadow", headers=auth)
+    assert plain.status_code == 404 and "no shadow stage" in plain.json()["error"]["message"]
+    bad = await deck.http.get("/v1/releases/next/shadow?pairs=-1", headers=auth)
+    assert bad.status_code == 400
+    assert (await deck.http.get("/v1/releases/next/shadow")).status_code == 401

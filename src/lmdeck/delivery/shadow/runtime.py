@@ -127,16 +127,24 @@ class ShadowRuntime:
         self.mirror.end(release)
 
     def _spec_of(self, release: str) -> ShadowSpec | None:
+        """The shadow spec of ``release``: the one mirroring now, else the stored release's (blocking)."""
         target = self.mirror.target(release)
-        return target.spec if target is not None else None
+        if target is not None:
+            return target.spec
+        record = self.releases.get(release)
+        return record.spec.shadow if record is not None else None
 
     def status(self, release: str, target: ShadowTarget | None = None) -> ShadowStatus:
         """The shadow stage of ``release`` for its status (blocking: reads the store).
 
-        ``target`` describes it when it is no longer in shadow. Raises ``LookupError`` when neither is known.
+        ``target`` describes it when it is no longer in shadow (else the stored release's spec does).
+        Raises ``LookupError`` when ``release`` has no shadow stage.
         """
         active = self.mirror.target(release)
         target = active or target
+        if target is None:
+            record = self.releases.get(release)
+            target = target_of(record.spec) if record is not None else None
         if target is None:
             raise LookupError(f"release {release!r} is not in shadow: pass its ShadowTarget")
         tally = self.store.tally(release)

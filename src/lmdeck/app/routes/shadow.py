@@ -1,0 +1,48 @@
+"""``GET /v1/releases/{name}/shadow``: a release's shadow stage: counters, budget, verdict and recent pairs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Depends, Query, Request
+
+from lmdeck.app.boundary import GuardedRoute
+from lmdeck.app.services import shadow_of
+from lmdeck.pipeline.principal import Principal
+from lmdeck.policy.auth import require
+from lmdeck.policy.ownership import may_read
+from lmdeck.protocol import APIError
+
+router = APIRouter(prefix="/v1/releases", tags=["releases"], route_class=GuardedRoute)
+
+
+@router.get("/{name}/shadow", summary="A release's shadow stage: mirrored, dropped, spent, judged pairs, verdict")
+async def shadow_status(
+    name: str,
+    request: Request,
+    pairs: int = Query(default=20, ge=0, le=500, description="how many of the newest judged pairs to list"),
+    principal: Principal = Depends(require("viewer")),
+) -> dict[str, Any]:
+    shadow = shadow_of(request)
+
+    def read() -> dict[str, Any] | None:
+        record = shadow.releases.get(name)
+        if record is None or not may_read(principal, record.owner):
+            return None
+        if record.spec.shadow is None:
+            raise APIError(
+                404,
+                f"release {name!r} has no shadow stage: give its spec a `shadow` section to mirror traffic first",
+                code="not_found",
+            )
+        status = shadow.status(name)
+        return {
+            **status.model_dump(mode="json"),
+            "pairs": [p.model_dump(mode="json") for p in shadow.store.recent(name, pairs)],
+        }
+
+    found = await anyio.to_thread.run_sync(read)
+    if found is None:
+        raise APIError(404, f"no release {name!r}: list them with `lmdeck releases list`", code="not_found")
+    return found
