@@ -3,7 +3,7 @@ server in this test, checking the HMAC signature) and a real SMTP server (aiosmt
 
 The route's upstream starts failing: the alert fires once, and each channel gets exactly one notification;
 the upstream recovers: each gets exactly one resolve notification. Evaluation is driven through
-``POST /api/alerts/evaluate`` while traffic flows; the verdict is by counts, never by elapsed time.
+``POST /v1/alerts/evaluate`` while traffic flows; the verdict is by counts, never by elapsed time.
 """
 
 from __future__ import annotations
@@ -15,14 +15,18 @@ from collections.abc import Callable, Iterator
 from email import message_from_bytes
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
+import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from typer.testing import CliRunner
 
+from lmdeck.cli.main import app
 from lmdeck.monitoring.notifiers.webhook import SIGNATURE_HEADER, verify
 from lmdeck.testing.servers import FakeUpstreamProcess, GatewayFactory, GatewayProcess, free_port, openai_target
 
@@ -150,8 +154,8 @@ def drive(
         while True:
             ok, failed = send(client, 4)
             assert (failed if expect_ok else ok) == 0, f"the upstream answered {ok} ok and {failed} failed"
-            assert http.post("/api/alerts/evaluate", json={}).status_code == 200
-            alerts = http.get("/api/alerts", params={"rule": "chat-errors"}).json()["data"]
+            assert http.post("/v1/alerts/evaluate", json={}).status_code == 200
+            alerts = http.get("/v1/alerts", params={"rule": "chat-errors"}).json()["data"]
             if until(alerts):
                 return list(alerts)
             assert time.monotonic() < deadline, f"no change after {PATIENCE_S}s; alerts: {alerts}"
@@ -168,7 +172,7 @@ def test_failing_upstream_fires_once_notifies_each_channel_once_and_resolves_onc
     fake_upstream_server.reset()
     drive(gw, client, lambda alerts: True, expect_ok=True)
     with admin(gw) as http:
-        assert http.get("/api/alerts").json()["data"] == []
+        assert http.get("/v1/alerts").json()["data"] == []
 
     fake_upstream_server.configure(error_rate=1.0, error_status=500)
     try:
@@ -177,7 +181,7 @@ def test_failing_upstream_fires_once_notifies_each_channel_once_and_resolves_onc
         with admin(gw) as http:
             for _ in range(3):  # still failing: more evaluations, no more notifications
                 send(client, 4)
-                assert http.post("/api/alerts/evaluate", json={}).json()["fired"] == []
+                assert http.post("/v1/alerts/evaluate", json={}).json()["fired"] == []
     finally:
         fake_upstream_server.configure(error_rate=0.0)
 
@@ -187,8 +191,8 @@ def test_failing_upstream_fires_once_notifies_each_channel_once_and_resolves_onc
     resolved = drive(gw, client, lambda alerts: alerts[0]["state"] == "resolved", expect_ok=True)
     assert len(resolved) == 1 and resolved[0]["id"] == firing[0]["id"]
     with admin(gw) as http:
-        assert http.post("/api/alerts/evaluate", json={}).json()["resolved"] == []
-        detail = http.get(f"/api/alerts/{firing[0]['id']}").json()
+        assert http.post("/v1/alerts/evaluate", json={}).json()["resolved"] == []
+        detail = http.get(f"/v1/alerts/{firing[0]['id']}").json()
 
     events = [json.loads(body)["event"] for _, body in hook.received]
     assert events == ["firing", "resolved"]
@@ -205,3 +209,56 @@ def test_failing_upstream_fires_once_notifies_each_channel_once_and_resolves_onc
     # The evidence: the error rate per minute around the firing point, the failures visible in it.
     assert detail["evidence"]["series"]["metric"] == "error_rate"
     assert any(value and value > 0 for _, value in detail["evidence"]["series"]["points"])
+
+
+def cli(gw: GatewayProcess, *args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(app, [*args, "--base-url", gw.url, "--api-key", gw.admin_key])
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_the_cli_and_apply_against_the_same_gateway(
+    alerting_gateway: GatewayProcess, receivers: tuple[WebhookReceiver, Mailbox, int], tmp_path: Path
+) -> None:
+    gw = alerting_gateway
+    hook, _, _ = receivers
+    before = len(hook.received)
+    assert "chat-errors" in cli(gw, "alerts", "rules")
+    history = cli(gw, "alerts", "history", "--since", "1h")
+    assert "chat-errors" in history and "resolved" in history
+    alert_id = json.loads(cli(gw, "alerts", "list", "--json"))[0]["id"]
+    detail = cli(gw, "alerts", "get", alert_id)
+    assert "error_rate per 60s" in detail and "firing" in detail and "resolved" in detail
+    assert cli(gw, "alerts", "test", "hook").strip() == "delivered to hook"
+    assert json.loads(hook.received[before][1])["event"] == "test"
+
+    created = cli(gw, "alerts", "silence", "--match", "rule=chat-errors", "--for", "2h", "--comment", "maintenance")
+    silence_id = created.split()[0]
+    assert silence_id in cli(gw, "alerts", "silences")
+    cli(gw, "alerts", "unsilence", silence_id)
+    assert cli(gw, "alerts", "silences").strip() == "no silences"
+
+    # `lmdeck apply` syncs the alerts section with the rest of the file; a second run changes nothing.
+    declared = {
+        "alerts": {
+            "rules": [
+                {
+                    "name": "chat-latency",
+                    "signal": {"metric": "latency_p95", "where": {"route": "chat"}},
+                    "threshold": 5000,
+                    "for_s": 300,
+                    "channels": ["hook"],
+                }
+            ]
+        }
+    }
+    path = tmp_path / "alerts.yaml"
+    path.write_text(yaml.safe_dump(declared))
+    assert "create rule chat-latency" in cli(gw, "apply", "-f", str(path), "--dry-run")
+    assert "alerts applied: 1 change(s)" in cli(gw, "apply", "-f", str(path))
+    assert cli(gw, "apply", "-f", str(path)).strip() == "no changes"
+
+    exported = yaml.safe_load(cli(gw, "alerts", "export", "--prometheus"))
+    rules = {r["alert"]: r for r in exported["groups"][0]["rules"]}
+    assert set(rules) == {"chat-errors", "chat-latency"} and rules["chat-latency"]["for"] == "300s"
+    assert json.loads(cli(gw, "alerts", "export", "--grafana"))["uid"] == "lmdeck-gateway"

@@ -18,6 +18,10 @@ between nothing is applied and the new plan must be looked at first.
 that does not exist is created and started; one that exists is left as it is (a release does not
 change: a new candidate is a new release), and one declared differently from the stored one is
 reported.
+
+``alerts:`` (kinds AlertRule, NotificationChannel and Silence: ``alerts.rules``, ``alerts.channels``,
+``alerts.silences``; see docs/monitoring.md) are synced through ``/v1/alerts/apply`` when the file
+declares any; ``--prune`` then also removes rules and channels it does not declare.
 """
 
 from __future__ import annotations
@@ -53,6 +57,13 @@ def declared_state(path: Path) -> dict[str, Any]:
             for scope, attached in (("teams", settings.guardrails.teams), ("keys", settings.guardrails.keys))
         },
         "releases": settings.releases,
+        "alerts": {
+            "rules": [r.model_dump(mode="json", by_alias=True, exclude_defaults=True) for r in settings.alerts.rules],
+            "channels": [
+                c.model_dump(mode="json", by_alias=True, exclude_defaults=True) for c in settings.alerts.channels
+            ],
+            "silences": [s.model_dump(mode="json", exclude_defaults=True) for s in settings.alerts.silences],
+        },
     }
 
 
@@ -88,12 +99,17 @@ def apply(
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     releases = state.pop("releases")
+    alerts = state.pop("alerts")
     with connect(base_url, api_key) as client:
         resources = [kind for kind in RESOURCE_KINDS if kind.declared(settings_of(path))]
         pending = [(kind, kind.plan(client, settings_of(path))) for kind in resources]
         plan = client.post("/api/registry/apply", json={**state, "dry_run": True, "prune": prune})
         release_changes = release_plan(client, releases)
-        if not plan["changes"] and not release_changes and not any(changes for _, changes in pending):
+        alert_plan: dict[str, Any] = {"changes": []}
+        if any(alerts.values()):  # (an admin call: a file without alerts does not make it, nor prunes them)
+            alert_plan = client.post("/v1/alerts/apply", json={**alerts, "dry_run": True, "prune": prune})
+        quiet = not plan["changes"] and not release_changes and not alert_plan["changes"]
+        if quiet and not any(changes for _, changes in pending):
             typer.echo("no changes")
             return
         for change in plan["changes"]:
@@ -104,6 +120,8 @@ def apply(
         for _kind, changes in pending:
             for change in changes:
                 typer.echo(f"  {change.description}  (needs admin)")
+        for description in alert_plan["changes"]:
+            typer.echo(f"  {description}")
         if dry_run:
             extra = sum(len(changes) for _, changes in pending)
             more = f", {extra} resource change(s)" if extra else ""
@@ -123,3 +141,6 @@ def apply(
                 change.apply(client)
             if changes:
                 typer.echo(f"applied: {len(changes)} {kind.name} change(s)")
+        if alert_plan["changes"]:
+            applied = client.post("/v1/alerts/apply", json={**alerts, "dry_run": False, "prune": prune})
+            typer.echo(f"alerts applied: {applied['summary']}")

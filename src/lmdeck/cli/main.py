@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 import lmdeck
+from lmdeck.cli import alerts as alerts_cmd
 from lmdeck.cli import apply as apply_cmd
 from lmdeck.cli import audit as audit_cmd
 from lmdeck.cli import budgets as budgets_cmd
@@ -39,6 +40,7 @@ app.add_typer(guardrails_cmd.app, name="guardrails")
 app.add_typer(routers_cmd.app, name="routers")
 app.add_typer(releases_cmd.app, name="releases")
 app.add_typer(retention_cmd.app, name="retention")
+app.add_typer(alerts_cmd.app, name="alerts")
 
 
 @app.command()

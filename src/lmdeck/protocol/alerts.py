@@ -1,7 +1,7 @@
 """Wire schemas of alerting: rules, notification channels, silences and the incidents they produce.
 
 The same shapes are written in ``lmdeck.yaml`` under ``alerts:`` (synced by ``lmdeck apply``), sent to
-``/api/alerts/...`` and printed by ``lmdeck alerts``::
+``/v1/alerts/...`` and printed by ``lmdeck alerts``::
 
     alerts:
       rules:
@@ -264,7 +264,7 @@ class AlertsDeclared(BaseModel):
 
 
 class AlertsApplyRequest(AlertsDeclared):
-    """``POST /api/alerts/apply``: the declared state, whether to only plan, whether to remove the undeclared."""
+    """``POST /v1/alerts/apply``: the declared state, whether to only plan, whether to remove the undeclared."""
 
     dry_run: bool = False
     prune: bool = False
@@ -277,7 +277,7 @@ class AckRequest(BaseModel):
 
 
 class TestNotificationRequest(BaseModel):
-    """``POST /api/alerts/test``: send one test notification to ``channel`` now (delivery is awaited)."""
+    """``POST /v1/alerts/test``: send one test notification to ``channel`` now (delivery is awaited)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -285,7 +285,7 @@ class TestNotificationRequest(BaseModel):
 
 
 class EvaluateRequest(BaseModel):
-    """``POST /api/alerts/evaluate``: evaluate every rule now (``at``: epoch seconds, default now) and
+    """``POST /v1/alerts/evaluate``: evaluate every rule now (``at``: epoch seconds, default now) and
     deliver the notifications it produced."""
 
     model_config = ConfigDict(extra="forbid")

@@ -1,4 +1,4 @@
-"""``/api/alerts``: alerts and their history, acknowledgement, rules, channels, silences, apply, test, export.
+"""``/v1/alerts``: alerts and their history, acknowledgement, rules, channels, silences, apply, test, export.
 
 Reading alerts and rules needs a viewer key; acknowledging needs a developer key; changing rules,
 channels and silences, evaluating now, testing a channel and the dead-letter log need the admin role.
@@ -29,7 +29,7 @@ from lmdeck.protocol.alerts import (
 )
 from lmdeck.registry.catalog import actor_of
 
-router = APIRouter(prefix="/api/alerts", tags=["alerts"], route_class=GuardedRoute)
+router = APIRouter(prefix="/v1/alerts", tags=["alerts"], route_class=GuardedRoute)
 
 _STATES = "^(pending|firing|acknowledged|resolved|open)$"
 

@@ -1,0 +1,144 @@
+"""``/v1/alerts`` in process: rules, channels and silences through the API and ``apply``, refusals naming the
+fix, roles, acknowledgement, evaluation, channel tests and export."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from lmdeck.app.assembly import build_gateway
+from lmdeck.app.factory import create_app
+from lmdeck.protocol.traces import TraceRecord
+from lmdeck.settings import Settings
+from lmdeck.testing.in_process import in_process_client
+from lmdeck.tracing.memory import MemoryTraceSink
+from lmdeck.tracing.sql_store import SQLTraceStore
+
+ADMIN_KEY = "sk-lmdeck-alerts-Qw3Er5Ty7Ui9Op1As2Df4Gh6Jk8Lz0X"
+ADMIN_ENV = "LMDECK_TEST_ALERTS_ADMIN_KEY"
+
+RULE = {
+    "name": "chat-errors",
+    "signal": {"metric": "error_rate", "window_s": 300, "where": {"route": "chat"}},
+    "threshold": 0.3,
+    "channels": ["hook"],
+}
+#: Nothing listens on port 9 (discard): deliveries to it fail fast.
+HOOK = {"name": "hook", "type": "webhook", "url": "http://127.0.0.1:9/hook"}
+
+
+@pytest.fixture
+async def http(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+    monkeypatch.setenv(ADMIN_ENV, ADMIN_KEY)
+    settings = Settings.model_validate(
+        {
+            "data_dir": str(tmp_path),
+            "default_routes": False,
+            "admin_key": {"$env": ADMIN_ENV},
+            "alerts": {"evaluation_interval_s": None, "max_attempts": 1},
+        }
+    )
+    gateway = build_gateway(settings, sink=MemoryTraceSink(), announce_admin_key=False)
+    async with in_process_client(create_app(settings, gateway=gateway), timeout=30.0) as client:
+        client.headers["authorization"] = f"Bearer {ADMIN_KEY}"
+        yield client
+
+
+async def test_rules_and_channels_through_apply_plan_then_apply_then_prune(http: httpx.AsyncClient) -> None:
+    declared = {"rules": [RULE], "channels": [HOOK]}
+    plan = (await http.post("/v1/alerts/apply", json={**declared, "dry_run": True})).json()
+    assert plan["changes"] == ["create rule chat-errors", "create channel hook"]
+    assert (await http.get("/v1/alerts/rules")).json()["data"] == []
+    applied = (await http.post("/v1/alerts/apply", json=declared)).json()
+    assert applied["summary"] == "2 change(s)"
+    assert (await http.post("/v1/alerts/apply", json=declared)).json()["summary"] == "no changes"
+    rules = (await http.get("/v1/alerts/rules")).json()["data"]
+    assert [r["name"] for r in rules] == ["chat-errors"] and rules[0]["error"] is None
+    pruned = (await http.post("/v1/alerts/apply", json={"channels": [HOOK], "prune": True})).json()
+    assert pruned["changes"] == ["delete rule chat-errors"]
+    audit = (await http.get("/api/audit", params={"target": "chat-errors"})).json()["data"]
+    assert [e["action"] for e in audit] == ["alerts.rule.create", "alerts.rule.delete"]
+
+
+async def test_bad_rules_and_channels_are_refused_naming_the_fix(http: httpx.AsyncClient) -> None:
+    response = await http.put("/v1/alerts/rules/chat-errors", json=RULE)
+    assert response.status_code == 400 and "unknown channel 'hook'" in response.json()["error"]["message"]
+    response = await http.put("/v1/alerts/channels/pager", json={"name": "pager", "type": "pagerduty"})
+    assert response.status_code == 400 and "unknown channel type 'pagerduty'" in response.json()["error"]["message"]
+    response = await http.put("/v1/alerts/channels/hook", json={"name": "hook", "type": "webhook"})
+    assert response.status_code == 400 and "needs `url`" in response.json()["error"]["message"]
+    secret = {**HOOK, "secret": {"$env": "LMDECK_TEST_ALERTS_UNSET"}}
+    response = await http.put("/v1/alerts/channels/hook", json=secret)
+    assert response.status_code == 400 and "LMDECK_TEST_ALERTS_UNSET" in response.json()["error"]["message"]
+    response = await http.put("/v1/alerts/channels/hook", json={**HOOK, "secret": "inline"})
+    assert response.status_code == 400
+    assert (await http.put("/v1/alerts/channels/hook", json=HOOK)).status_code == 200
+    bad_metric = {**RULE, "signal": {"metric": "vibes"}}
+    response = await http.put("/v1/alerts/rules/chat-errors", json=bad_metric)
+    assert response.status_code == 400 and "unknown metric 'vibes'" in response.json()["error"]["message"]
+    no_threshold = {k: v for k, v in RULE.items() if k != "threshold"}
+    assert (await http.put("/v1/alerts/rules/chat-errors", json=no_threshold)).status_code == 400
+    bad_action = {**RULE, "actions": [{"type": "reboot"}]}
+    response = await http.put("/v1/alerts/rules/chat-errors", json=bad_action)
+    assert response.status_code == 400 and "unknown action type 'reboot'" in response.json()["error"]["message"]
+    anomaly = {**RULE, "kind": "anomaly", "anomaly": {"detector": "nope"}}
+    response = await http.put("/v1/alerts/rules/chat-errors", json=anomaly)
+    assert response.status_code == 400 and "unknown anomaly detector 'nope'" in response.json()["error"]["message"]
+    response = await http.put("/v1/alerts/rules/other", json=RULE)
+    assert response.status_code == 400 and "make them agree" in response.json()["error"]["message"]
+    assert (await http.get("/v1/alerts/nope")).status_code == 404
+    assert (await http.post("/v1/alerts/nope/ack", json={})).status_code == 404
+
+
+async def test_viewers_read_and_only_admins_change_rules(http: httpx.AsyncClient) -> None:
+    viewer = (await http.post("/api/keys", json={"name": "alerts viewer", "role": "viewer"})).json()["key"]
+    headers = {"authorization": f"Bearer {viewer}"}
+    assert (await http.get("/v1/alerts", headers=headers)).status_code == 200
+    assert (await http.get("/v1/alerts/rules", headers=headers)).status_code == 200
+    assert (await http.put("/v1/alerts/channels/hook", json=HOOK, headers=headers)).status_code == 403
+    assert (await http.post("/v1/alerts/evaluate", json={}, headers=headers)).status_code == 403
+    assert (await http.get("/v1/alerts", headers={"authorization": "Bearer sk-lmdeck-nope"})).status_code == 401
+
+
+async def test_evaluate_ack_silence_dead_letters_and_export(http: httpx.AsyncClient) -> None:
+    await http.post("/v1/alerts/apply", json={"rules": [RULE], "channels": [HOOK]})
+    app = http._transport.app  # type: ignore[attr-defined]
+    now = time.time()
+    records = [TraceRecord(created_at=now - 5, route="chat", target="fake:a", status_code=502) for _ in range(5)]
+    SQLTraceStore(app.state.gateway.db).insert(records)
+
+    report = (await http.post("/v1/alerts/evaluate", json={"at": now})).json()
+    assert len(report["fired"]) == 1 and report["errors"] == {}
+    alert_id = report["fired"][0]
+    alert = (await http.get(f"/v1/alerts/{alert_id}")).json()
+    assert alert["state"] == "firing" and [e["event"] for e in alert["history"]] == ["pending", "firing"]
+    assert [a["id"] for a in (await http.get("/v1/alerts", params={"state": "open"})).json()["data"]] == [alert_id]
+    assert (await http.get("/v1/alerts", params={"state": "bogus"})).status_code == 400
+    # The receiver is down and one attempt is allowed: the notification is dead-lettered, and can be retried.
+    dead = (await http.get("/v1/alerts/dead-letters")).json()["data"]
+    assert [d["channel"] for d in dead] == ["hook"] and dead[0]["status"] == "dead"
+    assert (await http.post(f"/v1/alerts/dead-letters/{dead[0]['id']}/retry")).json() == {"requeued": 1}
+
+    acked = (await http.post(f"/v1/alerts/{alert_id}/ack", json={"comment": "on it"})).json()
+    assert acked["state"] == "acknowledged" and acked["acknowledged_by"].startswith("key:")
+    assert (await http.post(f"/v1/alerts/{alert_id}/ack", json={})).status_code == 409
+
+    ends = datetime.fromtimestamp(now + 3600, UTC).isoformat()
+    silence = (await http.post("/v1/alerts/silences", json={"matchers": {"rule": "x"}, "ends_at": ends})).json()
+    assert [s["id"] for s in (await http.get("/v1/alerts/silences")).json()["data"]] == [silence["id"]]
+    past = datetime.fromtimestamp(now - 60, UTC).isoformat()
+    assert (await http.post("/v1/alerts/silences", json={"matchers": {"rule": "x"}, "ends_at": past})).status_code == 400
+    assert (await http.delete(f"/v1/alerts/silences/{silence['id']}")).status_code == 204
+    assert (await http.get("/v1/alerts/silences")).json()["data"] == []
+
+    tested = (await http.post("/v1/alerts/test", json={"channel": "hook"})).json()
+    assert tested["delivered"] is False and "127.0.0.1:9" in tested["error"]
+    exported = yaml.safe_load((await http.get("/v1/alerts/export/prometheus")).text)
+    assert [r["alert"] for r in exported["groups"][0]["rules"]] == ["chat-errors"]
+    assert (await http.get("/v1/alerts/export/grafana")).json()["uid"] == "lmdeck-gateway"
