@@ -133,7 +133,9 @@ async def test_evaluate_ack_silence_dead_letters_and_export(http: httpx.AsyncCli
     silence = (await http.post("/v1/alerts/silences", json={"matchers": {"rule": "x"}, "ends_at": ends})).json()
     assert [s["id"] for s in (await http.get("/v1/alerts/silences")).json()["data"]] == [silence["id"]]
     past = datetime.fromtimestamp(now - 60, UTC).isoformat()
-    assert (await http.post("/v1/alerts/silences", json={"matchers": {"rule": "x"}, "ends_at": past})).status_code == 400
+    assert (
+        await http.post("/v1/alerts/silences", json={"matchers": {"rule": "x"}, "ends_at": past})
+    ).status_code == 400
     assert (await http.delete(f"/v1/alerts/silences/{silence['id']}")).status_code == 204
     assert (await http.get("/v1/alerts/silences")).json()["data"] == []
 
