@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from lmdeck.monitoring.anomaly.auto import AutoDetector
 from lmdeck.monitoring.anomaly.base import (
@@ -24,6 +25,7 @@ from lmdeck.monitoring.anomaly.mad import MedianMadDetector
 from lmdeck.monitoring.anomaly.scoring import Threshold, on_grid
 from lmdeck.monitoring.anomaly.seasonal import SeasonalDetector
 from lmdeck.plugins import call_hooks
+from lmdeck.protocol.alerts import AlertRuleSpec
 
 PYPROJECT = Path(__file__).resolve().parents[3] / "pyproject.toml"
 HOUR = 3600
@@ -165,3 +167,25 @@ def test_ewma_follows_a_drifting_level_and_flags_a_spike() -> None:
     assert spike.anomalous and spike.detail["method"] == "ewma"
     values[-30] += 60  # an earlier spike barely moves the level (clipped)
     assert abs(detector.evaluate(hourly(values[:-1])).expected - 130) < 3
+
+
+def test_the_documented_rule_and_plugin_example_work() -> None:
+    """docs/monitoring.md: the anomaly rule's YAML validates and builds its detector; the plugin example runs."""
+    text = (PYPROJECT.parent / "docs" / "monitoring.md").read_text()
+    section = text[text.index("## Anomaly rules") :]
+    rule_yaml = section[section.index("```yaml") + 7 : section.index("```", section.index("```yaml") + 7)]
+    rule = AlertRuleSpec.model_validate(yaml.safe_load(rule_yaml)["alerts"]["rules"][0])
+    assert rule.anomaly is not None
+    detector = registered().create(
+        rule.anomaly.detector, sensitivity=rule.anomaly.sensitivity, options=rule.anomaly.options
+    )
+    assert isinstance(detector, AutoDetector)
+    start = section.index("```python") + 9
+    namespace: dict[str, object] = {}
+    exec(section[start : section.index("```", start)], namespace)
+    plugin = DetectorRegistry()
+    namespace["register"](plugin)  # type: ignore[operator]
+    values = seasonal_values(weeks=2)[: 168 + 10]
+    values[-1] = values[-1 - 168] + 5
+    finding = plugin.create("last_week", options={"scale": 1.0}).evaluate(hourly(values))
+    assert finding.anomalous and finding.expected == values[-1 - 168]
