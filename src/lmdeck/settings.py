@@ -655,6 +655,9 @@ class EvaluationSettings(BaseModel):
 
     online_rules: list[dict[str, Any]] = Field(default_factory=list, description="online evaluation rules")
     experiments: list[dict[str, Any]] = Field(default_factory=list, description="A/B experiments started when absent")
+    annotation_queues: list[dict[str, Any]] = Field(
+        default_factory=list, description="annotation queues created when absent (docs/monitoring.md)"
+    )
     queue_size: int = Field(default=1000, ge=1, description="traces waiting for online scoring before drops")
     workers: int = Field(default=2, ge=1, le=64, description="background online scoring tasks")
     poll_interval: float = Field(default=2.0, gt=0, description="seconds between reloads of rules and experiments")

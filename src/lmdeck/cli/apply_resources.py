@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from lmdeck.protocol.annotation import AnnotationQueueSpec
 from lmdeck.sdk.client import Client
 from lmdeck.settings import Settings
 
@@ -68,5 +69,15 @@ RETENTION_POLICIES = ResourceKind(
     "/api/retention/policies/{name}",
 )
 
+ANNOTATION_QUEUES = ResourceKind(
+    "AnnotationQueue",
+    lambda settings: [
+        AnnotationQueueSpec.model_validate(q).model_dump(mode="json", exclude={"team"})
+        for q in settings.evaluation.annotation_queues
+    ],
+    "/v1/annotation-queues",
+    "/v1/annotation-queues/{name}",
+)
+
 #: The kinds ``lmdeck apply`` syncs after the registry plan, in order.
-RESOURCE_KINDS: list[ResourceKind] = [RETENTION_POLICIES]
+RESOURCE_KINDS: list[ResourceKind] = [RETENTION_POLICIES, ANNOTATION_QUEUES]

@@ -16,6 +16,7 @@ from lmdeck.cli import guardrails as guardrails_cmd
 from lmdeck.cli import keys as keys_cmd
 from lmdeck.cli import models as models_cmd
 from lmdeck.cli import prompts as prompts_cmd
+from lmdeck.cli import queues as queues_cmd
 from lmdeck.cli import releases as releases_cmd
 from lmdeck.cli import retention as retention_cmd
 from lmdeck.cli import routers as routers_cmd
@@ -41,6 +42,7 @@ app.add_typer(routers_cmd.app, name="routers")
 app.add_typer(releases_cmd.app, name="releases")
 app.add_typer(retention_cmd.app, name="retention")
 app.add_typer(alerts_cmd.app, name="alerts")
+app.add_typer(queues_cmd.app, name="queues")
 
 
 @app.command()

@@ -28,6 +28,7 @@ MIGRATION_MODULES: list[str] = [
     "lmdeck.policy.migrations",
     "lmdeck.registry.migrations",
     "lmdeck.evaluation.migrations",
+    "lmdeck.evaluation.annotation.migrations",
     "lmdeck.delivery.migrations",
     "lmdeck.delivery.shadow.migrations",
     "lmdeck.monitoring.migrations",

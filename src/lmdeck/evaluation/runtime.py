@@ -17,6 +17,7 @@ Routes reach it as the gateway's ``evaluation`` field (:func:`lmdeck.app.service
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,8 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from lmdeck.db import Database
+from lmdeck.evaluation.annotation.feeder import AnnotationFeeder
+from lmdeck.evaluation.annotation.service import AnnotationService
 from lmdeck.evaluation.experiments.exposures import ExposureRecorder
 from lmdeck.evaluation.experiments.service import ExperimentService
 from lmdeck.evaluation.experiments.step import ExperimentPin, ExperimentStep
@@ -47,7 +50,10 @@ from lmdeck.gateway.steps.record import TraceObserver
 from lmdeck.pipeline.chain import Pipeline
 from lmdeck.pipeline.order import StepDeclaration
 from lmdeck.policy.audit import AuditLog
+from lmdeck.policy.ownership import Owner
+from lmdeck.protocol.annotation import AnnotationQueueSpec
 from lmdeck.protocol.evaluation import ExperimentSpec, OnlineRule
+from lmdeck.registry.owners import resolve_team
 from lmdeck.registry.runtime import RegistryRuntime
 from lmdeck.registry.snapshot import RegistrySnapshot
 from lmdeck.settings import ConfigError, Settings
@@ -113,6 +119,11 @@ class EvaluationRuntime:
             routes=(lambda: registry.route_owners) if registry is not None else None,
         )
         self.exposures = ExposureRecorder(self.experiments.store, self.metrics)
+        self.annotation = AnnotationService(db, self.audit, registry.datasets if registry is not None else None)
+        self.annotation_feeder = AnnotationFeeder(self.annotation.store)
+        self.configured_queues: list[AnnotationQueueSpec] = _validated(
+            AnnotationQueueSpec, config.annotation_queues, "annotation_queues"
+        )
         self.run_store = RunStore(db)
         self._pipeline: Pipeline | None = None
         self.online: OnlineEvaluator | None = None
@@ -177,6 +188,11 @@ class EvaluationRuntime:
         for spec in self.configured_experiments:
             if self.experiments.store.get(spec.name) is None:
                 self.experiments.store.create(spec, "config")
+        for queue in self.configured_queues:
+            if self.annotation.store.queue(queue.name) is None:
+                with self.db.engine.connect() as conn:
+                    owner = Owner(resolve_team(conn, queue.team))
+                self.annotation.store.save_queue(queue, owner, "config", watermark=time.time())
 
     async def start(self) -> None:
         stale = await anyio.to_thread.run_sync(self.run_store.fail_unfinished, "the gateway stopped during the run")
@@ -185,6 +201,7 @@ class EvaluationRuntime:
         await anyio.to_thread.run_sync(self._start_configured)
         await self.experiments.start()
         await self.exposures.start()
+        await self.annotation_feeder.start()
         if self.online is not None and self.rules is not None:
             await self.online.start()
             await self.rules.start()
@@ -196,5 +213,6 @@ class EvaluationRuntime:
             await self.rules.stop()
         if self.online is not None:
             await self.online.stop()
+        await self.annotation_feeder.stop()
         await self.exposures.stop()
         await self.experiments.stop_polling()
