@@ -1,7 +1,7 @@
 """Fixtures for the release tests: a gateway in process with a fake provider.
 
 ``EchoFake`` is a FAKE provider for tests: it never calls anything. It answers with its model's
-name and the last user message; model ``flaky`` refuses (a 500, not retried) every request whose
+name, the last user message and the temperature it was sent; model ``flaky`` refuses (a 500, not retried) every request whose
 last user message hashes into its ``error_rate`` share (a fifth by default).
 """
 
@@ -52,7 +52,10 @@ class EchoFake:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": f"{self.target.model}: {last}"},
+                        "message": {
+                            "role": "assistant",
+                            "content": f"{self.target.model}: {last} (temperature {request.temperature})",
+                        },
                         "finish_reason": "stop",
                     }
                 ],

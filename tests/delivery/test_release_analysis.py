@@ -125,3 +125,26 @@ def test_identical_variants_are_rolled_back_no_more_often_than_alpha() -> None:
                 rolled_back += 1
                 break
     assert rolled_back / 200 <= spec.strategy.alpha
+
+
+def test_a_candidate_going_bad_mid_step_is_rolled_back_within_two_intervals() -> None:
+    """Good for five intervals (holding: a tight tolerance not yet shown), then failing a fifth of its requests:
+    the hard guard's last-interval window sees only the bad requests, however much good data the step holds."""
+    spec = release(hard_guards=[{"metric": "error_rate", "ceiling": 0.1, "min_samples": 20}])
+    traffic = Traffic(5, error={"baseline": 0.0, "candidate": 0.0}, score={"baseline": 0.7, "candidate": 0.7})
+    last = 0.0
+    for k in range(5):
+        traffic.interval(k * INTERVAL, 40)
+        now = (k + 1) * INTERVAL
+        good = analyse(spec, traffic.window(last), now=now, step=0, step_started_at=0.0, started_at=0.0)
+        assert good.decision in ("hold", "promote"), good.reason
+        last = now
+    traffic.error["candidate"] = 0.2
+    decisions = []
+    for k in range(5, 7):
+        traffic.interval(k * INTERVAL, 40)
+        now = (k + 1) * INTERVAL
+        decisions.append(analyse(spec, traffic.window(last), now=now, step=0, step_started_at=0.0, started_at=0.0))
+        last = now
+    assert "rollback" in [d.decision for d in decisions], [d.reason for d in decisions]
+    assert "last interval" in next(d for d in decisions if d.decision == "rollback").reason

@@ -32,7 +32,9 @@ async def traffic(deck: Deck, users: int, round_: int = 0) -> Counter[str]:
 
 
 async def test_a_healthy_candidate_climbs_every_step_and_is_promoted(deck: Deck) -> None:
-    created = await deck.call("POST", "/v1/releases", json=release("next-model", "chat-next"))
+    spec = release("next-model", "chat-next")
+    spec["candidate"]["params"] = {"temperature": 0.3}
+    created = await deck.call("POST", "/v1/releases", json=spec)
     assert created.status_code == 201, created.text
     assert created.json()["state"] == "pending"
     started = await deck.call("POST", "/v1/releases/next-model/start")
@@ -44,8 +46,11 @@ async def test_a_healthy_candidate_climbs_every_step_and_is_promoted(deck: Deck)
     again = await deck.chat(model="chat", user="user-7", messages=[{"role": "user", "content": "again"}])
     first = await deck.chat(model="chat", user="user-7", messages=[{"role": "user", "content": "and again"}])
     assert again.headers["x-lmdeck-release"] == first.headers["x-lmdeck-release"]  # sticky per user
-    served_by = first.json()["choices"][0]["message"]["content"].split(":")[0]
-    assert served_by == ("next" if first.headers["x-lmdeck-release"].endswith("candidate") else "steady")
+    answer = first.json()["choices"][0]["message"]["content"]
+    if first.headers["x-lmdeck-release"].endswith("candidate"):
+        assert answer.startswith("next:") and answer.endswith("(temperature 0.3)")  # route and params applied
+    else:
+        assert answer.startswith("steady:") and answer.endswith("(temperature None)")
 
     tick = await deck.call("POST", "/v1/releases/analyze", json={})
     assert tick.status_code == 200, tick.text
@@ -68,7 +73,8 @@ async def test_a_failing_candidate_is_rolled_back_at_the_first_analysis(deck: De
     spec = release("flaky", "chat-flaky", hard_guards=[{"metric": "error_rate", "ceiling": 0.1, "min_samples": 10}])
     assert (await deck.call("POST", "/v1/releases", json=spec)).status_code == 201
     await deck.call("POST", "/v1/releases/flaky/start")
-    await traffic(deck, 80)
+    seen = await traffic(deck, 80)
+    assert set(seen) == {"flaky=baseline", "flaky=candidate"}, seen  # failed answers name their variant too
     tick = (await deck.call("POST", "/v1/releases/analyze", json={})).json()["data"]
     assert [(d["release"], d["decision"], d["state"]) for d in tick] == [("flaky", "rollback", "rolled_back")]
     assert tick[0]["reason"].startswith("hard guard: candidate error_rate")

@@ -24,11 +24,13 @@ from lmdeck.delivery.store import ReleaseRecord
 from lmdeck.evaluation.experiments.assignment import unit_point
 from lmdeck.evaluation.experiments.step import ExperimentStep, subject_of
 from lmdeck.evaluation.inference import EVAL_TAG
+from lmdeck.gateway.errors import upstream_to_api_error
 from lmdeck.gateway.routing.eligibility import RouteCheck, route_refusal
 from lmdeck.pipeline.chain import Handler
 from lmdeck.pipeline.context import RequestContext, Result
-from lmdeck.protocol import ChatCompletionRequest
+from lmdeck.protocol import APIError, ChatCompletionRequest
 from lmdeck.protocol.evaluation import VariantSpec
+from lmdeck.providers.base import UpstreamError
 
 RELEASE_HEADER = "x-lmdeck-release"
 #: Requests carrying this tag (mirrors of the shadow stage) are never split again.
@@ -100,6 +102,14 @@ class ReleaseStep:
         ctx.trace.metadata["release"] = record.name
         ctx.trace.metadata["variant"] = variant
         ctx.trace.metadata["release_step"] = record.step if record.step is not None else -1
-        result = await call_next(ctx)
-        result.headers[RELEASE_HEADER] = f"{record.name}={variant}"
+        stamp = f"{record.name}={variant}"
+        try:
+            result = await call_next(ctx)
+        except (APIError, UpstreamError) as exc:  # an error answer names the variant that gave it too
+            error = upstream_to_api_error(exc) if isinstance(exc, UpstreamError) else exc
+            error.headers = {**error.headers, RELEASE_HEADER: stamp}
+            if error is exc:
+                raise
+            raise error from exc
+        result.headers[RELEASE_HEADER] = stamp
         return result
