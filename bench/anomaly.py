@@ -9,7 +9,9 @@ machine): hourly series with one injected spike, level shift or slow ramp, or no
 by step over their fifth week. Two scenarios:
 
 - ``seasonal``: a daily cycle and quieter weekends, each evaluation sees four weeks of history;
-- ``short``: no cycle, each evaluation sees only the last 48 steps (a new route or signal).
+- ``short``: no cycle, each evaluation sees only the last 48 steps (a new route or signal);
+- ``5min``: as ``seasonal`` at 5-minute steps with 7 days of history (an anomaly rule's defaults),
+  12 times the evaluations a week; a third of the cases, ``auto`` only (it is the slow one).
 
 ``static`` is the baseline measured in the same run: a plain static threshold, anomalous when the
 newest value leaves the [min, max] of the history the detectors see, the band someone would draw
@@ -38,6 +40,8 @@ from lmdeck.testing.synthetic_series import KINDS, WEEK_STEPS, Score, detection,
 SCENARIOS: dict[str, dict[str, Any]] = {
     "seasonal": {"seasonal": True, "history": 4 * WEEK_STEPS},
     "short": {"seasonal": False, "history": 48},
+    # an anomaly rule's defaults: 5-minute steps, 7 days of history; a third of the cases, auto only
+    "5min": {"seasonal": True, "history": 7 * 288, "step": 300, "history_weeks": 1, "share": 3, "only": ("auto",)},
 }
 DETECTORS = ("mad", "ewma", "seasonal", "changepoint", "auto")
 
@@ -96,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clean", type=int, default=30, help="weeks without incident per scenario")
     parser.add_argument("--sensitivity", choices=("low", "medium", "high"), default="medium")
     parser.add_argument("--only", default="", help="comma-separated detectors (static always runs)")
-    parser.add_argument("--scenarios", default="seasonal,short")
+    parser.add_argument("--scenarios", default="seasonal,short,5min")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     wanted = [d for d in DETECTORS if not args.only or d in args.only.split(",")]
@@ -104,9 +108,18 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"seed": args.seed, "sensitivity": args.sensitivity, "scenarios": {}}
     for scenario in args.scenarios.split(","):
         spec = SCENARIOS[scenario]
-        cases = generate(args.seed, args.per_kind, args.clean, seasonal=spec["seasonal"])
+        share = spec.get("share", 1)
+        cases = generate(
+            args.seed,
+            max(1, args.per_kind // share),
+            max(1, args.clean // share),
+            seasonal=spec["seasonal"],
+            step=spec.get("step", 3600),
+            history_weeks=spec.get("history_weeks", 4),
+        )
+        names = [name for name in wanted if name in spec.get("only", wanted)]
         judges: list[tuple[str, Callable[[Series], bool] | Any]] = [("static", static_threshold)]
-        judges += [(name, registry.create(name, sensitivity=args.sensitivity)) for name in wanted]
+        judges += [(name, registry.create(name, sensitivity=args.sensitivity)) for name in names]
         rows = []
         for name, judge in judges:
             score, ms = run(name, judge, cases, spec["history"])
@@ -114,8 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {scenario}/{name} done", file=sys.stderr, flush=True)
         weeks = len(cases)
         print(
-            f"\n{scenario}: {args.per_kind} cases per incident kind + {args.clean} clean weeks ({weeks} weeks judged), "
-            f"history {spec['history']} steps, sensitivity {args.sensitivity}"
+            f"\n{scenario}: {max(1, args.per_kind // share)} cases per incident kind + {max(1, args.clean // share)} "
+            f"clean weeks ({weeks} weeks judged), step {spec.get('step', 3600)} s, history {spec['history']} steps, "
+            f"sensitivity {args.sensitivity}"
         )
         print(table(rows))
         report["scenarios"][scenario] = rows

@@ -94,7 +94,11 @@ class AnomalySpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    detector: str = Field(default="ewma", description="a detector name from the lmdeck.anomaly_detectors registry")
+    detector: str = Field(
+        default="auto",
+        description="a detector name from the lmdeck.anomaly_detectors registry (auto: seasonal or mad by history, "
+        "with changepoint; see docs/monitoring.md)",
+    )
     sensitivity: Literal["low", "medium", "high"] = "medium"
     step_s: int = Field(
         default=300, ge=60, le=86400, description="seconds per point of the series (a whole number of minutes)"

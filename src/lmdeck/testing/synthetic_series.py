@@ -1,6 +1,6 @@
 """Synthetic signal series with injected incidents, and the detection rate and false alarms a detector scores on them.
 
-A case is five weeks of hourly values of a seasonal signal (a daily cycle, quieter weekends, slow
+A case is five weeks of hourly values (or of ``step``-second values) of a seasonal signal (a daily cycle, quieter weekends, slow
 growth, heavy-tailed noise whose size follows the level; or, with ``seasonal=False``, growth and
 noise only), the first four weeks the detector's history and the fifth judged step by step; it
 holds one injected incident or none::
@@ -37,8 +37,9 @@ Kind = Literal["spike", "level_shift", "slow_ramp"]
 KINDS: tuple[Kind, ...] = ("spike", "level_shift", "slow_ramp")
 
 STEP = 3600
-DAY_STEPS = 24
-WEEK_STEPS = 7 * DAY_STEPS
+DAY = 86400
+WEEK = 7 * DAY
+WEEK_STEPS = WEEK // STEP
 HISTORY_WEEKS = 4
 #: Monday 2026-01-05 00:00 UTC, so that phases fall on real hours and weekdays.
 START = 1_767_571_200.0
@@ -58,41 +59,43 @@ class Incident:
 
 @dataclass(frozen=True)
 class Case:
-    """One series: ``values`` (hourly, from ``START``), judged from index ``judged_from`` on."""
+    """One series: ``values`` (one per ``step`` seconds, from ``START``), judged from index ``judged_from`` on."""
 
     values: npt.NDArray[np.float64]
     judged_from: int
     incident: Incident | None
+    step: int = STEP
 
     def series(self, end: int, history: int | None = None) -> Series:
         """The series as it stood with ``values[end - 1]`` newest (the last ``history`` steps, if given)."""
         first = 0 if history is None else max(0, end - history)
-        times = START + STEP * np.arange(first, end, dtype=np.float64)
-        return Series(step=STEP, times=times.tolist(), values=self.values[first:end].tolist())
+        times = START + self.step * np.arange(first, end, dtype=np.float64)
+        return Series(step=self.step, times=times.tolist(), values=self.values[first:end].tolist())
 
 
 def _baseline(
-    rng: np.random.Generator, steps: int, seasonal: bool
+    rng: np.random.Generator, steps: int, seasonal: bool, step: int
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """A level (seasonal, or flat with growth) and its noise SD for ``steps`` hourly steps."""
-    t = np.arange(steps, dtype=np.float64)
-    hour = t % DAY_STEPS
-    weekday = (t // DAY_STEPS) % 7
+    """A level (seasonal, or flat with growth) and its noise SD for ``steps`` steps of ``step`` seconds."""
+    t = np.arange(steps, dtype=np.float64) * step / 3600  # hours
+    hour = t % 24
+    weekday = (t // 24) % 7
     level0 = rng.uniform(50, 500)
     daily = 1.0 + rng.uniform(0.3, 0.8) * np.exp(-0.5 * ((hour - rng.uniform(11, 16)) / rng.uniform(2.5, 4.5)) ** 2)
     weekend = np.where(weekday >= 5, rng.uniform(0.5, 0.8), 1.0)
-    growth = 1.0 + rng.uniform(0.0, 0.04) * t / WEEK_STEPS
+    growth = 1.0 + rng.uniform(0.0, 0.04) * t / (7 * 24)
     level = level0 * daily * weekend * growth if seasonal else level0 * growth
     noise_sd = rng.uniform(0.02, 0.05) * level0 * np.sqrt(level / level0)
     return level, noise_sd
 
 
 def _incident(
-    rng: np.random.Generator, kind: Kind, judged_from: int, steps: int
+    rng: np.random.Generator, kind: Kind, judged_from: int, steps: int, step: int
 ) -> tuple[Incident, npt.NDArray[np.float64]]:
     """An incident of ``kind`` starting in the judged week, and its profile in noise SDs."""
     sign = 1.0 if rng.random() < 0.5 else -1.0
-    start = judged_from + int(rng.integers(DAY_STEPS, 5 * DAY_STEPS))
+    day = DAY // step
+    start = judged_from + int(rng.integers(day, 5 * day))
     shape = np.zeros(steps)
     if kind == "spike":
         length, peak = int(rng.integers(1, 3)), rng.uniform(7, 10)
@@ -108,25 +111,38 @@ def _incident(
     return Incident(kind, start, start + length, sign * peak), sign * shape
 
 
-def generate(seed: int, per_kind: int, clean: int, *, seasonal: bool = True) -> list[Case]:
+def generate(
+    seed: int,
+    per_kind: int,
+    clean: int,
+    *,
+    seasonal: bool = True,
+    step: int = STEP,
+    history_weeks: int = HISTORY_WEEKS,
+) -> list[Case]:
     """``per_kind`` cases of each incident kind and ``clean`` cases without, from ``seed``.
 
-    ``seasonal`` False: a level without daily or weekly cycle (only growth and noise).
+    ``seasonal`` False: a level without daily or weekly cycle (only growth and noise). ``step``:
+    seconds per value (dividing a day); incident lengths stay in steps. ``history_weeks``: weeks
+    before the judged one.
     """
+    if DAY % step:
+        raise ValueError(f"step must divide a day, got {step}")
     rng = np.random.default_rng(seed)
-    judged_from = HISTORY_WEEKS * WEEK_STEPS
-    steps = judged_from + WEEK_STEPS
+    week = WEEK // step
+    judged_from = history_weeks * week
+    steps = judged_from + week
     cases: list[Case] = []
     plan: list[Kind | None] = [kind for kind in KINDS for _ in range(per_kind)] + [None] * clean
     for kind in plan:
-        level, noise_sd = _baseline(rng, steps, seasonal)
+        level, noise_sd = _baseline(rng, steps, seasonal, step)
         noise = rng.standard_t(df=5, size=steps) / np.sqrt(5 / 3)  # unit SD, heavy tails
         values = level + noise_sd * noise
         incident = None
         if kind is not None:
-            incident, shape = _incident(rng, kind, judged_from, steps)
+            incident, shape = _incident(rng, kind, judged_from, steps, step)
             values = values + shape * noise_sd
-        cases.append(Case(values=np.maximum(values, 0.0), judged_from=judged_from, incident=incident))
+        cases.append(Case(values=np.maximum(values, 0.0), judged_from=judged_from, incident=incident, step=step))
     return cases
 
 
@@ -138,6 +154,7 @@ class Score:
     injected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     false_alarms: int = 0
     judged_steps: int = 0
+    judged_weeks: float = 0.0
     delays: list[int] = field(default_factory=list)
 
     def rate(self, kind: str | None = None) -> float:
@@ -148,7 +165,7 @@ class Score:
 
     @property
     def false_alarms_per_week(self) -> float:
-        return self.false_alarms / (self.judged_steps / WEEK_STEPS) if self.judged_steps else 0.0
+        return self.false_alarms / self.judged_weeks if self.judged_weeks else 0.0
 
 
 def detection(
@@ -169,6 +186,7 @@ def detection(
         excused = range(case.incident.start, case.incident.end + SETTLE) if case.incident is not None else range(0)
         score.false_alarms += int(sum(1 for onset in onsets if onset not in excused))
         score.judged_steps += int(flags.size)
+        score.judged_weeks += flags.size * case.step / WEEK
         if case.incident is not None:
             incident = case.incident
             score.injected[incident.kind] += 1
@@ -180,4 +198,4 @@ def detection(
     return score
 
 
-__all__ = ["KINDS", "STEP", "Case", "Incident", "Kind", "Score", "detection", "generate"]
+__all__ = ["KINDS", "STEP", "WEEK_STEPS", "Case", "Incident", "Kind", "Score", "detection", "generate"]

@@ -156,6 +156,17 @@ def test_sensitivities_order_the_thresholds_and_state_their_normal_theory_rate()
     assert Threshold.of("medium", z=2.0).z == 2.0
 
 
+def test_a_sensitivity_keeps_its_false_alarms_per_week_at_any_step() -> None:
+    medium = Threshold.of("medium")
+    assert medium.at_step(HOUR) == 4.5
+    assert medium.at_step(300) == pytest.approx(5.0, abs=0.05)  # twelve times the evaluations a week
+    assert medium.at_step(86400) < 4.0
+    assert medium.normal_false_alarms_per_week(HOUR) == pytest.approx(
+        Threshold(z=medium.at_step(300), per_week=False).normal_false_alarms_per_week(300)
+    )
+    assert Threshold.of("medium", z=4.5).at_step(300) == 4.5  # an explicit z is taken as given
+
+
 def test_ewma_follows_a_drifting_level_and_flags_a_spike() -> None:
     rng = np.random.default_rng(9)
     values = np.linspace(100, 130, 200) + rng.normal(0, 1.5, 200)

@@ -97,7 +97,7 @@ class ChangepointDetector:
             )
         residuals = (recent - expected) / scale
         residuals = np.where(np.isfinite(residuals), residuals, 0.0)
-        needed = self.threshold.effective_z(detail["samples"]) + SEGMENT_MARGIN
+        needed = self.threshold.effective_z(detail["samples"], series.step) + SEGMENT_MARGIN
         # the judged segment is a suffix of the window: when no suffix reaches the threshold, none can
         suffix_sums = np.cumsum(residuals[::-1])
         suffix_statistics = self.threshold.signed_array(suffix_sums / np.sqrt(np.arange(1, residuals.size + 1)))

@@ -4,7 +4,10 @@ sensitivity stands for, and the finding for the newest point.
 **Sensitivity.** A built-in detector turns its ``sensitivity`` into ``z``, how many robust standard
 deviations (1.4826 x the median absolute deviation of its residuals) the newest point must stray from
 the expectation to be anomalous: ``low`` = 5.5, ``medium`` (the default) = 4.5, ``high`` = 3.5
-(:data:`Z_BY_SENSITIVITY`). The option ``z`` sets it directly. A scale learned from few values is
+(:data:`Z_BY_SENSITIVITY`), stated for hourly steps: a sensitivity is a budget of false alarms per
+week, so at another step ``z`` moves to the value with the same normal-theory false alarms per week
+(:meth:`Threshold.at_step`: 4.5 becomes 5.0 at 5-minute steps, 3.8 at daily ones). The option ``z``
+sets it directly, at every step. A scale learned from few values is
 itself uncertain, so ``z`` is widened as a normal sample's prediction interval would be
 (:meth:`Threshold.effective_z`: 4.5 becomes 5.1 over 47 values, 4.7 over 168). On normally distributed residuals a
 two-sided ``z`` raises ``2 · P(Z > z)`` false alarms per evaluated step (about 0.001 a week for 4.5
@@ -45,6 +48,8 @@ MAD_TO_SD = 1.4826
 
 DAY = 86400
 WEEK = 7 * DAY
+#: The step the sensitivities' ``z`` values are stated for (one evaluation an hour).
+REFERENCE_STEP = 3600
 
 Values = npt.NDArray[np.float64]
 
@@ -83,6 +88,8 @@ class Threshold:
     z: float
     direction: Direction = "both"
     min_delta: float = 0.0
+    #: ``z`` is a sensitivity's hourly value, moved to the step's number of evaluations a week
+    per_week: bool = False
 
     @classmethod
     def of(
@@ -97,24 +104,39 @@ class Threshold:
             raise DetectorError(f"direction is one of {', '.join(DIRECTIONS)}, got {direction!r}")
         if not (isinstance(min_delta, int | float) and math.isfinite(min_delta) and min_delta >= 0):
             raise DetectorError(f"min_delta is >= 0 in the series' unit, got {min_delta!r}")
-        chosen = float(z) if z is not None else Z_BY_SENSITIVITY[sensitivity]
-        return cls(z=chosen, direction=direction, min_delta=float(min_delta))  # type: ignore[arg-type]
+        if z is not None:
+            return cls(z=float(z), direction=direction, min_delta=float(min_delta))  # type: ignore[arg-type]
+        return cls(
+            z=Z_BY_SENSITIVITY[sensitivity],
+            direction=direction,  # type: ignore[arg-type]
+            min_delta=float(min_delta),
+            per_week=True,
+        )
 
     def normal_false_alarms_per_week(self, step: int) -> float:
         """False alarms a week at ``step`` seconds if the residuals were normal (a lower bound in practice)."""
         tails = 2 if self.direction == "both" else 1
         return float(tails * norm.sf(self.z) * (WEEK / step))
 
-    def effective_z(self, samples: int | None) -> float:
-        """``z`` widened for a scale learned from only ``samples`` values (None: known exactly).
+    def at_step(self, step: int) -> float:
+        """``z`` for a series of ``step`` seconds: a sensitivity's hourly ``z`` moved to the same normal-theory
+        false alarms per week (more evaluations a week need a larger ``z``: 4.5 at 3600 s is 5.0 at 300 s and
+        3.9 at a day); an explicit ``z`` as given."""
+        if not self.per_week or step == REFERENCE_STEP:
+            return self.z
+        return _at_step(self.z, step)
+
+    def effective_z(self, samples: int | None, step: int = 3600) -> float:
+        """:meth:`at_step`'s ``z`` widened for a scale learned from only ``samples`` values (None: known exactly).
 
         The same tail probability under Student's t with ``samples - 1`` degrees of freedom, times
         sqrt(1 + 1/samples): the width of a normal sample's prediction interval for one new value.
         47 values turn 4.5 into 5.1, 168 into 4.7; a thousand leave it at 4.5.
         """
+        z = self.at_step(step)
         if samples is None or samples < 3:
-            return self.z
-        return _widened(self.z, samples)
+            return z
+        return _widened(z, samples)
 
     def signed(self, score: float) -> float:
         """``score`` (value - expected, in SDs) turned so that positive means "in the alarming direction"."""
@@ -147,7 +169,7 @@ class Threshold:
         ``samples``: how many values ``scale`` was learned from, see :meth:`effective_z`)."""
         value = float(series.values[-1])
         at = float(series.times[-1])
-        z = self.effective_z(samples)
+        z = self.effective_z(samples, series.step)
         half = max(z * scale, self.min_delta)
         lower = None if self.direction == "up" else expected - half
         upper = None if self.direction == "down" else expected + half
@@ -172,6 +194,11 @@ class Threshold:
         )
 
 
+@lru_cache(maxsize=256)
+def _at_step(z: float, step: int) -> float:
+    return float(norm.isf(norm.sf(z) * step / REFERENCE_STEP))
+
+
 @lru_cache(maxsize=4096)
 def _widened(z: float, samples: int) -> float:
     return float(student_t.isf(norm.sf(z), samples - 1) * math.sqrt(1 + 1 / samples))
@@ -194,6 +221,7 @@ __all__ = [
     "DAY",
     "DIRECTIONS",
     "MAD_TO_SD",
+    "REFERENCE_STEP",
     "WEEK",
     "Z_BY_SENSITIVITY",
     "Direction",
