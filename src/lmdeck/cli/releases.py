@@ -2,7 +2,7 @@
 
     lmdeck releases create reply-v3.yaml         # a YAML or JSON file of the release (docs/delivery.md)
     lmdeck releases start reply-v3
-    lmdeck releases status reply-v3              # state, share, last analysis per metric, history
+    lmdeck releases status reply-v3              # state, share, shadow verdict, last analysis per metric, history
     lmdeck releases promote reply-v3             # to the next step now (the last: promoted)
     lmdeck releases rollback reply-v3 --reason "answers got worse"
     lmdeck releases abort reply-v3
@@ -44,6 +44,20 @@ def _num(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def shadow_text(shadow: dict[str, Any]) -> str:
+    """A release's shadow stage in two lines: what was mirrored and spent, and the gate's verdict."""
+    c, v, spec = shadow["counters"], shadow["verdict"], shadow["spec"]
+    mirroring = "mirroring" if shadow["active"] else "not mirroring"
+    interval = f" [{_num(v['win_rate_low'])}, {_num(v['win_rate_high'])}]" if v.get("win_rate") is not None else ""
+    return (
+        f"shadow ({mirroring}, {spec['sample']:g} of requests): {c['mirrored']} mirrored, {c['dropped']} dropped, "
+        f"{c['budget_exhausted']} over budget, {c['failed']} failed, {c['judged']} judged; spent "
+        f"{c['spent_micros']} of {spec['budget_micros']} micro-dollars\n"
+        f"shadow verdict: {v['decision']}: {v['wins']} wins, {v['ties']} ties, {v['losses']} losses, win rate "
+        f"{_num(v.get('win_rate'))}{interval} (gate {spec['min_win_rate']:g} after {spec['min_pairs']} pairs)"
+    )
+
+
 def status_text(found: dict[str, Any]) -> str:
     """A release as text: its state and share, the last analysis per metric, and its history."""
     spec = found["spec"]
@@ -54,6 +68,9 @@ def status_text(found: dict[str, Any]) -> str:
     ]
     if found.get("reason"):
         lines.append(f"reason: {found['reason']}")
+    shadow = found.get("shadow")
+    if shadow:
+        lines.append(shadow_text(shadow))
     analysis = found.get("last_analysis")
     if analysis:
         lines.append(f"last analysis: {analysis['decision']} ({analysis['reason']})")

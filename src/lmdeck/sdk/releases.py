@@ -36,6 +36,11 @@ class Releases(Namespace):
         found: dict[str, Any] = self.client.get(f"/v1/releases/{quote(name, safe='')}")
         return found
 
+    def shadow(self, name: str, *, pairs: int = 20) -> dict[str, Any]:
+        """The release's shadow stage: counters, budget left, verdict and the newest ``pairs`` judged pairs."""
+        found: dict[str, Any] = self.client.get(f"/v1/releases/{quote(name, safe='')}/shadow", params={"pairs": pairs})
+        return found
+
     def act(self, name: str, action: str, *, reason: str | None = None) -> dict[str, Any]:
         """``start``, ``promote`` (to the next step), ``rollback`` or ``abort`` the release."""
         body = {"reason": reason} if reason is not None else {}

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from lmdeck.app.assembly import Gateway, build_gateway
 from lmdeck.app.factory import create_app
+from lmdeck.cli.releases import shadow_text
 from lmdeck.delivery.shadow.dispatch import SHADOW_TAG, ShadowTarget
 from lmdeck.delivery.shadow.runtime import ShadowRuntime
 from lmdeck.delivery.store import ReleaseRecord
@@ -339,6 +340,26 @@ async def test_the_shadow_status_api(deck: Deck) -> None:
     assert missing.status_code == 404 and set(missing.json()["error"]) == {"message", "type", "param", "code"}
     plain = await deck.http.get("/v1/releases/plain/shadow", headers=auth)
     assert plain.status_code == 404 and "no shadow stage" in plain.json()["error"]["message"]
+    shown = (await deck.http.get("/v1/releases/next", headers=auth)).json()
+    assert shown["shadow"]["counters"] == body["counters"] and shown["shadow"]["verdict"] == body["verdict"]
+    assert "shadow" not in (await deck.http.get("/v1/releases/plain", headers=auth)).json()
+    text = shadow_text(shown["shadow"])
+    assert "1 mirrored, 0 dropped, 0 over budget, 0 failed, 1 judged; spent 15000 of 1000000" in text
+    assert "shadow verdict: wait: 1 wins, 0 ties, 0 losses" in text
     bad = await deck.http.get("/v1/releases/next/shadow?pairs=-1", headers=auth)
     assert bad.status_code == 400
     assert (await deck.http.get("/v1/releases/next/shadow")).status_code == 401
+
+
+async def test_a_release_whose_judge_cannot_judge_is_refused_at_creation(deck: Deck) -> None:
+    auth = {"authorization": f"Bearer {ADMIN_KEY}"}
+    spec = {"name": "bad-judge", "route": "support", "candidate": {"route": "support-next"}}
+    for judges, why in [
+        (["exact"], "expected answer"),
+        (["nope"], "unknown evaluator"),
+        (["route:"], "names no route"),
+    ]:
+        r = await deck.http.post("/v1/releases", json={**spec, "shadow": {"judges": judges}}, headers=auth)
+        assert r.status_code == 400 and why in r.json()["error"]["message"], r.text
+    r = await deck.http.post("/v1/releases", json={**spec, "shadow": {}}, headers=auth)
+    assert r.status_code == 400 and "judges" in r.json()["error"]["message"], r.text

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from lmdeck.app.boundary import GuardedRoute
-from lmdeck.app.services import delivery_of
+from lmdeck.app.services import delivery_of, shadow_of
 from lmdeck.gateway.errors import json_response
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
 from lmdeck.protocol import APIError
 from lmdeck.protocol.delivery import ReleaseAction, ReleaseSpec
+from lmdeck.protocol.evaluation import EvaluatorError
 
 router = APIRouter(prefix="/v1/releases", tags=["releases"], route_class=GuardedRoute)
 
@@ -28,6 +30,11 @@ class AnalyzeRequest(BaseModel):
 
 @router.post("", summary="Create a release (pending until started)", status_code=201)
 async def create(body: ReleaseSpec, request: Request, principal: Principal = Depends(require("developer"))) -> Any:
+    if body.shadow is not None:
+        try:
+            shadow_of(request).check(body.shadow)
+        except EvaluatorError as exc:
+            raise APIError(400, f"shadow.judges: {exc}", param="shadow.judges", code="invalid_value") from None
     return json_response(201, await delivery_of(request).releases.create(body, principal))
 
 
@@ -48,7 +55,11 @@ async def analyze(
 
 @router.get("/{name}", summary="A release: state, step, last analysis and its history")
 async def show(name: str, request: Request, principal: Principal = Depends(require("viewer"))) -> dict[str, Any]:
-    return await delivery_of(request).releases.show(name, principal)
+    found = await delivery_of(request).releases.show(name, principal)
+    if found["spec"].get("shadow") is not None:
+        status = await anyio.to_thread.run_sync(shadow_of(request).status, name)
+        found["shadow"] = status.model_dump(mode="json")
+    return found
 
 
 _ACTIONS = {"start": "start", "promote": "promote", "rollback": "rollback", "abort": "abort"}

@@ -8,10 +8,9 @@ import anyio
 from fastapi import APIRouter, Depends, Query, Request
 
 from lmdeck.app.boundary import GuardedRoute
-from lmdeck.app.services import shadow_of
+from lmdeck.app.services import delivery_of, shadow_of
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
-from lmdeck.policy.ownership import may_read
 from lmdeck.protocol import APIError
 
 router = APIRouter(prefix="/v1/releases", tags=["releases"], route_class=GuardedRoute)
@@ -25,24 +24,19 @@ async def shadow_status(
     principal: Principal = Depends(require("viewer")),
 ) -> dict[str, Any]:
     shadow = shadow_of(request)
+    release = await delivery_of(request).releases.show(name, principal)  # a 404 when it is not visible
+    if release["spec"].get("shadow") is None:
+        raise APIError(
+            404,
+            f"release {name!r} has no shadow stage: give its spec a `shadow` section to mirror traffic first",
+            code="not_found",
+        )
 
-    def read() -> dict[str, Any] | None:
-        record = shadow.releases.get(name)
-        if record is None or not may_read(principal, record.owner):
-            return None
-        if record.spec.shadow is None:
-            raise APIError(
-                404,
-                f"release {name!r} has no shadow stage: give its spec a `shadow` section to mirror traffic first",
-                code="not_found",
-            )
+    def read() -> dict[str, Any]:
         status = shadow.status(name)
         return {
             **status.model_dump(mode="json"),
             "pairs": [p.model_dump(mode="json") for p in shadow.store.recent(name, pairs)],
         }
 
-    found = await anyio.to_thread.run_sync(read)
-    if found is None:
-        raise APIError(404, f"no release {name!r}: list them with `lmdeck releases list`", code="not_found")
-    return found
+    return await anyio.to_thread.run_sync(read)

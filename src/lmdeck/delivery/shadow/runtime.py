@@ -114,12 +114,16 @@ class ShadowRuntime:
         self._judges[target.release] = (target, judge)
         return judge
 
+    def check(self, spec: ShadowSpec) -> None:
+        """Raise ``EvaluatorError`` (naming the fix) when one of ``spec``'s judges cannot be built."""
+        PairwiseJudge(spec.judges, self.evaluators, self.caller.judge_client())
+
     def begin(self, target: ShadowTarget) -> None:
         """Mirror ``target.release``'s route to its candidate from now on.
 
         Raises ``EvaluatorError`` (naming the fix) when a judge cannot be built, before anything is mirrored.
         """
-        PairwiseJudge(target.spec.judges, self.evaluators, self.caller.judge_client())
+        self.check(target.spec)
         self.mirror.begin(target)
 
     def end(self, release: str) -> None:
