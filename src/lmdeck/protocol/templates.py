@@ -127,7 +127,7 @@ def used_variables(spec: PromptVersionSpec) -> set[str]:
 
 
 #: The variable a template reads the request's feature flags from (``{{ flags.support_tone }}``),
-#: without declaring it; a flag that does not exist reads as undefined (empty, false).
+#: without declaring it; reading a flag that does not exist is a render error naming it.
 FLAGS_VARIABLE = "flags"
 
 
@@ -218,8 +218,16 @@ class PromptTemplate:
         if not self.reads_flags:
             return {}
         flags = flags or {}
-        names = self.flag_names if self.flag_names is not None else list(flags)
-        return {FLAGS_VARIABLE: {name: flags[name] for name in names if name in flags}}
+        if self.flag_names is None:
+            return {FLAGS_VARIABLE: dict(flags)}
+        missing = sorted(name for name in self.flag_names if name not in flags)
+        if missing:
+            raise PromptRenderError(
+                f"the template reads the flag{'s' if len(missing) > 1 else ''} {', '.join(missing)}, "
+                f"which {'do' if len(missing) > 1 else 'does'} not exist: create "
+                f"{'them' if len(missing) > 1 else 'it'} (`lmdeck flags set NAME VALUE`) or change the template"
+            )
+        return {FLAGS_VARIABLE: {name: flags[name] for name in sorted(self.flag_names)}}
 
     def render_pieces(self, variables: Mapping[str, Any], limits: RenderLimits | None = None) -> dict[str, str]:
         """Each template of the version rendered in this process (``variables`` already bound)."""

@@ -77,7 +77,8 @@ class TemplateRenderer:
     ) -> str | list[dict[str, Any]]:
         """The text or chat messages; :class:`PromptRenderError` (or its :class:`PromptLimitError`).
 
-        ``flags``: the request's feature flags, for a template that reads ``flags.NAME``.
+        ``flags``: the request's feature flags, for a template that reads ``flags.NAME`` (a flag it reads
+        that does not exist is a :class:`PromptRenderError` naming it).
         """
         variables = {**template.bind(given), **template.flag_variables(flags)}
         if template.inline:

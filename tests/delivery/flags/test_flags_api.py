@@ -167,3 +167,57 @@ async def test_alert_actions_disable_a_flag(deck: FlagDeck) -> None:
     assert (await deck.answer(model="support")).startswith("support-v1")
     history = (await deck.call("GET", "/v1/flags/support-v2/history")).json()["data"]
     assert history[0]["action"] == "disabled" and history[0]["actor"] == "alert:error-rate"
+
+
+async def test_prompt_templates_read_flags_and_change_with_them(deck: FlagDeck) -> None:
+    # One plain template (rendered in process) and one with logic (rendered in a worker process).
+    texts = {
+        "plain": "Answer {{ flags.tone }}: {{ q }}",
+        "logic": "{% if flags['support-v2'] %}New{% else %}Old{% endif %} desk: {{ q }}",
+    }
+    for name, text in texts.items():
+        created = await deck.call(
+            "POST",
+            f"/api/registry/prompts/{name}/versions",
+            json={"text": text, "variables": {"q": "string"}, "route": "ops"},
+        )
+        assert created.status_code in (200, 201), created.text
+        await deck.call("PUT", f"/api/registry/prompts/{name}/labels/production", json={"version": 1})
+    tone = flag(
+        "tone", type="string", value="warmly", default="plainly", rules=[{"users": ["ada"], "value": "tersely"}]
+    )
+    await deck.call("POST", "/v1/flags", json=tone)
+    await deck.call("POST", "/v1/flags", json=flag("support-v2", enabled=False))
+
+    async def rendered(name: str, **extra: Any) -> str:
+        answer = await deck.answer(messages=[], prompt={"name": name, "variables": {"q": "why?"}}, **extra)
+        return answer.split(": ", 1)[1]
+
+    assert await rendered("plain") == "Answer warmly: why?"
+    assert await rendered("plain", user="ada") == "Answer tersely: why?"
+    assert deck.sink.records[-1].metadata["flags"] == {"tone": "tersely"}  # only the flags the template read
+    assert await rendered("logic") == "Old desk: why?"
+    await deck.call("POST", "/v1/flags/support-v2/enable")
+    assert await rendered("logic") == "New desk: why?"
+    # A caller cannot pass `flags` as a variable; a template reading a flag that does not exist is a 400 naming it.
+    r = await deck.chat(messages=[], prompt={"name": "plain", "variables": {"q": "x", "flags": {"tone": "loud"}}})
+    assert_error(r, 400)
+    await deck.call("DELETE", "/v1/flags/tone")
+    assert (
+        "flag tone, which does not exist"
+        in assert_error(await deck.chat(messages=[], prompt={"name": "plain", "variables": {"q": "x"}}), 400)["message"]
+    )
+
+
+async def test_a_kill_switch_covers_requests_that_reach_its_route_through_a_prompt(deck: FlagDeck) -> None:
+    await deck.call("POST", "/api/registry/prompts/ops-p/versions", json={"text": "hello", "route": "ops"})
+    await deck.call("PUT", "/api/registry/prompts/ops-p/labels/production", json={"version": 1})
+    await deck.call("POST", "/v1/flags", json=flag("kill.ops", kill_switch=True, routes=["ops"]))
+    assert_error(await deck.chat(messages=[], prompt={"name": "ops-p"}), 503, "route_killed")
+    # A kill switch aimed at one team leaves the others served.
+    targeted = flag(
+        "kill.ops", kill_switch=True, routes=["ops"], value=False, rules=[{"teams": ["team_red"], "value": True}]
+    )
+    await deck.call("PUT", "/v1/flags/kill.ops", json=targeted)
+    assert_error(await deck.chat("red-app", model="ops"), 503, "route_killed")
+    assert (await deck.answer("blue-app", model="ops")).startswith("ops-v1")
