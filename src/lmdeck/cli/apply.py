@@ -8,7 +8,7 @@ and releases.
 The file has the format of ``lmdeck.yaml`` (``routes:``, ``models:``,
 ``prompts:``, and ``guardrails.teams``/``guardrails.keys``; the resources of
 :data:`lmdeck.cli.apply_resources.RESOURCE_KINDS`, such as ``tracing.retention.policies``
-(kind ``RetentionPolicy``), are created or updated through their own APIs after the registry
+(kind ``RetentionPolicy``) and ``flags`` (kind ``Flag``), are created or updated through their own APIs after the registry
 plan; other settings,
 guardrail definitions and the data policy included, are ignored here). The plan is computed by the
 gateway; applying sends the plan's hash back, so if the registry changed in

@@ -40,6 +40,8 @@ class ResourceKind:
     declared_bodies: Callable[[Settings], list[dict[str, Any]]]
     list_path: str
     item_path: str
+    #: The declared fields of a listed item (the item itself, or the ``spec`` it nests them in).
+    held_fields: Callable[[dict[str, Any]], dict[str, Any]] = lambda item: item
 
     def declared(self, settings: Settings) -> bool:
         return bool(self.declared_bodies(settings))
@@ -51,7 +53,7 @@ class ResourceKind:
         for body in self.declared_bodies(settings):
             name = body["name"]
             held = current.get(name)
-            if held is not None and held.get("source", "api") == "api" and _same(held, body):
+            if held is not None and held.get("source", "api") == "api" and _same(self.held_fields(held), body):
                 continue
             verb = "create" if held is None or held.get("source") == "config" else "update"
             changes.append(ResourceChange(f"{self.name} {name}: {verb}", self.item_path.format(name=name), body))
@@ -79,5 +81,13 @@ ANNOTATION_QUEUES = ResourceKind(
     "/v1/annotation-queues/{name}",
 )
 
+FLAGS = ResourceKind(
+    "Flag",
+    lambda settings: [f.model_dump(mode="json") for f in settings.flags],
+    "/v1/flags",
+    "/v1/flags/{name}",
+    held_fields=lambda item: dict(item["spec"]),
+)
+
 #: The kinds ``lmdeck apply`` syncs after the registry plan, in order.
-RESOURCE_KINDS: list[ResourceKind] = [RETENTION_POLICIES, ANNOTATION_QUEUES]
+RESOURCE_KINDS: list[ResourceKind] = [RETENTION_POLICIES, ANNOTATION_QUEUES, FLAGS]

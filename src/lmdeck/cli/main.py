@@ -12,6 +12,7 @@ from lmdeck.cli import budgets as budgets_cmd
 from lmdeck.cli import config_cmd, serve, traces
 from lmdeck.cli import datasets as datasets_cmd
 from lmdeck.cli import eval as eval_cmd
+from lmdeck.cli import flags as flags_cmd
 from lmdeck.cli import guardrails as guardrails_cmd
 from lmdeck.cli import keys as keys_cmd
 from lmdeck.cli import models as models_cmd
@@ -37,6 +38,7 @@ app.add_typer(teams_cmd.app, name="teams")
 app.add_typer(budgets_cmd.app, name="budgets")
 app.add_typer(spend_cmd.app, name="spend")
 app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(flags_cmd.app, name="flags")
 app.add_typer(guardrails_cmd.app, name="guardrails")
 app.add_typer(routers_cmd.app, name="routers")
 app.add_typer(releases_cmd.app, name="releases")
