@@ -499,6 +499,17 @@ class TracingSettings(BaseModel):
     analytics_queue: int = Field(
         default=32, ge=0, description="analytics queries waiting beyond the workers; more answer 503"
     )
+    otlp_max_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        description="largest OTLP trace export (POST /v1/traces) accepted, in bytes, after any gzip decoding; "
+        "larger ones answer 413",
+    )
+    otlp_queue_spans: int = Field(
+        default=20_000,
+        ge=1,
+        description="spans received over OTLP and not yet stored; an export past it answers 503 (the exporter retries)",
+    )
 
 
 class LocalSettings(BaseModel):

@@ -42,6 +42,7 @@ from lmdeck.tracing.metrics import GatewayMetrics
 from lmdeck.tracing.otel import OTelExporter
 from lmdeck.tracing.retention import Retention
 from lmdeck.tracing.retention_job import RetentionJob, run_report
+from lmdeck.tracing.span_writer import SpanWriter
 from lmdeck.tracing.sql_store import SQLTraceStore
 from lmdeck.tracing.store import TraceStore
 
@@ -80,6 +81,8 @@ class Gateway:
     evaluation: EvaluationRuntime
     trace_store: TraceStore
     analytics: AnalyticsPool
+    #: Stores the spans ``POST /v1/traces`` receives, off the request path.
+    span_writer: SpanWriter
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     observers: list[TraceObserver] = field(default_factory=list)
     services: list[Service] = field(default_factory=list)
@@ -254,6 +257,11 @@ def build_gateway(
         action_context=alert_actions(router, route_config, registry),
     )
     services.append(alerts)
+    span_writer = SpanWriter(db, max_pending=tracing.otlp_queue_spans)
+    services.append(span_writer)
+    metrics.gauge_from(
+        "lmdeck_otlp_spans_pending", "spans received over OTLP, not yet stored", lambda: {(): span_writer.pending}
+    )
     if tracing.retention.prune_interval_s is not None:
         services.append(
             RetentionJob(
@@ -292,6 +300,7 @@ def build_gateway(
         shadow=shadow,
         delivery=delivery,
         flags=flags,
+        span_writer=span_writer,
     )
 
 

@@ -23,9 +23,12 @@ from lmdeck.app.routes import experiments as experiment_routes
 from lmdeck.app.routes import feedback as feedback_routes
 from lmdeck.app.routes import flags as flag_routes
 from lmdeck.app.routes import guardrails as guardrail_routes
+from lmdeck.app.routes import otlp as otlp_routes
 from lmdeck.app.routes import registry as registry_routes
 from lmdeck.app.routes import releases as release_routes
 from lmdeck.app.routes import retention as retention_routes
+from lmdeck.app.routes import sessions as session_routes
+from lmdeck.app.routes import trace_trees as trace_tree_routes
 from lmdeck.app.routes import shadow as shadow_routes
 from lmdeck.app.unmatched import UnmatchedPath
 from lmdeck.gateway.errors import install_error_handlers
@@ -59,6 +62,9 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
     app.include_router(metrics.router)
     app.include_router(retention_routes.router)
     app.include_router(traces.router)
+    app.include_router(session_routes.router)
+    app.include_router(trace_tree_routes.router)
+    app.include_router(otlp_routes.router)
     app.include_router(guardrail_routes.router)
     app.include_router(release_routes.router)
     app.include_router(flag_routes.router)

@@ -21,6 +21,7 @@ from lmdeck.cli import queues as queues_cmd
 from lmdeck.cli import releases as releases_cmd
 from lmdeck.cli import retention as retention_cmd
 from lmdeck.cli import routers as routers_cmd
+from lmdeck.cli import sessions as sessions_cmd
 from lmdeck.cli import spend as spend_cmd
 from lmdeck.cli import teams as teams_cmd
 
@@ -28,6 +29,7 @@ app = typer.Typer(help="lmdeck: the operations deck for LLM applications.", no_a
 app.command("serve")(serve.serve)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(traces.app, name="traces")
+app.add_typer(sessions_cmd.app, name="sessions")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(prompts_cmd.app, name="prompts")
 app.add_typer(datasets_cmd.app, name="datasets")

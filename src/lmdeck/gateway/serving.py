@@ -21,6 +21,7 @@ from lmdeck.pipeline.request_ids import RequestIds
 from lmdeck.protocol import APIError, ChatCompletionRequest, CompletionRequest, EmbeddingRequest, error_body
 from lmdeck.protocol.errors import validation_param
 from lmdeck.protocol.limits import check_json
+from lmdeck.protocol.sessions import session_id_of
 from lmdeck.protocol.traces import TraceRecord
 from lmdeck.protocol.wire import wire_dict
 from lmdeck.providers.base import UpstreamError
@@ -92,6 +93,7 @@ class InferenceServing:
             parent_span_id=ids.parent_span_id,
             client_request_id=ids.client_request_id,
             client_trace_id=ids.client_trace_id,
+            session_id=session_id_of(request.headers, getattr(body, "metadata", None)),
             kind=kind,
             stream=bool(getattr(body, "stream", False)),
             user=getattr(body, "user", None),

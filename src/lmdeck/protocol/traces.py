@@ -42,6 +42,8 @@ class TraceRecord:
     parent_span_id: str | None = None
     client_request_id: str | None = None
     client_trace_id: str | None = None
+    #: The session (conversation) the request belongs to, as the caller named it (see :mod:`lmdeck.protocol.sessions`).
+    session_id: str | None = None
     created_at: float = field(default_factory=time.time)
     kind: str = "chat"
     stream: bool = False

@@ -311,3 +311,55 @@ def retention_policies(conn: Connection) -> None:
         )
     )
     conn.execute(text("CREATE TABLE trace_retention_marks (name VARCHAR(64) PRIMARY KEY, value DOUBLE PRECISION)"))
+
+
+@migrations("0011_trace_sessions")
+def add_sessions(conn: Connection) -> None:
+    """``session_id``: the session (conversation) a request belongs to, for ``/api/sessions``.
+
+    Indexed by session then time (one session's traces in order) and by team, session and time
+    (a team's sessions, grouped without reading another team's rows). Earlier rows have none.
+    """
+    conn.execute(text("ALTER TABLE traces ADD COLUMN session_id VARCHAR(128)"))
+    for name, columns in (
+        ("session_time", "session_id, created_at"),
+        ("team_session", "team_id, session_id, created_at"),
+    ):
+        conn.execute(text(f"CREATE INDEX ix_traces_{name} ON traces ({columns}) WHERE session_id IS NOT NULL"))
+
+
+@migrations("0011b_trace_spans")
+def create_spans(conn: Connection) -> None:
+    """``trace_spans``: spans applications send over OTLP (``POST /v1/traces``), one row per team, trace and
+    span, shown with lmdeck's own calls as one tree. Indexed by trace (a tree's spans) and by the time they
+    arrived (retention); the caller's trace id on ``traces`` is indexed too, to find lmdeck's calls in a tree."""
+    meta = MetaData()
+    spans = Table(
+        "trace_spans",
+        meta,
+        Column("id", String(64), primary_key=True),
+        Column("team_id", String(64)),
+        Column("key_id", String(64)),
+        Column("trace_id", String(32), nullable=False),
+        Column("span_id", String(16), nullable=False),
+        Column("parent_span_id", String(16)),
+        Column("name", String(512), nullable=False),
+        Column("kind", String(16), nullable=False),
+        Column("start_ns", BigInteger, nullable=False),
+        Column("end_ns", BigInteger, nullable=False),
+        Column("status", String(8), nullable=False),
+        Column("status_message", Text),
+        Column("service_name", String(256)),
+        Column("scope_name", String(256)),
+        Column("attributes", _json()),
+        Column("events", _json()),
+        Column("links", _json()),
+        Column("resource", _json()),
+        Column("received_at", Double, nullable=False),
+    )
+    Index("ix_trace_spans_trace", spans.c.trace_id, spans.c.team_id)
+    Index("ix_trace_spans_received_at", spans.c.received_at)
+    meta.create_all(conn)
+    conn.execute(
+        text("CREATE INDEX ix_traces_client_trace_id ON traces (client_trace_id) WHERE client_trace_id IS NOT NULL")
+    )

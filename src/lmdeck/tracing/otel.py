@@ -85,6 +85,9 @@ def genai_attributes(record: TraceRecord) -> dict[str, Any]:
     if record.prompt_name:
         attrs["lmdeck.prompt.name"] = record.prompt_name
         attrs["lmdeck.prompt.version"] = record.prompt_version or 0
+    if record.session_id:
+        attrs["gen_ai.conversation.id"] = record.session_id
+        attrs["session.id"] = record.session_id
     if record.client_request_id:
         attrs["lmdeck.client_request_id"] = record.client_request_id
     if record.client_trace_id:

@@ -81,6 +81,7 @@ class TraceQuery:
     trace_id: str | None = None
     client_request_id: str | None = None
     client_trace_id: str | None = None
+    session_id: str | None = None
     #: Only traces of no team (``team_id`` must then be None): the scope of a caller without a team.
     without_team: bool = False
     since: float | None = None

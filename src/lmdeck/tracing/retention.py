@@ -15,7 +15,8 @@ it once. Cut-offs fall on UTC day boundaries, and
 :func:`~lmdeck.tracing.rollups.rebuild` recomputes only the days after the newest cut-off that
 deleted traces (every trace of those days is still stored), so it keeps the older rollups as they are.
 
-Deleting a trace deletes its tags and its search entry. Hour and day rollups
+Deleting a trace deletes its tags and its search entry. Spans received over OTLP are kept as
+long as the raw traces (``raw_days``, counted from when they arrived). Hour and day rollups
 (and the breakdowns by user and tag) keep spend, error and latency history for
 ``rollup_days`` (13 months by default); minute rollups, read only for windows that do not start or end on an
 hour, are kept ``minute_days``.
@@ -28,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, delete, select
 
 from lmdeck.db import Database
 from lmdeck.protocol.retention import RetentionPolicySpec
@@ -38,6 +39,7 @@ from lmdeck.tracing.expiry import Expired, cutoff, expire
 from lmdeck.tracing.retention_policies import effective_rules, scope_of
 from lmdeck.tracing.rollups import DAY, HOUR, MINUTE
 from lmdeck.tracing.rollups import prune as prune_rollups
+from lmdeck.tracing.spans import trace_spans
 
 _CHUNK = 5000
 
@@ -79,9 +81,20 @@ class Pruned:
     bodies: int = 0
     #: Traces deleted and bodies cleared per policy (the global settings under ``tracing.retention``).
     by_policy: tuple[Expired, ...] = ()
+    #: Spans received over OTLP (:mod:`lmdeck.tracing.spans`), kept as long as the raw traces.
+    spans: int = 0
 
 
 __all__ = ["Pruned", "Retention", "cutoff", "merged", "prune"]
+
+
+def _delete_spans(conn: Connection, before: float) -> int:
+    """Up to ``_CHUNK`` spans received before ``before``; rows deleted."""
+    c = trace_spans.c
+    ids = [row[0] for row in conn.execute(select(c.id).where(c.received_at < before).limit(_CHUNK))]
+    if ids:
+        conn.execute(delete(trace_spans).where(c.id.in_(ids)))
+    return len(ids)
 
 
 def _chunks(db: Database, delete_some: Callable[[Connection], int], stop: threading.Event | None) -> int:
@@ -116,6 +129,10 @@ def prune(
     expired = tuple(expire(db, rules, now=now, batch=batch or _CHUNK, stop=stop))
     deleted_traces = sum(e.traces for e in expired)
     bodies = sum(e.bodies for e in expired)
+    spans = 0
+    if policy.raw_days is not None:
+        before = cutoff(policy.raw_days, now)
+        spans = _chunks(db, lambda conn: _delete_spans(conn, before), stop)
     if policy.minute_days is not None:
         before = cutoff(policy.minute_days, now)
         minutes = _chunks(db, lambda conn: prune_rollups(conn, MINUTE, before, limit=_CHUNK), stop)
@@ -131,6 +148,7 @@ def prune(
         breakdowns=breakdowns,
         bodies=bodies,
         by_policy=expired,
+        spans=spans,
     )
 
 

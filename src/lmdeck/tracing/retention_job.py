@@ -37,7 +37,7 @@ from lmdeck.tracing.retention_policies import RetentionPolicyStore
 log = logging.getLogger(__name__)
 
 #: What :attr:`Pruned` counts, the ``kind`` label of ``lmdeck_trace_rows_pruned_total``.
-KINDS: tuple[str, ...] = ("traces", "bodies", "minute_rollups", "rollups", "breakdowns")
+KINDS: tuple[str, ...] = ("traces", "bodies", "minute_rollups", "rollups", "breakdowns", "spans")
 
 
 def run_report(pruned: Pruned) -> dict[str, Any]:

@@ -85,6 +85,7 @@ traces = Table(
     Column("saved_micros", BigInteger, nullable=False),
     # Not a record field: retention's legal hold (0012_trace_hold; lmdeck.tracing.expiry).
     Column("legal_hold", Boolean, nullable=False, default=False),
+    Column("session_id", String(128)),
 )
 
 trace_tags = Table(

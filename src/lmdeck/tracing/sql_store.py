@@ -56,6 +56,7 @@ def _conditions(query: TraceQuery, dialect: str = "", *, common: bool = False) -
         (c.trace_id, query.trace_id),
         (c.client_request_id, query.client_request_id),
         (c.client_trace_id, query.client_trace_id),
+        (c.session_id, query.session_id),
     ]
     where: list[ColumnElement[bool]] = [column == value for column, value in equal if value is not None]
     if query.without_team:

@@ -40,7 +40,7 @@ from lmdeck.tracing.store import TraceAnalytics
 router = APIRouter(prefix="/api/traces", tags=["traces"], route_class=GuardedRoute)
 
 
-def _team_scope(principal: Principal) -> TeamScope:
+def team_scope(principal: Principal) -> TeamScope:
     """Whose traces ``principal`` may see: an admin or a key without a team sees every team's."""
     if principal.role == "admin" or principal.team_id is None:
         return TeamScope()
@@ -65,6 +65,7 @@ def trace_query(
     trace_id: str | None = Query(None, description="lmdeck's W3C trace id of the request"),
     client_request_id: str | None = Query(None, description="the x-request-id the caller sent"),
     client_trace_id: str | None = Query(None, description="the trace id of the caller's traceparent"),
+    session_id: str | None = Query(None, description="the session (conversation) id the caller sent"),
     since: str | None = Query(None, description="epoch seconds or ISO 8601, inclusive"),
     until: str | None = Query(None, description="epoch seconds or ISO 8601, exclusive"),
     min_latency_ms: float | None = Query(None, ge=0),
@@ -91,6 +92,7 @@ def trace_query(
             trace_id=trace_id,
             client_request_id=client_request_id,
             client_trace_id=client_trace_id,
+            session_id=session_id,
             since=parse_time(since, "since") if since else None,
             until=parse_time(until, "until") if until else None,
             min_latency_ms=min_latency_ms,
@@ -102,7 +104,7 @@ def trace_query(
         raise _bad_filter(exc) from None
 
 
-def _trace_body(record: TraceRecord) -> dict[str, Any]:
+def trace_body(record: TraceRecord) -> dict[str, Any]:
     # The cost in US dollars for readers, beside the exact ``cost_micros``.
     return {"object": "trace", **record.to_dict(), "cost": record.cost_usd}
 
@@ -113,7 +115,7 @@ async def list_traces(
     principal: Principal = Depends(require("viewer")),
     query: TraceQuery = Depends(trace_query),
 ) -> Response:
-    scoped = _team_scope(principal).narrow(query)
+    scoped = team_scope(principal).narrow(query)
     if scoped is None:
         return json_response(200, {"object": "list", "data": [], "next_cursor": None, "has_more": False})
     store = trace_store_of(request)
@@ -123,7 +125,7 @@ async def list_traces(
         page = await run_in_threadpool(store.query, scoped)
     body = {
         "object": "list",
-        "data": [_trace_body(r) for r in page.records],
+        "data": [trace_body(r) for r in page.records],
         "next_cursor": page.next_cursor,
         "has_more": page.has_more,
     }
@@ -169,7 +171,7 @@ async def summary(
         )
         if value is not None
     }
-    scope = _team_scope(principal)
+    scope = team_scope(principal)
     if not scope.all_teams:
         if team_id not in (None, scope.team_id):
             return json_response(200, {"object": "list", "data": []})
@@ -207,6 +209,6 @@ def _quantile(text: str) -> float:
 async def get_trace(request: Request, trace_id: str, principal: Principal = Depends(require("viewer"))) -> Response:
     # The id is lmdeck's primary key (one row at most); the scope decides whether the caller may see it.
     record = await run_in_threadpool(trace_store_of(request).get, trace_id)
-    if record is None or not _team_scope(principal).allows(record.team_id):
+    if record is None or not team_scope(principal).allows(record.team_id):
         raise APIError(404, f"no trace {trace_id!r}", code="trace_not_found", param="id")
-    return json_response(200, _trace_body(record))
+    return json_response(200, trace_body(record))
