@@ -28,8 +28,8 @@ from lmdeck.app.routes import registry as registry_routes
 from lmdeck.app.routes import releases as release_routes
 from lmdeck.app.routes import retention as retention_routes
 from lmdeck.app.routes import sessions as session_routes
-from lmdeck.app.routes import trace_trees as trace_tree_routes
 from lmdeck.app.routes import shadow as shadow_routes
+from lmdeck.app.routes import trace_trees as trace_tree_routes
 from lmdeck.app.unmatched import UnmatchedPath
 from lmdeck.gateway.errors import install_error_handlers
 from lmdeck.settings import Settings

@@ -34,6 +34,7 @@ from lmdeck.sdk.errors import LMDeckError
 from lmdeck.sdk.namespace import Namespace, Params
 
 if TYPE_CHECKING:
+    from lmdeck.sdk.sessions import Sessions
     from lmdeck.sdk.traces import Traces
 
 __all__ = ["Client"]
@@ -82,6 +83,7 @@ class Client:
 
     if TYPE_CHECKING:
         traces: Traces
+        sessions: Sessions
 
     def __init__(
         self,

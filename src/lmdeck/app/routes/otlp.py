@@ -4,7 +4,7 @@
     OTEL_EXPORTER_OTLP_TRACES_HEADERS="authorization=Bearer sk-lmdeck-..."
 
 Any API key may send spans (the ``inference`` role or above); they are stored under the key's
-team and shown with lmdeck's own calls of the same trace (``GET /api/traces/{trace_id}/tree``).
+team and shown with lmdeck's own calls of the same trace (``GET /v1/traces/{trace_id}/tree``).
 The body is ``application/x-protobuf`` or ``application/json`` (OTLP's two encodings), optionally
 gzip-encoded, at most ``tracing.otlp_max_body_bytes`` once decoded. The route decodes it off the
 event loop and hands the spans to the span writer's queue: nothing touches the database here.
@@ -78,7 +78,17 @@ def _failure(exc: OTLPFailure, content_type: str) -> Response:
     raise APIError(exc.status, exc.message, code=exc.code, headers=headers)
 
 
-@router.post("/traces", summary="Receive spans over OTLP/HTTP (protobuf or JSON)")
+#: The request body as the OpenAPI document describes it (the route reads it raw, in either encoding).
+_BODY = {
+    "required": True,
+    "content": {
+        PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
+        "application/json": {"schema": {"type": "object", "description": "an OTLP/JSON ExportTraceServiceRequest"}},
+    },
+}
+
+
+@router.post("/traces", summary="Receive spans over OTLP/HTTP (protobuf or JSON)", openapi_extra={"requestBody": _BODY})
 async def export_traces(request: Request, principal: Principal = Depends(require("inference"))) -> Response:
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     try:
