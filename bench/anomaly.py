@@ -10,8 +10,8 @@ by step over their fifth week. Two scenarios:
 
 - ``seasonal``: a daily cycle and quieter weekends, each evaluation sees four weeks of history;
 - ``short``: no cycle, each evaluation sees only the last 48 steps (a new route or signal);
-- ``5min``: as ``seasonal`` at 5-minute steps with 7 days of history (an anomaly rule's defaults),
-  12 times the evaluations a week; a third of the cases, ``auto`` only (it is the slow one).
+- ``5min``: as ``seasonal`` at 5-minute steps with 28 days of history (an anomaly rule's defaults),
+  12 times the evaluations a week; a sixth of the cases, ``auto`` only (it is the slow one).
 
 ``static`` is the baseline measured in the same run: a plain static threshold, anomalous when the
 newest value leaves the [min, max] of the history the detectors see, the band someone would draw
@@ -40,8 +40,8 @@ from lmdeck.testing.synthetic_series import KINDS, WEEK_STEPS, Score, detection,
 SCENARIOS: dict[str, dict[str, Any]] = {
     "seasonal": {"seasonal": True, "history": 4 * WEEK_STEPS},
     "short": {"seasonal": False, "history": 48},
-    # an anomaly rule's defaults: 5-minute steps, 7 days of history; a third of the cases, auto only
-    "5min": {"seasonal": True, "history": 7 * 288, "step": 300, "history_weeks": 1, "share": 3, "only": ("auto",)},
+    # an anomaly rule's defaults: 5-minute steps, 28 days of history; a sixth of the cases, auto only
+    "5min": {"seasonal": True, "history": 28 * 288, "step": 300, "history_weeks": 4, "share": 6, "only": ("auto",)},
 }
 DETECTORS = ("mad", "ewma", "seasonal", "changepoint", "auto")
 
