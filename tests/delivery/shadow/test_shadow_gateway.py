@@ -25,7 +25,7 @@ from lmdeck.delivery.store import ReleaseRecord
 from lmdeck.protocol import ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse
 from lmdeck.protocol.delivery import ReleaseSpec
 from lmdeck.protocol.evaluation import VariantSpec
-from lmdeck.protocol.shadow import ShadowSpec
+from lmdeck.protocol.shadow import ShadowPair, ShadowSpec
 from lmdeck.providers import ProviderRegistry
 from lmdeck.settings import Settings, TargetConfig
 from lmdeck.testing.in_process import in_process_client
@@ -277,6 +277,26 @@ async def test_mirroring_stops_before_the_budget_is_exceeded(deck: Deck) -> None
     assert counters.budget_exhausted == 4 and counters.spent_micros == 30000 <= 40000
     status = await asyncio.to_thread(deck.shadow.status, "next")
     assert status.budget_left_micros == 10000
+
+
+async def test_what_other_processes_spent_counts_against_the_budget(deck: Deck) -> None:
+    deck.upstream.candidate_open.set()
+    spent_elsewhere = ShadowPair(
+        id="elsewhere",
+        release="next",
+        baseline_trace_id=None,
+        candidate_trace_id=None,
+        outcome="tie",
+        cost_micros=20000,
+        created_at=time.time(),
+    )
+    await asyncio.to_thread(deck.shadow.store.add, spent_elsewhere)
+    deck.shadow.begin(target(budget_micros=40000))
+    for i in range(3):
+        await deck.post(question(i))
+        await deck.shadow.mirror.drain()
+    counters = deck.shadow.mirror.counters("next")
+    assert (counters.mirrored, counters.budget_exhausted, counters.spent_micros) == (1, 2, 35000)
 
 
 async def test_failed_requests_own_traffic_and_unsampled_requests_are_not_mirrored(deck: Deck) -> None:

@@ -5,9 +5,10 @@
 Each release in shadow has its own lane (queue and worker task, made on its first mirror), so one
 release's backlog never holds up another's. The worker, per mirror:
 
-1. checks the budget: the candidate's spend so far plus a reservation (the dearest call seen, or
-   the user's own request's cost before any) must stay within ``budget_micros``; otherwise the
-   mirror is skipped and counted as ``budget_exhausted``;
+1. checks the budget: the candidate's spend so far (read from the stored pairs, so every gateway
+   process counts what the others spent) plus a reservation (the dearest call seen, or the user's
+   own request's cost before any) must stay within ``budget_micros``; otherwise the mirror is
+   skipped and counted as ``budget_exhausted``;
 2. calls the candidate (:class:`~lmdeck.delivery.shadow.dispatch.CandidateCaller`); a failed call
    is a lost pair (the baseline answered, the candidate did not);
 3. judges the pair (:class:`~lmdeck.delivery.shadow.judge.PairwiseJudge`) and stores it, off the
@@ -94,7 +95,7 @@ class _Lane:
         self.target = target
         self.queue: asyncio.Queue[MirrorJob] = asyncio.Queue(maxsize=target.spec.queue)
         self.task: asyncio.Task[None] | None = None
-        self.spent_micros: int | None = None  # read from the store when the worker starts
+        self.spent_micros: int | None = None  # read from the stored pairs before each candidate call
         self.dearest_micros = 0
 
 
@@ -188,9 +189,6 @@ class ShadowMirror:
 
     async def _work(self, lane: _Lane) -> None:
         release = lane.target.release
-        if lane.spent_micros is None:
-            tally = await anyio.to_thread.run_sync(self.store.tally, release)
-            lane.spent_micros = tally.cost_micros
         while True:
             job = await lane.queue.get()
             if self._targets.get(release) != lane.target:
@@ -206,7 +204,9 @@ class ShadowMirror:
     async def _mirror(self, lane: _Lane, job: MirrorJob) -> None:
         release = lane.target.release
         spec = lane.target.spec
-        spent = lane.spent_micros or 0
+        # Read from the stored pairs before every call: other gateway processes mirror the same release.
+        spent = (await anyio.to_thread.run_sync(self.store.tally, release)).cost_micros
+        lane.spent_micros = spent
         reserve = max(lane.dearest_micros, job.baseline_cost_micros)
         if spent + reserve > spec.budget_micros or spent >= spec.budget_micros:
             self._count(release, "budget_exhausted")
