@@ -120,6 +120,7 @@ def release_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callabl
                 {"name": "chat", "targets": [{"provider": "echo", "model": "steady"}]},
                 {"name": "chat-next", "targets": [{"provider": "echo", "model": "next"}]},
                 {"name": "chat-flaky", "targets": [{"provider": "echo", "model": "flaky", "max_retries": 0}]},
+                {"name": "support", "targets": ["registry:bot@production"]},
             ],
         }
         return Settings.model_validate({**base, **extra})

@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import pytest
+
+from lmdeck.delivery.runtime import declared_releases
 from lmdeck.policy.audit import AuditLog
+from lmdeck.settings import ConfigError
 
 from .conftest import Deck
 
@@ -95,3 +99,61 @@ async def test_permissions_and_bad_input(deck: Deck) -> None:
     assert (await deck.call("POST", "/v1/releases/x/promote")).status_code == 409  # pending: start it first
     assert (await deck.call("POST", "/v1/releases/x/rollout")).status_code == 404
     assert (await deck.call("POST", "/v1/releases/analyze", who="developer", json={})).status_code == 403
+
+
+async def test_a_release_declared_in_the_config_file_is_created_and_started(
+    release_settings: Any, start_deck: Any
+) -> None:
+    settings = release_settings(releases=[release("declared", "chat-next")])
+    async with start_deck(settings) as running:
+        shown = (await running.call("GET", "/v1/releases/declared")).json()
+        assert (shown["state"], shown["created_by"]) == ("canary", "key:config")
+        assert [e["action"] for e in shown["history"]] == ["started"]
+    # Started again on the same store, the declared release is left as it is.
+    async with start_deck(settings) as again:
+        assert (await again.call("GET", "/v1/releases/declared")).json()["state"] == "canary"
+
+
+def test_a_bad_declared_release_names_its_field() -> None:
+    with pytest.raises(ConfigError, match=r"releases\[0\]\.strategy\.steps"):
+        declared_releases([release("x", "chat-next", strategy={"steps": [5, 50]})])
+
+
+async def test_promotion_moves_the_model_alias_and_an_alert_rollback_moves_it_back(deck: Deck) -> None:
+    assert (await deck.call("POST", "/api/registry/models", json={"name": "bot"})).status_code == 201
+    for model in ("steady", "next"):
+        r = await deck.call("POST", "/api/registry/models/bot/versions", json={"provider": "echo", "model": model})
+        assert r.status_code == 201, r.text
+    assert (
+        await deck.call("PUT", "/api/registry/models/bot/aliases/production", json={"version": 1})
+    ).status_code == 200
+    spec = {**release("bot-v2", "unused"), "route": "support", "candidate": {"model": "bot@2"}}
+    assert (await deck.call("POST", "/v1/releases", json=spec)).status_code == 201
+    started = (await deck.call("POST", "/v1/releases/bot-v2/start")).json()
+    assert started["baseline"]["model_version"] == 1
+
+    async def served(users: int, round_: int) -> Counter[str]:
+        seen: Counter[str] = Counter()
+        for u in range(users):
+            r = await deck.chat(model="support", user=f"u{u}", messages=[{"role": "user", "content": f"{round_}-{u}"}])
+            seen[r.json()["choices"][0]["message"]["content"].split(":")[0]] += 1
+        return seen
+
+    assert set(await served(40, 0)) == {"steady", "next"}
+    for round_ in (1, 2):
+        await deck.call("POST", "/v1/releases/analyze", json={})
+        await served(20, round_)
+    await deck.call("POST", "/v1/releases/analyze", json={})
+    promoted = (await deck.call("GET", "/v1/releases/bot-v2")).json()
+    assert promoted["state"] == "promoted", promoted["last_analysis"]
+    aliases = (await deck.call("GET", "/api/registry/models/bot")).json()["aliases"]
+    assert aliases["production"] == 2
+    assert await served(5, 3) == {"next": 5}  # the alias carries the candidate now, no release needed
+
+    # What an alert action calls: the exact previous bundle comes back, audited.
+    await deck.gateway.delivery.releases.rollback("bot-v2", "quality alert fired", actor="alert:quality")  # type: ignore[union-attr]
+    assert (await deck.call("GET", "/api/registry/models/bot")).json()["aliases"]["production"] == 1
+    assert await served(5, 4) == {"steady": 5}
+    history = (await deck.call("GET", "/v1/releases/bot-v2")).json()["history"]
+    restored = history[-1]["evidence"]["restored"]
+    assert (history[-1]["action"], restored[0]["to_version"]) == ("rolled_back", 1)
