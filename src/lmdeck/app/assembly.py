@@ -254,7 +254,7 @@ def build_gateway(
         db,
         audit=policy.audit,
         secrets=policy.secrets.get,
-        action_context=alert_actions(router, route_config, registry),
+        action_context=alert_actions(router, route_config, registry, delivery, flags),
     )
     services.append(alerts)
     span_writer = SpanWriter(db, max_pending=tracing.otlp_queue_spans)
@@ -305,9 +305,14 @@ def build_gateway(
 
 
 def alert_actions(
-    router: Router, route_config: Callable[[str], RouteConfig | None], registry: RegistryRuntime
+    router: Router,
+    route_config: Callable[[str], RouteConfig | None],
+    registry: RegistryRuntime,
+    delivery: DeliveryRuntime,
+    flags: FlagRuntime,
 ) -> ActionContext:
-    """What alert actions act on: the router's breakers, and route weights applied through the registry."""
+    """What alert actions act on: the router's breakers, route weights applied through the registry,
+    release rollbacks and flag kill switches."""
     from lmdeck.pipeline.principal import Principal
     from lmdeck.registry.plan import Declared
 
@@ -316,4 +321,10 @@ def alert_actions(
     async def apply_route(route: RouteConfig) -> None:
         await registry.sync.apply(Declared(routes=[route]), dry_run=False, prune=False, principal=principal)
 
-    return ActionContext(breakers=lambda: router.breakers, route_config=route_config, apply_route=apply_route)
+    return ActionContext(
+        breakers=lambda: router.breakers,
+        route_config=route_config,
+        apply_route=apply_route,
+        rollback_release=delivery.releases.rollback,
+        disable_flag=flags.disable_flag,
+    )

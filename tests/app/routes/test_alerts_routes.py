@@ -144,3 +144,25 @@ async def test_evaluate_ack_silence_dead_letters_and_export(http: httpx.AsyncCli
     exported = yaml.safe_load((await http.get("/v1/alerts/export/prometheus")).text)
     assert [r["alert"] for r in exported["groups"][0]["rules"]] == ["chat-errors"]
     assert (await http.get("/v1/alerts/export/grafana")).json()["uid"] == "lmdeck-gateway"
+
+
+async def test_flag_and_release_actions_go_through_delivery_and_are_audited(http: httpx.AsyncClient) -> None:
+    created = await http.post("/v1/flags", json={"name": "new-reply", "value": True, "default": False})
+    assert created.status_code == 201, created.text
+    rule = {**RULE, "actions": [{"type": "disable_flag", "flag": "new-reply"}, {"type": "rollback_release"}]}
+    await http.post("/v1/alerts/apply", json={"rules": [rule], "channels": [HOOK]})
+    app = http._transport.app  # type: ignore[attr-defined]
+    now = time.time()
+    records = [TraceRecord(created_at=now - 5, route="chat", target="fake:a", status_code=502) for _ in range(5)]
+    SQLTraceStore(app.state.gateway.db).insert(records)
+
+    alert_id = (await http.post("/v1/alerts/evaluate", json={"at": now})).json()["fired"][0]
+    assert (await http.get("/v1/flags/new-reply")).json()["spec"]["enabled"] is False
+    history = (await http.get(f"/v1/alerts/{alert_id}")).json()["history"]
+    outcomes = [e["detail"] for e in history if e["event"] == "action"]
+    assert outcomes[0] == {"type": "disable_flag", "ok": True, "result": "flag 'new-reply' disabled"}
+    assert not outcomes[1]["ok"] and "rollback_release needs `release`" in outcomes[1]["error"]
+    audit = (await http.get("/api/audit", params={"actor": "alert:chat-errors"})).json()["data"]
+    # The flag's own audit entry names the alert as the actor, then the alert's record of each action.
+    actions = [e["action"] for e in audit]
+    assert actions == ["flag.disabled", "alerts.action.disable_flag", "alerts.action.rollback_release"]

@@ -1,10 +1,12 @@
-"""``rollback_release`` and ``disable_flag``: the progressive-delivery actions, through the functions
-:mod:`lmdeck.delivery` exposes. A gateway built without them refuses the action, saying so."""
+"""``rollback_release`` and ``disable_flag``: the progressive-delivery actions, through
+``ReleaseService.rollback`` and ``FlagRuntime.disable_flag`` of :mod:`lmdeck.delivery` (each audited there
+too). An evaluator built without them refuses the action, saying so."""
 
 from __future__ import annotations
 
 from lmdeck.monitoring.actions.base import ActionContext, ActionError, group_value
 from lmdeck.monitoring.incidents import Incident
+from lmdeck.protocol import APIError
 from lmdeck.protocol.alerts import ActionSpec
 
 
@@ -17,7 +19,12 @@ class RollbackRelease:
             raise ActionError(
                 f"cannot roll back release {release!r}: this gateway has no release controller (lmdeck.delivery)"
             )
-        await ctx.rollback_release(release, f"alert {incident.rule} fired ({incident.id})", f"alert:{incident.rule}")
+        try:
+            await ctx.rollback_release(
+                release, f"alert {incident.rule} fired ({incident.id})", f"alert:{incident.rule}"
+            )
+        except APIError as exc:  # no such release, or one already finished
+            raise ActionError(f"cannot roll back release {release!r}: {exc.message}") from None
         return f"release {release!r} rolled back"
 
 
@@ -28,5 +35,8 @@ class DisableFlag:
         flag = group_value(spec.flag, incident, "flag", "disable_flag")
         if ctx.disable_flag is None:
             raise ActionError(f"cannot disable flag {flag!r}: this gateway has no feature flags (lmdeck.delivery)")
-        await ctx.disable_flag(flag, f"alert:{incident.rule}")
+        try:
+            await ctx.disable_flag(flag, f"alert:{incident.rule}")
+        except APIError as exc:
+            raise ActionError(f"cannot disable flag {flag!r}: {exc.message}") from None
         return f"flag {flag!r} disabled"
