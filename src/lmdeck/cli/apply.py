@@ -101,8 +101,13 @@ def apply(
     releases = state.pop("releases")
     alerts = state.pop("alerts")
     with connect(base_url, api_key) as client:
-        resources = [kind for kind in RESOURCE_KINDS if kind.declared(settings_of(path))]
-        pending = [(kind, kind.plan(client, settings_of(path))) for kind in resources]
+        try:
+            declared = settings_of(path)
+            resources = [kind for kind in RESOURCE_KINDS if kind.declared(declared)]
+        except ValueError as exc:
+            typer.echo(f"{path}: {exc}", err=True)
+            raise typer.Exit(2) from None
+        pending = [(kind, kind.plan(client, declared)) for kind in resources]
         plan = client.post("/api/registry/apply", json={**state, "dry_run": True, "prune": prune})
         release_changes = release_plan(client, releases)
         alert_plan: dict[str, Any] = {"changes": []}

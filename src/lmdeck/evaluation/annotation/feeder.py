@@ -88,9 +88,10 @@ class AnnotationFeeder:
         name, team = queue.spec.name, queue.owner.team_id
         with self.store.db.engine.begin() as conn:
             if rule.source == "traces":
+                of_team = traces.c.team_id.is_(None) if team is None else traces.c.team_id == team
                 stmt = (
                     select(traces)
-                    .where(traces.c.created_at > since, traces.c.created_at <= until)
+                    .where(traces.c.created_at > since, traces.c.created_at <= until, of_team)
                     .order_by(traces.c.created_at)
                     .limit(BATCH)
                 )
