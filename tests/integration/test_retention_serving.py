@@ -117,6 +117,13 @@ def test_retention_deletes_exactly_the_expired_traces_in_batches_while_serving(
         listed = cli(env, "retention", "list")
         assert all(p["name"] in listed for p in POLICIES)
         assert "is on legal hold" in cli(env, "traces", "hold", on_hold, "--reason", "case 2026-114")
+        # A hold released is no hold; a policy set and deleted again leaves nothing behind.
+        assert "is on legal hold" in cli(env, "traces", "hold", "seed-team-a-chat-45-0")
+        assert "is released" in cli(env, "traces", "release", "seed-team-a-chat-45-0")
+        assert "created retention policy tmp" in cli(
+            env, "retention", "set", "tmp", "--route", "chat", "--body-days", "1"
+        )
+        assert "deleted retention policy tmp" in cli(env, "retention", "delete", "tmp")
 
         client = openai.OpenAI(base_url=gw.base_url, api_key=gw.admin_key, max_retries=0, timeout=60.0)
         job_done = threading.Event()

@@ -95,6 +95,12 @@ async def test_the_gateway_schedules_it_unless_turned_off(tmp_path: Path) -> Non
         assert jobs[0].policy == Retention.from_settings(settings.tracing.retention)
         # Its counter is on the gateway's /metrics registry.
         assert "lmdeck_trace_rows_pruned_total" in gateway.metrics.exposition().decode()
+        # Each run is in the audit log, with its counts per policy.
+        assert jobs[0].batch_size == settings.tracing.retention.batch_size
+        jobs[0].run_once()
+        (entry,) = gateway.policy.audit.entries(action="retention.run")
+        assert entry.actor == "system:retention"
+        assert entry.to_dict()["after"]["policies"] == [{"policy": "tracing.retention", "traces": 0, "bodies": 0}]
     finally:
         await gateway.stop()
     off = Settings.model_validate(

@@ -41,7 +41,7 @@ class RetentionAdmin:
         def read() -> list[dict[str, Any]]:
             stored = {p.name for p in self.store.list()}
             return [
-                {**_dump(p), "source": "api" if p.name in stored else "config"}  # type: ignore[dict-item]
+                {**p.model_dump(mode="json"), "source": "api" if p.name in stored else "config"}
                 for p in merged(self.store.list(), self.configured)
             ]
 

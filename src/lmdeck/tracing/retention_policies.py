@@ -14,6 +14,7 @@ Policies stored through the API replace the config file's of the same name or th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -107,8 +108,6 @@ class RetentionPolicyStore:
         """Create or replace ``spec``; the policy it replaced (None when new).
 
         Raises ``ValueError`` when another stored policy covers the same team and route."""
-        import time
-
         at = time.time()
         with self.db.engine.begin() as conn:
             rows = conn.execute(

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.exc import IntegrityError
 
 from lmdeck.db import Database
@@ -219,8 +219,6 @@ class AnnotationStore:
     def _labels(self, conn: Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
         if not ids:
             return {}
-        from sqlalchemy import bindparam
-
         rows = conn.execute(
             text(
                 "SELECT item_id, score, category, correction, comment, author, created_at FROM annotation_labels "
