@@ -213,11 +213,26 @@ class PromptTemplate:
         bound.update(given)
         return bound
 
+    def bind_with_flags(self, given: Mapping[str, Any], flags: Mapping[str, Any] | None) -> dict[str, Any]:
+        """:meth:`bind` plus the ``flags`` the templates read: from ``flags`` (a request's), or, outside a
+        request (``flags`` None: a preview, the SDK), from ``given["flags"]``, a mapping of flag values."""
+        if flags is None and self.reads_flags and FLAGS_VARIABLE in given:
+            given = dict(given)
+            supplied = given.pop(FLAGS_VARIABLE)
+            if not isinstance(supplied, Mapping):
+                raise PromptRenderError("variable flags: give the flags' values as an object, {name: value}")
+            flags = supplied
+        return {**self.bind(given), **self.flag_variables(flags)}
+
     def flag_variables(self, flags: Mapping[str, Any] | None) -> dict[str, Any]:
         """``{"flags": {name: value}}`` for the flags the templates read (empty when they read none)."""
         if not self.reads_flags:
             return {}
-        flags = flags or {}
+        if flags is None:
+            raise PromptRenderError(
+                "the template reads feature flags: give their values as the variable `flags` ({name: value}) "
+                "to render it outside a request"
+            )
         if self.flag_names is None:
             return {FLAGS_VARIABLE: dict(flags)}
         missing = sorted(name for name in self.flag_names if name not in flags)
@@ -254,8 +269,9 @@ class PromptTemplate:
         return messages
 
     def render(self, given: Mapping[str, Any]) -> str | list[dict[str, Any]]:
-        """The text, or the chat messages, with ``given`` filled in (rendered in this process)."""
-        return self.assemble(self.render_pieces(self.bind(given)))
+        """The text, or the chat messages, with ``given`` filled in (rendered in this process); a template
+        reading feature flags takes their values as ``given["flags"]``."""
+        return self.assemble(self.render_pieces(self.bind_with_flags(given, None)))
 
     @staticmethod
     def messages_of(rendered: str | list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -78,9 +78,10 @@ class TemplateRenderer:
         """The text or chat messages; :class:`PromptRenderError` (or its :class:`PromptLimitError`).
 
         ``flags``: the request's feature flags, for a template that reads ``flags.NAME`` (a flag it reads
-        that does not exist is a :class:`PromptRenderError` naming it).
+        that does not exist is a :class:`PromptRenderError` naming it); None outside a request, where
+        ``given["flags"]`` gives their values.
         """
-        variables = {**template.bind(given), **template.flag_variables(flags)}
+        variables = template.bind_with_flags(given, flags)
         if template.inline:
             return template.assemble(template.render_pieces(variables, self.limits))
         args = (key, template.sources, variables, self.limits, self.cpu_seconds)

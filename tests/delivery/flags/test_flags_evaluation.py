@@ -10,6 +10,8 @@ from scipy.stats import binomtest
 
 from lmdeck.delivery.flags.evaluation import FlagSubject, evaluate, rollout_point
 from lmdeck.protocol.flags import FlagSpec
+from lmdeck.protocol.registry import PromptVersionSpec
+from lmdeck.protocol.templates import PromptRenderError, PromptTemplate
 
 
 def spec(**fields: Any) -> FlagSpec:
@@ -95,3 +97,17 @@ def test_the_sticky_subject_follows_the_flags_setting() -> None:
     assert len({evaluate(by_user, keyed).value for _ in range(5)}) == 1
     assert FlagSubject(key_id="k1").sticky_id("user") == "key:k1"
     assert FlagSubject(conversation_id="c", user="u").sticky_id("conversation") == "conversation:c"
+
+
+def test_a_template_outside_a_request_takes_flag_values_as_a_variable() -> None:
+    template = PromptTemplate(PromptVersionSpec(text="{{ flags.tone }} {{ q }}", variables={"q": "string"}))
+    assert template.flag_names == frozenset({"tone"})
+    assert template.render({"q": "x", "flags": {"tone": "terse"}}) == "terse x"
+    with pytest.raises(PromptRenderError, match="give their values as the variable `flags`"):
+        template.render({"q": "x"})
+    with pytest.raises(PromptRenderError, match="flag tone, which does not exist"):
+        template.render({"q": "x", "flags": {}})
+    # In a request the request's flags count, not a `flags` variable the caller sends.
+    with pytest.raises(PromptRenderError, match="unknown variable: flags"):
+        template.bind_with_flags({"q": "x", "flags": {"tone": "loud"}}, {"tone": "terse"})
+    assert template.bind_with_flags({"q": "x"}, {"tone": "terse", "other": 1}) == {"q": "x", "flags": {"tone": "terse"}}
