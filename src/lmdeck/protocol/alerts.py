@@ -100,10 +100,12 @@ class AnomalySpec(BaseModel):
         "with changepoint; see docs/monitoring.md)",
     )
     sensitivity: Literal["low", "medium", "high"] = "medium"
+    # hourly points over 28 days: the hour-of-week profile, and the regime whose false alarms were measured
+    # (docs/benchmarks.md, bench/anomaly.py); finer steps evaluate more often and alarm more often
     step_s: int = Field(
-        default=300, ge=60, le=86400, description="seconds per point of the series (a whole number of minutes)"
+        default=3600, ge=60, le=86400, description="seconds per point of the series (a whole number of minutes)"
     )
-    history_s: int = Field(default=7 * 86400, ge=3600, le=90 * 86400, description="how far back the baseline looks")
+    history_s: int = Field(default=28 * 86400, ge=3600, le=90 * 86400, description="how far back the baseline looks")
     options: dict[str, Any] = Field(default_factory=dict, description="the detector's own options")
 
     @field_validator("step_s")
