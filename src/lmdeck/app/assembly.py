@@ -25,6 +25,8 @@ from lmdeck.gateway.steps.compress import compression_steps
 from lmdeck.gateway.steps.record import QueuedTraceSink, TraceObserver, TraceSink
 from lmdeck.guardrails.runtime import GuardrailRuntime
 from lmdeck.monitoring.actions import ActionContext
+from lmdeck.monitoring.drift.report import DriftMonitor
+from lmdeck.monitoring.drift.service import DriftService
 from lmdeck.monitoring.runtime import AlertRuntime
 from lmdeck.pipeline.chain import Pipeline
 from lmdeck.pipeline.identity import Authenticator
@@ -64,7 +66,8 @@ class Gateway:
 
     ``registry``, ``policy`` and ``evaluation`` are the services of the API routes; ``trace_store`` is
     where the traces API reads; ``analytics`` runs the spend, summary and search queries off the request
-    path (its workers start with the first query); ``otel`` is the span exporter when ``otlp_endpoint`` is set.
+    path (its workers start with the first query); ``otel`` is the span exporter when ``otlp_endpoint`` is set;
+    ``drift`` computes drift reports (and, through ``drift.monitor``, the drift signal of alert rules).
     """
 
     settings: Settings
@@ -93,6 +96,7 @@ class Gateway:
     shadow: ShadowRuntime | None = None
     delivery: DeliveryRuntime | None = None
     flags: FlagRuntime | None = None
+    drift: DriftService | None = None
     started: bool = False
 
     async def start(self) -> None:
@@ -240,6 +244,8 @@ def build_gateway(
     services.append(cache)
     services.append(shadow)
     services.append(flags)
+    drift = DriftService(DriftMonitor(db, redact=settings.tracing.redact))
+    services.append(drift)
     tracing = settings.tracing
     analytics = AnalyticsPool(
         db,
@@ -301,6 +307,7 @@ def build_gateway(
         delivery=delivery,
         flags=flags,
         span_writer=span_writer,
+        drift=drift,
     )
 
 

@@ -18,6 +18,7 @@ from lmdeck.app.middleware.request_id import RequestIdMiddleware
 from lmdeck.app.middleware.secret_refs import SecretRefsMiddleware
 from lmdeck.app.routes import alerts, audit, budgets, health, keys, metrics, openai_api, secrets, spend, teams, traces
 from lmdeck.app.routes import annotation as annotation_routes
+from lmdeck.app.routes import drift as drift_routes
 from lmdeck.app.routes import evaluation as evaluation_routes
 from lmdeck.app.routes import experiments as experiment_routes
 from lmdeck.app.routes import feedback as feedback_routes
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
     app.include_router(release_routes.router)
     app.include_router(flag_routes.router)
     app.include_router(shadow_routes.router)
+    app.include_router(drift_routes.router)
     for evaluation_part in (evaluation_routes, feedback_routes, experiment_routes, annotation_routes):
         app.include_router(evaluation_part.router)
     for access_routes in (keys, teams, budgets, spend, audit, secrets):

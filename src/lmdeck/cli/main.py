@@ -11,6 +11,7 @@ from lmdeck.cli import audit as audit_cmd
 from lmdeck.cli import budgets as budgets_cmd
 from lmdeck.cli import config_cmd, serve, traces
 from lmdeck.cli import datasets as datasets_cmd
+from lmdeck.cli import drift as drift_cmd
 from lmdeck.cli import eval as eval_cmd
 from lmdeck.cli import flags as flags_cmd
 from lmdeck.cli import guardrails as guardrails_cmd
@@ -47,6 +48,7 @@ app.add_typer(releases_cmd.app, name="releases")
 app.add_typer(retention_cmd.app, name="retention")
 app.add_typer(alerts_cmd.app, name="alerts")
 app.add_typer(queues_cmd.app, name="queues")
+app.add_typer(drift_cmd.app, name="drift")
 
 
 @app.command()

@@ -107,12 +107,14 @@ class InputMMD(_EmbeddingTest):
 class InputClassifier(_EmbeddingTest):
     name = "input_classifier"
     default = False
-    method = "classifier two-sample test (logistic regression, 5-fold) vs chance, binomial; Lopez-Paz & Oquab 2017"
+    method = (
+        "classifier two-sample test (logistic regression, half held out) vs chance, binomial; Lopez-Paz & Oquab 2017"
+    )
     statistic_name = "accuracy"
 
     def test(self, x: Matrix, y: Matrix, data: DriftData) -> tuple[float, float, dict[str, float | int | str | None]]:
         result = classifier_test(x, y, seed=data.seed)
-        return result.statistic, result.p_value, {"chance": max(len(x), len(y)) / (len(x) + len(y))}
+        return result.statistic, result.p_value, {}
 
 
 class OutputCentroid(_EmbeddingTest):
@@ -194,8 +196,12 @@ class EvaluatorScores:
     statistic_name = "u"
 
     def run(self, data: DriftData) -> list[DriftTestResult]:
+        scored = by_evaluator(data.samples)
+        if not scored:
+            none = "no online evaluator scored this route in either window (add a rule: `lmdeck eval online set`)"
+            return [skipped(self.name, self.signal, self.method, self.statistic_name, none, 0, 0)]
         results = []
-        for evaluator, (ref, cur) in sorted(by_evaluator(data.samples).items()):
+        for evaluator, (ref, cur) in sorted(scored.items()):
             name = f"{self.name}:{evaluator}"
             why = _too_few(f"{evaluator!r} scores", len(ref), len(cur), data.min_samples)
             if why is not None:

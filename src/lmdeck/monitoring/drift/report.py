@@ -31,15 +31,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
-from statsmodels.stats.multitest import multipletests
 
 from lmdeck.db import Database
-from lmdeck.monitoring.drift.clusters import new_clusters
 from lmdeck.monitoring.drift.embedder import PromptEmbedder
-from lmdeck.monitoring.drift.loading import load_drift_tests
 from lmdeck.monitoring.drift.registry import DriftData, DriftTestRegistry
 from lmdeck.monitoring.drift.samples import DEFAULT_MAX_SAMPLES, DriftSamples, DriftScope, WindowSample, fetch_samples
-from lmdeck.monitoring.drift.twosample import DEFAULT_PERMUTATIONS
 from lmdeck.monitoring.drift.windows import Windows
 from lmdeck.protocol.drift import DriftReport, DriftTestResult, Verdict, WindowSummary
 
@@ -49,6 +45,8 @@ Embed = Callable[[list[str]], NDArray[np.float64]]
 
 DEFAULT_ALPHA = 0.01
 DEFAULT_MIN_SAMPLES = 20
+#: Permutations of the permutation tests: the smallest p-value they can give is 1 / (1 + 999) = 0.001.
+DEFAULT_PERMUTATIONS = 999
 
 
 @dataclass(frozen=True)
@@ -89,6 +87,8 @@ def _adjust(results: list[DriftTestResult], alpha: float) -> float | None:
     ran = [r for r in results if r.p_value is not None]
     if not ran:
         return None
+    from statsmodels.stats.multitest import multipletests  # imported here: a second at the gateway's start
+
     _, adjusted, _, _ = multipletests([r.p_value for r in ran], alpha=alpha, method="holm")
     for result, value in zip(ran, adjusted, strict=True):
         result.adjusted_p_value = float(value)
@@ -103,7 +103,15 @@ class DriftMonitor:
     db: Database
     redact: str = "none"
     embed: Embed | None = field(default_factory=PromptEmbedder.installed)
-    tests: DriftTestRegistry = field(default_factory=load_drift_tests)
+    tests: DriftTestRegistry | None = None
+
+    def registry(self) -> DriftTestRegistry:
+        """The drift tests, loaded on first use (the built-ins import scikit-learn)."""
+        if self.tests is None:
+            from lmdeck.monitoring.drift.loading import load_drift_tests
+
+            self.tests = load_drift_tests()
+        return self.tests
 
     @property
     def embedding_model(self) -> str | None:
@@ -122,7 +130,7 @@ class DriftMonitor:
         """The report over ``samples`` (a ``KeyError`` naming the choices for an unknown test name)."""
         options = options or DriftOptions()
         began = time.perf_counter()
-        chosen = self.tests.select(options.tests)
+        chosen = self.registry().select(options.tests)
         ref, cur = samples.reference, samples.current
         prompt_vectors = self._vectors(ref.prompts, cur.prompts)
         answer_vectors = (
@@ -142,6 +150,8 @@ class DriftMonitor:
             "insufficient_data" if p_value is None else "drift" if p_value < options.alpha else "no_drift"
         )
         show_text = self.redact == "none"
+        from lmdeck.monitoring.drift.clusters import new_clusters
+
         clusters = (
             new_clusters(*prompt_vectors, cur.prompts, top=options.clusters, seed=options.seed, show_text=show_text)
             if prompt_vectors is not None and min(len(ref.prompts), len(cur.prompts)) >= options.min_samples
