@@ -91,7 +91,9 @@ def test_too_few_traces_is_insufficient_data_not_a_verdict(database: Database) -
     )
     report = DriftMonitor(database, embed=None).report(DriftScope(route="demo", windows=windows))
     assert report.verdict == "insufficient_data" and report.p_value is None
-    assert all(t.skipped and "widen the windows" in t.skipped for t in report.tests)
+    skipped = {t.name: t.skipped for t in report.tests}
+    assert all(skipped.values()) and "widen the windows" in (skipped["output_length"] or "")
+    assert (skipped["evaluator_scores"] or "").startswith("no online evaluator scored this route")
 
 
 def test_refusal_rate_drift_and_team_scope(database: Database) -> None:
