@@ -26,6 +26,7 @@ from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
 from lmdeck.policy.ownership import is_admin, same_team
 from lmdeck.protocol import APIError
+from lmdeck.protocol.limits import INT64_MAX
 from lmdeck.tracing.query import TraceFilterError, parse_time
 
 router = APIRouter(prefix="/api/drift", tags=["drift"], route_class=GuardedRoute)
@@ -69,13 +70,15 @@ async def report(
     current: str = Query("1d", description="the current window's length, ending at `until`"),
     until: str | None = Query(None, description="end of the current window: epoch seconds or ISO 8601 (default: now)"),
     prompt: str | None = Query(None, description="only requests rendering this prompt"),
-    prompt_version: int | None = Query(None, ge=1, description="only requests rendering this prompt version"),
+    prompt_version: int | None = Query(
+        None, ge=1, le=INT64_MAX, description="only requests rendering this prompt version"
+    ),
     max_samples: int = Query(DEFAULT_MAX_SAMPLES, ge=20, le=MAX_SAMPLES, description="traces sampled per window"),
     alpha: float = Query(0.01, gt=0, lt=1, description="family-wise significance level of the verdict"),
     tests: str | None = Query(None, description="comma-separated drift tests (default: the default tests)"),
     permutations: int = Query(999, ge=99, le=9999, description="permutations of the permutation tests"),
     clusters: int = Query(3, ge=0, le=12, description="new clusters of prompts to show"),
-    seed: int = Query(0, ge=0, description="seed of permutations, folds and clustering"),
+    seed: int = Query(0, ge=0, le=2**32 - 1, description="seed of permutations, folds and clustering"),
 ) -> Response:
     try:
         end = parse_time(until, "until") if until else time.time()
