@@ -136,3 +136,24 @@ def test_the_kill_switch_refuses_the_route_then_restores_it(gateway: GatewayProc
     lmdeck(gateway, "flags", "kill", "support", "--off")
     assert ask(gateway)[0] == "support-v1"
     assert "kill.support" in lmdeck(gateway, "flags", "list")
+
+
+def test_a_whole_spec_from_a_file_then_get_evaluate_and_delete(gateway: GatewayProcess, tmp_path: Path) -> None:
+    spec = {
+        "name": "tone",
+        "type": "string",
+        "value": "warm",
+        "default": "plain",
+        "rules": [{"users": ["ada"], "value": "terse"}, {"headers": {"x-beta": "1"}, "value": "bold"}],
+    }
+    path = tmp_path / "tone.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert "flag tone: version 1" in lmdeck(gateway, "flags", "set", "-f", str(path))
+    assert '"rules"' in lmdeck(gateway, "flags", "get", "tone")
+    assert "terse" in lmdeck(gateway, "flags", "evaluate", "tone", "--user", "ada")
+    assert "bold" in lmdeck(gateway, "flags", "evaluate", "tone", "--header", "x-beta=1")
+    assert "fallthrough" in lmdeck(gateway, "flags", "evaluate", "tone", "--user", "bob")
+    lmdeck(gateway, "flags", "delete", "tone")
+    env = {"LMDECK_BASE_URL": gateway.url, "LMDECK_API_KEY": gateway.admin_key}
+    missing = CliRunner().invoke(app, ["flags", "get", "tone"], env=env)
+    assert missing.exit_code == 1 and "no flag 'tone'" in missing.output
