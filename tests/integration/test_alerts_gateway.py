@@ -1,5 +1,6 @@
 """Alerting end to end: a real ``lmdeck serve`` in front of the FAKE upstream, a real webhook receiver (an HTTP
-server in this test, checking the HMAC signature) and a real SMTP server (aiosmtpd).
+server in this test, checking the HMAC signature; it takes the Slack-compatible and Alertmanager posts too)
+and a real SMTP server (aiosmtpd).
 
 The route's upstream starts failing: the alert fires once, and each channel gets exactly one notification;
 the upstream recovers: each gets exactly one resolve notification. Evaluation is driven through
@@ -41,12 +42,17 @@ class WebhookReceiver:
 
     def __init__(self) -> None:
         received: list[tuple[dict[str, str], bytes]] = []
-        self.received = received
+        others: dict[str, list[bytes]] = {}
+        #: What came to the generic webhook's path; ``others``: the bodies that came to any other path.
+        self.received, self.others = received, others
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                if self.path == "/hooks/lmdeck":
+                    received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                else:
+                    others.setdefault(self.path, []).append(body)
                 self.send_response(204)
                 self.end_headers()
 
@@ -59,7 +65,10 @@ class WebhookReceiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/lmdeck"
+        return self.at("/hooks/lmdeck")
+
+    def at(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -100,6 +109,8 @@ def alerting_gateway(
         "evaluation_interval_s": None,  # evaluated when the test asks, through the admin API
         "channels": [
             {"name": "hook", "type": "webhook", "url": hook.url, "secret": {"$env": SECRET_ENV}},
+            {"name": "chat", "type": "slack", "url": hook.at("/slack")},
+            {"name": "am", "type": "alertmanager", "url": hook.at("/alertmanager")},
             {
                 "name": "mail",
                 "type": "email",
@@ -118,7 +129,7 @@ def alerting_gateway(
                 "op": ">",
                 "threshold": 0.5,
                 "clear_threshold": 0.2,
-                "channels": ["hook", "mail"],
+                "channels": ["hook", "mail", "chat", "am"],
             }
         ],
     }
@@ -204,6 +215,12 @@ def test_failing_upstream_fires_once_notifies_each_channel_once_and_resolves_onc
     assert first["incident"]["rule"] == "chat-errors" and first["incident"]["severity"] == "critical"
     assert [m["Subject"] for m in mailbox.messages] == ["[FIRING] chat-errors", "[RESOLVED] chat-errors"]
     assert all(m["To"] == "oncall@example.test" for m in mailbox.messages)
+    # The Slack-compatible and Alertmanager channels got one of each too, in their own formats.
+    slack = [json.loads(body)["text"] for body in hook.others["/slack"]]
+    assert [text.split(":")[1] for text in slack] == ["rotating_light", "white_check_mark"]
+    alertmanager = [json.loads(body) for body in hook.others["/alertmanager"]]
+    assert [(b["version"], b["status"]) for b in alertmanager] == [("4", "firing"), ("4", "resolved")]
+    assert alertmanager[1]["alerts"][0]["labels"]["alertname"] == "chat-errors"
 
     assert [e["event"] for e in detail["history"]] == ["pending", "firing", "resolved"]
     # The evidence: the error rate per minute around the firing point, the failures visible in it.
