@@ -162,6 +162,8 @@ class AlertsAPI:
             await notifier.send(Notification(new_id("ntf"), name, "test", payload))
         except NotifierError as exc:
             return {"channel": name, "delivered": False, "error": str(exc)}
+        except Exception as exc:  # a notifier's own failure is the test's answer, not a server error
+            return {"channel": name, "delivered": False, "error": f"{type(exc).__name__}: {exc}"}
         return {"channel": name, "delivered": True, "error": None}
 
     # -- silences ---------------------------------------------------------------------------------

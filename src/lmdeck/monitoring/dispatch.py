@@ -83,7 +83,13 @@ class NotificationDispatcher:
                 notifier = self.notifier(spec)
             except ValueError as exc:
                 raise NotifierError(str(exc), retryable=False) from None
-            await notifier.send(Notification(item.id, item.channel, item.event, item.payload))
+            try:
+                await notifier.send(Notification(item.id, item.channel, item.event, item.payload))
+            except NotifierError:
+                raise
+            except Exception as exc:  # a notifier's own bug must not stop the other deliveries
+                log.exception("notifier of channel %r failed unexpectedly", item.channel)
+                raise NotifierError(f"{type(exc).__name__}: {exc}") from None
         except NotifierError as exc:
             last = not exc.retryable or attempts >= self.max_attempts
             next_at = None if last else at + self.backoff(attempts)

@@ -122,6 +122,10 @@ class AlertEvaluator:
                 report.errors[rule.name] = self.errors[rule.name] = str(exc)
                 log.warning("alert rule %r cannot be evaluated: %s", rule.name, exc)
                 continue
+            except Exception as exc:  # one rule's failure (a detector's bug) must not stop the others
+                log.exception("alert rule %r failed", rule.name)
+                report.errors[rule.name] = self.errors[rule.name] = f"{type(exc).__name__}: {exc}"
+                continue
             self.errors.pop(rule.name, None)
             self._apply(rule, readings, now, silences, report)
         for name in self.incidents.open_rules():

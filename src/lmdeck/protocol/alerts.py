@@ -29,7 +29,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lmdeck.protocol.limits import INT64_MAX, Int64
+from lmdeck.protocol.headers import check_url
+from lmdeck.protocol.limits import INT64_MAX, MAX_EPOCH_SECONDS, Int64
 from lmdeck.protocol.secrets import SecretReference
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
@@ -243,6 +244,17 @@ class ChannelSpec(BaseModel):
     to: list[str] = Field(default_factory=list)
     timeout_s: float = Field(default=10.0, gt=0.0, le=120.0)
 
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        check_url(value)
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme.lower() not in ("http", "https") or not rest.split("/", 1)[0]:
+            raise ValueError(f"url {value!r}: an http:// or https:// URL with a host")
+        return value
+
 
 class SilenceSpec(BaseModel):
     """Mutes notifications of alerts whose labels match every matcher, from ``starts_at`` until ``ends_at``.
@@ -296,7 +308,7 @@ class EvaluateRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    at: float | None = None
+    at: float | None = Field(default=None, ge=0, le=MAX_EPOCH_SECONDS, description="epoch seconds")
 
 
 class AlertOut(BaseModel):

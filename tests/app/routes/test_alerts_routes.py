@@ -78,6 +78,10 @@ async def test_bad_rules_and_channels_are_refused_naming_the_fix(http: httpx.Asy
     assert response.status_code == 400 and "LMDECK_TEST_ALERTS_UNSET" in response.json()["error"]["message"]
     response = await http.put("/v1/alerts/channels/hook", json={**HOOK, "secret": "inline"})
     assert response.status_code == 400
+    for url in ("ftp://files.example/x", "http://", "hooks.example/x", "http://a b.example/"):
+        response = await http.put("/v1/alerts/channels/hook", json={**HOOK, "url": url})
+        assert response.status_code == 400, url
+    assert (await http.post("/v1/alerts/evaluate", json={"at": 1e300})).status_code == 400
     assert (await http.put("/v1/alerts/channels/hook", json=HOOK)).status_code == 200
     bad_metric = {**RULE, "signal": {"metric": "vibes"}}
     response = await http.put("/v1/alerts/rules/chat-errors", json=bad_metric)

@@ -27,6 +27,7 @@ from lmdeck.protocol.alerts import (
     SilenceSpec,
     TestNotificationRequest,
 )
+from lmdeck.protocol.limits import MAX_EPOCH_SECONDS
 from lmdeck.registry.catalog import actor_of
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"], route_class=GuardedRoute)
@@ -50,7 +51,7 @@ async def list_alerts(
     request: Request,
     state: str | None = Query(default=None, pattern=_STATES),
     rule: str | None = Query(default=None, max_length=128),
-    since: float | None = Query(default=None, ge=0, description="epoch seconds"),
+    since: float | None = Query(default=None, ge=0, le=MAX_EPOCH_SECONDS, description="epoch seconds"),
     limit: int = Query(default=100, ge=1, le=1000),
     _: Principal = Depends(require("viewer")),
 ) -> dict[str, Any]:

@@ -17,6 +17,8 @@ async def post_json(url: str, body: bytes, headers: dict[str, str], timeout_s: f
             response = await client.post(url, content=body, headers={"content-type": "application/json", **headers})
     except httpx.HTTPError as exc:
         raise NotifierError(f"POST {url} failed: {type(exc).__name__}: {exc}") from None
+    except (httpx.InvalidURL, ValueError) as exc:  # a URL or header that cannot be sent: no retry helps
+        raise NotifierError(f"POST {url} cannot be sent: {exc}", retryable=False) from None
     if response.is_success:
         return
     retryable = response.status_code >= 500 or response.status_code in RETRYABLE
