@@ -40,7 +40,7 @@ def test_serve_logs_the_pipeline_order_once_at_start(tmp_path: Path) -> None:
     lines = [line for line in log.splitlines() if "pipeline: " in line]
     assert len(lines) == 1, log
     assert (
-        " INFO lmdeck.app.assembly: pipeline: stream_usage → authenticate → record → shadow → experiment → prompt"
-        in lines[0]
+        " INFO lmdeck.app.assembly: pipeline: stream_usage → authenticate → record → shadow → flags → experiment → "
+        "release → prompt → flag-routes" in lines[0]
     )
     assert lines[0].endswith("budget → cache-exact → cache-semantic → cost → applied-routes")
