@@ -90,12 +90,19 @@ def traffic(
 
 
 def build_runtime(
-    db: Database, recorder: Recorder, clock: Clock, *, actions: ActionContext | None = None, **alert_settings: object
+    db: Database,
+    recorder: Recorder,
+    clock: Clock,
+    *,
+    actions: ActionContext | None = None,
+    detectors: DetectorRegistry | None = None,
+    **alert_settings: object,
 ) -> AlertRuntime:
     notifiers = NotifierRegistry()
     notifiers.add("recorder", lambda spec, resolve: recorder)
-    detectors = DetectorRegistry()
-    detectors.add("above_median", AboveMedian)
+    if detectors is None:
+        detectors = DetectorRegistry()
+        detectors.add("above_median", AboveMedian)
     settings = Settings.model_validate(
         {"alerts": {"evaluation_interval_s": None, "backoff_base_s": 10, **alert_settings}}
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lmdeck.db import Database
+from lmdeck.monitoring.anomaly.base import load_detectors
 from lmdeck.monitoring.conditions.budget_forecast import period_bounds
 from lmdeck.protocol.alerts import METRICS, AlertRuleSpec
 from lmdeck.tracing.signal_metrics import METRIC_NAMES, metric_value
@@ -116,3 +117,27 @@ async def test_an_unknown_detector_is_reported_per_rule_without_stopping_the_oth
     report = await runtime.run_once(T0)
     assert "unknown anomaly detector 'nope'" in report.errors["broken"]
     assert "above_median" in runtime.status()["rule_errors"]["broken"]
+
+
+async def test_an_anomaly_rule_with_a_built_in_detector_fires_on_a_spike(database: Database) -> None:
+    recorder = Recorder()
+    runtime = build_runtime(database, recorder, Clock(), detectors=load_detectors())
+    rule = AlertRuleSpec.model_validate(
+        {
+            "name": "traffic-spike",
+            "kind": "anomaly",
+            "signal": {"metric": "requests", "where": {"route": "chat"}},
+            "anomaly": {"detector": "mad", "step_s": 300, "history_s": 86400, "options": {"direction": "up"}},
+            "channels": ["rec"],
+        }
+    )
+    runtime.config.put_rule(rule, actor="test")
+    steps = 30
+    for step in range(steps):
+        traffic(database, T0 + step * 300, ok=8 + step % 5)  # 8..12 requests per step
+    end = T0 + steps * 300
+    assert (await runtime.run_once(end)).fired == []
+    traffic(database, end, ok=80)
+    fired = (await runtime.run_once(end + 300)).fired
+    assert len(fired) == 1 and recorder.events() == ["firing"]
+    assert fired[0][0].evidence is not None and fired[0][0].evidence["reading"]["detector"] == "mad"
