@@ -157,3 +157,31 @@ async def test_promotion_moves_the_model_alias_and_an_alert_rollback_moves_it_ba
     history = (await deck.call("GET", "/v1/releases/bot-v2")).json()["history"]
     restored = history[-1]["evidence"]["restored"]
     assert (history[-1]["action"], restored[0]["to_version"]) == ("rolled_back", 1)
+
+
+async def test_a_developer_may_not_release_another_teams_model_alias_through_own_route(
+    release_settings: Any, start_deck: Any
+) -> None:
+    # The controller promotes as lmdeck itself, so the creator's right to move the alias is checked at creation.
+    routes = release_settings().model_dump(mode="json")["routes"]
+    settings = release_settings(routes=[*routes, {"name": "beta-chat", "team": "beta", "targets": ["echo:steady"]}])
+    async with start_deck(settings) as deck:
+        for team in ("alpha", "beta"):
+            assert (await deck.call("POST", "/api/teams", json={"name": team})).status_code == 201
+        made = await deck.call("POST", "/api/keys", json={"name": "beta dev", "role": "developer", "team_id": "beta"})
+        assert made.status_code == 201, made.text
+        deck.keys["beta"] = made.json()["key"]
+        assert (
+            await deck.call("POST", "/api/registry/models", json={"name": "bot", "team": "alpha"})
+        ).status_code == 201
+        for model in ("steady", "next"):
+            r = await deck.call("POST", "/api/registry/models/bot/versions", json={"provider": "echo", "model": model})
+            assert r.status_code == 201, r.text
+        await deck.call("PUT", "/api/registry/models/bot/aliases/production", json={"version": 1})
+
+        spec = {**release("steal", "unused"), "route": "beta-chat", "candidate": {"model": "bot@2"}}
+        refused = await deck.call("POST", "/v1/releases", who="beta", json=spec)
+        assert refused.status_code in (403, 404), refused.text
+        assert set(refused.json()["error"]) == {"message", "type", "param", "code"}
+        assert (await deck.call("GET", "/v1/releases/steal")).status_code == 404
+        assert (await deck.call("GET", "/api/registry/models/bot")).json()["aliases"]["production"] == 1

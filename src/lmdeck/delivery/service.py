@@ -71,6 +71,8 @@ class PointerMover(Protocol):
         expected_version: int | None = None,
     ) -> dict[str, Any]: ...
 
+    def check_movable(self, name: str, label: str, principal: Principal) -> None: ...
+
 
 class RouteOwnership(Protocol):
     def owner(self, route: str) -> RouteOwner | None: ...
@@ -153,6 +155,12 @@ class ReleaseService:
         if spec.prompt is not None and snap is not None:
             prompt = spec.prompt
             check_change(principal, snap.owner("prompt", prompt), f"prompt {prompt!r}", lambda: missing_prompt(prompt))
+        # The controller promotes as lmdeck itself: the creator must be one who could move these pointers.
+        candidate = spec.candidate
+        if candidate.prompt_version is not None and spec.prompt is not None and self.prompts is not None:
+            self.prompts.check_movable(spec.prompt, spec.label, principal)
+        if candidate.model is not None and self.models is not None:
+            self.models.check_movable(ModelRef.parse(candidate.model).name, spec.label, principal)
 
     def visible(self, record: ReleaseRecord, principal: Principal) -> bool:
         if may_read(principal, record.owner):

@@ -269,6 +269,15 @@ class Catalog(Generic[SpecT]):
                 code="forbidden",
             )
 
+    def check_movable(self, name: str, label: str, principal: Principal) -> None:
+        """Refuse (404/403) what :meth:`move` would refuse ``principal`` on ``name@label`` (blocking).
+
+        A release checks its creator with it, since its controller later moves the pointer itself.
+        """
+        self.check_may_move(label, principal)
+        self.changeable(name, principal)
+        self.check_traffic(name, {label}, principal, f"moving {name}@{label}")
+
     def record_move(self, move: LabelMove) -> None:
         target = f"{self.kind}:{move.name}@{move.label}"
         action = {"move": "moved", "rollback": "rolled_back", "remove": "removed", "apply": "moved"}[move.action]
@@ -296,8 +305,7 @@ class Catalog(Generic[SpecT]):
         action: Action = "move" if version is not None else "remove"
 
         def write() -> LabelMove | None:
-            self.changeable(name, principal)
-            self.check_traffic(name, {label}, principal, f"moving {name}@{label}")
+            self.check_movable(name, label, principal)
             move = self.labels.move(
                 self.kind,
                 name,
