@@ -194,10 +194,13 @@ class AlertsAPI:
             missing = [c for c in rule.channels if c not in known]
             if missing:
                 raise APIError(400, f"rule {rule.name!r} names unknown channel {missing[0]!r}", param="rules")
-        if dry_run:
-            changes = await _off(lambda: self.config.plan(declared, prune=prune))
-        else:
-            changes = await _off(lambda: self.config.apply(declared, prune=prune, actor=actor))
+        try:
+            if dry_run:
+                changes = await _off(lambda: self.config.plan(declared, prune=prune))
+            else:
+                changes = await _off(lambda: self.config.apply(declared, prune=prune, actor=actor))
+        except ValueError as exc:  # a silence that ends before it starts
+            raise APIError(400, str(exc), param="silences") from None
         return {
             "dry_run": dry_run,
             "changes": [c.description for c in changes],

@@ -270,6 +270,12 @@ class SilenceSpec(BaseModel):
     ends_at: datetime
     comment: str = ""
 
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> SilenceSpec:
+        if self.starts_at is not None and self.ends_at.timestamp() <= self.starts_at.timestamp():
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
 
 class AlertsDeclared(BaseModel):
     """The ``alerts:`` part of an ``lmdeck.yaml`` that ``lmdeck apply`` syncs."""

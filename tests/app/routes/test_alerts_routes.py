@@ -82,6 +82,13 @@ async def test_bad_rules_and_channels_are_refused_naming_the_fix(http: httpx.Asy
         response = await http.put("/v1/alerts/channels/hook", json={**HOOK, "url": url})
         assert response.status_code == 400, url
     assert (await http.post("/v1/alerts/evaluate", json={"at": 1e300})).status_code == 400
+    backwards = {"matchers": {"rule": "x"}, "starts_at": "2000-01-01T00:00:00Z", "ends_at": 0}
+    for dry_run in (True, False):
+        response = await http.post("/v1/alerts/apply", json={"silences": [backwards], "dry_run": dry_run})
+        assert response.status_code == 400 and "after starts_at" in response.json()["error"]["message"]
+    # Without starts_at, a silence starts when stored: one that already ended is refused at apply too.
+    response = await http.post("/v1/alerts/apply", json={"silences": [{"matchers": {"rule": "x"}, "ends_at": 0}]})
+    assert response.status_code == 400 and "ends after it starts" in response.json()["error"]["message"]
     assert (await http.put("/v1/alerts/channels/hook", json=HOOK)).status_code == 200
     bad_metric = {**RULE, "signal": {"metric": "vibes"}}
     response = await http.put("/v1/alerts/rules/chat-errors", json=bad_metric)
