@@ -21,6 +21,8 @@ from lmdeck.monitoring.export import grafana_dashboard, prometheus_rules
 from lmdeck.monitoring.notifiers.base import Notification, NotifierError
 from lmdeck.monitoring.runtime import AlertRuntime
 from lmdeck.monitoring.store import new_id
+from lmdeck.pipeline.principal import Principal
+from lmdeck.policy.ownership import RouteOwner, is_admin, same_team
 from lmdeck.protocol import APIError
 from lmdeck.protocol.alerts import AlertRuleSpec, AlertsDeclared, ChannelSpec, SilenceSpec
 
@@ -34,8 +36,10 @@ async def _off(fn: Callable[[], T]) -> T:
 class AlertsAPI:
     """See the module docs."""
 
-    def __init__(self, runtime: AlertRuntime) -> None:
+    def __init__(self, runtime: AlertRuntime, route_owner: Callable[[str], RouteOwner | None] | None = None) -> None:
         self.runtime = runtime
+        #: Who owns a route (blocking), for what a developer may silence.
+        self.route_owner = route_owner or (lambda route: None)
         self.config = runtime.config
         self.incidents = runtime.incidents
 
@@ -171,17 +175,56 @@ class AlertsAPI:
     async def silences(self, include_expired: bool) -> list[dict[str, Any]]:
         return [s.to_dict() for s in await _off(lambda: self.config.silences(include_expired=include_expired))]
 
-    async def add_silence(self, spec: SilenceSpec, actor: str) -> dict[str, Any]:
+    def check_silencer(self, principal: Principal | None, matchers: dict[str, str]) -> None:
+        """Refuse (403) a non-admin's silence unless it is confined to the caller's own team (blocking).
+
+        Its matchers must name a ``route`` the caller's team owns, or the caller's own ``team_id``:
+        a silence without them would mute every team's alerts.
+        """
+        if principal is None or is_admin(principal):
+            return
+        route = matchers.get("route")
+        owner = self.route_owner(route) if route is not None else None
+        if owner is not None and not owner.admins_only and same_team(principal, owner.team_id):
+            return
+        if principal.team_id is not None and matchers.get("team_id") == principal.team_id:
+            return
+        raise APIError(
+            403,
+            "a silence by a non-admin key must match only its own team's alerts: add the matcher "
+            "`route` naming a route your team owns, or `team_id` naming your team (an admin may silence anything)",
+            param="matchers",
+            code="not_route_owner",
+        )
+
+    async def add_silence(self, spec: SilenceSpec, actor: str, principal: Principal | None = None) -> dict[str, Any]:
         if spec.ends_at.timestamp() <= time.time():
             raise APIError(400, "ends_at is in the past: a silence ends in the future", param="ends_at")
+
+        def add() -> Any:
+            self.check_silencer(principal, spec.matchers)
+            if spec.id is not None and principal is not None and not is_admin(principal):
+                # Replacing another team's silence by its id would lift it: only a new id, or one's own.
+                for existing in self.config.silences(include_expired=True):
+                    if existing.id == spec.id:
+                        self.check_silencer(principal, existing.matchers)
+            return self.config.add_silence(spec, actor)
+
         try:
-            silence = await _off(lambda: self.config.add_silence(spec, actor))
+            silence = await _off(add)
         except ValueError as exc:
             raise APIError(400, str(exc), param="ends_at") from None
         return silence.to_dict()
 
-    async def expire_silence(self, silence_id: str, actor: str) -> None:
-        if not await _off(lambda: self.config.expire_silence(silence_id, actor)):
+    async def expire_silence(self, silence_id: str, actor: str, principal: Principal | None = None) -> None:
+        def expire() -> bool:
+            if principal is not None and not is_admin(principal):
+                for existing in self.config.silences(include_expired=False):
+                    if existing.id == silence_id:
+                        self.check_silencer(principal, existing.matchers)
+            return self.config.expire_silence(silence_id, actor)
+
+        if not await _off(expire):
             raise APIError(404, f"no active silence {silence_id!r}", param="silence_id")
 
     # -- apply, evaluate, dead letters, export ------------------------------------------------------

@@ -177,3 +177,50 @@ async def test_flag_and_release_actions_go_through_delivery_and_are_audited(http
     # The flag's own audit entry names the alert as the actor, then the alert's record of each action.
     actions = [e["action"] for e in audit]
     assert actions == ["flag.disabled", "alerts.action.disable_flag", "alerts.action.rollback_release"]
+
+
+async def test_a_developer_silences_only_its_own_teams_alerts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ADMIN_ENV, ADMIN_KEY)
+    target = {"provider": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1"}
+    settings = Settings.model_validate(
+        {
+            "data_dir": str(tmp_path),
+            "default_routes": False,
+            "admin_key": {"$env": ADMIN_ENV},
+            "alerts": {"evaluation_interval_s": None},
+            "routes": [
+                {"name": "alpha-chat", "team": "alpha", "targets": [target]},
+                {"name": "beta-chat", "team": "beta", "targets": [target]},
+            ],
+        }
+    )
+    gateway = build_gateway(settings, sink=MemoryTraceSink(), announce_admin_key=False)
+    async with in_process_client(create_app(settings, gateway=gateway), timeout=30.0) as http:
+        admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+        teams = {}
+        for team in ("alpha", "beta"):
+            teams[team] = (await http.post("/api/teams", json={"name": team}, headers=admin)).json()["id"]
+        made = await http.post(
+            "/api/keys", json={"name": "beta dev", "role": "developer", "team_id": "beta"}, headers=admin
+        )
+        beta = {"authorization": f"Bearer {made.json()['key']}"}
+        ends = datetime.fromtimestamp(time.time() + 3600, UTC).isoformat()
+
+        async def silence(matchers: dict[str, str], who: dict[str, str], **extra: str) -> httpx.Response:
+            return await http.post(
+                "/v1/alerts/silences", json={"matchers": matchers, "ends_at": ends, **extra}, headers=who
+            )
+
+        # Muting every critical alert, or another team's route, is for admins.
+        for matchers in ({"severity": "critical"}, {"route": "alpha-chat"}, {"team_id": teams["alpha"]}):
+            refused = await silence(matchers, beta)
+            assert refused.status_code == 403, (matchers, refused.text)
+            assert refused.json()["error"]["param"] == "matchers"
+        assert (await silence({"route": "beta-chat", "severity": "critical"}, beta)).status_code == 201
+        assert (await silence({"team_id": teams["beta"]}, beta)).status_code == 201
+        # An admin's silence is neither lifted nor replaced by a developer of another team.
+        kept = (await silence({"route": "alpha-chat"}, admin, id="alpha-maintenance")).json()
+        assert (await http.delete(f"/v1/alerts/silences/{kept['id']}", headers=beta)).status_code == 403
+        assert (await silence({"route": "beta-chat"}, beta, id="alpha-maintenance")).status_code == 403
+        listed = (await http.get("/v1/alerts/silences", headers=admin)).json()["data"]
+        assert {"route": "alpha-chat"} in [s["matchers"] for s in listed]

@@ -1,6 +1,7 @@
 """``/v1/alerts``: alerts and their history, acknowledgement, rules, channels, silences, apply, test, export.
 
-Reading alerts and rules needs a viewer key; acknowledging needs a developer key; changing rules,
+Reading alerts and rules needs a viewer key; acknowledging needs a developer key, and so does a silence confined to the caller's team (its
+matchers name a route the team owns, or the team's ``team_id``); changing rules,
 channels and silences, evaluating now, testing a channel and the dead-letter log need the admin role.
 The logic is in :class:`lmdeck.monitoring.api.AlertsAPI`.
 """
@@ -12,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from lmdeck.app.boundary import GuardedRoute
-from lmdeck.app.services import gateway_of
+from lmdeck.app.services import gateway_of, runtime_of
 from lmdeck.monitoring.api import AlertsAPI
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
@@ -39,7 +40,7 @@ def alerts_api(request: Request) -> AlertsAPI:
     runtime = gateway_of(request).alerts
     if runtime is None:
         raise RuntimeError("this gateway was built without alerting: build it with build_gateway()")
-    return AlertsAPI(runtime)
+    return AlertsAPI(runtime, runtime_of(request).route_owners.owner)
 
 
 def _listed(data: list[dict[str, Any]]) -> dict[str, Any]:
@@ -130,12 +131,12 @@ async def list_silences(
 async def add_silence(
     body: SilenceSpec, request: Request, who: Principal = Depends(require("developer"))
 ) -> dict[str, Any]:
-    return await alerts_api(request).add_silence(body, actor_of(who))
+    return await alerts_api(request).add_silence(body, actor_of(who), who)
 
 
 @router.delete("/silences/{silence_id}", status_code=204, summary="End a silence now (audited)")
 async def expire_silence(silence_id: str, request: Request, who: Principal = Depends(require("developer"))) -> Response:
-    await alerts_api(request).expire_silence(silence_id, actor_of(who))
+    await alerts_api(request).expire_silence(silence_id, actor_of(who), who)
     return Response(status_code=204)
 
 
