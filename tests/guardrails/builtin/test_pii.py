@@ -191,11 +191,19 @@ def test_every_optional_entity_type_has_a_working_recognizer(
 
 
 def test_a_text_over_spacys_max_length_is_analysed_in_windows_and_found_at_exact_offsets(
-    detector: PiiDetector,
+    detector: PiiDetector, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    text = "lorem ipsum dolor sit amet " * 40_000 + "mail ana@example.org card 4111 1111 1111 1111 end"
-    assert len(text) > 1_000_000  # spaCy's max_length: one analysis of it raises E088
-    assert found(text, detector.spans(text)) == [
+    nlp = detector.analyzer().nlp_engine.nlp["en"]
+    # the production windows stay under spaCy's own limit (1,000,000 characters), whatever the text's length
+    assert pii.OVERLAP_CHARS < pii.WINDOW_CHARS < nlp.max_length
+    # the same property at a scale that analyses in a second: spaCy's limit and the windows made small
+    monkeypatch.setattr(nlp, "max_length", 20_000)
+    windowed = PiiDetector(pii.SUPPORTED_ENTITIES, window_chars=2_000, overlap_chars=200)
+    text = "lorem ipsum dolor sit amet " * 2_000 + "mail ana@example.org card 4111 1111 1111 1111 end"
+    assert len(text) > nlp.max_length
+    with pytest.raises(ValueError, match="E088"):  # one analysis of the whole text is refused by spaCy
+        windowed.analyzer().analyze(text=text, language="en")
+    assert found(text, windowed.spans(text)) == [
         ("ana@example.org", "EMAIL_ADDRESS"),
         ("4111 1111 1111 1111", "CREDIT_CARD"),
     ]
