@@ -229,6 +229,8 @@ def test_the_training_script_writes_weights_the_guardrail_loads(tmp_path: Path) 
             str(subset),
             "--out",
             str(out),
+            "--documents",
+            "5",
         ],
         capture_output=True,
         text=True,
@@ -237,5 +239,6 @@ def test_the_training_script_writes_weights_the_guardrail_loads(tmp_path: Path) 
     assert result.returncode == 0, result.stderr[-2000:]
     classifier = InjectionClassifier.load(out)
     assert classifier.metadata["trained_on"]["texts"] == 60
+    assert classifier.metadata["trained_on"]["composed_documents"] == 10
     assert classifier.metadata["heldout"]["texts"] == 20
     assert 0.05 <= classifier.threshold <= 0.95  # chosen by cross-validation on the 60 training rows
