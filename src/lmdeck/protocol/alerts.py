@@ -222,6 +222,8 @@ class AlertRuleSpec(BaseModel):
 class ChannelSpec(BaseModel):
     """A notification channel; ``type`` names a notifier of the ``lmdeck.notifiers`` registry.
 
+    ``url`` and each header value are text or a secret reference (a URL or header carrying a token is
+    kept encrypted with ``{"$secret": name}`` and never shown back);
     ``webhook``: ``url``, ``secret`` (HMAC-SHA256 key, a secret reference), ``headers``;
     ``slack``: ``url`` (an incoming-webhook URL); ``alertmanager``: ``url`` (a receiver of Alertmanager's
     webhook format); ``email``: ``smtp_host``, ``smtp_port``, ``starttls``, ``username``, ``password``
@@ -232,9 +234,14 @@ class ChannelSpec(BaseModel):
 
     name: str = Field(pattern=NAME_PATTERN)
     type: str
-    url: str | None = None
+    url: str | SecretReference | None = Field(
+        default=None, description='the URL, or a reference such as {"$secret": "slack-url"} when it holds a token'
+    )
     secret: SecretReference | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str | SecretReference] = Field(
+        default_factory=dict,
+        description='header values, or references such as {"$secret": "hook-auth"} for credentials',
+    )
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)
     starttls: bool = False
@@ -246,8 +253,8 @@ class ChannelSpec(BaseModel):
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
+    def _http_url(cls, value: str | SecretReference | None) -> str | SecretReference | None:
+        if not isinstance(value, str):  # a reference is checked when the notifier resolves it
             return value
         check_url(value)
         scheme, sep, rest = value.partition("://")

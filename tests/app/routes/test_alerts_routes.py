@@ -224,3 +224,31 @@ async def test_a_developer_silences_only_its_own_teams_alerts(tmp_path: Path, mo
         assert (await silence({"route": "beta-chat"}, beta, id="alpha-maintenance")).status_code == 403
         listed = (await http.get("/v1/alerts/silences", headers=admin)).json()["data"]
         assert {"route": "alpha-chat"} in [s["matchers"] for s in listed]
+
+
+async def test_a_channel_keeps_a_tokened_url_and_header_as_secret_references(
+    http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    token_url = "http://127.0.0.1:9/hook/T0KEN-IN-PATH"
+    for name, value in (("hook-url", token_url), ("hook-auth", "Bearer T0KEN-IN-HEADER")):
+        assert (await http.put(f"/api/secrets/{name}", json={"value": value})).status_code == 200
+    channel = {
+        "name": "hook",
+        "type": "webhook",
+        "url": {"$secret": "hook-url"},
+        "headers": {"authorization": {"$secret": "hook-auth"}},
+    }
+    put = await http.put("/v1/alerts/channels/hook", json=channel)
+    assert put.status_code == 200, put.text
+    listed = await http.get("/v1/alerts/channels")
+    tested = await http.post("/v1/alerts/test", json={"channel": "hook"})
+    for shown in (put.text, listed.text, tested.text):
+        assert "T0KEN" not in shown, shown
+    assert listed.json()["data"][0]["url"]["$secret"] == "hook-url"
+    assert tested.json()["delivered"] is False and "127.0.0.1:9" in tested.json()["error"]
+    # The notifier posts to the URL and header the references name; neither is stored in the clear.
+    app = http._transport.app  # type: ignore[attr-defined]
+    spec = app.state.gateway.alerts.config.channel("hook")
+    notifier = app.state.gateway.alerts.dispatcher.notifier(spec)
+    assert (notifier.url, notifier.headers["authorization"]) == (token_url, "Bearer T0KEN-IN-HEADER")
+    assert b"T0KEN" not in (tmp_path / "lmdeck.db").read_bytes()

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from lmdeck.monitoring.notifiers.base import Notification, NotifierRegistry, SecretResolver, iso, require
+from lmdeck.monitoring.notifiers.base import Notification, NotifierRegistry, SecretResolver, iso, require, reveal
 from lmdeck.monitoring.notifiers.posting import post_json
 from lmdeck.protocol.alerts import ChannelSpec
 
@@ -61,7 +61,7 @@ class AlertmanagerNotifier:
 
     @classmethod
     def from_spec(cls, spec: ChannelSpec, resolve: SecretResolver) -> AlertmanagerNotifier:
-        return cls(require(spec.url, spec, "url"), spec.name, spec.timeout_s)
+        return cls(reveal(require(spec.url, spec, "url"), resolve), spec.name, spec.timeout_s)
 
     async def send(self, notification: Notification) -> None:
         body = orjson.dumps(alertmanager_body(notification, self.receiver))

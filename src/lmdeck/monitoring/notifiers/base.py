@@ -135,6 +135,11 @@ def load_notifiers() -> NotifierRegistry:
     )
 
 
+def reveal(value: str | SecretReference, resolve: SecretResolver) -> str:
+    """``value`` itself, or the secret a reference names (``ValueError`` naming a missing secret)."""
+    return value if isinstance(value, str) else resolve(value)
+
+
 def require(value: Any, spec: ChannelSpec, field: str) -> Any:
     """``value``, or ``ValueError`` naming the channel field to set."""
     if value in (None, "", []):

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from lmdeck.monitoring.notifiers.base import Notification, NotifierRegistry, SecretResolver, require
+from lmdeck.monitoring.notifiers.base import Notification, NotifierRegistry, SecretResolver, require, reveal
 from lmdeck.monitoring.notifiers.posting import post_json
 from lmdeck.protocol.alerts import ChannelSpec
 
@@ -46,7 +46,7 @@ class SlackNotifier:
 
     @classmethod
     def from_spec(cls, spec: ChannelSpec, resolve: SecretResolver) -> SlackNotifier:
-        return cls(require(spec.url, spec, "url"), spec.timeout_s)
+        return cls(reveal(require(spec.url, spec, "url"), resolve), spec.timeout_s)
 
     async def send(self, notification: Notification) -> None:
         await post_json(self.url, orjson.dumps(slack_body(notification)), {}, self.timeout_s)

@@ -18,7 +18,7 @@ import time
 
 import orjson
 
-from lmdeck.monitoring.notifiers.base import Notification, NotifierRegistry, SecretResolver, require
+from lmdeck.monitoring.notifiers.base import Notification, NotifierRegistry, SecretResolver, require, reveal
 from lmdeck.monitoring.notifiers.posting import post_json
 from lmdeck.protocol.alerts import ChannelSpec
 
@@ -53,7 +53,10 @@ class WebhookNotifier:
     @classmethod
     def from_spec(cls, spec: ChannelSpec, resolve: SecretResolver) -> WebhookNotifier:
         secret = resolve(spec.secret).encode() if spec.secret is not None else None
-        return cls(require(spec.url, spec, "url"), secret=secret, headers=spec.headers, timeout_s=spec.timeout_s)
+        headers = {name: reveal(value, resolve) for name, value in spec.headers.items()}
+        return cls(
+            reveal(require(spec.url, spec, "url"), resolve), secret=secret, headers=headers, timeout_s=spec.timeout_s
+        )
 
     async def send(self, notification: Notification) -> None:
         body = orjson.dumps({"id": notification.id, "channel": notification.channel, **notification.payload})
