@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from lmdeck.app.boundary import GuardedRoute
@@ -14,7 +14,7 @@ from lmdeck.gateway.errors import json_response
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
 from lmdeck.protocol import APIError
-from lmdeck.protocol.delivery import ReleaseAction, ReleaseSpec
+from lmdeck.protocol.delivery import ReleaseAction, ReleaseSpec, ReleaseState
 from lmdeck.protocol.evaluation import EvaluatorError
 
 router = APIRouter(prefix="/v1/releases", tags=["releases"], route_class=GuardedRoute)
@@ -40,7 +40,9 @@ async def create(body: ReleaseSpec, request: Request, principal: Principal = Dep
 
 @router.get("", summary="Releases, newest first (state= keeps one state)")
 async def list_releases(
-    request: Request, state: str | None = None, principal: Principal = Depends(require("viewer"))
+    request: Request,
+    state: ReleaseState | None = Query(None, description="pending, shadow, canary, promoted, rolled_back or aborted"),
+    principal: Principal = Depends(require("viewer")),
 ) -> dict[str, Any]:
     return {"object": "list", "data": await delivery_of(request).releases.entries(principal, state)}
 
