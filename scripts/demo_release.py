@@ -17,7 +17,7 @@ B. ``flaky-target``: route ``chat`` to a candidate route whose upstream fails a 
 C. ``mixed``: a candidate that answers faster but fails slightly more often: latency passes, the
    error rate stays inconclusive, so the release holds; at its deadline it is aborted.
 
-Analysis intervals are driven by calling the controller (``POST /v1/releases/analyze``) after each
+Analysis intervals are driven by calling the controller (``POST /api/releases/analyze``) after each
 batch of traffic, with a tiny ``interval_s`` so that the sample counts (``min_samples``) decide; the
 deadline of C is reached by analysing "as of" a time past it. The history of each release and the
 audit log show every decision with its numbers. Exits 0 when each release ended as described.
@@ -100,13 +100,13 @@ class Demo:
         return seen
 
     def analyze(self, now: float | None = None) -> list[dict[str, Any]]:
-        response = self.http.post("/v1/releases/analyze", json={"now": now} if now is not None else {})
+        response = self.http.post("/api/releases/analyze", json={"now": now} if now is not None else {})
         response.raise_for_status()
         data: list[dict[str, Any]] = response.json()["data"]
         return data
 
     def release(self, name: str) -> dict[str, Any]:
-        response = self.http.get(f"/v1/releases/{name}")
+        response = self.http.get(f"/api/releases/{name}")
         response.raise_for_status()
         found: dict[str, Any] = response.json()
         return found
@@ -246,8 +246,8 @@ def release_b(demo: Demo) -> dict[str, Any]:
         "metrics": [{"name": "error_rate", "tolerance": 0.05}, {"name": "latency", "tolerance": 100}],
         "hard_guards": [{"metric": "error_rate", "ceiling": 0.1, "min_samples": 20}],
     }
-    demo.http.post("/v1/releases", json=spec).raise_for_status()
-    demo.http.post("/v1/releases/flaky-target/start", json={}).raise_for_status()
+    demo.http.post("/api/releases", json=spec).raise_for_status()
+    demo.http.post("/api/releases/flaky-target/start", json={}).raise_for_status()
     intervals = []
     for interval in range(1, 6):
         seen = demo.ask_chat(60)
@@ -269,8 +269,8 @@ def release_c(demo: Demo, flaky: Any) -> dict[str, Any]:
         "strategy": {"steps": [50, 100], "interval_s": 0.001, "min_samples": 10, "deadline_s": 600},
         "metrics": [{"name": "latency", "tolerance": 5}, {"name": "error_rate", "tolerance": 0.02}],
     }
-    demo.http.post("/v1/releases", json=spec).raise_for_status()
-    started = demo.http.post("/v1/releases/mixed/start", json={}).json()
+    demo.http.post("/api/releases", json=spec).raise_for_status()
+    started = demo.http.post("/api/releases/mixed/start", json={}).json()
     decisions = []
     for interval in range(1, 3):
         seen = demo.ask_chat(40)

@@ -693,7 +693,7 @@ class ReleaseControllerSettings(BaseModel):
     analysis_tick_s: float | None = Field(
         default=5.0,
         gt=0,
-        description="seconds between the release controller's analyses (null: only on POST /v1/releases/analyze)",
+        description="seconds between the release controller's analyses (null: only on POST /api/releases/analyze)",
     )
     poll_interval: float = Field(default=2.0, gt=0, description="seconds between reloads of the serving releases")
 

@@ -221,6 +221,26 @@ async def test_each_caller_gets_what_the_declared_role_allows(matrix: Matrix) ->
     assert not problems, "\n".join(problems)
 
 
+#: Management routes that the matrix above must reach under ``/api`` (``/v1`` is only the
+#: OpenAI-compatible API and OTLP's standard ``POST /v1/traces``).
+MANAGEMENT_ROUTES = {
+    ("GET", "/api/releases"),
+    ("POST", "/api/releases"),
+    ("POST", "/api/releases/analyze"),
+    ("GET", "/api/releases/{name}"),
+    ("POST", "/api/releases/{name}/{action}"),
+    ("GET", "/api/releases/{name}/shadow"),
+    ("GET", "/api/sessions"),
+    ("GET", "/api/sessions/{session_id}"),
+    ("GET", "/api/traces/{trace_id}/tree"),
+}
+
+
+async def test_management_routes_are_in_the_matrix_under_api(matrix: Matrix) -> None:
+    checked = {(method, path) for method, path, route in endpoints(matrix.app) if declared(route) is not None}
+    assert not MANAGEMENT_ROUTES - checked, sorted(MANAGEMENT_ROUTES - checked)
+
+
 # -- resource ownership ----------------------------------------------------------------------------
 #
 # Every route that names an owned resource (a prompt, model, dataset, experiment, eval run or online

@@ -47,7 +47,16 @@ async def test_unknown_v1_paths_answer_like_openai(http: httpx.AsyncClient, meth
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize(
     "path",
-    ["/api/nothing", "/api/keys/a/b", "/api/registry/models/org/name/versions/1/x", "/api", "/api/keys/a%2Fb/c"],
+    [
+        "/api/nothing",
+        "/api/keys/a/b",
+        "/api/registry/models/org/name/versions/1/x",
+        "/api",
+        "/api/keys/a%2Fb/c",
+        "/api/releases/r/shadow/x",
+        "/api/sessions/s/x",
+        "/api/traces/t/tree/x",
+    ],
 )
 async def test_unknown_admin_paths_answer_in_the_admin_shape(http: httpx.AsyncClient, method: str, path: str) -> None:
     response = await http.request(method, path)

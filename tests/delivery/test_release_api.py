@@ -1,4 +1,4 @@
-"""``/v1/releases`` in process: the canary split, its stamps, the controller's decisions and the history."""
+"""``/api/releases`` in process: the canary split, its stamps, the controller's decisions and the history."""
 
 from __future__ import annotations
 
@@ -38,10 +38,10 @@ async def traffic(deck: Deck, users: int, round_: int = 0) -> Counter[str]:
 async def test_a_healthy_candidate_climbs_every_step_and_is_promoted(deck: Deck) -> None:
     spec = release("next-model", "chat-next")
     spec["candidate"]["params"] = {"temperature": 0.3}
-    created = await deck.call("POST", "/v1/releases", json=spec)
+    created = await deck.call("POST", "/api/releases", json=spec)
     assert created.status_code == 201, created.text
     assert created.json()["state"] == "pending"
-    started = await deck.call("POST", "/v1/releases/next-model/start")
+    started = await deck.call("POST", "/api/releases/next-model/start")
     assert started.status_code == 200, started.text
     assert (started.json()["state"], started.json()["percent"]) == ("canary", 50.0)
 
@@ -56,12 +56,12 @@ async def test_a_healthy_candidate_climbs_every_step_and_is_promoted(deck: Deck)
     else:
         assert answer.startswith("steady:") and answer.endswith("(temperature None)")
 
-    tick = await deck.call("POST", "/v1/releases/analyze", json={})
+    tick = await deck.call("POST", "/api/releases/analyze", json={})
     assert tick.status_code == 200, tick.text
     assert [(d["release"], d["decision"]) for d in tick.json()["data"]] == [("next-model", "promote")]
     assert (await traffic(deck, 30, 1)) == {"next-model=candidate": 30}  # step 100%
-    await deck.call("POST", "/v1/releases/analyze", json={})
-    shown = (await deck.call("GET", "/v1/releases/next-model")).json()
+    await deck.call("POST", "/api/releases/analyze", json={})
+    shown = (await deck.call("GET", "/api/releases/next-model")).json()
     assert shown["state"] == "promoted"
     assert [e["action"] for e in shown["history"]] == ["started", "step", "promoted"]
     evidence = shown["history"][1]["evidence"]["analysis"]
@@ -75,11 +75,11 @@ async def test_a_healthy_candidate_climbs_every_step_and_is_promoted(deck: Deck)
 
 async def test_a_failing_candidate_is_rolled_back_at_the_first_analysis(deck: Deck) -> None:
     spec = release("flaky", "chat-flaky", hard_guards=[{"metric": "error_rate", "ceiling": 0.1, "min_samples": 10}])
-    assert (await deck.call("POST", "/v1/releases", json=spec)).status_code == 201
-    await deck.call("POST", "/v1/releases/flaky/start")
+    assert (await deck.call("POST", "/api/releases", json=spec)).status_code == 201
+    await deck.call("POST", "/api/releases/flaky/start")
     seen = await traffic(deck, 80)
     assert set(seen) == {"flaky=baseline", "flaky=candidate"}, seen  # failed answers name their variant too
-    tick = (await deck.call("POST", "/v1/releases/analyze", json={})).json()["data"]
+    tick = (await deck.call("POST", "/api/releases/analyze", json={})).json()["data"]
     assert [(d["release"], d["decision"], d["state"]) for d in tick] == [("flaky", "rollback", "rolled_back")]
     assert tick[0]["reason"].startswith("hard guard: candidate error_rate")
     assert (await traffic(deck, 10, 1)) == {"none": 10}  # the candidate serves nothing any more
@@ -89,19 +89,19 @@ async def test_a_failing_candidate_is_rolled_back_at_the_first_analysis(deck: De
 
 
 async def test_permissions_and_bad_input(deck: Deck) -> None:
-    assert (await deck.call("POST", "/v1/releases", who="viewer", json=release("x", "chat-next"))).status_code == 403
-    bad = await deck.call("POST", "/v1/releases", json={**release("x", "chat-next"), "strategy": {"steps": [10]}})
+    assert (await deck.call("POST", "/api/releases", who="viewer", json=release("x", "chat-next"))).status_code == 403
+    bad = await deck.call("POST", "/api/releases", json={**release("x", "chat-next"), "strategy": {"steps": [10]}})
     assert bad.status_code == 400 and set(bad.json()["error"]) == {"message", "type", "param", "code"}
-    missing = await deck.call("POST", "/v1/releases", json=release("x", "nowhere"))
+    missing = await deck.call("POST", "/api/releases", json=release("x", "nowhere"))
     assert missing.status_code == 404 and "no route 'nowhere'" in missing.json()["error"]["message"]
-    assert (await deck.call("POST", "/v1/releases/absent/start")).status_code == 404
-    await deck.call("POST", "/v1/releases", json=release("x", "chat-next"))
-    assert (await deck.call("POST", "/v1/releases/x/promote")).status_code == 409  # pending: start it first
-    assert (await deck.call("POST", "/v1/releases/x/rollout")).status_code == 404
-    assert (await deck.call("POST", "/v1/releases/analyze", who="developer", json={})).status_code == 403
-    unknown = await deck.call("GET", "/v1/releases", params={"state": "zzz"})  # refused by name, not an empty list
+    assert (await deck.call("POST", "/api/releases/absent/start")).status_code == 404
+    await deck.call("POST", "/api/releases", json=release("x", "chat-next"))
+    assert (await deck.call("POST", "/api/releases/x/promote")).status_code == 409  # pending: start it first
+    assert (await deck.call("POST", "/api/releases/x/rollout")).status_code == 404
+    assert (await deck.call("POST", "/api/releases/analyze", who="developer", json={})).status_code == 403
+    unknown = await deck.call("GET", "/api/releases", params={"state": "zzz"})  # refused by name, not an empty list
     assert (unknown.status_code, unknown.json()["error"]["param"]) == (400, "state"), unknown.text
-    assert (await deck.call("GET", "/v1/releases", params={"state": "pending"})).json()["data"][0]["state"] == "pending"
+    assert (await deck.call("GET", "/api/releases", params={"state": "pending"})).json()["data"][0]["state"] == "pending"
 
 
 async def test_a_release_declared_in_the_config_file_is_created_and_started(
@@ -109,12 +109,12 @@ async def test_a_release_declared_in_the_config_file_is_created_and_started(
 ) -> None:
     settings = release_settings(releases=[release("declared", "chat-next")])
     async with start_deck(settings) as running:
-        shown = (await running.call("GET", "/v1/releases/declared")).json()
+        shown = (await running.call("GET", "/api/releases/declared")).json()
         assert (shown["state"], shown["created_by"]) == ("canary", "key:config")
         assert [e["action"] for e in shown["history"]] == ["started"]
     # Started again on the same store, the declared release is left as it is.
     async with start_deck(settings) as again:
-        assert (await again.call("GET", "/v1/releases/declared")).json()["state"] == "canary"
+        assert (await again.call("GET", "/api/releases/declared")).json()["state"] == "canary"
 
 
 def test_a_bad_declared_release_names_its_field() -> None:
@@ -131,8 +131,8 @@ async def test_promotion_moves_the_model_alias_and_an_alert_rollback_moves_it_ba
         await deck.call("PUT", "/api/registry/models/bot/aliases/production", json={"version": 1})
     ).status_code == 200
     spec = {**release("bot-v2", "unused"), "route": "support", "candidate": {"model": "bot@2"}}
-    assert (await deck.call("POST", "/v1/releases", json=spec)).status_code == 201
-    started = (await deck.call("POST", "/v1/releases/bot-v2/start")).json()
+    assert (await deck.call("POST", "/api/releases", json=spec)).status_code == 201
+    started = (await deck.call("POST", "/api/releases/bot-v2/start")).json()
     assert started["baseline"]["model_version"] == 1
 
     async def served(users: int, round_: int) -> Counter[str]:
@@ -144,10 +144,10 @@ async def test_promotion_moves_the_model_alias_and_an_alert_rollback_moves_it_ba
 
     assert set(await served(40, 0)) == {"steady", "next"}
     for round_ in (1, 2):
-        await deck.call("POST", "/v1/releases/analyze", json={})
+        await deck.call("POST", "/api/releases/analyze", json={})
         await served(20, round_)
-    await deck.call("POST", "/v1/releases/analyze", json={})
-    promoted = (await deck.call("GET", "/v1/releases/bot-v2")).json()
+    await deck.call("POST", "/api/releases/analyze", json={})
+    promoted = (await deck.call("GET", "/api/releases/bot-v2")).json()
     assert promoted["state"] == "promoted", promoted["last_analysis"]
     aliases = (await deck.call("GET", "/api/registry/models/bot")).json()["aliases"]
     assert aliases["production"] == 2
@@ -157,7 +157,7 @@ async def test_promotion_moves_the_model_alias_and_an_alert_rollback_moves_it_ba
     await deck.gateway.delivery.releases.rollback("bot-v2", "quality alert fired", actor="alert:quality")  # type: ignore[union-attr]
     assert (await deck.call("GET", "/api/registry/models/bot")).json()["aliases"]["production"] == 1
     assert await served(5, 4) == {"steady": 5}
-    history = (await deck.call("GET", "/v1/releases/bot-v2")).json()["history"]
+    history = (await deck.call("GET", "/api/releases/bot-v2")).json()["history"]
     restored = history[-1]["evidence"]["restored"]
     assert (history[-1]["action"], restored[0]["to_version"]) == ("rolled_back", 1)
 
@@ -183,8 +183,8 @@ async def test_a_developer_may_not_release_another_teams_model_alias_through_own
         await deck.call("PUT", "/api/registry/models/bot/aliases/production", json={"version": 1})
 
         spec = {**release("steal", "unused"), "route": "beta-chat", "candidate": {"model": "bot@2"}}
-        refused = await deck.call("POST", "/v1/releases", who="beta", json=spec)
+        refused = await deck.call("POST", "/api/releases", who="beta", json=spec)
         assert refused.status_code in (403, 404), refused.text
         assert set(refused.json()["error"]) == {"message", "type", "param", "code"}
-        assert (await deck.call("GET", "/v1/releases/steal")).status_code == 404
+        assert (await deck.call("GET", "/api/releases/steal")).status_code == 404
         assert (await deck.call("GET", "/api/registry/models/bot")).json()["aliases"]["production"] == 1

@@ -80,7 +80,7 @@ def test_an_application_span_and_its_llm_calls_form_one_tree_and_one_session(
     root_id = f"{root.get_span_context().span_id:016x}"
     tree = _poll(
         gw,
-        f"/v1/traces/{trace_id}/tree",
+        f"/api/traces/{trace_id}/tree",
         keys["viewer"],
         lambda body: len(body["spans"]) == 3,
     )
@@ -94,10 +94,10 @@ def test_an_application_span_and_its_llm_calls_form_one_tree_and_one_session(
         assert attributes["gen_ai.operation.name"] == "chat" and attributes["gen_ai.request.model"] == "chat"
         assert attributes["gen_ai.usage.output_tokens"] > 0 and attributes["gen_ai.conversation.id"] == session
 
-    listed = _poll(gw, "/v1/sessions", keys["viewer"], lambda body: any(s["id"] == session for s in body["data"]))
+    listed = _poll(gw, "/api/sessions", keys["viewer"], lambda body: any(s["id"] == session for s in body["data"]))
     mine = next(s for s in listed["data"] if s["id"] == session)
     assert mine["requests"] == 2 and mine["errors"] == 0 and mine["output_tokens"] > 0
-    shown = _poll(gw, f"/v1/sessions/{session}", keys["viewer"], lambda body: len(body["data"]) == 2)
+    shown = _poll(gw, f"/api/sessions/{session}", keys["viewer"], lambda body: len(body["data"]) == 2)
     assert [t["id"] for t in shown["data"]] == [c["trace_record_id"] for c in calls]
 
     # The same from the command line.
@@ -109,5 +109,5 @@ def test_an_application_span_and_its_llm_calls_form_one_tree_and_one_session(
 
     # Another team sees neither the tree nor the session.
     other = _team_keys(gw)["viewer"]
-    assert httpx.get(f"{gw.url}/v1/traces/{trace_id}/tree", headers=gw.headers(other)).status_code == 404
-    assert httpx.get(f"{gw.url}/v1/sessions/{session}", headers=gw.headers(other)).status_code == 404
+    assert httpx.get(f"{gw.url}/api/traces/{trace_id}/tree", headers=gw.headers(other)).status_code == 404
+    assert httpx.get(f"{gw.url}/api/sessions/{session}", headers=gw.headers(other)).status_code == 404

@@ -59,7 +59,7 @@ def gw(fake: FakeUpstreamProcess, tmp_path_factory: pytest.TempPathFactory) -> I
             {"name": "help-next", "targets": [openai_target(fake, "cand-model")]},
         ],
         "policy": {"pricing": {"base-model": PRICE, "cand-model": PRICE}},
-        # The controller acts only when the test asks it to (POST /v1/releases/analyze).
+        # The controller acts only when the test asks it to (POST /api/releases/analyze).
         "release_controller": {"analysis_tick_s": None},
     }
     gateway = start_gateway(config, data_dir=tmp_path_factory.mktemp("gw"))
@@ -76,8 +76,8 @@ def admin(gw: GatewayProcess, method: str, path: str, body: Any = None) -> dict[
 
 
 def start_release(gw: GatewayProcess, spec: dict[str, Any]) -> None:
-    admin(gw, "POST", "/v1/releases", spec)
-    admin(gw, "POST", f"/v1/releases/{spec['name']}/start")
+    admin(gw, "POST", "/api/releases", spec)
+    admin(gw, "POST", f"/api/releases/{spec['name']}/start")
     shadow_until(gw, spec["name"], lambda s: s["active"], "the shadow to begin")
 
 
@@ -85,7 +85,7 @@ def shadow_until(gw: GatewayProcess, release: str, done: Any, what: str, timeout
     """The release's shadow status once ``done(status)`` holds (the worker runs in the background)."""
     deadline = time.monotonic() + timeout
     while True:
-        status = admin(gw, "GET", f"/v1/releases/{release}/shadow")
+        status = admin(gw, "GET", f"/api/releases/{release}/shadow")
         if done(status):
             return status
         if time.monotonic() > deadline:
@@ -160,7 +160,7 @@ def test_the_shadow_never_changes_or_delays_the_users_answer(gw: GatewayProcess,
         assert candidate["body"]["model"] == "cand-model" and not candidate["body"].get("stream")
         assert candidate["body"]["messages"] == user["body"]["messages"]
     fake.configure(model_latency_ms={})
-    admin(gw, "POST", "/v1/releases/shadow-slow/abort", {"reason": "test over"})
+    admin(gw, "POST", "/api/releases/shadow-slow/abort", {"reason": "test over"})
     shadow_until(gw, "shadow-slow", lambda s: not s["active"], "the shadow to end")
 
 
@@ -183,7 +183,7 @@ def test_the_shadow_stays_within_its_budget_and_its_verdict_opens_the_canary(
         ask(client, "help", 100 + i, stream=False)
         # One at a time, so that whether a mirror fits the budget does not depend on the queue.
         shadow_until(gw, "shadow-budget", lambda s, n=i + 1: _settled(s) == n, f"mirror {i} settled")
-    status = admin(gw, "GET", "/v1/releases/shadow-budget/shadow?pairs=100")
+    status = admin(gw, "GET", "/api/releases/shadow-budget/shadow?pairs=100")
     counters = status["counters"]
     candidate_calls = sum(len(calls(fake, "cand-model", 100 + i)) for i in range(sent))
     assert candidate_calls == counters["mirrored"] == counters["judged"]
@@ -205,10 +205,10 @@ def test_the_shadow_stays_within_its_budget_and_its_verdict_opens_the_canary(
     verdict = status["verdict"]
     assert verdict["wins"] == counters["judged"] and verdict["decision"] == "pass", verdict
     assert all(p["outcome"] == "win" and len(p["candidate"].split()) == 3 for p in status["pairs"])
-    admin(gw, "POST", "/v1/releases/analyze")
-    release = admin(gw, "GET", "/v1/releases/shadow-budget")
+    admin(gw, "POST", "/api/releases/analyze")
+    release = admin(gw, "GET", "/api/releases/shadow-budget")
     assert release["state"] == "canary", release
-    admin(gw, "POST", "/v1/releases/shadow-budget/abort", {"reason": "test over"})
+    admin(gw, "POST", "/api/releases/shadow-budget/abort", {"reason": "test over"})
 
 
 def _settled(status: dict[str, Any]) -> int:

@@ -180,6 +180,12 @@ REFUSED_WRITES = [
         "models.0.versions.0.api_key",
     ),
     ("POST", "/api/feedback", {"trace_id": "t", "score": 1, "metadata": {"x": {"$env": "HOME"}}}, "metadata.x"),
+    (
+        "POST",
+        "/api/releases",
+        {"name": "r1", "route": "support", "candidate": {"params": {"api_key": {"$secret": "openai-prod"}}}},
+        "candidate.params.api_key",
+    ),
 ]
 
 

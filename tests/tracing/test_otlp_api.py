@@ -1,4 +1,4 @@
-"""``POST /v1/traces`` and ``GET /v1/traces/{trace_id}/tree`` in-process: both encodings, bad input as 4xx,
+"""``POST /v1/traces`` and ``GET /api/traces/{trace_id}/tree`` in-process: both encodings, bad input as 4xx,
 team scoping, and storage off the request path."""
 
 from __future__ import annotations
@@ -81,13 +81,13 @@ async def test_protobuf_and_json_exports_are_stored_under_the_keys_team_and_show
     )
     assert answer.status_code == 200 and answer.json() == {}
     stored(client)
-    tree = await client.get(f"/v1/traces/{TRACE.hex()}/tree", headers=auth("sk-viewer-a"))
+    tree = await client.get(f"/api/traces/{TRACE.hex()}/tree", headers=auth("sk-viewer-a"))
     assert tree.status_code == 200, tree.text
     body_json = tree.json()
     assert body_json["object"] == "trace_tree" and body_json["roots"] == [ROOT.hex()]
     assert [(s["name"], s["depth"]) for s in body_json["spans"]] == [("agent.run", 0), ("retrieve", 1)]
     # Another team sees nothing of it: a 404, as if it did not exist.
-    theirs = await client.get(f"/v1/traces/{TRACE.hex()}/tree", headers=auth("sk-viewer-b"))
+    theirs = await client.get(f"/api/traces/{TRACE.hex()}/tree", headers=auth("sk-viewer-b"))
     assert theirs.status_code == 404 and theirs.json()["error"]["code"] == "trace_not_found"
     gateway = client.app.state.gateway  # type: ignore[attr-defined]
     assert {s.team_id for s in spans_of_trace(gateway.db, TRACE.hex())} == {"team-a"}
@@ -104,7 +104,7 @@ async def test_another_team_sending_the_same_trace_id_keeps_to_its_own_tree(clie
     )
     stored(client)
     for viewer, name in (("sk-viewer-a", "mine"), ("sk-viewer-b", "theirs")):
-        tree = (await client.get(f"/v1/traces/{TRACE.hex()}/tree", headers=auth(viewer))).json()
+        tree = (await client.get(f"/api/traces/{TRACE.hex()}/tree", headers=auth(viewer))).json()
         assert [s["name"] for s in tree["spans"]] == [name]
 
 
@@ -148,9 +148,9 @@ async def test_bad_exports_are_refused_with_4xx(client: httpx.AsyncClient) -> No
     )
     assert inflated.status_code == 413 and inflated.json()["error"]["code"] == "body_too_large"
     assert (await client.post("/v1/traces", content=b"{}", headers=JSON)).status_code == 401
-    tree = await client.get("/v1/traces/not-hex/tree", headers=auth("sk-viewer-a"))
+    tree = await client.get("/api/traces/not-hex/tree", headers=auth("sk-viewer-a"))
     assert tree.status_code == 400 and tree.json()["error"]["param"] == "trace_id"
-    assert (await client.get(f"/v1/traces/{TRACE.hex()}/tree", headers=auth("sk-app-a"))).status_code == 403
+    assert (await client.get(f"/api/traces/{TRACE.hex()}/tree", headers=auth("sk-app-a"))).status_code == 403
 
 
 async def test_a_full_span_queue_answers_503_and_the_request_never_waits_for_the_store(

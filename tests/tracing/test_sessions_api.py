@@ -1,4 +1,4 @@
-"""``/v1/sessions`` in-process: totals, a session's traces in order, team isolation, errors in OpenAI's shape."""
+"""``/api/sessions`` in-process: totals, a session's traces in order, team isolation, errors in OpenAI's shape."""
 
 from __future__ import annotations
 
@@ -66,30 +66,30 @@ def auth(key: str) -> dict[str, str]:
 
 
 async def test_a_team_lists_and_reads_only_its_own_sessions(client: httpx.AsyncClient) -> None:
-    listed = await client.get("/v1/sessions", headers=auth("sk-viewer-a"))
+    listed = await client.get("/api/sessions", headers=auth("sk-viewer-a"))
     assert listed.status_code == 200, listed.text
     body = listed.json()
     assert body["object"] == "list" and body["has_more"] is False
     assert [(s["id"], s["team_id"], s["requests"], s["cost_micros"]) for s in body["data"]] == [
         ("chat-1", "team-a", 2, 14)
     ]
-    shown = await client.get("/v1/sessions/chat-1", headers=auth("sk-viewer-a"))
+    shown = await client.get("/api/sessions/chat-1", headers=auth("sk-viewer-a"))
     assert shown.status_code == 200, shown.text
     assert shown.json()["object"] == "session" and shown.json()["requests"] == 2
     assert [t["id"] for t in shown.json()["data"]] == ["ss001", "ss003"]
     # Another team's view of the same id holds only its own trace; naming another team finds nothing.
-    theirs = await client.get("/v1/sessions/chat-1", headers=auth("sk-viewer-b"))
+    theirs = await client.get("/api/sessions/chat-1", headers=auth("sk-viewer-b"))
     assert [t["id"] for t in theirs.json()["data"]] == ["ss002"]
-    other = await client.get("/v1/sessions", params={"team_id": "team-b"}, headers=auth("sk-viewer-a"))
+    other = await client.get("/api/sessions", params={"team_id": "team-b"}, headers=auth("sk-viewer-a"))
     assert other.json()["data"] == []
-    hidden = await client.get("/v1/sessions/chat-1", params={"team_id": "team-b"}, headers=auth("sk-viewer-a"))
+    hidden = await client.get("/api/sessions/chat-1", params={"team_id": "team-b"}, headers=auth("sk-viewer-a"))
     assert hidden.status_code == 404 and hidden.json()["error"]["code"] == "session_not_found"
 
 
 async def test_an_admin_sees_every_team_and_can_name_one(client: httpx.AsyncClient) -> None:
-    listed = (await client.get("/v1/sessions", headers=auth(ADMIN_KEY))).json()
+    listed = (await client.get("/api/sessions", headers=auth(ADMIN_KEY))).json()
     assert [(s["id"], s["team_id"]) for s in listed["data"]] == [("chat-1", "team-a"), ("chat-1", "team-b")]
-    one = (await client.get("/v1/sessions/chat-1", params={"team_id": "team-b"}, headers=auth(ADMIN_KEY))).json()
+    one = (await client.get("/api/sessions/chat-1", params={"team_id": "team-b"}, headers=auth(ADMIN_KEY))).json()
     assert [t["id"] for t in one["data"]] == ["ss002"]
     traces = await client.get("/api/traces", params={"session_id": "chat-1"}, headers=auth(ADMIN_KEY))
     assert [t["id"] for t in traces.json()["data"]] == ["ss003", "ss002", "ss001"]
@@ -97,11 +97,11 @@ async def test_an_admin_sees_every_team_and_can_name_one(client: httpx.AsyncClie
 
 async def test_bad_parameters_and_roles_are_refused_in_openais_shape(client: httpx.AsyncClient) -> None:
     for params in ({"limit": "0"}, {"cursor": "nonsense"}, {"since": "yesterday-ish"}):
-        response = await client.get("/v1/sessions", params=params, headers=auth(ADMIN_KEY))
+        response = await client.get("/api/sessions", params=params, headers=auth(ADMIN_KEY))
         assert response.status_code in (400, 422), (params, response.text)
         assert response.json()["error"]["message"]
-    assert (await client.get("/v1/sessions", headers=auth("sk-inference-a"))).status_code == 403
-    assert (await client.get("/v1/sessions")).status_code == 401
+    assert (await client.get("/api/sessions", headers=auth("sk-inference-a"))).status_code == 403
+    assert (await client.get("/api/sessions")).status_code == 401
 
 
 async def test_a_request_naming_a_bad_session_id_is_refused_by_name(client: httpx.AsyncClient) -> None:

@@ -73,7 +73,7 @@ def release_plan(client: Client, releases: list[dict[str, Any]]) -> list[tuple[s
     for spec in releases:
         name = str(spec.get("name"))
         try:
-            found = client.get(f"/v1/releases/{quote(name, safe='')}")
+            found = client.get(f"/api/releases/{quote(name, safe='')}")
         except LMDeckError as exc:
             if exc.status != 404:
                 raise
@@ -138,8 +138,8 @@ def apply(
             typer.echo(f"applied: {result['summary']}")
         for _, spec in release_changes:
             if spec is not None:
-                client.post("/v1/releases", json=spec)
-                started = client.post(f"/v1/releases/{quote(str(spec['name']), safe='')}/start", json={})
+                client.post("/api/releases", json=spec)
+                started = client.post(f"/api/releases/{quote(str(spec['name']), safe='')}/start", json={})
                 typer.echo(f"release {spec['name']}: {started['state']} ({started['percent']:g}% candidate)")
         for kind, changes in pending:
             for change in changes:

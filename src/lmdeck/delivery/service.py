@@ -1,4 +1,4 @@
-"""Serving class of ``/v1/releases``: create, start, promote, roll back and abort releases.
+"""Serving class of ``/api/releases``: create, start, promote, roll back and abort releases.
 
 Every transition goes through :func:`lmdeck.delivery.machine.transition`, is saved with its
 history row (a revision check keeps two actors from both acting on one read), appended to the

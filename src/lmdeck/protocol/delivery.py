@@ -1,4 +1,4 @@
-"""Wire schemas of progressive delivery: releases (``/v1/releases``), their canary strategy and analysis.
+"""Wire schemas of progressive delivery: releases (``/api/releases``), their canary strategy and analysis.
 
 A release puts a candidate bundle for one route in front of a growing share of live traffic,
 checks it against the baseline (what the route serves now) at every analysis interval, and
@@ -285,7 +285,7 @@ class ReleaseStatus(BaseModel):
 
 
 class ReleaseAction(BaseModel):
-    """The body of ``POST /v1/releases/{name}/promote|rollback|abort``."""
+    """The body of ``POST /api/releases/{name}/promote|rollback|abort``."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -19,32 +19,32 @@ Rows = list[dict[str, Any]]
 
 
 class Releases(Namespace):
-    """The releases API (``/v1/releases``)."""
+    """The releases API (``/api/releases``)."""
 
     name = "releases"
 
     def create(self, spec: dict[str, Any]) -> dict[str, Any]:
-        created: dict[str, Any] = self.client.post("/v1/releases", json=spec)
+        created: dict[str, Any] = self.client.post("/api/releases", json=spec)
         return created
 
     def list(self, state: str | None = None) -> Rows:
-        data: Rows = self.client.get("/v1/releases", params={"state": state} if state else None)["data"]
+        data: Rows = self.client.get("/api/releases", params={"state": state} if state else None)["data"]
         return data
 
     def get(self, name: str) -> dict[str, Any]:
         """The release: state, step, share, last analysis and history."""
-        found: dict[str, Any] = self.client.get(f"/v1/releases/{quote(name, safe='')}")
+        found: dict[str, Any] = self.client.get(f"/api/releases/{quote(name, safe='')}")
         return found
 
     def shadow(self, name: str, *, pairs: int = 20) -> dict[str, Any]:
         """The release's shadow stage: counters, budget left, verdict and the newest ``pairs`` judged pairs."""
-        found: dict[str, Any] = self.client.get(f"/v1/releases/{quote(name, safe='')}/shadow", params={"pairs": pairs})
+        found: dict[str, Any] = self.client.get(f"/api/releases/{quote(name, safe='')}/shadow", params={"pairs": pairs})
         return found
 
     def act(self, name: str, action: str, *, reason: str | None = None) -> dict[str, Any]:
         """``start``, ``promote`` (to the next step), ``rollback`` or ``abort`` the release."""
         body = {"reason": reason} if reason is not None else {}
-        done: dict[str, Any] = self.client.post(f"/v1/releases/{quote(name, safe='')}/{action}", json=body)
+        done: dict[str, Any] = self.client.post(f"/api/releases/{quote(name, safe='')}/{action}", json=body)
         return done
 
     def start(self, name: str) -> dict[str, Any]:
@@ -61,7 +61,7 @@ class Releases(Namespace):
 
     def analyze(self, now: float | None = None) -> Rows:
         """Run the release controller's analysis now (admins); ``now`` analyses as of that time."""
-        data: Rows = self.client.post("/v1/releases/analyze", json={"now": now} if now is not None else {})["data"]
+        data: Rows = self.client.post("/api/releases/analyze", json={"now": now} if now is not None else {})["data"]
         return data
 
 

@@ -64,7 +64,7 @@ def _when(value: float | str | datetime | None) -> str | None:
 
 
 class Sessions(Namespace):
-    """The sessions API (``/v1/sessions``)."""
+    """The sessions API (``/api/sessions``)."""
 
     name = "sessions"
 
@@ -79,7 +79,7 @@ class Sessions(Namespace):
     ) -> SessionPage:
         """Sessions with a request in ``[since, until)``, most recently active first."""
         params = {"team_id": team_id, "since": _when(since), "until": _when(until), "cursor": cursor, "limit": limit}
-        body = self.client.get("/v1/sessions", params=params)
+        body = self.client.get("/api/sessions", params=params)
         return SessionPage(
             data=[Session.from_dict(item) for item in body.get("data", [])],
             next_cursor=body.get("next_cursor"),
@@ -91,7 +91,7 @@ class Sessions(Namespace):
     ) -> SessionDetail:
         """One session; :class:`~lmdeck.sdk.errors.LMDeckError` (404) if the caller's team has none of it."""
         params = {"team_id": team_id, "cursor": cursor, "limit": limit}
-        body = self.client.get(f"/v1/sessions/{quote(session_id, safe='')}", params=params)
+        body = self.client.get(f"/api/sessions/{quote(session_id, safe='')}", params=params)
         return SessionDetail(
             session=Session.from_dict(body),
             traces=[TraceRecord.from_dict(item) for item in body.get("data", [])],

@@ -315,7 +315,7 @@ def retention_policies(conn: Connection) -> None:
 
 @migrations("0011_trace_sessions")
 def add_sessions(conn: Connection) -> None:
-    """``session_id``: the session (conversation) a request belongs to, for ``/v1/sessions``.
+    """``session_id``: the session (conversation) a request belongs to, for ``/api/sessions``.
 
     Indexed by session then time (one session's traces in order) and by team, session and time
     (a team's sessions, grouped without reading another team's rows). Earlier rows have none.

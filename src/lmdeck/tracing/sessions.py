@@ -1,4 +1,4 @@
-"""Sessions: the traces that share a ``session_id``, summed and listed (``/v1/sessions``).
+"""Sessions: the traces that share a ``session_id``, summed and listed (``/api/sessions``).
 
     page = list_sessions(db, SessionQuery(team_id="team-a", limit=20))   # most recently active first
     page.sessions[0].requests, page.sessions[0].cost_micros

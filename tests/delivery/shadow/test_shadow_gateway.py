@@ -349,26 +349,26 @@ async def test_the_shadow_status_api(deck: Deck) -> None:
     await deck.post(question(1))
     await deck.shadow.mirror.drain()
     auth = {"authorization": f"Bearer {ADMIN_KEY}"}
-    r = await deck.http.get("/v1/releases/next/shadow?pairs=5", headers=auth)
+    r = await deck.http.get("/api/releases/next/shadow?pairs=5", headers=auth)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["active"] is True and body["route"] == "support"
     assert body["counters"]["mirrored"] == 1 and body["counters"]["spent_micros"] == 15000
     assert body["verdict"]["wins"] == 1 and body["verdict"]["pairs"] == 1
     assert body["pairs"][0]["judgements"] == [{"judge": "route:judge", "orders": ["B", "A"], "outcome": "win"}]
-    missing = await deck.http.get("/v1/releases/nope/shadow", headers=auth)
+    missing = await deck.http.get("/api/releases/nope/shadow", headers=auth)
     assert missing.status_code == 404 and set(missing.json()["error"]) == {"message", "type", "param", "code"}
-    plain = await deck.http.get("/v1/releases/plain/shadow", headers=auth)
+    plain = await deck.http.get("/api/releases/plain/shadow", headers=auth)
     assert plain.status_code == 404 and "no shadow stage" in plain.json()["error"]["message"]
-    shown = (await deck.http.get("/v1/releases/next", headers=auth)).json()
+    shown = (await deck.http.get("/api/releases/next", headers=auth)).json()
     assert shown["shadow"]["counters"] == body["counters"] and shown["shadow"]["verdict"] == body["verdict"]
-    assert "shadow" not in (await deck.http.get("/v1/releases/plain", headers=auth)).json()
+    assert "shadow" not in (await deck.http.get("/api/releases/plain", headers=auth)).json()
     text = shadow_text(shown["shadow"])
     assert "1 mirrored, 0 dropped, 0 over budget, 0 failed, 1 judged; spent 15000 of 1000000" in text
     assert "shadow verdict: wait: 1 wins, 0 ties, 0 losses" in text
-    bad = await deck.http.get("/v1/releases/next/shadow?pairs=-1", headers=auth)
+    bad = await deck.http.get("/api/releases/next/shadow?pairs=-1", headers=auth)
     assert bad.status_code == 400
-    assert (await deck.http.get("/v1/releases/next/shadow")).status_code == 401
+    assert (await deck.http.get("/api/releases/next/shadow")).status_code == 401
 
 
 async def test_a_release_whose_judge_cannot_judge_is_refused_at_creation(deck: Deck) -> None:
@@ -379,7 +379,7 @@ async def test_a_release_whose_judge_cannot_judge_is_refused_at_creation(deck: D
         (["nope"], "unknown evaluator"),
         (["route:"], "names no route"),
     ]:
-        r = await deck.http.post("/v1/releases", json={**spec, "shadow": {"judges": judges}}, headers=auth)
+        r = await deck.http.post("/api/releases", json={**spec, "shadow": {"judges": judges}}, headers=auth)
         assert r.status_code == 400 and why in r.json()["error"]["message"], r.text
-    r = await deck.http.post("/v1/releases", json={**spec, "shadow": {}}, headers=auth)
+    r = await deck.http.post("/api/releases", json={**spec, "shadow": {}}, headers=auth)
     assert r.status_code == 400 and "judges" in r.json()["error"]["message"], r.text

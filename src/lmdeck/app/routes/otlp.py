@@ -4,7 +4,7 @@
     OTEL_EXPORTER_OTLP_TRACES_HEADERS="authorization=Bearer sk-lmdeck-..."
 
 Any API key may send spans (the ``inference`` role or above); they are stored under the key's
-team and shown with lmdeck's own calls of the same trace (``GET /v1/traces/{trace_id}/tree``).
+team and shown with lmdeck's own calls of the same trace (``GET /api/traces/{trace_id}/tree``).
 The body is ``application/x-protobuf`` or ``application/json`` (OTLP's two encodings), optionally
 gzip-encoded, at most ``tracing.otlp_max_body_bytes`` once decoded. The route decodes it off the
 event loop and hands the spans to the span writer's queue: nothing touches the database here.

@@ -1,4 +1,4 @@
-"""``/v1/releases``: progressive delivery of a candidate bundle on a route (see docs/delivery.md)."""
+"""``/api/releases``: progressive delivery of a candidate bundle on a route (see docs/delivery.md)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ from lmdeck.protocol import APIError
 from lmdeck.protocol.delivery import ReleaseAction, ReleaseSpec, ReleaseState
 from lmdeck.protocol.evaluation import EvaluatorError
 
-router = APIRouter(prefix="/v1/releases", tags=["releases"], route_class=GuardedRoute)
+router = APIRouter(prefix="/api/releases", tags=["releases"], route_class=GuardedRoute)
 
 
 class AnalyzeRequest(BaseModel):
-    """The body of ``POST /v1/releases/analyze``: ``now`` (epoch seconds) analyses as of that time."""
+    """The body of ``POST /api/releases/analyze``: ``now`` (epoch seconds) analyses as of that time."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,7 +1,7 @@
-"""``/v1/sessions``: requests grouped by the session (conversation) id their callers sent.
+"""``/api/sessions``: requests grouped by the session (conversation) id their callers sent.
 
-GET /v1/sessions?since=2026-01-01T00:00:00Z&limit=20     # most recently active first, with totals
-GET /v1/sessions/{session_id}                            # its totals and its traces, oldest first
+GET /api/sessions?since=2026-01-01T00:00:00Z&limit=20     # most recently active first, with totals
+GET /api/sessions/{session_id}                            # its totals and its traces, oldest first
 
 A key of a team sees only its team's sessions; another team's session is a 404. The
 queries run in the analytics pool (a 503 past ``tracing.analytics_timeout_s``).
@@ -24,7 +24,7 @@ from lmdeck.protocol import APIError
 from lmdeck.tracing.query import MAX_LIMIT, TraceFilterError, parse_time
 from lmdeck.tracing.sessions import SessionQuery, SessionTraceQuery, list_sessions, session_traces
 
-router = APIRouter(prefix="/v1/sessions", tags=["sessions"], route_class=GuardedRoute)
+router = APIRouter(prefix="/api/sessions", tags=["sessions"], route_class=GuardedRoute)
 
 
 def _bad_filter(exc: TraceFilterError) -> APIError:

@@ -1,4 +1,4 @@
-"""``GET /v1/releases/{name}/shadow``: a release's shadow stage: counters, budget, verdict and recent pairs."""
+"""``GET /api/releases/{name}/shadow``: a release's shadow stage: counters, budget, verdict and recent pairs."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
 from lmdeck.protocol import APIError
 
-router = APIRouter(prefix="/v1/releases", tags=["releases"], route_class=GuardedRoute)
+router = APIRouter(prefix="/api/releases", tags=["releases"], route_class=GuardedRoute)
 
 
 @router.get("/{name}/shadow", summary="A release's shadow stage: mirrored, dropped, spent, judged pairs, verdict")

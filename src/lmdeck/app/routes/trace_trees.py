@@ -1,4 +1,4 @@
-"""``GET /v1/traces/{trace_id}/tree``: one W3C trace as a tree of spans, lmdeck's LLM calls inside it.
+"""``GET /api/traces/{trace_id}/tree``: one W3C trace as a tree of spans, lmdeck's LLM calls inside it.
 
 The trace id is the 32-hex-digit W3C id: an application's own (the trace its spans were sent
 over OTLP in, and the ``traceparent`` its calls to lmdeck carried), or one of lmdeck's. The answer
@@ -22,7 +22,7 @@ from lmdeck.policy.auth import require
 from lmdeck.protocol import APIError
 from lmdeck.tracing.trace_tree import read_tree
 
-router = APIRouter(prefix="/v1/traces", tags=["traces"], route_class=GuardedRoute)
+router = APIRouter(prefix="/api/traces", tags=["traces"], route_class=GuardedRoute)
 
 W3C_TRACE_ID = re.compile(r"[0-9a-f]{32}")
 
