@@ -101,7 +101,9 @@ async def test_permissions_and_bad_input(deck: Deck) -> None:
     assert (await deck.call("POST", "/api/releases/analyze", who="developer", json={})).status_code == 403
     unknown = await deck.call("GET", "/api/releases", params={"state": "zzz"})  # refused by name, not an empty list
     assert (unknown.status_code, unknown.json()["error"]["param"]) == (400, "state"), unknown.text
-    assert (await deck.call("GET", "/api/releases", params={"state": "pending"})).json()["data"][0]["state"] == "pending"
+    assert (await deck.call("GET", "/api/releases", params={"state": "pending"})).json()["data"][0][
+        "state"
+    ] == "pending"
 
 
 async def test_a_release_declared_in_the_config_file_is_created_and_started(
