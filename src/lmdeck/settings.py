@@ -677,7 +677,7 @@ class EvaluationSettings(BaseModel):
 class AlertSettings(AlertsDeclared):
     """Alerting (see docs/monitoring.md): rules, channels and silences declared in the file are synced to
     the store when the gateway starts (and by ``lmdeck apply``); the evaluator runs every
-    ``evaluation_interval_s`` seconds (None: only when ``POST /v1/alerts/evaluate`` asks)."""
+    ``evaluation_interval_s`` seconds (None: only when ``POST /api/alerts/evaluate`` asks)."""
 
     evaluation_interval_s: float | None = Field(default=60.0, gt=0, description="seconds between evaluations")
     max_attempts: int = Field(default=6, ge=1, le=100, description="sends of a notification before it is dead-lettered")

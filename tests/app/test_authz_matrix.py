@@ -233,12 +233,43 @@ MANAGEMENT_ROUTES = {
     ("GET", "/api/sessions"),
     ("GET", "/api/sessions/{session_id}"),
     ("GET", "/api/traces/{trace_id}/tree"),
+    ("GET", "/api/alerts"),
+    ("POST", "/api/alerts/silences"),
+    ("PUT", "/api/alerts/rules/{name}"),
+    ("PUT", "/api/alerts/channels/{name}"),
+    ("POST", "/api/alerts/{alert_id}/ack"),
+    ("GET", "/api/flags"),
+    ("POST", "/api/flags"),
+    ("POST", "/api/flags/evaluate"),
+    ("PUT", "/api/flags/{name}"),
+    ("GET", "/api/annotation-queues"),
+    ("PUT", "/api/annotation-queues/{name}"),
+    ("POST", "/api/annotation-queues/{name}/items/{item_id}/label"),
+    ("GET", "/api/drift/report"),
+}
+
+#: Every route under ``/v1``: the OpenAI-compatible API and OTLP/HTTP's standard trace path.
+PROTOCOL_ROUTES = {
+    ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/completions"),
+    ("POST", "/v1/embeddings"),
+    ("GET", "/v1/models"),
+    ("GET", "/v1/models/{model:path}"),
+    ("POST", "/v1/traces"),
 }
 
 
 async def test_management_routes_are_in_the_matrix_under_api(matrix: Matrix) -> None:
     checked = {(method, path) for method, path, route in endpoints(matrix.app) if declared(route) is not None}
     assert not MANAGEMENT_ROUTES - checked, sorted(MANAGEMENT_ROUTES - checked)
+
+
+async def test_only_protocol_routes_live_under_v1(matrix: Matrix) -> None:
+    under_v1 = {(method, path) for method, path, _ in endpoints(matrix.app) if path.startswith("/v1/")}
+    assert under_v1 == PROTOCOL_ROUTES, (
+        "management routes belong under /api (secret-reference refusal, the admin error shape): "
+        f"{sorted(under_v1 - PROTOCOL_ROUTES)}"
+    )
 
 
 # -- resource ownership ----------------------------------------------------------------------------

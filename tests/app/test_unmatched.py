@@ -56,6 +56,10 @@ async def test_unknown_v1_paths_answer_like_openai(http: httpx.AsyncClient, meth
         "/api/releases/r/shadow/x",
         "/api/sessions/s/x",
         "/api/traces/t/tree/x",
+        "/api/alerts/a/b/c",
+        "/api/flags/f/x",
+        "/api/annotation-queues/q/x",
+        "/api/drift/nothing",
     ],
 )
 async def test_unknown_admin_paths_answer_in_the_admin_shape(http: httpx.AsyncClient, method: str, path: str) -> None:

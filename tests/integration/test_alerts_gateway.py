@@ -4,7 +4,7 @@ and a real SMTP server (aiosmtpd).
 
 The route's upstream starts failing: the alert fires once, and each channel gets exactly one notification;
 the upstream recovers: each gets exactly one resolve notification. Evaluation is driven through
-``POST /v1/alerts/evaluate`` while traffic flows; the verdict is by counts, never by elapsed time.
+``POST /api/alerts/evaluate`` while traffic flows; the verdict is by counts, never by elapsed time.
 """
 
 from __future__ import annotations
@@ -165,8 +165,8 @@ def drive(
         while True:
             ok, failed = send(client, 4)
             assert (failed if expect_ok else ok) == 0, f"the upstream answered {ok} ok and {failed} failed"
-            assert http.post("/v1/alerts/evaluate", json={}).status_code == 200
-            alerts = http.get("/v1/alerts", params={"rule": "chat-errors"}).json()["data"]
+            assert http.post("/api/alerts/evaluate", json={}).status_code == 200
+            alerts = http.get("/api/alerts", params={"rule": "chat-errors"}).json()["data"]
             if until(alerts):
                 return list(alerts)
             assert time.monotonic() < deadline, f"no change after {PATIENCE_S}s; alerts: {alerts}"
@@ -183,7 +183,7 @@ def test_failing_upstream_fires_once_notifies_each_channel_once_and_resolves_onc
     fake_upstream_server.reset()
     drive(gw, client, lambda alerts: True, expect_ok=True)
     with admin(gw) as http:
-        assert http.get("/v1/alerts").json()["data"] == []
+        assert http.get("/api/alerts").json()["data"] == []
 
     fake_upstream_server.configure(error_rate=1.0, error_status=500)
     try:
@@ -192,7 +192,7 @@ def test_failing_upstream_fires_once_notifies_each_channel_once_and_resolves_onc
         with admin(gw) as http:
             for _ in range(3):  # still failing: more evaluations, no more notifications
                 send(client, 4)
-                assert http.post("/v1/alerts/evaluate", json={}).json()["fired"] == []
+                assert http.post("/api/alerts/evaluate", json={}).json()["fired"] == []
     finally:
         fake_upstream_server.configure(error_rate=0.0)
 
@@ -202,8 +202,8 @@ def test_failing_upstream_fires_once_notifies_each_channel_once_and_resolves_onc
     resolved = drive(gw, client, lambda alerts: alerts[0]["state"] == "resolved", expect_ok=True)
     assert len(resolved) == 1 and resolved[0]["id"] == firing[0]["id"]
     with admin(gw) as http:
-        assert http.post("/v1/alerts/evaluate", json={}).json()["resolved"] == []
-        detail = http.get(f"/v1/alerts/{firing[0]['id']}").json()
+        assert http.post("/api/alerts/evaluate", json={}).json()["resolved"] == []
+        detail = http.get(f"/api/alerts/{firing[0]['id']}").json()
 
     events = [json.loads(body)["event"] for _, body in hook.received]
     assert events == ["firing", "resolved"]

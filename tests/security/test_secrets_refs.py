@@ -186,6 +186,18 @@ REFUSED_WRITES = [
         {"name": "r1", "route": "support", "candidate": {"params": {"api_key": {"$secret": "openai-prod"}}}},
         "candidate.params.api_key",
     ),
+    (
+        "POST",
+        "/api/flags",
+        {"name": "f1", "type": "string", "value": {"$secret": "openai-prod"}, "default": "off"},
+        "value",
+    ),
+    (
+        "POST",
+        "/api/alerts/silences",
+        {"matchers": {"route": {"$env": "LMDECK_ADMIN_KEY"}}, "ends_at": "2099-01-01T00:00:00Z"},
+        "matchers.route",
+    ),
 ]
 
 

@@ -64,7 +64,7 @@ def list_alerts(
     if rule:
         params["rule"] = rule
     with connect(base_url, api_key) as client:
-        found = client.get("/v1/alerts", params=params)["data"]
+        found = client.get("/api/alerts", params=params)["data"]
     if as_json:
         echo_json(found)
     else:
@@ -80,7 +80,7 @@ def get_alert(
 ) -> None:
     """One alert: its summary, the series around its firing point and its history."""
     with connect(base_url, api_key) as client:
-        found = client.get(f"/v1/alerts/{quote(alert_id, safe='')}")
+        found = client.get(f"/api/alerts/{quote(alert_id, safe='')}")
     if as_json:
         echo_json(found)
         return
@@ -105,7 +105,7 @@ def acknowledge(
 ) -> None:
     """Acknowledge a firing alert: someone is on it (it still resolves, and says so)."""
     with connect(base_url, api_key) as client:
-        found = client.post(f"/v1/alerts/{quote(alert_id, safe='')}/ack", json={"comment": comment})
+        found = client.post(f"/api/alerts/{quote(alert_id, safe='')}/ack", json={"comment": comment})
     typer.echo(f"{found['id']} acknowledged by {found['acknowledged_by']}")
 
 
@@ -133,7 +133,7 @@ def silence(
     ends = datetime.fromtimestamp(time.time() + seconds, UTC).isoformat()
     body = {"matchers": _matchers(match), "ends_at": ends, "comment": comment}
     with connect(base_url, api_key) as client:
-        created = client.post("/v1/alerts/silences", json=body)
+        created = client.post("/api/alerts/silences", json=body)
     if as_json:
         echo_json(created)
     else:
@@ -149,7 +149,7 @@ def silences(
 ) -> None:
     """Silences: active and future ones."""
     with connect(base_url, api_key) as client:
-        found = client.get("/v1/alerts/silences", params={"include_expired": include_expired})["data"]
+        found = client.get("/api/alerts/silences", params={"include_expired": include_expired})["data"]
     if as_json:
         echo_json(found)
         return
@@ -168,7 +168,7 @@ def unsilence(
 ) -> None:
     """End a silence now."""
     with connect(base_url, api_key) as client:
-        client.delete(f"/v1/alerts/silences/{quote(silence_id, safe='')}")
+        client.delete(f"/api/alerts/silences/{quote(silence_id, safe='')}")
     typer.echo(f"{silence_id} ended")
 
 
@@ -186,7 +186,7 @@ def history(
     if rule:
         params["rule"] = rule
     with connect(base_url, api_key) as client:
-        found = client.get("/v1/alerts", params=params)["data"]
+        found = client.get("/api/alerts", params=params)["data"]
     if as_json:
         echo_json(found)
         return
@@ -199,7 +199,7 @@ def history(
 def rules(as_json: bool = AS_JSON, base_url: str | None = BASE_URL, api_key: str | None = API_KEY) -> None:
     """Alert rules, with the error of any that could not be evaluated."""
     with connect(base_url, api_key) as client:
-        found = client.get("/v1/alerts/rules")["data"]
+        found = client.get("/api/alerts/rules")["data"]
     if as_json:
         echo_json(found)
         return
@@ -218,7 +218,7 @@ def test_channel(
 ) -> None:
     """Send one test notification to a channel now; exit 1 when it was not delivered."""
     with connect(base_url, api_key) as client:
-        outcome = client.post("/v1/alerts/test", json={"channel": channel})
+        outcome = client.post("/api/alerts/test", json={"channel": channel})
     if outcome["delivered"]:
         typer.echo(f"delivered to {channel}")
         return
@@ -230,7 +230,7 @@ def test_channel(
 def evaluate(as_json: bool = AS_JSON, base_url: str | None = BASE_URL, api_key: str | None = API_KEY) -> None:
     """Evaluate every rule now and deliver the notifications that produces."""
     with connect(base_url, api_key) as client:
-        report = client.post("/v1/alerts/evaluate", json={})
+        report = client.post("/api/alerts/evaluate", json={})
     if as_json:
         echo_json(report)
         return
@@ -257,6 +257,6 @@ def export(
         typer.echo(json.dumps(grafana_dashboard(), indent=2))
         return
     with connect(base_url, api_key) as client:
-        found = client.get("/v1/alerts/rules")["data"]
+        found = client.get("/api/alerts/rules")["data"]
     specs = [AlertRuleSpec.model_validate({k: v for k, v in r.items() if k != "error"}) for r in found]
     typer.echo(prometheus_rules(specs), nl=False)

@@ -20,7 +20,7 @@ change: a new candidate is a new release), and one declared differently from the
 reported.
 
 ``alerts:`` (kinds AlertRule, NotificationChannel and Silence: ``alerts.rules``, ``alerts.channels``,
-``alerts.silences``; see docs/monitoring.md) are synced through ``/v1/alerts/apply`` when the file
+``alerts.silences``; see docs/monitoring.md) are synced through ``/api/alerts/apply`` when the file
 declares any; ``--prune`` then also removes rules and channels it does not declare.
 """
 
@@ -112,7 +112,7 @@ def apply(
         release_changes = release_plan(client, releases)
         alert_plan: dict[str, Any] = {"changes": []}
         if any(alerts.values()):  # (an admin call: a file without alerts does not make it, nor prunes them)
-            alert_plan = client.post("/v1/alerts/apply", json={**alerts, "dry_run": True, "prune": prune})
+            alert_plan = client.post("/api/alerts/apply", json={**alerts, "dry_run": True, "prune": prune})
         quiet = not plan["changes"] and not release_changes and not alert_plan["changes"]
         if quiet and not any(changes for _, changes in pending):
             typer.echo("no changes")
@@ -147,5 +147,5 @@ def apply(
             if changes:
                 typer.echo(f"applied: {len(changes)} {kind.name} change(s)")
         if alert_plan["changes"]:
-            applied = client.post("/v1/alerts/apply", json={**alerts, "dry_run": False, "prune": prune})
+            applied = client.post("/api/alerts/apply", json={**alerts, "dry_run": False, "prune": prune})
             typer.echo(f"alerts applied: {applied['summary']}")

@@ -77,15 +77,15 @@ ANNOTATION_QUEUES = ResourceKind(
         AnnotationQueueSpec.model_validate(q).model_dump(mode="json", exclude={"team"})
         for q in settings.evaluation.annotation_queues
     ],
-    "/v1/annotation-queues",
-    "/v1/annotation-queues/{name}",
+    "/api/annotation-queues",
+    "/api/annotation-queues/{name}",
 )
 
 FLAGS = ResourceKind(
     "Flag",
     lambda settings: [f.model_dump(mode="json") for f in settings.flags],
-    "/v1/flags",
-    "/v1/flags/{name}",
+    "/api/flags",
+    "/api/flags/{name}",
     held_fields=lambda item: dict(item["spec"]),
 )
 

@@ -1,4 +1,4 @@
-"""``lmdeck flags``: feature flags through the HTTP API (``/v1/flags``).
+"""``lmdeck flags``: feature flags through the HTTP API (``/api/flags``).
 
 lmdeck flags set support-v2 true --route support          # create (type from the value) or change its value
 lmdeck flags set tone terse --default plain               # a string flag
@@ -31,7 +31,7 @@ HEADER = ("NAME", "TYPE", "ENABLED", "VALUE", "DEFAULT", "RULES", "ROUTES", "VER
 
 
 def _path(name: str, suffix: str = "") -> str:
-    return f"/v1/flags/{quote(name, safe='')}{suffix}"
+    return f"/api/flags/{quote(name, safe='')}{suffix}"
 
 
 def _shown(value: Any) -> str:
@@ -85,7 +85,7 @@ def _found(client: Client, name: str) -> dict[str, Any] | None:
 def list_flags(as_json: bool = AS_JSON, base_url: str | None = BASE_URL, api_key: str | None = API_KEY) -> None:
     """List flags."""
     with connect(base_url, api_key) as client:
-        found = client.get("/v1/flags")["data"]
+        found = client.get("/api/flags")["data"]
     if as_json:
         print_json(found)
     else:
@@ -247,7 +247,7 @@ def evaluate(
         "headers": headers,
     }
     with connect(base_url, api_key) as client:
-        found = client.post("/v1/flags/evaluate", json={"context": context, "flags": names or None})["data"]
+        found = client.post("/api/flags/evaluate", json={"context": context, "flags": names or None})["data"]
     if as_json:
         print_json(found)
         return

@@ -76,7 +76,7 @@ def create(
             rule["score_below"] = _threshold(score_below, "evaluator")
         spec["rule"] = rule
     with connect(base_url, api_key) as client:
-        result = client.put(f"/v1/annotation-queues/{name}", json=spec)
+        result = client.put(f"/api/annotation-queues/{name}", json=spec)
     typer.echo(f"{'created' if result['created'] else 'updated'} annotation queue {name}")
 
 
@@ -84,7 +84,7 @@ def create(
 def list_queues(as_json: bool = AS_JSON, base_url: str | None = BASE_URL, api_key: str | None = API_KEY) -> None:
     """Your team's queues with their pending, claimed and labelled items."""
     with connect(base_url, api_key) as client:
-        queues = client.get("/v1/annotation-queues")["data"]
+        queues = client.get("/api/annotation-queues")["data"]
     if as_json:
         typer.echo(json.dumps(queues, indent=2))
         return
@@ -112,7 +112,7 @@ def add(
 ) -> None:
     """Send traces to a queue by hand."""
     with connect(base_url, api_key) as client:
-        result = client.post(f"/v1/annotation-queues/{name}/items", json={"trace_ids": trace_ids, "reason": reason})
+        result = client.post(f"/api/annotation-queues/{name}/items", json={"trace_ids": trace_ids, "reason": reason})
     typer.echo(f"added {len(result['added'])} trace(s), {len(result['already_queued'])} already queued")
 
 
@@ -126,7 +126,7 @@ def next_item(
 ) -> None:
     """Claim the next item: prints its id, the claim token to label it with, and the trace."""
     with connect(base_url, api_key) as client:
-        item = client.post(f"/v1/annotation-queues/{name}/claim", json={"lease_s": lease_s})
+        item = client.post(f"/api/annotation-queues/{name}/claim", json={"lease_s": lease_s})
     if not item:
         typer.echo("nothing left to label")
         return
@@ -160,7 +160,7 @@ def label(
         "comment": comment,
     }
     with connect(base_url, api_key) as client:
-        client.post(f"/v1/annotation-queues/{name}/items/{item_id}/label", json=body)
+        client.post(f"/api/annotation-queues/{name}/items/{item_id}/label", json=body)
     typer.echo(f"labelled item {item_id}")
 
 
@@ -173,6 +173,6 @@ def export(
 ) -> None:
     """Write the queue's corrections as a new version of a registry dataset."""
     with connect(base_url, api_key) as client:
-        version = client.post(f"/v1/annotation-queues/{name}/export", json={"dataset": dataset})
+        version = client.post(f"/api/annotation-queues/{name}/export", json={"dataset": dataset})
     skipped = f" ({len(version['skipped'])} skipped: their traces' bodies are gone)" if version["skipped"] else ""
     typer.echo(f"dataset {version['name']} v{version['version']}: {len(version['items'])} row(s){skipped}")

@@ -1,4 +1,4 @@
-"""Serving class of ``/v1/alerts``: alerts and their history, rules, channels, silences, tests and export.
+"""Serving class of ``/api/alerts``: alerts and their history, rules, channels, silences, tests and export.
 
 Each method takes the caller's actor name where it writes, runs store work in a worker thread and
 raises :class:`~lmdeck.protocol.APIError` (OpenAI's error shape) for what the caller must fix::
@@ -55,7 +55,7 @@ class AlertsAPI:
         """One alert with its evidence (the series around the firing point) and its history."""
         incident = await _off(lambda: self.incidents.get(alert_id))
         if incident is None:
-            raise APIError(404, f"no alert {alert_id!r}: list them with GET /v1/alerts", param="alert_id")
+            raise APIError(404, f"no alert {alert_id!r}: list them with GET /api/alerts", param="alert_id")
         out = incident.to_dict(evidence=True)
         out["history"] = await _off(lambda: self.incidents.events(alert_id))
         return out
@@ -66,7 +66,7 @@ class AlertsAPI:
         except ValueError as exc:
             raise APIError(409, str(exc), param="alert_id") from None
         if incident is None:
-            raise APIError(404, f"no alert {alert_id!r}: list them with GET /v1/alerts", param="alert_id")
+            raise APIError(404, f"no alert {alert_id!r}: list them with GET /api/alerts", param="alert_id")
         if self.runtime.audit is not None:
             audit = self.runtime.audit
             await _off(lambda: audit.append(actor, "alerts.alert.acknowledge", alert_id, after={"comment": comment}))
@@ -82,7 +82,7 @@ class AlertsAPI:
     async def rule(self, name: str) -> dict[str, Any]:
         rule = await _off(lambda: self.config.rule(name))
         if rule is None:
-            raise APIError(404, f"no alert rule {name!r}: list them with GET /v1/alerts/rules", param="name")
+            raise APIError(404, f"no alert rule {name!r}: list them with GET /api/alerts/rules", param="name")
         return {**rule.model_dump(mode="json", by_alias=True), "error": self.runtime.evaluator.errors.get(name)}
 
     async def check_rule(self, spec: AlertRuleSpec) -> None:

@@ -6,8 +6,8 @@
 A failed send is tried again after ``backoff_base_s * 2**(attempts - 1)`` seconds (capped at
 ``backoff_max_s``); after ``max_attempts`` attempts, or at once for a failure that cannot succeed on a
 retry (unknown channel, a 4xx answer), the notification stays in ``alert_outbox`` with status ``dead``:
-the dead-letter log (``GET /v1/alerts/dead-letters``), from which an operator may queue it again.
-Runs off the request path: in the alert service's loop, or awaited by ``POST /v1/alerts/evaluate``.
+the dead-letter log (``GET /api/alerts/dead-letters``), from which an operator may queue it again.
+Runs off the request path: in the alert service's loop, or awaited by ``POST /api/alerts/evaluate``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
     await alerts.start()                  # a Service: syncs the file's rules, then evaluates every interval
     report = await alerts.run_once(now)   # evaluate, run the fired rules' actions, deliver the outbox
 
-The loop and ``POST /v1/alerts/evaluate`` both go through :meth:`run_once`, one at a time; the
+The loop and ``POST /api/alerts/evaluate`` both go through :meth:`run_once`, one at a time; the
 evaluation and every database write run in worker threads, notifications and actions on the loop's
 task: never on a request's path.
 """

@@ -1,7 +1,7 @@
 """Wire schemas of alerting: rules, notification channels, silences and the incidents they produce.
 
 The same shapes are written in ``lmdeck.yaml`` under ``alerts:`` (synced by ``lmdeck apply``), sent to
-``/v1/alerts/...`` and printed by ``lmdeck alerts``::
+``/api/alerts/...`` and printed by ``lmdeck alerts``::
 
     alerts:
       rules:
@@ -295,7 +295,7 @@ class AlertsDeclared(BaseModel):
 
 
 class AlertsApplyRequest(AlertsDeclared):
-    """``POST /v1/alerts/apply``: the declared state, whether to only plan, whether to remove the undeclared."""
+    """``POST /api/alerts/apply``: the declared state, whether to only plan, whether to remove the undeclared."""
 
     dry_run: bool = False
     prune: bool = False
@@ -308,7 +308,7 @@ class AckRequest(BaseModel):
 
 
 class TestNotificationRequest(BaseModel):
-    """``POST /v1/alerts/test``: send one test notification to ``channel`` now (delivery is awaited)."""
+    """``POST /api/alerts/test``: send one test notification to ``channel`` now (delivery is awaited)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -316,7 +316,7 @@ class TestNotificationRequest(BaseModel):
 
 
 class EvaluateRequest(BaseModel):
-    """``POST /v1/alerts/evaluate``: evaluate every rule now (``at``: epoch seconds, default now) and
+    """``POST /api/alerts/evaluate``: evaluate every rule now (``at``: epoch seconds, default now) and
     deliver the notifications it produced."""
 
     model_config = ConfigDict(extra="forbid")

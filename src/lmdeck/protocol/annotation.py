@@ -1,4 +1,4 @@
-"""Wire schemas of annotation queues (``/v1/annotation-queues``): named queues of traces for people to
+"""Wire schemas of annotation queues (``/api/annotation-queues``): named queues of traces for people to
 label, the rule that fills one, and the labels.
 
 A queue, as declared in the config file (``evaluation.annotation_queues``) or put::
@@ -96,7 +96,7 @@ class AnnotationQueueSpec(BaseModel):
 
 
 class AddItemsRequest(BaseModel):
-    """``POST /v1/annotation-queues/{name}/items``: traces sent by hand."""
+    """``POST /api/annotation-queues/{name}/items``: traces sent by hand."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -105,7 +105,7 @@ class AddItemsRequest(BaseModel):
 
 
 class ClaimRequest(BaseModel):
-    """``POST /v1/annotation-queues/{name}/claim``: the next unlabelled item, held for ``lease_s``."""
+    """``POST /api/annotation-queues/{name}/claim``: the next unlabelled item, held for ``lease_s``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -113,7 +113,7 @@ class ClaimRequest(BaseModel):
 
 
 class LabelRequest(BaseModel):
-    """``POST /v1/annotation-queues/{name}/items/{id}/label``: the reviewer's verdict on a claimed item."""
+    """``POST /api/annotation-queues/{name}/items/{id}/label``: the reviewer's verdict on a claimed item."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -131,7 +131,7 @@ class LabelRequest(BaseModel):
 
 
 class ExportRequest(BaseModel):
-    """``POST /v1/annotation-queues/{name}/export``: the corrections as a new dataset version."""
+    """``POST /api/annotation-queues/{name}/export``: the corrections as a new dataset version."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,4 +1,4 @@
-"""Wire schemas of feature flags (``/v1/flags``): a flag, its targeting rules, its history, evaluations.
+"""Wire schemas of feature flags (``/api/flags``): a flag, its targeting rules, its history, evaluations.
 
 A flag, as declared in ``lmdeck.yaml`` (``flags:``, synced by ``lmdeck apply``) or put through the API::
 
@@ -148,7 +148,7 @@ class FlagHistoryEntry(BaseModel):
 
 
 class FlagContext(BaseModel):
-    """The request a flag is evaluated for (``POST /v1/flags/evaluate``): who calls and its headers."""
+    """The request a flag is evaluated for (``POST /api/flags/evaluate``): who calls and its headers."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -160,7 +160,7 @@ class FlagContext(BaseModel):
 
 
 class EvaluateRequest(BaseModel):
-    """``POST /v1/flags/evaluate``: evaluate ``flags`` (every flag when omitted) for ``context``."""
+    """``POST /api/flags/evaluate``: evaluate ``flags`` (every flag when omitted) for ``context``."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,4 +1,4 @@
-"""``/v1/alerts`` in process: rules, channels and silences through the API and ``apply``, refusals naming the
+"""``/api/alerts`` in process: rules, channels and silences through the API and ``apply``, refusals naming the
 fix, roles, acknowledgement, evaluation, channel tests and export."""
 
 from __future__ import annotations
@@ -52,124 +52,124 @@ async def http(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
 
 async def test_rules_and_channels_through_apply_plan_then_apply_then_prune(http: httpx.AsyncClient) -> None:
     declared = {"rules": [RULE], "channels": [HOOK]}
-    plan = (await http.post("/v1/alerts/apply", json={**declared, "dry_run": True})).json()
+    plan = (await http.post("/api/alerts/apply", json={**declared, "dry_run": True})).json()
     assert plan["changes"] == ["create rule chat-errors", "create channel hook"]
-    assert (await http.get("/v1/alerts/rules")).json()["data"] == []
-    applied = (await http.post("/v1/alerts/apply", json=declared)).json()
+    assert (await http.get("/api/alerts/rules")).json()["data"] == []
+    applied = (await http.post("/api/alerts/apply", json=declared)).json()
     assert applied["summary"] == "2 change(s)"
-    assert (await http.post("/v1/alerts/apply", json=declared)).json()["summary"] == "no changes"
-    rules = (await http.get("/v1/alerts/rules")).json()["data"]
+    assert (await http.post("/api/alerts/apply", json=declared)).json()["summary"] == "no changes"
+    rules = (await http.get("/api/alerts/rules")).json()["data"]
     assert [r["name"] for r in rules] == ["chat-errors"] and rules[0]["error"] is None
-    pruned = (await http.post("/v1/alerts/apply", json={"channels": [HOOK], "prune": True})).json()
+    pruned = (await http.post("/api/alerts/apply", json={"channels": [HOOK], "prune": True})).json()
     assert pruned["changes"] == ["delete rule chat-errors"]
     audit = (await http.get("/api/audit", params={"target": "chat-errors"})).json()["data"]
     assert [e["action"] for e in audit] == ["alerts.rule.create", "alerts.rule.delete"]
 
 
 async def test_bad_rules_and_channels_are_refused_naming_the_fix(http: httpx.AsyncClient) -> None:
-    response = await http.put("/v1/alerts/rules/chat-errors", json=RULE)
+    response = await http.put("/api/alerts/rules/chat-errors", json=RULE)
     assert response.status_code == 400 and "unknown channel 'hook'" in response.json()["error"]["message"]
-    response = await http.put("/v1/alerts/channels/pager", json={"name": "pager", "type": "pagerduty"})
+    response = await http.put("/api/alerts/channels/pager", json={"name": "pager", "type": "pagerduty"})
     assert response.status_code == 400 and "unknown channel type 'pagerduty'" in response.json()["error"]["message"]
-    response = await http.put("/v1/alerts/channels/hook", json={"name": "hook", "type": "webhook"})
+    response = await http.put("/api/alerts/channels/hook", json={"name": "hook", "type": "webhook"})
     assert response.status_code == 400 and "needs `url`" in response.json()["error"]["message"]
     secret = {**HOOK, "secret": {"$env": "LMDECK_TEST_ALERTS_UNSET"}}
-    response = await http.put("/v1/alerts/channels/hook", json=secret)
+    response = await http.put("/api/alerts/channels/hook", json=secret)
     assert response.status_code == 400 and "LMDECK_TEST_ALERTS_UNSET" in response.json()["error"]["message"]
-    response = await http.put("/v1/alerts/channels/hook", json={**HOOK, "secret": "inline"})
+    response = await http.put("/api/alerts/channels/hook", json={**HOOK, "secret": "inline"})
     assert response.status_code == 400
     for url in ("ftp://files.example/x", "http://", "hooks.example/x", "http://a b.example/"):
-        response = await http.put("/v1/alerts/channels/hook", json={**HOOK, "url": url})
+        response = await http.put("/api/alerts/channels/hook", json={**HOOK, "url": url})
         assert response.status_code == 400, url
-    assert (await http.post("/v1/alerts/evaluate", json={"at": 1e300})).status_code == 400
+    assert (await http.post("/api/alerts/evaluate", json={"at": 1e300})).status_code == 400
     backwards = {"matchers": {"rule": "x"}, "starts_at": "2000-01-01T00:00:00Z", "ends_at": 0}
     for dry_run in (True, False):
-        response = await http.post("/v1/alerts/apply", json={"silences": [backwards], "dry_run": dry_run})
+        response = await http.post("/api/alerts/apply", json={"silences": [backwards], "dry_run": dry_run})
         assert response.status_code == 400 and "after starts_at" in response.json()["error"]["message"]
     # Without starts_at, a silence starts when stored: one that already ended is refused at apply too.
-    response = await http.post("/v1/alerts/apply", json={"silences": [{"matchers": {"rule": "x"}, "ends_at": 0}]})
+    response = await http.post("/api/alerts/apply", json={"silences": [{"matchers": {"rule": "x"}, "ends_at": 0}]})
     assert response.status_code == 400 and "ends after it starts" in response.json()["error"]["message"]
-    assert (await http.put("/v1/alerts/channels/hook", json=HOOK)).status_code == 200
+    assert (await http.put("/api/alerts/channels/hook", json=HOOK)).status_code == 200
     bad_metric = {**RULE, "signal": {"metric": "vibes"}}
-    response = await http.put("/v1/alerts/rules/chat-errors", json=bad_metric)
+    response = await http.put("/api/alerts/rules/chat-errors", json=bad_metric)
     assert response.status_code == 400 and "unknown metric 'vibes'" in response.json()["error"]["message"]
     no_threshold = {k: v for k, v in RULE.items() if k != "threshold"}
-    assert (await http.put("/v1/alerts/rules/chat-errors", json=no_threshold)).status_code == 400
+    assert (await http.put("/api/alerts/rules/chat-errors", json=no_threshold)).status_code == 400
     bad_action = {**RULE, "actions": [{"type": "reboot"}]}
-    response = await http.put("/v1/alerts/rules/chat-errors", json=bad_action)
+    response = await http.put("/api/alerts/rules/chat-errors", json=bad_action)
     assert response.status_code == 400 and "unknown action type 'reboot'" in response.json()["error"]["message"]
     anomaly = {**RULE, "kind": "anomaly", "anomaly": {"detector": "nope"}}
-    response = await http.put("/v1/alerts/rules/chat-errors", json=anomaly)
+    response = await http.put("/api/alerts/rules/chat-errors", json=anomaly)
     assert response.status_code == 400 and "unknown anomaly detector 'nope'" in response.json()["error"]["message"]
-    response = await http.put("/v1/alerts/rules/other", json=RULE)
+    response = await http.put("/api/alerts/rules/other", json=RULE)
     assert response.status_code == 400 and "make them agree" in response.json()["error"]["message"]
-    assert (await http.get("/v1/alerts/nope")).status_code == 404
-    assert (await http.post("/v1/alerts/nope/ack", json={})).status_code == 404
+    assert (await http.get("/api/alerts/nope")).status_code == 404
+    assert (await http.post("/api/alerts/nope/ack", json={})).status_code == 404
 
 
 async def test_viewers_read_and_only_admins_change_rules(http: httpx.AsyncClient) -> None:
     viewer = (await http.post("/api/keys", json={"name": "alerts viewer", "role": "viewer"})).json()["key"]
     headers = {"authorization": f"Bearer {viewer}"}
-    assert (await http.get("/v1/alerts", headers=headers)).status_code == 200
-    assert (await http.get("/v1/alerts/rules", headers=headers)).status_code == 200
-    assert (await http.put("/v1/alerts/channels/hook", json=HOOK, headers=headers)).status_code == 403
-    assert (await http.post("/v1/alerts/evaluate", json={}, headers=headers)).status_code == 403
-    assert (await http.get("/v1/alerts", headers={"authorization": "Bearer sk-lmdeck-nope"})).status_code == 401
+    assert (await http.get("/api/alerts", headers=headers)).status_code == 200
+    assert (await http.get("/api/alerts/rules", headers=headers)).status_code == 200
+    assert (await http.put("/api/alerts/channels/hook", json=HOOK, headers=headers)).status_code == 403
+    assert (await http.post("/api/alerts/evaluate", json={}, headers=headers)).status_code == 403
+    assert (await http.get("/api/alerts", headers={"authorization": "Bearer sk-lmdeck-nope"})).status_code == 401
 
 
 async def test_evaluate_ack_silence_dead_letters_and_export(http: httpx.AsyncClient) -> None:
-    await http.post("/v1/alerts/apply", json={"rules": [RULE], "channels": [HOOK]})
+    await http.post("/api/alerts/apply", json={"rules": [RULE], "channels": [HOOK]})
     app = http._transport.app  # type: ignore[attr-defined]
     now = time.time()
     records = [TraceRecord(created_at=now - 5, route="chat", target="fake:a", status_code=502) for _ in range(5)]
     SQLTraceStore(app.state.gateway.db).insert(records)
 
-    report = (await http.post("/v1/alerts/evaluate", json={"at": now})).json()
+    report = (await http.post("/api/alerts/evaluate", json={"at": now})).json()
     assert len(report["fired"]) == 1 and report["errors"] == {}
     alert_id = report["fired"][0]
-    alert = (await http.get(f"/v1/alerts/{alert_id}")).json()
+    alert = (await http.get(f"/api/alerts/{alert_id}")).json()
     assert alert["state"] == "firing" and [e["event"] for e in alert["history"]] == ["pending", "firing"]
-    assert [a["id"] for a in (await http.get("/v1/alerts", params={"state": "open"})).json()["data"]] == [alert_id]
-    assert (await http.get("/v1/alerts", params={"state": "bogus"})).status_code == 400
+    assert [a["id"] for a in (await http.get("/api/alerts", params={"state": "open"})).json()["data"]] == [alert_id]
+    assert (await http.get("/api/alerts", params={"state": "bogus"})).status_code == 400
     # The receiver is down and one attempt is allowed: the notification is dead-lettered, and can be retried.
-    dead = (await http.get("/v1/alerts/dead-letters")).json()["data"]
+    dead = (await http.get("/api/alerts/dead-letters")).json()["data"]
     assert [d["channel"] for d in dead] == ["hook"] and dead[0]["status"] == "dead"
-    assert (await http.post(f"/v1/alerts/dead-letters/{dead[0]['id']}/retry")).json() == {"requeued": 1}
+    assert (await http.post(f"/api/alerts/dead-letters/{dead[0]['id']}/retry")).json() == {"requeued": 1}
 
-    acked = (await http.post(f"/v1/alerts/{alert_id}/ack", json={"comment": "on it"})).json()
+    acked = (await http.post(f"/api/alerts/{alert_id}/ack", json={"comment": "on it"})).json()
     assert acked["state"] == "acknowledged" and acked["acknowledged_by"].startswith("key:")
-    assert (await http.post(f"/v1/alerts/{alert_id}/ack", json={})).status_code == 409
+    assert (await http.post(f"/api/alerts/{alert_id}/ack", json={})).status_code == 409
 
     ends = datetime.fromtimestamp(now + 3600, UTC).isoformat()
-    silence = (await http.post("/v1/alerts/silences", json={"matchers": {"rule": "x"}, "ends_at": ends})).json()
-    assert [s["id"] for s in (await http.get("/v1/alerts/silences")).json()["data"]] == [silence["id"]]
+    silence = (await http.post("/api/alerts/silences", json={"matchers": {"rule": "x"}, "ends_at": ends})).json()
+    assert [s["id"] for s in (await http.get("/api/alerts/silences")).json()["data"]] == [silence["id"]]
     past = datetime.fromtimestamp(now - 60, UTC).isoformat()
     assert (
-        await http.post("/v1/alerts/silences", json={"matchers": {"rule": "x"}, "ends_at": past})
+        await http.post("/api/alerts/silences", json={"matchers": {"rule": "x"}, "ends_at": past})
     ).status_code == 400
-    assert (await http.delete(f"/v1/alerts/silences/{silence['id']}")).status_code == 204
-    assert (await http.get("/v1/alerts/silences")).json()["data"] == []
+    assert (await http.delete(f"/api/alerts/silences/{silence['id']}")).status_code == 204
+    assert (await http.get("/api/alerts/silences")).json()["data"] == []
 
-    tested = (await http.post("/v1/alerts/test", json={"channel": "hook"})).json()
+    tested = (await http.post("/api/alerts/test", json={"channel": "hook"})).json()
     assert tested["delivered"] is False and "127.0.0.1:9" in tested["error"]
-    exported = yaml.safe_load((await http.get("/v1/alerts/export/prometheus")).text)
+    exported = yaml.safe_load((await http.get("/api/alerts/export/prometheus")).text)
     assert [r["alert"] for r in exported["groups"][0]["rules"]] == ["chat-errors"]
-    assert (await http.get("/v1/alerts/export/grafana")).json()["uid"] == "lmdeck-gateway"
+    assert (await http.get("/api/alerts/export/grafana")).json()["uid"] == "lmdeck-gateway"
 
 
 async def test_flag_and_release_actions_go_through_delivery_and_are_audited(http: httpx.AsyncClient) -> None:
-    created = await http.post("/v1/flags", json={"name": "new-reply", "value": True, "default": False})
+    created = await http.post("/api/flags", json={"name": "new-reply", "value": True, "default": False})
     assert created.status_code == 201, created.text
     rule = {**RULE, "actions": [{"type": "disable_flag", "flag": "new-reply"}, {"type": "rollback_release"}]}
-    await http.post("/v1/alerts/apply", json={"rules": [rule], "channels": [HOOK]})
+    await http.post("/api/alerts/apply", json={"rules": [rule], "channels": [HOOK]})
     app = http._transport.app  # type: ignore[attr-defined]
     now = time.time()
     records = [TraceRecord(created_at=now - 5, route="chat", target="fake:a", status_code=502) for _ in range(5)]
     SQLTraceStore(app.state.gateway.db).insert(records)
 
-    alert_id = (await http.post("/v1/alerts/evaluate", json={"at": now})).json()["fired"][0]
-    assert (await http.get("/v1/flags/new-reply")).json()["spec"]["enabled"] is False
-    history = (await http.get(f"/v1/alerts/{alert_id}")).json()["history"]
+    alert_id = (await http.post("/api/alerts/evaluate", json={"at": now})).json()["fired"][0]
+    assert (await http.get("/api/flags/new-reply")).json()["spec"]["enabled"] is False
+    history = (await http.get(f"/api/alerts/{alert_id}")).json()["history"]
     outcomes = [e["detail"] for e in history if e["event"] == "action"]
     assert outcomes[0] == {"type": "disable_flag", "ok": True, "result": "flag 'new-reply' disabled"}
     assert not outcomes[1]["ok"] and "rollback_release needs `release`" in outcomes[1]["error"]
@@ -208,7 +208,7 @@ async def test_a_developer_silences_only_its_own_teams_alerts(tmp_path: Path, mo
 
         async def silence(matchers: dict[str, str], who: dict[str, str], **extra: str) -> httpx.Response:
             return await http.post(
-                "/v1/alerts/silences", json={"matchers": matchers, "ends_at": ends, **extra}, headers=who
+                "/api/alerts/silences", json={"matchers": matchers, "ends_at": ends, **extra}, headers=who
             )
 
         # Muting every critical alert, or another team's route, is for admins.
@@ -220,9 +220,9 @@ async def test_a_developer_silences_only_its_own_teams_alerts(tmp_path: Path, mo
         assert (await silence({"team_id": teams["beta"]}, beta)).status_code == 201
         # An admin's silence is neither lifted nor replaced by a developer of another team.
         kept = (await silence({"route": "alpha-chat"}, admin, id="alpha-maintenance")).json()
-        assert (await http.delete(f"/v1/alerts/silences/{kept['id']}", headers=beta)).status_code == 403
+        assert (await http.delete(f"/api/alerts/silences/{kept['id']}", headers=beta)).status_code == 403
         assert (await silence({"route": "beta-chat"}, beta, id="alpha-maintenance")).status_code == 403
-        listed = (await http.get("/v1/alerts/silences", headers=admin)).json()["data"]
+        listed = (await http.get("/api/alerts/silences", headers=admin)).json()["data"]
         assert {"route": "alpha-chat"} in [s["matchers"] for s in listed]
 
 
@@ -238,10 +238,10 @@ async def test_a_channel_keeps_a_tokened_url_and_header_as_secret_references(
         "url": {"$secret": "hook-url"},
         "headers": {"authorization": {"$secret": "hook-auth"}},
     }
-    put = await http.put("/v1/alerts/channels/hook", json=channel)
+    put = await http.put("/api/alerts/channels/hook", json=channel)
     assert put.status_code == 200, put.text
-    listed = await http.get("/v1/alerts/channels")
-    tested = await http.post("/v1/alerts/test", json={"channel": "hook"})
+    listed = await http.get("/api/alerts/channels")
+    tested = await http.post("/api/alerts/test", json={"channel": "hook"})
     for shown in (put.text, listed.text, tested.text):
         assert "T0KEN" not in shown, shown
     assert listed.json()["data"][0]["url"]["$secret"] == "hook-url"

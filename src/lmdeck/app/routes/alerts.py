@@ -1,4 +1,4 @@
-"""``/v1/alerts``: alerts and their history, acknowledgement, rules, channels, silences, apply, test, export.
+"""``/api/alerts``: alerts and their history, acknowledgement, rules, channels, silences, apply, test, export.
 
 Reading alerts and rules needs a viewer key; acknowledging needs a developer key, and so does a silence confined to the caller's team (its
 matchers name a route the team owns, or the team's ``team_id``); changing rules,
@@ -31,7 +31,7 @@ from lmdeck.protocol.alerts import (
 from lmdeck.protocol.limits import MAX_EPOCH_SECONDS
 from lmdeck.registry.catalog import actor_of
 
-router = APIRouter(prefix="/v1/alerts", tags=["alerts"], route_class=GuardedRoute)
+router = APIRouter(prefix="/api/alerts", tags=["alerts"], route_class=GuardedRoute)
 
 _STATES = "^(pending|firing|acknowledged|resolved|open)$"
 

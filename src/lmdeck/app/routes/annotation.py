@@ -1,4 +1,4 @@
-"""``/v1/annotation-queues``: queues of a team's traces for its reviewers to label (see docs/monitoring.md)."""
+"""``/api/annotation-queues``: queues of a team's traces for its reviewers to label (see docs/monitoring.md)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from lmdeck.protocol.annotation import (
     LabelRequest,
 )
 
-router = APIRouter(prefix="/v1/annotation-queues", tags=["annotation"], route_class=GuardedRoute)
+router = APIRouter(prefix="/api/annotation-queues", tags=["annotation"], route_class=GuardedRoute)
 
 
 @router.get("", summary="The caller's team's annotation queues, with item counts")

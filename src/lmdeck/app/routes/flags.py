@@ -1,4 +1,4 @@
-"""``/v1/flags``: feature flags, their history, and what they give a described request.
+"""``/api/flags``: feature flags, their history, and what they give a described request.
 
 Reading needs a viewer key; changing a flag, an admin or a developer of the team owning the
 routes it names (see :mod:`lmdeck.delivery.flags.service`).
@@ -19,7 +19,7 @@ from lmdeck.protocol import APIError
 from lmdeck.protocol.flags import EvaluateRequest, FlagRecord, FlagSpec
 from lmdeck.protocol.limits import INT64_MAX
 
-router = APIRouter(prefix="/v1/flags", tags=["flags"], route_class=GuardedRoute)
+router = APIRouter(prefix="/api/flags", tags=["flags"], route_class=GuardedRoute)
 
 
 def flag_body(record: FlagRecord) -> dict[str, Any]:

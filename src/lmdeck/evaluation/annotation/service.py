@@ -1,4 +1,4 @@
-"""Serving class of ``/v1/annotation-queues``: queues owned by a team, items claimed and labelled by the
+"""Serving class of ``/api/annotation-queues``: queues owned by a team, items claimed and labelled by the
 team's reviewers (viewer role and up), every change in the audit log, corrections exported as a
 dataset version.
 
