@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import anyio
 
 from lmdeck.monitoring.export import grafana_dashboard, prometheus_rules
+from lmdeck.monitoring.incidents import Incident
 from lmdeck.monitoring.notifiers.base import Notification, NotifierError
 from lmdeck.monitoring.runtime import AlertRuntime
 from lmdeck.monitoring.store import new_id
@@ -27,6 +28,9 @@ from lmdeck.protocol import APIError
 from lmdeck.protocol.alerts import AlertRuleSpec, AlertsDeclared, ChannelSpec, SilenceSpec
 
 T = TypeVar("T")
+
+#: How many of the newest alerts a non-admin's listing scans for its team's.
+_SCOPED_SCAN = 10_000
 
 
 async def _off(fn: Callable[[], T]) -> T:
@@ -45,22 +49,60 @@ class AlertsAPI:
 
     # -- alerts ----------------------------------------------------------------------------------
 
-    async def alerts(
-        self, *, state: str | None, rule: str | None, since: float | None, limit: int
-    ) -> list[dict[str, Any]]:
-        found = await _off(lambda: self.incidents.find(state=state, rule=rule, since=since, limit=limit))
-        return [i.to_dict() for i in found]
+    def concerns(self, principal: Principal | None, labels: dict[str, Any]) -> bool:
+        """Whether an alert (or rule, or silence) with these labels or matchers is the caller's team's (blocking).
 
-    async def alert(self, alert_id: str) -> dict[str, Any]:
-        """One alert with its evidence (the series around the firing point) and its history."""
+        True for an admin (or no caller: in-process use), for a ``route`` the caller's team owns,
+        and for the caller's own ``team_id``; other teams' alerts are neither shown nor changed.
+        """
+        if principal is None or is_admin(principal):
+            return True
+        route = labels.get("route")
+        owner = self.route_owner(str(route)) if route is not None else None
+        if owner is not None and not owner.admins_only and same_team(principal, owner.team_id):
+            return True
+        return principal.team_id is not None and labels.get("team_id") == principal.team_id
+
+    async def alerts(
+        self,
+        *,
+        state: str | None,
+        rule: str | None,
+        since: float | None,
+        limit: int,
+        principal: Principal | None = None,
+    ) -> list[dict[str, Any]]:
+        """Alerts, newest first: for a non-admin only those of its team (see :meth:`concerns`)."""
+        if principal is None or is_admin(principal):
+            found = await _off(lambda: self.incidents.find(state=state, rule=rule, since=since, limit=limit))
+            return [i.to_dict() for i in found]
+
+        def mine() -> list[Incident]:
+            # Filtered after reading: the team's alerts among the newest _SCOPED_SCAN of all.
+            found = self.incidents.find(state=state, rule=rule, since=since, limit=_SCOPED_SCAN)
+            return [i for i in found if self.concerns(principal, i.labels)][:limit]
+
+        return [i.to_dict() for i in await _off(mine)]
+
+    async def alert(self, alert_id: str, principal: Principal | None = None) -> dict[str, Any]:
+        """One alert with its evidence (the series around the firing point) and its history.
+
+        Another team's alert is a 404, like one that does not exist.
+        """
         incident = await _off(lambda: self.incidents.get(alert_id))
-        if incident is None:
+        if incident is None or not await _off(lambda: self.concerns(principal, incident.labels)):
             raise APIError(404, f"no alert {alert_id!r}: list them with GET /api/alerts", param="alert_id")
         out = incident.to_dict(evidence=True)
         out["history"] = await _off(lambda: self.incidents.events(alert_id))
         return out
 
-    async def acknowledge(self, alert_id: str, actor: str, comment: str) -> dict[str, Any]:
+    async def acknowledge(
+        self, alert_id: str, actor: str, comment: str, principal: Principal | None = None
+    ) -> dict[str, Any]:
+        """Acknowledge a firing alert (audited): 404 when it does not exist or is another team's, 409 when not firing."""
+        found = await _off(lambda: self.incidents.get(alert_id))
+        if found is not None and not await _off(lambda: self.concerns(principal, found.labels)):
+            raise APIError(404, f"no alert {alert_id!r}: list them with GET /api/alerts", param="alert_id")
         try:
             incident = await _off(lambda: self.incidents.acknowledge(alert_id, actor, time.time(), comment))
         except ValueError as exc:

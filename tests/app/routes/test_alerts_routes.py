@@ -252,3 +252,59 @@ async def test_a_channel_keeps_a_tokened_url_and_header_as_secret_references(
     notifier = app.state.gateway.alerts.dispatcher.notifier(spec)
     assert (notifier.url, notifier.headers["authorization"]) == (token_url, "Bearer T0KEN-IN-HEADER")
     assert b"T0KEN" not in (tmp_path / "lmdeck.db").read_bytes()
+
+
+async def test_a_team_sees_and_acknowledges_only_its_own_alerts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ADMIN_ENV, ADMIN_KEY)
+    target = {"provider": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1"}
+    settings = Settings.model_validate(
+        {
+            "data_dir": str(tmp_path),
+            "default_routes": False,
+            "admin_key": {"$env": ADMIN_ENV},
+            "alerts": {"evaluation_interval_s": None},
+            "routes": [
+                {"name": "alpha-chat", "team": "alpha", "targets": [target]},
+                {"name": "beta-chat", "team": "beta", "targets": [target]},
+            ],
+        }
+    )
+    gateway = build_gateway(settings, sink=MemoryTraceSink(), announce_admin_key=False)
+    async with in_process_client(create_app(settings, gateway=gateway), timeout=30.0) as http:
+        admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+        keys = {}
+        for team in ("alpha", "beta"):
+            assert (await http.post("/api/teams", json={"name": team}, headers=admin)).status_code == 201
+            made = await http.post(
+                "/api/keys", json={"name": f"{team} dev", "role": "developer", "team_id": team}, headers=admin
+            )
+            keys[team] = {"authorization": f"Bearer {made.json()['key']}"}
+        rule = {
+            "name": "alpha-errors",
+            "signal": {"metric": "error_rate", "window_s": 300, "where": {"route": "alpha-chat"}},
+            "threshold": 0.3,
+            "labels": {"route": "alpha-chat"},
+        }
+        assert (await http.put("/api/alerts/rules/alpha-errors", json=rule, headers=admin)).status_code == 200
+        now = time.time()
+        records = [
+            TraceRecord(created_at=now - 5, route="alpha-chat", target="fake:a", status_code=502) for _ in range(5)
+        ]
+        SQLTraceStore(http._transport.app.state.gateway.db).insert(records)  # type: ignore[attr-defined]
+        alert_id = (await http.post("/api/alerts/evaluate", json={"at": now}, headers=admin)).json()["fired"][0]
+
+        # Another team neither sees nor acknowledges it: a 404, as for an alert that does not exist.
+        beta = keys["beta"]
+        assert (await http.get("/api/alerts", headers=beta)).json()["data"] == []
+        assert (await http.get(f"/api/alerts/{alert_id}", headers=beta)).status_code == 404
+        refused = await http.post(f"/api/alerts/{alert_id}/ack", json={}, headers=beta)
+        assert refused.status_code == 404 and refused.json()["error"]["param"] == "alert_id"
+        assert (await http.get(f"/api/alerts/{alert_id}", headers=admin)).json()["state"] == "firing"
+        # The owning team and the admins do.
+        alpha = keys["alpha"]
+        assert [a["id"] for a in (await http.get("/api/alerts", headers=alpha)).json()["data"]] == [alert_id]
+        acked = await http.post(f"/api/alerts/{alert_id}/ack", json={"comment": "mine"}, headers=alpha)
+        assert acked.status_code == 200 and acked.json()["state"] == "acknowledged"
+        assert [a["id"] for a in (await http.get("/api/alerts", headers=admin)).json()["data"]] == [alert_id]

@@ -54,9 +54,9 @@ async def list_alerts(
     rule: str | None = Query(default=None, max_length=128),
     since: float | None = Query(default=None, ge=0, le=MAX_EPOCH_SECONDS, description="epoch seconds"),
     limit: int = Query(default=100, ge=1, le=1000),
-    _: Principal = Depends(require("viewer")),
+    who: Principal = Depends(require("viewer")),
 ) -> dict[str, Any]:
-    return _listed(await alerts_api(request).alerts(state=state, rule=rule, since=since, limit=limit))
+    return _listed(await alerts_api(request).alerts(state=state, rule=rule, since=since, limit=limit, principal=who))
 
 
 # -- rules ---------------------------------------------------------------------------------------------
@@ -194,12 +194,12 @@ async def export_grafana(request: Request, _: Principal = Depends(require("viewe
 
 
 @router.get("/{alert_id}", summary="One alert with its evidence and history")
-async def get_alert(alert_id: str, request: Request, _: Principal = Depends(require("viewer"))) -> dict[str, Any]:
-    return await alerts_api(request).alert(alert_id)
+async def get_alert(alert_id: str, request: Request, who: Principal = Depends(require("viewer"))) -> dict[str, Any]:
+    return await alerts_api(request).alert(alert_id, who)
 
 
 @router.post("/{alert_id}/ack", summary="Acknowledge a firing alert (audited)")
 async def acknowledge(
     alert_id: str, request: Request, body: AckRequest | None = None, who: Principal = Depends(require("developer"))
 ) -> dict[str, Any]:
-    return await alerts_api(request).acknowledge(alert_id, actor_of(who), body.comment if body else "")
+    return await alerts_api(request).acknowledge(alert_id, actor_of(who), body.comment if body else "", who)
