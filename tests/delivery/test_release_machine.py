@@ -35,6 +35,7 @@ class FakeMover:
 
     def __init__(self) -> None:
         self.moves: list[dict[str, Any]] = []
+        self.checked: list[tuple[str, str, str]] = []
 
     async def move(
         self,
@@ -49,6 +50,9 @@ class FakeMover:
         move = {"name": name, "label": label, "version": version, "expected_version": expected_version}
         self.moves.append(move)
         return move
+
+    def check_movable(self, name: str, label: str, principal: Principal) -> None:
+        self.checked.append((name, label, principal.role))
 
 
 def test_spec_refuses_what_it_cannot_honour() -> None:
@@ -127,6 +131,7 @@ async def test_service_audits_each_transition_and_moves_pointers(database: Datab
     events.subscribe(seen.append)
     service = ReleaseService(ReleaseStore(database), prompts=prompts, audit=audit, events=events)
     await service.create(spec(), ADMIN)
+    assert prompts.checked == [("reply", "production", "admin")]  # the creator may move what it promotes
     with pytest.raises(APIError) as exc:
         await service.create(spec(), ADMIN)
     assert exc.value.status == 409
