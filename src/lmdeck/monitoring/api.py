@@ -116,14 +116,23 @@ class AlertsAPI:
 
     # -- rules and channels -----------------------------------------------------------------------
 
-    async def rules(self) -> list[dict[str, Any]]:
+    def concerns_rule(self, principal: Principal | None, rule: AlertRuleSpec) -> bool:
+        """Whether a rule is the caller's team's: its ``signal.where`` and ``labels`` read as an alert's labels."""
+        return self.concerns(principal, {**rule.signal.where, **rule.labels})
+
+    async def _rules_of(self, principal: Principal | None) -> list[AlertRuleSpec]:
+        return await _off(lambda: [r for r in self.config.rules() if self.concerns_rule(principal, r)])
+
+    async def rules(self, principal: Principal | None = None) -> list[dict[str, Any]]:
+        """Rules; for a non-admin only those of its team (see :meth:`concerns_rule`)."""
         errors = self.runtime.evaluator.errors
-        rules = await _off(self.config.rules)
+        rules = await self._rules_of(principal)
         return [{**r.model_dump(mode="json", by_alias=True), "error": errors.get(r.name)} for r in rules]
 
-    async def rule(self, name: str) -> dict[str, Any]:
+    async def rule(self, name: str, principal: Principal | None = None) -> dict[str, Any]:
+        """One rule; another team's rule is a 404, like one that does not exist."""
         rule = await _off(lambda: self.config.rule(name))
-        if rule is None:
+        if rule is None or not await _off(lambda: self.concerns_rule(principal, rule)):
             raise APIError(404, f"no alert rule {name!r}: list them with GET /api/alerts/rules", param="name")
         return {**rule.model_dump(mode="json", by_alias=True), "error": self.runtime.evaluator.errors.get(name)}
 
@@ -214,8 +223,11 @@ class AlertsAPI:
 
     # -- silences ---------------------------------------------------------------------------------
 
-    async def silences(self, include_expired: bool) -> list[dict[str, Any]]:
-        return [s.to_dict() for s in await _off(lambda: self.config.silences(include_expired=include_expired))]
+    async def silences(self, include_expired: bool, principal: Principal | None = None) -> list[dict[str, Any]]:
+        """Silences; for a non-admin only those whose matchers are its team's (see :meth:`concerns`)."""
+        found = await _off(lambda: self.config.silences(include_expired=include_expired))
+        mine = await _off(lambda: [x for x in found if self.concerns(principal, x.matchers)])
+        return [x.to_dict() for x in mine]
 
     def check_silencer(self, principal: Principal | None, matchers: dict[str, str]) -> None:
         """Refuse (403) a non-admin's silence unless it is confined to the caller's own team (blocking).
@@ -309,8 +321,9 @@ class AlertsAPI:
         await self.runtime.dispatcher.drain()
         return {"requeued": count}
 
-    async def export_prometheus(self) -> str:
-        return prometheus_rules(await _off(self.config.rules))
+    async def export_prometheus(self, principal: Principal | None = None) -> str:
+        """Prometheus alerting rules (YAML) of the rules the caller may read."""
+        return prometheus_rules(await self._rules_of(principal))
 
     @staticmethod
     def export_grafana() -> dict[str, Any]:

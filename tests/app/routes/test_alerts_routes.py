@@ -308,3 +308,15 @@ async def test_a_team_sees_and_acknowledges_only_its_own_alerts(
         acked = await http.post(f"/api/alerts/{alert_id}/ack", json={"comment": "mine"}, headers=alpha)
         assert acked.status_code == 200 and acked.json()["state"] == "acknowledged"
         assert [a["id"] for a in (await http.get("/api/alerts", headers=admin)).json()["data"]] == [alert_id]
+        # Rules, silences and the Prometheus export of another team are not shown either.
+        ends = datetime.fromtimestamp(now + 3600, UTC).isoformat()
+        silence = {"matchers": {"route": "alpha-chat"}, "ends_at": ends}
+        assert (await http.post("/api/alerts/silences", json=silence, headers=alpha)).status_code == 201
+        for who, seen in ((beta, []), (alpha, ["alpha-errors"]), (admin, ["alpha-errors"])):
+            assert [r["name"] for r in (await http.get("/api/alerts/rules", headers=who)).json()["data"]] == seen
+            exported = yaml.safe_load((await http.get("/api/alerts/export/prometheus", headers=who)).text)
+            assert [r["alert"] for g in exported["groups"] for r in g["rules"]] == seen
+            silences = (await http.get("/api/alerts/silences", headers=who)).json()["data"]
+            assert [s["matchers"] for s in silences] == ([{"route": "alpha-chat"}] if seen else [])
+        assert (await http.get("/api/alerts/rules/alpha-errors", headers=beta)).status_code == 404
+        assert (await http.get("/api/alerts/rules/alpha-errors", headers=alpha)).status_code == 200

@@ -63,13 +63,13 @@ async def list_alerts(
 
 
 @router.get("/rules", summary="Alert rules, with the last evaluation error of each")
-async def list_rules(request: Request, _: Principal = Depends(require("viewer"))) -> dict[str, Any]:
-    return _listed(await alerts_api(request).rules())
+async def list_rules(request: Request, who: Principal = Depends(require("viewer"))) -> dict[str, Any]:
+    return _listed(await alerts_api(request).rules(who))
 
 
 @router.get("/rules/{name}", summary="One alert rule")
-async def get_rule(name: str, request: Request, _: Principal = Depends(require("viewer"))) -> dict[str, Any]:
-    return await alerts_api(request).rule(name)
+async def get_rule(name: str, request: Request, who: Principal = Depends(require("viewer"))) -> dict[str, Any]:
+    return await alerts_api(request).rule(name, who)
 
 
 @router.put("/rules/{name}", summary="Create or replace an alert rule (audited)")
@@ -122,9 +122,9 @@ async def test_channel(
 
 @router.get("/silences", summary="Silences (active and future; expired ones too with include_expired)")
 async def list_silences(
-    request: Request, include_expired: bool = Query(default=False), _: Principal = Depends(require("viewer"))
+    request: Request, include_expired: bool = Query(default=False), who: Principal = Depends(require("viewer"))
 ) -> dict[str, Any]:
-    return _listed(await alerts_api(request).silences(include_expired))
+    return _listed(await alerts_api(request).silences(include_expired, who))
 
 
 @router.post("/silences", status_code=201, summary="Silence matching alerts until ends_at (audited)")
@@ -180,8 +180,8 @@ async def retry_dead_letter(
 
 
 @router.get("/export/prometheus", summary="Prometheus alerting rules generated from lmdeck's rules (YAML)")
-async def export_prometheus(request: Request, _: Principal = Depends(require("viewer"))) -> Response:
-    text = await alerts_api(request).export_prometheus()
+async def export_prometheus(request: Request, who: Principal = Depends(require("viewer"))) -> Response:
+    text = await alerts_api(request).export_prometheus(who)
     return Response(content=text, media_type="application/yaml")
 
 
