@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from importlib.metadata import entry_points
 
-from lmdeck.monitoring.drift import builtin
 from lmdeck.monitoring.drift.registry import DriftTestRegistry
 from lmdeck.plugins import call_hooks
 
@@ -21,8 +20,8 @@ GROUP = "lmdeck.drift_tests"
 def load_drift_tests() -> DriftTestRegistry:
     """Every installed drift test (entry points of ``lmdeck.drift_tests``).
 
-    The built-ins are registered through the same group (its ``builtin`` hook); an installation whose
-    metadata predates the group (an editable install not reinstalled since) still gets them.
+    The built-ins are registered through the same group (its ``builtin`` hook), as third parties'
+    tests are; an installation whose metadata lacks the group has none (reinstall lmdeck).
     """
     hooks = list(entry_points(group=GROUP))
     registry = call_hooks(
@@ -32,6 +31,4 @@ def load_drift_tests() -> DriftTestRegistry:
         kind="drift test",
         log=log,
     )
-    if not any(hook.name == "builtin" for hook in hooks):
-        builtin.register(registry)
     return registry
