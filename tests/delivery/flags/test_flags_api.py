@@ -36,9 +36,9 @@ async def test_create_read_update_history_and_delete(deck: FlagDeck) -> None:
     enabled = await deck.call("POST", "/api/flags/support-v2/enable")
     assert enabled.json()["spec"]["enabled"] is True and enabled.json()["version"] == 3
 
-    listed = (await deck.call("GET", "/api/flags", who="viewer")).json()["data"]
+    listed = (await deck.call("GET", "/api/flags", who="blue-dev")).json()["data"]
     assert [f["name"] for f in listed] == ["support-v2"]
-    history = (await deck.call("GET", "/api/flags/support-v2/history", who="viewer")).json()["data"]
+    history = (await deck.call("GET", "/api/flags/support-v2/history", who="blue-dev")).json()["data"]
     assert [(h["version"], h["action"]) for h in history] == [(3, "enabled"), (2, "updated"), (1, "created")]
     assert history[1]["spec"]["enabled"] is False and history[0]["actor"].startswith("key:")
 
@@ -223,3 +223,15 @@ async def test_a_kill_switch_covers_requests_that_reach_its_route_through_a_prom
     await deck.call("PUT", "/api/flags/kill.ops", json=targeted)
     assert_error(await deck.chat("red-app", model="ops"), 503, "route_killed")
     assert (await deck.answer("blue-app", model="ops")).startswith("ops-v1")
+
+
+async def test_another_teams_flag_is_not_readable(deck: FlagDeck) -> None:
+    # support is team blue's route: team red neither lists nor reads its flag or history (404, as if absent).
+    assert (
+        await deck.call("POST", "/api/flags", json=flag("blue-f", routes=["support"]), who="blue-dev")
+    ).status_code == 201
+    assert (await deck.call("GET", "/api/flags", who="red-dev")).json()["data"] == []
+    assert (await deck.call("GET", "/api/flags/blue-f", who="red-dev")).status_code == 404
+    assert (await deck.call("GET", "/api/flags/blue-f/history", who="red-dev")).status_code == 404
+    assert (await deck.call("GET", "/api/flags/blue-f", who="blue-dev")).status_code == 200
+    assert [f["name"] for f in (await deck.call("GET", "/api/flags")).json()["data"]] == ["blue-f"]

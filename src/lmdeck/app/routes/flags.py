@@ -28,7 +28,7 @@ def flag_body(record: FlagRecord) -> dict[str, Any]:
 
 @router.get("", summary="Every flag")
 async def list_flags(request: Request, principal: Principal = Depends(require("viewer"))) -> dict[str, Any]:
-    return {"object": "list", "data": [flag_body(r) for r in await flags_of(request).records()]}
+    return {"object": "list", "data": [flag_body(r) for r in await flags_of(request).records(principal)]}
 
 
 @router.post("", summary="Create a flag (409 when the name is taken)", status_code=201)
@@ -47,7 +47,7 @@ async def evaluate(
 
 @router.get("/{name}", summary="A flag")
 async def show(name: str, request: Request, principal: Principal = Depends(require("viewer"))) -> dict[str, Any]:
-    return flag_body(await flags_of(request).get(name))
+    return flag_body(await flags_of(request).get(name, principal))
 
 
 @router.put("/{name}", summary="Create or replace a flag")
@@ -93,5 +93,5 @@ async def history(
     limit: int = Query(100, ge=1, le=1000),
     principal: Principal = Depends(require("viewer")),
 ) -> dict[str, Any]:
-    entries = await flags_of(request).history(name, limit)
+    entries = await flags_of(request).history(name, limit, principal)
     return {"object": "list", "data": [e.model_dump(mode="json") for e in entries]}

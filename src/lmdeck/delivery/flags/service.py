@@ -112,16 +112,33 @@ class FlagService:
 
     # -- reads ----------------------------------------------------------------------------------
 
-    async def records(self) -> list[FlagRecord]:
-        return await anyio.to_thread.run_sync(self.store.all)
+    def may_read(self, principal: Principal | None, spec: FlagSpec) -> bool:
+        """Whether the caller may read a flag (blocking): an admin, a flag naming no route (global
+        configuration), or one naming a route the caller's team owns."""
+        if principal is None or is_admin(principal) or not spec.routes:
+            return True
+        ownership = self.routes()
+        for route in spec.routes:
+            owner = ownership.owner(route) if ownership is not None else None
+            if owner is not None and not owner.admins_only and owner.team_id == principal.team_id:
+                return True
+        return False
 
-    async def get(self, name: str) -> FlagRecord:
+    async def records(self, principal: Principal | None = None) -> list[FlagRecord]:
+        """Every flag the caller may read (:meth:`may_read`)."""
+        return await anyio.to_thread.run_sync(lambda: [r for r in self.store.all() if self.may_read(principal, r.spec)])
+
+    async def get(self, name: str, principal: Principal | None = None) -> FlagRecord:
+        """One flag; 404 when it does not exist or the caller may not read it."""
         found = await anyio.to_thread.run_sync(self.store.get, name)
-        if found is None:
+        if found is None or not await anyio.to_thread.run_sync(self.may_read, principal, found.spec):
             raise missing_flag(name)
         return found
 
-    async def history(self, name: str, limit: int = 100) -> list[FlagHistoryEntry]:
+    async def history(self, name: str, limit: int = 100, principal: Principal | None = None) -> list[FlagHistoryEntry]:
+        """A flag's changes, newest first; 404 as :meth:`get` (a deleted flag: admins only)."""
+        if principal is not None and not is_admin(principal):
+            await self.get(name, principal)
         entries = await anyio.to_thread.run_sync(self.store.history, name, limit)
         if not entries:
             raise missing_flag(name)
