@@ -9,6 +9,8 @@ from pydantic import ValidationError
 from scipy.stats import binomtest
 
 from lmdeck.delivery.flags.evaluation import FlagSubject, evaluate, rollout_point
+from lmdeck.delivery.flags.live import FlagSnapshot
+from lmdeck.delivery.flags.step import RequestFlags
 from lmdeck.protocol.flags import FlagSpec
 from lmdeck.protocol.registry import PromptVersionSpec
 from lmdeck.protocol.templates import PromptRenderError, PromptTemplate
@@ -111,3 +113,27 @@ def test_a_template_outside_a_request_takes_flag_values_as_a_variable() -> None:
     with pytest.raises(PromptRenderError, match="unknown variable: flags"):
         template.bind_with_flags({"q": "x", "flags": {"tone": "loud"}}, {"tone": "terse"})
     assert template.bind_with_flags({"q": "x"}, {"tone": "terse", "other": 1}) == {"q": "x", "flags": {"tone": "terse"}}
+
+
+def test_a_request_reads_only_its_routes_flags_and_global_ones() -> None:
+    snapshot = FlagSnapshot.of(
+        1,
+        [
+            FlagSpec.model_validate({"name": "new-ui", "routes": ["rb"]}),  # team B's flag, on B's route
+            FlagSpec.model_validate({"name": "global"}),  # names no route: readable everywhere
+            FlagSpec.model_validate({"name": "kill.ra", "routes": ["ra"], "kill_switch": True}),
+        ],
+    )
+    route = ["ra"]
+    flags = RequestFlags(snapshot, FlagSubject(user="ada"), route=lambda: route[0])
+    # On A's route, B's flag does not exist: it cannot take over a name A's branches or templates read.
+    assert "new-ui" not in flags
+    with pytest.raises(KeyError):
+        flags["new-ui"]
+    assert sorted(flags) == ["global", "kill.ra"]
+    assert flags["global"] is True
+    # Once the request is on B's route, it reads B's flag; a kill switch is read on the route it guards.
+    route[0] = "rb"
+    assert flags["new-ui"] is True
+    assert flags.on_route("kill.ra", "ra") is True
+    assert flags.on_route("new-ui", "ra") is True  # read once already: a request keeps what it read

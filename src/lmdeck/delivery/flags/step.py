@@ -51,6 +51,11 @@ def same_value(a: FlagValue, b: FlagValue) -> bool:
 class RequestFlags(Mapping[str, FlagValue]):
     """One request's flags over one snapshot: each evaluated on first read, then kept.
 
+    A request reads only the flags of its route: those whose ``routes`` name the route it is on at
+    the time of the read, and those that name no route (global flags, which only admins create).
+    Another team's flag is absent here, so it cannot steer a route's branches or templates by
+    taking a name they read.
+
     >>> flags = RequestFlags(snapshot, FlagSubject(user="ada"))  # doctest: +SKIP
     >>> flags["support-v2"]                                      # doctest: +SKIP
     True
@@ -58,26 +63,44 @@ class RequestFlags(Mapping[str, FlagValue]):
     {'support-v2': FlagEvaluation(name='support-v2', value=True, reason='rule', rule=0)}
     """
 
-    def __init__(self, snapshot: FlagSnapshot, subject: FlagSubject) -> None:
+    def __init__(
+        self, snapshot: FlagSnapshot, subject: FlagSubject, route: Callable[[], str | None] = lambda: None
+    ) -> None:
         self.snapshot = snapshot
         self.subject = subject
+        #: The route the request is on when a flag is read (None: global flags only).
+        self.route = route
         #: The flags read so far, by name.
         self.evaluations: dict[str, FlagEvaluation] = {}
 
-    def __getitem__(self, name: str) -> FlagValue:
+    def _readable(self, name: object, route: str | None) -> bool:
+        flag = self.snapshot.flags.get(name) if isinstance(name, str) else None
+        return flag is not None and (not flag.routes or route in flag.routes)
+
+    def on_route(self, name: str, route: str | None) -> FlagValue | None:
+        """``name``'s value for this request as read on ``route``; None when that route may not read it."""
         found = self.evaluations.get(name)
         if found is None:
+            if not self._readable(name, route):
+                return None
             found = self.evaluations[name] = evaluate(self.snapshot.flags[name], self.subject)
         return found.value
 
+    def __getitem__(self, name: str) -> FlagValue:
+        value = self.on_route(name, self.route())
+        if value is None:
+            raise KeyError(name)
+        return value
+
     def __contains__(self, name: object) -> bool:
-        return name in self.snapshot.flags
+        return name in self.evaluations or self._readable(name, self.route())
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.snapshot.flags)
+        route = self.route()
+        return (name for name in self.snapshot.flags if name in self.evaluations or self._readable(name, route))
 
     def __len__(self) -> int:
-        return len(self.snapshot.flags)
+        return sum(1 for _ in self)
 
     def used(self) -> dict[str, FlagValue]:
         """The values read, by flag name."""
@@ -111,7 +134,7 @@ class FlagsStep:
         self.evaluations = evaluations
 
     async def __call__(self, ctx: RequestContext, call_next: Handler) -> Result:
-        flags = RequestFlags(self.live.snapshot, subject_of(ctx))
+        flags = RequestFlags(self.live.snapshot, subject_of(ctx), route=lambda: ctx.route_name)
         ctx.flags = flags
         try:
             return await call_next(ctx)
@@ -179,7 +202,11 @@ class FlagRoutes:
         snapshot = self.live.snapshot
         for route in routes:
             for switch in snapshot.kill_switches(route):
-                if switch.name in ctx.flags and ctx.flags[switch.name] is True:
+                flags = ctx.flags
+                value = (
+                    flags.on_route(switch.name, route) if isinstance(flags, RequestFlags) else flags.get(switch.name)
+                )
+                if value is True:
                     ctx.trace.metadata["kill_switch"] = switch.name
                     raise APIError(
                         503,
