@@ -107,6 +107,8 @@ class AnalyticsPool:
         self.processes = processes and ":memory:" not in db.url and db.url not in ("sqlite://", "sqlite:///")
         self.nice = nice
         self._executor: Executor | None = None
+        #: A first, empty job in a new process pool: done once a worker has started.
+        self._warmup: asyncio.Future[None] | None = None
         self._in_flight = 0
         self._lock = threading.Lock()
 
@@ -139,6 +141,14 @@ class AnalyticsPool:
                     "or raise tracing.analytics_workers"
                 )
             self._in_flight += 1
+        try:
+            if self.processes:
+                await self._workers_started()
+        except BaseException:
+            self._release()
+            raise
+        # The clock starts once a worker is there: starting worker processes (seconds on a busy
+        # machine) is not the query's time.
         deadline = time.monotonic() + self.timeout_s
         try:
             if self.processes:
@@ -159,12 +169,28 @@ class AnalyticsPool:
             future.add_done_callback(_retrieve)
             raise _timed_out(self.timeout_s) from None
 
+    async def _workers_started(self) -> None:
+        """Wait (at most :data:`WORKER_START_S`) for the process pool's first worker to be up."""
+        loop = asyncio.get_running_loop()
+        if self._warmup is None or self._warmup.get_loop() is not loop:
+            self._warmup = loop.run_in_executor(self._pool(), _noop)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._warmup), WORKER_START_S)
+        except TimeoutError:
+            raise AnalyticsUnavailable(
+                f"the analytics worker processes did not start within {WORKER_START_S:.0f}s; retry shortly, "
+                "or set tracing.analytics_processes to false"
+            ) from None
+
     def _release(self) -> None:
         with self._lock:
             self._in_flight -= 1
 
     async def start(self) -> None:
-        """Nothing to start: workers start with the first job."""
+        """Start the worker processes in the background, so the first query need not wait for them."""
+        if self.processes and self._warmup is None:
+            self._warmup = asyncio.get_running_loop().run_in_executor(self._pool(), _noop)
+            self._warmup.add_done_callback(_retrieve)
 
     async def stop(self) -> None:
         """:meth:`close`, as a service of the gateway."""
@@ -174,8 +200,17 @@ class AnalyticsPool:
         """Stop taking jobs; running ones finish in their workers."""
         with self._lock:
             executor, self._executor = self._executor, None
+            self._warmup = None
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
+
+
+#: How long a query waits for the analytics worker processes to start, before its own timeout begins.
+WORKER_START_S = 120.0
+
+
+def _noop() -> None:
+    """The first job of a new process pool: returns once a worker has started."""
 
 
 def _timed_out(timeout_s: float) -> AnalyticsUnavailable:
