@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from lmdeck.monitoring.drift.loading import load_drift_tests
+from lmdeck.monitoring.drift.report import holm
 from lmdeck.monitoring.drift.texts import answer_text, is_refusal, prompt_text
 from lmdeck.monitoring.drift.twosample import centroid_test, classifier_test, mmd_test
 from lmdeck.monitoring.drift.windows import WindowError, Windows, parse_duration
@@ -65,3 +66,11 @@ def test_builtin_tests_load_through_the_entry_point_group() -> None:
     registry = load_drift_tests()
     assert registry.defaults() == ["input_mmd", "output_length", "refusal_rate", "output_centroid", "evaluator_scores"]
     assert "input_classifier" in registry.tests
+
+
+def test_holm_adjustment_matches_the_step_down_definition() -> None:
+    # m = 4: sorted p-values times 4, 3, 2, 1, made non-decreasing, capped at 1, in the given order.
+    assert holm([0.04, 0.01, 0.30, 0.02]) == pytest.approx([0.08, 0.04, 0.30, 0.06])
+    assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([]) == []

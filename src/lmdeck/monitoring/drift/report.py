@@ -17,7 +17,7 @@ embedded, one ``(2 * max_samples)²`` kernel matrix is held, and each permutatio
 ``permutations`` matrix-vector products with it.
 
 The verdict: each test's p-value is adjusted for the number of tests that ran (Holm's step-down
-method, :func:`statsmodels.stats.multitest.multipletests`), so the chance of a false alarm over the
+method, :func:`holm`), so the chance of a false alarm over the
 whole report stays at ``alpha``. ``drift`` when any adjusted p-value is below ``alpha``;
 ``insufficient_data`` when no test had enough samples (at least ``min_samples`` per window).
 """
@@ -82,14 +82,30 @@ def _summary(sample: WindowSample) -> WindowSummary:
     )
 
 
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (Holm 1979, "A simple sequentially rejective multiple test
+    procedure"), in the order given: the i-th smallest p-value times ``m - i + 1`` (i from 1), made
+    non-decreasing in that order and capped at 1. Rejecting where the adjusted value is under alpha
+    keeps the family-wise error rate at alpha.
+
+    >>> holm([0.01, 0.04, 0.03])
+    [0.03, 0.06, 0.06]
+    """
+    m = len(p_values)
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, index in enumerate(sorted(range(m), key=lambda i: p_values[i])):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
 def _adjust(results: list[DriftTestResult], alpha: float) -> float | None:
     """Fill in the Holm-adjusted p-values and drift flags; the smallest adjusted p-value (None: none ran)."""
     ran = [r for r in results if r.p_value is not None]
     if not ran:
         return None
-    from statsmodels.stats.multitest import multipletests  # imported here: a second at the gateway's start
-
-    _, adjusted, _, _ = multipletests([r.p_value for r in ran], alpha=alpha, method="holm")
+    adjusted = holm([r.p_value for r in ran if r.p_value is not None])
     for result, value in zip(ran, adjusted, strict=True):
         result.adjusted_p_value = float(value)
         result.drift = bool(value < alpha)
