@@ -9,6 +9,7 @@ from typing import Any, Generic, Literal, TypeVar, cast
 
 from pydantic import BaseModel
 
+from lmdeck.pipeline.ingress import Ingress
 from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from lmdeck.protocol.flags import FlagValue
@@ -68,7 +69,8 @@ class RequestContext:
     never before: work that must not delay or change the answer (the shadow's mirrors); one
     that raises is logged, and a response the client abandoned runs none of them. ``flags`` are the
     feature flags' values for this request (set by the ``flags`` step; each flag is
-    evaluated when first read, and an unknown name is a ``KeyError``).
+    evaluated when first read, and an unknown name is a ``KeyError``). ``ingress`` names the public
+    protocol a request came in through when it is not Chat Completions (see :mod:`lmdeck.pipeline.ingress`).
     """
 
     kind: Kind
@@ -85,6 +87,7 @@ class RequestContext:
     started: float = field(default_factory=time.perf_counter)
     first_token_at: float | None = None
     after_response: list[Callable[[], None]] = field(default_factory=list)
+    ingress: Ingress | None = None
 
     @property
     def stream(self) -> bool:
