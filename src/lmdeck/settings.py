@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, MutableMapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -46,7 +47,12 @@ ENVIRONMENT: dict[str, str] = {
     "LMDECK_DATABASE_URL": "SQLAlchemy URL of the store (default sqlite under the data dir)",
     "LMDECK_ADMIN_KEY": "admin API key to bootstrap instead of generating one at first start",
     "LMDECK_MASTER_KEY": "Fernet key that encrypts provider secrets at rest",
-    "LMDECK_OTLP_ENDPOINT": "OTLP/HTTP endpoint for OpenTelemetry spans (default: spans not exported)",
+    "LMDECK_OTLP_ENDPOINT": "OTLP/HTTP base URL for OpenTelemetry spans and GenAI metrics; `/v1/traces` and "
+    "`/v1/metrics` are appended (a URL already ending in `/v1/traces` is kept) (default: nothing exported)",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "OpenTelemetry's name for the OTLP/HTTP base URL, read when LMDECK_OTLP_ENDPOINT is unset",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "OTLP/HTTP URL for spans, used as it is (overrides the base URL's `/v1/traces`)",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "OTLP/HTTP URL for metrics, used as it is (overrides the base URL's `/v1/metrics`)",
+    "OTEL_EXPORTER_OTLP_HEADERS": "headers sent with every OTLP export, `key1=value1,key2=value2` (values URL-encoded)",
     "LMDECK_LOCAL_DEVICE": "device for the local engine: cpu, cuda or auto (default auto)",
     "LMDECK_LOG_LEVEL": "log level (default info)",
     "LMDECK_LOG_FILE": "also write the log to this file, created with mode 0600 (default: stderr only)",
@@ -505,6 +511,17 @@ class TracingSettings(BaseModel):
         description="largest OTLP trace export (POST /v1/traces) accepted, in bytes, after any gzip decoding; "
         "larger ones answer 413",
     )
+    capture_content: bool = Field(
+        default=False,
+        description="put the messages on exported spans (`gen_ai.input.messages`, `gen_ai.output.messages`, "
+        "`gen_ai.system_instructions`); only while `redact` is `none`",
+    )
+    refused_spans_per_second: float = Field(
+        default=10.0,
+        ge=0,
+        description="SERVER spans exported per second (bursts up to as many) for requests refused before routing "
+        "(400, 401, 403, 413, 429); the rest are not exported",
+    )
     otlp_queue_spans: int = Field(
         default=20_000,
         ge=1,
@@ -734,7 +751,14 @@ class Settings(BaseModel):
         description="seconds a request body may go without a byte while lmdeck waits for it; a stalled "
         "client gets a 408 and the connection is closed",
     )
-    otlp_endpoint: str | None = None
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP base URL (`/v1/traces` and `/v1/metrics` appended; a URL ending in `/v1/traces` "
+        "is kept for spans); unset: no OpenTelemetry export",
+    )
+    otlp_traces_endpoint: str | None = Field(default=None, description="OTLP/HTTP URL for spans, used as it is")
+    otlp_metrics_endpoint: str | None = Field(default=None, description="OTLP/HTTP URL for metrics, used as it is")
+    otlp_headers: dict[str, str] = Field(default_factory=dict, description="headers sent with every OTLP export")
     default_routes: bool = Field(default=True, description="serve the bundled `demo` and `embed` routes")
     routes: list[RouteConfig] = Field(default_factory=list)
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
@@ -789,6 +813,40 @@ class Settings(BaseModel):
     def spool_dir(self) -> Path:
         return self.data_dir / "spool"
 
+    @property
+    def otlp_traces_url(self) -> str | None:
+        """Where spans are exported: ``otlp_traces_endpoint``, else ``otlp_endpoint`` + ``/v1/traces``; None: nowhere."""
+        if self.otlp_traces_endpoint:
+            return self.otlp_traces_endpoint
+        if not self.otlp_endpoint:
+            return None
+        base = self.otlp_endpoint.rstrip("/")
+        return base if base.endswith("/v1/traces") else base + "/v1/traces"
+
+    @property
+    def otlp_metrics_url(self) -> str | None:
+        """Where metrics are exported: ``otlp_metrics_endpoint``, else ``otlp_endpoint``'s ``/v1/metrics``."""
+        if self.otlp_metrics_endpoint:
+            return self.otlp_metrics_endpoint
+        if not self.otlp_endpoint:
+            return None
+        base = self.otlp_endpoint.rstrip("/").removesuffix("/v1/traces")
+        return base + "/v1/metrics"
+
+
+def otlp_headers(value: str) -> dict[str, str]:
+    """``OTEL_EXPORTER_OTLP_HEADERS`` read as OpenTelemetry specifies: ``k1=v1,k2=v2``, values URL-encoded.
+
+    >>> otlp_headers("authorization=Bearer%20abc, x-tenant=red")
+    {'authorization': 'Bearer abc', 'x-tenant': 'red'}
+    """
+    headers: dict[str, str] = {}
+    for item in value.split(","):
+        name, sep, raw = item.partition("=")
+        if sep and name.strip():
+            headers[name.strip().lower()] = unquote(raw.strip())
+    return headers
+
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -804,6 +862,16 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     for var, field in simple.items():
         if environ.get(var):
             out[field] = environ[var]
+    if not environ.get("LMDECK_OTLP_ENDPOINT") and environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        out["otlp_endpoint"] = environ["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    for var, name in (
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "otlp_traces_endpoint"),
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "otlp_metrics_endpoint"),
+    ):
+        if environ.get(var):
+            out[name] = environ[var]
+    if environ.get("OTEL_EXPORTER_OTLP_HEADERS"):
+        out["otlp_headers"] = otlp_headers(environ["OTEL_EXPORTER_OTLP_HEADERS"])
     if environ.get("LMDECK_ADMIN_KEY"):
         out["admin_key"] = {"$env": "LMDECK_ADMIN_KEY"}
     if environ.get("LMDECK_MASTER_KEY"):

@@ -37,9 +37,11 @@ from lmdeck.providers import ProviderContext, ProviderRegistry, load_providers
 from lmdeck.providers.egress import EgressPolicy, check_config_egress
 from lmdeck.providers.transport import Transport
 from lmdeck.providers.transport_aiohttp import AiohttpTransport
+from lmdeck.providers.transport_traced import TracedTransport
 from lmdeck.registry.runtime import RegistryRuntime
 from lmdeck.settings import RouteConfig, Settings
 from lmdeck.tracing.analytics import AnalyticsPool
+from lmdeck.tracing.genai_metrics import GenAIMetrics
 from lmdeck.tracing.metrics import GatewayMetrics
 from lmdeck.tracing.otel import OTelExporter
 from lmdeck.tracing.retention import Retention
@@ -90,6 +92,7 @@ class Gateway:
     observers: list[TraceObserver] = field(default_factory=list)
     services: list[Service] = field(default_factory=list)
     otel: OTelExporter | None = None
+    genai_metrics: GenAIMetrics | None = None
     guardrails: GuardrailRuntime | None = None
     cache: CacheRuntime | None = None
     alerts: AlertRuntime | None = None
@@ -113,6 +116,8 @@ class Gateway:
                 log.exception("stopping %s failed", type(service).__name__)
         if self.otel is not None:
             self.otel.shutdown()
+        if self.genai_metrics is not None:
+            self.genai_metrics.shutdown()
         await self.router.aclose()
         await self.transport.aclose()
         self.db.dispose()
@@ -148,7 +153,7 @@ def build_gateway(
     db.migrate()
     egress = EgressPolicy.from_settings(settings)
     check_config_egress(settings, egress)
-    transport = AiohttpTransport(limit=1000, keepalive=30.0, egress=egress)
+    transport = TracedTransport(AiohttpTransport(limit=1000, keepalive=30.0, egress=egress))
     providers = providers or load_providers()
     # Built before any provider: it binds the {"$secret": ...} references providers resolve.
     policy = PolicyServices.build(
@@ -176,9 +181,9 @@ def build_gateway(
         ("target", "state"),
     )
     observers: list[TraceObserver] = [metrics]
-    otel = OTelExporter.to_otlp(settings.otlp_endpoint) if settings.otlp_endpoint else None
-    if otel is not None:
-        observers.append(otel)
+    otel = OTelExporter.from_settings(settings)
+    genai_metrics = GenAIMetrics.from_settings(settings)
+    observers.extend(o for o in (otel, genai_metrics) if o is not None)
     evaluation = EvaluationRuntime(settings, db, metrics.registry, registry, evaluators=evaluators)
     inbound = evaluation.identity.wrap(authenticator)
     delivery = DeliveryRuntime(settings, db, metrics.registry, registry, audit=policy.audit)
@@ -300,6 +305,7 @@ def build_gateway(
         analytics=analytics,
         services=services,
         otel=otel,
+        genai_metrics=genai_metrics,
         guardrails=guardrails,
         cache=cache,
         alerts=alerts,

@@ -16,6 +16,7 @@ from lmdeck.app.middleware.body_limit import BodyLimitMiddleware
 from lmdeck.app.middleware.internal_error import InternalErrorMiddleware
 from lmdeck.app.middleware.request_id import RequestIdMiddleware
 from lmdeck.app.middleware.secret_refs import SecretRefsMiddleware
+from lmdeck.app.middleware.server_span import ServerSpanMiddleware
 from lmdeck.app.routes import alerts, audit, budgets, health, keys, metrics, openai_api, secrets, spend, teams, traces
 from lmdeck.app.routes import annotation as annotation_routes
 from lmdeck.app.routes import drift as drift_routes
@@ -84,5 +85,8 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
     app.add_middleware(SecretRefsMiddleware, authenticator=gw.authenticator)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(InternalErrorMiddleware)
+    app.add_middleware(
+        ServerSpanMiddleware, exporter=gw.otel, refused_per_second=settings.tracing.refused_spans_per_second
+    )
     app.add_middleware(RequestIdMiddleware)
     return app

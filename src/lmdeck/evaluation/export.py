@@ -123,11 +123,11 @@ class EvaluationEvents:
         self.tracer = self.provider.get_tracer("lmdeck.evaluation", __version__)
 
     @classmethod
-    def to_otlp(cls, endpoint: str) -> EvaluationEvents:
+    def to_otlp(cls, endpoint: str, headers: dict[str, str] | None = None) -> EvaluationEvents:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        return cls(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+        return cls(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, headers=headers or None)))
 
     def emit(self, record: TraceRecord, evaluator: str, score: Score) -> None:
         from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context

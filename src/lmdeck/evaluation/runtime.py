@@ -99,8 +99,8 @@ class EvaluationRuntime:
         self.evaluators = evaluators or load_evaluators()
         self.identity = ServiceIdentity()
         self.metrics = QualityMetrics(metrics_registry) if metrics_registry is not None else None
-        if events is None and settings.otlp_endpoint:
-            events = EvaluationEvents.to_otlp(settings.otlp_endpoint)
+        if events is None and settings.otlp_traces_url:
+            events = EvaluationEvents.to_otlp(settings.otlp_traces_url, settings.otlp_headers)
         self.events = events
         self.audit = AuditLog(db)
         self.recent = RecentTraces()

@@ -32,6 +32,10 @@ class RequestIds:
     client_request_id: str | None = None
     client_trace_id: str | None = None
     parent_span_id: str | None = None
+    #: The caller's ``traceparent`` sampled flag (True without a ``traceparent``): False, nothing is exported.
+    sampled: bool = True
+    #: The caller's ``tracestate``, passed on unchanged to upstreams.
+    tracestate: str | None = None
 
     def stamp(self, scope: MutableMapping[str, Any]) -> None:
         """Keep these ids in ``scope["state"]`` for the layers inside."""

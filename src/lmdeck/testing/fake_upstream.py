@@ -59,7 +59,15 @@ from lmdeck.testing.fake_content import (
 )
 
 #: Headers kept in ``/_fake/requests``: enough to check what a provider sent.
-RECORDED_HEADERS = ("authorization", "content-type", "user-agent", "x-request-id", "traceparent", "anthropic-version")
+RECORDED_HEADERS = (
+    "authorization",
+    "content-type",
+    "user-agent",
+    "x-request-id",
+    "traceparent",
+    "tracestate",
+    "anthropic-version",
+)
 
 
 class Exchange:

@@ -6,9 +6,10 @@ a caller sends is only recorded beside them, because one caller could otherwise 
 another's id and have lookups pick the wrong trace:
 
 - a valid ``x-request-id`` is kept as ``client_request_id`` (filterable, never an identity);
-- a valid ``traceparent`` is kept as ``client_trace_id`` and ``parent_span_id``. The
-  response's ``traceparent`` continues the caller's trace id with lmdeck's span id, so the
-  caller's tracing sees the hop; lmdeck's own span (OpenTelemetry export) lives in lmdeck's
+- a valid ``traceparent`` is kept as ``client_trace_id``, ``parent_span_id`` and its sampled
+  flag, its ``tracestate`` for the upstream calls. The response's ``traceparent`` (added by
+  :mod:`lmdeck.app.middleware.server_span`) continues the caller's trace id with lmdeck's span id,
+  so the caller's tracing sees the hop; lmdeck's own span (OpenTelemetry export) lives in lmdeck's
   trace and links to the caller's span rather than joining the caller's trace.
 """
 
@@ -28,12 +29,27 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 def parse_traceparent(value: str | None) -> tuple[str, str] | None:
     """(trace id, parent span id) of a valid ``traceparent`` header, else None."""
+    parsed = parse_trace_context(value)
+    return (parsed[0], parsed[1]) if parsed else None
+
+
+def parse_trace_context(value: str | None) -> tuple[str, str, bool] | None:
+    """(trace id, parent span id, sampled) of a valid ``traceparent`` header, else None."""
     if not value:
         return None
     match = TRACEPARENT.match(value.strip().lower())
     if not match or match.group(1) == "0" * 32 or match.group(2) == "0" * 16:
         return None
-    return match.group(1), match.group(2)
+    return match.group(1), match.group(2), bool(int(match.group(3), 16) & 0x01)
+
+
+def joined_tracestate(values: list[str], limit: int = 512) -> str | None:
+    """Several ``tracestate`` headers as one list, whole entries only, at most ``limit`` characters (W3C)."""
+    kept: list[str] = []
+    for entry in (e.strip() for value in values for e in value.split(",")):
+        if entry and len(",".join([*kept, entry])) <= limit:
+            kept.append(entry)
+    return ",".join(kept) or None
 
 
 def new_request_id() -> str:
@@ -53,13 +69,17 @@ class RequestIdMiddleware:
             return
         incoming_id = None
         traceparent = None
+        tracestate: list[str] = []
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 incoming_id = value.decode("latin-1")
             elif name == b"traceparent":
                 traceparent = value.decode("latin-1")
+            elif name == b"tracestate":
+                tracestate.append(value.decode("latin-1").strip())
         request_id = new_request_id()
-        parent = parse_traceparent(traceparent)
+        parent = parse_trace_context(traceparent)
+        sampled = parent[2] if parent else True
         trace_id = new_trace_id()
         span_id = os.urandom(8).hex()
         RequestIds(
@@ -69,14 +89,17 @@ class RequestIdMiddleware:
             client_request_id=incoming_id if incoming_id and REQUEST_ID.match(incoming_id) else None,
             client_trace_id=parent[0] if parent else None,
             parent_span_id=parent[1] if parent else None,
+            sampled=sampled,
+            # W3C: a tracestate without a valid traceparent is dropped; several headers are one list.
+            tracestate=joined_tracestate(tracestate) if parent else None,
         ).stamp(scope)
-        out_traceparent = f"00-{parent[0] if parent else trace_id}-{span_id}-01".encode()
 
         async def send_with_ids(message: Message) -> None:
+            # The response's traceparent is announced by the server-span middleware, which knows
+            # whether the span it names is exported.
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
-                headers.append((b"traceparent", out_traceparent))
                 message["headers"] = headers
             await send(message)
 

@@ -32,6 +32,7 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,7 @@ from lmdeck.pipeline.context import Completed, RequestContext, Result, Streamed
 from lmdeck.protocol import APIError, ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from lmdeck.protocol.chat import ChatCompletionResponse
 from lmdeck.providers.base import ContinuingProvider, UpstreamError, UpstreamTimeout, continues_answers
+from lmdeck.tracing.request_spans import CURRENT_REQUEST, UpstreamAttempt
 
 
 class RouteExhausted(Exception):
@@ -113,6 +115,7 @@ class Segment:
     reader: ChunkReader[BaseModel]
     held: HeldStream[BaseModel]
     ended: bool = False
+    attempt: UpstreamAttempt | None = None
 
 
 class Dispatcher:
@@ -329,6 +332,8 @@ class Dispatcher:
         began = time.perf_counter()
         target.in_flight += 1
         reader: ChunkReader[BaseModel] | None = None
+        span = attempt_span(target)
+        attempt = span.__enter__()
         try:
             if opener is not None:
                 reader = ChunkReader(opener.open(target))
@@ -349,31 +354,37 @@ class Dispatcher:
                         f"the upstream {target.id} did not answer within {config.timeout:g}s (the target's `timeout`)"
                     ) from None
         except UpstreamError as exc:
+            end_attempt(attempt, exc)
             target.in_flight -= 1
             await self._settle(permit, exc)
             if reader is not None:
                 await reader.aclose()
             raise
-        except BaseException:
+        except BaseException as exc:
+            end_attempt(attempt, exc)
             target.in_flight -= 1
             await self.router.breakers.release(permit)
             if reader is not None:
                 await reader.aclose()
             raise
+        finally:
+            span.__exit__(None, None, None)
         if reader is None:
+            end_attempt(attempt, None)
             target.observe_latency((time.perf_counter() - began) * 1000.0)
             target.in_flight -= 1
             await self._settle(permit, None)
             ctx.trace.upstream_ms = (time.perf_counter() - started) * 1000.0
             return response
         target.observe_latency(((held.first_at or time.perf_counter()) - began) * 1000.0)
-        return Segment(target, permit, reader, held)
+        return Segment(target, permit, reader, held, attempt=attempt)
 
     async def _end(self, segment: Segment, exc: UpstreamError | None, *, abandoned: bool = False) -> None:
         """Give back what ``segment`` holds: its in-flight count, its breaker permit (settled), its stream."""
         if segment.ended:
             return
         segment.ended = True
+        end_attempt(segment.attempt, None if exc is None and not abandoned else exc or asyncio.CancelledError())
         segment.target.in_flight -= 1
         if abandoned:
             await self.router.breakers.release(segment.permit)
@@ -451,6 +462,28 @@ class Dispatcher:
             }
         )
         return answer
+
+
+def attempt_span(target: TargetState) -> AbstractContextManager[UpstreamAttempt | None]:
+    """The span of one call to ``target`` (its id is the upstream's parent), when the request has spans."""
+    spans = CURRENT_REQUEST.get()
+    if spans is None:
+        return nullcontext()
+    return spans.attempt(target.id, target.config.provider, target.config.model)
+
+
+def end_attempt(attempt: UpstreamAttempt | None, exc: BaseException | None) -> None:
+    """End an attempt's span; a failed one gets ``error.type``: the upstream's HTTP status, else lmdeck's kind."""
+    if attempt is None:
+        return
+    if exc is None:
+        attempt.end()
+    elif isinstance(exc, UpstreamError):
+        answered = attempt.status_code is not None and attempt.status_code >= 400
+        timed_out = isinstance(exc, UpstreamTimeout)
+        attempt.fail(str(attempt.status_code) if answered and not timed_out else exc.kind)
+    else:
+        attempt.fail("cancelled" if isinstance(exc, asyncio.CancelledError) else type(exc).__name__)
 
 
 def attempts_allowed(targets: list[TargetState]) -> int:

@@ -17,6 +17,7 @@ from lmdeck.pipeline.context import Completed, RequestContext, Result, Streamed
 from lmdeck.protocol import APIError
 from lmdeck.protocol.traces import TraceRecord
 from lmdeck.providers.base import UpstreamError
+from lmdeck.tracing.request_spans import note_answer, note_request
 
 
 class TraceSink(Protocol):
@@ -91,6 +92,7 @@ class RecordStep:
         trace = ctx.trace
         # Taken at the end: steps after this one may have rewritten the body (a rendered prompt).
         trace.request_body = self._request_body(ctx)
+        note_request(ctx.body)
         trace.latency_ms = ctx.elapsed_ms()
         if ctx.first_token_at is not None:
             trace.ttft_ms = (ctx.first_token_at - ctx.started) * 1000.0
@@ -134,6 +136,7 @@ class RecordStep:
             raise
         if isinstance(result, Completed):
             _usage_into(ctx.trace, result.response)
+            note_answer(result.response)
             if self.redact == "none":
                 ctx.trace.response_body = result.response.model_dump(exclude_none=True)
             await self._finish(ctx)
@@ -150,6 +153,7 @@ class RecordStep:
                     ctx.first_token_at = time.perf_counter()
                 if getattr(chunk, "usage", None) is not None:
                     _usage_into(ctx.trace, chunk)
+                note_answer(chunk)
                 text.append(_stream_text(chunk))
                 yield chunk
             finished = True
