@@ -30,7 +30,7 @@ from opentelemetry.semconv.attributes import error_attributes, server_attributes
 from lmdeck.protocol.traces import TraceRecord
 from lmdeck.settings import Settings
 from lmdeck.tracing.genai_attributes import operation_name, provider_name, request_model
-from lmdeck.tracing.request_spans import CURRENT_REQUEST
+from lmdeck.tracing.request_spans import current_request
 from lmdeck.version import __version__
 
 #: The conventions' advised buckets: tokens in powers of 4, durations in seconds doubling from 10 ms.
@@ -75,7 +75,7 @@ class GenAIMetrics:
 
     def observe(self, record: TraceRecord) -> None:
         body = record.request_body if isinstance(record.request_body, dict) else {}
-        spans = CURRENT_REQUEST.get()
+        spans = current_request()
         if spans is not None and spans.request is not None and hasattr(spans.request, "model"):
             body = {"model": spans.request.model}
         attrs: dict[str, Any] = {

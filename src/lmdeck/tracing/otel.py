@@ -41,6 +41,7 @@ from opentelemetry.semconv.schemas import Schemas
 from opentelemetry.trace import (
     INVALID_SPAN,
     Link,
+    NonRecordingSpan,
     Span,
     SpanContext,
     SpanKind,
@@ -62,7 +63,14 @@ from lmdeck.tracing.genai_attributes import (
     response_attributes,
     span_name,
 )
-from lmdeck.tracing.request_spans import CURRENT_REQUEST, RequestSpans, ResponseFacts, UpstreamAttempt, new_span_id
+from lmdeck.tracing.request_spans import (
+    CURRENT_REQUEST,
+    RequestSpans,
+    ResponseFacts,
+    UpstreamAttempt,
+    current_request,
+    new_span_id,
+)
 from lmdeck.version import __version__
 
 __all__ = ["OPERATIONS", "OTelExporter", "genai_attributes", "guardrail_events"]
@@ -171,9 +179,20 @@ class OTelExporter:
 
     def observe(self, record: TraceRecord) -> None:
         """Attach ``record`` to the request being served; outside an HTTP request, export it at once."""
-        spans = CURRENT_REQUEST.get()
+        spans = current_request()
         if spans is not None:
             spans.record = record
+            return
+        late = CURRENT_REQUEST.get()
+        if late is not None:
+            # The response ended before its record (a client that went away mid-stream): the GenAI span
+            # joins the SERVER span already exported, or nothing when that was not exported.
+            if late.exported:
+                late.record = record
+                parent = SpanContext(int(late.trace_id, 16), int(late.span_id, 16), is_remote=False)
+                start_ns = int(record.created_at * 1e9)
+                end_ns = start_ns + int(record.latency_ms * 1e6)
+                self._genai_span(late, None, set_span_in_context(NonRecordingSpan(parent)), start_ns, end_ns)
             return
         # A pipeline run without the server-span middleware (an in-process caller): the GenAI span alone.
         spans = RequestSpans(record.trace_id, record.span_id or new_span_id(), record=record)

@@ -157,6 +157,11 @@ class RequestSpans:
     #: The request body as the pipeline last saw it (a pydantic model), and what its answer said.
     request: Any = None
     response: ResponseFacts | None = None
+    #: Set once the response is complete: a task that outlived the request (and inherited its context)
+    #: must not add to spans already exported.
+    closed: bool = False
+    #: Whether the SERVER span was exported (set by the middleware when it hands the spans over).
+    exported: bool = False
 
     @contextmanager
     def attempt(self, target: str, provider: str, model: str) -> Iterator[UpstreamAttempt]:
@@ -172,18 +177,24 @@ class RequestSpans:
 
 def note_request(body: Any) -> None:
     """Keep the request body (any redaction aside: parameters are exported, content only on request)."""
-    spans = CURRENT_REQUEST.get()
+    spans = current_request()
     if spans is not None:
         spans.request = body
 
 
 def note_answer(answer: Any) -> None:
     """Read a response, or one chunk of a stream, into the current request's :class:`ResponseFacts`."""
-    spans = CURRENT_REQUEST.get()
+    spans = current_request()
     if spans is not None:
         if spans.response is None:
             spans.response = ResponseFacts()
         spans.response.read(answer)
+
+
+def current_request() -> RequestSpans | None:
+    """The spans of the request being served, None outside one (or in a task that outlived it)."""
+    spans = CURRENT_REQUEST.get()
+    return spans if spans is not None and not spans.closed else None
 
 
 #: The request being served (set by the server-span middleware; None outside an HTTP request).

@@ -119,6 +119,7 @@ class ServerSpanMiddleware:
             await self.app(scope, receive, send_announcing)
         finally:
             CURRENT_REQUEST.reset(token)
+            spans.closed = True
             if self.exporter is not None and spans.sampled and announced:
                 route = scope.get("route")
                 template = getattr(route, "path", None)
@@ -128,6 +129,7 @@ class ServerSpanMiddleware:
                 method = attrs[http_attributes.HTTP_REQUEST_METHOD]
                 name = f"{method} {template}" if template else str(method)
                 attrs["lmdeck.request_id"] = ids.request_id
+                spans.exported = True
                 try:
                     self.exporter.export_request(
                         spans,

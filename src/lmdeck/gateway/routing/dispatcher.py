@@ -51,7 +51,7 @@ from lmdeck.pipeline.context import Completed, RequestContext, Result, Streamed
 from lmdeck.protocol import APIError, ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from lmdeck.protocol.chat import ChatCompletionResponse
 from lmdeck.providers.base import ContinuingProvider, UpstreamError, UpstreamTimeout, continues_answers
-from lmdeck.tracing.request_spans import CURRENT_REQUEST, UpstreamAttempt
+from lmdeck.tracing.request_spans import UpstreamAttempt, current_request
 
 
 class RouteExhausted(Exception):
@@ -466,7 +466,7 @@ class Dispatcher:
 
 def attempt_span(target: TargetState) -> AbstractContextManager[UpstreamAttempt | None]:
     """The span of one call to ``target`` (its id is the upstream's parent), when the request has spans."""
-    spans = CURRENT_REQUEST.get()
+    spans = current_request()
     if spans is None:
         return nullcontext()
     return spans.attempt(target.id, target.config.provider, target.config.model)
