@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.semconv.attributes import (
@@ -49,7 +50,7 @@ class TokenBucket:
     [True, True, False]
     """
 
-    def __init__(self, rate: float, clock: Any = time.monotonic) -> None:
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
         self.capacity = max(rate, 1.0) if rate > 0 else 0.0
         self.tokens = self.capacity
