@@ -516,6 +516,11 @@ class TracingSettings(BaseModel):
         description="put the messages on exported spans (`gen_ai.input.messages`, `gen_ai.output.messages`, "
         "`gen_ai.system_instructions`); only while `redact` is `none`",
     )
+    unspanned_paths: list[str] = Field(
+        default_factory=lambda: ["/health/live", "/health/ready", "/metrics"],
+        description="request paths that get no OpenTelemetry span (probes and scrapes, which would drown the "
+        "traces); exact paths",
+    )
     refused_spans_per_second: float = Field(
         default=10.0,
         ge=0,

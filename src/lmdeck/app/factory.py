@@ -86,7 +86,10 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(InternalErrorMiddleware)
     app.add_middleware(
-        ServerSpanMiddleware, exporter=gw.otel, refused_per_second=settings.tracing.refused_spans_per_second
+        ServerSpanMiddleware,
+        exporter=gw.otel,
+        refused_per_second=settings.tracing.refused_spans_per_second,
+        unspanned_paths=settings.tracing.unspanned_paths,
     )
     app.add_middleware(RequestIdMiddleware)
     return app

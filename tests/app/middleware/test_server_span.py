@@ -67,3 +67,16 @@ def test_tracestate_keeps_whole_entries_within_512_characters() -> None:
     long = [f"k{i}={'x' * 60}" for i in range(20)]
     kept = joined_tracestate(long)
     assert kept is not None and len(kept) <= 512 and kept.split(",") == long[: len(kept.split(","))]
+
+
+async def test_probes_get_no_span() -> None:
+    memory = InMemorySpanExporter()
+    app = RequestIdMiddleware(
+        ServerSpanMiddleware(
+            answering(200), OTelExporter(SimpleSpanProcessor(memory)), unspanned_paths=["/health/live"]
+        )
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lmdeck") as client:
+        probe = await client.get("/health/live")
+    assert "traceparent" not in probe.headers
+    assert memory.get_finished_spans() == ()

@@ -12,6 +12,7 @@ an exporter configured):
 
 * a caller's ``traceparent`` with the sampled flag unset: nothing is exported and no ``traceparent`` is
   answered (upstream calls still carry one, unsampled, so the upstream does not sample either);
+* the paths of ``tracing.unspanned_paths`` (health probes, ``/metrics``) get no span and no ``traceparent``;
 * requests refused before any upstream call (400, 401, 403, 413, 429): at most
   ``tracing.refused_spans_per_second`` of them are exported (a token bucket holding as many); a flood of
   bad keys costs neither memory nor export beyond that.
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from opentelemetry.semconv.attributes import (
@@ -87,14 +88,21 @@ def _server_attributes(scope: Scope) -> dict[str, Any]:
 class ServerSpanMiddleware:
     """Opens the request's spans, announces the SERVER span in ``traceparent``, exports them at the end."""
 
-    def __init__(self, app: ASGIApp, exporter: OTelExporter | None = None, refused_per_second: float = 10.0) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        exporter: OTelExporter | None = None,
+        refused_per_second: float = 10.0,
+        unspanned_paths: Iterable[str] = (),
+    ) -> None:
         self.app = app
         self.exporter = exporter
         self.refused = TokenBucket(refused_per_second)
+        self.unspanned = frozenset(unspanned_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ids = RequestIds.of(scope) if scope["type"] == "http" else None
-        if ids is None:
+        if ids is None or scope.get("path") in self.unspanned:
             await self.app(scope, receive, send)
             return
         spans = RequestSpans(ids.trace_id, ids.span_id, sampled=ids.sampled, tracestate=ids.tracestate)
