@@ -720,6 +720,20 @@ class ReleaseControllerSettings(BaseModel):
     poll_interval: float = Field(default=2.0, gt=0, description="seconds between reloads of the serving releases")
 
 
+class ResponsesSettings(BaseModel):
+    """Stored responses of ``POST /v1/responses`` (``store: true``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retention_days: float = Field(
+        default=30.0, gt=0, description="days a stored response is kept; expired ones are purged"
+    )
+    purge_interval_s: float = Field(default=3600.0, gt=0, description="seconds between purges of expired responses")
+    max_pending: int = Field(
+        default=10_000, ge=1, description="stored responses queued for the database at most; past it one is not stored"
+    )
+
+
 class Settings(BaseModel):
     """Everything a running lmdeck needs to know.
 
@@ -783,6 +797,9 @@ class Settings(BaseModel):
     )
     release_controller: ReleaseControllerSettings = Field(default_factory=ReleaseControllerSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    responses: ResponsesSettings = Field(
+        default_factory=ResponsesSettings, description="stored responses of `POST /v1/responses`"
+    )
     egress: EgressSettings = Field(default_factory=EgressSettings)
     guardrails: GuardrailSettings = Field(
         default_factory=GuardrailSettings, description="guardrail definitions, data policy, team and key attachments"

@@ -16,6 +16,8 @@ from lmdeck.delivery.runtime import DeliveryRuntime
 from lmdeck.delivery.shadow.runtime import ShadowRuntime
 from lmdeck.evaluation.registry import load_evaluators
 from lmdeck.evaluation.runtime import EvaluationRuntime
+from lmdeck.gateway.ingress.responses.serving import ResponsesServing
+from lmdeck.gateway.ingress.responses.store import ResponseStore
 from lmdeck.gateway.routing.dispatcher import Dispatcher
 from lmdeck.gateway.routing.eligibility import RouteEligibility
 from lmdeck.gateway.routing.router import Router
@@ -100,6 +102,8 @@ class Gateway:
     delivery: DeliveryRuntime | None = None
     flags: FlagRuntime | None = None
     drift: DriftService | None = None
+    #: ``/v1/responses``: the Responses API, translated into chat, and its stored responses.
+    responses: ResponsesServing | None = None
     started: bool = False
 
     async def start(self) -> None:
@@ -286,6 +290,14 @@ def build_gateway(
                 ),
             )
         )
+    serving = InferenceServing(pipeline, inbound)
+    response_store = ResponseStore(
+        db,
+        retention_s=settings.responses.retention_days * 86400.0,
+        purge_interval_s=settings.responses.purge_interval_s,
+        max_pending=settings.responses.max_pending,
+    )
+    services.append(response_store)
     return Gateway(
         settings=settings,
         db=db,
@@ -295,7 +307,8 @@ def build_gateway(
         authenticator=authenticator,
         sink=sink,
         pipeline=pipeline,
-        serving=InferenceServing(pipeline, inbound),
+        serving=serving,
+        responses=ResponsesServing(serving, response_store),
         metrics=metrics,
         observers=observers,
         registry=registry,

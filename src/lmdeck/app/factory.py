@@ -17,7 +17,20 @@ from lmdeck.app.middleware.internal_error import InternalErrorMiddleware
 from lmdeck.app.middleware.request_id import RequestIdMiddleware
 from lmdeck.app.middleware.secret_refs import SecretRefsMiddleware
 from lmdeck.app.middleware.server_span import ServerSpanMiddleware
-from lmdeck.app.routes import alerts, audit, budgets, health, keys, metrics, openai_api, secrets, spend, teams, traces
+from lmdeck.app.routes import (
+    alerts,
+    audit,
+    budgets,
+    health,
+    keys,
+    metrics,
+    openai_api,
+    responses_api,
+    secrets,
+    spend,
+    teams,
+    traces,
+)
 from lmdeck.app.routes import annotation as annotation_routes
 from lmdeck.app.routes import drift as drift_routes
 from lmdeck.app.routes import evaluation as evaluation_routes
@@ -59,6 +72,7 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
     app.state.gateway = gw
     install_error_handlers(app)
     app.include_router(openai_api.router)
+    app.include_router(responses_api.router)
     app.include_router(registry_routes.router)
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -20,6 +20,7 @@ from lmdeck.delivery.flags.service import FlagService
 from lmdeck.delivery.runtime import DeliveryRuntime
 from lmdeck.delivery.shadow.runtime import ShadowRuntime
 from lmdeck.evaluation.runtime import EvaluationRuntime
+from lmdeck.gateway.ingress.responses.serving import ResponsesServing
 from lmdeck.guardrails.runtime import GuardrailRuntime
 from lmdeck.policy.services import PolicyServices
 from lmdeck.protocol import APIError
@@ -91,6 +92,14 @@ def shadow_of(request: Request) -> ShadowRuntime:
     if runtime is None:
         raise RuntimeError("this gateway was built without the shadow stage: build it with build_gateway()")
     return runtime
+
+
+def responses_of(request: Request) -> ResponsesServing:
+    """The Responses API serving (``/v1/responses``) of the gateway serving ``request``."""
+    serving = gateway_of(request).responses
+    if serving is None:
+        raise RuntimeError("this gateway was built without the Responses API: build it with build_gateway()")
+    return serving
 
 
 def analytics_of(request: Request) -> AnalyticsPool:

@@ -33,6 +33,7 @@ MIGRATION_MODULES: list[str] = [
     "lmdeck.delivery.shadow.migrations",
     "lmdeck.monitoring.migrations",
     "lmdeck.delivery.flags.migrations",
+    "lmdeck.gateway.ingress.responses.migrations",
 ]
 
 

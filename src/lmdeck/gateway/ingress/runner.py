@@ -28,6 +28,7 @@ from lmdeck.gateway.serving import InferenceServing
 from lmdeck.pipeline.context import RequestContext, Result
 from lmdeck.pipeline.identity import bearer_token, principal_for
 from lmdeck.pipeline.ingress import Ingress
+from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import ChatCompletionRequest
 from lmdeck.providers.base import UpstreamError
 
@@ -59,14 +60,18 @@ async def run_translated(
     ingress: Ingress,
     answer: Answer,
     on_error: OnError = openai_error,
+    *,
+    principal: Principal | None = None,
 ) -> Response:
     """Authenticate, run ``body`` through ``serving``'s pipeline and answer with ``answer``.
 
     Raises :class:`~lmdeck.protocol.APIError` (a missing or refused key, a step's refusal) for the
     app's error handler; an :class:`~lmdeck.providers.base.UpstreamError` raised before ``answer``
     returns is answered by ``on_error``. A client gone before the answer is ready gets a bare 499.
+    ``principal``: the caller, when the route has authenticated it already (to read its stored state).
     """
-    principal = await principal_for(serving.authenticator, bearer_token(request))
+    if principal is None:
+        principal = await principal_for(serving.authenticator, bearer_token(request))
     ctx = translated_context(serving, request, body, ingress)
     ctx.principal = principal
 

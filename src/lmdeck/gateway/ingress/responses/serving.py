@@ -1,0 +1,173 @@
+"""``/v1/responses``: OpenAI's Responses API served through the chat pipeline.
+
+    serving = ResponsesServing(inference_serving, ResponseStore(db, retention_s=30 * 86400))
+    await serving.create(request)             # POST /v1/responses (JSON, or SSE when ``stream``)
+    await serving.retrieve(principal, "resp_…") # GET /v1/responses/{id}; 404 for another team's
+    await serving.delete(principal, "resp_…")   # DELETE /v1/responses/{id}
+
+A request is translated into a chat request (:mod:`.request`), run through the same pipeline as
+``/v1/chat/completions`` (:func:`lmdeck.gateway.ingress.runner.run_translated`), and its answer
+translated back (:mod:`.response`, :mod:`.stream`). With ``store`` (the default) the response and the
+conversation it ends are queued for the store once the answer is whole; nothing is written on the
+request path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import orjson
+from pydantic import BaseModel
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from lmdeck.gateway.ingress.responses.request import parse_request, to_chat
+from lmdeck.gateway.ingress.responses.response import history_of, new_id, shell, to_response
+from lmdeck.gateway.ingress.responses.store import ResponseStore
+from lmdeck.gateway.ingress.responses.stream import ResponseEvents
+from lmdeck.gateway.ingress.runner import run_translated
+from lmdeck.gateway.serving import InferenceServing, run_after_response, stream_error_body
+from lmdeck.pipeline.context import Completed, RequestContext, Result, Streamed
+from lmdeck.pipeline.identity import bearer_token, principal_for
+from lmdeck.pipeline.ingress import Ingress
+from lmdeck.pipeline.principal import Principal
+from lmdeck.protocol import APIError, ChatCompletionResponse
+from lmdeck.protocol.responses import DeletedResponse, ResponseObject, StoredResponse
+from lmdeck.protocol.wire import wire_dict
+
+#: Chat parameters a refusal may name, as the Responses request called them.
+RESPONSES_NAMES = {
+    "response_format": "text.format",
+    "reasoning_effort": "reasoning",
+    "max_completion_tokens": "max_output_tokens",
+    "stream_options.include_usage": "stream",
+    "messages": "input",
+}
+
+
+def in_responses_terms(exc: APIError) -> APIError:
+    """``exc`` naming the Responses parameter where it named the chat one it was translated into."""
+    name = RESPONSES_NAMES.get(exc.param or "")
+    if name is None:
+        return exc
+    message = exc.message.replace(f"`{exc.param}`", f"`{name}`")
+    return APIError(exc.status, message, type=exc.type, param=name, code=exc.code, headers=exc.headers)
+
+
+def not_found(response_id: str, param: str | None = None) -> APIError:
+    return APIError(
+        404,
+        f"no stored response {response_id!r} for this key's team: it does not exist, has expired, was deleted, "
+        "was made with `store: false`, or belongs to another team",
+        param=param,
+        code="response_not_found",
+    )
+
+
+def sse(event: dict[str, Any]) -> bytes:
+    return b"event: " + str(event["type"]).encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+
+
+class ResponsesServing:
+    """Serves ``/v1/responses`` (see the module docs)."""
+
+    def __init__(self, inference: InferenceServing, store: ResponseStore) -> None:
+        self.inference = inference
+        self.store = store
+
+    async def create(self, request: Request) -> Response:
+        principal = await principal_for(self.inference.authenticator, bearer_token(request))
+        raw = await request.body()
+        body = parse_request(raw)
+        history: list[dict[str, Any]] = []
+        if body.previous_response_id is not None:
+            previous = await self.store.get(body.previous_response_id, team_id=principal.team_id)
+            if previous is None:
+                raise not_found(body.previous_response_id, "previous_response_id")
+            history = previous.messages
+        chat = to_chat(body, history)
+        conversation = [wire_dict(m) for m in chat.messages[1 if body.instructions else 0 :]]
+        response_id = new_id("resp")
+
+        def keep(response: ResponseObject) -> None:
+            if not body.store:
+                return
+            now = time.time()
+            self.store.put(
+                StoredResponse(
+                    id=response.id,
+                    team_id=principal.team_id,
+                    key_id=principal.key_id,
+                    created_at=now,
+                    expires_at=self.store.expiry(now),
+                    response=response,
+                    messages=history_of(conversation, response),
+                )
+            )
+
+        async def answer(ctx: RequestContext, result: Result) -> Response:
+            if isinstance(result, Completed):
+                assert isinstance(result.response, ChatCompletionResponse)
+                response = to_response(result.response, body, response_id)
+                keep(response)
+                return Response(
+                    orjson.dumps(wire_dict(response)),
+                    media_type="application/json",
+                    headers=result.headers,
+                    background=BackgroundTask(run_after_response, ctx),
+                )
+            assert isinstance(result, Streamed)
+            # The first chunk before answering: a failure before any token keeps its status code.
+            first = await anext(result.chunks, None)
+            translator = ResponseEvents(shell(body, response_id), on_error=lambda exc: stream_error_body(exc)["error"])
+            return StreamingResponse(
+                self.events(translator, first, result.chunks, keep),
+                media_type="text/event-stream",
+                headers={"cache-control": "no-cache", **result.headers},
+                background=BackgroundTask(run_after_response, ctx),
+            )
+
+        try:
+            return await run_translated(
+                self.inference, request, chat, Ingress("responses", orjson.loads(raw)), answer, principal=principal
+            )
+        except APIError as exc:
+            raise in_responses_terms(exc) from None
+
+    async def events(
+        self,
+        translator: ResponseEvents,
+        first: BaseModel | None,
+        rest: AsyncIterator[BaseModel],
+        keep: Any,
+    ) -> AsyncIterator[bytes]:
+        async def chunks() -> AsyncIterator[BaseModel]:
+            if first is not None:
+                yield first
+            async for chunk in rest:
+                yield chunk
+
+        try:
+            async for event in translator.events(chunks()):
+                yield sse(event)
+        finally:
+            # Close the chat stream now (its clean-up writes the trace), even when the client left.
+            with anyio.CancelScope(shield=True):
+                await rest.aclose()  # type: ignore[attr-defined]
+        if translator.response.status in ("completed", "incomplete"):
+            keep(translator.response)
+
+    async def retrieve(self, principal: Principal, response_id: str) -> Response:
+        stored = await self.store.get(response_id, team_id=principal.team_id)
+        if stored is None:
+            raise not_found(response_id)
+        return Response(orjson.dumps(wire_dict(stored.response)), media_type="application/json")
+
+    async def delete(self, principal: Principal, response_id: str) -> Response:
+        if not await self.store.delete(response_id, team_id=principal.team_id):
+            raise not_found(response_id)
+        return Response(orjson.dumps(wire_dict(DeletedResponse(id=response_id))), media_type="application/json")
