@@ -256,6 +256,9 @@ PROTOCOL_ROUTES = {
     ("GET", "/v1/models"),
     ("GET", "/v1/models/{model:path}"),
     ("POST", "/v1/traces"),
+    ("POST", "/v1/responses"),
+    ("GET", "/v1/responses/{response_id}"),
+    ("DELETE", "/v1/responses/{response_id}"),
 }
 
 

@@ -185,7 +185,7 @@ class ResponseUsage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     input_tokens: int = 0
-    input_tokens_details: dict[str, int] = Field(default_factory=lambda: {"cached_tokens": 0})
+    input_tokens_details: dict[str, int] = Field(default_factory=lambda: {"cached_tokens": 0, "cache_write_tokens": 0})
     output_tokens: int = 0
     output_tokens_details: dict[str, int] = Field(default_factory=lambda: {"reasoning_tokens": 0})
     total_tokens: int = 0

@@ -27,10 +27,11 @@ def new_id(prefix: str) -> str:
 def usage_of(usage: Usage | None) -> ResponseUsage | None:
     if usage is None:
         return None
-    cached = (usage.model_extra or {}).get("prompt_tokens_details") or {}
+    details = (usage.model_extra or {}).get("prompt_tokens_details") or {}
+    cached, written = (int(details.get(name) or 0) for name in ("cached_tokens", "cache_write_tokens"))
     return ResponseUsage(
         input_tokens=usage.prompt_tokens,
-        input_tokens_details={"cached_tokens": int(cached.get("cached_tokens") or 0)},
+        input_tokens_details={"cached_tokens": cached, "cache_write_tokens": written},
         output_tokens=usage.completion_tokens,
         total_tokens=usage.total_tokens or usage.prompt_tokens + usage.completion_tokens,
     )

@@ -19,6 +19,7 @@ outside the BMP sent as two JSON escapes) is held back until whole.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,12 +31,18 @@ from lmdeck.protocol.chat import ChatCompletionChunk, Usage
 from lmdeck.protocol.responses import ResponseObject
 from lmdeck.protocol.wire import wire_dict
 
+SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def split_surrogate(text: str) -> tuple[str, str]:
-    """``text`` less a trailing high surrogate (half of a character still to come), and that half."""
+    """``text`` less a trailing high surrogate (half of a character still to come), and that half; the
+    halves of a pair joined into their character, and a lone half (never valid UTF-8) made U+FFFD."""
+    held = ""
     if text and "\ud800" <= text[-1] <= "\udbff":
-        return text[:-1], text[-1]
-    return text, ""
+        text, held = text[:-1], text[-1]
+    if SURROGATE.search(text):
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text, held
 
 
 @dataclass
@@ -172,7 +179,7 @@ class ResponseEvents:
                 ),
                 self.event("response.output_item.done", output_index=item.output_index, item=done),
             ]
-        item.text += item.held  # a half character the stream never completed is kept as sent
+        # A half character the stream never completed is dropped: it has no UTF-8 form to send.
         done = message_item(item.text, item.item_id)
         self.response.output.append(done)
         part = done["content"][0]
