@@ -53,7 +53,7 @@ class ResponseStore:
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self._next_purge = time.monotonic()
+        self._next_purge = time.monotonic() + purge_interval_s
         #: Responses written, and those dropped because the queue was full or the write failed.
         self.written = 0
         self.dropped = 0
