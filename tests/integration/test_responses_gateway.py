@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,7 +16,15 @@ import openai
 import pytest
 from openai import OpenAI
 
-from lmdeck.testing.servers import FakeUpstreamProcess, GatewayFactory, GatewayProcess, openai_target
+from lmdeck.testing.servers import (
+    FakeAnthropicProcess,
+    FakeUpstreamProcess,
+    GatewayFactory,
+    GatewayProcess,
+    anthropic_target,
+    openai_target,
+    start_fake_anthropic,
+)
 
 LOCAL_DEMO = {"provider": "local", "model": "demo", "timeout": 120, "max_retries": 0}
 WEATHER = {
@@ -27,10 +36,23 @@ WEATHER = {
 
 
 @pytest.fixture(scope="module")
-def gw(gateway: GatewayFactory, fake_upstream_server: FakeUpstreamProcess) -> GatewayProcess:
+def anthropic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeAnthropicProcess]:
+    fake = start_fake_anthropic(log_dir=tmp_path_factory.mktemp("fake-anthropic-responses"))
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture(scope="module")
+def gw(
+    gateway: GatewayFactory, fake_upstream_server: FakeUpstreamProcess, anthropic: FakeAnthropicProcess
+) -> GatewayProcess:
     routes = [
+        {"name": "claude", "targets": [anthropic_target(anthropic, max_retries=0)]},
         {"name": "chat", "targets": [openai_target(fake_upstream_server)]},
         {"name": "demo", "targets": [LOCAL_DEMO]},
+        {"name": "once", "targets": [openai_target(fake_upstream_server, max_retries=0)]},
     ]
     return gateway(routes, policy={"pricing": {"fake-model": {"input": 1, "output": 2}}})
 
@@ -106,6 +128,37 @@ def test_demo_model_non_stream_and_stream(client: OpenAI) -> None:
     assert events[-1].type in ("response.completed", "response.incomplete")
     text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert text and text == events[-1].response.output_text
+
+
+def test_an_upstream_failure_mid_stream_ends_with_response_failed(
+    client: OpenAI, gw: GatewayProcess, fake_upstream_server: FakeUpstreamProcess
+) -> None:
+    fake_upstream_server.reset()
+    fake_upstream_server.configure(script=["error_mid_stream:3"])
+    request_id = rid()
+    try:
+        stream = client.responses.create(
+            model="once", input="one two three four", stream=True, extra_headers={"x-request-id": request_id}
+        )
+        events = list(stream)
+    finally:
+        fake_upstream_server.reset()
+    kinds = [e.type for e in events]
+    assert kinds[0] == "response.created" and kinds[-2:] == ["error", "response.failed"]
+    assert "response.completed" not in kinds
+    failed = events[-1]
+    assert failed.type == "response.failed" and failed.response.status == "failed" and failed.response.error
+    assert "one" in "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert gw.trace(request_id)["status_code"] >= 500
+
+
+def test_an_anthropic_target_gets_the_chat_translation(client: OpenAI, anthropic: FakeAnthropicProcess) -> None:
+    whole = client.responses.create(model="claude", input="hello from responses", instructions="be brief")
+    assert whole.status == "completed" and whole.output_text
+    assert whole.usage is not None and whole.usage.output_tokens > 0
+    events = list(client.responses.create(model="claude", input="hello from responses", stream=True))
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert events[-1].type == "response.completed" and text == events[-1].response.output_text == whole.output_text
 
 
 def test_function_tool_round_trip(client: OpenAI) -> None:
