@@ -15,7 +15,7 @@ request path.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -56,6 +56,10 @@ def in_responses_terms(exc: APIError) -> APIError:
         return exc
     message = exc.message.replace(f"`{exc.param}`", f"`{name}`")
     return APIError(exc.status, message, type=exc.type, param=name, code=exc.code, headers=exc.headers)
+
+
+#: The stream events that end a response the store keeps.
+TERMINAL_OK = frozenset({"response.completed", "response.incomplete"})
 
 
 def not_found(response_id: str, param: str | None = None) -> APIError:
@@ -143,8 +147,10 @@ class ResponsesServing:
         translator: ResponseEvents,
         first: BaseModel | None,
         rest: AsyncIterator[BaseModel],
-        keep: Any,
+        keep: Callable[[ResponseObject], None],
     ) -> AsyncIterator[bytes]:
+        """``translator``'s events as SSE (``event:`` and ``data:`` lines), keeping the finished response."""
+
         async def chunks() -> AsyncIterator[BaseModel]:
             if first is not None:
                 yield first
@@ -153,13 +159,15 @@ class ResponsesServing:
 
         try:
             async for event in translator.events(chunks()):
+                if event["type"] in TERMINAL_OK:
+                    keep(translator.response)  # before the last event: a client gone after it changes nothing
                 yield sse(event)
         finally:
             # Close the chat stream now (its clean-up writes the trace), even when the client left.
-            with anyio.CancelScope(shield=True):
-                await rest.aclose()  # type: ignore[attr-defined]
-        if translator.response.status in ("completed", "incomplete"):
-            keep(translator.response)
+            aclose = getattr(rest, "aclose", None)
+            if aclose is not None:
+                with anyio.CancelScope(shield=True):
+                    await aclose()
 
     async def retrieve(self, principal: Principal, response_id: str) -> Response:
         stored = await self.store.get(response_id, team_id=principal.team_id)
