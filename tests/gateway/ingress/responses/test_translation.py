@@ -108,3 +108,13 @@ def test_a_chat_answer_is_a_response_the_sdk_reads_and_continues() -> None:
     assert [item.type for item in parsed.output] == ["message", "function_call"]
     history = history_of([{"role": "user", "content": "hi"}], response)
     assert history[-1]["tool_calls"][0]["id"] == "call_1" and history[-1]["content"] == "calling"
+
+
+def test_a_refusal_names_the_responses_parameter() -> None:
+    from lmdeck.gateway.ingress.responses.serving import in_responses_terms
+
+    refused = in_responses_terms(APIError(400, "does not support `response_format`", param="response_format"))
+    assert refused.param == "text.format" and "`text.format`" in refused.message
+    assert in_responses_terms(APIError(400, "image", param="messages.3.content.1")).param == "input"
+    kept = APIError(400, "no", param="tools")
+    assert in_responses_terms(kept) is kept

@@ -208,4 +208,8 @@ def to_chat(request: ResponsesRequest, history: list[dict[str, Any]]) -> ChatCom
         body["user"] = request.user
     if request.metadata:
         body["metadata"] = dict(request.metadata)
-    return ChatCompletionRequest.model_validate(body)
+    try:
+        return ChatCompletionRequest.model_validate(body)
+    except ValidationError as invalid:
+        param, message = validation_param(invalid.errors())
+        raise APIError(400, f"{param}: {message}", param="input", code="invalid_value") from None

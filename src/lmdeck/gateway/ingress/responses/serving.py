@@ -51,10 +51,12 @@ RESPONSES_NAMES = {
 
 def in_responses_terms(exc: APIError) -> APIError:
     """``exc`` naming the Responses parameter where it named the chat one it was translated into."""
-    name = RESPONSES_NAMES.get(exc.param or "")
+    param = exc.param or ""
+    # A message's index counts the instructions and history too: name the input as a whole.
+    name = RESPONSES_NAMES.get(param) or ("input" if param.startswith("messages.") else None)
     if name is None:
         return exc
-    message = exc.message.replace(f"`{exc.param}`", f"`{name}`")
+    message = exc.message.replace(f"`{param}`", f"`{name}`")
     return APIError(exc.status, message, type=exc.type, param=name, code=exc.code, headers=exc.headers)
 
 
