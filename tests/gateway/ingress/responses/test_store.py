@@ -33,7 +33,10 @@ async def test_written_behind_read_back_by_team_expired_and_purged(tmp_path: Pat
     assert (await store.get("resp_a", team_id="t1")) is not None
     assert await store.get("resp_a", team_id="t2") is None
     assert await store.get("resp_a", team_id=None) is None
-    assert store.wait_idle(30.0) and store.written == 2
+    store.put(stored("resp_solo", None, now, 100.0))  # a key without a team (key_id "k")
+    assert await store.get("resp_solo", team_id=None, key_id="k") is not None
+    assert await store.get("resp_solo", team_id=None, key_id="other") is None
+    assert store.wait_idle(30.0) and store.written == 3
     fetched = await store.get("resp_a", team_id="t1")
     assert fetched is not None and fetched.messages == [{"role": "user", "content": "hi"}]
     assert await store.get("resp_old", team_id="t1") is None  # expired: gone for readers at once

@@ -91,7 +91,9 @@ class ResponsesServing:
         body = parse_request(raw)
         history: list[dict[str, Any]] = []
         if body.previous_response_id is not None:
-            previous = await self.store.get(body.previous_response_id, team_id=principal.team_id)
+            previous = await self.store.get(
+                body.previous_response_id, team_id=principal.team_id, key_id=principal.key_id
+            )
             if previous is None:
                 raise not_found(body.previous_response_id, "previous_response_id")
             history = previous.messages
@@ -172,12 +174,12 @@ class ResponsesServing:
                     await aclose()
 
     async def retrieve(self, principal: Principal, response_id: str) -> Response:
-        stored = await self.store.get(response_id, team_id=principal.team_id)
+        stored = await self.store.get(response_id, team_id=principal.team_id, key_id=principal.key_id)
         if stored is None:
             raise not_found(response_id)
         return Response(orjson.dumps(wire_dict(stored.response)), media_type="application/json")
 
     async def delete(self, principal: Principal, response_id: str) -> Response:
-        if not await self.store.delete(response_id, team_id=principal.team_id):
+        if not await self.store.delete(response_id, team_id=principal.team_id, key_id=principal.key_id):
             raise not_found(response_id)
         return Response(orjson.dumps(wire_dict(DeletedResponse(id=response_id))), media_type="application/json")

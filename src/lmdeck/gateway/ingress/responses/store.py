@@ -4,6 +4,7 @@
     await store.start()
     store.put(stored)                          # queued at once; never blocks the request
     await store.get("resp_…", team_id="t1")    # None when absent, expired, or another team's
+    await store.get("resp_…", team_id=None, key_id="k1")  # a key without a team reads only its own
     await store.delete("resp_…", team_id="t1") # True when it was there
     await store.stop()                         # stores what is queued
 
@@ -73,19 +74,22 @@ class ResponseStore:
     def expiry(self, created_at: float) -> float:
         return created_at + self.retention_s
 
-    async def get(self, response_id: str, *, team_id: str | None) -> StoredResponse | None:
-        """The response ``response_id`` of ``team_id``'s keys, or None (absent, expired, another team's)."""
+    async def get(self, response_id: str, *, team_id: str | None, key_id: str | None = None) -> StoredResponse | None:
+        """The response ``response_id`` of ``team_id``'s keys (of the key ``key_id`` itself when
+        ``team_id`` is None), or None: absent, expired, another team's or key's."""
         with self._cond:
             stored = self._pending.get(response_id)
         if stored is None:
             stored = await asyncio.to_thread(self._read, response_id)
         if stored is None or stored.team_id != team_id or stored.expires_at <= time.time():
             return None
+        if team_id is None and stored.key_id != key_id:
+            return None
         return stored
 
-    async def delete(self, response_id: str, *, team_id: str | None) -> bool:
-        """Delete ``team_id``'s response ``response_id``; False when it has none by that id."""
-        if await self.get(response_id, team_id=team_id) is None:
+    async def delete(self, response_id: str, *, team_id: str | None, key_id: str | None = None) -> bool:
+        """Delete the response ``response_id`` :meth:`get` would return; False when there is none."""
+        if await self.get(response_id, team_id=team_id, key_id=key_id) is None:
             return False
         with self._cond:
             self._pending.pop(response_id, None)
