@@ -397,9 +397,17 @@ class RouteConfig(BaseModel):
     flags: list[RouteFlagRule] = Field(
         default_factory=list, description="branches on feature flags: another route or parameters (docs/delivery.md)"
     )
+    batch: Literal["pipeline", "native"] = Field(
+        default="pipeline", description="how `/v1/batches` rows run: `pipeline` (through lmdeck) is the only one"
+    )
 
     @model_validator(mode="after")
     def _tiered_strategy(self) -> RouteConfig:
+        if self.batch == "native":
+            raise ValueError(
+                f"route {self.name!r}: `batch: native` (forwarding batches to an upstream's batch API) is not "
+                "supported: remove it; lmdeck runs every batch row through its own pipeline (docs/batches.md)"
+            )
         if self.strategy in ("cascade", "learned"):
             if len(self.targets) < 2:
                 raise ValueError(
@@ -734,6 +742,18 @@ class ResponsesSettings(BaseModel):
     )
 
 
+class BatchSettings(BaseModel):
+    """Files (``/v1/files``) and batches (``/v1/batches``) run by the gateway (docs/batches.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_file_bytes: int = Field(
+        default=100 * 1024 * 1024, ge=1024, description="largest file `POST /v1/files` accepts; larger ones get a 413"
+    )
+    max_rows: int = Field(default=50_000, ge=1, description="request lines one batch input file may hold")
+    concurrency: int = Field(default=8, ge=1, le=256, description="rows of one batch in flight at once")
+
+
 class Settings(BaseModel):
     """Everything a running lmdeck needs to know.
 
@@ -799,6 +819,9 @@ class Settings(BaseModel):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     responses: ResponsesSettings = Field(
         default_factory=ResponsesSettings, description="stored responses of `POST /v1/responses`"
+    )
+    batches: BatchSettings = Field(
+        default_factory=BatchSettings, description="files and batches of `/v1/files` and `/v1/batches`"
     )
     egress: EgressSettings = Field(default_factory=EgressSettings)
     guardrails: GuardrailSettings = Field(

@@ -16,6 +16,7 @@ from lmdeck.delivery.runtime import DeliveryRuntime
 from lmdeck.delivery.shadow.runtime import ShadowRuntime
 from lmdeck.evaluation.registry import load_evaluators
 from lmdeck.evaluation.runtime import EvaluationRuntime
+from lmdeck.gateway.batches.files import FileStore
 from lmdeck.gateway.ingress.responses.serving import ResponsesServing
 from lmdeck.gateway.ingress.responses.store import ResponseStore
 from lmdeck.gateway.routing.dispatcher import Dispatcher
@@ -104,6 +105,8 @@ class Gateway:
     drift: DriftService | None = None
     #: ``/v1/responses``: the Responses API, translated into chat, and its stored responses.
     responses: ResponsesServing | None = None
+    #: ``/v1/files``: uploaded batch input files and the batches' output files.
+    files: FileStore | None = None
     started: bool = False
 
     async def start(self) -> None:
@@ -327,6 +330,12 @@ def build_gateway(
         flags=flags,
         span_writer=span_writer,
         drift=drift,
+        files=FileStore(
+            db,
+            settings.data_dir / "files",
+            max_bytes=settings.batches.max_file_bytes,
+            max_rows=settings.batches.max_rows,
+        ),
     )
 
 

@@ -21,6 +21,7 @@ from lmdeck.app.routes import (
     alerts,
     audit,
     budgets,
+    files_api,
     health,
     keys,
     metrics,
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
     install_error_handlers(app)
     app.include_router(openai_api.router)
     app.include_router(responses_api.router)
+    app.include_router(files_api.router)
     app.include_router(registry_routes.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
@@ -97,7 +99,13 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
     # Innermost first: secret references are looked for in bodies the size limit has already bounded;
     # an unexpected error anywhere below is answered with the request id stamped outside.
     app.add_middleware(SecretRefsMiddleware, authenticator=gw.authenticator)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        # An upload may reach the file limit; a little over it is let through so that the route
+        # answers with the limit it broke (batches.max_file_bytes), not the body limit.
+        path_limits={"/v1/files": settings.batches.max_file_bytes + 64 * 1024},
+    )
     app.add_middleware(InternalErrorMiddleware)
     app.add_middleware(
         ServerSpanMiddleware,

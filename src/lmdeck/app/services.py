@@ -20,6 +20,7 @@ from lmdeck.delivery.flags.service import FlagService
 from lmdeck.delivery.runtime import DeliveryRuntime
 from lmdeck.delivery.shadow.runtime import ShadowRuntime
 from lmdeck.evaluation.runtime import EvaluationRuntime
+from lmdeck.gateway.batches.files import FileStore
 from lmdeck.gateway.ingress.responses.serving import ResponsesServing
 from lmdeck.guardrails.runtime import GuardrailRuntime
 from lmdeck.policy.services import PolicyServices
@@ -100,6 +101,14 @@ def responses_of(request: Request) -> ResponsesServing:
     if serving is None:
         raise RuntimeError("this gateway was built without the Responses API: build it with build_gateway()")
     return serving
+
+
+def files_of(request: Request) -> FileStore:
+    """The file store (``/v1/files``) of the gateway serving ``request``."""
+    store = gateway_of(request).files
+    if store is None:
+        raise RuntimeError("this gateway was built without the file store: build it with build_gateway()")
+    return store
 
 
 def analytics_of(request: Request) -> AnalyticsPool:

@@ -34,6 +34,7 @@ MIGRATION_MODULES: list[str] = [
     "lmdeck.monitoring.migrations",
     "lmdeck.delivery.flags.migrations",
     "lmdeck.gateway.ingress.responses.migrations",
+    "lmdeck.gateway.batches.migrations",
 ]
 
 

@@ -7,6 +7,8 @@ wherever it is being read: by a route, by FastAPI, or by the route guard.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -44,22 +46,25 @@ async def _reply_413(send: Send, limit: int) -> None:
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, path_limits: Mapping[str, int] | None = None) -> None:
+        """``path_limits``: another limit for requests to exactly these paths (file uploads)."""
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = dict(path_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.path_limits.get(scope.get("path", ""), self.max_bytes)
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
-                    too_big = int(value) > self.max_bytes
+                    too_big = int(value) > max_bytes
                 except ValueError:
                     too_big = False
                 if too_big:
-                    await _reply_413(send, self.max_bytes)
+                    await _reply_413(send, max_bytes)
                     return
         seen = 0
         started = False
@@ -69,8 +74,8 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                if seen > max_bytes:
+                    raise BodyTooLarge(max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -84,4 +89,4 @@ class BodyLimitMiddleware:
         except BodyTooLarge:
             # Read outside any handler that answers it (a middleware's own read): answered here.
             if not started:
-                await _reply_413(send, self.max_bytes)
+                await _reply_413(send, max_bytes)
