@@ -53,6 +53,7 @@ def gw(
         {"name": "chat", "targets": [openai_target(fake_upstream_server)]},
         {"name": "demo", "targets": [LOCAL_DEMO]},
         {"name": "once", "targets": [openai_target(fake_upstream_server, max_retries=0)]},
+        {"name": "native", "targets": [openai_target(fake_upstream_server, options={"responses": "native"})]},
     ]
     return gateway(routes, policy={"pricing": {"fake-model": {"input": 1, "output": 2}}})
 
@@ -159,6 +160,34 @@ def test_an_anthropic_target_gets_the_chat_translation(client: OpenAI, anthropic
     events = list(client.responses.create(model="claude", input="hello from responses", stream=True))
     text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert events[-1].type == "response.completed" and text == events[-1].response.output_text == whole.output_text
+
+
+def test_a_native_target_receives_the_original_body_and_streams_are_translated(
+    client: OpenAI, gw: GatewayProcess, fake_upstream_server: FakeUpstreamProcess
+) -> None:
+    fake_upstream_server.reset()
+    request_id = rid()
+    whole = client.responses.create(
+        model="native",
+        input=[{"role": "user", "content": [{"type": "input_text", "text": "native please"}]}],
+        instructions="be brief",
+        metadata={"origin": "test"},
+        extra_headers={"x-request-id": request_id},
+    )
+    sent = fake_upstream_server.requests()[-1]
+    assert sent["path"] == "/v1/responses"
+    assert sent["body"]["instructions"] == "be brief" and sent["body"]["metadata"] == {"origin": "test"}
+    assert sent["body"]["model"] == "fake-model" and sent["body"]["input"][0]["content"][0]["type"] == "input_text"
+    assert whole.output_text == "native please" and whole.usage is not None and whole.usage.output_tokens == 2
+    assert client.responses.retrieve(whole.id).output_text == "native please"
+    trace = gw.trace(request_id)
+    assert trace["output_tokens"] == 2 and trace["metadata"]["ingress"] == "responses"
+    # A continued conversation and a stream are translated: the upstream knows neither lmdeck's ids nor its events.
+    again = client.responses.create(model="native", input="and again", previous_response_id=whole.id)
+    assert fake_upstream_server.requests()[-1]["path"] == "/v1/chat/completions" and again.output_text == "and again"
+    events = list(client.responses.create(model="native", input="streamed", stream=True))
+    assert fake_upstream_server.requests()[-1]["path"] == "/v1/chat/completions"
+    assert events[-1].type == "response.completed"
 
 
 def test_function_tool_round_trip(client: OpenAI) -> None:

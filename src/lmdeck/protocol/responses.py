@@ -15,10 +15,12 @@ not serve are named in :data:`REFUSED_FIELDS`; a field no schema knows is refuse
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+import orjson
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag
 
+from lmdeck.protocol.chat import ChatCompletionRequest
 from lmdeck.protocol.limits import MAX_TOKENS
 
 
@@ -257,3 +259,38 @@ class DeletedResponse(BaseModel):
     id: str
     object: Literal["response"] = "response"
     deleted: bool = True
+
+
+class NativeGate(Protocol):
+    """What says whether a request may still go upstream as the client sent it (the request's ingress)."""
+
+    native_ok: bool
+
+
+class ResponsesChatRequest(ChatCompletionRequest):
+    """A chat request translated from a Responses request, carrying the original body for a target that
+    speaks the Responses API itself::
+
+        chat = ResponsesChatRequest.model_validate(translated)
+        chat.keep_native(original_body, ctx_ingress)
+        chat.native_body()   # the original, or None once a step changed the chat request or cleared the gate
+
+    The original is offered only while ``gate.native_ok`` holds and the chat request is what the
+    translation made (a guardrail's redaction or a compression changes it: then only the translation
+    may go upstream), and never for a stream (streams are served through the translation).
+    """
+
+    _native: dict[str, Any] | None = PrivateAttr(default=None)
+    _gate: NativeGate | None = PrivateAttr(default=None)
+    _fingerprint: bytes = PrivateAttr(default=b"")
+
+    def _print(self) -> bytes:
+        return orjson.dumps(self.upstream_payload(""), option=orjson.OPT_SORT_KEYS)
+
+    def keep_native(self, body: dict[str, Any], gate: NativeGate) -> None:
+        self._native, self._gate, self._fingerprint = body, gate, self._print()
+
+    def native_body(self) -> dict[str, Any] | None:
+        if self._native is None or self._gate is None or not self._gate.native_ok or self.stream:
+            return None
+        return self._native if self._print() == self._fingerprint else None

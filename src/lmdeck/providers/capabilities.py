@@ -59,6 +59,9 @@ class Capabilities:
 
     params: Mapping[Endpoint, frozenset[str] | None]
     refused: frozenset[str] = field(default_factory=frozenset)
+    #: Public protocols besides chat the target speaks itself (``"responses"``: OpenAI's
+    #: ``/v1/responses``), so that a request that came in through one may reach it as sent.
+    native: frozenset[str] = field(default_factory=frozenset)
 
     def honours(self, endpoint: Endpoint, param: str) -> bool:
         if endpoint not in self.params or param in self.refused:
@@ -83,7 +86,7 @@ class Capabilities:
         extra = frozenset(params)
         if not extra:
             return self
-        return Capabilities(self.params, self.refused | extra)
+        return Capabilities(self.params, self.refused | extra, self.native)
 
 
 FORWARDS_ALL = Capabilities({"chat": ALL, "completions": ALL, "embeddings": ALL})

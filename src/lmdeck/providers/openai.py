@@ -45,9 +45,11 @@ from lmdeck.protocol import (
     EmbeddingRequest,
     EmbeddingResponse,
 )
+from lmdeck.protocol.responses import ResponsesChatRequest
 from lmdeck.providers.base import ProviderContext, UpstreamError, retry_after_from
 from lmdeck.providers.capabilities import FORWARDS_ALL, Capabilities
 from lmdeck.providers.registry import ProviderRegistry
+from lmdeck.providers.responses_native import chat_of_response
 from lmdeck.providers.transport import Timeout
 from lmdeck.settings import TargetConfig
 
@@ -141,6 +143,8 @@ class OpenAIProvider:
         self.timeout = Timeout.for_target(target.timeout)
         self.stream_usage = bool(target.options.get("stream_usage", True))
         self.continues_answers = bool(target.options.get("continue_final_message", False))
+        #: ``options: {responses: native}``: the upstream serves ``/v1/responses`` itself.
+        self.speaks_responses = target.options.get("responses") == "native"
 
     async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         url = self.base_url + path
@@ -184,6 +188,11 @@ class OpenAIProvider:
         return payload
 
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletionResponse:
+        native = request.native_body() if self.speaks_responses and isinstance(request, ResponsesChatRequest) else None
+        if native is not None:
+            # The client's own Responses body, to the upstream's own endpoint (see ResponsesChatRequest).
+            answer = await self._post("/responses", {**native, "model": self.target.model, "stream": False})
+            return chat_of_response(answer)
         data = await self._post("/chat/completions", self._payload(request, False))
         return parse_as(ChatCompletionResponse, data)
 
@@ -213,6 +222,8 @@ class OpenAIProvider:
     def capabilities(self) -> Capabilities:
         # Every parameter reaches the upstream, which refuses what it lacks; a target's
         # `unsupported_params` names those an upstream would ignore instead.
+        if self.speaks_responses:
+            return Capabilities(FORWARDS_ALL.params, native=frozenset({"responses"}))
         return FORWARDS_ALL
 
     async def aclose(self) -> None:

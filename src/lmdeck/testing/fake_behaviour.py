@@ -140,7 +140,7 @@ class FakeConfig(BaseModel):
 
 
 #: Paths that consume the script and are subject to latency and failures.
-INFERENCE_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
+INFERENCE_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"})
 
 
 class FakeState:

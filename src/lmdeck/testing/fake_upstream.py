@@ -1,7 +1,7 @@
 """A FAKE OpenAI-compatible upstream, for tests, benchmarks and demos. It is never a default route.
 
 It answers ``/v1/chat/completions`` (plain and streamed), ``/v1/completions``,
-``/v1/embeddings`` and ``/v1/models`` with deterministic content (see
+``/v1/embeddings``, ``/v1/models`` and a small ``/v1/responses`` (whole responses, text only) with deterministic content (see
 :mod:`lmdeck.testing.fake_content`), and misbehaves on request: latency, slow token
 streams, random failures, a script of forced statuses, connection resets, hangs, streams
 dropped or failed with an error event after some tokens. It honours vLLM's
@@ -164,6 +164,16 @@ def _sse(payload: Any) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
+def responses_text(content: Any) -> str:
+    """The text of a Responses message item's ``content`` (a string, or ``input_text``/``output_text`` parts)."""
+    if isinstance(content, str):
+        return content
+    parts = content if isinstance(content, list) else []
+    return "".join(
+        str(p.get("text", "")) for p in parts if isinstance(p, dict) and p.get("type") in ("input_text", "output_text")
+    )
+
+
 class FakeUpstream:
     """The fake upstream as a pure ASGI app.
 
@@ -179,6 +189,7 @@ class FakeUpstream:
             ("POST", "/v1/chat/completions"): self._chat,
             ("POST", "/v1/completions"): self._completions,
             ("POST", "/v1/embeddings"): self._embeddings,
+            ("POST", "/v1/responses"): self._responses,
             ("GET", "/v1/models"): self._models,
             ("GET", "/_fake/config"): self._get_config,
             ("POST", "/_fake/config"): self._set_config,
@@ -366,6 +377,55 @@ class FakeUpstream:
         error = {"error": {"message": "fake upstream failed mid-stream", "type": "server_error", "code": None}}
         await ex.send({"type": "http.response.body", "body": _sse(error), "more_body": True})
         await ex.send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+    async def _responses(self, ex: Exchange) -> None:
+        """A small, whole (not streamed) ``/v1/responses``: the chat reply to ``input``, as a response object."""
+        decided = await self._inference_body(ex)
+        if decided is None:
+            return
+        body, _ = decided
+        if body.get("stream"):
+            await ex.error(400, "fake upstream: /v1/responses answers whole responses only")
+            return
+        items = body.get("input")
+        if isinstance(items, str):
+            items = [{"role": "user", "content": items}]
+        if not isinstance(items, list) or not items:
+            await ex.error(400, "fake upstream: 'input' must be a string or a non-empty list")
+            return
+        messages = [
+            {"role": item.get("role"), "content": responses_text(item.get("content"))}
+            for item in items
+            if isinstance(item, dict) and item.get("role") in ("user", "system", "developer", "assistant")
+        ]
+        reply = chat_reply({**body, "messages": messages, "tools": None}, self.state.config.reply)
+        usage = reply.usage()
+        text = reply.text or ""
+        content = [{"type": "output_text", "text": text, "annotations": []}]
+        await ex.json(
+            200,
+            {
+                "id": self._id("resp"),
+                "object": "response",
+                "created_at": int(time.time()),
+                "status": "completed",
+                "model": body["model"],
+                "output": [
+                    {
+                        "type": "message",
+                        "id": self._id("msg"),
+                        "status": "completed",
+                        "role": "assistant",
+                        "content": content,
+                    }
+                ],
+                "usage": {
+                    "input_tokens": usage["prompt_tokens"],
+                    "output_tokens": usage["completion_tokens"],
+                    "total_tokens": usage["total_tokens"],
+                },
+            },
+        )
 
     async def _completions(self, ex: Exchange) -> None:
         decided = await self._inference_body(ex)

@@ -118,3 +118,27 @@ def test_a_refusal_names_the_responses_parameter() -> None:
     assert in_responses_terms(APIError(400, "image", param="messages.3.content.1")).param == "input"
     kept = APIError(400, "no", param="tools")
     assert in_responses_terms(kept) is kept
+
+
+def test_a_native_answer_is_returned_only_as_the_upstream_said_it() -> None:
+    from lmdeck.gateway.ingress.responses.serving import native_response
+    from lmdeck.providers.responses_native import chat_of_response
+
+    upstream = {
+        "id": "resp_up",
+        "object": "response",
+        "created_at": 1,
+        "status": "completed",
+        "model": "m",
+        "output": [{"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "secret"}]}],
+        "usage": {"input_tokens": 2, "output_tokens": 1, "total_tokens": 3},
+    }
+    chat = chat_of_response(upstream)
+    assert chat.usage is not None and chat.usage.prompt_tokens == 2 and chat.choices[0].message["content"] == "secret"
+    native = native_response(chat, "resp_ours")
+    assert native is not None and native.id == "resp_ours" and native.output_text() == "secret"
+    # An output guardrail's redaction changes the chat answer: the redacted translation is answered instead.
+    redacted = chat.model_copy(
+        update={"choices": [chat.choices[0].model_copy(update={"message": {"role": "assistant", "content": "[x]"}})]}
+    )
+    assert native_response(redacted, "resp_ours") is None

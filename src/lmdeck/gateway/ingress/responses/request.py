@@ -17,7 +17,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from lmdeck.gateway.serving import parse_body
-from lmdeck.protocol import APIError, ChatCompletionRequest
+from lmdeck.protocol import APIError
 from lmdeck.protocol.errors import validation_param
 from lmdeck.protocol.responses import (
     REFUSED_FIELDS,
@@ -29,6 +29,7 @@ from lmdeck.protocol.responses import (
     InputText,
     MessageItem,
     Refusal,
+    ResponsesChatRequest,
     ResponsesRequest,
     unknown_fields,
 )
@@ -166,7 +167,7 @@ def chat_response_format(request: ResponsesRequest) -> dict[str, Any] | None:
     return {"type": "json_schema", "json_schema": schema}
 
 
-def to_chat(request: ResponsesRequest, history: list[dict[str, Any]]) -> ChatCompletionRequest:
+def to_chat(request: ResponsesRequest, history: list[dict[str, Any]]) -> ResponsesChatRequest:
     """The chat request ``request`` asks for, continuing ``history`` (chat messages)."""
     check_fields(request)
     messages: list[dict[str, Any]] = []
@@ -209,7 +210,7 @@ def to_chat(request: ResponsesRequest, history: list[dict[str, Any]]) -> ChatCom
     if request.metadata:
         body["metadata"] = dict(request.metadata)
     try:
-        return ChatCompletionRequest.model_validate(body)
+        return ResponsesChatRequest.model_validate(body)
     except ValidationError as invalid:
         param, message = validation_param(invalid.errors())
         raise APIError(400, f"{param}: {message}", param="input", code="invalid_value") from None

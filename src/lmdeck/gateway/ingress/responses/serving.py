@@ -14,13 +14,14 @@ request path.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
 import orjson
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -36,8 +37,12 @@ from lmdeck.pipeline.identity import bearer_token, principal_for
 from lmdeck.pipeline.ingress import Ingress
 from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import APIError, ChatCompletionResponse
+from lmdeck.protocol.chat import ChatChoice
 from lmdeck.protocol.responses import DeletedResponse, ResponseObject, StoredResponse
 from lmdeck.protocol.wire import wire_dict
+from lmdeck.providers.responses_native import NATIVE_FIELD, chat_choices
+
+log = logging.getLogger(__name__)
 
 #: Chat parameters a refusal may name, as the Responses request called them.
 RESPONSES_NAMES = {
@@ -62,6 +67,25 @@ def in_responses_terms(exc: APIError) -> APIError:
 
 #: The stream events that end a response the store keeps.
 TERMINAL_OK = frozenset({"response.completed", "response.incomplete"})
+
+
+def native_response(chat: ChatCompletionResponse, response_id: str) -> ResponseObject | None:
+    """The upstream's own ``response`` object when a target answered natively and no step changed what it
+    said (an output guardrail's redaction does: then the redacted chat answer is translated instead)."""
+    native = (chat.model_extra or {}).get(NATIVE_FIELD)
+    if not isinstance(native, dict):
+        return None
+
+    def said(choices: list[Any]) -> list[dict[str, Any]]:
+        return [ChatChoice.model_validate(c).model_dump(exclude_none=True) for c in choices]
+
+    if said(chat_choices(native)) != said([c.model_dump() for c in chat.choices]):
+        return None
+    try:
+        return ResponseObject.model_validate({**native, "id": response_id})
+    except ValidationError:
+        log.warning("a native Responses answer lmdeck cannot read was translated from its chat reading instead")
+        return None
 
 
 def not_found(response_id: str, param: str | None = None) -> APIError:
@@ -120,7 +144,9 @@ class ResponsesServing:
         async def answer(ctx: RequestContext, result: Result) -> Response:
             if isinstance(result, Completed):
                 assert isinstance(result.response, ChatCompletionResponse)
-                response = to_response(result.response, body, response_id)
+                response = native_response(result.response, response_id) or to_response(
+                    result.response, body, response_id
+                )
                 keep(response)
                 return Response(
                     orjson.dumps(wire_dict(response)),
@@ -139,10 +165,12 @@ class ResponsesServing:
                 background=BackgroundTask(run_after_response, ctx),
             )
 
+        ingress = Ingress("responses", orjson.loads(raw))
+        if body.previous_response_id is None:
+            # The upstream cannot know lmdeck's stored ids: a continued conversation is always translated.
+            chat.keep_native(ingress.body, ingress)
         try:
-            return await run_translated(
-                self.inference, request, chat, Ingress("responses", orjson.loads(raw)), answer, principal=principal
-            )
+            return await run_translated(self.inference, request, chat, ingress, answer, principal=principal)
         except APIError as exc:
             raise in_responses_terms(exc) from None
 
