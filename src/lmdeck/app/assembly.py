@@ -17,6 +17,9 @@ from lmdeck.delivery.shadow.runtime import ShadowRuntime
 from lmdeck.evaluation.registry import load_evaluators
 from lmdeck.evaluation.runtime import EvaluationRuntime
 from lmdeck.gateway.batches.files import FileStore
+from lmdeck.gateway.batches.rows import BatchRows
+from lmdeck.gateway.batches.runner import BatchRunner
+from lmdeck.gateway.batches.store import BatchStore
 from lmdeck.gateway.ingress.responses.serving import ResponsesServing
 from lmdeck.gateway.ingress.responses.store import ResponseStore
 from lmdeck.gateway.routing.dispatcher import Dispatcher
@@ -35,6 +38,7 @@ from lmdeck.pipeline.chain import Pipeline
 from lmdeck.pipeline.identity import Authenticator
 from lmdeck.pipeline.order import build_pipeline, describe_order
 from lmdeck.policy.at_rest import secure_data_dir
+from lmdeck.policy.ratelimit_step import RateLimit
 from lmdeck.policy.services import PolicyServices
 from lmdeck.providers import ProviderContext, ProviderRegistry, load_providers
 from lmdeck.providers.egress import EgressPolicy, check_config_egress
@@ -107,6 +111,8 @@ class Gateway:
     responses: ResponsesServing | None = None
     #: ``/v1/files``: uploaded batch input files and the batches' output files.
     files: FileStore | None = None
+    #: ``/v1/batches``: batches run row by row through the pipeline, in the background.
+    batches: BatchRunner | None = None
     started: bool = False
 
     async def start(self) -> None:
@@ -301,6 +307,17 @@ def build_gateway(
         max_pending=settings.responses.max_pending,
     )
     services.append(response_store)
+    files = FileStore(
+        db, settings.data_dir / "files", max_bytes=settings.batches.max_file_bytes, max_rows=settings.batches.max_rows
+    )
+    batch_rows = BatchRows(
+        pipeline,
+        principal_of=policy.keys.principal,
+        admit=RateLimit(policy.limiter, policy.keys, settings.policy).wait_admitted,
+        route_kind=lambda name: config.kind if (config := route_config(name)) is not None else None,
+    )
+    batches = BatchRunner(BatchStore(db), files, batch_rows, concurrency=settings.batches.concurrency)
+    services.append(batches)  # last to start (it resumes batches through the pipeline), first to stop
     return Gateway(
         settings=settings,
         db=db,
@@ -330,12 +347,8 @@ def build_gateway(
         flags=flags,
         span_writer=span_writer,
         drift=drift,
-        files=FileStore(
-            db,
-            settings.data_dir / "files",
-            max_bytes=settings.batches.max_file_bytes,
-            max_rows=settings.batches.max_rows,
-        ),
+        files=files,
+        batches=batches,
     )
 
 

@@ -20,6 +20,7 @@ from lmdeck.app.middleware.server_span import ServerSpanMiddleware
 from lmdeck.app.routes import (
     alerts,
     audit,
+    batches_api,
     budgets,
     files_api,
     health,
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
     app.include_router(openai_api.router)
     app.include_router(responses_api.router)
     app.include_router(files_api.router)
+    app.include_router(batches_api.router)
     app.include_router(registry_routes.router)
     app.include_router(health.router)
     app.include_router(metrics.router)

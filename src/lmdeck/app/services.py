@@ -21,6 +21,7 @@ from lmdeck.delivery.runtime import DeliveryRuntime
 from lmdeck.delivery.shadow.runtime import ShadowRuntime
 from lmdeck.evaluation.runtime import EvaluationRuntime
 from lmdeck.gateway.batches.files import FileStore
+from lmdeck.gateway.batches.runner import BatchRunner
 from lmdeck.gateway.ingress.responses.serving import ResponsesServing
 from lmdeck.guardrails.runtime import GuardrailRuntime
 from lmdeck.policy.services import PolicyServices
@@ -109,6 +110,14 @@ def files_of(request: Request) -> FileStore:
     if store is None:
         raise RuntimeError("this gateway was built without the file store: build it with build_gateway()")
     return store
+
+
+def batches_of(request: Request) -> BatchRunner:
+    """The batch runner (``/v1/batches``) of the gateway serving ``request``."""
+    runner = gateway_of(request).batches
+    if runner is None:
+        raise RuntimeError("this gateway was built without batches: build it with build_gateway()")
+    return runner
 
 
 def analytics_of(request: Request) -> AnalyticsPool:

@@ -110,6 +110,14 @@ class KeyCache:
     def key(self, key_id: str) -> ApiKey | None:
         return self._keys.get(key_id)
 
+    def principal(self, key_id: str) -> Principal | None:
+        """The principal of the key ``key_id`` while it is active; None once revoked, expired or gone.
+        For work lmdeck does later on a key's behalf (batch rows), which holds its id, never its secret."""
+        key = self._keys.get(key_id)
+        if key is None or key.state(self.clock()) != "active":
+            return None
+        return principal_of(key, self.team(key.team_id))
+
     def role_of_actor(self, actor: str | None) -> Role | None:
         """The role now held by the key an audit actor names (``key:<id>``), or None."""
         kind, _, key_id = (actor or "").partition(":")

@@ -12,15 +12,21 @@ count once the response's usage is known. Answers carry OpenAI's headers::
 
 and a refusal is a 429 in OpenAI's shape (``code: rate_limit_exceeded``, type
 ``requests`` or ``tokens``) with ``retry-after``.
+
+A request made by lmdeck itself for a client that can wait (a batch row) calls
+:meth:`RateLimit.wait_admitted` before the pipeline: it sleeps until the buckets have room, takes
+it, and the step then admits the request on that grant instead of drawing again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
+import time
 from collections.abc import Iterable, Mapping
 
 from lmdeck.pipeline.chain import Handler
-from lmdeck.pipeline.context import Completed, RequestContext, Result, Streamed
+from lmdeck.pipeline.context import Completed, RequestContext, Result, Slot, Streamed
 from lmdeck.policy.cost import USAGE
 from lmdeck.policy.estimate import token_need
 from lmdeck.policy.key_cache import KeyCache
@@ -28,6 +34,9 @@ from lmdeck.policy.metering import observed
 from lmdeck.policy.ratelimit import BucketState, Demand, Grant, RateLimiter
 from lmdeck.protocol import APIError
 from lmdeck.settings import PolicySettings
+
+#: A grant taken before the pipeline ran (:meth:`RateLimit.wait_admitted`), which the step admits on.
+ADMITTED: Slot[Grant] = Slot("ratelimit.admitted")
 
 UNIT_NAMES = {"requests": "requests per min (RPM)", "tokens": "tokens per min (TPM)"}
 
@@ -119,11 +128,26 @@ class RateLimit:
                 out.append(Demand(f"{scope}:{subject}:tokens", tpm, tokens, "tokens"))
         return out
 
+    async def wait_admitted(self, ctx: RequestContext, deadline: float) -> None:
+        """Sleep until every bucket ``ctx`` draws on has room (as the refusals' ``retry_after`` says),
+        then take it for ``ctx``. Raises the 429 when the wait would end after ``deadline`` (epoch
+        seconds) or the request can never fit (larger than a bucket)."""
+        demands = self.demands(ctx)
+        while demands:
+            grant = await self.limiter.acquire(demands)
+            if grant.admitted:
+                ctx.slots.put(ADMITTED, grant)
+                return
+            assert grant.refused is not None
+            if grant.retry_after is None or time.time() + grant.retry_after > deadline:
+                raise _refusal(grant, grant.refused)
+            await asyncio.sleep(grant.retry_after)
+
     async def __call__(self, ctx: RequestContext, call_next: Handler) -> Result:
         demands = self.demands(ctx)
         if not demands:
             return await call_next(ctx)
-        grant = await self.limiter.acquire(demands)
+        grant = ctx.slots.get(ADMITTED) or await self.limiter.acquire(demands)
         if not grant.admitted:
             assert grant.refused is not None
             raise _refusal(grant, grant.refused)

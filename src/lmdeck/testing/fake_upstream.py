@@ -182,8 +182,8 @@ class FakeUpstream:
     503
     """
 
-    def __init__(self, config: FakeConfig | None = None) -> None:
-        self.state = FakeState(config or FakeConfig())
+    def __init__(self, config: FakeConfig | None = None, *, keep_requests: int = 200) -> None:
+        self.state = FakeState(config or FakeConfig(), keep_requests=keep_requests)
         self._ids = itertools.count(1)
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/chat/completions"): self._chat,
@@ -553,6 +553,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--embedding-dim", type=int, default=16)
     p.add_argument("--api-key", default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--keep-requests", type=int, default=200, help="requests /_fake/requests keeps (the last ones)")
     return p.parse_args(argv)
 
 
@@ -596,7 +597,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"fake upstream listening on http://{args.host}:{port}/v1", flush=True)
     server = uvicorn.Server(
         uvicorn.Config(
-            FakeUpstream(config), log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30
+            FakeUpstream(config, keep_requests=args.keep_requests), log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30
         )
     )
     server.run(sockets=[sock])
