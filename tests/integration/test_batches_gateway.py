@@ -194,7 +194,7 @@ def test_a_thousand_rows_survive_a_restart_are_traced_once_and_keep_the_rate_lim
     config = {**TEST_SETTINGS, "routes": [{"name": "chat", "targets": [openai_target(fake)]}]}
     config["batches"] = {"concurrency": 8}
     data_dir = tmp_path / "gw"
-    first = start_gateway(config, data_dir=data_dir)
+    first = start_gateway(config, data_dir=data_dir, timeout=180)
     try:
         key = team_key(first, rpm=RPM)
         client = client_for(first, key)
@@ -208,7 +208,7 @@ def test_a_thousand_rows_survive_a_restart_are_traced_once_and_keep_the_rate_lim
     restarted_at = time.time()
     calls_before = fake.count()
     assert calls_before < ROWS, "the batch finished before the restart: nothing was resumed"
-    second = start_gateway(config, data_dir=data_dir)
+    second = start_gateway(config, data_dir=data_dir, timeout=180)
     try:
         client = client_for(second, key)
         done = wait_for(client, batch.id, lambda b: b.status == "completed", timeout=300)

@@ -597,7 +597,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"fake upstream listening on http://{args.host}:{port}/v1", flush=True)
     server = uvicorn.Server(
         uvicorn.Config(
-            FakeUpstream(config, keep_requests=args.keep_requests), log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30
+            FakeUpstream(config, keep_requests=args.keep_requests),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_keep_alive=30,
         )
     )
     server.run(sockets=[sock])

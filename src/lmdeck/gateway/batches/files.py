@@ -28,7 +28,6 @@ from sqlalchemy import BigInteger, Column, Float, MetaData, String, Table, delet
 from lmdeck.db import Database
 from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import APIError
-from lmdeck.protocol.errors import validation_param
 from lmdeck.protocol.files import BatchInputLine, FileObject
 
 files_table = Table(
@@ -71,8 +70,9 @@ def check_batch_file(data: bytes, *, max_rows: int) -> list[BatchInputLine]:
         try:
             row = BatchInputLine.model_validate(parsed, strict=True)
         except ValidationError as exc:
-            param, message = validation_param(exc.errors())
-            raise bad_line(number, f"{param}: {message}") from None
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "the line"
+            raise bad_line(number, f"{where}: {first['msg']}") from None
         if not isinstance(row.body.get("model"), str):
             raise bad_line(number, "body.model: the body names no model (a route name)")
         first = seen.get(row.custom_id)
