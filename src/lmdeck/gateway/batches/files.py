@@ -70,9 +70,9 @@ def check_batch_file(data: bytes, *, max_rows: int) -> list[BatchInputLine]:
         try:
             row = BatchInputLine.model_validate(parsed, strict=True)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "the line"
-            raise bad_line(number, f"{where}: {first['msg']}") from None
+            problem = exc.errors()[0]
+            where = ".".join(str(part) for part in problem["loc"]) or "the line"
+            raise bad_line(number, f"{where}: {problem['msg']}") from None
         if not isinstance(row.body.get("model"), str):
             raise bad_line(number, "body.model: the body names no model (a route name)")
         first = seen.get(row.custom_id)
