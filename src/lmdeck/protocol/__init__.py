@@ -1,8 +1,9 @@
 """Wire schemas only: what goes over HTTP between lmdeck and its callers.
 
 - the OpenAI-compatible API (``/v1``): :mod:`.chat`, :mod:`.completions`, :mod:`.embeddings`,
-  :mod:`.models`, :mod:`.errors`; these schemas accept unknown fields (they are passed through
-  to upstreams) so that a new OpenAI parameter works before lmdeck knows its name;
+  :mod:`.models`, :mod:`.errors`, :mod:`.responses` (the Responses API and stored responses); these
+  schemas accept unknown fields (they are passed through to upstreams) so that a new OpenAI parameter
+  works before lmdeck knows its name (the Responses request refuses those it does not know, by name);
 - the admin API (``/api``): :mod:`.access` (keys, teams, budgets, spend, audit, secrets),
   :mod:`.registry` (model and prompt versions, ``lmdeck apply`` declarations, request bodies),
   :mod:`.evaluation` (runs, experiments, feedback), :mod:`.traces` (the trace record); request
