@@ -15,10 +15,11 @@ difference in all. It trades recall for precision; ``cache.semantic.verify_terms
 
 from __future__ import annotations
 
+import functools
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-
-import spacy
-from spacy.lang.en.stop_words import STOP_WORDS
+from typing import Any
 
 __all__ = ["TermVerifier", "Terms"]
 
@@ -58,7 +59,21 @@ _NEGATIONS = frozenset(
 )
 #: Stop words that still flip a request's meaning ("turn notifications on/off"), kept as content.
 _POLAR = frozenset({"on", "off", "up", "down", "before", "after", "above", "below", "more", "less", "first", "last"})
-_STOP = frozenset(STOP_WORDS) - _NEGATIONS - _POLAR
+_LOAD = threading.Lock()
+
+
+@functools.cache
+def _english() -> tuple[Callable[[str], Iterable[Any]], frozenset[str]]:
+    """spaCy's English tokenizer and the stop words that are not content here, loaded on first use.
+
+    Loading spaCy takes seconds (it imports the packages that register spaCy components, PyTorch
+    among them), so a gateway whose semantic cache never compares two texts never pays for it.
+    """
+    with _LOAD:  # one load when two threads compare at once
+        import spacy
+        from spacy.lang.en.stop_words import STOP_WORDS
+
+        return spacy.blank("en").tokenizer, frozenset(STOP_WORDS) - _NEGATIONS - _POLAR
 
 
 @dataclass(frozen=True)
@@ -84,20 +99,20 @@ class TermVerifier:
 
     def __init__(self, max_difference: int = 2) -> None:
         self.max_difference = max_difference
-        self._tokenizer = spacy.blank("en").tokenizer
 
     def terms(self, text: str) -> Terms:
         numbers: set[float] = set()
         negations = 0
         content: set[str] = set()
-        for token in self._tokenizer(text.lower()):
+        tokenizer, stop = _english()
+        for token in tokenizer(text.lower()):
             word = token.text
             number = _number(word)
             if number is not None:
                 numbers.add(number)
             elif word in _NEGATIONS:
                 negations += 1
-            elif word.isalnum() and word not in _STOP:  # words, and identifiers such as order ids
+            elif word.isalnum() and word not in stop:  # words, and identifiers such as order ids
                 content.add(word[:-1] if word.endswith("s") and len(word) > 3 else word)
         return Terms(frozenset(numbers), negations % 2 == 1, frozenset(content))
 
