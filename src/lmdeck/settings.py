@@ -699,6 +699,10 @@ class EvaluationSettings(BaseModel):
     annotation_queues: list[dict[str, Any]] = Field(
         default_factory=list, description="annotation queues created when absent (docs/monitoring.md)"
     )
+    feedback_names: list[str] = Field(
+        default_factory=lambda: ["thumbs", "rating", "score", "correct"],
+        description="feedback names the lmdeck_feedback_value metric labels by name; any other is counted as `other`",
+    )
     queue_size: int = Field(default=1000, ge=1, description="traces waiting for online scoring before drops")
     workers: int = Field(default=2, ge=1, le=64, description="background online scoring tasks")
     poll_interval: float = Field(default=2.0, gt=0, description="seconds between reloads of rules and experiments")

@@ -107,7 +107,7 @@ async def test_a_blocked_evaluator_never_holds_a_request(
         online = deck.evaluation.online
         assert started == 1 and online.queue.dropped >= 30 - 1 - 5
         metrics = (await deck.client.get("/metrics")).text
-        assert 'lmdeck_eval_queue_dropped{queue="online-eval"}' in metrics
+        assert 'lmdeck_eval_queue_dropped_total{queue="online-eval"}' in metrics
         release.set()
         await online.queue.join()
         stored = (await deck.call("GET", "/api/evaluation/online/scores", params={"limit": 1000})).json()["data"]

@@ -49,7 +49,7 @@ from lmdeck.registry.runtime import RegistryRuntime
 from lmdeck.settings import RouteConfig, Settings
 from lmdeck.tracing.analytics import AnalyticsPool
 from lmdeck.tracing.genai_metrics import GenAIMetrics
-from lmdeck.tracing.metrics import GatewayMetrics
+from lmdeck.tracing.metrics import GatewayMetrics, label_target
 from lmdeck.tracing.otel import OTelExporter
 from lmdeck.tracing.retention import Retention
 from lmdeck.tracing.retention_job import RetentionJob, run_report
@@ -183,14 +183,14 @@ def build_gateway(
     router = Router.from_settings(settings, providers, provider_ctx, strategies=strategies)
     authenticator: Authenticator = policy.keys
     sink = sink or build_sink(settings, db)
-    metrics = GatewayMetrics()
+    metrics = GatewayMetrics(known_route=lambda name: router.get(name) is not None)
     if isinstance(sink, QueuedTraceSink):
         queued = sink
         metrics.gauge_from("lmdeck_spool_depth", "traces not yet in the store", lambda: {(): queued.depth})
     metrics.gauge_from(
         "lmdeck_breaker_state",
         "circuit breaker state per target (1 = current)",
-        router.breaker_gauge,
+        lambda: {(label_target(target), state): v for (target, state), v in router.breaker_gauge().items()},
         ("target", "state"),
     )
     observers: list[TraceObserver] = [metrics]

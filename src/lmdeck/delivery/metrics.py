@@ -1,6 +1,6 @@
 """Prometheus series of releases, per release and variant, on the gateway's registry.
 
-``lmdeck_release_requests_total{release,variant,status_class}``, ``lmdeck_release_latency_ms{release,variant}``
+``lmdeck_release_requests_total{release,variant,status_class}``, ``lmdeck_release_latency_seconds{release,variant}``
 (a histogram), ``lmdeck_release_cost_usd_total{release,variant}``, ``lmdeck_release_share_percent{release}``
 (the candidate's share now) and ``lmdeck_release_decisions_total{release,decision}`` (each analysis).
 """
@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from lmdeck.delivery.store import ReleaseExposure
 
-_LATENCY_BUCKETS = (25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
+_LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
 class ReleaseMetrics:
@@ -28,8 +28,8 @@ class ReleaseMetrics:
             registry=registry,
         )
         self.latency = Histogram(
-            "lmdeck_release_latency_ms",
-            "latency of requests served under a release, by variant (ms)",
+            "lmdeck_release_latency_seconds",
+            "latency of requests served under a release, by variant (seconds)",
             ["release", "variant"],
             buckets=_LATENCY_BUCKETS,
             registry=registry,
@@ -53,6 +53,6 @@ class ReleaseMetrics:
     def observe(self, exposure: ReleaseExposure) -> None:
         status_class = f"{exposure.status_code // 100}xx"
         self.requests.labels(exposure.release, exposure.variant, status_class).inc()
-        self.latency.labels(exposure.release, exposure.variant).observe(exposure.latency_ms)
+        self.latency.labels(exposure.release, exposure.variant).observe(exposure.latency_ms / 1000.0)
         if exposure.cost:
             self.cost.labels(exposure.release, exposure.variant).inc(exposure.cost)

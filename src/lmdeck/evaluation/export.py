@@ -13,11 +13,11 @@ GenAI conventions), in a span that is a child of the judged request's span.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from lmdeck.evaluation.base import Score
@@ -25,6 +25,8 @@ from lmdeck.protocol.traces import TraceRecord
 
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 VERSION_LABELS = ("route", "prompt", "prompt_version", "model")
+#: The ``name`` label of feedback whose name is not one of ``evaluation.feedback_names``.
+OTHER_FEEDBACK = "other"
 
 
 def version_labels(record: TraceRecord) -> tuple[str, str, str, str]:
@@ -44,7 +46,7 @@ class _QueueGauges(Collector):
 
     def collect(self) -> list[Metric]:
         depth = GaugeMetricFamily("lmdeck_eval_queue_depth", "evaluation work waiting", labels=["queue"])
-        dropped = GaugeMetricFamily(
+        dropped = CounterMetricFamily(
             "lmdeck_eval_queue_dropped", "evaluation work dropped because the queue was full", labels=["queue"]
         )
         for name, source in self.sources.items():
@@ -57,10 +59,14 @@ class _QueueGauges(Collector):
 class QualityMetrics:
     """Evaluation's Prometheus series, registered on the gateway's registry.
 
-    >>> metrics = QualityMetrics(CollectorRegistry())
+    ``feedback_names`` are the feedback names (``evaluation.feedback_names``) the ``name`` label
+    takes; feedback under any other name is counted as ``other``, since clients choose names.
+
+    >>> metrics = QualityMetrics(CollectorRegistry(), feedback_names=("thumbs",))
     """
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, feedback_names: Collection[str] = ()) -> None:
+        self.feedback_names = frozenset(feedback_names)
         self.score = Histogram(
             "lmdeck_eval_score",
             "online evaluation scores in [0, 1], by route and version",
@@ -98,7 +104,7 @@ class QualityMetrics:
 
     def observe_feedback(self, labels: tuple[str, str, str, str], name: str, value: float | None) -> None:
         if value is not None:
-            self.feedback.labels(*labels, name).observe(value)
+            self.feedback.labels(*labels, name if name in self.feedback_names else OTHER_FEEDBACK).observe(value)
 
 
 class EvaluationEvents:

@@ -45,6 +45,7 @@ from lmdeck.pipeline.context import RequestContext, Slot
 from lmdeck.protocol import APIError
 from lmdeck.protocol.traces import TraceRecord
 from lmdeck.settings import RouteConfig, Settings
+from lmdeck.tracing.metrics import new_registry
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class GuardrailMetrics:
     """The guardrail series on the gateway's Prometheus registry."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        r = registry or CollectorRegistry()
+        r = registry or new_registry()
         self.verdicts = Counter(
             "lmdeck_guardrail_verdicts",
             "guardrail verdicts by the action taken (pass, flag, mask, block, fallback, error)",

@@ -3,18 +3,26 @@
     metrics = GatewayMetrics()
     metrics.gauge_from("lmdeck_spool_depth", "records not yet in the store", lambda: {(): spool.depth})
     metrics.observe(record)          # once per request, from the record step
+    metrics.refused("invalid_api_key", 401)   # a request refused before routing (no record step ran)
     body = metrics.exposition()      # what /metrics serves
 
 Other layers (evaluation, policy) register their own metric objects on
 ``metrics.registry`` so that one scrape shows everything.
+
+No label takes a value a client chose: ``route`` is a configured route name or ``unknown``
+(``known_route`` decides), ``target`` is a configured target id with any credentials or
+query string taken out of its URL (:func:`label_target`), and the refusal ``reason`` is one
+of lmdeck's own error codes. The ``_created`` series are off (:func:`new_registry`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator, Mapping
+from urllib.parse import urlsplit, urlunsplit
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -27,6 +35,49 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
 
 GaugeSource = Callable[[], Mapping[tuple[str, ...], float]]
+
+#: The ``route`` label of a request whose model names no configured route.
+UNKNOWN_ROUTE = "unknown"
+_LABEL_TOKEN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def new_registry() -> CollectorRegistry:
+    """A registry of lmdeck's own, with prometheus_client's ``_created`` series turned off.
+
+    Those series double every counter and histogram and carry nothing a query uses; the
+    switch is prometheus_client's process-wide one (what ``PROMETHEUS_DISABLE_CREATED_SERIES``
+    sets), so every registry in the process exports without them.
+    """
+    disable_created_metrics()
+    return CollectorRegistry()
+
+
+def label_url(url: str) -> str:
+    """``url`` fit for a label: no user name or password, no query string, no fragment.
+
+    >>> label_url("https://user:sk-secret@api.example.com/v1?api-key=sk-x#f")
+    'https://api.example.com/v1'
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "invalid-url"
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def label_target(target_id: str) -> str:
+    """A target id (``provider:model`` or ``provider:model@base_url``) with its URL made fit for a label.
+
+    >>> label_target("openai:gpt-4o@https://key:secret@proxy.example.com/v1?token=t")
+    'openai:gpt-4o@https://proxy.example.com/v1'
+    """
+    name, at, base = target_id.partition("@")
+    return f"{name}@{label_url(base)}" if at else target_id
 
 
 class _CallbackGauges(Collector):
@@ -51,11 +102,44 @@ class _CallbackGauges(Collector):
             yield family
 
 
-class GatewayMetrics:
-    """The gateway's Prometheus series, on a registry of its own (no process-global state)."""
+class BoundedLabel:
+    """A label's values capped at ``limit`` distinct ones; later newcomers are counted as ``other``.
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
+    For values lmdeck passes on from elsewhere (an upstream's error code) whose set it does not
+    fix, so that no stream of new values grows the series without bound.
+
+    >>> codes = BoundedLabel(limit=1)
+    >>> codes("timeout"), codes("timeout"), codes("weird_code_42")
+    ('timeout', 'timeout', 'other')
+    """
+
+    def __init__(self, limit: int = 64) -> None:
+        self.limit = limit
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        if len(self._seen) >= self.limit or not _LABEL_TOKEN.fullmatch(value):
+            return "other"
+        self._seen.add(value)
+        return value
+
+
+class GatewayMetrics:
+    """The gateway's Prometheus series, on a registry of its own (no process-global state).
+
+    ``known_route(name)`` says whether ``name`` is a configured route; any other route name
+    (a model the client made up) is counted as ``unknown``.
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry | None = None, known_route: Callable[[str], bool] | None = None
+    ) -> None:
+        self.registry = registry or new_registry()
+        self.known_route = known_route or (lambda name: True)
+        self._error_types = BoundedLabel()
+        self._reasons = BoundedLabel()
         r = self.registry
         self.requests = Counter(
             "lmdeck_requests", "requests handled", ["route", "target", "kind", "status"], registry=r
@@ -118,6 +202,13 @@ class GatewayMetrics:
             ["route", "strategy"],
             registry=r,
         )
+        self.refusals = Counter(
+            "lmdeck_requests_refused",
+            "requests to /v1/ refused before routing (bad key, forbidden, bad or oversized body, rate limit), "
+            "by lmdeck's error code and the HTTP status",
+            ["reason", "status"],
+            registry=r,
+        )
         self._routed_totals: dict[str, list[int]] = {}
         self._gauges = _CallbackGauges()
         r.register(self._gauges)
@@ -131,12 +222,20 @@ class GatewayMetrics:
     def gauge_from(self, name: str, doc: str, source: GaugeSource, labels: tuple[str, ...] = ()) -> None:
         self._gauges.add(name, doc, labels, source)
 
+    def route_label(self, route: str | None) -> str:
+        """``route`` when it is a configured route's name, else ``unknown``."""
+        return route if route and self.known_route(route) else UNKNOWN_ROUTE
+
+    def refused(self, reason: str, status: int) -> None:
+        """Count a request refused before routing; ``reason`` is one of lmdeck's error codes."""
+        self.refusals.labels(self._reasons(reason), str(status)).inc()
+
     def observe(self, record: TraceRecord) -> None:
-        route = record.route or "unknown"
-        target = record.target or "none"
+        route = self.route_label(record.route)
+        target = label_target(record.target) if record.target else "none"
         self.requests.labels(route, target, record.kind, str(record.status_code)).inc()
         if record.status_code >= 400:
-            self.errors.labels(route, target, record.error_type or str(record.status_code)).inc()
+            self.errors.labels(route, target, self._error_types(record.error_type or str(record.status_code))).inc()
         self.latency.labels(route).observe(record.latency_ms / 1000.0)
         if record.ttft_ms is not None:
             self.ttft.labels(route).observe(record.ttft_ms / 1000.0)
