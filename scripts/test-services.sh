@@ -16,10 +16,12 @@ pg_bin() {
 }
 need=()
 command -v wrk >/dev/null || need+=(wrk)
+# promtool (Debian's prometheus package) lints a real gateway's /metrics (tests/integration/test_prometheus.py).
+command -v promtool >/dev/null || need+=(prometheus)
 [ -n "$(pg_bin)" ] || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq >/dev/null 2>&1 || true
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null 2>&1 || echo "could not install: ${need[*]} (the tests that need them are skipped)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1 || echo "could not install: ${need[*]} (the tests that need them are skipped)"
 fi
 
 # A throwaway PostgreSQL cluster on 127.0.0.1 for the store tests (LMDECK_TEST_POSTGRES_URL);

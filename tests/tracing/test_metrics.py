@@ -1,5 +1,5 @@
 from lmdeck.protocol.traces import TraceRecord
-from lmdeck.tracing.metrics import GatewayMetrics
+from lmdeck.tracing.metrics import GatewayMetrics, label_target, label_url
 
 
 def test_observed_trace_shows_in_exposition() -> None:
@@ -58,3 +58,43 @@ def test_cache_hits_misses_bypasses_and_savings_are_counted_per_route_and_team()
     assert 'lmdeck_cache_bypasses_total{route="r",team="none"} 1.0' in text
     assert 'lmdeck_cache_saved_tokens_total{cache="exact",route="r",team="t1"} 30.0' in text
     assert 'lmdeck_cache_saved_usd_total{cache="exact",route="r",team="t1"} 0.25' in text
+
+
+def test_a_route_no_config_names_is_counted_as_unknown() -> None:
+    metrics = GatewayMetrics(known_route=lambda name: name == "chat")
+    metrics.observe(TraceRecord(route="chat", status_code=200))
+    metrics.observe(TraceRecord(route="made-up-by-a-client", status_code=200))
+    text = metrics.exposition().decode()
+    assert 'route="chat"' in text
+    assert 'route="unknown"' in text
+    assert "made-up-by-a-client" not in text
+
+
+def test_target_labels_carry_no_credentials_or_query() -> None:
+    assert label_target("openai:m@https://u:pw@h.example:8443/v1?key=sk#x") == "openai:m@https://h.example:8443/v1"
+    assert label_target("local:demo") == "local:demo"
+    assert label_url("http://[::1]:9/v1?k=1") == "http://[::1]:9/v1"
+    metrics = GatewayMetrics()
+    metrics.observe(TraceRecord(route="r", target="openai:m@https://u:pw@h.example/v1?api-key=sk", status_code=500))
+    text = metrics.exposition().decode()
+    assert "u:pw" not in text and "api-key" not in text
+    assert "openai:m@https://h.example/v1" in text
+
+
+def test_error_types_from_elsewhere_are_capped() -> None:
+    metrics = GatewayMetrics()
+    for i in range(200):
+        metrics.observe(TraceRecord(route="r", status_code=400, error_type=f"upstream_code_{i}"))
+    metrics.observe(TraceRecord(route="r", status_code=400, error_type="has spaces {and} braces"))
+    text = metrics.exposition().decode()
+    assert len([line for line in text.splitlines() if line.startswith("lmdeck_errors_total{")]) <= 65
+    assert 'error_type="other"' in text
+
+
+def test_no_created_series() -> None:
+    metrics = GatewayMetrics()
+    metrics.observe(TraceRecord(route="r", status_code=200, input_tokens=3))
+    metrics.refused("invalid_api_key", 401)
+    text = metrics.exposition().decode()
+    assert "_created" not in text
+    assert 'lmdeck_requests_refused_total{reason="invalid_api_key",status="401"} 1.0' in text

@@ -98,9 +98,7 @@ class EvaluationRuntime:
         )
         self.evaluators = evaluators or load_evaluators()
         self.identity = ServiceIdentity()
-        self.metrics = (
-            QualityMetrics(metrics_registry, config.feedback_names) if metrics_registry is not None else None
-        )
+        self.metrics = QualityMetrics(metrics_registry, config.feedback_names) if metrics_registry is not None else None
         if events is None and settings.otlp_traces_url:
             events = EvaluationEvents.to_otlp(settings.otlp_traces_url, settings.otlp_headers)
         self.events = events
