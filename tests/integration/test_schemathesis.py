@@ -67,8 +67,10 @@ def test_no_input_gets_a_server_error_or_no_answer(
         str(MAX_EXAMPLES),
         "--request-timeout",
         str(REQUEST_TIMEOUT),
+        # One worker: two threads generating cases at once can trip CPython 3.11's AST recursion
+        # counter (python/cpython#106905, a SystemError inside the generator, not a gateway fault).
         "--workers",
-        "2",
+        "1",
         "--seed",
         "20261130",
         "--warnings",
