@@ -268,6 +268,7 @@ PROTOCOL_ROUTES = {
     ("GET", "/v1/batches"),
     ("GET", "/v1/batches/{batch_id}"),
     ("POST", "/v1/batches/{batch_id}/cancel"),
+    ("POST", "/v1/moderations"),
 }
 
 

@@ -1,7 +1,8 @@
 """``/v1/files`` through a real ``lmdeck serve``, with the official ``openai`` SDK.
 
 One gateway for the module, with a small file limit (``batches.max_file_bytes``) so that an
-oversized upload is cheap to send.
+oversized upload is cheap to send. ``test_moderations_gateway`` starts it with the same
+configuration (guardrails included), so the session's factory serves both from one process.
 """
 
 from __future__ import annotations
@@ -21,10 +22,25 @@ from lmdeck.testing.servers import FakeUpstreamProcess, GatewayFactory, GatewayP
 MAX_FILE_BYTES = 8192
 
 
+GUARDRAILS = {
+    "definitions": {
+        "pii": {"type": "pii", "options": {"entities": ["EMAIL_ADDRESS", "CREDIT_CARD"]}},
+        "no-forbidden": {"type": "regex", "options": {"words": ["forbidden"]}},
+    }
+}
+
+
 @pytest.fixture(scope="module")
 def gw(gateway: GatewayFactory, fake_upstream_server: FakeUpstreamProcess) -> GatewayProcess:
-    routes = [{"name": "chat", "targets": [openai_target(fake_upstream_server)]}]
-    return gateway(routes, batches={"max_file_bytes": MAX_FILE_BYTES})
+    routes = [
+        {"name": "chat", "targets": [openai_target(fake_upstream_server)]},
+        {
+            "name": "guarded",
+            "targets": [openai_target(fake_upstream_server)],
+            "guardrails": {"input": [{"use": "pii", "action": "block"}]},
+        },
+    ]
+    return gateway(routes, batches={"max_file_bytes": MAX_FILE_BYTES}, guardrails=GUARDRAILS)
 
 
 def team_key(gw: GatewayProcess) -> str:

@@ -29,6 +29,7 @@ from lmdeck.gateway.serving import InferenceServing
 from lmdeck.gateway.steps import core_steps
 from lmdeck.gateway.steps.compress import compression_steps
 from lmdeck.gateway.steps.record import QueuedTraceSink, TraceObserver, TraceSink
+from lmdeck.guardrails.moderations import ModerationServing
 from lmdeck.guardrails.runtime import GuardrailRuntime
 from lmdeck.monitoring.actions import ActionContext
 from lmdeck.monitoring.drift.report import DriftMonitor
@@ -113,6 +114,8 @@ class Gateway:
     files: FileStore | None = None
     #: ``/v1/batches``: batches run row by row through the pipeline, in the background.
     batches: BatchRunner | None = None
+    #: ``/v1/moderations``: texts judged by the guardrails.
+    moderations: ModerationServing | None = None
     started: bool = False
 
     async def start(self) -> None:
@@ -349,6 +352,12 @@ def build_gateway(
         drift=drift,
         files=files,
         batches=batches,
+        moderations=ModerationServing(
+            guardrails.service,
+            route_config,
+            sink,
+            admit=RateLimit(policy.limiter, policy.keys, settings.policy).wait_admitted,
+        ),
     )
 
 

@@ -23,6 +23,7 @@ from lmdeck.evaluation.runtime import EvaluationRuntime
 from lmdeck.gateway.batches.files import FileStore
 from lmdeck.gateway.batches.runner import BatchRunner
 from lmdeck.gateway.ingress.responses.serving import ResponsesServing
+from lmdeck.guardrails.moderations import ModerationServing
 from lmdeck.guardrails.runtime import GuardrailRuntime
 from lmdeck.policy.services import PolicyServices
 from lmdeck.protocol import APIError
@@ -118,6 +119,14 @@ def batches_of(request: Request) -> BatchRunner:
     if runner is None:
         raise RuntimeError("this gateway was built without batches: build it with build_gateway()")
     return runner
+
+
+def moderations_of(request: Request) -> ModerationServing:
+    """The moderations serving (``/v1/moderations``) of the gateway serving ``request``."""
+    serving = gateway_of(request).moderations
+    if serving is None:
+        raise RuntimeError("this gateway was built without moderations: build it with build_gateway()")
+    return serving
 
 
 def analytics_of(request: Request) -> AnalyticsPool:

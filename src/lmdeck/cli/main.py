@@ -8,11 +8,13 @@ import lmdeck
 from lmdeck.cli import alerts as alerts_cmd
 from lmdeck.cli import apply as apply_cmd
 from lmdeck.cli import audit as audit_cmd
+from lmdeck.cli import batches as batches_cmd
 from lmdeck.cli import budgets as budgets_cmd
 from lmdeck.cli import config_cmd, serve, traces
 from lmdeck.cli import datasets as datasets_cmd
 from lmdeck.cli import drift as drift_cmd
 from lmdeck.cli import eval as eval_cmd
+from lmdeck.cli import files as files_cmd
 from lmdeck.cli import flags as flags_cmd
 from lmdeck.cli import guardrails as guardrails_cmd
 from lmdeck.cli import keys as keys_cmd
@@ -49,6 +51,8 @@ app.add_typer(retention_cmd.app, name="retention")
 app.add_typer(alerts_cmd.app, name="alerts")
 app.add_typer(queues_cmd.app, name="queues")
 app.add_typer(drift_cmd.app, name="drift")
+app.add_typer(files_cmd.app, name="files")
+app.add_typer(batches_cmd.app, name="batches")
 
 
 @app.command()

@@ -103,10 +103,22 @@ class Client:
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=sent, transport=transport)
         self._namespaces: dict[str, Namespace] = {}
 
-    def request(self, method: str, path: str, *, params: Params | None = None, json: Any = None) -> Any:
-        """Send one call; the decoded JSON body (None when empty), or :class:`LMDeckError`."""
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        json: Any = None,
+        files: Mapping[str, tuple[str, bytes]] | None = None,
+        data: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Send one call; the decoded JSON body (None when empty), or :class:`LMDeckError`.
+
+        ``files`` (name → (filename, content)) and ``data`` send a multipart form instead of JSON.
+        """
         try:
-            response = self._http.request(method, path, params=_query(params), json=json)
+            response = self._http.request(method, path, params=_query(params), json=json, files=files, data=data)
         except httpx.TimeoutException as exc:
             raise LMDeckError(f"lmdeck at {self.base_url} did not answer in time ({exc})") from exc
         except httpx.TransportError as exc:
