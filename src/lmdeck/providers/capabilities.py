@@ -19,6 +19,11 @@ provider declares (an OpenAI-compatible server without ``logprobs``)::
 The gateway checks every target against the request before sending it there (see
 :mod:`lmdeck.gateway.routing.eligibility`): a target that cannot honour a parameter in use
 is skipped, and a request no target can honour is refused with a 400 naming the parameter.
+
+The same check applies to each row of a ``/v1/batches`` batch (its rows run through the
+pipeline: :mod:`lmdeck.gateway.batches.rows`), whose refusal becomes the row's error line;
+``/v1/files`` and ``/v1/moderations`` (answered by the guardrails) call no target, so no
+provider declares them.
 """
 
 from __future__ import annotations
