@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -117,6 +118,9 @@ class BatchRows:
                 raise APIError(401, "the batch's API key is revoked, expired or gone", code="invalid_api_key")
             ctx = self.context(job, custom_id, kind, parsed, principal)
             await self.admit_fn(ctx, deadline)
+            # The request starts once admitted: its trace's time is its admission, its latency excludes the wait.
+            ctx.trace.created_at = time.time()
+            ctx.started = time.perf_counter()
             return ctx
         except APIError as exc:
             return output_line(custom_id, exc.status, "", exc.body())
