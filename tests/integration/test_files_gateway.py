@@ -78,6 +78,11 @@ def test_upload_list_retrieve_content_and_delete(gw: GatewayProcess) -> None:
     assert created.object == "file" and created.purpose == "batch" and created.bytes == len(data)
     assert created.filename == "rows.jsonl"
     assert [f.id for f in client.files.list()] == [created.id]
+    second = client.files.create(file=("more.jsonl", rows(1)), purpose="batch")
+    page = client.files.list(limit=1)
+    assert [f.id for f in page.data] == [second.id] and page.has_more
+    assert [f.id for f in client.files.list(limit=1, after=second.id).data] == [created.id]
+    client.files.delete(second.id)
     assert client.files.retrieve(created.id).bytes == len(data)
     assert client.files.content(created.id).content == data
     stored = gw.data_dir / "files" / created.id

@@ -6,6 +6,7 @@ The gateway is the files module's (same configuration, so one process serves bot
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import httpx
@@ -39,7 +40,17 @@ def gw(gateway: GatewayFactory, fake_upstream_server: FakeUpstreamProcess) -> Ga
             "guardrails": {"input": [{"use": "pii", "action": "block"}]},
         },
     ]
-    return gateway(routes, batches={"max_file_bytes": 8192}, guardrails=GUARDRAILS)
+    gw = gateway(routes, batches={"max_file_bytes": 8192}, guardrails=GUARDRAILS)
+    # The guardrails warm up in the background after start (Presidio's analyzer); on a loaded machine a
+    # check before that can pass its timeout and answer 503: poll until one answers.
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            sdk(gw).moderations.create(input=BENIGN)
+            return gw
+        except openai.InternalServerError:
+            assert time.monotonic() < deadline, "the guardrails never answered"
+            time.sleep(0.5)
 
 
 def key_with(gw: GatewayProcess, **limits: int) -> str:

@@ -46,12 +46,14 @@ async def create_batch(
 async def list_batches(
     request: Request,
     limit: int = Query(default=20, ge=1, le=100),
+    after: str | None = Query(default=None, description="the id of the last batch of the previous page"),
     principal: Principal = Depends(require("inference")),
 ) -> BatchList:
     runner = batches_of(request)
-    jobs = await runner.store.listing(team_id=principal.team_id, limit=limit)
+    jobs, more = await runner.store.listing(team_id=principal.team_id, limit=limit, after=after)
     data = [(runner.live(job.batch.id) or job).batch for job in jobs]
-    return BatchList(data=data, first_id=data[0].id if data else None, last_id=data[-1].id if data else None)
+    first, last = (data[0].id, data[-1].id) if data else (None, None)
+    return BatchList(data=data, has_more=more, first_id=first, last_id=last)
 
 
 @router.get("/batches/{batch_id}", summary="A batch of this key's team, its counts up to date")

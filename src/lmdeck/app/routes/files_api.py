@@ -60,10 +60,15 @@ async def list_files(
     request: Request,
     purpose: str | None = None,
     limit: int = Query(default=100, ge=1, le=10_000),
+    after: str | None = Query(default=None, description="the id of the last file of the previous page"),
+    order: str = Query(default="desc", description="`desc` (newest first) is the only order"),
     principal: Principal = Depends(require("inference")),
 ) -> FileList:
-    data = await files_of(request).listing(team_id=principal.team_id, purpose=purpose, limit=limit)
-    return FileList(data=data, first_id=data[0].id if data else None, last_id=data[-1].id if data else None)
+    if order != "desc":
+        raise APIError(400, "order: lmdeck lists files newest first only: send `desc` or leave it out", param="order")
+    data, more = await files_of(request).listing(team_id=principal.team_id, purpose=purpose, limit=limit, after=after)
+    first, last = (data[0].id, data[-1].id) if data else (None, None)
+    return FileList(data=data, has_more=more, first_id=first, last_id=last)
 
 
 @router.get("/files/{file_id}", summary="A file of this key's team")

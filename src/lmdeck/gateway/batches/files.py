@@ -207,18 +207,29 @@ class FileStore:
             return None
         return row, self.path_of(str(row["path"])).read_bytes()
 
-    async def listing(self, *, team_id: str | None, purpose: str | None = None, limit: int = 100) -> list[FileObject]:
-        return await asyncio.to_thread(self._list, team_id, purpose, limit)
+    async def listing(
+        self, *, team_id: str | None, purpose: str | None = None, limit: int = 100, after: str | None = None
+    ) -> tuple[list[FileObject], bool]:
+        """The team's files, newest first, from the one after ``after`` (a file id); and whether more follow.
+        Raises a 400 naming ``after`` when it is not a file of the team."""
+        return await asyncio.to_thread(self._list, team_id, purpose, limit, after)
 
-    def _list(self, team_id: str | None, purpose: str | None, limit: int) -> list[FileObject]:
-        query = select(files_table).where(
-            files_table.c.team_id.is_(None) if team_id is None else files_table.c.team_id == team_id
-        )
+    def _list(
+        self, team_id: str | None, purpose: str | None, limit: int, after: str | None
+    ) -> tuple[list[FileObject], bool]:
+        owner = files_table.c.team_id.is_(None) if team_id is None else files_table.c.team_id == team_id
+        query = select(files_table).where(owner)
         if purpose is not None:
             query = query.where(files_table.c.purpose == purpose)
-        query = query.order_by(files_table.c.created_at.desc()).limit(limit)
         with self.db.engine.connect() as conn:
-            return [_object(dict(r._mapping)) for r in conn.execute(query)]
+            if after is not None:
+                row = conn.execute(select(files_table.c.created_at).where(owner, files_table.c.id == after)).first()
+                if row is None:
+                    raise APIError(400, f"after: no file {after!r} of this key's team to list after", param="after")
+                query = query.where(files_table.c.created_at < row[0])
+            query = query.order_by(files_table.c.created_at.desc()).limit(limit + 1)
+            found = [_object(dict(r._mapping)) for r in conn.execute(query)]
+        return found[:limit], len(found) > limit
 
     async def delete(self, file_id: str, *, team_id: str | None) -> bool:
         row = await asyncio.to_thread(self._row, file_id)

@@ -53,7 +53,7 @@ class BatchFailed(Exception):
         self.errors = errors
 
 
-class _Outputs:
+class BatchOutputs:
     """The output and error files of one batch, appended and flushed to disk line by line."""
 
     def __init__(self, folder: Path) -> None:
@@ -230,7 +230,7 @@ class BatchRunner:
             await self._save(job)
             return
         folder = self.files.root / "batches" / batch.id
-        outputs = await asyncio.to_thread(_Outputs, folder)
+        outputs = await asyncio.to_thread(BatchOutputs, folder)
         try:
             done = await asyncio.to_thread(self._done, job, outputs, rows)
             batch.request_counts.total = len(rows)
@@ -274,7 +274,7 @@ class BatchRunner:
             raise BatchFailed(wrong[:100])
         return rows
 
-    def _done(self, job: BatchJob, outputs: _Outputs, rows: list[BatchInputLine]) -> dict[int, bool]:
+    def _done(self, job: BatchJob, outputs: BatchOutputs, rows: list[BatchInputLine]) -> dict[int, bool]:
         done = self.store.done(job.batch.id)
         on_disk = outputs.recovered()
         # A line on disk whose done-set row a crash lost is not run twice: it is added now.
@@ -284,7 +284,7 @@ class BatchRunner:
             done.update(missed)
         return done
 
-    async def _run_rows(self, job: BatchJob, todo: list[tuple[int, BatchInputLine]], outputs: _Outputs) -> None:
+    async def _run_rows(self, job: BatchJob, todo: list[tuple[int, BatchInputLine]], outputs: BatchOutputs) -> None:
         batch = job.batch
         finished = self._finished.setdefault(batch.id, set())
         pending = iter(todo)
@@ -342,11 +342,11 @@ class BatchRunner:
         task.cancel()
         return None
 
-    def _keep(self, job: BatchJob, outputs: _Outputs, number: int, result: RowResult) -> None:
+    def _keep(self, job: BatchJob, outputs: BatchOutputs, number: int, result: RowResult) -> None:
         outputs.append([result])
         self.store.mark_done(job.batch.id, [(number, result.ok)])
 
-    async def _finish(self, job: BatchJob, outputs: _Outputs, left: list[tuple[int, BatchInputLine]]) -> None:
+    async def _finish(self, job: BatchJob, outputs: BatchOutputs, left: list[tuple[int, BatchInputLine]]) -> None:
         """Make the output and error files file objects, then the final status: a reader who sees the
         final status sees the files too."""
         batch = job.batch
@@ -373,7 +373,7 @@ class BatchRunner:
         self._cancelled.discard(batch.id)
         await self._save(job)
 
-    def _register(self, job: BatchJob, outputs: _Outputs) -> None:
+    def _register(self, job: BatchJob, outputs: BatchOutputs) -> None:
         batch = job.batch
         outputs.close()
         for path, field in ((outputs.output, "output_file_id"), (outputs.errors, "error_file_id")):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import Boolean, Column, Float, Integer, MetaData, String, Table, Text, insert, select, update
 
 from lmdeck.db import Database
+from lmdeck.protocol import APIError
 from lmdeck.protocol.batches import FINAL_STATUSES, BatchObject
 
 _meta = MetaData()
@@ -92,14 +93,25 @@ class BatchStore:
             row = conn.execute(select(batches_table).where(batches_table.c.id == batch_id)).first()
         return _job(row._mapping) if row is not None else None
 
-    async def listing(self, *, team_id: str | None, limit: int = 20) -> list[BatchJob]:
-        return await asyncio.to_thread(self._list, team_id, limit)
+    async def listing(
+        self, *, team_id: str | None, limit: int = 20, after: str | None = None
+    ) -> tuple[list[BatchJob], bool]:
+        """The team's batches, newest first, from the one after ``after`` (a batch id); and whether more
+        follow. Raises a 400 naming ``after`` when it is not a batch of the team."""
+        return await asyncio.to_thread(self._list, team_id, limit, after)
 
-    def _list(self, team_id: str | None, limit: int) -> list[BatchJob]:
+    def _list(self, team_id: str | None, limit: int, after: str | None) -> tuple[list[BatchJob], bool]:
         owner = batches_table.c.team_id.is_(None) if team_id is None else batches_table.c.team_id == team_id
-        query = select(batches_table).where(owner).order_by(batches_table.c.created_at.desc()).limit(limit)
+        query = select(batches_table).where(owner)
         with self.db.engine.connect() as conn:
-            return [_job(r._mapping) for r in conn.execute(query)]
+            if after is not None:
+                row = conn.execute(select(batches_table.c.created_at).where(owner, batches_table.c.id == after)).first()
+                if row is None:
+                    raise APIError(400, f"after: no batch {after!r} of this key's team to list after", param="after")
+                query = query.where(batches_table.c.created_at < row[0])
+            query = query.order_by(batches_table.c.created_at.desc(), batches_table.c.id).limit(limit + 1)
+            found = [_job(r._mapping) for r in conn.execute(query)]
+        return found[:limit], len(found) > limit
 
     def unfinished(self) -> list[BatchJob]:
         """Every batch not yet in a final status, oldest first (blocking)."""
