@@ -535,6 +535,12 @@ class TracingSettings(BaseModel):
         description="SERVER spans exported per second (bursts up to as many) for requests refused before routing "
         "(400, 401, 403, 413, 429); the rest are not exported",
     )
+    refused_records_per_minute: int = Field(
+        default=20,
+        ge=0,
+        description="trace records written per client address and minute for /v1/ requests refused before a key "
+        "was read (401, 413); the rest are only counted in lmdeck_requests_refused_total",
+    )
     otlp_queue_spans: int = Field(
         default=20_000,
         ge=1,

@@ -52,6 +52,7 @@ from lmdeck.tracing.analytics import AnalyticsPool
 from lmdeck.tracing.genai_metrics import GenAIMetrics
 from lmdeck.tracing.metrics import GatewayMetrics, label_target
 from lmdeck.tracing.otel import OTelExporter
+from lmdeck.tracing.refusals import RefusalRecorder
 from lmdeck.tracing.retention import Retention
 from lmdeck.tracing.retention_job import RetentionJob, run_report
 from lmdeck.tracing.span_writer import SpanWriter
@@ -101,6 +102,8 @@ class Gateway:
     services: list[Service] = field(default_factory=list)
     otel: OTelExporter | None = None
     genai_metrics: GenAIMetrics | None = None
+    #: Counts and records /v1/ requests refused before routing (lmdeck.app.middleware.refused).
+    refusals: RefusalRecorder | None = None
     guardrails: GuardrailRuntime | None = None
     cache: CacheRuntime | None = None
     alerts: AlertRuntime | None = None
@@ -196,7 +199,8 @@ def build_gateway(
         lambda: {(label_target(target), state): v for (target, state), v in router.breaker_gauge().items()},
         ("target", "state"),
     )
-    observers: list[TraceObserver] = [metrics]
+    refusals = RefusalRecorder(sink, metrics, per_minute=settings.tracing.refused_records_per_minute)
+    observers: list[TraceObserver] = [metrics, refusals]
     otel = OTelExporter.from_settings(settings)
     genai_metrics = GenAIMetrics.from_settings(settings)
     observers.extend(o for o in (otel, genai_metrics) if o is not None)
@@ -342,6 +346,7 @@ def build_gateway(
         services=services,
         otel=otel,
         genai_metrics=genai_metrics,
+        refusals=refusals,
         guardrails=guardrails,
         cache=cache,
         alerts=alerts,

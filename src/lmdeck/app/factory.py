@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from lmdeck.app.assembly import Gateway, build_gateway
 from lmdeck.app.middleware.body_limit import BodyLimitMiddleware
 from lmdeck.app.middleware.internal_error import InternalErrorMiddleware
+from lmdeck.app.middleware.refused import RefusedRequestMiddleware
 from lmdeck.app.middleware.request_id import RequestIdMiddleware
 from lmdeck.app.middleware.secret_refs import SecretRefsMiddleware
 from lmdeck.app.middleware.server_span import ServerSpanMiddleware
@@ -111,6 +112,8 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
         path_limits={"/v1/files": settings.batches.max_file_bytes + 64 * 1024},
     )
     app.add_middleware(InternalErrorMiddleware)
+    if gw.refusals is not None:
+        app.add_middleware(RefusedRequestMiddleware, recorder=gw.refusals)
     app.add_middleware(
         ServerSpanMiddleware,
         exporter=gw.otel,

@@ -17,6 +17,7 @@ from lmdeck.gateway.sse import sse_stream
 from lmdeck.pipeline.chain import Pipeline
 from lmdeck.pipeline.context import Completed, Kind, RequestContext, Streamed
 from lmdeck.pipeline.identity import Authenticator, bearer_token, principal_for
+from lmdeck.pipeline.principal import PRINCIPAL_STATE
 from lmdeck.pipeline.request_ids import RequestIds
 from lmdeck.protocol import APIError, ChatCompletionRequest, CompletionRequest, EmbeddingRequest, error_body
 from lmdeck.protocol.errors import validation_param
@@ -110,6 +111,8 @@ class InferenceServing:
 
     async def handle(self, request: Request, kind: Kind) -> Response:
         principal = await principal_for(self.authenticator, bearer_token(request))
+        # Read by lmdeck.app.middleware.refused: a refusal from here on names the key and its team.
+        setattr(request.state, PRINCIPAL_STATE, principal)
         body = parse_body(await request.body(), SCHEMAS[kind])
         ctx = self.context(request, kind, body)
         ctx.principal = principal

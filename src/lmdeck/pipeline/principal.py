@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 from lmdeck.protocol.access import Role
 
+#: Where the route guard (lmdeck.app.boundary) and the inference serving leave the principal they
+#: authenticated, in ``request.state``.
+PRINCIPAL_STATE = "authenticated_principal"
 #: Roles ordered by what they may do; a role may do what every role after it may.
 ROLE_ORDER: tuple[Role, ...] = ("admin", "developer", "viewer", "inference")
 

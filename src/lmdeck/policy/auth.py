@@ -10,6 +10,7 @@ from starlette.requests import Request
 from lmdeck.pipeline.chain import Handler
 from lmdeck.pipeline.context import RequestContext, Result
 from lmdeck.pipeline.identity import Authenticator, bearer_token, principal_for
+from lmdeck.pipeline.principal import PRINCIPAL_STATE as _PRINCIPAL_STATE
 from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import APIError
 from lmdeck.protocol.access import Role
@@ -73,7 +74,7 @@ class Authenticate:
 
 
 #: Where the route guard (lmdeck.app.boundary) leaves the principal it authenticated, in ``request.state``.
-PRINCIPAL_STATE = "authenticated_principal"
+PRINCIPAL_STATE = _PRINCIPAL_STATE
 
 
 async def authenticate_for(authenticator: Authenticator, request: Request, role: Role) -> Principal:
