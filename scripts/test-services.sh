@@ -19,6 +19,9 @@ command -v wrk >/dev/null || need+=(wrk)
 # promtool (Debian's prometheus package) lints a real gateway's /metrics (tests/integration/test_prometheus.py).
 command -v promtool >/dev/null || need+=(prometheus)
 [ -n "$(pg_bin)" ] || need+=(postgresql)
+# Headless Chromium and its WebDriver for the console's browser tests (lmdeck.testing.browser).
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq >/dev/null 2>&1 || true
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1 || echo "could not install: ${need[*]} (the tests that need them are skipped)"

@@ -17,8 +17,9 @@ import pytest
 from lmdeck.db import Database
 from lmdeck.db.scratch import scratch_database
 
-#: A deprecated API called by lmdeck's code fails the test (see lmdeck.testing.deprecations).
-pytest_plugins = ["lmdeck.testing.deprecations"]
+#: A deprecated API called by lmdeck's code fails the test (see lmdeck.testing.deprecations); the console's
+#: browser tests share lmdeck.testing.browser's fixtures.
+pytest_plugins = ["lmdeck.testing.deprecations", "lmdeck.testing.browser"]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -764,6 +764,16 @@ class BatchSettings(BaseModel):
     concurrency: int = Field(default=8, ge=1, le=256, description="rows of one batch in flight at once")
 
 
+class ConsoleSettings(BaseModel):
+    """The web console at ``/console/`` (see docs/console.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_ttl_s: float = Field(
+        default=8 * 3600.0, gt=0, le=30 * 86400, description="seconds a console sign-in lasts before it must be renewed"
+    )
+
+
 class Settings(BaseModel):
     """Everything a running lmdeck needs to know.
 
@@ -840,6 +850,7 @@ class Settings(BaseModel):
     credentials: dict[RegistryName, CredentialConfig] = Field(
         default_factory=dict, description="provider credentials model versions may name"
     )
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings, description="the web console at /console/")
 
     @field_validator("routes")
     @classmethod

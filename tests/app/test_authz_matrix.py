@@ -671,3 +671,145 @@ async def test_who_may_change_where_a_routes_traffic_goes(owned: Owned) -> None:
                     f"moving {followed}@staging ({route}) as {caller}: {moved.status_code} {moved.text[:200]}"
                 )
     assert not problems, "\n".join(problems)
+
+
+# -- the web console (/console) ----------------------------------------------------------------------------
+# Console routes authenticate with a session cookie instead of a bearer key, and declare their role with
+# ``Depends(console_user(role))``; these tests hold them to the same matrix: no session → sign-in page (or
+# 401), too weak a role → 403, and a change without the session's CSRF token → 403.
+
+#: Console routes anyone may open: the sign-in form, the redirect to it, sign-out's target.
+CONSOLE_PUBLIC = {("GET", "/console"), ("GET", "/console/"), ("GET", "/console/login"), ("POST", "/console/login")}
+CONSOLE_CALLERS: dict[str, Role] = {"viewer": "viewer", "developer": "developer", "admin": "admin"}
+
+
+def console_declared(route: Any) -> Role | None:
+    from lmdeck.console.auth import declared_console_role
+
+    dependant = getattr(route, "dependant", None)
+    if not isinstance(dependant, Dependant):
+        return None
+    stack, roles = [dependant], []
+    while stack:
+        current = stack.pop()
+        for sub in current.dependencies:
+            if sub.call is not None and (role := declared_console_role(sub.call)) is not None:
+                roles.append(role)
+            stack.append(sub)
+    order: list[Role] = ["admin", "developer", "viewer", "inference"]
+    return min(roles, key=order.index) if roles else None
+
+
+class ConsoleMatrix:
+    def __init__(self, app: FastAPI, http: httpx.AsyncClient, keys: dict[str, str]) -> None:
+        self.app = app
+        self.http = http
+        self.keys = keys
+        self.csrf: dict[str, str] = {}
+        self.cookies: dict[str, str] = {}
+
+    async def sign_in(self, caller: str) -> None:
+        self.http.cookies.clear()
+        form = await self.http.get("/console/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert token is not None
+        done = await self.http.post("/console/login", data={"csrf_token": token.group(1), "api_key": self.keys[caller]})
+        assert done.status_code == 303, (caller, done.status_code, done.text[:300])
+        self.cookies[caller] = self.http.cookies["lmdeck_console"]
+        page = await self.http.get("/console/overview")
+        meta = re.search(r'<meta name="csrf-token" content="([^"]+)">', page.text)
+        assert meta is not None
+        self.csrf[caller] = meta.group(1)
+
+    async def call(
+        self, method: str, path: str, caller: str | None, *, csrf: bool = True, htmx: bool = False
+    ) -> httpx.Response:
+        headers = {"hx-request": "true"} if htmx else {}
+        if caller is not None and csrf and method not in ("GET", "HEAD"):
+            headers["x-csrf-token"] = self.csrf[caller]
+        cookies = {"lmdeck_console": self.cookies[caller]} if caller is not None else {}
+        self.http.cookies.clear()
+        request = self.http.build_request(method, concrete(path), headers=headers, cookies=cookies, data={})
+        return await asyncio.wait_for(self.http.send(request), PER_REQUEST_SECONDS * 4)
+
+
+@pytest.fixture
+async def console_matrix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ConsoleMatrix]:
+    from lmdeck.console import install_console
+
+    monkeypatch.setenv(ADMIN_ENV, ADMIN_KEY)
+    settings = Settings.model_validate(
+        {"data_dir": str(tmp_path), "default_routes": False, "admin_key": {"$env": ADMIN_ENV}}
+    )
+    gateway = build_gateway(settings, sink=MemoryTraceSink(), announce_admin_key=False)
+    app = create_app(settings, gateway=gateway)
+    install_console(app, settings)
+    store = IdentityStore(gateway.db)
+    keys = {"admin": ADMIN_KEY}
+    for role in ("viewer", "developer"):
+        keys[role] = store.create_key(f"console matrix {role}", role)[1]
+    async with in_process_client(app, timeout=60.0) as http:
+        await gateway.policy.keys.reload()
+        matrix = ConsoleMatrix(app, http, keys)
+        for caller in CONSOLE_CALLERS:
+            await matrix.sign_in(caller)
+        yield matrix
+
+
+def console_endpoints(app: FastAPI) -> list[tuple[str, str, Any]]:
+    return [(m, p, r) for m, p, r in endpoints(app) if p.startswith("/console") and not p.startswith("/console/static")]
+
+
+async def test_every_console_route_declares_its_role(console_matrix: ConsoleMatrix) -> None:
+    routes = console_endpoints(console_matrix.app)
+    assert ("GET", "/console/overview") in {(m, p) for m, p, _ in routes}
+    missing = [f"{m} {p}" for m, p, r in routes if (m, p) not in CONSOLE_PUBLIC and console_declared(r) is None]
+    assert not missing, f"console routes without Depends(console_user('<role>')): {missing}"
+
+
+async def test_console_routes_refuse_callers_without_a_session_a_role_or_a_csrf_token(
+    console_matrix: ConsoleMatrix,
+) -> None:
+    problems = []
+    checked = 0
+    for method, path, route in console_endpoints(console_matrix.app):
+        role = console_declared(route)
+        if role is None:
+            continue
+        anonymous = await console_matrix.call(method, path, None)
+        if method == "GET":
+            if anonymous.status_code != 303 or not anonymous.headers["location"].startswith("/console/login"):
+                problems.append(f"{method} {path} without a session: {anonymous.status_code}, wanted 303 to sign-in")
+            htmx = await console_matrix.call(method, path, None, htmx=True)
+            if htmx.status_code != 401 or not htmx.headers.get("hx-redirect", "").startswith("/console/login"):
+                problems.append(f"{method} {path} (htmx) without a session: {htmx.status_code}, wanted 401")
+        elif anonymous.status_code != 401:
+            problems.append(f"{method} {path} without a session: {anonymous.status_code}, wanted 401")
+        for caller, held in CONSOLE_CALLERS.items():
+            if path == "/console/logout":
+                continue  # signing out ends the session the other checks use (tests/console/test_signin.py)
+            response = await console_matrix.call(method, path, caller)
+            checked += 1
+            if Principal(key_id="k", role=held).at_least(role):
+                if response.status_code in (401, 403) or response.status_code >= 500:
+                    problems.append(f"{method} {path} (needs {role}) as {caller}: {response.status_code}")
+            elif response.status_code != 403:
+                problems.append(f"{method} {path} (needs {role}) as {caller}: {response.status_code}, wanted 403")
+            if method != "GET":
+                forged = await console_matrix.call(method, path, caller, csrf=False)
+                if forged.status_code != 403:
+                    problems.append(f"{method} {path} as {caller} without CSRF token: {forged.status_code}, wanted 403")
+    assert checked > 0
+    assert not problems, "\n".join(problems)
+
+
+async def test_a_viewer_cannot_forge_a_console_sign_out_of_another_session(console_matrix: ConsoleMatrix) -> None:
+    # The admin's CSRF token does not work with the viewer's session (tokens belong to a session).
+    request = console_matrix.http.build_request(
+        "POST",
+        "/console/logout",
+        headers={"x-csrf-token": console_matrix.csrf["admin"]},
+        cookies={"lmdeck_console": console_matrix.cookies["viewer"]},
+    )
+    console_matrix.http.cookies.clear()
+    assert (await console_matrix.http.send(request)).status_code == 403

@@ -56,9 +56,11 @@ def serve(
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from lmdeck.app.factory import create_app
     from lmdeck.app.http_protocol import guarded_protocol
+    from lmdeck.console import install_console
 
     try:
         app = create_app(settings)
+        install_console(app, settings)
     except ConfigError as exc:
         typer.echo(f"lmdeck cannot start: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -70,6 +72,7 @@ def serve(
         f"(another port: LMDECK_PORT or --port; the CLI finds it with LMDECK_BASE_URL=http://{settings.host}:{settings.port})",
         err=True,
     )
+    typer.echo(f"lmdeck console at http://{settings.host}:{settings.port}/console/ (sign in with an API key)", err=True)
     uvicorn.run(
         app,
         host=settings.host,

@@ -1,0 +1,9 @@
+"""The built-in console pages, one module each; :data:`BUILTIN` lists them for
+:func:`lmdeck.console.install.console_pages`. To add one, see docs/console.md."""
+
+from __future__ import annotations
+
+from lmdeck.console.page import ConsolePage
+from lmdeck.console.pages import overview
+
+BUILTIN: list[ConsolePage] = [overview.PAGE]

@@ -1,0 +1,83 @@
+// lmdeck console: the CSRF header on every htmx request, the theme toggle and the uPlot charts.
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
+  document.addEventListener("htmx:configRequest", function (event) {
+    event.detail.headers["X-CSRF-Token"] = csrfToken();
+  });
+
+  function currentTheme() {
+    var set = document.documentElement.dataset.theme;
+    if (set) return set;
+    return window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
+  }
+
+  function css(name) {
+    return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  }
+
+  // Charts: every [data-chart] element is drawn from the JSON in the nearest script#...-series.
+  var SERIES = {
+    traffic: [
+      { label: "requests", key: "requests", color: "--chart-1" },
+      { label: "errors", key: "errors", color: "--chart-err" },
+    ],
+    latency: [
+      { label: "p50 ms", key: "p50", color: "--chart-1" },
+      { label: "p95 ms", key: "p95", color: "--chart-2" },
+    ],
+    cost: [{ label: "cost $", key: "cost_usd", color: "--chart-1" }],
+  };
+
+  function drawCharts(root) {
+    if (typeof uPlot === "undefined") return;
+    var charts = (root || document).querySelectorAll("[data-chart]");
+    charts.forEach(function (el) {
+      var holder = el.closest("section, .panel, main");
+      var source = holder && holder.querySelector('script[type="application/json"]');
+      if (!source) return;
+      var data = JSON.parse(source.textContent);
+      var kinds = SERIES[el.dataset.chart] || [];
+      var columns = [data.x];
+      var series = [{}];
+      kinds.forEach(function (s) {
+        columns.push(data[s.key] || []);
+        series.push({ label: s.label, stroke: css(s.color), width: 2, spanGaps: true });
+      });
+      if (el._uplot) el._uplot.destroy();
+      el.innerHTML = "";
+      var width = Math.max(el.clientWidth || 300, 240);
+      var axis = { stroke: css("--fg-muted"), grid: { stroke: css("--border") }, ticks: { stroke: css("--border") } };
+      el._uplot = new uPlot(
+        { width: width, height: 220, series: series, axes: [axis, axis], legend: { show: true } },
+        columns,
+        el
+      );
+    });
+  }
+  window.lmdeckDrawCharts = drawCharts;
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var toggle = document.getElementById("theme-toggle");
+    if (toggle) {
+      toggle.addEventListener("click", function () {
+        var next = currentTheme() === "dark" ? "light" : "dark";
+        document.documentElement.dataset.theme = next;
+        try { localStorage.setItem("lmdeck-theme", next); } catch (e) { /* not kept */ }
+        drawCharts(document);
+      });
+    }
+    drawCharts(document);
+  });
+  document.addEventListener("htmx:afterSwap", function (event) { drawCharts(event.target); });
+  var resizeTimer = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(function () { drawCharts(document); }, 200);
+  });
+})();

@@ -1,0 +1,47 @@
+"""The console in a real browser (headless Chromium, Selenium) against a real ``lmdeck serve``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from openai import OpenAI
+from selenium.webdriver.common.by import By
+
+from lmdeck.testing.browser import sign_in, wait_for
+from lmdeck.testing.servers import GatewayProcess
+
+
+def chart_points(browser: Any, chart_id: str) -> int:
+    """How many non-empty points the uPlot chart ``chart_id`` drew in its first series."""
+    return int(
+        browser.execute_script(
+            "const el = document.getElementById(arguments[0]);"
+            "if (!el || !el._uplot || !el.querySelector('canvas')) return 0;"
+            "return el._uplot.data[1].filter(v => v !== null && v > 0).length;",
+            chart_id,
+        )
+    )
+
+
+def test_sign_in_and_see_a_request_on_the_overview_chart(browser: Any, console_gateway: GatewayProcess) -> None:
+    client = OpenAI(base_url=console_gateway.base_url, api_key=console_gateway.admin_key)
+    client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "What is 2+2?"}], max_tokens=8)
+    sign_in(browser, console_gateway.url, console_gateway.admin_key)
+    browser.get(f"{console_gateway.url}/console/overview")
+    wait_for(browser, lambda d: chart_points(d, "chart-traffic") > 0)
+    assert int(browser.find_element(By.ID, "kpi-requests").text) >= 1
+    cookies = {c["name"]: c for c in browser.get_cookies()}
+    session = cookies["lmdeck_console"]
+    assert session["httpOnly"] and session["sameSite"] == "Strict" and session["path"] == "/console"
+    assert console_gateway.admin_key not in str(cookies)
+    assert browser.execute_script("return document.cookie").find("lmdeck_console") == -1
+
+
+def test_sign_out_returns_to_the_sign_in_page(browser: Any, console_gateway: GatewayProcess) -> None:
+    sign_in(browser, console_gateway.url, console_gateway.admin_key)
+    browser.find_element(By.ID, "sign-out").click()
+    wait_for(browser, lambda d: d.current_url.endswith("/console/login"))
+    browser.get(f"{console_gateway.url}/console/overview")
+    wait_for(browser, lambda d: "/console/login" in d.current_url)
+    assert httpx.get(f"{console_gateway.url}/console/overview", follow_redirects=False).status_code == 303
