@@ -9,7 +9,8 @@ team and key attach (as a chat request to that route would be checked); a guardr
 name runs that one; no ``model`` runs every defined guardrail that checks input. Each guardrail's
 verdict becomes the category ``lmdeck/<its type>`` (flagged when its finding is not ``pass``, with
 the score it reported); OpenAI's own categories are never judged (false, 0). A guardrail that fails
-or times out makes the request a 503 naming it: a text it did not check is never reported clean.
+or times out makes the request a 503 naming it, and a text too large for one to check a 413
+(``guardrail_input_too_large``): a text it did not check is never reported clean.
 
 The request is authenticated (the route's dependency), rate limited by the key's, team's and the
 route's limits (a 429 when there is no room now), and traced once (``kind: moderations``; the
@@ -113,6 +114,13 @@ class ModerationServing:
         categories = dict.fromkeys(OPENAI_CATEGORIES, False)
         scores = dict.fromkeys(OPENAI_CATEGORIES, 0.0)
         for one in checked:
+            if one.error == "TooLargeToCheck":
+                raise APIError(
+                    413,
+                    f"input: a text is too large for the guardrail {one.attached.name!r} to check: send shorter texts",
+                    param="input",
+                    code="guardrail_input_too_large",
+                )
             if one.verdict is None:
                 raise APIError(
                     503,
