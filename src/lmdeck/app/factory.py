@@ -26,6 +26,7 @@ from lmdeck.app.routes import (
     files_api,
     health,
     keys,
+    messages_api,
     metrics,
     moderations_api,
     openai_api,
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
     app.include_router(files_api.router)
     app.include_router(batches_api.router)
     app.include_router(moderations_api.router)
+    app.include_router(messages_api.router)
     app.include_router(registry_routes.router)
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -64,8 +64,9 @@ class Capabilities:
 
     params: Mapping[Endpoint, frozenset[str] | None]
     refused: frozenset[str] = field(default_factory=frozenset)
-    #: Public protocols besides chat the target speaks itself (``"responses"``: OpenAI's
-    #: ``/v1/responses``), so that a request that came in through one may reach it as sent.
+    #: Public protocols besides chat the target speaks itself, so that a request that came in through
+    #: one may reach it as sent (``"responses"``: OpenAI's ``/v1/responses``; ``"messages"``:
+    #: Anthropic's Messages API, see :mod:`lmdeck.pipeline.native`); any other is translated into chat.
     native: frozenset[str] = field(default_factory=frozenset)
 
     def honours(self, endpoint: Endpoint, param: str) -> bool:

@@ -339,6 +339,12 @@ class LocalProvider:
         if request.top_logprobs is not None and request.top_logprobs > MAX_CHAT_TOP_LOGPROBS:
             raise _invalid("top_logprobs", f"must be at most {MAX_CHAT_TOP_LOGPROBS}")
 
+    async def count_tokens(self, request: ChatCompletionRequest) -> int:
+        """The prompt tokens ``request`` takes on this model: its ``usage.prompt_tokens`` if it were sent."""
+        self._refuse_non_text(request)
+        engine = await self._engine("token counting")
+        return len(self._chat_prompt(engine, request))
+
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletionResponse:
         self._check_chat(request)
         engine = await self._engine("chat completions")

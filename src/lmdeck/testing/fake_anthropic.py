@@ -8,6 +8,7 @@ forced by ``tool_choice``) is called. A final assistant turn is a prefill the an
 from: the rest of the echo when the prefill begins it (so a continued answer can be checked
 word for word), else the echo after a space. Streams follow the real event sequence
 (message_start, ping, content_block_start/delta/stop, message_delta, message_stop).
+``POST /v1/messages/count_tokens`` answers ``{"input_tokens": N}``, N counted as usage counts the prompt.
 
 Prompt caching is simulated: a block with ``cache_control`` ends a cacheable prefix (tools,
 then system, then messages); the first request with a prefix reports it as
@@ -140,12 +141,14 @@ class FakeAnthropic:
         self.api_key = api_key
         self.script: list[int | str] = list(script)
         self.requests: list[dict[str, Any]] = []
+        self.counted: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.cache = PromptCache()
         self._ids = itertools.count(1)
 
     def reset(self) -> None:
         self.script, self.requests, self.headers, self.cache = [], [], [], PromptCache()
+        self.counted = []
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -163,6 +166,8 @@ class FakeAnthropic:
             return JSONResponse({"status": "ok", "fake": "anthropic"})
         if path == "requests":
             return JSONResponse(self.requests)
+        if path == "counted":
+            return JSONResponse(self.counted)
         if path == "reset" and request.method == "POST":
             self.reset()
             return JSONResponse({"script": []})
@@ -175,7 +180,25 @@ class FakeAnthropic:
             return JSONResponse({"script": self.script, "api_key": self.api_key})
         return _error(404, "not_found_error", f"no control endpoint {request.method} {request.url.path}")
 
+    async def _count_tokens(self, request: Request) -> Response:
+        """A FAKE ``/v1/messages/count_tokens``: the prompt's words (tools, system, messages), as usage counts them."""
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            body = None
+        self.counted.append(body if isinstance(body, dict) else {})
+        if self.api_key is not None and request.headers.get("x-api-key") != self.api_key:
+            return _error(401, "authentication_error", "invalid x-api-key")
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body.get("model"):
+            return _error(400, "invalid_request_error", "model and messages are required")
+        extra = sorted(set(body) - {"model", "messages", "system", "tools", "tool_choice", "thinking"})
+        if extra:
+            return _error(400, "invalid_request_error", f"{extra[0]}: Extra inputs are not permitted")
+        return JSONResponse({"input_tokens": sum(_block_tokens(b) for b in prompt_blocks(body))})
+
     async def _handle(self, request: Request) -> Response:
+        if request.method == "POST" and request.url.path == "/v1/messages/count_tokens":
+            return await self._count_tokens(request)
         if request.method != "POST" or request.url.path != "/v1/messages":
             return _error(404, "not_found_error", f"no route {request.method} {request.url.path}")
         raw = await request.body()

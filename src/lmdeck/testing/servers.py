@@ -395,6 +395,10 @@ class FakeAnthropicProcess(FakeUpstreamProcess):
     ``requests()`` returns the bodies received.
     """
 
+    def counted(self) -> list[dict[str, Any]]:
+        """The bodies ``/v1/messages/count_tokens`` received."""
+        return list(self._control("GET", "counted"))
+
     @property
     def base_url(self) -> str:
         """What an ``anthropic`` target's ``base_url`` points at."""

@@ -17,15 +17,21 @@ the gateway resume a stream cut part-way on it (docs/resilience.md): the partial
 a final assistant turn (a prefill), whose trailing whitespace the translation strips, since
 Anthropic refuses it there; the whitespace the continuation then starts with is dropped, since
 the client already has it. ``options: {prefill: false}`` turns this off for a target.
+
+A request that came in through ``/v1/messages`` is sent as the client sent it, model replaced by
+the target's (see :mod:`lmdeck.pipeline.native`): its answer is left on the request's exchange for
+the ingress to return as is, and translated into chat for the pipeline (tokens, cost, cache).
+``count_tokens`` asks the upstream's ``/v1/messages/count_tokens``.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import orjson
 
+from lmdeck.pipeline.native import exchange_of
 from lmdeck.protocol import (
     ChatCompletionChunk,
     ChatCompletionRequest,
@@ -49,9 +55,12 @@ from lmdeck.settings import TargetConfig
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
 #: Chat only; the parameters the translation honours (values it cannot take are refused by the translation).
-CAPABILITIES = Capabilities({"chat": CHAT_PARAMS})
+#: A ``/v1/messages`` request is sent as the client sent it (see :mod:`lmdeck.pipeline.native`).
+CAPABILITIES = Capabilities({"chat": CHAT_PARAMS}, native=frozenset({"messages"}))
 #: ``max_tokens`` for a request that sets none, unless the target's ``options.max_tokens`` says otherwise.
 DEFAULT_MAX_TOKENS = 4096
+#: The fields of a Messages body that ``/v1/messages/count_tokens`` takes.
+COUNTED_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking"})
 
 
 def http_error(status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
@@ -88,6 +97,7 @@ class AnthropicProvider:
         self.transport = ctx.transport
         base = (target.base_url or DEFAULT_BASE_URL).rstrip("/")
         self.url = base + ("/messages" if base.endswith("/v1") else "/v1/messages")
+        self.count_url = self.url + "/count_tokens"
         self.headers = {
             "content-type": "application/json",
             "anthropic-version": str(target.options.get("anthropic_version", ANTHROPIC_VERSION)),
@@ -99,17 +109,45 @@ class AnthropicProvider:
         self.timeout = Timeout.for_target(target.timeout)
         self.continues_answers = bool(target.options.get("prefill", True))
 
+    def native_body(self, request: ChatCompletionRequest) -> dict[str, Any] | None:
+        """The client's Messages body for this target, when the request came as one and may go as sent."""
+        exchange = exchange_of(request)
+        return exchange.body_for(request, "messages", self.target.model) if exchange is not None else None
+
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletionResponse:
-        call = to_messages_call(request, self.target.model, self.max_tokens)
-        call.body.pop("stream", None)
-        answer = await self.transport.post(self.url, orjson.dumps(call.body), self.headers, self.timeout)
+        native = self.native_body(request)
+        call = to_messages_call(request, self.target.model, self.max_tokens) if native is None else None
+        body = call.body if call is not None else native or {}
+        body.pop("stream", None)
+        answer = await self.transport.post(self.url, orjson.dumps(body), self.headers, self.timeout)
         if answer.status >= 400:
             raise http_error(answer.status, answer.headers, answer.body)
-        return parse_as(ChatCompletionResponse, to_chat_response(json_object(answer.body, self.url), call))
+        message = json_object(answer.body, self.url)
+        exchange = exchange_of(request)
+        if native is not None and exchange is not None:
+            exchange.answer = message
+            return parse_as(ChatCompletionResponse, to_chat_response(message))
+        return parse_as(ChatCompletionResponse, to_chat_response(message, call))
 
     async def stream_chat(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
-        async for chunk in self._stream(request):
+        async for chunk in self._stream(request, native=True):
             yield chunk
+
+    async def count_tokens(self, request: ChatCompletionRequest) -> int:
+        """The input tokens of ``request`` as the upstream counts them (``POST /v1/messages/count_tokens``)."""
+        body = self.native_body(request)
+        if body is None:
+            body = to_messages_call(request, self.target.model, self.max_tokens).body
+        counted = {k: v for k, v in body.items() if k in COUNTED_FIELDS}
+        answer = await self.transport.post(self.count_url, orjson.dumps(counted), self.headers, self.timeout)
+        if answer.status >= 400:
+            raise http_error(answer.status, answer.headers, answer.body)
+        tokens = json_object(answer.body, self.count_url).get("input_tokens")
+        if not isinstance(tokens, int) or isinstance(tokens, bool):
+            raise UpstreamError(
+                502, f"the upstream {self.count_url} answered without `input_tokens`", kind="bad_answer"
+            )
+        return tokens
 
     async def stream_continuation(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
         """Stream what follows the final assistant message, sent as a prefill."""
@@ -120,26 +158,43 @@ class AnthropicProvider:
                 trimmed = _strip_leading_space(chunk)
             yield chunk
 
-    async def _stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
-        call = to_messages_call(request, self.target.model, self.max_tokens)
-        call.body["stream"] = True
+    async def _stream(self, request: ChatCompletionRequest, native: bool = False) -> AsyncIterator[ChatCompletionChunk]:
+        exchange = exchange_of(request) if native else None
+        body = self.native_body(request) if native else None
+        call = None
+        if body is None:
+            call = to_messages_call(request, self.target.model, self.max_tokens)
+            body, exchange = call.body, None
+        body["stream"] = True
         translator = StreamTranslator(call)
-        async with self.transport.stream(self.url, orjson.dumps(call.body), self.headers, self.timeout) as stream:
-            if stream.status >= 400:
-                raise http_error(stream.status, stream.headers, await stream.read())
-            async for name, data in sse_data(stream.lines()):
-                try:
-                    event = orjson.loads(data)
-                except orjson.JSONDecodeError as exc:
-                    raise UpstreamError(502, f"the upstream {self.url} sent an invalid stream event") from exc
-                if not isinstance(event, dict):
-                    continue
-                for chunk in translator.feed(name or str(event.get("type", "")), event):
-                    yield parse_as(ChatCompletionChunk, chunk)
-                if translator.finished:
-                    return
-        if not translator.finished:
-            raise UpstreamError(502, f"the upstream {self.url} ended the stream before message_stop", retryable=True)
+        began = len(exchange.events) if exchange is not None else 0
+        try:
+            async with self.transport.stream(self.url, orjson.dumps(body), self.headers, self.timeout) as stream:
+                if stream.status >= 400:
+                    raise http_error(stream.status, stream.headers, await stream.read())
+                async for name, data in sse_data(stream.lines()):
+                    try:
+                        event = orjson.loads(data)
+                    except orjson.JSONDecodeError as exc:
+                        raise UpstreamError(502, f"the upstream {self.url} sent an invalid stream event") from exc
+                    if not isinstance(event, dict):
+                        continue
+                    kind = name or str(event.get("type", ""))
+                    if exchange is not None:
+                        exchange.events.append((kind, event))
+                    for chunk in translator.feed(kind, event):
+                        yield parse_as(ChatCompletionChunk, chunk)
+                    if translator.finished:
+                        return
+            if not translator.finished:
+                raise UpstreamError(
+                    502, f"the upstream {self.url} ended the stream before message_stop", retryable=True
+                )
+        except UpstreamError:
+            if exchange is not None and exchange.relayed == 0:
+                # Nothing reached the client: another attempt (a retry, a fallback) answers from the start.
+                del exchange.events[began:]
+            raise
 
     async def completions(self, request: CompletionRequest) -> CompletionResponse:
         raise UnsupportedOperation("anthropic", "/v1/completions (use /v1/chat/completions)")
