@@ -215,6 +215,12 @@ class ReleaseService:
             raise APIError(404, f"no release {name!r}: list them with `lmdeck releases list`", code="not_found")
         return record
 
+    async def may_act(self, name: str, principal: Principal) -> bool:
+        """Whether ``principal`` may start, promote, roll back or abort release ``name`` (what :meth:`act`
+        checks); 404 as :meth:`show` when the release is unknown or not visible to it."""
+        record = await self._record(name, principal)
+        return await anyio.to_thread.run_sync(self._may_act, record, principal)
+
     async def show(self, name: str, principal: Principal | None = None) -> dict[str, Any]:
         """The release's status and its history (every transition and analysis, oldest first)."""
         record = await self._record(name, principal)
