@@ -80,6 +80,12 @@ class AppliedRoutes:
         self._routers.append(router)
         self.routes, self._terminal = dict(snapshot.routes), self.build_terminal(router)
 
+    @property
+    def live_router(self) -> Router | None:
+        """The router serving the applied routes now (its targets' breakers, in-flight counts and
+        latencies), or None while no route is applied."""
+        return self._routers[-1] if self._terminal is not None and self._routers else None
+
     async def __call__(self, ctx: RequestContext, call_next: Handler) -> Result:
         terminal = self._terminal
         if terminal is not None and ctx.route_name in self.routes:
