@@ -21,7 +21,7 @@ from starlette.responses import RedirectResponse, Response
 from lmdeck.app.routes.flags import flag_body
 from lmdeck.app.services import evaluation_of, gateway_of, guardrails_of
 from lmdeck.console.auth import ConsoleUser, console_user
-from lmdeck.console.data import trace_summary
+from lmdeck.console.data import SummaryQuery, trace_summaries
 from lmdeck.console.page import ConsolePage
 from lmdeck.console.rendering import render
 from lmdeck.guardrails.trial import listing
@@ -50,8 +50,8 @@ async def index(request: Request, user: ConsoleUser = Depends(console_user("view
     by_team: list[dict[str, Any]] = []
     counts_unavailable = None
     try:
-        by_route = await trace_summary(request, who, since=since, by=("route",))
-        by_team = await trace_summary(request, who, since=since, by=("team_id",))
+        queries = [SummaryQuery(since=since, by=("route",)), SummaryQuery(since=since, by=("team_id",))]
+        by_route, by_team = await trace_summaries(request, who, queries)
     except APIError as exc:  # the analytics pool is busy: show the rest of the page, and say so
         counts_unavailable = exc.message
     flags = [flag_body(r) for r in await gateway.flags.service.records(who)] if gateway.flags is not None else []
