@@ -4,6 +4,14 @@
 from __future__ import annotations
 
 from lmdeck.console.page import ConsolePage
-from lmdeck.console.pages import overview
+from lmdeck.console.pages import alerts, evaluation, operations, overview, registry, releases, routes
 
-BUILTIN: list[ConsolePage] = [overview.PAGE]
+BUILTIN: list[ConsolePage] = [
+    overview.PAGE,
+    registry.PAGE,
+    evaluation.PAGE,
+    releases.PAGE,
+    alerts.PAGE,
+    routes.PAGE,
+    operations.PAGE,
+]

@@ -32,6 +32,14 @@
       { label: "p95 ms", key: "p95", color: "--chart-2" },
     ],
     cost: [{ label: "cost $", key: "cost_usd", color: "--chart-1" }],
+    variants: [
+      { label: "metric mean", key: "metric_mean", color: "--chart-1" },
+      { label: "error rate", key: "error_rate", color: "--chart-err" },
+    ],
+    "release-metric": [
+      { label: "baseline", key: "baseline", color: "--chart-2" },
+      { label: "candidate", key: "candidate", color: "--chart-1" },
+    ],
   };
 
   function drawCharts(root) {
