@@ -38,6 +38,30 @@ def test_sign_in_and_see_a_request_on_the_overview_chart(browser: Any, console_g
     assert browser.execute_script("return document.cookie").find("lmdeck_console") == -1
 
 
+def test_filter_traces_and_open_one(browser: Any, console_gateway: GatewayProcess) -> None:
+    client = OpenAI(base_url=console_gateway.base_url, api_key=console_gateway.admin_key)
+    client.chat.completions.create(
+        model="demo",
+        messages=[{"role": "user", "content": "Name a colour."}],
+        max_tokens=8,
+        extra_body={"tags": ["console-filter"]},
+        extra_headers={"x-request-id": "console-filter-1"},
+    )
+    console_gateway.trace("console-filter-1")
+    sign_in(browser, console_gateway.url, console_gateway.admin_key)
+    browser.get(f"{console_gateway.url}/console/traces")
+    tag = wait_for(browser, lambda d: d.find_element(By.ID, "f-tag"))
+    tag.send_keys("console-filter")
+    browser.find_element(By.ID, "apply-filters").click()
+    wait_for(browser, lambda d: "tag=console-filter" in d.current_url)
+    links = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#trace-table a.trace-link"))
+    assert len(links) == 1
+    links[0].click()
+    body = wait_for(browser, lambda d: d.find_element(By.ID, "request-body"))
+    assert "Name a colour." in body.text
+    assert browser.find_element(By.ID, "trace-status").text == "200"
+
+
 def test_sign_out_returns_to_the_sign_in_page(browser: Any, console_gateway: GatewayProcess) -> None:
     sign_in(browser, console_gateway.url, console_gateway.admin_key)
     browser.find_element(By.ID, "sign-out").click()

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from lmdeck.console.page import ConsolePage
-from lmdeck.console.pages import alerts, evaluation, operations, overview, registry, releases, routes
+from lmdeck.console.pages import alerts, evaluation, operations, overview, registry, releases, routes, traces
 
 BUILTIN: list[ConsolePage] = [
     overview.PAGE,
+    traces.PAGE,
     registry.PAGE,
     evaluation.PAGE,
     releases.PAGE,
