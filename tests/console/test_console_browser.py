@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -60,6 +62,29 @@ def test_filter_traces_and_open_one(browser: Any, console_gateway: GatewayProces
     body = wait_for(browser, lambda d: d.find_element(By.ID, "request-body"))
     assert "Name a colour." in body.text
     assert browser.find_element(By.ID, "trace-status").text == "200"
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+
+
+def test_screenshots_of_the_main_pages(browser: Any, console_gateway: GatewayProcess) -> None:
+    """With LMDECK_WRITE_SCREENSHOTS=1, saves the overview, traces list and a trace's detail into docs/console/."""
+    sign_in(browser, console_gateway.url, console_gateway.admin_key)
+    shots = {}
+    browser.get(f"{console_gateway.url}/console/overview")
+    wait_for(browser, lambda d: chart_points(d, "chart-traffic") > 0)
+    shots["overview"] = browser.get_screenshot_as_png()
+    browser.get(f"{console_gateway.url}/console/traces")
+    link = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#trace-table a.trace-link"))[0]
+    shots["traces"] = browser.get_screenshot_as_png()
+    link.click()
+    wait_for(browser, lambda d: d.find_element(By.ID, "request-body"))
+    shots["trace-detail"] = browser.get_screenshot_as_png()
+    assert all(png.startswith(b"\x89PNG") for png in shots.values())
+    if os.environ.get("LMDECK_WRITE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        for name, png in shots.items():
+            (SCREENSHOTS / f"{name}.png").write_bytes(png)
 
 
 def test_sign_out_returns_to_the_sign_in_page(browser: Any, console_gateway: GatewayProcess) -> None:
