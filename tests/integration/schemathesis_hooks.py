@@ -86,6 +86,10 @@ def after_call(context: Any, case: Any, response: Any) -> None:
         SACRIFICIAL.spent()
 
 
+#: Anthropic's error types for an upstream's failure (``/v1/messages`` answers in Anthropic's shape).
+ANTHROPIC_UPSTREAM_FAILURES = frozenset({"api_error", "overloaded_error"})
+
+
 def _reports_upstream_failure(case: Any, response: Any) -> bool:
     if response.status_code not in (502, 503, 504):
         return False
@@ -96,7 +100,8 @@ def _reports_upstream_failure(case: Any, response: Any) -> bool:
         error = response.json().get("error")
     except ValueError:
         return False
-    return isinstance(error, dict) and error.get("type") in UPSTREAM_FAILURES
+    # /v1/messages tells the same failures in Anthropic's error types.
+    return isinstance(error, dict) and error.get("type") in UPSTREAM_FAILURES | ANTHROPIC_UPSTREAM_FAILURES
 
 
 @schemathesis.check
