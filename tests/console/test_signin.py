@@ -131,3 +131,30 @@ def test_sign_in_only_returns_to_console_pages(target: str | None) -> None:
 def test_expiry_is_a_setting_of_eight_hours_by_default() -> None:
     assert Settings().console.session_ttl_s == 8 * 3600
     assert time.time() > 0
+
+
+async def test_an_admin_creates_a_key_shown_once_and_it_works(client: tuple[httpx.AsyncClient, dict[str, str]]) -> None:
+    http, keys = client
+    await sign_in(http, keys["admin"])
+    page = await http.get("/console/keys")
+    assert page.status_code == 200
+    created = await http.post(
+        "/console/keys", data={"csrf_token": csrf_of(page.text), "name": "from the console", "role": "viewer"}
+    )
+    assert created.status_code == 201
+    found = re.search(r'<p class="secret" id="new-key">([^<]+)</p>', created.text)
+    assert found is not None
+    new_key = found.group(1).strip()
+    listed = await http.get("/api/keys", headers={"authorization": f"Bearer {new_key}"})
+    assert listed.status_code == 403  # a viewer key: authenticated, but /api/keys is for admins
+    assert new_key not in (await http.get("/console/keys")).text
+
+
+async def test_a_viewer_sees_no_key_form_and_cannot_post_one(client: tuple[httpx.AsyncClient, dict[str, str]]) -> None:
+    http, keys = client
+    await sign_in(http, keys["viewer"])
+    page = await http.get("/console/overview")
+    assert (await http.get("/console/keys")).status_code == 403
+    refused = await http.post("/console/keys", data={"csrf_token": csrf_of(page.text), "name": "nope"})
+    assert refused.status_code == 403
+    assert 'href="/console/keys"' not in page.text

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from lmdeck.console.page import ConsolePage
-from lmdeck.console.pages import alerts, evaluation, operations, overview, registry, releases, routes, traces
+from lmdeck.console.pages import alerts, evaluation, keys, operations, overview, registry, releases, routes, traces
 
 BUILTIN: list[ConsolePage] = [
     overview.PAGE,
@@ -15,4 +15,5 @@ BUILTIN: list[ConsolePage] = [
     alerts.PAGE,
     routes.PAGE,
     operations.PAGE,
+    keys.PAGE,
 ]
