@@ -53,8 +53,14 @@ def gw(
         {"name": "chat", "targets": [openai_target(fake_upstream_server)]},
         {"name": "demo", "targets": [LOCAL_DEMO]},
         {"name": "once", "targets": [openai_target(fake_upstream_server, max_retries=0)]},
+        {
+            "name": "guarded-claude",
+            "targets": [anthropic_target(fake_anthropic, max_retries=0)],
+            "guardrails": {"output": [{"use": "no-zebra", "action": "block"}], "stream_window": 64},
+        },
     ]
-    return gateway(routes, policy={"pricing": PRICING})
+    guardrails = {"definitions": {"no-zebra": {"type": "regex", "options": {"words": ["zebra"]}}}}
+    return gateway(routes, policy={"pricing": PRICING}, guardrails=guardrails)
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +146,20 @@ def test_native_create_sends_the_original_body(
     usage = message.usage
     assert trace["input_tokens"] == usage.input_tokens + usage.cache_creation_input_tokens
     assert trace["cost_micros"] > 0
+
+
+def test_output_guardrails_are_never_passed_by_a_native_answer(client: Anthropic) -> None:
+    # The FAKE Anthropic upstream echoes the text: its answer holds the word the route blocks.
+    ask = {"model": "guarded-claude", "max_tokens": 50, "messages": [{"role": "user", "content": "a zebra"}]}
+    with pytest.raises(anthropic.APIStatusError) as blocked:
+        client.messages.create(**ask)  # type: ignore[call-overload]
+    assert blocked.value.status_code == 422
+    with pytest.raises(anthropic.APIError), client.messages.stream(**ask) as stream:  # type: ignore[arg-type]
+        for _ in stream:
+            pass
+    clean = client.messages.create(**{**ask, "messages": [{"role": "user", "content": "a horse"}]})  # type: ignore[call-overload]
+    assert clean.content[0].text == "a horse"  # type: ignore[union-attr]
+    assert not clean.id.startswith("msg_fake_")  # lmdeck's translation of a checked answer, not the fake's own
 
 
 def test_native_stream_is_relayed_as_the_upstream_sent_it(

@@ -11,6 +11,10 @@ characters back (always the whole new piece), with ``GuardContext.final`` False.
 naming the guardrail. ``mask`` redacts the spans that fall in the new piece. When the stream
 ends, the whole answer is checked once more with ``final`` True (a JSON-validity guardrail
 judges only then). ``async`` guardrails check the whole answer once it is complete.
+
+A request that came in through another protocol (``/v1/messages``, ``/v1/responses``) and has
+output guardrails is never passed through natively (its ``Ingress.native_ok`` is cleared), so
+every answer the client gets is one these checks saw.
 """
 
 from __future__ import annotations
@@ -44,6 +48,10 @@ class GuardOutput:
         plan = self.service.plan(ctx)
         if not plan.output:
             return await call_next(ctx)
+        if ctx.ingress is not None:
+            # An upstream's native answer would reach the client as it sent it, past these checks:
+            # with output guardrails, the upstream gets the translated request and its answer is checked.
+            ctx.ingress.native_ok = False
         result = await call_next(ctx)
         if isinstance(result, Streamed):
             return Streamed(self._guarded(ctx, plan, result.chunks), result.headers)
