@@ -119,6 +119,10 @@ def test_stream_events_parse_in_order_with_usage(client: OpenAI, gw: GatewayProc
     assert final.usage is not None and final.usage.output_tokens == 3
     trace = gw.trace(request_id)
     assert trace["stream"] is True and trace["output_tokens"] == 3 and trace["metadata"]["ingress"] == "responses"
+    assert trace["input_tokens"] == final.usage.input_tokens
+    assert trace["cost_micros"] == trace["input_tokens"] * 1 + 3 * 2
+    listed = httpx.get(f"{gw.url}/api/traces", params={"client_request_id": request_id}, headers=gw.headers())
+    assert len(listed.json()["data"]) == 1
 
 
 def test_demo_model_non_stream_and_stream(client: OpenAI) -> None:
