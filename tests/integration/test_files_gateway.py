@@ -11,6 +11,7 @@ import json
 import os
 import stat
 import uuid
+from typing import Any
 
 import httpx
 import openai
@@ -54,6 +55,12 @@ def team_key(gw: GatewayProcess) -> str:
     return str(key.json()["key"])
 
 
+def teamless_key(gw: GatewayProcess) -> str:
+    key = httpx.post(f"{gw.url}/api/keys", json={"name": f"k-{uuid.uuid4().hex[:8]}"}, headers=gw.headers())
+    assert key.status_code in (200, 201), key.text
+    return str(key.json()["key"])
+
+
 def client_for(gw: GatewayProcess, key: str) -> OpenAI:
     return OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=60)
 
@@ -93,8 +100,9 @@ def test_upload_list_retrieve_content_and_delete(gw: GatewayProcess) -> None:
     assert not stored.exists()
 
 
-def test_another_team_cannot_see_or_read_or_delete_a_file(gw: GatewayProcess) -> None:
-    owner, other = client_for(gw, team_key(gw)), client_for(gw, team_key(gw))
+@pytest.mark.parametrize("make_key", [team_key, teamless_key], ids=["another team", "another key without a team"])
+def test_another_owner_cannot_see_or_read_or_delete_a_file(gw: GatewayProcess, make_key: Any) -> None:
+    owner, other = client_for(gw, make_key(gw)), client_for(gw, make_key(gw))
     created = owner.files.create(file=("rows.jsonl", rows(1)), purpose="batch")
     with pytest.raises(openai.NotFoundError):
         other.files.retrieve(created.id)

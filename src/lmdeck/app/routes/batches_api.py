@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from lmdeck.app.boundary import GuardedRoute
 from lmdeck.app.services import batches_of
+from lmdeck.gateway.batches.ownership import owns
 from lmdeck.gateway.batches.store import BatchJob
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
@@ -27,9 +28,9 @@ def not_found(batch_id: str) -> APIError:
 async def owned(request: Request, batch_id: str, principal: Principal) -> BatchJob:
     runner = batches_of(request)
     live = runner.live(batch_id)
-    if live is not None and live.team_id == principal.team_id:
+    if live is not None and owns(live.team_id, live.key_id, principal.team_id, principal.key_id):
         return live
-    job = await runner.store.get(batch_id, team_id=principal.team_id)
+    job = await runner.store.get(batch_id, team_id=principal.team_id, key_id=principal.key_id)
     if job is None:
         raise not_found(batch_id)
     return job
@@ -50,7 +51,9 @@ async def list_batches(
     principal: Principal = Depends(require("inference")),
 ) -> BatchList:
     runner = batches_of(request)
-    jobs, more = await runner.store.listing(team_id=principal.team_id, limit=limit, after=after)
+    jobs, more = await runner.store.listing(
+        team_id=principal.team_id, key_id=principal.key_id, limit=limit, after=after
+    )
     data = [(runner.live(job.batch.id) or job).batch for job in jobs]
     first, last = (data[0].id, data[-1].id) if data else (None, None)
     return BatchList(data=data, has_more=more, first_id=first, last_id=last)

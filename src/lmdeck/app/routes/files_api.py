@@ -66,7 +66,9 @@ async def list_files(
 ) -> FileList:
     if order != "desc":
         raise APIError(400, "order: lmdeck lists files newest first only: send `desc` or leave it out", param="order")
-    data, more = await files_of(request).listing(team_id=principal.team_id, purpose=purpose, limit=limit, after=after)
+    data, more = await files_of(request).listing(
+        team_id=principal.team_id, key_id=principal.key_id, purpose=purpose, limit=limit, after=after
+    )
     first, last = (data[0].id, data[-1].id) if data else (None, None)
     return FileList(data=data, has_more=more, first_id=first, last_id=last)
 
@@ -75,7 +77,7 @@ async def list_files(
 async def retrieve_file(
     file_id: str, request: Request, principal: Principal = Depends(require("inference"))
 ) -> FileObject:
-    found = await files_of(request).get(file_id, team_id=principal.team_id)
+    found = await files_of(request).get(file_id, team_id=principal.team_id, key_id=principal.key_id)
     if found is None:
         raise not_found(file_id)
     return found
@@ -85,7 +87,7 @@ async def retrieve_file(
 async def file_content(
     file_id: str, request: Request, principal: Principal = Depends(require("inference"))
 ) -> Response:
-    content = await files_of(request).content(file_id, team_id=principal.team_id)
+    content = await files_of(request).content(file_id, team_id=principal.team_id, key_id=principal.key_id)
     if content is None:
         raise not_found(file_id)
     return Response(content, media_type="application/jsonl")
@@ -95,6 +97,6 @@ async def file_content(
 async def delete_file(
     file_id: str, request: Request, principal: Principal = Depends(require("inference"))
 ) -> FileDeleted:
-    if not await files_of(request).delete(file_id, team_id=principal.team_id):
+    if not await files_of(request).delete(file_id, team_id=principal.team_id, key_id=principal.key_id):
         raise not_found(file_id)
     return FileDeleted(id=file_id)

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from sqlalchemy import BigInteger, Column, Float, MetaData, String, Table, delete, insert, select
 
 from lmdeck.db import Database
+from lmdeck.gateway.batches.ownership import owner_clause, owns
 from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import APIError
 from lmdeck.protocol.files import BatchInputLine, FileObject
@@ -188,15 +189,15 @@ class FileStore:
             conn.execute(insert(files_table).values(**row))
         return _object(row)
 
-    async def get(self, file_id: str, *, team_id: str | None) -> FileObject | None:
+    async def get(self, file_id: str, *, team_id: str | None, key_id: str | None = None) -> FileObject | None:
         row = await asyncio.to_thread(self._row, file_id)
-        if row is None or row["team_id"] != team_id:
+        if row is None or not owns(row["team_id"], row["key_id"], team_id, key_id):
             return None
         return _object(row)
 
-    async def content(self, file_id: str, *, team_id: str | None) -> bytes | None:
+    async def content(self, file_id: str, *, team_id: str | None, key_id: str | None = None) -> bytes | None:
         row = await asyncio.to_thread(self._row, file_id)
-        if row is None or row["team_id"] != team_id:
+        if row is None or not owns(row["team_id"], row["key_id"], team_id, key_id):
             return None
         return await asyncio.to_thread(self.path_of(str(row["path"])).read_bytes)
 
@@ -208,16 +209,22 @@ class FileStore:
         return row, self.path_of(str(row["path"])).read_bytes()
 
     async def listing(
-        self, *, team_id: str | None, purpose: str | None = None, limit: int = 100, after: str | None = None
+        self,
+        *,
+        team_id: str | None,
+        key_id: str | None = None,
+        purpose: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
     ) -> tuple[list[FileObject], bool]:
         """The team's files, newest first, from the one after ``after`` (a file id); and whether more follow.
         Raises a 400 naming ``after`` when it is not a file of the team."""
-        return await asyncio.to_thread(self._list, team_id, purpose, limit, after)
+        return await asyncio.to_thread(self._list, team_id, key_id, purpose, limit, after)
 
     def _list(
-        self, team_id: str | None, purpose: str | None, limit: int, after: str | None
+        self, team_id: str | None, key_id: str | None, purpose: str | None, limit: int, after: str | None
     ) -> tuple[list[FileObject], bool]:
-        owner = files_table.c.team_id.is_(None) if team_id is None else files_table.c.team_id == team_id
+        owner = owner_clause(files_table, team_id, key_id)
         query = select(files_table).where(owner)
         if purpose is not None:
             query = query.where(files_table.c.purpose == purpose)
@@ -231,9 +238,9 @@ class FileStore:
             found = [_object(dict(r._mapping)) for r in conn.execute(query)]
         return found[:limit], len(found) > limit
 
-    async def delete(self, file_id: str, *, team_id: str | None) -> bool:
+    async def delete(self, file_id: str, *, team_id: str | None, key_id: str | None = None) -> bool:
         row = await asyncio.to_thread(self._row, file_id)
-        if row is None or row["team_id"] != team_id:
+        if row is None or not owns(row["team_id"], row["key_id"], team_id, key_id):
             return False
         await asyncio.to_thread(self._delete, file_id, str(row["path"]))
         return True

@@ -119,7 +119,7 @@ class BatchRunner:
     async def create(self, principal: Principal, request: BatchCreateRequest) -> BatchObject:
         """A new batch of ``principal``'s key, run in the background. Raises a 404 naming the input file
         when this key's team has no such file."""
-        meta = await self.files.get(request.input_file_id, team_id=principal.team_id)
+        meta = await self.files.get(request.input_file_id, team_id=principal.team_id, key_id=principal.key_id)
         if meta is None or meta.purpose != "batch":
             raise APIError(
                 404,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import Boolean, Column, Float, Integer, MetaData, String, Table, Text, insert, select, update
 
 from lmdeck.db import Database
+from lmdeck.gateway.batches.ownership import owner_clause, owns
 from lmdeck.protocol import APIError
 from lmdeck.protocol.batches import FINAL_STATUSES, BatchObject
 
@@ -84,9 +85,9 @@ class BatchStore:
                 .values(status=job.batch.status, body=job.batch.model_dump_json())
             )
 
-    async def get(self, batch_id: str, *, team_id: str | None) -> BatchJob | None:
+    async def get(self, batch_id: str, *, team_id: str | None, key_id: str | None = None) -> BatchJob | None:
         job = await asyncio.to_thread(self.read, batch_id)
-        return job if job is not None and job.team_id == team_id else None
+        return job if job is not None and owns(job.team_id, job.key_id, team_id, key_id) else None
 
     def read(self, batch_id: str) -> BatchJob | None:
         with self.db.engine.connect() as conn:
@@ -94,14 +95,16 @@ class BatchStore:
         return _job(row._mapping) if row is not None else None
 
     async def listing(
-        self, *, team_id: str | None, limit: int = 20, after: str | None = None
+        self, *, team_id: str | None, key_id: str | None = None, limit: int = 20, after: str | None = None
     ) -> tuple[list[BatchJob], bool]:
         """The team's batches, newest first, from the one after ``after`` (a batch id); and whether more
         follow. Raises a 400 naming ``after`` when it is not a batch of the team."""
-        return await asyncio.to_thread(self._list, team_id, limit, after)
+        return await asyncio.to_thread(self._list, team_id, key_id, limit, after)
 
-    def _list(self, team_id: str | None, limit: int, after: str | None) -> tuple[list[BatchJob], bool]:
-        owner = batches_table.c.team_id.is_(None) if team_id is None else batches_table.c.team_id == team_id
+    def _list(
+        self, team_id: str | None, key_id: str | None, limit: int, after: str | None
+    ) -> tuple[list[BatchJob], bool]:
+        owner = owner_clause(batches_table, team_id, key_id)
         query = select(batches_table).where(owner)
         with self.db.engine.connect() as conn:
             if after is not None:
