@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from pathlib import Path
 
@@ -45,4 +47,28 @@ async def test_written_behind_read_back_by_team_expired_and_purged(tmp_path: Pat
     assert await store.delete("resp_a", team_id="t1")
     assert await store.get("resp_a", team_id="t1") is None
     await store.stop()
+    db.dispose()
+
+
+async def test_a_delete_while_the_response_is_being_written_is_not_undone(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    db.migrate()
+    store = ResponseStore(db, retention_s=100.0, purge_interval_s=3600.0)
+    writing, proceed = threading.Event(), threading.Event()
+    write = store._write
+
+    def held_write(batch: list[StoredResponse]) -> None:
+        writing.set()
+        assert proceed.wait(30.0)
+        write(batch)
+
+    store._write = held_write  # type: ignore[method-assign]
+    await store.start()
+    store.put(stored("resp_gone", "t1", time.time(), 100.0))
+    assert await asyncio.to_thread(writing.wait, 30.0)  # the thread has taken it and not inserted it yet
+    assert await store.delete("resp_gone", team_id="t1")
+    proceed.set()
+    await store.stop()
+    assert await store.get("resp_gone", team_id="t1") is None
+    assert store._read("resp_gone") is None  # the late insert was deleted again
     db.dispose()

@@ -51,6 +51,10 @@ class ResponseStore:
         self.purge_interval_s = purge_interval_s
         self.max_pending = max_pending
         self._pending: dict[str, StoredResponse] = {}
+        #: Ids of the batch the thread is writing, and those of them deleted meanwhile (deleted again
+        #: once the write is in, so a delete answered 200 is never undone by a late insert).
+        self._writing: set[str] = set()
+        self._deleted: set[str] = set()
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -78,6 +82,8 @@ class ResponseStore:
         """The response ``response_id`` of ``team_id``'s keys (of the key ``key_id`` itself when
         ``team_id`` is None), or None: absent, expired, another team's or key's."""
         with self._cond:
+            if response_id in self._deleted:
+                return None
             stored = self._pending.get(response_id)
         if stored is None:
             stored = await asyncio.to_thread(self._read, response_id)
@@ -93,6 +99,8 @@ class ResponseStore:
             return False
         with self._cond:
             self._pending.pop(response_id, None)
+            if response_id in self._writing:
+                self._deleted.add(response_id)
         await asyncio.to_thread(self._delete, response_id)
         return True
 
@@ -137,6 +145,7 @@ class ResponseStore:
                 while not self._pending and not self._stopping and time.monotonic() < self._next_purge:
                     self._cond.wait(max(0.0, self._next_purge - time.monotonic()))
                 batch = list(self._pending.values())
+                self._writing = {stored.id for stored in batch}
                 stopping = self._stopping
             if batch:
                 self._write(batch)
@@ -144,6 +153,13 @@ class ResponseStore:
                     for stored in batch:
                         if self._pending.get(stored.id) is stored:
                             del self._pending[stored.id]
+                    gone, self._deleted, self._writing = self._deleted, set(), set()
+                for response_id in gone:
+                    try:
+                        self._delete(response_id)
+                    except Exception:
+                        log.exception("deleting stored response %s after its write failed", response_id)
+                with self._cond:
                     self._cond.notify_all()
             if time.monotonic() >= self._next_purge:
                 self._next_purge = time.monotonic() + self.purge_interval_s
