@@ -111,10 +111,27 @@ async def test_a_revoked_key_ends_its_console_sessions(client: tuple[httpx.Async
     assert (await http.get("/console/overview")).status_code == 303
 
 
+async def test_a_rotated_key_ends_the_sessions_of_its_old_secret(
+    client: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    http, keys = client
+    admin = {"authorization": f"Bearer {keys['admin']}"}
+    listed = await http.get("/api/keys", headers=admin)
+    viewer_id = next(k["id"] for k in listed.json()["data"] if k["name"] == "console viewer")
+    await sign_in(http, keys["viewer"])
+    assert (await http.get("/console/overview")).status_code == 200
+    rotated = await http.post(f"/api/keys/{viewer_id}/rotate", headers=admin, json={"grace_seconds": 0})
+    assert rotated.status_code == 200
+    assert (await http.get("/console/overview")).status_code == 303
+    http.cookies.clear()
+    await sign_in(http, rotated.json()["key"])
+    assert (await http.get("/console/overview")).status_code == 200
+
+
 def test_sessions_expire_after_their_ttl() -> None:
     now = [1000.0]
     store = SessionStore(ttl_s=60, clock=lambda: now[0])
-    session = store.open("key_1")
+    session = store.open("key_1", "hash_1")
     assert store.get(session.id) == session
     now[0] += 61
     assert store.get(session.id) is None and len(store) == 0

@@ -18,7 +18,6 @@ sign-in page and anything else gets a 401.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -68,7 +67,7 @@ def current_user(request: Request) -> ConsoleUser | None:
         return None
     keys = policy_of(request).keys
     key = keys.key(session.key_id)
-    if key is None or key.state(time.time()) != "active":
+    if key is None or not keys.secret_works(session.key_id, session.secret_hash):
         console_state(request).sessions.close(session.id)
         return None
     return ConsoleUser(principal_of(key, keys.team(key.team_id)), session)

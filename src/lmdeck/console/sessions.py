@@ -1,14 +1,14 @@
 """Console sign-ins: a random session id in an HttpOnly cookie, mapped in memory to the key that signed in.
 
     store = SessionStore(ttl_s=8 * 3600)
-    session = store.open("key_123")           # after the key was authenticated
+    session = store.open("key_123", hash_key(secret))  # after the key was authenticated
     response.set_cookie(COOKIE, session.id, ...)
     store.get(session.id)                     # None once expired or closed
     store.close(session.id)                   # sign-out
 
 The browser never holds the API key: only the session id, which means nothing outside
 this process. Each request resolves the session's key again (see :mod:`lmdeck.console.auth`),
-so a key revoked or expired ends its console sessions at once. Sessions live in memory:
+so a key revoked or expired, or a secret rotated away, ends its console sessions at once. Sessions live in memory:
 a restart signs everyone out.
 """
 
@@ -29,10 +29,12 @@ MAX_SESSIONS = 10_000
 
 @dataclass(frozen=True)
 class ConsoleSession:
-    """One sign-in: ``id`` (the cookie's value), the key it stands for, its CSRF token, expiry (epoch seconds)."""
+    """One sign-in: ``id`` (the cookie's value), the key it stands for and the hash of the secret
+    that opened it (a rotated-away secret ends the session), its CSRF token, expiry (epoch seconds)."""
 
     id: str
     key_id: str
+    secret_hash: str
     csrf_token: str
     expires_at: float
 
@@ -50,11 +52,12 @@ class SessionStore:
         self._sessions: dict[str, ConsoleSession] = {}
         self._lock = threading.Lock()
 
-    def open(self, key_id: str) -> ConsoleSession:
-        """A new session for ``key_id`` with a fresh id and CSRF token."""
+    def open(self, key_id: str, secret_hash: str) -> ConsoleSession:
+        """A new session for ``key_id``, opened with the secret hashed to ``secret_hash``, with a fresh id and CSRF token."""
         session = ConsoleSession(
             id=secrets.token_urlsafe(32),
             key_id=key_id,
+            secret_hash=secret_hash,
             csrf_token=secrets.token_urlsafe(32),
             expires_at=self.clock() + self.ttl_s,
         )

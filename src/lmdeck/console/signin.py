@@ -21,6 +21,7 @@ from lmdeck.console.auth import ConsoleUser, console_user, current_user
 from lmdeck.console.rendering import render
 from lmdeck.console.sessions import COOKIE
 from lmdeck.console.state import console_state
+from lmdeck.policy.keys import hash_key
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -91,7 +92,7 @@ async def login(request: Request) -> Response:
             error=f"A {principal.role!r} key may only call the model API: sign in with a viewer, developer or admin key.",
             status_code=403,
         )
-    session = console_state(request).sessions.open(principal.key_id)
+    session = console_state(request).sessions.open(principal.key_id, hash_key(key.strip()))
     target = form.get("next")
     response = RedirectResponse(safe_next(target if isinstance(target, str) else None), status_code=303)
     response.set_cookie(

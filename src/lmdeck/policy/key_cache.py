@@ -110,6 +110,16 @@ class KeyCache:
     def key(self, key_id: str) -> ApiKey | None:
         return self._keys.get(key_id)
 
+    def secret_works(self, key_id: str, secret_hash: str) -> bool:
+        """Whether the secret hashed to ``secret_hash`` still opens the key ``key_id`` now: False once
+        it was rotated away (after its grace period), revoked or expired. Console sessions check it on
+        every request, so rotating a key signs out the sessions its old secret opened."""
+        entry = self._by_hash.get(secret_hash)
+        if entry is None or entry.key.id != key_id:
+            return False
+        now = self.clock()
+        return entry.secret.valid(now) and entry.key.state(now) == "active"
+
     def principal(self, key_id: str) -> Principal | None:
         """The principal of the key ``key_id`` while it is active; None once revoked, expired or gone.
         For work lmdeck does later on a key's behalf (batch rows), which holds its id, never its secret."""
