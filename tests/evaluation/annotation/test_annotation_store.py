@@ -179,3 +179,14 @@ def test_reviewers_racing_for_items_each_get_different_ones(shared_db: Database)
     every = [item for items in claimed.values() for item in items]
     assert len(every) == 60 and len(set(every)) == 60  # each item held by exactly one reviewer
     assert store.counts("race") == {"pending": 0, "claimed": 60, "labelled": 0}
+
+
+def test_holding_names_the_queues_of_a_trace_with_its_status_there(database: Database) -> None:
+    store = AnnotationStore(database)
+    for name in ("second", "first"):
+        store.save_queue(queue(name), Owner("team-a"), "key:k", watermark=T0)
+    store.add_items("second", [("tr0001", "team-a")], source="manual", reason=None)
+    store.add_items("first", [("tr0001", "team-a"), ("tr0002", "team-a")], source="manual", reason=None)
+    assert store.holding("tr0001") == [("first", "pending"), ("second", "pending")]
+    assert store.holding("tr0002") == [("first", "pending")]
+    assert store.holding("tr0003") == []

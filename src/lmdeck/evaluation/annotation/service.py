@@ -80,15 +80,13 @@ class AnnotationService:
 
     # -- queues --------------------------------------------------------------------------------
 
-    async def queues(self, principal: Principal) -> list[dict[str, Any]]:
-        def read() -> list[dict[str, Any]]:
-            return [
-                self._view(q)
-                for q in self.store.queues()
-                if is_admin(principal) or q.owner.team_id == principal.team_id
-            ]
+    def _listed(self, principal: Principal) -> list[dict[str, Any]]:
+        return [
+            self._view(q) for q in self.store.queues() if is_admin(principal) or q.owner.team_id == principal.team_id
+        ]
 
-        return await anyio.to_thread.run_sync(read)
+    async def queues(self, principal: Principal) -> list[dict[str, Any]]:
+        return await anyio.to_thread.run_sync(self._listed, principal)
 
     async def get(self, name: str, principal: Principal) -> dict[str, Any]:
         return await anyio.to_thread.run_sync(lambda: self._view(self._readable(name, principal)))
@@ -160,6 +158,15 @@ class AnnotationService:
             return {"added": added, "already_queued": [tid for tid in found if tid not in added]}
 
         return await anyio.to_thread.run_sync(write)
+
+    async def placements(self, trace_id: str, principal: Principal) -> list[dict[str, Any]]:
+        """The queues the caller may read that hold ``trace_id``: ``[{"queue", "status"}, ...]``."""
+
+        def read() -> list[dict[str, Any]]:
+            readable = {q["name"] for q in self._listed(principal)}
+            return [{"queue": q, "status": s} for q, s in self.store.holding(trace_id) if q in readable]
+
+        return await anyio.to_thread.run_sync(read)
 
     async def items(self, name: str, principal: Principal, status: str | None, limit: int) -> list[dict[str, Any]]:
         def read() -> list[dict[str, Any]]:

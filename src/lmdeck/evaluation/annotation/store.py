@@ -207,6 +207,14 @@ class AnnotationStore:
             labels = self._labels(conn, [r[0] for r in rows])
         return [_item(r, labels.get(r[0])) for r in rows]
 
+    def holding(self, trace_id: str) -> list[tuple[str, str]]:
+        """The queues that hold ``trace_id``, with the item's status there: ``[(queue, status), ...]`` by queue."""
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT queue, status FROM annotation_items WHERE trace_id = :t ORDER BY queue"), {"t": trace_id}
+            ).all()
+        return [(r[0], r[1]) for r in rows]
+
     def item(self, queue: str, item_id: str) -> Item | None:
         with self.db.engine.connect() as conn:
             row = conn.execute(
