@@ -46,6 +46,7 @@ PAGES_WITH_NAMES = [
     "/console/releases/rel",
     "/console/releases/rel/panel",
     "/console/operations/queues/review",
+    "/console/traces/tr_x",
 ]
 
 
