@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from openai import OpenAI
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
 
 from lmdeck.testing.browser import sign_in, wait_for
 from lmdeck.testing.servers import GatewayProcess
@@ -62,6 +63,20 @@ def test_filter_traces_and_open_one(browser: Any, console_gateway: GatewayProces
     body = wait_for(browser, lambda d: d.find_element(By.ID, "request-body"))
     assert "Name a colour." in body.text
     assert browser.find_element(By.ID, "trace-status").text == "200"
+
+
+def test_create_a_key_and_call_the_api_with_it(browser: Any, console_gateway: GatewayProcess) -> None:
+    sign_in(browser, console_gateway.url, console_gateway.admin_key)
+    browser.get(f"{console_gateway.url}/console/keys")
+    wait_for(browser, lambda d: d.find_element(By.ID, "k-name")).send_keys("made in the console")
+    Select(browser.find_element(By.ID, "k-role")).select_by_value("developer")
+    browser.find_element(By.ID, "create-key").click()
+    secret = wait_for(browser, lambda d: d.find_element(By.ID, "new-key").text)
+    rows = browser.find_elements(By.CSS_SELECTOR, "#key-table tbody tr")
+    assert any("made in the console" in r.text and "developer" in r.text for r in rows)
+    assert secret not in browser.find_element(By.ID, "key-table").text
+    models = OpenAI(base_url=console_gateway.base_url, api_key=secret).models.list()
+    assert any(m.id == "demo" for m in models.data)
 
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
