@@ -40,6 +40,7 @@ PAGES_WITH_NAMES = [
     "/console/registry/prompts/greet",
     "/console/registry/models/bot",
     "/console/registry/prompts/greet/diff",
+    "/console/registry/prompts/greet/playground",
     "/console/registry/datasets/faq",
     "/console/evaluation/runs/run_x",
     "/console/evaluation/experiments/exp",
@@ -167,3 +168,27 @@ async def test_every_page_labels_its_inputs_and_names_its_buttons(signed_in: tup
 def test_the_checker_catches_an_unlabelled_input_and_an_unnamed_button() -> None:
     html = '<input id="a" name="a"><button type="button"></button><label for="b">B</label><input id="b">'
     assert len(accessibility_problems(html)) == 2
+
+
+async def test_the_prompt_pages_label_their_inputs(signed_in: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    """A prompt's page and its playground (one input per variable, of every input kind) once a prompt exists."""
+    _, http = signed_in
+    spec = {
+        "text": "{{ who }} {{ n }} {{ x }} {{ loud }} {{ tags }}",
+        "variables": {
+            "who": {"type": "string", "description": "who to greet"},
+            "n": "integer",
+            "x": {"type": "number", "default": 0.5},
+            "loud": {"type": "boolean", "required": False},
+            "tags": "list",
+        },
+    }
+    auth = {"authorization": f"Bearer {ADMIN_KEY}"}
+    made = await http.post("/api/registry/prompts/mixed/versions", json=spec, headers=auth)
+    assert made.status_code == 201, made.text
+    found = {}
+    for path in ("/console/registry/prompts/mixed", "/console/registry/prompts/mixed/playground"):
+        response = await http.get(path)
+        assert response.status_code == 200, (path, response.text)
+        found[path] = accessibility_problems(response.text)
+    assert all(not problems for problems in found.values()), found

@@ -7,6 +7,15 @@ limited like any other; its traces carry the ``eval`` tag and the run id::
     inference = PipelineInference(gateway.pipeline, token, tags=["eval", "eval:run:run_123"])
     reply = await inference.chat({"model": "demo", "messages": [{"role": "user", "content": "2+2"}]})
     reply.text, reply.trace_id, reply.latency_ms
+
+A caller whose identity is already known (a console user, signed in with a key whose secret the
+console never holds) passes its ``principal`` instead of a token: the authenticate step checks that
+principal's model and tag rules as it checks an API key's, and the request is limited, budgeted,
+guarded, traced and billed as that key's; with ``after_response=True`` the hooks the serving runs
+once a client has its answer (a shadow release's mirror) run too, so it is handled exactly like the
+same request sent to ``/v1``::
+
+    PipelineInference(gateway.pipeline, None, principal=user.principal, tags=(), after_response=True)
 """
 
 from __future__ import annotations
@@ -18,8 +27,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from lmdeck.evaluation.base import ChatReply
+from lmdeck.gateway.serving import run_after_response
 from lmdeck.pipeline.chain import Pipeline
 from lmdeck.pipeline.context import Completed, Kind, RequestContext, Slot
+from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import APIError, ChatCompletionRequest, EmbeddingRequest
 from lmdeck.protocol.traces import TraceRecord
 
@@ -55,15 +66,21 @@ class PipelineInference:
         tags: Sequence[str] = (EVAL_TAG,),
         metadata: Mapping[str, Any] | None = None,
         model_override: str | None = None,
+        principal: Principal | None = None,
+        request_prefix: str = "req_eval_",
+        after_response: bool = False,
     ) -> None:
         self.pipeline = pipeline
         self.token = token
+        self.principal = principal
+        self.request_prefix = request_prefix
+        self.after_response = after_response
         self.tags = list(tags)
         self.metadata = dict(metadata or {})
         self.model_override = model_override
 
     def _context(self, kind: Kind, body: Any, tags: Sequence[str]) -> RequestContext:
-        request_id = "req_eval_" + os.urandom(10).hex()
+        request_id = self.request_prefix + os.urandom(10).hex()
         trace = TraceRecord(
             request_id=request_id,
             span_id=os.urandom(8).hex(),
@@ -79,6 +96,7 @@ class PipelineInference:
             trace=trace,
             route_name=body.model,
             client_token=self.token,
+            principal=self.principal,
         )
         if self.model_override:
             ctx.slots.put(MODEL_OVERRIDE, self.model_override)
@@ -94,6 +112,8 @@ class PipelineInference:
         result = await self.pipeline.run(ctx)
         if not isinstance(result, Completed):
             raise APIError(500, "a non-streaming request returned a stream")
+        if self.after_response:
+            await run_after_response(ctx)
         trace = ctx.trace
         return ChatReply(
             text=reply_text(result.response),

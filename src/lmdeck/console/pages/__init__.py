@@ -4,12 +4,24 @@
 from __future__ import annotations
 
 from lmdeck.console.page import ConsolePage
-from lmdeck.console.pages import alerts, evaluation, keys, operations, overview, registry, releases, routes, traces
+from lmdeck.console.pages import (
+    alerts,
+    evaluation,
+    keys,
+    operations,
+    overview,
+    playground,
+    registry,
+    releases,
+    routes,
+    traces,
+)
 
 BUILTIN: list[ConsolePage] = [
     overview.PAGE,
     traces.PAGE,
     registry.PAGE,
+    playground.PAGE,
     evaluation.PAGE,
     releases.PAGE,
     alerts.PAGE,

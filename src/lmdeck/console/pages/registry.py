@@ -23,6 +23,7 @@ from lmdeck.protocol.limits import INT64_MAX
 from lmdeck.registry.catalog import Catalog
 from lmdeck.registry.diff import prompt_diff, side_by_side
 from lmdeck.registry.labels import POINTER_PLURAL, POINTER_WORD
+from lmdeck.registry.snapshot import DEFAULT_PROMPT_LABEL
 from lmdeck.registry.versions import Kind
 
 router = APIRouter(prefix="/console/registry", include_in_schema=False)
@@ -164,6 +165,8 @@ async def show(
             "numbers": versions,
             "history": history,
             "may_move": user.may("developer"),
+            # The playground opens on the version requests get by default when there is one, else the newest.
+            "shown_version": entry[plural].get(DEFAULT_PROMPT_LABEL, versions[-1] if versions else None),
         },
     )
 

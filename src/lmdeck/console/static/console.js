@@ -11,6 +11,15 @@
     event.detail.headers["X-CSRF-Token"] = csrfToken();
   });
 
+  // A form marked data-swap-errors shows a 4xx answer (a refusal naming the fix) where the result goes.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var status = event.detail.xhr.status;
+    if (status >= 400 && status < 500 && event.detail.elt.closest("[data-swap-errors]")) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
   function currentTheme() {
     var set = document.documentElement.dataset.theme;
     if (set) return set;
