@@ -11,20 +11,8 @@ from openai import OpenAI
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from lmdeck.testing.browser import sign_in, wait_for
+from lmdeck.testing.browser import chart_points, sign_in, wait_for
 from lmdeck.testing.servers import GatewayProcess
-
-
-def chart_points(browser: Any, chart_id: str) -> int:
-    """How many non-empty points the uPlot chart ``chart_id`` drew in its first series."""
-    return int(
-        browser.execute_script(
-            "const el = document.getElementById(arguments[0]);"
-            "if (!el || !el._uplot || !el.querySelector('canvas')) return 0;"
-            "return el._uplot.data[1].filter(v => v !== null && v > 0).length;",
-            chart_id,
-        )
-    )
 
 
 def test_sign_in_and_see_a_request_on_the_overview_chart(browser: Any, console_gateway: GatewayProcess) -> None:

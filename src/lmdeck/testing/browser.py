@@ -88,6 +88,18 @@ def wait_for(browser: Any, condition: Callable[[Any], T], timeout: float = WAIT_
     raise TimeoutError(f"waited {timeout}s on {browser.current_url}; last error: {last!r}")
 
 
+def chart_points(browser: Any, chart_id: str) -> int:
+    """How many non-empty points the uPlot chart ``chart_id`` drew in its first series (0 before it is drawn)."""
+    return int(
+        browser.execute_script(
+            "const el = document.getElementById(arguments[0]);"
+            "if (!el || !el._uplot || !el.querySelector('canvas')) return 0;"
+            "return el._uplot.data[1].filter(v => v !== null && v > 0).length;",
+            chart_id,
+        )
+    )
+
+
 def sign_in(browser: Any, base_url: str, key: str) -> None:
     """Sign in to the console at ``base_url`` with ``key`` and wait for the page after sign-in."""
     from selenium.webdriver.common.by import By

@@ -243,10 +243,12 @@ class GatewayProcess:
         _stop(self.proc, grace=15.0)
 
 
-def _gateway_env(data_dir: Path, admin_key: str, env: Mapping[str, str] | None) -> dict[str, str]:
+def _gateway_env(data_dir: Path, admin_key: str | None, env: Mapping[str, str] | None) -> dict[str, str]:
     # Inherited LMDECK_* variables would leak the caller's setup into the server under test.
     out = {k: v for k, v in os.environ.items() if not k.startswith("LMDECK_")}
-    out.update({"LMDECK_ADMIN_KEY": admin_key, "LMDECK_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"})
+    out.update({"LMDECK_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"})
+    if admin_key is not None:
+        out["LMDECK_ADMIN_KEY"] = admin_key
     out.update(env or {})
     return out
 
@@ -266,11 +268,23 @@ def _private(path: Path) -> Any:
     return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
 
 
+#: What ``lmdeck serve`` prints at first start when no admin key is set (see lmdeck.policy.bootstrap).
+PRINTED_ADMIN_KEY = re.compile(r"lmdeck admin key \(shown once, store it now\): (\S+)")
+
+
+def printed_admin_key(log_path: Path) -> str:
+    """The admin key a first start printed into its log; ``ServerStartError`` when it printed none."""
+    found = PRINTED_ADMIN_KEY.search(log_path.read_text(errors="replace"))
+    if found is None:
+        raise ServerStartError(f"lmdeck serve printed no admin key (an existing data dir keeps its key): {log_path}")
+    return found.group(1)
+
+
 def start_gateway(
     config: Mapping[str, Any] | str | Path,
     *,
     data_dir: str | Path,
-    admin_key: str = TEST_ADMIN_KEY,
+    admin_key: str | None = TEST_ADMIN_KEY,
     env: Mapping[str, str] | None = None,
     host: str = "127.0.0.1",
     port: int | None = None,
@@ -282,8 +296,9 @@ def start_gateway(
     or the path of an existing file) and wait until ``wait_for`` answers 200 (``/health/live`` to
     return while local models are still loading).
 
-    The admin key is passed as ``LMDECK_ADMIN_KEY``. A port taken between choosing and
-    binding it is retried on another port.
+    The admin key is passed as ``LMDECK_ADMIN_KEY``; with ``admin_key=None`` none is, and the
+    gateway's ``admin_key`` is the one it printed at first start, as a new user would copy it.
+    A port taken between choosing and binding it is retried on another port.
     """
     data_dir = Path(data_dir)
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -310,13 +325,19 @@ def start_gateway(
             proc = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=full_env, cwd=data_dir
             )
-        gw = GatewayProcess(proc, chosen, data_dir, config_path, log_path, admin_key, host, dict(env or {}))
+        gw = GatewayProcess(proc, chosen, data_dir, config_path, log_path, admin_key or "", host, dict(env or {}))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 break
             try:
                 if httpx.get(f"{gw.url}{wait_for}", timeout=1.0).status_code == 200:
+                    if admin_key is None:
+                        try:
+                            gw.admin_key = printed_admin_key(log_path)
+                        except ServerStartError:
+                            _stop(proc)
+                            raise
                     return gw
             except httpx.HTTPError:
                 pass
