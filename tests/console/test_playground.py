@@ -129,19 +129,32 @@ def test_the_preview_shows_the_rendered_messages(gw: GatewayProcess, admin: Cons
 
 
 def test_a_run_goes_through_the_pipeline_as_the_signed_in_key(gw: GatewayProcess) -> None:
-    key_id, secret = new_key(gw, "playground developer", "developer")
+    team = httpx.post(f"{gw.url}/api/teams", json={"name": "playground-team"}, headers=gw.headers(), timeout=60)
+    assert team.status_code == 201, team.text
+    team_id = team.json()["id"]
+    key_id, secret = new_key(gw, "playground developer", "developer", team_id=team_id)
+    # The team's own prompt; the admin's (no team, not shared) is as good as missing to it, as on the API.
+    made = httpx.post(
+        f"{gw.url}/api/registry/prompts/pg-team/versions", json=V2, headers=gw.headers(secret), timeout=60
+    )
+    assert made.status_code == 201, made.text
     console = Console(gw, secret)
+    assert console.http.get(PLAYGROUND).status_code == 404
+    others = console.post(f"{PLAYGROUND}/run", {"version": "1", "var.name": "Ada", "route": "demo"})
+    assert others.status_code == 404
     ran = console.post(
-        f"{PLAYGROUND}/run",
-        {"version": "2", "var.name": "Ada", "route": "demo", "max_tokens": "8", "temperature": "0"},
+        "/console/registry/prompts/pg-team/playground/run",
+        {"version": "1", "var.name": "Ada", "route": "demo", "max_tokens": "8", "temperature": "0"},
     )
     assert ran.status_code == 200, ran.text
     answer = re.search(r'id="playground-answer">(.*?)</pre>', ran.text, re.S)
     assert answer is not None and answer.group(1).strip()
     trace_id = trace_link(ran.text)
     trace = stored_trace(gw, trace_id)
-    assert (trace["prompt_name"], trace["prompt_version"]) == (PROMPT, 2)
-    assert trace["key_id"] == key_id and trace["route"] == "demo" and trace["status_code"] == 200
+    assert (trace["prompt_name"], trace["prompt_version"]) == ("pg-team", 1)
+    assert (trace["key_id"], trace["team_id"]) == (key_id, team_id)
+    assert trace["route"] == "demo" and trace["status_code"] == 200
+    assert trace["request_body"]["max_tokens"] == 8 and trace["request_body"]["temperature"] == 0
     assert trace["output_tokens"] > 0 and f">{trace['input_tokens']} / {trace['output_tokens']}<" in ran.text
     assert "eval" not in trace["tags"]
     detail = console.http.get(f"/console/traces/{trace_id}")
