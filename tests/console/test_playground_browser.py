@@ -101,3 +101,18 @@ def test_run_a_prompt_version_and_open_its_trace(browser: Any, first_start: Gate
     assert prompt_row.text == f"{PROMPT} v1"
     # The stored response is shown as JSON: the answer appears as its JSON string does.
     assert json.dumps(answer)[1:-1] in browser.find_element(By.ID, "response-body").text
+
+
+def test_bad_input_shows_its_4xx_message_in_place_of_the_answer(browser: Any, first_start: GatewayProcess) -> None:
+    gw = first_start
+    sign_in(browser, gw.url, gw.admin_key)
+    browser.get(f"{gw.url}/console/registry/prompts/{PROMPT}/playground?version=1")
+    wait_for(browser, lambda d: d.find_element(By.CSS_SELECTOR, '[data-variable="name"]')).send_keys("Ada")
+    browser.find_element(By.ID, "pg-max-tokens").send_keys("lots")
+    browser.find_element(By.ID, "playground-submit").click()
+    error = wait_for(browser, lambda d: d.find_element(By.ID, "run-error"))
+    assert "max_tokens" in error.text
+    browser.find_element(By.CSS_SELECTOR, '[data-variable="name"]').clear()
+    browser.find_element(By.ID, "playground-preview").click()
+    missing = wait_for(browser, lambda d: d.find_element(By.ID, "preview-error"))
+    assert "missing variable: name" in missing.text

@@ -103,7 +103,11 @@ async def _page(
     return render(request, user, "registry/playground.html", context, status_code=status_code)
 
 
-def _refused(request: Request, user: ConsoleUser, exc: APIError) -> Response:
+def _refused(request: Request, user: ConsoleUser, exc: APIError, fragment: str | None = None) -> Response:
+    """``exc`` as the error page, or in ``fragment`` (``preview``/``result``) when htmx asked for one."""
+    if fragment is not None and is_htmx(request):
+        shown = {"preview_error" if fragment == "preview" else "run_error": exc.message}
+        return render(request, user, f"registry/playground_{fragment}.html", shown, status_code=exc.status)
     return render(request, user, "error.html", {"message": exc.message}, status_code=exc.status)
 
 
@@ -123,7 +127,7 @@ async def preview(request: Request, name: str, user: ConsoleUser = Depends(conso
     try:
         version = await _version(request, user, name, form.get("version"))
     except APIError as exc:
-        return _refused(request, user, exc)
+        return _refused(request, user, exc, "preview")
     try:
         variables = read_variables(form, version.spec)
         rendered = await runtime_of(request).prompts.render(name, variables, user.principal, version=version.version)
@@ -142,7 +146,7 @@ async def run(request: Request, name: str, user: ConsoleUser = Depends(console_u
     try:
         version = await _version(request, user, name, form.get("version"))
     except APIError as exc:
-        return _refused(request, user, exc)
+        return _refused(request, user, exc, "result")
     inference = PipelineInference(
         gateway_of(request).pipeline,
         None,

@@ -11,10 +11,12 @@
     event.detail.headers["X-CSRF-Token"] = csrfToken();
   });
 
-  // A form marked data-swap-errors shows a 4xx answer (a refusal naming the fix) where the result goes.
+  // A request from inside [data-swap-errors] shows a 4xx answer (a refusal naming the fix) where the
+  // result goes; detail.elt is the swap's target, requestConfig.elt the element that sent the request.
   document.addEventListener("htmx:beforeSwap", function (event) {
     var status = event.detail.xhr.status;
-    if (status >= 400 && status < 500 && event.detail.elt.closest("[data-swap-errors]")) {
+    var source = event.detail.requestConfig && event.detail.requestConfig.elt;
+    if (status >= 400 && status < 500 && source && source.closest("[data-swap-errors]")) {
       event.detail.shouldSwap = true;
       event.detail.isError = false;
     }
