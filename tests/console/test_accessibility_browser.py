@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from openai import OpenAI
 from selenium.webdriver.common.action_chains import ActionChains
@@ -47,13 +48,27 @@ def settled(browser: Any) -> bool:
     )
 
 
+#: A prompt whose page and playground are checked too (one variable of each input kind).
+A11Y_PROMPT = {
+    "text": "{{ who }} {{ n }} {{ loud }} {{ tags }}",
+    "variables": {
+        "who": {"type": "string", "description": "who to greet"},
+        "n": "integer",
+        "loud": "boolean",
+        "tags": "list",
+    },
+}
+
+
 def console_paths(browser: Any, gw: GatewayProcess) -> list[str]:
-    """Every page in the admin's navigation, and the detail page of the newest trace."""
+    """Every page in the admin's navigation, the detail page of the newest trace, and a prompt's page and
+    playground."""
     browser.get(f"{gw.url}/console/traces")
     link = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#trace-table a.trace-link"))[0]
     detail = link.get_attribute("href")
     nav = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "nav a")]
-    return [*nav, detail]
+    prompt = f"{gw.url}/console/registry/prompts/a11y-greet"
+    return [*nav, detail, prompt, f"{prompt}/playground"]
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +82,11 @@ def signed_in(browser: Any, console_gateway: GatewayProcess) -> list[str]:
         extra_headers={"x-request-id": "a11y-1"},
     )
     gw.trace("a11y-1", timeout=300)
+    if httpx.get(f"{gw.url}/api/registry/prompts/a11y-greet", headers=gw.headers(), timeout=60).status_code == 404:
+        made = httpx.post(
+            f"{gw.url}/api/registry/prompts/a11y-greet/versions", json=A11Y_PROMPT, headers=gw.headers(), timeout=60
+        )
+        assert made.status_code == 201, made.text
     sign_in(browser, gw.url, gw.admin_key)
     return console_paths(browser, gw)
 
