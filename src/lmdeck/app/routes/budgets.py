@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
 
 from lmdeck.app.boundary import GuardedRoute
@@ -29,13 +31,17 @@ async def put_budget(body: BudgetPut, request: Request, who: Principal = Depends
     return BudgetOut.model_validate(await policy_of(request).budgets.put(who, body))
 
 
+def budgets_seen_by(policy: PolicyServices, who: Principal) -> list[dict[str, Any]]:
+    """The budgets ``who`` may see, each with its live state (``BudgetOut``'s fields): all of them for an
+    admin or a key without a team, else its team's budget and its team's keys' budgets."""
+    if _scoped(who):
+        return policy.budgets.statuses(team_id=who.team_id, key_ids=_own_keys(policy, who))
+    return policy.budgets.statuses()
+
+
 @router.get("", summary="Budgets with what is spent, reserved and left in the current period")
 async def list_budgets(request: Request, who: Principal = Depends(require("viewer"))) -> BudgetList:
-    policy = policy_of(request)
-    if _scoped(who):
-        statuses = policy.budgets.statuses(team_id=who.team_id, key_ids=_own_keys(policy, who))
-    else:
-        statuses = policy.budgets.statuses()
+    statuses = budgets_seen_by(policy_of(request), who)
     return BudgetList(data=[BudgetOut.model_validate(s) for s in statuses])
 
 

@@ -15,7 +15,7 @@ from lmdeck.app.services import analytics, gateway_of
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy import spend
 from lmdeck.policy.auth import require
-from lmdeck.protocol.access import SpendReport
+from lmdeck.protocol.access import GroupBy, Period, SpendReport
 from lmdeck.protocol.limits import MAX_EPOCH_SECONDS
 
 router = APIRouter(prefix="/api/spend", tags=["spend"], route_class=GuardedRoute)
@@ -32,8 +32,22 @@ async def spend_report(
     until: float | None = Query(default=None, ge=0, le=MAX_EPOCH_SECONDS, description="Unix time"),
     who: Principal = Depends(require("viewer")),
 ) -> SpendReport:
+    report = await spend_seen_by(request, who, by=by, period=period, since=since, until=until)
+    return SpendReport.model_validate(report.to_dict())
+
+
+async def spend_seen_by(
+    request: Request,
+    who: Principal,
+    *,
+    by: GroupBy,
+    period: Period,
+    since: float | None = None,
+    until: float | None = None,
+) -> spend.Report:
+    """The spend report ``who`` may see (a non-admin key with a team: only its team's), read in the
+    analytics pool. Raises :class:`~lmdeck.protocol.APIError` 503 when the pool is busy or timed out."""
     team = who.team_id if who.role != "admin" else None
     options = {"by": by, "period": period, "now": time.time(), "since": since, "until": until, "team_id": team}
     minute_days = gateway_of(request).settings.tracing.retention.minute_days
-    report = await analytics(request, spend.spend_report, options, minute_days)
-    return SpendReport.model_validate(report.to_dict())
+    return await analytics(request, spend.spend_report, options, minute_days)

@@ -8,10 +8,19 @@ from lmdeck.app.boundary import GuardedRoute
 from lmdeck.app.services import policy_of
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import require
+from lmdeck.policy.identities import Team
 from lmdeck.protocol import APIError
 from lmdeck.protocol.access import TeamCreate, TeamList, TeamOut, TeamUpdate, UserCreate, UserList, UserOut
 
 router = APIRouter(prefix="/api", tags=["teams"], route_class=GuardedRoute)
+
+
+async def teams_seen_by(request: Request, who: Principal) -> list[Team]:
+    """The teams ``who`` may see: every team for an admin or a key without a team, else its own."""
+    teams = await policy_of(request).access.teams()
+    if who.role != "admin" and who.team_id is not None:
+        teams = [t for t in teams if t.id == who.team_id]
+    return teams
 
 
 @router.post("/teams", status_code=201, summary="Create a team")
@@ -22,9 +31,7 @@ async def create_team(body: TeamCreate, request: Request, who: Principal = Depen
 
 @router.get("/teams", summary="List teams (a non-admin key with a team sees only its own)")
 async def list_teams(request: Request, who: Principal = Depends(require("viewer"))) -> TeamList:
-    teams = await policy_of(request).access.teams()
-    if who.role != "admin" and who.team_id is not None:
-        teams = [t for t in teams if t.id == who.team_id]
+    teams = await teams_seen_by(request, who)
     return TeamList(data=[TeamOut.model_validate(t.to_dict()) for t in teams])
 
 
