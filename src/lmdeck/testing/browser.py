@@ -8,7 +8,7 @@
 ``browser`` is one Chromium per test module (a fresh profile in a temporary folder); it skips the
 module when Debian's ``chromium`` and ``chromium-driver`` are not installed (``scripts/test-services.sh``
 installs them). ``console_gateway`` is one real ``lmdeck serve`` per module, with the bundled demo
-model. Selenium never downloads a driver: both binaries are named explicitly.
+model (priced, and cached on route ``demo-cached``; see :data:`CONSOLE_CONFIG`). Selenium never downloads a driver: both binaries are named explicitly.
 """
 
 from __future__ import annotations
@@ -129,8 +129,21 @@ def browser() -> Iterator[Any]:
             driver.quit()
 
 
-#: The configuration of ``console_gateway``: the bundled demo model, fast retries.
-CONSOLE_CONFIG: dict[str, Any] = {"retry": {"backoff_base": 0.01, "backoff_max": 0.05, "max_retry_after": 2.0}}
+#: The bundled demo model priced as a hosted model would be (US dollars per 1M tokens), so spend is not zero.
+DEMO_PRICE = {"input": "2000", "output": "8000"}
+#: The configuration of ``console_gateway``: the bundled demo model (priced at :data:`DEMO_PRICE`), the
+#: route ``demo-cached`` to it with the response cache on, fast retries.
+CONSOLE_CONFIG: dict[str, Any] = {
+    "retry": {"backoff_base": 0.01, "backoff_max": 0.05, "max_retry_after": 2.0},
+    "policy": {"pricing": {"local:demo": DEMO_PRICE}},
+    "routes": [
+        {
+            "name": "demo-cached",
+            "targets": [{"provider": "local", "model": "demo", "timeout": 120, "max_retries": 0}],
+            "cache": {"enabled": True},
+        }
+    ],
+}
 
 
 @pytest.fixture(scope="module")
