@@ -67,6 +67,33 @@ def test_create_a_key_and_call_the_api_with_it(browser: Any, console_gateway: Ga
     assert any(m.id == "demo" for m in models.data)
 
 
+def test_the_spend_chart_and_a_burn_down_draw_and_the_audit_chain_is_verified(
+    browser: Any, console_gateway: GatewayProcess
+) -> None:
+    gw = console_gateway
+    keys = httpx.get(f"{gw.url}/api/keys", headers=gw.headers(), timeout=60).json()["data"]
+    admin = next(k["id"] for k in keys if k["role"] == "admin")
+    budget = {"scope": "key", "subject_id": admin, "period": "day", "limit_usd": "100"}
+    made = httpx.put(f"{gw.url}/api/budgets", json=budget, headers=gw.headers(), timeout=60)
+    assert made.status_code == 200, made.text
+    client = OpenAI(base_url=gw.base_url, api_key=gw.admin_key)
+    client.chat.completions.create(
+        model="demo",
+        messages=[{"role": "user", "content": "Count to three."}],
+        max_tokens=8,
+        extra_headers={"x-request-id": "console-spend-1"},
+    )
+    gw.trace("console-spend-1")
+    sign_in(browser, gw.url, gw.admin_key)
+    browser.get(f"{gw.url}/console/spend?by=key&period=day")
+    wait_for(browser, lambda d: chart_points(d, "chart-spend") > 0)
+    wait_for(browser, lambda d: chart_points(d, f"chart-burn-{made.json()['id']}") > 0)
+    browser.get(f"{gw.url}/console/audit")
+    status = wait_for(browser, lambda d: d.find_element(By.ID, "chain-status"))
+    assert "verified" in status.text
+    assert browser.find_elements(By.CSS_SELECTOR, "#audit-table tr.audit-entry")
+
+
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from lmdeck.console.page import ConsolePage
 from lmdeck.console.pages import (
     alerts,
+    audit,
     evaluation,
     keys,
     operations,
@@ -14,6 +15,8 @@ from lmdeck.console.pages import (
     registry,
     releases,
     routes,
+    spend,
+    teams,
     traces,
 )
 
@@ -28,4 +31,7 @@ BUILTIN: list[ConsolePage] = [
     routes.PAGE,
     operations.PAGE,
     keys.PAGE,
+    spend.PAGE,
+    teams.PAGE,
+    audit.PAGE,
 ]

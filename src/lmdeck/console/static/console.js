@@ -47,11 +47,17 @@
       { label: "metric mean", key: "metric_mean", color: "--chart-1" },
       { label: "error rate", key: "error_rate", color: "--chart-err" },
     ],
+    burndown: [
+      { label: "spent $ (cumulative)", key: "spent_usd", color: "--chart-1" },
+      { label: "limit $", key: "limit_usd", color: "--chart-err" },
+    ],
     "release-metric": [
       { label: "baseline", key: "baseline", color: "--chart-2" },
       { label: "candidate", key: "candidate", color: "--chart-1" },
     ],
   };
+
+  var GROUP_COLORS = ["--chart-1", "--chart-2", "--chart-3", "--chart-4", "--chart-5", "--chart-6"];
 
   function drawCharts(root) {
     if (typeof uPlot === "undefined") return;
@@ -61,7 +67,10 @@
       var source = holder && holder.querySelector('script[type="application/json"]');
       if (!source) return;
       var data = JSON.parse(source.textContent);
-      var kinds = SERIES[el.dataset.chart] || [];
+      // A chart whose groups are known only at run time (spend per team, key or model) names its series.
+      var kinds = SERIES[el.dataset.chart] || (data.series || []).map(function (s, i) {
+        return { label: s.label, key: s.key, color: GROUP_COLORS[i % GROUP_COLORS.length] };
+      });
       var columns = [data.x];
       var series = [{}];
       kinds.forEach(function (s) {
