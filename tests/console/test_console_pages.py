@@ -192,3 +192,12 @@ async def test_the_prompt_pages_label_their_inputs(signed_in: tuple[FastAPI, htt
         assert response.status_code == 200, (path, response.text)
         found[path] = accessibility_problems(response.text)
     assert all(not problems for problems in found.values()), found
+
+
+async def test_a_wrong_trace_filter_is_a_400_naming_it(signed_in: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    _, http = signed_in
+    for query, name in (("prompt_version=two", "prompt_version"), ("prompt_version=0", "prompt_version")):
+        page = await http.get(f"/console/traces?{query}")
+        assert page.status_code == 400 and f"{name}:" in page.text, (query, page.status_code)
+    page = await http.get("/console/traces?prompt=greet&prompt_version=2&release=warmer")
+    assert page.status_code == 200 and 'value="warmer"' in page.text and "No trace matches." in page.text

@@ -80,24 +80,30 @@ def test_each_filter_selects_its_traces(store: SQLTraceStore) -> None:
             make(4, key_id="k2", team_id="t2", user="alice"),
             make(5, tags=["beta", "eu"], prompt_name="greet", request_id="req-5", trace_id="f" * 32),
             make(6, status_code=429, request_body={"messages": [{"content": "Find the NEEDLE here"}]}),
+            make(7, prompt_name="greet", prompt_version=2, metadata={"release": "warmer", "variant": "candidate"}),
+            make(8, prompt_name="other", prompt_version=2, metadata={"release": "warmer-2", "variant": "baseline"}),
         ]
     )
     assert ids(store, route="other") == ["rec0002"]
     assert ids(store, model="m-large") == ["rec0002"]
     assert ids(store, status=502) == ["rec0003"]
     assert ids(store, errors=True) == ["rec0006", "rec0003"]
-    assert len(ids(store, errors=False)) == 4
+    assert len(ids(store, errors=False)) == 6
     assert ids(store, key_id="k2") == ["rec0004"]
     assert ids(store, team_id="t2") == ["rec0004"]
     assert ids(store, user="alice") == ["rec0004"]
     assert ids(store, tag="eu") == ["rec0005"]
     assert ids(store, tag="nope") == []
-    assert ids(store, prompt="greet") == ["rec0005"]
+    assert ids(store, prompt="greet") == ["rec0007", "rec0005"]
+    assert ids(store, prompt="greet", prompt_version=2) == ["rec0007"]
+    assert ids(store, prompt_version=2) == ["rec0008", "rec0007"]
+    assert ids(store, release="warmer") == ["rec0007"]
+    assert ids(store, release="warm") == []
     assert ids(store, request_id="req-5") == ["rec0005"]
     assert ids(store, trace_id="f" * 32) == ["rec0005"]
-    assert ids(store, since=T0 + 5) == ["rec0006", "rec0005"]
+    assert ids(store, since=T0 + 5, until=T0 + 7) == ["rec0006", "rec0005"]
     assert ids(store, until=T0 + 2) == ["rec0001"]
-    assert ids(store, min_latency_ms=55.0) == ["rec0006"]
+    assert ids(store, min_latency_ms=55.0, until=T0 + 7) == ["rec0006"]
     assert ids(store, q="needle") == ["rec0006"]
     assert ids(store, q="EXPLODED") == ["rec0003"]
     assert ids(store, q="50%_") == []
@@ -135,6 +141,8 @@ def test_bad_filters_name_the_parameter() -> None:
         TraceQuery(limit=0)
     with pytest.raises(TraceFilterError, match="status"):
         TraceQuery(status=1000)
+    with pytest.raises(TraceFilterError, match="prompt_version"):
+        TraceQuery(prompt_version=0)
     with pytest.raises(TraceFilterError) as info:
         Cursor.decode("not-a-cursor")
     assert info.value.param == "cursor"

@@ -58,7 +58,7 @@ async def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
                 trace(2, "team-b", status_code=500, error="boom"),
                 trace(3, "team-a", status_code=429),
                 trace(4, None),
-                trace(5, "team-b"),
+                trace(5, "team-b", prompt_name="greet", prompt_version=2, metadata={"release": "warmer"}),
             ]
         )
         yield http
@@ -83,6 +83,10 @@ async def test_admin_sees_every_team_and_filters_apply(client: httpx.AsyncClient
     assert await listed(client, ADMIN_KEY, status="500") == ["tr002"]
     assert await listed(client, ADMIN_KEY, errors="false", since="1800000004") == ["tr005", "tr004"]
     assert await listed(client, "sk-team-admin") == ["tr005", "tr004", "tr003", "tr002", "tr001"]
+    assert await listed(client, ADMIN_KEY, prompt="greet", prompt_version="2") == ["tr005"]
+    assert await listed(client, ADMIN_KEY, prompt_version="1") == []
+    assert await listed(client, ADMIN_KEY, release="warmer") == ["tr005"]
+    assert await listed(client, "sk-viewer-a", release="warmer") == []
 
 
 async def test_a_team_member_sees_only_its_team(client: httpx.AsyncClient) -> None:
@@ -123,6 +127,8 @@ async def test_keys_without_the_viewer_role_are_refused(client: httpx.AsyncClien
         ({"since": "last tuesday"}, "since"),
         ({"cursor": "%%%"}, "cursor"),
         ({"min_latency_ms": "-1"}, "min_latency_ms"),
+        ({"prompt_version": "0"}, "prompt_version"),
+        ({"prompt_version": "v2"}, "prompt_version"),
         ({"status": "error", "errors": "false"}, "errors"),
     ],
 )

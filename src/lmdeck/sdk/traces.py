@@ -53,6 +53,8 @@ class Traces(Namespace):
         user: str | None = None,
         tag: str | None = None,
         prompt: str | None = None,
+        prompt_version: int | None = None,
+        release: str | None = None,
         request_id: str | None = None,
         trace_id: str | None = None,
         client_request_id: str | None = None,
@@ -70,7 +72,8 @@ class Traces(Namespace):
         ``status`` is an HTTP status code or ``"ok"`` / ``"error"``; ``since`` and
         ``until`` take epoch seconds, ISO 8601 or a datetime. ``request_id`` and
         ``trace_id`` are the ids lmdeck answered with; ``client_request_id`` and
-        ``client_trace_id`` the ones the caller sent (``x-request-id``, ``traceparent``).
+        ``client_trace_id`` the ones the caller sent (``x-request-id``, ``traceparent``);
+        ``prompt_version`` a prompt's version number and ``release`` the release that served it.
         """
         params: dict[str, Any] = {
             "route": route,
@@ -82,6 +85,8 @@ class Traces(Namespace):
             "user": user,
             "tag": tag,
             "prompt": prompt,
+            "prompt_version": prompt_version,
+            "release": release,
             "request_id": request_id,
             "trace_id": trace_id,
             "client_request_id": client_request_id,

@@ -77,6 +77,10 @@ class TraceQuery:
     user: str | None = None
     tag: str | None = None
     prompt: str | None = None
+    #: The prompt version (with ``prompt``, that prompt's; alone, any prompt's version of that number).
+    prompt_version: int | None = None
+    #: The progressive-delivery release that served the request (``metadata.release``), either variant.
+    release: str | None = None
     request_id: str | None = None
     trace_id: str | None = None
     client_request_id: str | None = None
@@ -94,6 +98,8 @@ class TraceQuery:
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_LIMIT:
             raise TraceFilterError("limit", f"must be between 1 and {MAX_LIMIT}, got {self.limit}")
+        if self.prompt_version is not None and self.prompt_version < 1:
+            raise TraceFilterError("prompt_version", f"must be a version number (1 or more), got {self.prompt_version}")
         if self.status is not None and not 100 <= self.status <= 599:
             raise TraceFilterError(
                 "status", f"must be an HTTP status code (100-599), 'ok' or 'error', got {self.status}"

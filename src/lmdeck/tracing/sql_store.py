@@ -52,6 +52,8 @@ def _conditions(query: TraceQuery, dialect: str = "", *, common: bool = False) -
         (c.team_id, query.team_id),
         (c.user_id, query.user),
         (c.prompt_name, query.prompt),
+        (c.prompt_version, query.prompt_version),
+        (c["metadata"]["release"].as_string(), query.release),
         (c.request_id, query.request_id),
         (c.trace_id, query.trace_id),
         (c.client_request_id, query.client_request_id),

@@ -36,7 +36,21 @@ from lmdeck.tracing.trace_tree import read_tree
 router = APIRouter(prefix="/console/traces", include_in_schema=False)
 
 #: The text filters of the list, each a ``TraceQuery`` field of the same name.
-FILTERS = ("route", "model", "status", "team_id", "key_id", "prompt", "tag", "session_id", "q", "since", "until")
+FILTERS = (
+    "route",
+    "model",
+    "status",
+    "team_id",
+    "key_id",
+    "prompt",
+    "prompt_version",
+    "release",
+    "tag",
+    "session_id",
+    "q",
+    "since",
+    "until",
+)
 PAGE_SIZE = 50
 MAX_FILTER_CHARS = 256
 #: Feedback entries and online scores shown on a trace (newest first).
@@ -45,6 +59,15 @@ TRACE_FEEDBACK = 100
 #: above) and of ``POST /api/annotation-queues/{name}/items`` (viewer).
 FEEDBACK_ROLE: Role = "viewer"
 QUEUE_ROLE: Role = "viewer"
+
+
+def _version(text: str | None) -> int | None:
+    """The prompt version filter as a number; :class:`TraceFilterError` when it is not one."""
+    if text is None:
+        return None
+    if not text.isdecimal():
+        raise TraceFilterError("prompt_version", f"must be a version number, got {text!r}")
+    return int(text)
 
 
 def _query(values: dict[str, str]) -> TraceQuery:
@@ -59,6 +82,8 @@ def _query(values: dict[str, str]) -> TraceQuery:
         team_id=values.get("team_id") or None,
         key_id=values.get("key_id") or None,
         prompt=values.get("prompt") or None,
+        prompt_version=_version(values.get("prompt_version") or None),
+        release=values.get("release") or None,
         tag=values.get("tag") or None,
         session_id=values.get("session_id") or None,
         q=values.get("q") or None,
@@ -75,6 +100,7 @@ async def traces(request: Request, user: ConsoleUser = Depends(console_user("vie
     rows: list[Any] = []
     next_cursor = None
     error = None
+    status = 200
     try:
         scoped = team_scope(user.principal).narrow(_query(values))
         if scoped is not None:
@@ -85,15 +111,16 @@ async def traces(request: Request, user: ConsoleUser = Depends(console_user("vie
                 page = await run_in_threadpool(store.query, scoped)
             rows, next_cursor = page.records, page.next_cursor
     except TraceFilterError as exc:
-        error = f"{exc.param}: {exc}"
+        error, status = f"{exc.param}: {exc}", 400
     except APIError as exc:
-        error = exc.message
+        error, status = exc.message, exc.status
     filters = {k: v for k, v in values.items() if k != "cursor"}
     return render(
         request,
         user,
         "traces/index.html",
         {"rows": rows, "filters": filters, "next_cursor": next_cursor, "error": error},
+        status_code=status,
     )
 
 
