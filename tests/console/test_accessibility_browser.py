@@ -150,3 +150,34 @@ def test_the_keyboard_reaches_the_skip_link_first_and_focus_is_visible(
         now = browser.switch_to.active_element
         assert now.tag_name in ("a", "button", "select", "input")
         assert now.value_of_css_property("outline-style") != "none"
+
+
+def sideways(browser: Any) -> list[str]:
+    """What makes the page wider than the window: each element that ends past its right edge while its parent
+    does not (tag, id, class and right edge in CSS pixels); empty when the page does not scroll sideways."""
+    return list(
+        browser.execute_script(
+            "if (document.documentElement.scrollWidth <= window.innerWidth) return [];"
+            "const past = e => e.getBoundingClientRect().right > window.innerWidth + 1;"
+            "return Array.from(document.querySelectorAll('body *')).filter(e => past(e) && !past(e.parentElement))"
+            ".map(e => `${e.tagName}#${e.id}.${e.className} ${Math.round(e.getBoundingClientRect().right)}px`)"
+            ".concat([`page ${document.documentElement.scrollWidth}px`]);"
+        )
+    )
+
+
+def test_every_page_fits_a_narrow_screen(browser: Any, console_gateway: GatewayProcess, signed_in: list[str]) -> None:
+    """At 400 CSS pixels no page scrolls sideways: wide tables and code scroll inside their own card."""
+    sign_in(browser, console_gateway.url, console_gateway.admin_key)
+    browser.set_window_size(400, 900)
+    try:
+        assert browser.execute_script("return window.innerWidth") <= 400
+        wide = {}
+        for url in signed_in:
+            browser.get(url)
+            wait_for(browser, settled)
+            if found := sideways(browser):
+                wide[url] = found
+        assert wide == {}
+    finally:
+        browser.set_window_size(1280, 900)
