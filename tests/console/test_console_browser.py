@@ -99,6 +99,15 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 
 def test_screenshots_of_the_main_pages(browser: Any, console_gateway: GatewayProcess) -> None:
     """With LMDECK_WRITE_SCREENSHOTS=1, saves the overview, traces list and a trace's detail into docs/console/."""
+    client = OpenAI(base_url=console_gateway.base_url, api_key=console_gateway.admin_key)
+    for n, question in enumerate(("How many r are in strawberry?", "What is 12 + 30?", "Name a colour.")):
+        client.chat.completions.create(
+            model="demo",
+            messages=[{"role": "user", "content": question}],
+            max_tokens=16,
+            extra_headers={"x-request-id": f"screenshot-{n}"},
+        )
+    console_gateway.trace("screenshot-2", timeout=300)
     sign_in(browser, console_gateway.url, console_gateway.admin_key)
     shots = {}
     browser.get(f"{console_gateway.url}/console/overview")

@@ -57,6 +57,18 @@
     ],
   };
 
+  // uPlot draws a line only between two values: a value with none beside it (one busy bucket) gets a marker.
+  function isolatedPoints(u, seriesIdx, show) {
+    if (show) return null;
+    var values = u.data[seriesIdx], found = [];
+    for (var i = 0; i < values.length; i++) {
+      if (values[i] != null && (i === 0 || values[i - 1] == null) && (i === values.length - 1 || values[i + 1] == null)) {
+        found.push(i);
+      }
+    }
+    return found.length ? found : null;
+  }
+
   var GROUP_COLORS = ["--chart-1", "--chart-2", "--chart-3", "--chart-4", "--chart-5", "--chart-6"];
 
   function drawCharts(root) {
@@ -75,7 +87,10 @@
       var series = [{}];
       kinds.forEach(function (s) {
         columns.push(data[s.key] || []);
-        series.push({ label: s.label, stroke: css(s.color), width: 2, spanGaps: true });
+        series.push({
+          label: s.label, stroke: css(s.color), width: 2, spanGaps: true,
+          points: { size: 7, fill: css(s.color), filter: isolatedPoints },
+        });
       });
       if (el._uplot) el._uplot.destroy();
       el.innerHTML = "";
