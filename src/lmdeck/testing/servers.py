@@ -253,11 +253,24 @@ def _gateway_env(data_dir: Path, admin_key: str | None, env: Mapping[str, str] |
     return out
 
 
+#: Seconds a test server's analytics queries (trace listings, spend, summaries) may take before the 503 the
+#: product answers past ``tracing.analytics_timeout_s`` (10 s by default): a test judges answers, not the
+#: machine's speed, so a loaded machine must not turn a listing into a 503. A config that sets it keeps its own.
+PATIENT_ANALYTICS_S = 120.0
+
+
+def _patient(config: Mapping[str, Any]) -> dict[str, Any]:
+    tracing = config.get("tracing")
+    if tracing is not None and not isinstance(tracing, Mapping):
+        return dict(config)  # not a mapping: the gateway names the mistake itself
+    return {**config, "tracing": {"analytics_timeout_s": PATIENT_ANALYTICS_S, **(tracing or {})}}
+
+
 def _write_config(config: Mapping[str, Any] | str | Path, data_dir: Path) -> Path:
     if isinstance(config, Path):
         return config
     path = data_dir / "lmdeck.yaml"
-    text = config if isinstance(config, str) else yaml.safe_dump(dict(config), sort_keys=False)
+    text = config if isinstance(config, str) else yaml.safe_dump(_patient(config), sort_keys=False)
     with _private(path) as fh:
         fh.write(text.encode())
     return path
