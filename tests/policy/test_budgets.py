@@ -180,6 +180,23 @@ async def test_a_team_budget_is_shared_by_the_team_keys_and_streams_settle(tmp_p
         assert hidden.status_code == 404
 
 
+async def test_a_team_budget_set_by_the_teams_name_is_kept_under_its_id_and_enforced(tmp_path: Path) -> None:
+    settings = policy_settings(tmp_path, routes=[fake_route(prompt_tokens=9, completion_tokens="max")])
+    async with started_deck(settings) as deck:
+        team = (await deck.admin("POST", "/api/teams", json={"name": "support"})).json()
+        key = await deck.new_key(name="s", team_id=team["id"])
+        body = {"scope": "team", "subject_id": "support", "period": "day", "limit_micros": ONE_REQUEST}
+        put = await deck.admin("PUT", "/api/budgets", json=body)
+        assert put.status_code == 200 and put.json()["subject_id"] == team["id"]
+        again = await deck.admin("PUT", "/api/budgets", json=body | {"subject_id": team["id"]})
+        assert again.json()["id"] == put.json()["id"]
+        assert (await deck.chat(key["key"], max_tokens=50)).status_code == 200
+        assert (await deck.chat(key["key"], max_tokens=50)).status_code == 429
+        viewer = await deck.new_key(name="v", role="viewer", team_id=team["id"])
+        seen = (await deck.http.get("/api/budgets", headers=auth(viewer["key"]))).json()["data"]
+        assert [b["id"] for b in seen] == [put.json()["id"]]
+
+
 async def test_budget_changes_are_audited(tmp_path: Path) -> None:
     async with started_deck(policy_settings(tmp_path)) as deck:
         key = await deck.new_key(name="k")

@@ -78,7 +78,8 @@ class BudgetAdmin:
         return status
 
     async def put(self, actor: Principal, body: BudgetPut) -> dict[str, Any]:
-        await self._subject_exists(body)
+        # A team named by its name is stored under its id: the budget step matches ids.
+        body = body.model_copy(update={"subject_id": await self._subject_id(body)})
         soft = body.soft_limit if body.soft_limit is not None else self.soft_limit
         before = await off_loop(lambda: self.store.find(body.scope, body.subject_id, body.period))
         budget = await off_loop(
@@ -104,10 +105,12 @@ class BudgetAdmin:
         await self.audit.record(actor.actor, "budget.deleted", f"budget:{budget_id}", before=before.to_dict())
         await self.reload()
 
-    async def _subject_exists(self, body: BudgetPut) -> None:
-        lookup = {"key": self.identities.key, "team": self.identities.team}[body.scope]
+    async def _subject_id(self, body: BudgetPut) -> str:
+        """The id of the key or team ``body`` names (a team by id or name); a 400 when there is none."""
         try:
-            await off_loop(lambda: lookup(body.subject_id))
+            if body.scope == "team":
+                return (await off_loop(lambda: self.identities.team(body.subject_id))).id
+            return (await off_loop(lambda: self.identities.key(body.subject_id))).id
         except APIError:
             raise APIError(
                 400, f"no {body.scope} {body.subject_id!r} to set a budget on", param="subject_id", code="invalid_value"
