@@ -196,7 +196,14 @@ async def test_the_prompt_pages_label_their_inputs(signed_in: tuple[FastAPI, htt
 
 async def test_a_wrong_trace_filter_is_a_400_naming_it(signed_in: tuple[FastAPI, httpx.AsyncClient]) -> None:
     _, http = signed_in
-    for query, name in (("prompt_version=two", "prompt_version"), ("prompt_version=0", "prompt_version")):
+    wrong = [
+        ("prompt_version=two", "prompt_version"),
+        ("prompt_version=0", "prompt_version"),
+        ("prompt_version=9223372036854775808", "prompt_version"),
+        ("q=a%00b", "q"),
+        ("route=a%00b", "route"),
+    ]
+    for query, name in wrong:
         page = await http.get(f"/console/traces?{query}")
         assert page.status_code == 400 and f"{name}:" in page.text, (query, page.status_code)
     page = await http.get("/console/traces?prompt=greet&prompt_version=2&release=warmer")

@@ -143,6 +143,11 @@ def test_bad_filters_name_the_parameter() -> None:
         TraceQuery(status=1000)
     with pytest.raises(TraceFilterError, match="prompt_version"):
         TraceQuery(prompt_version=0)
+    with pytest.raises(TraceFilterError, match="prompt_version"):
+        TraceQuery(prompt_version=2**63)
+    with pytest.raises(TraceFilterError) as nul:
+        TraceQuery(q="a\x00b")
+    assert nul.value.param == "q"
     with pytest.raises(TraceFilterError) as info:
         Cursor.decode("not-a-cursor")
     assert info.value.param == "cursor"

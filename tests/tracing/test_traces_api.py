@@ -129,6 +129,8 @@ async def test_keys_without_the_viewer_role_are_refused(client: httpx.AsyncClien
         ({"min_latency_ms": "-1"}, "min_latency_ms"),
         ({"prompt_version": "0"}, "prompt_version"),
         ({"prompt_version": "v2"}, "prompt_version"),
+        ({"prompt_version": "9223372036854775808"}, "prompt_version"),
+        ({"q": "a\x00b"}, "q"),
         ({"status": "error", "errors": "false"}, "errors"),
     ],
 )

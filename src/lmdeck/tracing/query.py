@@ -37,6 +37,10 @@ class TraceFilterError(ValueError):
         self.param = param
 
 
+#: The largest prompt version a filter may name (the column is a 32-bit integer).
+MAX_VERSION = 2**31 - 1
+
+
 @dataclass(frozen=True)
 class Cursor:
     """Where the previous page ended: its last trace's creation time and id."""
@@ -98,8 +102,13 @@ class TraceQuery:
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_LIMIT:
             raise TraceFilterError("limit", f"must be between 1 and {MAX_LIMIT}, got {self.limit}")
-        if self.prompt_version is not None and self.prompt_version < 1:
-            raise TraceFilterError("prompt_version", f"must be a version number (1 or more), got {self.prompt_version}")
+        for name, value in vars(self).items():
+            if isinstance(value, str) and "\x00" in value:
+                raise TraceFilterError(name, "must not contain a NUL character")
+        if self.prompt_version is not None and not 1 <= self.prompt_version <= MAX_VERSION:
+            raise TraceFilterError(
+                "prompt_version", f"must be a version number (1 to {MAX_VERSION}), got {self.prompt_version}"
+            )
         if self.status is not None and not 100 <= self.status <= 599:
             raise TraceFilterError(
                 "status", f"must be an HTTP status code (100-599), 'ok' or 'error', got {self.status}"
