@@ -175,3 +175,28 @@ async def test_a_viewer_sees_no_key_form_and_cannot_post_one(client: tuple[httpx
     refused = await http.post("/console/keys", data={"csrf_token": csrf_of(page.text), "name": "nope"})
     assert refused.status_code == 403
     assert 'href="/console/keys"' not in page.text
+
+
+async def test_signed_out_requests_return_to_the_page_not_to_a_fragment_or_a_post(
+    client: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    http, _ = client
+    page = await http.get("/console/traces?route=demo")
+    assert (
+        page.status_code == 303 and page.headers["location"] == "/console/login?next=%2Fconsole%2Ftraces%3Froute%3Ddemo"
+    )
+    base = str(http.base_url).rstrip("/")
+    poll = await http.get(
+        "/console/overview/panel?window=hour",
+        headers={"hx-request": "true", "hx-current-url": f"{base}/console/overview?window=day"},
+    )
+    assert poll.status_code == 401
+    assert poll.headers["hx-redirect"] == "/console/login?next=%2Fconsole%2Foverview%3Fwindow%3Dday"
+    run = await http.post(
+        "/console/registry/prompts/greet/playground/run", headers={"referer": f"{base}/console/registry/prompts/greet"}
+    )
+    assert run.headers["hx-redirect"] == "/console/login?next=%2Fconsole%2Fregistry%2Fprompts%2Fgreet"
+    elsewhere = await http.post("/console/keys", headers={"referer": "https://evil.test/console/keys"})
+    assert elsewhere.headers["hx-redirect"] == "/console/login?next=%2Fconsole%2Foverview"  # home
+    back = await http.get("/console/login?next=%2Fconsole%2Foverview%3Fwindow%3Dday")
+    assert 'value="/console/overview?window=day"' in back.text

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from importlib.metadata import entry_points
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -21,6 +22,7 @@ from lmdeck.console.page import PageRegistry
 from lmdeck.console.pages import BUILTIN
 from lmdeck.console.rendering import is_htmx, render, template_environment
 from lmdeck.console.sessions import SessionStore
+from lmdeck.console.signin import safe_next
 from lmdeck.console.state import ConsoleState
 from lmdeck.plugins import call_hooks
 from lmdeck.settings import Settings
@@ -46,8 +48,20 @@ def console_pages() -> PageRegistry:
     )
 
 
+def _return_to(request: Request) -> str:
+    """The page to come back to after signing in: the page itself, never a fragment an htmx request loaded
+    (``HX-Current-URL`` names the page) or a URL that only takes a POST (the ``Referer`` does)."""
+    if request.method == "GET" and not is_htmx(request):
+        parts = urlsplit(str(request.url))
+    else:
+        parts = urlsplit(request.headers.get("hx-current-url") or request.headers.get("referer") or "")
+        if parts.netloc and parts.netloc != request.url.netloc:
+            return safe_next(None)
+    return safe_next(parts.path + (f"?{parts.query}" if parts.query else ""))
+
+
 async def _sign_in_required(request: Request, exc: Exception) -> Response:
-    target = f"/console/login?next={request.url.path}"
+    target = f"/console/login?{urlencode({'next': _return_to(request)})}"
     if request.method == "GET" and not is_htmx(request):
         return RedirectResponse(target, status_code=303)
     # htmx follows HX-Redirect with a full page load; other clients see the 401.
