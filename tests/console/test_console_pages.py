@@ -208,3 +208,9 @@ async def test_a_wrong_trace_filter_is_a_400_naming_it(signed_in: tuple[FastAPI,
         assert page.status_code == 400 and f"{name}:" in page.text, (query, page.status_code)
     page = await http.get("/console/traces?prompt=greet&prompt_version=2&release=warmer")
     assert page.status_code == 200 and 'value="warmer"' in page.text and "No trace matches." in page.text
+
+
+async def test_a_missing_thing_is_headed_not_found(signed_in: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    _, http = signed_in
+    page = await http.get("/console/traces/tr_nope")
+    assert page.status_code == 404 and "<h1>Not found</h1>" in page.text and "<title>Not found" in page.text

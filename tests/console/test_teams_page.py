@@ -79,3 +79,11 @@ def test_others_see_no_form_and_a_forged_post_is_refused(
     name = f"forged-{who}-{w.team_a}"
     assert console.post("/console/teams", {"csrf_token": csrf, "name": name}).status_code == 403
     assert not any(t["name"] == name for t in w.api("GET", "/api/teams").json()["data"])
+
+
+@pytest.mark.parametrize("text", ["", ",,,", " , "])
+def test_an_allowed_models_field_of_only_commas_or_spaces_allows_every_model(text: str) -> None:
+    from lmdeck.console.pages.teams import _team_body
+
+    assert "allowed_models" not in _team_body({"name": "t5", "allowed_models": text})
+    assert _team_body({"name": "t6", "allowed_models": "demo, ,gpt"})["allowed_models"] == ["demo", "gpt"]

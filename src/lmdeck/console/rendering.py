@@ -88,6 +88,7 @@ def render(
         "csrf_token": user.session.csrf_token if user else "",
         "path": request.url.path,
         "htmx": is_htmx(request),
+        "status": status_code,
     }
     html = state.templates.get_template(template).render({**common, **(context or {})})
     return HTMLResponse(html, status_code=status_code, headers={**SECURITY_HEADERS, **(headers or {})})

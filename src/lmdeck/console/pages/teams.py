@@ -35,7 +35,9 @@ def _team_body(form: dict[str, str]) -> dict[str, Any]:
     """The form as a ``TeamCreate`` body: empty fields left out, the allowed models split on commas."""
     body: dict[str, Any] = {k: v for k, v in form.items() if v}
     if "allowed_models" in body:
-        body["allowed_models"] = [m.strip() for m in body["allowed_models"].split(",") if m.strip()]
+        models = [m.strip() for m in body.pop("allowed_models").split(",") if m.strip()]
+        if models:  # only commas or spaces: no list, so every model (the form's "empty: all")
+            body["allowed_models"] = models
     return body
 
 
