@@ -214,3 +214,20 @@ async def test_a_missing_thing_is_headed_not_found(signed_in: tuple[FastAPI, htt
     _, http = signed_in
     page = await http.get("/console/traces/tr_nope")
     assert page.status_code == 404 and "<h1>Not found</h1>" in page.text and "<title>Not found" in page.text
+
+
+async def test_errors_on_console_paths_are_pages_and_elsewhere_json(
+    signed_in: tuple[FastAPI, httpx.AsyncClient],
+) -> None:
+    _, http = signed_in
+    for path, status, heading in (
+        ("/console/evaluation/compare", 400, "Not accepted"),
+        ("/console/registry/prompts/greet/diff?from=one&to=2", 400, "Not accepted"),
+        ("/console/evaluation/runs/" + "x" * 300, 404, "Not found"),
+    ):
+        page = await http.get(path)
+        assert page.status_code == status and page.headers["content-type"].startswith("text/html"), path
+        assert f"<h1>{heading}</h1>" in page.text and 'role="alert"' in page.text, path
+        assert page.headers["content-security-policy"], path
+    assert (await http.get("/console/static/nowhere.js")).headers["content-type"].startswith("application/json")
+    assert (await http.get("/api/keys/key_nope")).headers["content-type"].startswith("application/json")

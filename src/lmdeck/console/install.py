@@ -6,12 +6,18 @@ install_console(app, settings)      # serves /console/ (what `lmdeck serve` does
 
 from __future__ import annotations
 
+import inspect
+import json
 import logging
+from collections.abc import Awaitable, Callable
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
@@ -25,6 +31,7 @@ from lmdeck.console.sessions import SessionStore
 from lmdeck.console.signin import safe_next
 from lmdeck.console.state import ConsoleState
 from lmdeck.plugins import call_hooks
+from lmdeck.protocol import APIError
 from lmdeck.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -75,6 +82,28 @@ async def _forbidden(request: Request, exc: Exception) -> Response:
     return render(request, current_user(request), "error.html", {"message": reason}, status_code=403)
 
 
+def _as_page(api_handler: Callable[[Request, Exception], Any]) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """``api_handler`` (the API's JSON error) for everything but console pages, which get the message as an
+    HTML page with the same status (a form field or path parameter the route could not read, say)."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        answer = api_handler(request, exc)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        path = request.url.path
+        if not path.startswith("/console/") or path.startswith("/console/static/") or not isinstance(answer, Response):
+            return answer
+        try:
+            message = str(json.loads(bytes(answer.body))["error"]["message"])
+        except (ValueError, KeyError, TypeError):
+            return answer
+        kept = {k: v for k, v in answer.headers.items() if k.lower() not in ("content-type", "content-length")}
+        user = current_user(request)
+        return render(request, user, "error.html", {"message": message}, status_code=answer.status_code, headers=kept)
+
+    return handle
+
+
 def install_console(app: FastAPI, settings: Settings, pages: PageRegistry | None = None) -> ConsoleState:
     """Serve the console at ``/console/`` on ``app`` (made by ``create_app``); returns its state."""
     pages = pages if pages is not None else console_pages()
@@ -88,6 +117,9 @@ def install_console(app: FastAPI, settings: Settings, pages: PageRegistry | None
     app.include_router(signin.router)
     for page in pages.pages:
         app.include_router(page.router)
+    for kind in (APIError, StarletteHTTPException, RequestValidationError):
+        if (api_handler := app.exception_handlers.get(kind)) is not None:
+            app.add_exception_handler(kind, _as_page(api_handler))
     app.add_exception_handler(SignInRequired, _sign_in_required)
     app.add_exception_handler(ConsoleForbidden, _forbidden)
     return state
