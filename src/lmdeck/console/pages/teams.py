@@ -8,6 +8,7 @@ goes through the same validation (``TeamCreate``) and the same audited ``AccessA
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -51,10 +52,11 @@ async def _page(request: Request, user: ConsoleUser, *, status_code: int = 200, 
     except APIError:  # the analytics pool is busy: the page still lists the teams
         spent = None
     budgets = [b for b in budgets_seen_by(policy, who) if b["scope"] == "team"]
+    now = time.time()
     rows = [
         {
             **team.to_dict(),
-            "keys": len(policy.keys.keys_of_team(team.id)),
+            "keys": sum(k.state(now) == "active" for k in policy.keys.keys_of_team(team.id)),
             "spent_micros": None if spent is None else spent.get(team.id, 0),
             "budgets": [b for b in budgets if b["subject_id"] == team.id],
         }
