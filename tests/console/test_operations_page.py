@@ -60,6 +60,7 @@ async def console(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     async with in_process_client(app, timeout=30) as http:
         keys = {"admin": ADMIN_KEY}
         _, keys["viewer"] = gateway.policy.identities.create_key("console viewer", "viewer")
+        _, keys["developer"] = gateway.policy.identities.create_key("console developer", "developer")
         gateway.policy.keys.load()
         flag = {"name": "new-layout", "type": "boolean", "enabled": True, "value": True, "default": False}
         assert (await http.post("/api/flags", json=flag, headers=AUTH)).status_code == 201
@@ -90,6 +91,16 @@ async def test_a_viewer_has_no_flag_switch_and_a_forged_switch_is_refused(consol
     csrf = await console.sign_in("viewer")
     page = await console.http.get("/console/operations")
     assert page.status_code == 200 and "flag-switch" not in page.text
+    forged = await console.http.post("/console/operations/flags/new-layout/disable", data={"csrf_token": csrf})
+    assert forged.status_code == 403
+    assert (await console.http.get("/api/flags/new-layout", headers=AUTH)).json()["spec"]["enabled"] is True
+
+
+async def test_a_developer_sees_no_switch_on_a_flag_only_admins_may_change(console: Console) -> None:
+    csrf = await console.sign_in("developer")
+    page = await console.http.get("/console/operations")
+    assert page.status_code == 200 and "new-layout" in page.text
+    assert "flag-switch" not in page.text
     forged = await console.http.post("/console/operations/flags/new-layout/disable", data={"csrf_token": csrf})
     assert forged.status_code == 403
     assert (await console.http.get("/api/flags/new-layout", headers=AUTH)).json()["spec"]["enabled"] is True

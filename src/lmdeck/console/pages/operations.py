@@ -15,6 +15,7 @@ import time
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -54,7 +55,12 @@ async def index(request: Request, user: ConsoleUser = Depends(console_user("view
         by_route, by_team = await trace_summaries(request, who, queries)
     except APIError as exc:  # the analytics pool is busy: show the rest of the page, and say so
         counts_unavailable = exc.message
-    flags = [flag_body(r) for r in await gateway.flags.service.records(who)] if gateway.flags is not None else []
+    flags: list[dict[str, Any]] = []
+    if gateway.flags is not None:
+        service = gateway.flags.service
+        records = await service.records(who)
+        switchable = await run_in_threadpool(lambda: [service.may_switch(who, r.spec) for r in records])
+        flags = [{**flag_body(r), "may_switch": ok} for r, ok in zip(records, switchable, strict=True)]
     return render(
         request,
         user,
@@ -65,7 +71,7 @@ async def index(request: Request, user: ConsoleUser = Depends(console_user("view
             "cache_teams": sorted(by_team, key=lambda r: -int(r.get("requests", 0))),
             "flags": flags,
             "queues": await evaluation_of(request).annotation.queues(who),
-            "may_switch": user.may("developer"),
+            "may_switch": any(f["may_switch"] for f in flags),
             "window_h": WINDOW_S // 3600,
             "counts_unavailable": counts_unavailable,
         },

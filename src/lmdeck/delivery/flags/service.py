@@ -112,6 +112,17 @@ class FlagService:
 
     # -- reads ----------------------------------------------------------------------------------
 
+    def may_switch(self, principal: Principal, spec: FlagSpec) -> bool:
+        """Whether ``principal`` may turn the flag ``spec`` on or off, as :meth:`set_enabled` would judge it
+        (blocking): an admin, or a developer whose team may move traffic on every route the flag names."""
+        if not principal.at_least("developer"):
+            return False
+        try:
+            self._authorize(principal, spec.name, spec, spec)
+        except APIError:
+            return False
+        return True
+
     def may_read(self, principal: Principal | None, spec: FlagSpec) -> bool:
         """Whether the caller may read a flag (blocking): an admin, a flag naming no route (global
         configuration), or one naming a route the caller's team owns."""
