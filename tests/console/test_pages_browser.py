@@ -152,3 +152,30 @@ def test_a_viewer_sees_no_edit_buttons_and_a_forged_post_is_refused(
     assert forged_post(browser, "/console/registry/prompts/greet/move", token) == 403  # a viewer's own token
     assert forged_post(browser, "/console/registry/prompts/greet/move", None) == 403  # no token at all
     assert api(gw, "GET", "/api/registry/prompts/greet/history").json()["data"] == before
+
+
+def test_an_experiment_chart_names_its_variants_on_the_x_axis(browser: Any, console_gateway: GatewayProcess) -> None:
+    gw = console_gateway
+    spec = {
+        "name": "cooler",
+        "route": "demo",
+        "variants": [{"name": "control", "weight": 1}, {"name": "cool", "weight": 1, "route": "demo-cached"}],
+    }
+    made = api(gw, "POST", "/api/experiments", json=spec)
+    assert made.status_code == 201, made.text
+    client = OpenAI(base_url=gw.base_url, api_key=gw.admin_key)
+    for user in range(4):
+        client.chat.completions.create(
+            model="demo", user=f"x{user}", messages=[{"role": "user", "content": "Hi"}], max_tokens=2
+        )
+    sign_in(browser, gw.url, gw.admin_key)
+    browser.get(f"{gw.url}/console/evaluation/experiments/cooler")
+    axis = wait_for(
+        browser,
+        lambda d: d.execute_script(
+            "const el = document.querySelector('[data-chart=\"variants\"]');"
+            "if (!el || !el._uplot) return null;"
+            "return el._uplot.axes[0]._values;"
+        ),
+    )
+    assert [v for v in axis if v] == ["control", "cool"], axis

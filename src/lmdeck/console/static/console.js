@@ -96,8 +96,19 @@
       el.innerHTML = "";
       var width = Math.max(el.clientWidth || 300, 240);
       var axis = { stroke: css("--fg-muted"), grid: { stroke: css("--border") }, ticks: { stroke: css("--border") } };
+      // A chart whose x is a position among named things (variants) says so with "names": no time axis.
+      var names = data.names;
+      var xAxis = names ? Object.assign({}, axis, {
+        values: function (u, splits) {
+          return splits.map(function (i) { return Number.isInteger(i) && names[i] !== undefined ? names[i] : ""; });
+        },
+      }) : axis;
+      if (names) series[0] = { label: "variant", value: function (u, i) { return i == null ? "--" : names[i]; } };
       el._uplot = new uPlot(
-        { width: width, height: 220, series: series, axes: [axis, axis], legend: { show: true } },
+        {
+          width: width, height: 220, series: series, axes: [xAxis, axis], legend: { show: true },
+          scales: { x: { time: !names } },
+        },
         columns,
         el
       );
