@@ -89,7 +89,7 @@ async def login(request: Request) -> Response:
     if not principal.at_least("viewer"):
         return _login_form(
             request,
-            error=f"A {principal.role!r} key may only call the model API: sign in with a viewer, developer or admin key.",
+            error=f"An {principal.role} key may only call the model API: sign in with a viewer, developer or admin key.",
             status_code=403,
         )
     session = console_state(request).sessions.open(principal.key_id, hash_key(key.strip()))

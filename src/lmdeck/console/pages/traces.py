@@ -111,7 +111,7 @@ async def traces(request: Request, user: ConsoleUser = Depends(console_user("vie
                 page = await run_in_threadpool(store.query, scoped)
             rows, next_cursor = page.records, page.next_cursor
     except TraceFilterError as exc:
-        error, status = f"{exc.param}: {exc}", 400
+        error, status = str(exc), 400
     except APIError as exc:
         error, status = exc.message, exc.status
     filters = {k: v for k, v in values.items() if k != "cursor"}
