@@ -21,6 +21,7 @@ from lmdeck.app.routes.spend import spend_seen_by
 from lmdeck.app.services import policy_of
 from lmdeck.console.auth import ConsoleUser, console_user
 from lmdeck.console.data import SummaryQuery, trace_summaries
+from lmdeck.console.forms import first_error
 from lmdeck.console.page import ConsolePage
 from lmdeck.console.rendering import render
 from lmdeck.console.spend_charts import burndown, spend_by_group
@@ -169,10 +170,7 @@ async def set_budget(request: Request, user: ConsoleUser = Depends(console_user(
         body = BudgetPut.model_validate(values)
         await policy_of(request).budgets.put(user.principal, body)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
-        return await _page(request, user, status_code=400, error=message, form=values)
+        return await _page(request, user, status_code=400, error=first_error(exc), form=values)
     except APIError as exc:
         return await _page(request, user, status_code=exc.status, error=exc.message, form=values)
     return RedirectResponse("/console/spend?saved=1", status_code=303)

@@ -21,6 +21,7 @@ from starlette.responses import RedirectResponse, Response
 from lmdeck.app.routes.traces import team_scope
 from lmdeck.app.services import analytics, evaluation_of, trace_store_of
 from lmdeck.console.auth import ConsoleUser, console_user
+from lmdeck.console.forms import first_error
 from lmdeck.console.page import ConsolePage
 from lmdeck.console.rendering import render
 from lmdeck.console.trace_view import SpanRow, attempts, span_rows, verdicts, waterfall
@@ -218,7 +219,7 @@ async def add_feedback(
         )
         await evaluation_of(request).feedback.add(body, user.principal)
     except ValidationError as exc:
-        return await _detail(request, user, record, status_code=400, feedback_error=_first_error(exc))
+        return await _detail(request, user, record, status_code=400, feedback_error=first_error(exc))
     except APIError as exc:
         return await _detail(request, user, record, status_code=exc.status, feedback_error=exc.message)
     return RedirectResponse(f"/console/traces/{quote(record.id)}#feedback", status_code=303)
@@ -241,16 +242,10 @@ async def send_to_queue(
         body = AddItemsRequest.model_validate({"trace_ids": [record.id], "reason": _field(form, "reason")})
         await evaluation_of(request).annotation.add(name, body.trace_ids, user.principal, body.reason)
     except ValidationError as exc:
-        return await _detail(request, user, record, status_code=400, queue_error=_first_error(exc))
+        return await _detail(request, user, record, status_code=400, queue_error=first_error(exc))
     except APIError as exc:
         return await _detail(request, user, record, status_code=exc.status, queue_error=exc.message)
     return RedirectResponse(f"/console/traces/{quote(record.id)}#annotation", status_code=303)
-
-
-def _first_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(part) for part in first.get("loc", ()))
-    return f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
 
 
 PAGE = ConsolePage(title="Traces", path="/console/traces", min_role="viewer", router=router, order=20)
