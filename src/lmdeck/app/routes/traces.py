@@ -25,6 +25,7 @@ from lmdeck.protocol import APIError
 from lmdeck.protocol.traces import TraceRecord
 from lmdeck.tracing.query import (
     MAX_LIMIT,
+    MAX_VERSION,
     Cursor,
     TeamScope,
     TraceFilterError,
@@ -61,7 +62,9 @@ def trace_query(
     user: str | None = None,
     tag: str | None = None,
     prompt: str | None = Query(None, description="prompt name"),
-    prompt_version: int | None = Query(None, ge=1, description="prompt version (of `prompt` when given)"),
+    prompt_version: int | None = Query(
+        None, ge=1, le=MAX_VERSION, description="prompt version (of `prompt` when given)"
+    ),
     release: str | None = Query(None, description="the release that served the request (either variant)"),
     request_id: str | None = Query(None, description="the x-request-id lmdeck answered with"),
     trace_id: str | None = Query(None, description="lmdeck's W3C trace id of the request"),
