@@ -29,6 +29,7 @@ from lmdeck.protocol import APIError
 from lmdeck.protocol.access import Role
 from lmdeck.protocol.annotation import AddItemsRequest, queue_name_ok
 from lmdeck.protocol.evaluation import FeedbackRequest
+from lmdeck.protocol.limits import parse_int
 from lmdeck.protocol.traces import TraceRecord
 from lmdeck.tracing.query import Cursor, TraceFilterError, TraceQuery, parse_status, parse_time
 from lmdeck.tracing.sql_store import SQLTraceStore, query_traces
@@ -62,19 +63,12 @@ FEEDBACK_ROLE: Role = "viewer"
 QUEUE_ROLE: Role = "viewer"
 
 
-def _version(text: str | None) -> int | None:
-    """The prompt version filter as a number; :class:`TraceFilterError` when it is not one."""
-    if text is None:
-        return None
-    if not text.isdecimal():
-        raise TraceFilterError("prompt_version", f"must be a version number, got {text!r}")
-    return int(text)
-
-
 def _query(values: dict[str, str]) -> TraceQuery:
-    """The filters as a :class:`TraceQuery`; :class:`TraceFilterError` naming a wrong one."""
+    """The filters as a :class:`TraceQuery`; :class:`TraceFilterError` (or, for a version that is not an
+    integer, :class:`~lmdeck.protocol.limits.InputError`) naming a wrong one."""
     code, errors_only = parse_status(values.get("status") or None)
     cursor = values.get("cursor")
+    version = values.get("prompt_version")
     return TraceQuery(
         route=values.get("route") or None,
         model=values.get("model") or None,
@@ -83,7 +77,7 @@ def _query(values: dict[str, str]) -> TraceQuery:
         team_id=values.get("team_id") or None,
         key_id=values.get("key_id") or None,
         prompt=values.get("prompt") or None,
-        prompt_version=_version(values.get("prompt_version") or None),
+        prompt_version=parse_int(version, "prompt_version") if version else None,
         release=values.get("release") or None,
         tag=values.get("tag") or None,
         session_id=values.get("session_id") or None,
