@@ -75,10 +75,16 @@ def from_traces(
     filter: str = typer.Option(
         ...,
         "--filter",
-        help="e.g. 'route=demo status=ok since=7d' (keys: route, model, "
-        "status, tag, prompt, user, key, team, since, until, latency)",
+        help="e.g. 'route=demo status=ok since=7d' or 'feedback<=0 skill=count' (keys: route, model, "
+        "status, tag, skill, feedback, prompt, user, key, team, since, until, latency)",
     ),
     limit: int = typer.Option(1000, help="most traces to take"),
+    corrections: str = typer.Option(
+        "none", help="expected outputs from 'feedback' corrections or 'annotations' labels ('none': the answers)"
+    ),
+    drop_uncorrected: bool = typer.Option(
+        False, "--drop-uncorrected", help="with --corrections: leave out rows nobody corrected"
+    ),
     description: str | None = typer.Option(None),
     team: str | None = typer.Option(None, help="whose traces (admins only; default: the key's team)"),
     shared: bool = typer.Option(False, "--shared", help="let every team read a new dataset"),
@@ -88,11 +94,19 @@ def from_traces(
     """Add a version from the stored traces a filter matches (the key's team's); each row keeps its trace id."""
     with connect(base_url, api_key) as client:
         version = client.datasets.from_traces(
-            name, filter, limit=limit, description=description, team=team, visibility="shared" if shared else None
+            name,
+            filter,
+            limit=limit,
+            description=description,
+            team=team,
+            visibility="shared" if shared else None,
+            corrections=corrections,
+            keep_uncorrected=not drop_uncorrected,
         )
     typer.echo(_created(version))
     if version.get("skipped"):
-        typer.echo(f"skipped {version['skipped']} traces whose bodies were not kept", err=True)
+        why = "whose bodies were not kept" + (" or that nobody corrected" if drop_uncorrected else "")
+        typer.echo(f"skipped {version['skipped']} traces {why}", err=True)
 
 
 @app.command("rows")

@@ -74,3 +74,9 @@ def add_evaluation_owners(conn: Connection) -> None:
         add_owner_columns(conn, table)
         conn.execute(text(creators_team(table)))
     conn.execute(text("ALTER TABLE eval_runs ADD COLUMN visibility VARCHAR(16) NOT NULL DEFAULT 'team'"))
+
+
+@migrations("0330_feedback_corrections")
+def add_feedback_corrections(conn: Connection) -> None:
+    """Feedback may carry a correction: the answer the model should have given, as JSON text."""
+    conn.execute(text("ALTER TABLE eval_feedback ADD COLUMN correction TEXT"))

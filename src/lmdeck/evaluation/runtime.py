@@ -34,6 +34,7 @@ from lmdeck.evaluation.experiments.step import ExperimentPin, ExperimentStep
 from lmdeck.evaluation.experiments.store import ExperimentStore
 from lmdeck.evaluation.export import EvaluationEvents, QualityMetrics
 from lmdeck.evaluation.feedback.service import FeedbackService, RecentTraces
+from lmdeck.evaluation.feedback.sources import add_feedback_sources
 from lmdeck.evaluation.feedback.store import FeedbackStore
 from lmdeck.evaluation.identity import ServiceIdentity
 from lmdeck.evaluation.inference import EVAL_TAG, PipelineInference
@@ -121,6 +122,8 @@ class EvaluationRuntime:
         self.exposures = ExposureRecorder(self.experiments.store, self.metrics)
         self.annotation = AnnotationService(db, self.audit, registry.datasets if registry is not None else None)
         self.annotation_feeder = AnnotationFeeder(self.annotation.store)
+        if registry is not None:
+            add_feedback_sources(registry.datasets, self.feedback.store, self.annotation.store)
         self.configured_queues: list[AnnotationQueueSpec] = _validated(
             AnnotationQueueSpec, config.annotation_queues, "annotation_queues"
         )

@@ -413,6 +413,9 @@ class FeedbackRequest(BaseModel):
     value: float | None = None
     label: str | None = Field(default=None, max_length=128)
     comment: str | None = Field(default=None, max_length=4000)
+    correction: Any = Field(
+        default=None, description="the answer the model should have given (text or JSON); a dataset's expected output"
+    )
     source: Literal["user", "api", "judge"] = "api"
 
     @field_validator("value", mode="before")
@@ -433,6 +436,8 @@ class FeedbackRequest(BaseModel):
 
     @model_validator(mode="after")
     def _something(self) -> FeedbackRequest:
-        if self.value is None and self.label is None and not self.comment:
-            raise ValueError("send a `value` (e.g. 1 for thumbs up, 0 for down), a `label` or a `comment`")
+        if self.value is None and self.label is None and not self.comment and self.correction is None:
+            raise ValueError(
+                "send a `value` (e.g. 1 for thumbs up, 0 for down), a `label`, a `comment` or a `correction`"
+            )
         return self

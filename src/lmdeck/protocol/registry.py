@@ -228,3 +228,7 @@ class FromTracesRequest(OwnershipFields):
     filter: str = ""
     limit: int = Field(default=1000, ge=1, le=100_000)
     description: str | None = None
+    corrections: Literal["none", "feedback", "annotations"] = Field(
+        default="none", description="take each row's expected output from feedback corrections or annotation labels"
+    )
+    keep_uncorrected: bool = Field(default=True, description="keep rows whose trace has no correction")

@@ -3,7 +3,11 @@
 ``from_traces`` turns each matching trace into a row whose ``input`` is the
 request (chat messages, prompt or input), ``expected`` the answer the model
 gave, ``metadata`` the route, model, prompt and bundle that produced it, and
-``trace_id`` its provenance. A dataset belongs to the team whose traces built it::
+``trace_id`` its provenance. With ``corrections`` (``feedback`` or ``annotations``) a row's
+``expected`` is the correction a person gave on its trace instead, marked
+``metadata.source = "correction"`` (the model's own answer: ``"trace"``); rows without a
+correction are kept or, with ``keep_uncorrected=False``, dropped. A dataset belongs to the
+team whose traces built it::
 
     datasets = DatasetRegistry(db, trace_store)
     version, created = await datasets.from_traces("support-evals", "route=support status=ok since=7d",
@@ -36,6 +40,7 @@ from lmdeck.protocol.access import Visibility
 from lmdeck.protocol.registry import DatasetRow
 from lmdeck.protocol.traces import TraceRecord
 from lmdeck.registry.catalog import actor_of, check_name
+from lmdeck.registry.corrections import CorrectionKind, CorrectionSources
 from lmdeck.registry.datasets import DatasetStore, DatasetVersion, dataset_not_found
 from lmdeck.registry.owners import resolve_team
 from lmdeck.registry.trace_filter import TraceFilterParser
@@ -101,6 +106,8 @@ class DatasetRegistry:
         self.store = DatasetStore(db)
         self.traces: TraceStore = traces or SQLTraceStore(db)
         self.parser = parser or TraceFilterParser.default()
+        #: Where corrections come from (evaluation adds ``feedback`` and ``annotations``).
+        self.corrections = CorrectionSources()
 
     # -- ownership (blocking) ------------------------------------------------------------------
 
@@ -240,9 +247,12 @@ class DatasetRegistry:
         description: str | None = None,
         team: str | None = None,
         visibility: Visibility | None = None,
+        corrections: CorrectionKind = "none",
+        keep_uncorrected: bool = True,
     ) -> tuple[DatasetVersion, bool, int]:
-        """(version, created, traces skipped for lack of bodies) for the traces ``filter`` matches,
-        among the traces of the team the dataset belongs to (see :meth:`_traces_owner`)."""
+        """(version, created, traces skipped for lack of bodies or of a correction) for the traces
+        ``filter`` matches, among the traces of the team the dataset belongs to (see
+        :meth:`_traces_owner`); ``corrections`` names where expected outputs come from."""
         check_name("dataset", name)
         if not 1 <= limit <= MAX_ROWS:
             raise APIError(400, f"limit must be between 1 and {MAX_ROWS}", param="limit")
@@ -259,7 +269,11 @@ class DatasetRegistry:
                 scope_predicates.append(of_team(drawn.team_id))
             records = self._matching(scoped, scope_predicates, limit)
             rows = [row for row in (row_from_trace(r) for r in records) if row is not None]
+            if corrections != "none":
+                rows = self.corrected(rows, corrections, keep_uncorrected=keep_uncorrected)
             if not rows:
+                if corrections != "none" and not keep_uncorrected:
+                    raise _no_corrections(filter, len(records), corrections)
                 raise _no_traces(filter, len(records))
             if drawn is None:
                 teams = {r.team_id for r in records if row_from_trace(r) is not None}
@@ -273,13 +287,32 @@ class DatasetRegistry:
                         code="several_teams",
                     )
                 owner = Owner(teams.pop(), visibility or "team")
-            source = {"kind": "traces", "filter": filter, "traces": len(records)}
+            source: dict[str, Any] = {"kind": "traces", "filter": filter, "traces": len(records)}
+            if corrections != "none":
+                source["corrections"] = corrections
+                source["corrected"] = sum(1 for r in rows if r.metadata.get("source") == "correction")
             version, created = self.store.create(
                 name, rows, actor=actor_of(principal), description=description, source=source, owner=owner
             )
             return version, created, len(records) - len(rows)
 
         return await anyio.to_thread.run_sync(build)
+
+    def corrected(
+        self, rows: list[DatasetRow], kind: CorrectionKind, *, keep_uncorrected: bool = True
+    ) -> list[DatasetRow]:
+        """``rows`` with ``expected`` replaced by the correction of their trace from source ``kind``
+        (``metadata.source``: ``correction`` or ``trace``); without ``keep_uncorrected`` the rows
+        no one corrected are left out (blocking)."""
+        found = self.corrections.find(kind, [r.trace_id for r in rows if r.trace_id])
+        out: list[DatasetRow] = []
+        for row in rows:
+            if row.trace_id in found:
+                metadata = {**row.metadata, "source": "correction", "correction_from": kind}
+                out.append(row.model_copy(update={"expected": found[row.trace_id], "metadata": metadata}))
+            elif keep_uncorrected:
+                out.append(row.model_copy(update={"metadata": {**row.metadata, "source": "trace"}}))
+        return out
 
 
 def of_team(team_id: str | None) -> Callable[[TraceRecord], bool]:
@@ -292,6 +325,15 @@ def _owner_fixed(name: str) -> APIError:
         409,
         f"dataset {name!r} exists: its team and visibility change with PATCH /api/registry/datasets/{name}",
         code="already_registered",
+    )
+
+
+def _no_corrections(filter: str, matched: int, kind: str) -> APIError:
+    return APIError(
+        404,
+        f"none of the {matched} traces {filter!r} matches has a correction in {kind}: give corrections "
+        "first, or keep the uncorrected rows (keep_uncorrected)",
+        code="no_traces",
     )
 
 

@@ -4,7 +4,8 @@ A filter is terms ``key OP value`` separated by spaces (quote a value that has
 spaces: ``tag="needs review"``), with OP one of ``= != > >= < <=``. Each key is
 a :class:`FilterKey` in a :class:`TraceFilterParser`; a key either narrows the
 store query or adds a predicate checked on each trace, so another part of
-lmdeck (evaluation's ``feedback>=1``) adds its key without touching this one::
+lmdeck (evaluation's ``feedback<=0``) adds its key without touching this one. ``skill=count``
+matches a request that carried ``metadata: {"skill": "count"}`` or the tag ``skill:count``::
 
     parser = TraceFilterParser.default()
     parser.add("feedback", FilterKey(ops=(">=",), predicate=lambda op, value: ...))
@@ -99,6 +100,26 @@ def _latency_query(op: str, value: str) -> dict[str, Any]:
         raise filter_error(f"latency{op}{value}: expected milliseconds") from None
 
 
+def request_metadata(record: TraceRecord) -> dict[str, Any]:
+    """The ``metadata`` object the request carried (OpenAI's field), {} when none was kept."""
+    body = record.request_body
+    metadata = body.get("metadata") if isinstance(body, dict) else None
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def _labelled(name: str) -> PredicateFactory:
+    """``name=value``: the request carried ``metadata.<name> = value`` or the tag ``<name>:<value>``
+    (the tag survives when bodies are not kept)."""
+
+    def make(op: str, value: str) -> Predicate:
+        def matches(record: TraceRecord) -> bool:
+            return str(request_metadata(record).get(name)) == value or f"{name}:{value}" in record.tags
+
+        return matches if op == "=" else lambda record: not matches(record)
+
+    return make
+
+
 def _not_equal(attribute: str) -> PredicateFactory:
     return lambda op, value: lambda record: str(getattr(record, attribute)) != value
 
@@ -130,6 +151,7 @@ class TraceFilterParser:
         for key, (field, attribute) in equal_keys.items():
             parser.add(key, FilterKey(query=_field_equals(field), predicate=_not_equal(attribute), ops=("=", "!=")))
         parser.add("tag", FilterKey(query=_field_equals("tag")))
+        parser.add("skill", FilterKey(predicate=_labelled("skill"), ops=("=", "!="), query_ops=()))
         parser.add("status", FilterKey(query=_status_query, predicate=_number_predicate("status_code"), ops=tuple(OPS)))
         parser.add("since", FilterKey(query=lambda op, v: {"since": parse_when(v, "since")}))
         parser.add("until", FilterKey(query=lambda op, v: {"until": parse_when(v, "until")}))

@@ -72,10 +72,20 @@ class Datasets(Namespace):
         description: str | None = None,
         team: str | None = None,
         visibility: str | None = None,
+        corrections: str = "none",
+        keep_uncorrected: bool = True,
     ) -> dict[str, Any]:
         """A version from the caller's team's traces matching ``filter`` (an admin names ``team``);
-        ``visibility="shared"`` lets every team read a new dataset."""
-        body: dict[str, Any] = {"filter": filter, "limit": limit, "description": description}
+        ``visibility="shared"`` lets every team read a new dataset; ``corrections`` (``feedback`` or
+        ``annotations``) takes each row's expected output from the correction a person gave, dropping
+        the rows nobody corrected unless ``keep_uncorrected``."""
+        body: dict[str, Any] = {
+            "filter": filter,
+            "limit": limit,
+            "description": description,
+            "corrections": corrections,
+            "keep_uncorrected": keep_uncorrected,
+        }
         body.update({k: v for k, v in (("team", team), ("visibility", visibility)) if v is not None})
         created: dict[str, Any] = self.client.post(self._path(name, "/from-traces"), json=body)
         return created

@@ -27,15 +27,18 @@ class Feedback(Namespace):
         name: str = "user_feedback",
         label: str | None = None,
         comment: str | None = None,
+        correction: Any = None,
         source: Literal["user", "api", "judge"] = "api",
     ) -> dict[str, Any]:
-        """Attach feedback to a trace (its id, its ``x-request-id`` or its W3C trace id)."""
+        """Attach feedback to a trace (its id, its ``x-request-id`` or its W3C trace id); ``correction``
+        is the answer the model should have given (a dataset cut from traces can take it as expected)."""
         body = {
             "trace_id": trace_id,
             "name": name,
             "value": value,
             "label": label,
             "comment": comment,
+            "correction": correction,
             "source": source,
         }
         stored: dict[str, Any] = self.client.post(

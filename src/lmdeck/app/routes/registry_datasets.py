@@ -67,6 +67,8 @@ async def dataset_from_traces(
         description=body.description,
         team=body.team,
         visibility=body.visibility,
+        corrections=body.corrections,
+        keep_uncorrected=body.keep_uncorrected,
     )
     return {**version.to_dict(), "created": created, "skipped": skipped}
 

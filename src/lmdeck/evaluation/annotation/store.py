@@ -334,3 +334,17 @@ class AnnotationStore:
                 {"q": queue},
             ).all()
         return [(r[0], r[1], loads(r[2]), {"score": r[3], "category": r[4], "author": r[5]}) for r in rows]
+
+    def corrections_of_traces(self, trace_ids: Sequence[str]) -> dict[str, Any]:
+        """The newest label correction on each of ``trace_ids`` that has one, in any queue: trace id → correction."""
+        found: dict[str, Any] = {}
+        ids = list(trace_ids)
+        for start in range(0, len(ids), 500):
+            sql = text(
+                "SELECT trace_id, correction FROM annotation_labels WHERE correction IS NOT NULL "
+                "AND trace_id IN :ids ORDER BY created_at, item_id"
+            ).bindparams(bindparam("ids", expanding=True))
+            with self.db.engine.connect() as conn:
+                for trace_id, correction in conn.execute(sql, {"ids": ids[start : start + 500]}):
+                    found[str(trace_id)] = loads(correction)
+        return found

@@ -145,6 +145,7 @@ class FeedbackService:
             value=request.value,
             label=request.label,
             comment=request.comment,
+            correction=request.correction,
             source=request.source,
             author=principal.actor,
             route=facts.route,

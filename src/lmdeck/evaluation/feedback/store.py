@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 
 from lmdeck.db import Database
 from lmdeck.evaluation.sql import team_condition
-from lmdeck.registry.sql import new_id, now
+from lmdeck.registry.sql import dumps, loads, new_id, now
 
 _COLUMNS = (
     "id, trace_id, name, value, label, comment, source, author, route, prompt_name, prompt_version, model, "
-    "team_id, key_id, created_at"
+    "team_id, key_id, created_at, correction"
 )
 GROUPINGS: dict[str, tuple[str, ...]] = {
     "prompt": ("prompt_name", "prompt_version"),
@@ -40,6 +41,8 @@ class FeedbackEntry:
     key_id: str | None
     created_at: float = 0.0
     id: str = ""
+    #: The answer the model should have given (text or JSON), when the feedback corrects it.
+    correction: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -57,9 +60,10 @@ class FeedbackStore:
             conn.execute(
                 text(
                     f"INSERT INTO eval_feedback ({_COLUMNS}) VALUES (:id, :trace_id, :name, :value, :label, :comment, "
-                    ":source, :author, :route, :prompt_name, :prompt_version, :model, :team_id, :key_id, :created_at)"
+                    ":source, :author, :route, :prompt_name, :prompt_version, :model, :team_id, :key_id, :created_at, "
+                    ":correction)"
                 ),
-                asdict(stored),
+                {**asdict(stored), "correction": dumps(stored.correction) if stored.correction is not None else None},
             )
         return stored
 
@@ -93,9 +97,36 @@ class FeedbackStore:
                 team_id=r[12],
                 key_id=r[13],
                 created_at=float(r[14]),
+                correction=loads(r[15]) if r[15] is not None else None,
             )
             for r in rows
         ]
+
+    def corrections(self, trace_ids: Sequence[str]) -> dict[str, Any]:
+        """The newest correction given on each of ``trace_ids`` that has one: trace id → correction."""
+        found: dict[str, Any] = {}
+        trace_ids = list(trace_ids)
+        for start in range(0, len(trace_ids), 500):
+            chunk = trace_ids[start : start + 500]
+            sql = text(
+                "SELECT trace_id, correction FROM eval_feedback WHERE correction IS NOT NULL "
+                "AND trace_id IN :ids ORDER BY created_at"
+            ).bindparams(bindparam("ids", expanding=True))
+            with self.db.engine.connect() as conn:
+                for trace_id, correction in conn.execute(sql, {"ids": chunk}):
+                    found[str(trace_id)] = loads(correction)
+        return found
+
+    def traces_with_value(self, op: str, value: float) -> set[str]:
+        """The traces whose mean feedback value compares to ``value`` by ``op`` (one of = != > >= < <=)."""
+        if op not in ("=", "!=", ">", ">=", "<", "<="):
+            raise ValueError(f"unknown comparison {op!r}")
+        sql = text(
+            "SELECT trace_id FROM eval_feedback WHERE value IS NOT NULL "
+            f"GROUP BY trace_id HAVING AVG(value) {'<>' if op == '!=' else op} :v"
+        )
+        with self.db.engine.connect() as conn:
+            return {str(r[0]) for r in conn.execute(sql, {"v": value})}
 
     def summary(self, by: str, *, team_id: str | None = None, all_teams: bool = True) -> list[dict[str, Any]]:
         """Count and mean value of each feedback name, grouped by prompt version, model, route or all."""
