@@ -558,6 +558,9 @@ class LocalSettings(BaseModel):
     max_queue: int = Field(default=256, ge=1)
     model_dir: str | None = None
     threads: int = Field(default=0, ge=0, description="CPU threads for local models (0: PyTorch's default)")
+    max_adapters: int = Field(
+        default=8, ge=1, description="LoRA adapters kept loaded per local model; the least recently used goes first"
+    )
 
 
 class ModelPrice(BaseModel):

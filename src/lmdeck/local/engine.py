@@ -25,18 +25,29 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import torch
 
+from lmdeck.local.adapter_dir import check_adapter_dir
+from lmdeck.local.adapters import AdapterSlots
 from lmdeck.local.detokenize import TextStream
-from lmdeck.local.errors import EngineClosed, PromptTooLong, QueueFull
+from lmdeck.local.errors import AdapterError, EngineClosed, PromptTooLong, QueueFull
 from lmdeck.local.fair_queue import FairQueue
 from lmdeck.local.kv_cache import BatchKV
 from lmdeck.local.logprobs import TokenLogprob, position_logprobs, prompt_logprobs
 from lmdeck.local.model import LocalCausalLM
 from lmdeck.local.sampling import RowSampler, SamplingParams, next_tokens
 
-__all__ = ["EngineClosed", "GenerationHandle", "LocalEngine", "PromptTooLong", "QueueFull", "TokenEvent"]
+__all__ = [
+    "AdapterError",
+    "EngineClosed",
+    "GenerationHandle",
+    "LocalEngine",
+    "PromptTooLong",
+    "QueueFull",
+    "TokenEvent",
+]
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +128,7 @@ class _Sequence:
     max_tokens: int
     group: str = ""  # whose share of the batch it uses: a team (or a key without one)
     member: str = ""  # and, inside the group, a key
+    adapter: str | None = None  # the resolved directory of its LoRA adapter, if it asked for one
     position: int = 0
     last_token: int = 0
     generated: int = 0
@@ -172,9 +184,16 @@ class LocalEngine:
     """Continuous-batching generation for one :class:`LocalCausalLM`. Thread-safe ``submit``."""
 
     def __init__(
-        self, lm: LocalCausalLM, *, max_batch_size: int = 32, max_queue: int = 256, max_prefill_rows: int = 16
+        self,
+        lm: LocalCausalLM,
+        *,
+        max_batch_size: int = 32,
+        max_queue: int = 256,
+        max_prefill_rows: int = 16,
+        max_adapters: int = 8,
     ) -> None:
         self.lm = lm
+        self.adapters = AdapterSlots(lm, max_adapters)
         self.max_batch_size = max_batch_size
         self.max_queue = max_queue
         self.max_prefill_rows = max_prefill_rows
@@ -192,13 +211,27 @@ class LocalEngine:
     # -- the caller's side -------------------------------------------------------------------
 
     def submit(
-        self, prompt: Sequence[int], params: SamplingParams, *, group: str = "", member: str = ""
+        self,
+        prompt: Sequence[int],
+        params: SamplingParams,
+        *,
+        group: str = "",
+        member: str = "",
+        adapter: str | Path | None = None,
     ) -> GenerationHandle:
         """Queue a request for ``member`` (a key) of ``group`` (its team); its events go to the running event loop.
 
-        Raises PromptTooLong, EngineClosed, or QueueFull when the queue is full and ``group`` already has
-        the most requests waiting (otherwise the newest waiting request of the group with the most makes room).
+        ``adapter`` is the directory of a PEFT LoRA adapter to generate with (loaded by the engine thread on
+        first use). Raises PromptTooLong, AdapterError (no adapter directory there), EngineClosed, or QueueFull
+        when the queue is full and ``group`` already has the most requests waiting (otherwise the newest
+        waiting request of the group with the most makes room). An adapter that does not fit the model ends
+        the request with an AdapterError event.
         """
+        adapter_path = None
+        if adapter is not None:
+            adapter_path = str(Path(adapter).resolve())
+            if adapter_path not in self.adapters:
+                check_adapter_dir(adapter_path)
         room = self.lm.context_length - len(prompt)
         if not prompt:
             raise PromptTooLong("the prompt is empty: send at least one token of text")
@@ -216,6 +249,7 @@ class LocalEngine:
             max_tokens=min(params.max_tokens, room),
             group=group,
             member=member,
+            adapter=adapter_path,
         )
         with self._cond:
             if self._closed:
@@ -298,6 +332,7 @@ class LocalEngine:
                 with self._cond:
                     self._preempt(kv)
                     admitted = self._admit()
+                admitted = self._load_adapters(admitted)
                 for start in range(0, len(admitted), self.max_prefill_rows):
                     self._prefill(kv, admitted[start : start + self.max_prefill_rows])
                 if self._running:
@@ -367,6 +402,37 @@ class LocalEngine:
         self.stats.waiting = len(self._waiting)
         return admitted
 
+    def _load_adapters(self, admitted: list[_Sequence]) -> list[_Sequence]:
+        """Load the adapters ``admitted`` needs; those that find every slot busy wait again at the front.
+
+        An adapter that cannot be loaded ends its request with the :class:`AdapterError`.
+        """
+        if all(seq.adapter is None for seq in admitted):
+            return admitted
+        busy = {seq.adapter for seq in self._running if seq.adapter is not None}
+        ready: list[_Sequence] = []
+        back: list[_Sequence] = []
+        for seq in admitted:
+            if seq.adapter is not None:
+                try:
+                    loaded = self.adapters.acquire(seq.adapter, busy)
+                except AdapterError as exc:
+                    log.warning("%s", exc)
+                    self.stats.rejected += 1
+                    self._outbox.add(seq.handle, TokenEvent("", seq.generated, error=exc))
+                    continue
+                if not loaded:
+                    back.append(seq)
+                    continue
+                busy.add(seq.adapter)
+            ready.append(seq)
+        if back:
+            with self._cond:
+                for seq in reversed(back):
+                    self._waiting.push(seq.group, seq.member, seq, front=True)
+                self.stats.waiting = len(self._waiting)
+        return ready
+
     def _shutdown(self) -> None:
         with self._cond:
             left = [*self._running, *self._waiting]
@@ -392,7 +458,8 @@ class LocalEngine:
         prompts = [s.resume if s.resume is not None else s.prompt for s in seqs]
         scoring = [s.sampler.params.prompt_logprobs if s.resume is None else None for s in seqs]
         full = any(k is not None for k in scoring)
-        logits, cache = self.lm.prefill(prompts, full_logits=full)
+        adapters = self.adapters.names([s.adapter for s in seqs])
+        logits, cache = self.lm.prefill(prompts, full_logits=full, adapters=adapters)
         last = logits[:, -1, :] if full else logits
         for i, (seq, top) in enumerate(zip(seqs, scoring, strict=True)):
             if top is not None:
@@ -416,7 +483,8 @@ class LocalEngine:
 
     def _decode(self, kv: BatchKV) -> None:
         running = self._running
-        logits = self.lm.decode(kv, [s.last_token for s in running], [s.position for s in running])
+        adapters = self.adapters.names([s.adapter for s in running])
+        logits = self.lm.decode(kv, [s.last_token for s in running], [s.position for s in running], adapters)
         self.stats.steps += 1
         self.stats.step_rows += len(running)
         chosen = next_tokens(logits, [s.sampler for s in running])

@@ -17,3 +17,7 @@ class EngineClosed(RuntimeError):
 
 class ModelLoadError(RuntimeError):
     """A local model could not be loaded; the message says what is missing."""
+
+
+class AdapterError(ValueError):
+    """A LoRA adapter cannot be served: its directory is missing or malformed, or it does not fit the model."""

@@ -18,6 +18,7 @@ import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tokenizers import Tokenizer
@@ -25,6 +26,9 @@ from transformers import DynamicCache, PreTrainedModel
 
 from lmdeck.local.chat_template import ChatTemplate
 from lmdeck.local.kv_cache import BatchKV, prefill_cache
+
+if TYPE_CHECKING:
+    from peft import PeftModel
 
 
 @dataclass
@@ -41,6 +45,8 @@ class LocalCausalLM:
     template: ChatTemplate = field(default_factory=ChatTemplate)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     dtype: torch.dtype = torch.float32
+    #: The model wrapped with its LoRA adapters, once one was loaded (:class:`~lmdeck.local.adapters.AdapterSlots`).
+    peft: PeftModel | None = None
 
     @cached_property
     def _cache_argument(self) -> str:
@@ -70,15 +76,29 @@ class LocalCausalLM:
             layers, heads, head_dim, max_rows, dtype=self.dtype, device=self.device, initial_width=initial_width
         )
 
+    def _forward(self, rows: int, adapters: Sequence[str] | None, **inputs: Any) -> Any:
+        """One forward pass; ``adapters`` names each row's adapter (``__base__``: none) once any is loaded."""
+        if self.peft is None:
+            return self.model(**inputs)
+        # Wrapped, the model would apply its active adapter to every row: each row says which it wants.
+        names = list(adapters) if adapters is not None else ["__base__"] * rows
+        return self.peft(**inputs, adapter_names=names)
+
     def _mask(self, allowed: torch.Tensor) -> torch.Tensor:
         mask = torch.zeros(allowed.shape, dtype=self.dtype, device=self.device)
         return mask.masked_fill_(~allowed, torch.finfo(self.dtype).min)
 
     @torch.inference_mode()
     def prefill(
-        self, prompts: Sequence[Sequence[int]], *, full_logits: bool = False
+        self,
+        prompts: Sequence[Sequence[int]],
+        *,
+        full_logits: bool = False,
+        adapters: Sequence[str] | None = None,
     ) -> tuple[torch.Tensor, DynamicCache]:
         """Run left-padded prompts; returns the last position's logits ``[n, vocab]`` and their cache.
+
+        ``adapters`` names the LoRA adapter of each prompt (``__base__``: none), once any is loaded.
 
         With ``full_logits`` the logits are every column's, ``[n, width, vocab]`` (prompt ``i`` occupies the
         last ``len(prompts[i])`` columns): what scoring the prompt's own tokens needs.
@@ -98,7 +118,9 @@ class LocalCausalLM:
         cache = prefill_cache(
             layers, len(prompts), heads, head_dim, width, torch.empty((), dtype=self.dtype, device=self.device)
         )
-        out = self.model(
+        out = self._forward(
+            len(prompts),
+            adapters,
             input_ids=ids.to(self.device),
             position_ids=positions.to(self.device),
             attention_mask=self._mask(allowed.to(self.device))[:, None],
@@ -109,10 +131,21 @@ class LocalCausalLM:
         return (out.logits if full_logits else out.logits[:, -1, :]), cache
 
     @torch.inference_mode()
-    def decode(self, kv: BatchKV, tokens: Sequence[int], positions: Sequence[int]) -> torch.Tensor:
-        """One step for every running row: feed ``tokens``, return next-token logits ``[rows, vocab]``."""
+    def decode(
+        self,
+        kv: BatchKV,
+        tokens: Sequence[int],
+        positions: Sequence[int],
+        adapters: Sequence[str] | None = None,
+    ) -> torch.Tensor:
+        """One step for every running row: feed ``tokens``, return next-token logits ``[rows, vocab]``.
+
+        ``adapters`` names each row's LoRA adapter (``__base__``: none), once any is loaded.
+        """
         cache = kv.cache()
-        out = self.model(
+        out = self._forward(
+            len(tokens),
+            adapters,
             input_ids=torch.tensor(list(tokens), dtype=torch.long, device=self.device)[:, None],
             position_ids=torch.tensor(list(positions), dtype=torch.long, device=self.device)[:, None],
             attention_mask=kv.decode_mask(),

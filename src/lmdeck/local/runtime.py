@@ -89,7 +89,12 @@ class LocalRuntime:
         self._apply_threads()
         spec = self.catalog.find(name)
         lm = load_causal_lm(spec.path, name=name, device=resolve_device(self.settings.device), quantize=quantize)
-        engine = LocalEngine(lm, max_batch_size=self.settings.max_batch_size, max_queue=self.settings.max_queue)
+        engine = LocalEngine(
+            lm,
+            max_batch_size=self.settings.max_batch_size,
+            max_queue=self.settings.max_queue,
+            max_adapters=self.settings.max_adapters,
+        )
         with self._lock:
             kept = closes == self._closes
             if kept:

@@ -25,6 +25,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable
 
 from lmdeck.pipeline.principal import Principal
+from lmdeck.policy.adapter_paths import AdapterPaths
 from lmdeck.protocol import APIError
 from lmdeck.protocol.access import Role
 from lmdeck.protocol.registry import ModelVersionSpec
@@ -82,6 +83,7 @@ class CredentialGate:
         self.lookup = lookup
         self.default_base_url = default_base_url
         self.team_name = team_name
+        self.adapters = AdapterPaths(settings.data_dir)
 
     def _host(self, spec: ModelVersionSpec) -> tuple[str, int] | None:
         url = spec.base_url or self.default_base_url(spec.provider)
@@ -99,8 +101,9 @@ class CredentialGate:
     ) -> None:
         """Refuse a version ``principal`` may not write: its own ``api_key`` (non-admin), a credential the
         writer's team may not use or that may not go to the version's host, a ``base_url`` the egress policy
-        refuses. Raises :class:`APIError` (400/403) naming the field under ``field``."""
+        refuses, an adapter directory outside ``<data_dir>/finetune/`` (non-admin). Raises :class:`APIError` (400/403) naming the field under ``field``."""
         admin = principal.role == "admin"
+        self.adapters.check_write(spec, admin=admin, field=field)
         if spec.api_key is not None and spec.api_key.env in OWN_SECRETS:
             raise APIError(
                 400,
@@ -146,6 +149,11 @@ class CredentialGate:
             raise APIError(
                 403, f"{where}: {refused}; point `base_url` at one of them", param=where, code="credential_not_allowed"
             )
+
+    def adapter_for(self, spec: ModelVersionSpec, created_by: str | None) -> str | None:
+        """The LoRA adapter directory a stored version is served with, or None; raises :class:`ConfigError`
+        when its writer was not an admin and the path now resolves outside ``<data_dir>/finetune/``."""
+        return self.adapters.check_serve(spec, admin=self.author_role(created_by) == "admin", created_by=created_by)
 
     def api_key_for(self, spec: ModelVersionSpec, created_by: str | None) -> SecretRef | None:
         """The credential the calls of a stored version carry, or None; raises :class:`ConfigError` naming the fix

@@ -10,6 +10,11 @@ the provider context, so each model is loaded once::
           - provider: local
             model: demo
             options: {quantize: int8}
+      - name: counter
+        targets:
+          - provider: local
+            model: demo
+            options: {adapter: /srv/adapters/counter}   # a PEFT LoRA directory, served on demo
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from lmdeck.local.errors import EngineClosed, PromptTooLong, QueueFull
+from lmdeck.local.errors import AdapterError, EngineClosed, PromptTooLong, QueueFull
 from lmdeck.local.params import SamplingParams
 from lmdeck.local.runtime import LocalRuntime
 from lmdeck.protocol import (
@@ -121,6 +126,11 @@ def _queue_full(exc: QueueFull) -> UpstreamError:
     return UpstreamError(429, str(exc), retryable=False, retry_after=1.0, kind="queue_full")
 
 
+def _adapter_refused(exc: AdapterError) -> UpstreamError:
+    """An adapter directory that is missing, malformed or made for another model: the message names the fix."""
+    return _bad_request(str(exc), None, "invalid_adapter")
+
+
 def _invalid(param: str, message: str) -> UpstreamError:
     return _bad_request(f"{param}: {message}", param)
 
@@ -163,9 +173,27 @@ class LocalProvider:
         self.quantize = str(target.options.get("quantize", ctx.settings.local.quantize))
         if self.quantize not in QUANTIZE_CHOICES:
             raise ConfigError(f"target {target.id}: options.quantize must be one of {', '.join(QUANTIZE_CHOICES)}")
+        self.adapter = self._adapter_option(target)
         self.runtime.acquire()
         self._closed = False
         self._names: TokenText | None = None
+
+    def _adapter_option(self, target: TargetConfig) -> str | None:
+        """``options.adapter``: the LoRA adapter directory this target serves its model with, or None."""
+        adapter = target.options.get("adapter")
+        if adapter is None:
+            return None
+        if not isinstance(adapter, str) or not adapter.strip():
+            raise ConfigError(f"target {target.id}: options.adapter must be the path of a LoRA adapter directory")
+        if self.spec.task != "generate":
+            raise ConfigError(
+                f"target {target.id}: {target.model!r} is an embedding model; adapters serve generative ones"
+            )
+        if self.quantize != "none":
+            raise ConfigError(
+                f"target {target.id}: an adapter needs the model unquantized; set options.quantize to none"
+            )
+        return adapter
 
     def _refuse_unsupported(self, request: ChatCompletionRequest | CompletionRequest) -> None:
         """The gateway never sends a parameter this model cannot honour; refuse one that arrives another way."""
@@ -275,7 +303,9 @@ class LocalProvider:
         caller = CURRENT_CALLER.get()
         group, member = (caller.group, caller.key) if caller is not None else ("", "")
         try:
-            return engine.submit(prompt, params, group=group, member=member)
+            return engine.submit(prompt, params, group=group, member=member, adapter=self.adapter)
+        except AdapterError as exc:
+            raise _adapter_refused(exc) from None
         except QueueFull as exc:
             raise _queue_full(exc) from None
         except PromptTooLong as exc:
@@ -303,6 +333,8 @@ class LocalProvider:
     async def _wait(self, handle: GenerationHandle) -> tuple[str, str]:
         try:
             return await handle.text()
+        except AdapterError as exc:
+            raise _adapter_refused(exc) from None
         except QueueFull as exc:
             raise _queue_full(exc) from None
         except EngineClosed as exc:
@@ -315,6 +347,8 @@ class LocalProvider:
             while True:
                 try:
                     event = await handle.next_event()
+                except AdapterError as exc:
+                    raise _adapter_refused(exc) from None
                 except QueueFull as exc:
                     raise _queue_full(exc) from None
                 except EngineClosed as exc:

@@ -67,6 +67,8 @@ class VersionCredentials(Protocol):
 
     def api_key_for(self, spec: ModelVersionSpec, created_by: str | None) -> SecretRef | None: ...
 
+    def adapter_for(self, spec: ModelVersionSpec, created_by: str | None) -> str | None: ...
+
 
 class NoCredentials:
     """Versions' calls carry no credential (a resolver built without the policy services)."""
@@ -74,20 +76,30 @@ class NoCredentials:
     def api_key_for(self, spec: ModelVersionSpec, created_by: str | None) -> SecretRef | None:
         return None
 
+    def adapter_for(self, spec: ModelVersionSpec, created_by: str | None) -> str | None:
+        adapter = spec.adapter if spec.adapter is not None else spec.options.get("adapter")
+        return adapter if isinstance(adapter, str) else None
+
 
 def delegate_target(
     version: Version[ModelVersionSpec], outer: TargetConfig, credentials: VersionCredentials | None = None
 ) -> TargetConfig:
-    """The target a model version stands for: its provider and model, the route target's limits, and the
-    credential the gateway attaches (never the version's own reference unless an admin wrote it).
+    """The target a model version stands for: its provider and model, the route target's limits, the
+    credential the gateway attaches (never the version's own reference unless an admin wrote it) and the
+    LoRA adapter it is served with (``spec.adapter`` as ``options["adapter"]``).
 
-    Raises :class:`ConfigError` naming the fix when the version asks for a credential it may not have.
+    Raises :class:`ConfigError` naming the fix when the version asks for a credential or an adapter
+    directory it may not have.
     """
     spec = version.spec
-    api_key = (credentials or NoCredentials()).api_key_for(spec, version.created_by)
+    checks = credentials or NoCredentials()
+    api_key = checks.api_key_for(spec, version.created_by)
+    adapter = checks.adapter_for(spec, version.created_by)
     options = {**outer.options, **spec.options}
     if spec.artifact_path:
         options["artifact_path"] = spec.artifact_path
+    if adapter is not None:
+        options["adapter"] = adapter
     return TargetConfig(
         provider=spec.provider,
         model=spec.model or spec.artifact_path or version.name,
