@@ -34,6 +34,8 @@ from lmdeck.policy.auth import PIPELINE_PERMISSION, declared_role
 from lmdeck.policy.identity_store import IdentityStore
 from lmdeck.protocol.access import Role
 from lmdeck.protocol.traces import TraceRecord
+from lmdeck.protocol.training import DataCard, PrepOptions
+from lmdeck.registry.datasets import DatasetStore
 from lmdeck.settings import Settings
 from lmdeck.testing.in_process import in_process_client
 from lmdeck.tracing.memory import MemoryTraceSink
@@ -399,6 +401,11 @@ RESOURCE_ROUTES: dict[tuple[str, str], tuple[str, Any, bool]] = {
         None,
         False,
     ),
+    ("GET", "/api/registry/datasets/{name}/versions/{ref}/card"): (
+        "/api/registry/datasets/dataset-a/versions/1/card",
+        None,
+        False,
+    ),
     ("GET", "/api/experiments/{name}"): ("/api/experiments/experiment-a", None, False),
     ("PATCH", "/api/experiments/{name}"): ("/api/experiments/experiment-a", KEEP, False),
     ("POST", "/api/experiments/{name}/stop"): ("/api/experiments/experiment-a/stop", None, False),
@@ -504,6 +511,17 @@ class Owned:
         await self.ok(
             "POST", "/api/registry/datasets/dataset-a/versions", body={"rows": [{"input": "1+1", "expected": "2"}]}
         )
+        card = DataCard(
+            dataset="dataset-a@1",
+            base_model="demo",
+            chat_template="<|user|>{content}<|end|><|assistant|>{answer}<|end|>",
+            options=PrepOptions(),
+            rows_in=1,
+            train=1,
+            validation=0,
+            created_at=time.time(),
+        )
+        DatasetStore(self.gateway.db).set_card("dataset-a", 1, card)
         SQLTraceStore(self.gateway.db).insert(
             [
                 TraceRecord(

@@ -3,6 +3,7 @@
 lmdeck datasets create tickets -f tickets.jsonl
 lmdeck datasets from-traces tickets --filter 'route=support status=ok since=7d'
 lmdeck datasets rows tickets 2 > tickets-v2.jsonl
+lmdeck datasets card tickets@2
 """
 
 from __future__ import annotations
@@ -120,3 +121,48 @@ def rows(
     with connect(base_url, api_key) as client:
         for row in client.datasets.rows(name, ref):
             typer.echo(json.dumps(row, sort_keys=True))
+
+
+def _name_and_version(ref: str) -> tuple[str, str]:
+    name, at, version = ref.rpartition("@")
+    if not at or not name or not version:
+        raise typer.BadParameter(f"{ref!r}: write NAME@VERSION, e.g. tickets@2", param_hint="REF")
+    return name, version
+
+
+@app.command("card")
+def card(
+    ref: str = typer.Argument(..., metavar="NAME@VERSION", help="e.g. tickets@2 (a version number or content hash)"),
+    as_json: bool = AS_JSON,
+    base_url: str | None = BASE_URL,
+    api_key: str | None = API_KEY,
+) -> None:
+    """The data card of a version prepared for fine-tuning: counts, drops, strata, token lengths, sources."""
+    name, version = _name_and_version(ref)
+    with connect(base_url, api_key) as client:
+        shown = client.datasets.card(name, version)
+    if as_json:
+        echo_json(shown)
+        return
+    lines = [
+        f"{shown['dataset']} for {shown['base_model']} (prepared {when(shown['created_at'])})",
+        f"rows in {shown['rows_in']}: train {shown['train']}, validation {shown['validation']}, "
+        f"scrubbed {shown['scrubbed']}",
+    ]
+    dropped = shown.get("dropped") or {}
+    lines.append("dropped " + (", ".join(f"{k} {v}" for k, v in sorted(dropped.items())) if dropped else "none"))
+    sources = shown.get("sources") or {}
+    if sources:
+        lines.append("sources " + ", ".join(f"{k} {v}" for k, v in sorted(sources.items())))
+    lines.append(f"traces {len(shown.get('trace_ids') or [])}")
+    typer.echo("\n".join(lines))
+    strata = shown.get("strata") or {}
+    if strata:
+        rows: list[Sequence[object]] = [("STRATUM", "TRAIN", "VALIDATION")]
+        rows += [(name, n["train"], n["validation"]) for name, n in strata.items()]
+        typer.echo(table(rows))
+    lengths = shown.get("lengths") or {}
+    if lengths:
+        rows = [("SPLIT", "COUNT", "MIN", "MEAN", "P50", "P95", "MAX (tokens)")]
+        rows += [(side, s["count"], s["min"], s["mean"], s["p50"], s["p95"], s["max"]) for side, s in lengths.items()]
+        typer.echo(table(rows))

@@ -106,9 +106,7 @@ class DataCard(BaseModel):
     validation: int
     dropped: dict[str, int] = Field(default_factory=dict)
     scrubbed: int = 0
-    strata: dict[str, dict[str, int]] = Field(
-        default_factory=dict, description="stratum → {train: n, validation: n}"
-    )
+    strata: dict[str, dict[str, int]] = Field(default_factory=dict, description="stratum → {train: n, validation: n}")
     sources: dict[str, int] = Field(default_factory=dict)
     lengths: dict[str, LengthStats] = Field(default_factory=dict, description="'train' and 'validation'")
     trace_ids: list[str] = Field(default_factory=list)

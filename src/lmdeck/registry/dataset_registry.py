@@ -39,11 +39,12 @@ from lmdeck.protocol import APIError
 from lmdeck.protocol.access import Visibility
 from lmdeck.protocol.registry import DatasetRow
 from lmdeck.protocol.traces import TraceRecord
+from lmdeck.protocol.training import DataCard
 from lmdeck.registry.catalog import actor_of, check_name
 from lmdeck.registry.corrections import CorrectionKind, CorrectionSources
-from lmdeck.registry.datasets import DatasetStore, DatasetVersion, dataset_not_found
+from lmdeck.registry.datasets import DatasetStore, DatasetVersion, card_not_found, dataset_not_found
 from lmdeck.registry.owners import resolve_team
-from lmdeck.registry.trace_filter import TraceFilterParser
+from lmdeck.registry.trace_filter import TraceFilterParser, request_metadata
 from lmdeck.tracing.query import TraceQuery
 from lmdeck.tracing.sql_store import SQLTraceStore
 from lmdeck.tracing.store import TraceStore
@@ -78,7 +79,11 @@ def _input(request: Any) -> Any:
 
 
 def row_from_trace(record: TraceRecord) -> DatasetRow | None:
-    """The dataset row a trace stands for, or None when its bodies were not kept."""
+    """The dataset row a trace stands for, or None when its bodies were not kept.
+
+    Its metadata also keeps the trace's ``tags`` and the ``metadata`` object the request carried
+    (as ``request_metadata``), when there are any: what a split by tag or skill reads.
+    """
     given = _input(record.request_body)
     if given is None:
         return None
@@ -89,6 +94,8 @@ def row_from_trace(record: TraceRecord) -> DatasetRow | None:
         "prompt_version": record.prompt_version,
         "bundle_hash": record.bundle_hash,
         "created_at": record.created_at,
+        "tags": list(record.tags) or None,
+        "request_metadata": request_metadata(record) or None,
     }
     return DatasetRow(
         input=given,
@@ -169,6 +176,19 @@ class DatasetRegistry:
             self.readable(name, principal)
             version = self.store.version(name, ref)
             return version, self.store.rows(name, version.version, offset=offset, limit=limit)
+
+        return await anyio.to_thread.run_sync(read)
+
+    async def card(self, name: str, ref: str, principal: Principal) -> DataCard:
+        """The data card of a version the caller may read; 404 when it has none."""
+
+        def read() -> DataCard:
+            self.readable(name, principal)
+            version = self.store.version(name, ref)
+            card = self.store.card(name, version.version)
+            if card is None:
+                raise card_not_found(name, version.version)
+            return card
 
         return await anyio.to_thread.run_sync(read)
 

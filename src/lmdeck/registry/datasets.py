@@ -27,6 +27,7 @@ from lmdeck.policy.ownership import Owner
 from lmdeck.protocol import APIError
 from lmdeck.protocol.limits import is_ascii_int, parse_int
 from lmdeck.protocol.registry import DatasetRow
+from lmdeck.protocol.training import DataCard
 from lmdeck.registry.owners import OwnerColumns, owner_of_row
 from lmdeck.registry.sql import bump_revision, dumps, loads, now
 
@@ -83,6 +84,15 @@ _VERSION_COLUMNS = "name, version, digest, row_count, source, description, creat
 def _version(row: Any) -> DatasetVersion:
     return DatasetVersion(
         str(row[0]), int(row[1]), str(row[2]), int(row[3]), loads(row[4]), row[5], float(row[6]), row[7]
+    )
+
+
+def card_not_found(name: str, version: int) -> APIError:
+    return APIError(
+        404,
+        f"version {version} of dataset {name!r} has no data card: a fine-tuning job prepares one "
+        "(`lmdeck fine-tuning create`)",
+        code="not_found",
     )
 
 
@@ -257,3 +267,22 @@ class DatasetStore:
                 {"n": name, "v": version, "limit": limit, "offset": offset},
             ).all()
         return [DatasetRow.model_validate(loads(r[0])) for r in found]
+
+    def set_card(self, name: str, version: int, card: DataCard) -> None:
+        """Keep ``card`` with version ``version`` of ``name`` (replacing an earlier one); 404 when there is none."""
+        with self.db.engine.begin() as conn:
+            changed = conn.execute(
+                text("UPDATE registry_dataset_versions SET data_card = :c WHERE name = :n AND version = :v"),
+                {"c": dumps(card.model_dump(mode="json")), "n": name, "v": version},
+            ).rowcount
+        if not changed:
+            raise dataset_not_found(name, version)
+
+    def card(self, name: str, version: int) -> DataCard | None:
+        """The data card kept with a version (None when none was prepared or the version does not exist)."""
+        with self.db.engine.connect() as conn:
+            stored = conn.execute(
+                text("SELECT data_card FROM registry_dataset_versions WHERE name = :n AND version = :v"),
+                {"n": name, "v": version},
+            ).scalar_one_or_none()
+        return DataCard.model_validate(loads(stored)) if stored is not None else None

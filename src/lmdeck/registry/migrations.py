@@ -122,3 +122,10 @@ def create_guardrail_attachments(conn: Connection) -> None:
             "PRIMARY KEY (scope, name))"
         )
     )
+
+
+@migrations("0230_registry_dataset_cards")
+def add_dataset_cards(conn: Connection) -> None:
+    """A dataset version's data card (``lmdeck.protocol.training.DataCard`` as JSON): what the latest
+    preparation for fine-tuning made of it; NULL until one is prepared."""
+    conn.execute(text("ALTER TABLE registry_dataset_versions ADD COLUMN data_card TEXT"))

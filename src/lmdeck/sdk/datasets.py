@@ -4,6 +4,7 @@ version = client.datasets.upload("tickets", "tickets.jsonl")          # JSONL: i
 version = client.datasets.from_traces("tickets", "route=support status=ok since=7d")
 for row in client.datasets.rows("tickets", version["version"]):
     print(row["input"], row["expected"], row.get("trace_id"))
+card = client.datasets.card("tickets", 2)    # what a fine-tuning job's preparation made of version 2
 """
 
 from __future__ import annotations
@@ -89,6 +90,12 @@ class Datasets(Namespace):
         body.update({k: v for k, v in (("team", team), ("visibility", visibility)) if v is not None})
         created: dict[str, Any] = self.client.post(self._path(name, "/from-traces"), json=body)
         return created
+
+    def card(self, name: str, ref: int | str) -> dict[str, Any]:
+        """The data card a fine-tuning preparation kept with a version (counts, token lengths, sources,
+        the traces it came from); a 404 ``LMDeckError`` when none was prepared."""
+        card: dict[str, Any] = self.client.get(self._path(name, f"/versions/{quote(str(ref), safe='')}/card"))
+        return card
 
     def rows(self, name: str, ref: int | str, *, page_size: int = 500) -> Iterator[dict[str, Any]]:
         """Every row of a version, in order, fetched page by page."""

@@ -98,3 +98,11 @@ async def dataset_rows(
         "data": [r.model_dump(mode="json") for r in rows],
         "has_more": offset + len(rows) < version.row_count,
     }
+
+
+@router.get("/{name}/versions/{ref}/card", summary="The data card of a version prepared for fine-tuning")
+async def dataset_card(
+    request: Request, name: str, ref: str, principal: Principal = Depends(require("viewer"))
+) -> dict[str, Any]:
+    card = await runtime_of(request).datasets.card(name, ref, principal)
+    return card.model_dump(mode="json")
