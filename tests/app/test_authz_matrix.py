@@ -28,11 +28,13 @@ from sqlalchemy import text
 
 from lmdeck.app.assembly import build_gateway
 from lmdeck.app.factory import create_app
+from lmdeck.evaluation.optimize.store import OptimizationStore
 from lmdeck.evaluation.runs.store import RunRecord, RunStore
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.auth import PIPELINE_PERMISSION, declared_role
 from lmdeck.policy.identity_store import IdentityStore
 from lmdeck.protocol.access import Role
+from lmdeck.protocol.optimization import OptimizationProgress, OptimizationRecord
 from lmdeck.protocol.traces import TraceRecord
 from lmdeck.protocol.training import DataCard, PrepOptions
 from lmdeck.registry.datasets import DatasetStore
@@ -319,6 +321,8 @@ PROMPT_SPEC = {"messages": [{"role": "user", "content": "Say {{ word }}"}], "var
 MODEL_SPEC = {"provider": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1"}
 NOWHERE = {"provider": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1"}
 RUN_ID = "run_owned_by_team_a"
+OPTIMIZATION_ID = "opt_of_prompt_a"
+OPTIMIZE = {"dataset": "dataset-words@1", "route": "route-a", "evaluators": ["exact"], "demos": 0, "candidates": 1}
 #: The body of a PATCH that keeps the resource as it is (shared or not) in this pass of the matrix.
 KEEP = {"visibility": "keep"}
 
@@ -359,6 +363,17 @@ RESOURCE_ROUTES: dict[tuple[str, str], tuple[str, Any, bool]] = {
         False,
     ),
     ("GET", "/api/registry/prompts/{name}/history"): ("/api/registry/prompts/prompt-a/history", None, False),
+    ("POST", "/api/registry/prompts/{name}/optimize"): ("/api/registry/prompts/prompt-a/optimize", OPTIMIZE, False),
+    ("GET", "/api/registry/prompts/{name}/optimizations"): (
+        "/api/registry/prompts/prompt-a/optimizations",
+        None,
+        False,
+    ),
+    ("GET", "/api/registry/prompts/{name}/optimizations/{optimization_id}"): (
+        f"/api/registry/prompts/prompt-a/optimizations/{OPTIMIZATION_ID}",
+        None,
+        False,
+    ),
     ("GET", "/api/registry/models/{name}"): ("/api/registry/models/model-a", None, False),
     ("PATCH", "/api/registry/models/{name}"): ("/api/registry/models/model-a", KEEP, False),
     ("POST", "/api/registry/models/{name}/versions"): ("/api/registry/models/model-a/versions", MODEL_SPEC, True),
@@ -550,6 +565,20 @@ class Owned:
         )
         run.id = RUN_ID
         RunStore(self.gateway.db).create(run)
+        words = {"rows": [{"input": {"word": w}, "expected": w} for w in ("one", "two", "three")]}
+        await self.ok("POST", "/api/registry/datasets/dataset-words/versions", body=words)
+        OptimizationStore(self.gateway.db).create(
+            OptimizationRecord(
+                id=OPTIMIZATION_ID,
+                prompt="prompt-a",
+                from_version=1,
+                dataset="dataset-words@1",
+                status="succeeded",
+                request={},
+                progress=OptimizationProgress(),
+                created_at=time.time(),
+            )
+        )
         await self.restore()
 
 

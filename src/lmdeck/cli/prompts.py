@@ -15,6 +15,7 @@ from typing import Any
 
 import typer
 
+from lmdeck.cli import prompt_optimize
 from lmdeck.cli.connection import API_KEY, AS_JSON, BASE_URL, connect
 from lmdeck.cli.pointers import PointerCommands, add_pointer_commands, pointer_group
 from lmdeck.cli.specs import pairs, read_spec
@@ -153,3 +154,6 @@ def render(
         typer.echo(rendered)
     else:
         echo_json(rendered)
+
+
+prompt_optimize.register(app)

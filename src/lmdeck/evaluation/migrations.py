@@ -80,3 +80,19 @@ def add_evaluation_owners(conn: Connection) -> None:
 def add_feedback_corrections(conn: Connection) -> None:
     """Feedback may carry a correction: the answer the model should have given, as JSON text."""
     conn.execute(text("ALTER TABLE eval_feedback ADD COLUMN correction TEXT"))
+
+
+@migrations("0340_prompt_optimizations")
+def create_prompt_optimizations(conn: Connection) -> None:
+    """Prompt optimizations: a search's request, progress and result. Who may read one is who may read
+    its prompt, so it has no owner of its own."""
+    conn.execute(
+        text(
+            """CREATE TABLE prompt_optimizations (
+        id VARCHAR(32) PRIMARY KEY, prompt VARCHAR(128) NOT NULL, from_version INTEGER NOT NULL,
+        dataset VARCHAR(200) NOT NULL, status VARCHAR(16) NOT NULL, request TEXT NOT NULL, progress TEXT NOT NULL,
+        result TEXT, error TEXT, created_at DOUBLE PRECISION NOT NULL, finished_at DOUBLE PRECISION,
+        created_by VARCHAR(200))"""
+        )
+    )
+    conn.execute(text("CREATE INDEX prompt_optimizations_by_prompt ON prompt_optimizations (prompt, created_at)"))

@@ -41,6 +41,8 @@ from lmdeck.evaluation.inference import EVAL_TAG, PipelineInference
 from lmdeck.evaluation.online.observer import OnlineEvaluator
 from lmdeck.evaluation.online.service import OnlineRuleService
 from lmdeck.evaluation.online.store import OnlineStore
+from lmdeck.evaluation.optimize.service import PromptOptimizer
+from lmdeck.evaluation.optimize.store import OptimizationStore
 from lmdeck.evaluation.registry import EvaluatorRegistry, load_evaluators
 from lmdeck.evaluation.runs.runner import EvalRunner
 from lmdeck.evaluation.runs.service import RunService
@@ -132,6 +134,7 @@ class EvaluationRuntime:
         self.online: OnlineEvaluator | None = None
         self.rules: OnlineRuleService | None = None
         self.runs: RunService | None = None
+        self.optimizer: PromptOptimizer | None = None
 
     @property
     def pipeline(self) -> Pipeline:
@@ -185,6 +188,7 @@ class EvaluationRuntime:
                 self.inference_for_run,
             )
             self.runs = RunService(self.run_store, runner)
+            self.optimizer = PromptOptimizer(OptimizationStore(self.db), self.registry.prompts, runner, self.audit)
         observers.extend([self.recent, self.exposures, self.online])
 
     def _start_configured(self) -> None:
@@ -202,6 +206,8 @@ class EvaluationRuntime:
         if stale:
             log.warning("%d eval runs were left unfinished by a previous process", stale)
         await anyio.to_thread.run_sync(self._start_configured)
+        if self.optimizer is not None:
+            await self.optimizer.start_service()
         await self.experiments.start()
         await self.exposures.start()
         await self.annotation_feeder.start()
@@ -210,6 +216,8 @@ class EvaluationRuntime:
             await self.rules.start()
 
     async def stop(self) -> None:
+        if self.optimizer is not None:
+            await self.optimizer.stop()
         if self.runs is not None:
             await self.runs.runner.stop()
         if self.rules is not None:

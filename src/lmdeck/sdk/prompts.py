@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from lmdeck.protocol.registry import PromptVersionSpec
 from lmdeck.protocol.templates import PromptTemplate, used_variables
@@ -291,6 +292,50 @@ class Prompts(PointerNamespace):
             self._path(name, "/diff"), params={"from": from_version, "to": to_version}
         )
         return diff
+
+    # -- optimization ---------------------------------------------------------------------------
+
+    def optimize(
+        self, name: str, *, dataset: str, evaluators: list[str | dict[str, Any]], **options: Any
+    ) -> dict[str, Any]:
+        """Start a prompt optimization (``label``/``version``, ``route``, ``instructions``, ``candidates``,
+        ``demos``, ``seed``, ``holdout``, ``max_eval_rows``, ``concurrency``, ``max_tokens`` as the API takes
+        them) and return its record at once (status ``running``); see :meth:`wait_optimization`."""
+        body = {"dataset": dataset, "evaluators": evaluators, **{k: v for k, v in options.items() if v is not None}}
+        started: dict[str, Any] = self.client.post(self._path(name, "/optimize"), json=body)
+        return started
+
+    def optimization(self, name: str, optimization_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.client.get(self._path(name, f"/optimizations/{quote(optimization_id, safe='')}"))
+        return found
+
+    def optimizations(self, name: str, *, limit: int = 50) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = self.client.get(self._path(name, "/optimizations"), params={"limit": limit})[
+            "data"
+        ]
+        return data
+
+    def wait_optimization(
+        self,
+        name: str,
+        optimization_id: str,
+        *,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+        poll: float = 0.5,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Poll until the optimization is no longer running; ``on_progress(progress)`` after each poll
+        (``{"done", "total", "stage", "best"}``)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            record = self.optimization(name, optimization_id)
+            if on_progress is not None:
+                on_progress(record["progress"])
+            if record.get("status") != "running":
+                return record
+            if deadline is not None and time.monotonic() > deadline:
+                raise LMDeckError(f"prompt optimization {optimization_id} still running after {timeout}s")
+            time.sleep(poll)
 
 
 NAMESPACE = Prompts

@@ -107,7 +107,6 @@ class EvalRunner:
     ) -> RunRecord:
         """Validate the request, record the run (owned by ``owner``, default: the caller's team) and
         start it; errors here are 4xx for the caller."""
-        owner = owner or Owner(principal.team_id)
         name, version = split_ref(request.dataset)
         dataset = await anyio.to_thread.run_sync(self.sources.dataset, name, version, principal)
         prompt_name = prompt_version = None
@@ -118,19 +117,39 @@ class EvalRunner:
             )
         if request.model is not None:
             await anyio.to_thread.run_sync(self.sources.check_model, request.model, principal)
-        specs = request.specs()
         row_count = min(dataset.row_count, request.max_rows or dataset.row_count)
+        rows = (await anyio.to_thread.run_sync(self.sources.rows, dataset))[:row_count]
+        return await self.start_rows(
+            request, dataset, rows, principal, token, owner, prompt=(prompt_name, prompt_version)
+        )
+
+    async def start_rows(
+        self,
+        request: RunRequest,
+        dataset: DatasetRef,
+        rows: list[Row],
+        principal: Principal,
+        token: str | None,
+        owner: Owner | None = None,
+        *,
+        prompt: tuple[str | None, int | None] = (None, None),
+    ) -> RunRecord:
+        """Record and start a run over ``rows`` taken from ``dataset`` (already resolved and readable
+        by ``principal``): a subset, or rows whose input is already the messages to send (how a prompt
+        optimization scores candidates that are not registered yet). Evaluator errors are 400s."""
+        owner = owner or Owner(principal.team_id)
+        specs = request.specs()
         run = RunRecord.new(
             spec={**request.model_dump(mode="json", exclude={"evaluators"}), "evaluators": [str(s) for s in specs]},
             name=request.name,
             dataset=dataset.name,
             dataset_version=dataset.version,
             dataset_digest=dataset.digest,
-            prompt=prompt_name,
-            prompt_version=prompt_version,
+            prompt=prompt[0],
+            prompt_version=prompt[1],
             route=request.route,
             model=request.model,
-            row_count=row_count,
+            row_count=len(rows),
             created_by=principal.actor,
             team_id=owner.team_id,
             visibility=owner.visibility,
@@ -140,7 +159,6 @@ class EvalRunner:
             evaluators = self.evaluators.create_all(specs, EvaluatorContext(inference))
         except EvaluatorError as exc:
             raise APIError(400, str(exc), param="evaluators", code="invalid_evaluator") from None
-        rows = (await anyio.to_thread.run_sync(self.sources.rows, dataset))[:row_count]
         await anyio.to_thread.run_sync(self.store.create, run)
         self._progress[run.id] = 0
         task = asyncio.create_task(self._run(run, request, rows, evaluators, inference), name=f"eval-{run.id}")
