@@ -322,7 +322,14 @@ MODEL_SPEC = {"provider": "openai", "model": "m", "base_url": "http://127.0.0.1:
 NOWHERE = {"provider": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1"}
 RUN_ID = "run_owned_by_team_a"
 OPTIMIZATION_ID = "opt_of_prompt_a"
-OPTIMIZE = {"dataset": "dataset-words@1", "route": "route-a", "evaluators": ["exact"], "demos": 0, "candidates": 1}
+OPTIMIZE = {
+    "label": "staging",
+    "dataset": "dataset-words@1",
+    "route": "route-a",
+    "evaluators": ["exact"],
+    "demos": 0,
+    "candidates": 1,
+}
 #: The body of a PATCH that keeps the resource as it is (shared or not) in this pass of the matrix.
 KEEP = {"visibility": "keep"}
 
