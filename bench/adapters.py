@@ -8,8 +8,8 @@ temporary directory first. ``rows`` requests are sent at once (held-out demo pro
 exactly ``--tokens`` generated tokens each), so they share the batch:
 
 - ``base``: an engine that never loaded an adapter (the model as loaded, not wrapped): the baseline;
-- ``base, wrapped``: the same requests without adapters on an engine that has loaded some (every
-  forward pass then goes through PEFT and names each row's adapter);
+- ``base, wrapped``: the same requests without adapters on an engine that has loaded four (its linear
+  layers then carry the per-row LoRA of :mod:`lmdeck.local.lora`);
 - ``1 adapter``, ``2 adapters``, ``4 adapters``: the rows spread evenly over that many adapters.
 
 Each mode runs ``--repeats`` times, the modes interleaved so that load on the machine falls on all

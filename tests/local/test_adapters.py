@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lmdeck.local.adapters import AdapterSlots
 from lmdeck.local.demo_model import DEMO_MODEL_DIR
 from lmdeck.local.engine import AdapterError, LocalEngine
 from lmdeck.local.loading import load_causal_lm
@@ -57,10 +58,10 @@ async def test_rows_with_different_adapters_in_one_batch_answer_as_each_alone(
     engine: LocalEngine, lora_dirs: list[Path]
 ) -> None:
     base_alone = [await generate(engine, p, None) for p in PROMPTS]
-    assert engine.lm.peft is None  # no adapter asked for yet: the model is not wrapped
+    assert engine.lm.lora is None  # no adapter asked for yet: the model's layers are untouched
     choices = [None, lora_dirs[0], lora_dirs[1]]
     alone = {(p, str(a)): await generate(engine, p, a) for p in PROMPTS for a in choices if a is not None}
-    assert engine.lm.peft is not None
+    assert engine.lm.lora is not None
     # The adapters change the answers: a test of mixing them would prove nothing otherwise.
     for prompt, base in zip(PROMPTS, base_alone, strict=True):
         assert alone[(prompt, str(lora_dirs[0]))] != base or alone[(prompt, str(lora_dirs[1]))] != base
@@ -150,3 +151,29 @@ async def test_a_damaged_adapter_is_an_adapter_error_not_a_crash(
     (prefix / "adapter_config.json").write_text(json.dumps({**config, "peft_type": "PREFIX_TUNING"}))
     with pytest.raises(AdapterError, match="LoRA adapters only"):
         engine.submit(chat(engine, "hi"), SamplingParams(max_tokens=2), adapter=prefix)
+    dora = tmp_path / "dora"
+    shutil.copytree(lora_dirs[0], dora)
+    (dora / "adapter_config.json").write_text(json.dumps({**config, "use_dora": True}))
+    handle = engine.submit(chat(engine, "hi"), SamplingParams(max_tokens=2), adapter=dora)
+    with pytest.raises(AdapterError, match="uses DoRA, which the local engine does not serve"):
+        await handle.text()
+    assert engine.adapters.loaded() == []
+
+
+def test_the_adapted_logits_are_peft_s(lm: LocalCausalLM, lora_dirs: list[Path]) -> None:
+    """Each row's logits equal those of PEFT's own model for that adapter (the reference implementation)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    slots = AdapterSlots(lm, capacity=2)
+    for adapter in lora_dirs[:2]:
+        assert slots.acquire(str(adapter.resolve()), busy=set())
+    prompts = [lm.encode(lm.template.render([{"role": "user", "content": p}])) for p in PROMPTS[:3]]
+    rows = [str(lora_dirs[0].resolve()), None, str(lora_dirs[1].resolve())]
+    logits, _ = lm.prefill(prompts, adapters=slots.slots(rows))
+    for i, adapter in enumerate(rows):
+        base = AutoModelForCausalLM.from_pretrained(DEMO_MODEL_DIR, local_files_only=True, dtype=torch.float32)
+        reference = PeftModel.from_pretrained(base, adapter).eval() if adapter else base.eval()
+        with torch.inference_mode():
+            expected = reference(input_ids=torch.tensor([prompts[i]])).logits[0, -1]
+        assert torch.allclose(logits[i], expected, atol=1e-4), (adapter, (logits[i] - expected).abs().max())

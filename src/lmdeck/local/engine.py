@@ -458,7 +458,7 @@ class LocalEngine:
         prompts = [s.resume if s.resume is not None else s.prompt for s in seqs]
         scoring = [s.sampler.params.prompt_logprobs if s.resume is None else None for s in seqs]
         full = any(k is not None for k in scoring)
-        adapters = self.adapters.names([s.adapter for s in seqs])
+        adapters = self.adapters.slots([s.adapter for s in seqs])
         logits, cache = self.lm.prefill(prompts, full_logits=full, adapters=adapters)
         last = logits[:, -1, :] if full else logits
         for i, (seq, top) in enumerate(zip(seqs, scoring, strict=True)):
@@ -483,7 +483,7 @@ class LocalEngine:
 
     def _decode(self, kv: BatchKV) -> None:
         running = self._running
-        adapters = self.adapters.names([s.adapter for s in running])
+        adapters = self.adapters.slots([s.adapter for s in running])
         logits = self.lm.decode(kv, [s.last_token for s in running], [s.position for s in running], adapters)
         self.stats.steps += 1
         self.stats.step_rows += len(running)

@@ -28,7 +28,7 @@ from lmdeck.local.chat_template import ChatTemplate
 from lmdeck.local.kv_cache import BatchKV, prefill_cache
 
 if TYPE_CHECKING:
-    from peft import PeftModel
+    from lmdeck.local.lora import LoraLayers
 
 
 @dataclass
@@ -45,8 +45,8 @@ class LocalCausalLM:
     template: ChatTemplate = field(default_factory=ChatTemplate)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     dtype: torch.dtype = torch.float32
-    #: The model wrapped with its LoRA adapters, once one was loaded (:class:`~lmdeck.local.adapters.AdapterSlots`).
-    peft: PeftModel | None = None
+    #: The per-row LoRA layers, once an adapter was loaded (:class:`~lmdeck.local.adapters.AdapterSlots`).
+    lora: LoraLayers | None = None
 
     @cached_property
     def _cache_argument(self) -> str:
@@ -76,13 +76,12 @@ class LocalCausalLM:
             layers, heads, head_dim, max_rows, dtype=self.dtype, device=self.device, initial_width=initial_width
         )
 
-    def _forward(self, rows: int, adapters: Sequence[str] | None, **inputs: Any) -> Any:
-        """One forward pass; ``adapters`` names each row's adapter (``__base__``: none) once any is loaded."""
-        if self.peft is None:
+    def _forward(self, adapters: Sequence[int] | None, **inputs: Any) -> Any:
+        """One forward pass; ``adapters`` gives each row's LoRA adapter slot (0: none), once any is loaded."""
+        if self.lora is None or adapters is None:
             return self.model(**inputs)
-        # Wrapped, the model would apply its active adapter to every row: each row says which it wants.
-        names = list(adapters) if adapters is not None else ["__base__"] * rows
-        return self.peft(**inputs, adapter_names=names)
+        with self.lora.rows(adapters):
+            return self.model(**inputs)
 
     def _mask(self, allowed: torch.Tensor) -> torch.Tensor:
         mask = torch.zeros(allowed.shape, dtype=self.dtype, device=self.device)
@@ -94,11 +93,11 @@ class LocalCausalLM:
         prompts: Sequence[Sequence[int]],
         *,
         full_logits: bool = False,
-        adapters: Sequence[str] | None = None,
+        adapters: Sequence[int] | None = None,
     ) -> tuple[torch.Tensor, DynamicCache]:
         """Run left-padded prompts; returns the last position's logits ``[n, vocab]`` and their cache.
 
-        ``adapters`` names the LoRA adapter of each prompt (``__base__``: none), once any is loaded.
+        ``adapters`` gives each prompt's LoRA adapter slot (0: none; see :mod:`lmdeck.local.adapters`).
 
         With ``full_logits`` the logits are every column's, ``[n, width, vocab]`` (prompt ``i`` occupies the
         last ``len(prompts[i])`` columns): what scoring the prompt's own tokens needs.
@@ -119,7 +118,6 @@ class LocalCausalLM:
             layers, len(prompts), heads, head_dim, width, torch.empty((), dtype=self.dtype, device=self.device)
         )
         out = self._forward(
-            len(prompts),
             adapters,
             input_ids=ids.to(self.device),
             position_ids=positions.to(self.device),
@@ -136,15 +134,14 @@ class LocalCausalLM:
         kv: BatchKV,
         tokens: Sequence[int],
         positions: Sequence[int],
-        adapters: Sequence[str] | None = None,
+        adapters: Sequence[int] | None = None,
     ) -> torch.Tensor:
         """One step for every running row: feed ``tokens``, return next-token logits ``[rows, vocab]``.
 
-        ``adapters`` names each row's LoRA adapter (``__base__``: none), once any is loaded.
+        ``adapters`` gives each row's LoRA adapter slot (0: none; see :mod:`lmdeck.local.adapters`).
         """
         cache = kv.cache()
         out = self._forward(
-            len(tokens),
             adapters,
             input_ids=torch.tensor(list(tokens), dtype=torch.long, device=self.device)[:, None],
             position_ids=torch.tensor(list(positions), dtype=torch.long, device=self.device)[:, None],
