@@ -43,9 +43,11 @@ def test_rendered_through_the_demo_template(demo_base: BaseModelInfo) -> None:
             completion="cba<|end|>",
             stratum="reverse",
             source="manual",
+            messages=[{"role": "user", "content": "Reverse: abc"}],
+            answer="cba",
         )
     ]
-    assert prepared.validation == []
+    assert prepared.validation == [] and prepared.validation_rows() == []
     assert prepared.card.chat_template == "<|user|>{content}<|end|><|assistant|>{answer}<|end|>"
     # one token per character and per special token: the demo model's tokenizer
     assert prepared.card.lengths["train"].max == len("Reverse: abc") + len("cba") + 4
@@ -143,7 +145,7 @@ def test_written_files(demo_base: BaseModelInfo, tmp_path: Path) -> None:
     files = prepared.write(tmp_path / "data")
     assert read_jsonl(files.train) == prepared.train and read_jsonl(files.validation) == prepared.validation
     first = json.loads(files.train.read_text().splitlines()[0])
-    assert set(first) == {"prompt", "completion", "stratum", "trace_id", "source"}
+    assert set(first) == {"prompt", "completion", "stratum", "trace_id", "source", "messages", "answer"}
     assert DataCard.model_validate_json(files.card.read_text()) == prepared.card
     assert sorted(p.name for p in files.directory.iterdir()) == ["data_card.json", "train.jsonl", "validation.jsonl"]
 
@@ -154,3 +156,22 @@ def test_same_rows_same_split(demo_base: BaseModelInfo) -> None:
     b = prepare_dataset(rows, NO_PII, base=demo_base, dataset="d")
     c = prepare_dataset(rows, NO_PII.model_copy(update={"seed": 1}), base=demo_base, dataset="d")
     assert a.train == b.train and a.validation == b.validation and a.validation != c.validation
+
+
+def test_validation_rows_to_evaluate_on(demo_base: BaseModelInfo) -> None:
+    rows = [
+        DatasetRow(input="Mail ana@example.org: how many 'a' in banana?", expected="3", metadata={"skill": "count"}),
+        *_count_rows(9),
+    ]
+    prepared = prepare_dataset(
+        rows, PrepOptions(stratify_by="skill", validation_fraction=0.5), base=demo_base, dataset="v"
+    )
+    validation = prepared.validation_rows()
+    assert len(validation) == len(prepared.validation) == 5
+    for row, example in zip(validation, prepared.validation, strict=True):
+        assert row.input == {"messages": example.messages} and row.expected == example.answer
+        assert demo_base.template.render(row.input["messages"]) == example.prompt
+        assert example.completion == f"{row.expected}<|end|>"
+        assert row.metadata == {"skill": "count", "source": example.source} and row.trace_id == example.trace_id
+    scrubbed = next(e for e in prepared.train + prepared.validation if "banana?" in e.prompt and "Mail" in e.prompt)
+    assert scrubbed.messages == [{"role": "user", "content": "Mail <EMAIL_ADDRESS_1>: how many 'a' in banana?"}]

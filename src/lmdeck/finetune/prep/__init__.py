@@ -25,6 +25,10 @@ Public signatures:
   (``BaseModelInfo.from_directory(name, path)`` for a checkpoint directory)
 - ``PreparedDataset.write(directory: Path) -> PreparedFiles`` (``.train``, ``.validation``, ``.card`` paths);
   ``read_jsonl(path) -> list[ChatExample]``
+- ``PreparedDataset.validation_rows() -> list[DatasetRow]``: the held-out examples as rows to evaluate on
+  (``input``: ``{"messages": [...]}``, ``expected``: the answer, ``metadata[stratify_by]``: the stratum)
+- ``DatasetStore.set_card(name, version, card)`` / ``DatasetStore.card(name, version)``
+  (``lmdeck.registry.datasets``): the card kept with a dataset version
 """
 
 from lmdeck.finetune.prep.base_model import BaseModelError, BaseModelInfo, load_base_model

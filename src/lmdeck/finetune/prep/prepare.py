@@ -113,6 +113,8 @@ def prepare_dataset(
             stratum=c.stratum,
             trace_id=c.trace_id,
             source=c.source,
+            messages=c.messages,
+            answer=c.answer,
         )
         for c in conversations
     ]

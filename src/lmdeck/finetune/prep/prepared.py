@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lmdeck.finetune.prep.examples import ChatExample
+from lmdeck.protocol.registry import DatasetRow
 from lmdeck.protocol.training import DataCard
 
 TRAIN_FILE = "train.jsonl"
@@ -53,6 +54,11 @@ class PreparedDataset:
     train: list[ChatExample]
     validation: list[ChatExample]
     card: DataCard
+
+    def validation_rows(self) -> list[DatasetRow]:
+        """The validation examples as dataset rows (``input``: messages, ``expected``: answer), e.g. for an
+        eval run; the stratum is kept in ``metadata`` under the ``stratify_by`` key."""
+        return [e.as_row(self.card.options.stratify_by) for e in self.validation]
 
     def write(self, directory: Path) -> PreparedFiles:
         """Write ``train.jsonl``, ``validation.jsonl`` and ``data_card.json`` into ``directory`` (made if missing).
