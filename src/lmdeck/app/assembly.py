@@ -16,6 +16,7 @@ from lmdeck.delivery.runtime import DeliveryRuntime
 from lmdeck.delivery.shadow.runtime import ShadowRuntime
 from lmdeck.evaluation.registry import load_evaluators
 from lmdeck.evaluation.runtime import EvaluationRuntime
+from lmdeck.finetune.flywheel.service import FlywheelService
 from lmdeck.gateway.batches.files import FileStore
 from lmdeck.gateway.batches.rows import BatchRows
 from lmdeck.gateway.batches.runner import BatchRunner
@@ -111,6 +112,8 @@ class Gateway:
     delivery: DeliveryRuntime | None = None
     flags: FlagRuntime | None = None
     drift: DriftService | None = None
+    #: ``/api/flywheel/runs``: traces → dataset → fine-tuning job → release.
+    flywheel: FlywheelService | None = None
     #: ``/v1/responses``: the Responses API, translated into chat, and its stored responses.
     responses: ResponsesServing | None = None
     #: ``/v1/files``: uploaded batch input files and the batches' output files.
@@ -324,6 +327,8 @@ def build_gateway(
         route_kind=lambda name: config.kind if (config := route_config(name)) is not None else None,
     )
     batches = BatchRunner(BatchStore(db), files, batch_rows, concurrency=settings.batches.concurrency)
+    flywheel = FlywheelService(db, registry.datasets, registry.models, policy.audit)
+    services.append(flywheel)
     services.append(batches)  # last to start (it resumes batches through the pipeline), first to stop
     return Gateway(
         settings=settings,
@@ -355,6 +360,7 @@ def build_gateway(
         flags=flags,
         span_writer=span_writer,
         drift=drift,
+        flywheel=flywheel,
         files=files,
         batches=batches,
         moderations=ModerationServing(

@@ -42,6 +42,7 @@ from lmdeck.app.routes import evaluation as evaluation_routes
 from lmdeck.app.routes import experiments as experiment_routes
 from lmdeck.app.routes import feedback as feedback_routes
 from lmdeck.app.routes import flags as flag_routes
+from lmdeck.app.routes import flywheel as flywheel_routes
 from lmdeck.app.routes import guardrails as guardrail_routes
 from lmdeck.app.routes import otlp as otlp_routes
 from lmdeck.app.routes import registry as registry_routes
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
     app.include_router(flag_routes.router)
     app.include_router(shadow_routes.router)
     app.include_router(drift_routes.router)
+    app.include_router(flywheel_routes.router)
     for evaluation_part in (evaluation_routes, feedback_routes, experiment_routes, annotation_routes):
         app.include_router(evaluation_part.router)
     for access_routes in (keys, teams, budgets, spend, audit, secrets):

@@ -20,6 +20,7 @@ from lmdeck.delivery.flags.service import FlagService
 from lmdeck.delivery.runtime import DeliveryRuntime
 from lmdeck.delivery.shadow.runtime import ShadowRuntime
 from lmdeck.evaluation.runtime import EvaluationRuntime
+from lmdeck.finetune.flywheel.service import FlywheelService
 from lmdeck.gateway.batches.files import FileStore
 from lmdeck.gateway.batches.runner import BatchRunner
 from lmdeck.gateway.ingress.responses.serving import ResponsesServing
@@ -66,6 +67,14 @@ def delivery_of(request: Request) -> DeliveryRuntime:
     if runtime is None:
         raise RuntimeError("this gateway was built without delivery: build it with build_gateway()")
     return runtime
+
+
+def flywheel_of(request: Request) -> FlywheelService:
+    """The flywheel runs (traces → dataset → fine-tuning job → release) of the gateway serving ``request``."""
+    flywheel = gateway_of(request).flywheel
+    if flywheel is None:
+        raise RuntimeError("this gateway was built without the flywheel: build it with build_gateway()")
+    return flywheel
 
 
 def flags_of(request: Request) -> FlagService:

@@ -16,6 +16,7 @@ from lmdeck.cli import drift as drift_cmd
 from lmdeck.cli import eval as eval_cmd
 from lmdeck.cli import files as files_cmd
 from lmdeck.cli import flags as flags_cmd
+from lmdeck.cli import flywheel as flywheel_cmd
 from lmdeck.cli import guardrails as guardrails_cmd
 from lmdeck.cli import keys as keys_cmd
 from lmdeck.cli import models as models_cmd
@@ -47,6 +48,7 @@ app.add_typer(flags_cmd.app, name="flags")
 app.add_typer(guardrails_cmd.app, name="guardrails")
 app.add_typer(routers_cmd.app, name="routers")
 app.add_typer(releases_cmd.app, name="releases")
+app.add_typer(flywheel_cmd.app, name="flywheel")
 app.add_typer(retention_cmd.app, name="retention")
 app.add_typer(alerts_cmd.app, name="alerts")
 app.add_typer(queues_cmd.app, name="queues")

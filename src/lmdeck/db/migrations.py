@@ -35,6 +35,7 @@ MIGRATION_MODULES: list[str] = [
     "lmdeck.delivery.flags.migrations",
     "lmdeck.gateway.ingress.responses.migrations",
     "lmdeck.gateway.batches.migrations",
+    "lmdeck.finetune.flywheel.migrations",
 ]
 
 

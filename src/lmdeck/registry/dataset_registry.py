@@ -279,34 +279,9 @@ class DatasetRegistry:
         query, predicates = self.parser.parse(filter, limit=limit)
 
         def build() -> tuple[DatasetVersion, bool, int]:
-            owner, drawn = self._traces_owner(name, principal, team, visibility)
-            scoped, scope_predicates = query, list(predicates)
-            if drawn is not None:
-                if query.team_id not in (None, drawn.team_id):
-                    raise _no_traces(filter, 0)
-                scoped = replace(query, team_id=drawn.team_id)
-                # TraceQuery(team_id=None) means "any team": the default team's traces are those without one.
-                scope_predicates.append(of_team(drawn.team_id))
-            records = self._matching(scoped, scope_predicates, limit)
-            rows = [row for row in (row_from_trace(r) for r in records) if row is not None]
-            if corrections != "none":
-                rows = self.corrected(rows, corrections, keep_uncorrected=keep_uncorrected)
-            if not rows:
-                if corrections != "none" and not keep_uncorrected:
-                    raise _no_corrections(filter, len(records), corrections)
-                raise _no_traces(filter, len(records))
-            if drawn is None:
-                teams = {r.team_id for r in records if row_from_trace(r) is not None}
-                if len(teams) > 1:
-                    named = ", ".join(sorted(t or "(no team)" for t in teams))
-                    raise APIError(
-                        400,
-                        f"the traces {filter!r} matches belong to several teams ({named}); a dataset "
-                        "belongs to one team: name it with `team` (or add team=<id> to the filter)",
-                        param="team",
-                        code="several_teams",
-                    )
-                owner = Owner(teams.pop(), visibility or "team")
+            owner, records, rows = self._cut(
+                name, filter, query, predicates, principal, limit, team, visibility, corrections, keep_uncorrected
+            )
             source: dict[str, Any] = {"kind": "traces", "filter": filter, "traces": len(records)}
             if corrections != "none":
                 source["corrections"] = corrections
@@ -317,6 +292,79 @@ class DatasetRegistry:
             return version, created, len(records) - len(rows)
 
         return await anyio.to_thread.run_sync(build)
+
+    def _cut(
+        self,
+        name: str,
+        filter: str,
+        query: TraceQuery,
+        predicates: list[Any],
+        principal: Principal,
+        limit: int,
+        team: str | None,
+        visibility: Visibility | None,
+        corrections: CorrectionKind,
+        keep_uncorrected: bool,
+    ) -> tuple[Owner | None, list[TraceRecord], list[DatasetRow]]:
+        """(the owner a new dataset gets, None for an existing one; the traces matched, the rows they make) for :meth:`from_traces` (blocking)."""
+        owner, drawn = self._traces_owner(name, principal, team, visibility)
+        scoped, scope_predicates = query, list(predicates)
+        if drawn is not None:
+            if query.team_id not in (None, drawn.team_id):
+                raise _no_traces(filter, 0)
+            scoped = replace(query, team_id=drawn.team_id)
+            # TraceQuery(team_id=None) means "any team": the default team's traces are those without one.
+            scope_predicates.append(of_team(drawn.team_id))
+        records = self._matching(scoped, scope_predicates, limit)
+        rows = [row for row in (row_from_trace(r) for r in records) if row is not None]
+        if corrections != "none":
+            rows = self.corrected(rows, corrections, keep_uncorrected=keep_uncorrected)
+        if not rows:
+            if corrections != "none" and not keep_uncorrected:
+                raise _no_corrections(filter, len(records), corrections)
+            raise _no_traces(filter, len(records))
+        if drawn is None:
+            teams = {r.team_id for r in records if row_from_trace(r) is not None}
+            if len(teams) > 1:
+                named = ", ".join(sorted(t or "(no team)" for t in teams))
+                raise APIError(
+                    400,
+                    f"the traces {filter!r} matches belong to several teams ({named}); a dataset "
+                    "belongs to one team: name it with `team` (or add team=<id> to the filter)",
+                    param="team",
+                    code="several_teams",
+                )
+            owner = Owner(teams.pop(), visibility or "team")
+        return owner, records, rows
+
+    async def preview(
+        self,
+        name: str,
+        filter: str,
+        *,
+        principal: Principal,
+        limit: int = 1000,
+        corrections: CorrectionKind = "none",
+        keep_uncorrected: bool = True,
+    ) -> dict[str, Any]:
+        """What :meth:`from_traces` would make, making nothing: ``{"traces": matched, "rows": n,
+        "corrected": n}``; no matching trace (or row) is ``{"traces": 0, ...}``, not an error."""
+        check_name("dataset", name)
+        query, predicates = self.parser.parse(filter, limit=limit)
+
+        def count() -> dict[str, Any]:
+            try:
+                _, records, rows = self._cut(
+                    name, filter, query, predicates, principal, limit, None, None, corrections, keep_uncorrected
+                )
+            except APIError as exc:
+                if exc.code != "no_traces":
+                    raise
+                return {"traces": 0, "rows": 0, "corrected": 0, "note": exc.message}
+            corrected = sum(1 for r in rows if r.metadata.get("source") == "correction")
+            return {"traces": len(records), "rows": len(rows), "corrected": corrected}
+
+        return await anyio.to_thread.run_sync(count)
 
     def corrected(
         self, rows: list[DatasetRow], kind: CorrectionKind, *, keep_uncorrected: bool = True
