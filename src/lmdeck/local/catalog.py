@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Literal
 
 Task = Literal["generate", "embed"]
@@ -61,10 +61,16 @@ class ModelCatalog:
         return [*BUILTIN, *extra]
 
     def find(self, name: str) -> LocalModelSpec:
+        """The model called ``name``; raises :class:`UnknownLocalModel` naming the choices.
+
+        A name never leads out of ``model_dir``: an absolute name or one with a ``..`` part (a version
+        any developer may write names it) is unknown.
+        """
         if name in BUILTIN:
             task, where = BUILTIN[name]
             return LocalModelSpec(name, task, where())
-        if self.model_dir is not None and (self.model_dir / name / "config.json").exists():
+        inside = not PurePath(name).is_absolute() and ".." not in PurePath(name).parts
+        if self.model_dir is not None and inside and (self.model_dir / name / "config.json").exists():
             return LocalModelSpec(name, "generate", self.model_dir / name)
         known = ", ".join(BUILTIN)
         hint = f" or a directory {self.model_dir / name}" if self.model_dir else " (or set local.model_dir)"
