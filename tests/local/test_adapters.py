@@ -177,3 +177,31 @@ def test_the_adapted_logits_are_peft_s(lm: LocalCausalLM, lora_dirs: list[Path])
         with torch.inference_mode():
             expected = reference(input_ids=torch.tensor([prompts[i]])).logits[0, -1]
         assert torch.allclose(logits[i], expected, atol=1e-4), (adapter, (logits[i] - expected).abs().max())
+
+
+async def test_a_row_given_back_goes_on_with_its_adapter(lm: LocalCausalLM, lora_dirs: list[Path]) -> None:
+    """A request that gives its row to another team (and its adapter slot to another adapter) resumes with its own."""
+    params = SamplingParams(max_tokens=40, temperature=0, ignore_eos=True)
+    prompts = [chat_tokens(lm, "Reverse: abcdef"), chat_tokens(lm, "Capital of Peru?")]
+    alone_engine = LocalEngine(lm, max_batch_size=2, max_queue=4, max_adapters=1)
+    try:
+        expected = [(await alone_engine.submit(p, params, adapter=lora_dirs[0]).text())[0] for p in prompts]
+    finally:
+        alone_engine.close()
+    engine = LocalEngine(lm, max_batch_size=2, max_queue=4, max_adapters=2)
+    try:
+        red = [engine.submit(p, params, group="red", member="k1", adapter=lora_dirs[0]) for p in prompts]
+        started = [(await h.next_event()).text for h in red]  # red holds both rows
+        blue = engine.submit(
+            prompts[0], SamplingParams(max_tokens=3, temperature=0), group="blue", member="k2", adapter=lora_dirs[1]
+        )
+        await blue.text()
+        rest = [(await h.text())[0] for h in red]
+        assert engine.stats.preempted >= 1
+        assert [begun + more for begun, more in zip(started, rest, strict=True)] == expected
+    finally:
+        engine.close()
+
+
+def chat_tokens(lm: LocalCausalLM, text: str) -> list[int]:
+    return lm.encode(lm.template.render([{"role": "user", "content": text}]))

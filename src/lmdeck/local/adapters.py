@@ -24,7 +24,7 @@ from lmdeck.local.model import LocalCausalLM
 
 
 class AdapterSlots:
-    """The adapters loaded on ``lm``, keyed by resolved path, least recently used first."""
+    """The adapters loaded on ``lm``, keyed by resolved path, least recently used first (one per model: its engine's)."""
 
     def __init__(self, lm: LocalCausalLM, capacity: int = 8) -> None:
         if capacity < 1:
