@@ -563,6 +563,24 @@ class LocalSettings(BaseModel):
     )
 
 
+class FineTuningSettings(BaseModel):
+    """Where fine-tuning jobs train: the job runner (``local`` subprocess or a ``ray`` cluster) and its options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    runner: str = Field(default="local", description="job runner: `local` (a subprocess) or `ray` (Ray Jobs)")
+    ray_address: str | None = Field(
+        default=None,
+        description="Ray Jobs address of the `ray` runner (`http://head:8265`); unset: Ray's own discovery "
+        "(RAY_ADDRESS, then a cluster started on this machine)",
+    )
+    ray_python: str = Field(
+        default="python", description="the Python the `ray` runner's entrypoint runs on the cluster (lmdeck installed)"
+    )
+    ray_num_cpus: float = Field(default=1.0, ge=0, le=1024, description="CPUs a Ray training job reserves")
+    ray_num_gpus: float = Field(default=0.0, ge=0, le=64, description="GPUs a Ray training job reserves")
+
+
 class ModelPrice(BaseModel):
     """What an upstream model costs, in US dollars per 1M tokens (at most 6 decimals: read exactly).
 
@@ -827,6 +845,9 @@ class Settings(BaseModel):
     retry: RetrySettings = Field(default_factory=RetrySettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     local: LocalSettings = Field(default_factory=LocalSettings)
+    fine_tuning: FineTuningSettings = Field(
+        default_factory=FineTuningSettings, description="where fine-tuning jobs train (job runner, Ray address)"
+    )
     policy: PolicySettings = Field(default_factory=PolicySettings)
     plugins: dict[str, Any] = Field(default_factory=dict, description="settings for third-party plugins")
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
