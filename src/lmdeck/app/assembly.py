@@ -327,7 +327,7 @@ def build_gateway(
         route_kind=lambda name: config.kind if (config := route_config(name)) is not None else None,
     )
     batches = BatchRunner(BatchStore(db), files, batch_rows, concurrency=settings.batches.concurrency)
-    flywheel = FlywheelService(db, registry.datasets, registry.models, policy.audit)
+    flywheel = FlywheelService(db, registry.datasets, registry.models, policy.audit, releases=delivery.releases)
     services.append(flywheel)
     services.append(batches)  # last to start (it resumes batches through the pipeline), first to stop
     return Gateway(

@@ -42,6 +42,11 @@ class FlywheelRunRequest(BaseModel):
     hyperparameters: dict[str, Any] = Field(default_factory=dict, description="passed to the fine-tuning job")
     job: dict[str, Any] = Field(default_factory=dict, description="other fine-tuning job fields (gate, regression set)")
     alias: str = Field(default="candidate", pattern=r"^[a-z][a-z0-9_-]{0,63}$", description="moved to the new version")
+    release: dict[str, Any] | None = Field(
+        default=None,
+        description="release the new version as a canary on `route` (a route that follows a registry alias): "
+        "the release's fields (strategy, metrics, label, ...) without name, route and candidate",
+    )
     dry_run: bool = Field(default=False, description="answer the plan; change nothing")
 
     def model_name(self) -> str:

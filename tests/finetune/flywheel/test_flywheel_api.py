@@ -179,3 +179,44 @@ async def test_bad_requests_are_4xx_in_openai_shape(deck: Deck) -> None:
     assert (await deck.call("GET", "/api/flywheel/runs/fw_nope")).status_code == 404
     assert (await deck.call("POST", "/api/flywheel/runs/fw_nope/resume")).status_code == 404
     assert (await deck.call("POST", "/api/flywheel/runs", "blue-app", json=RUN)).status_code == 403
+
+
+def support_trace(trace_id: str) -> TraceRecord:
+    record = trace(trace_id, "add", "What is 2 + 3?", "6")
+    record.route = "support"
+    return record
+
+
+async def test_a_route_with_a_release_setup_gets_a_canary_of_the_new_version(deck: Deck) -> None:
+    assert (await deck.call("POST", "/api/registry/models", json={"name": "calc-bot"})).status_code == 201
+    first = await deck.call(
+        "POST", "/api/registry/models/calc-bot/versions", json={"provider": "arith", "model": "careful"}
+    )
+    assert first.status_code == 201, first.text
+    assert (
+        await deck.call("PUT", "/api/registry/models/calc-bot/aliases/production", json={"version": 1})
+    ).status_code == 200
+    SQLTraceStore(deck.gateway.db).insert([support_trace("s1")])
+    r = await deck.call("POST", "/api/feedback", json={"trace_id": "s1", "value": 0, "correction": "5"})
+    assert r.status_code == 201
+    flywheel = deck.gateway.flywheel
+    assert flywheel is not None
+    flywheel.tuner = FakeTuner(deck.gateway.registry.models)
+    body = {
+        "route": "support",
+        "from_traces": "feedback<=0",
+        "corrections": "feedback",
+        "base": "demo",
+        "register_as": "calc-bot",
+        "release": {"strategy": {"steps": [10, 50, 100]}},
+    }
+    plan = (await deck.call("POST", "/api/flywheel/runs", json={**body, "dry_run": True})).json()
+    assert "canary release" in plan["steps"][2]["describe"]
+    run = await finished(deck, (await deck.call("POST", "/api/flywheel/runs", json=body)).json()["id"])
+    assert run["status"] == "succeeded", (run["error"], run["steps"])
+    release = run["steps"][2]["output"]
+    assert release["kind"] == "canary" and release["version"] == 2 and release["state"] == "canary"
+    shown = (await deck.call("GET", f"/api/releases/{release['release']}")).json()
+    assert shown["spec"]["candidate"]["model"] == "calc-bot@2" and shown["spec"]["route"] == "support"
+    bad = await deck.call("POST", "/api/flywheel/runs", json={**body, "release": {"strategy": "fast"}})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "release"

@@ -7,8 +7,9 @@ A run's steps (:data:`lmdeck.protocol.flywheel.STEPS`):
    row's expected output taken from a correction (feedback or annotation labels) where one was given;
 2. ``fine_tune``: a fine-tuning job on that version (prepare → train → gate → register), followed
    until it ends; a job the gate refused ends the run ``gated`` with the job's evidence;
-3. ``release``: alias ``candidate`` (``alias``) of the registered model moved to the new version, so
-   ``registry:<name>@candidate`` serves it.
+3. ``release``: with ``release`` given, a canary release of the new version on ``route`` through the
+   delivery controller (the route must follow a registry alias of the model); else alias ``candidate``
+   (``alias``) of the registered model moved to the new version, so ``registry:<name>@candidate`` serves it.
 
 Each step's output is stored with the run before the next starts, and each finished step is appended
 to the audit log. A failed run keeps the outputs of the steps that succeeded: :meth:`resume` runs it
@@ -27,12 +28,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import anyio
+from pydantic import ValidationError
 
 from lmdeck.db import Database
+from lmdeck.delivery.machine import Action
 from lmdeck.finetune.flywheel.store import FlywheelRun, FlywheelStore, StepState, run_not_found
 from lmdeck.finetune.flywheel.tuner import FineTuner, JobOutcome, UnavailableTuner
 from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import APIError
+from lmdeck.protocol.delivery import ReleaseSpec
 from lmdeck.protocol.flywheel import STEPS, FlywheelRunRequest
 from lmdeck.registry.catalog import actor_of, check_name
 from lmdeck.registry.dataset_registry import DatasetRegistry
@@ -42,6 +46,14 @@ log = logging.getLogger(__name__)
 
 class AuditTrail(Protocol):
     def append(self, actor: str, action: str, target: str, *, before: Any = None, after: Any = None) -> Any: ...
+
+
+class Releases(Protocol):
+    """Creates and starts canary releases (:class:`lmdeck.delivery.service.ReleaseService`)."""
+
+    async def create(self, spec: ReleaseSpec, principal: Principal) -> dict[str, Any]: ...
+
+    async def act(self, name: str, action: Action, *, principal: Principal | None = None) -> dict[str, Any]: ...
 
 
 class AliasMover(Protocol):
@@ -79,6 +91,7 @@ class FlywheelService:
         audit: AuditTrail,
         tuner: FineTuner | None = None,
         *,
+        releases: Releases | None = None,
         poll_interval: float = 1.0,
     ) -> None:
         self.store = FlywheelStore(db)
@@ -86,6 +99,7 @@ class FlywheelService:
         self.models = models
         self.audit = audit
         self.tuner: FineTuner = tuner or UnavailableTuner()
+        self.releases = releases
         self.poll_interval = poll_interval
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._steps: dict[str, Step] = {
@@ -138,6 +152,21 @@ class FlywheelService:
     def _check(self, spec: FlywheelRunRequest) -> None:
         check_name("model", spec.model_name())
         check_name("dataset", spec.dataset_name())
+        if spec.release is not None:
+            if self.releases is None:
+                raise APIError(400, "this server has no releases: leave out `release`", param="release")
+            self._release_spec(spec, "fw_check", 1)
+
+    def _release_spec(self, spec: FlywheelRunRequest, run_id: str, version: int) -> ReleaseSpec:
+        """The canary release of model version ``version`` on the run's route, from ``spec.release``."""
+        fixed = {"name": f"flywheel-{run_id.removeprefix('fw_')}"[:64], "route": spec.route}
+        candidate = {"model": f"{spec.model_name()}@{version}"}
+        try:
+            return ReleaseSpec.model_validate({**(spec.release or {}), **fixed, "candidate": candidate})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise APIError(400, f"release.{where}: {first['msg']}", param="release") from None
 
     def _filter(self, spec: FlywheelRunRequest) -> str:
         """The trace filter a run draws with: the route's traces that ``from_traces`` matches."""
@@ -174,8 +203,12 @@ class FlywheelService:
             },
             {
                 "name": "release",
-                "describe": f"move {spec.model_name()}@{spec.alias} to the new version "
-                f"(served as registry:{spec.model_name()}@{spec.alias})",
+                "describe": (
+                    f"start a canary release of the new version on route {spec.route!r}"
+                    if spec.release is not None
+                    else f"move {spec.model_name()}@{spec.alias} to the new version "
+                    f"(served as registry:{spec.model_name()}@{spec.alias})"
+                ),
             },
         ]
         plan: dict[str, Any] = {"object": "flywheel.plan", "request": spec.model_dump(mode="json"), "steps": steps}
@@ -318,6 +351,16 @@ class FlywheelService:
     async def _release(self, run: FlywheelRun, step: StepState, principal: Principal) -> None:
         spec, tuned = run.spec, run.output("fine_tune")
         name, version = str(tuned.get("model") or spec.model_name()), int(tuned["model_version"])
+        if spec.release is not None and self.releases is not None:
+            release = self._release_spec(spec, run.id, version)
+            if step.output.get("release") != release.name:  # a resumed step does not create it twice
+                await self.releases.create(release, principal)
+                step.output = {"kind": "canary", "release": release.name, "model": name, "version": version}
+                await anyio.to_thread.run_sync(self.store.save, run)
+            started = await self.releases.act(release.name, "start", principal=principal)
+            step.output.update({"state": started.get("state"), "route": spec.route})
+            step.progress = f"release {release.name}: {started.get('state')} on route {spec.route}"
+            return
         moved = await self.models.move(
             name, spec.alias, version, reason=f"flywheel run {run.id} (job {tuned.get('job_id')})", principal=principal
         )
