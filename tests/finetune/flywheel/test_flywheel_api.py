@@ -46,6 +46,8 @@ class FakeTuner:
         self.jobs: dict[str, dict[str, Any]] = {}
 
     async def submit(self, **job: Any) -> str:
+        if job["hyperparameters"].get("epochs", 1) < 1:
+            ModelVersionSpec.model_validate({"version": 0})  # a request the tuner builds fails validation
         job_id = f"ftjob-{len(self.jobs) + 1}"
         self.jobs[job_id] = {**job, "polls": 0}
         return job_id
@@ -162,6 +164,16 @@ async def test_a_gated_job_ends_the_run_gated_with_its_evidence(deck: Deck) -> N
     run = await finished(deck, started.json()["id"])
     assert run["status"] == "gated" and "count accuracy" in run["error"]
     assert run["steps"][1]["output"]["gate"] == {"passed": False} and run["steps"][2]["status"] == "pending"
+
+
+async def test_a_job_request_that_does_not_validate_fails_its_step_naming_the_field(deck: Deck) -> None:
+    await rate_down(deck)
+    flywheel = deck.gateway.flywheel
+    assert flywheel is not None
+    flywheel.tuner = FakeTuner(deck.gateway.registry.models)
+    started = await deck.call("POST", "/api/flywheel/runs", json={**RUN, "hyperparameters": {"epochs": 0}})
+    run = await finished(deck, started.json()["id"])
+    assert run["status"] == "failed" and run["error"].startswith("fine_tune: version:"), run["error"]
 
 
 async def test_bad_requests_are_4xx_in_openai_shape(deck: Deck) -> None:

@@ -265,8 +265,8 @@ class FlywheelService:
                 run.status, run.error = "failed", f"{name}: interrupted"
                 await anyio.to_thread.run_sync(self.store.save, run)
                 raise
-            except (APIError, StepFailed) as exc:
-                message = exc.message if isinstance(exc, APIError) else str(exc)
+            except (APIError, StepFailed, ValidationError) as exc:
+                message = exc.message if isinstance(exc, APIError) else _first_error(exc)
                 status = exc.status if isinstance(exc, StepFailed) else "failed"
                 step.finish("failed", error=message)
                 run.status, run.error = status, f"{name}: {message}"
@@ -373,3 +373,11 @@ class FlywheelService:
             "changed": moved.get("changed", True),
         }
         step.progress = f"{name}@{spec.alias} → version {version}"
+
+
+def _first_error(exc: StepFailed | ValidationError) -> str:
+    """A step's failure as one line (a request a step built that did not validate: its first error)."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    return str(exc)
