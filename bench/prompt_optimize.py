@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +25,10 @@ from lmdeck.sdk import Client
 from lmdeck.testing.servers import gateway_process
 
 CHECKERS = {"count": "numeric", "add": "numeric", "sub": "numeric"}
+
+
+def reference(answer: str, evaluator: str) -> str:
+    return re.findall(r"-?\d+", answer)[-1] if evaluator == "numeric" else answer
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,7 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     evaluator = CHECKERS.get(args.skill, "exact")
-    rows = [{"input": {"input": e.prompt}, "expected": e.answer} for e in heldout_set(args.skill, args.rows)]
+    examples = heldout_set(args.skill, args.rows)
+    # `numeric` wants one number as the reference: the worked answer's last one, which the skill checks.
+    rows = [{"input": {"input": e.prompt}, "expected": reference(e.answer, evaluator)} for e in examples]
     with (
         tempfile.TemporaryDirectory() as tmp,
         gateway_process({}, data_dir=Path(tmp), timeout=120) as gw,
