@@ -92,7 +92,8 @@ def run(
     register_as: str | None = typer.Option(None, "--register-as", help="model name (default: the route's)"),
     dataset: str | None = typer.Option(None, help="dataset name (default: <model>-flywheel)"),
     limit: int = typer.Option(1000, help="most traces to draw"),
-    hyperparameters: str | None = typer.Option(None, help="JSON, e.g. '{\"epochs\": 2}'"),
+    hyperparameters: str | None = typer.Option(None, help="JSON, e.g. '{\"max_steps\": 120}'"),
+    job: str | None = typer.Option(None, "--job", help='other job fields as JSON, e.g. \'{"gate": {"min_rows": 20}}\''),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and change nothing"),
     follow: bool = FOLLOW,
     as_json: bool = AS_JSON,
@@ -109,8 +110,12 @@ def run(
         "limit": limit,
         "dry_run": dry_run,
     }
-    if hyperparameters:
-        fields["hyperparameters"] = json.loads(hyperparameters)
+    for key, text in (("hyperparameters", hyperparameters), ("job", job)):
+        if text:
+            try:
+                fields[key] = json.loads(text)
+            except ValueError as exc:
+                raise typer.BadParameter(f"not JSON: {exc}", param_hint=f"--{key}") from None
     with connect(base_url, api_key) as client:
         flywheel = _flywheel(client)
         answer = flywheel.run(route=route, base=base, **fields)
