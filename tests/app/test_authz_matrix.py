@@ -283,6 +283,13 @@ PROTOCOL_ROUTES = {
     ("GET", "/v1/batches/{batch_id}"),
     ("POST", "/v1/batches/{batch_id}/cancel"),
     ("POST", "/v1/moderations"),
+    ("POST", "/v1/fine_tuning/jobs"),
+    ("GET", "/v1/fine_tuning/jobs"),
+    ("GET", "/v1/fine_tuning/jobs/{fine_tuning_job_id}"),
+    ("POST", "/v1/fine_tuning/jobs/{fine_tuning_job_id}/cancel"),
+    ("POST", "/v1/fine_tuning/jobs/{fine_tuning_job_id}/resume"),
+    ("GET", "/v1/fine_tuning/jobs/{fine_tuning_job_id}/events"),
+    ("GET", "/v1/fine_tuning/jobs/{fine_tuning_job_id}/checkpoints"),
 }
 
 

@@ -17,6 +17,7 @@ from lmdeck.delivery.shadow.runtime import ShadowRuntime
 from lmdeck.evaluation.registry import load_evaluators
 from lmdeck.evaluation.runtime import EvaluationRuntime
 from lmdeck.finetune.flywheel.service import FlywheelService
+from lmdeck.finetune.jobs.runtime import FineTuningRuntime
 from lmdeck.gateway.batches.files import FileStore
 from lmdeck.gateway.batches.rows import BatchRows
 from lmdeck.gateway.batches.runner import BatchRunner
@@ -122,6 +123,8 @@ class Gateway:
     batches: BatchRunner | None = None
     #: ``/v1/moderations``: texts judged by the guardrails.
     moderations: ModerationServing | None = None
+    #: ``/v1/fine_tuning/jobs``: LoRA fine-tuning jobs, their eval gate and registration.
+    finetune: FineTuningRuntime | None = None
     started: bool = False
 
     async def start(self) -> None:
@@ -330,6 +333,20 @@ def build_gateway(
     flywheel = FlywheelService(db, registry.datasets, registry.models, policy.audit, releases=delivery.releases)
     services.append(flywheel)
     services.append(batches)  # last to start (it resumes batches through the pipeline), first to stop
+    finetune = None
+    if evaluation.runs is not None:
+        finetune = FineTuningRuntime.build(
+            settings,
+            db,
+            registry,
+            evaluation.runs.runner,
+            pipeline,
+            audit=policy.audit,
+            principal_of=policy.keys.principal,
+            providers=providers,
+            provider_ctx=provider_ctx,
+        )
+        services.append(finetune)  # resumes unfinished jobs (their evaluations run through the pipeline)
     return Gateway(
         settings=settings,
         db=db,
@@ -363,6 +380,7 @@ def build_gateway(
         flywheel=flywheel,
         files=files,
         batches=batches,
+        finetune=finetune,
         moderations=ModerationServing(
             guardrails.service,
             route_config,

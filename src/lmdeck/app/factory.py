@@ -24,6 +24,7 @@ from lmdeck.app.routes import (
     batches_api,
     budgets,
     files_api,
+    fine_tuning,
     health,
     keys,
     messages_api,
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
     app.include_router(responses_api.router)
     app.include_router(files_api.router)
     app.include_router(batches_api.router)
+    app.include_router(fine_tuning.router)
     app.include_router(moderations_api.router)
     app.include_router(messages_api.router)
     app.include_router(registry_routes.router)

@@ -21,6 +21,7 @@ from lmdeck.delivery.runtime import DeliveryRuntime
 from lmdeck.delivery.shadow.runtime import ShadowRuntime
 from lmdeck.evaluation.runtime import EvaluationRuntime
 from lmdeck.finetune.flywheel.service import FlywheelService
+from lmdeck.finetune.jobs.service import FineTuningService
 from lmdeck.gateway.batches.files import FileStore
 from lmdeck.gateway.batches.runner import BatchRunner
 from lmdeck.gateway.ingress.responses.serving import ResponsesServing
@@ -136,6 +137,15 @@ def moderations_of(request: Request) -> ModerationServing:
     if serving is None:
         raise RuntimeError("this gateway was built without moderations: build it with build_gateway()")
     return serving
+
+
+def fine_tuning_of(request: Request) -> FineTuningService:
+    """The fine-tuning jobs (``/v1/fine_tuning/jobs``) of the gateway serving ``request``; a 503 when
+    the gateway has no registry to read datasets from and register adapters into."""
+    runtime = gateway_of(request).finetune
+    if runtime is None:
+        raise APIError(503, "fine-tuning needs the registry and eval runs", code="fine_tuning_unavailable")
+    return runtime.service
 
 
 def analytics_of(request: Request) -> AnalyticsPool:

@@ -15,6 +15,7 @@ from lmdeck.cli import datasets as datasets_cmd
 from lmdeck.cli import drift as drift_cmd
 from lmdeck.cli import eval as eval_cmd
 from lmdeck.cli import files as files_cmd
+from lmdeck.cli import fine_tuning as fine_tuning_cmd
 from lmdeck.cli import flags as flags_cmd
 from lmdeck.cli import flywheel as flywheel_cmd
 from lmdeck.cli import guardrails as guardrails_cmd
@@ -55,6 +56,7 @@ app.add_typer(queues_cmd.app, name="queues")
 app.add_typer(drift_cmd.app, name="drift")
 app.add_typer(files_cmd.app, name="files")
 app.add_typer(batches_cmd.app, name="batches")
+app.add_typer(fine_tuning_cmd.app, name="fine-tuning")
 
 
 @app.command()

@@ -36,6 +36,7 @@ MIGRATION_MODULES: list[str] = [
     "lmdeck.gateway.ingress.responses.migrations",
     "lmdeck.gateway.batches.migrations",
     "lmdeck.finetune.flywheel.migrations",
+    "lmdeck.finetune.jobs.migrations",
 ]
 
 

@@ -26,7 +26,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from lmdeck.cache.step import CACHE_HEADER
 from lmdeck.evaluation.base import ChatReply
+from lmdeck.gateway.routing.override import ROUTE_OVERRIDE
+from lmdeck.gateway.routing.state import RouteState
 from lmdeck.gateway.serving import run_after_response
 from lmdeck.pipeline.chain import Pipeline
 from lmdeck.pipeline.context import Completed, Kind, RequestContext, Slot
@@ -69,6 +72,7 @@ class PipelineInference:
         principal: Principal | None = None,
         request_prefix: str = "req_eval_",
         after_response: bool = False,
+        route_override: RouteState | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.token = token
@@ -78,6 +82,8 @@ class PipelineInference:
         self.tags = list(tags)
         self.metadata = dict(metadata or {})
         self.model_override = model_override
+        #: Targets that serve every request in place of its route's (an unregistered model version).
+        self.route_override = route_override
 
     def _context(self, kind: Kind, body: Any, tags: Sequence[str]) -> RequestContext:
         request_id = self.request_prefix + os.urandom(10).hex()
@@ -100,6 +106,10 @@ class PipelineInference:
         )
         if self.model_override:
             ctx.slots.put(MODEL_OVERRIDE, self.model_override)
+        if self.route_override is not None:
+            ctx.slots.put(ROUTE_OVERRIDE, self.route_override)
+            # A route's cache holds what its own targets answered, not what the override's would.
+            ctx.headers = {**ctx.headers, CACHE_HEADER: "bypass"}
         return ctx
 
     async def chat(self, body: dict[str, Any], *, tags: Sequence[str] = ()) -> ChatReply:

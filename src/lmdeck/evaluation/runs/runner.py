@@ -103,10 +103,18 @@ class EvalRunner:
         return self._progress.get(run_id)
 
     async def start(
-        self, request: RunRequest, principal: Principal, token: str | None, owner: Owner | None = None
+        self,
+        request: RunRequest,
+        principal: Principal,
+        token: str | None,
+        owner: Owner | None = None,
+        *,
+        inference_for: InferenceFactory | None = None,
     ) -> RunRecord:
         """Validate the request, record the run (owned by ``owner``, default: the caller's team) and
-        start it; errors here are 4xx for the caller."""
+        start it; errors here are 4xx for the caller. ``inference_for`` (default: the runner's) builds
+        the client the rows are sent through: a fine-tuning job passes one that serves an adapter
+        not yet registered."""
         name, version = split_ref(request.dataset)
         dataset = await anyio.to_thread.run_sync(self.sources.dataset, name, version, principal)
         prompt_name = prompt_version = None
@@ -120,7 +128,14 @@ class EvalRunner:
         row_count = min(dataset.row_count, request.max_rows or dataset.row_count)
         rows = (await anyio.to_thread.run_sync(self.sources.rows, dataset))[:row_count]
         return await self.start_rows(
-            request, dataset, rows, principal, token, owner, prompt=(prompt_name, prompt_version)
+            request,
+            dataset,
+            rows,
+            principal,
+            token,
+            owner,
+            prompt=(prompt_name, prompt_version),
+            inference_for=inference_for,
         )
 
     async def start_rows(
@@ -133,6 +148,7 @@ class EvalRunner:
         owner: Owner | None = None,
         *,
         prompt: tuple[str | None, int | None] = (None, None),
+        inference_for: InferenceFactory | None = None,
     ) -> RunRecord:
         """Record and start a run over ``rows`` taken from ``dataset`` (already resolved and readable
         by ``principal``): a subset, or rows whose input is already the messages to send (how a prompt
@@ -154,7 +170,7 @@ class EvalRunner:
             team_id=owner.team_id,
             visibility=owner.visibility,
         )
-        inference = self.inference_for(token, run)
+        inference = (inference_for or self.inference_for)(token, run)
         try:
             evaluators = self.evaluators.create_all(specs, EvaluatorContext(inference))
         except EvaluatorError as exc:

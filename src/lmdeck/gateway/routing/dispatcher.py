@@ -40,6 +40,7 @@ from pydantic import BaseModel
 
 from lmdeck.gateway.routing.breaker import Permit
 from lmdeck.gateway.routing.eligibility import eligible_targets
+from lmdeck.gateway.routing.override import ROUTE_OVERRIDE
 from lmdeck.gateway.routing.replay import replay_chat
 from lmdeck.gateway.routing.retry import falls_back, no_verdict, retryable, trips_breaker
 from lmdeck.gateway.routing.router import Router
@@ -128,7 +129,7 @@ class Dispatcher:
         self.router = router
 
     async def __call__(self, ctx: RequestContext) -> Result:
-        route = self.router.get(ctx.route_name)
+        route = ctx.slots.get(ROUTE_OVERRIDE) or self.router.get(ctx.route_name)
         if route is None:
             raise APIError(404, f"the model {ctx.route_name!r} does not exist", code="model_not_found", param="model")
         ctx.trace.route = ctx.route_name

@@ -1,0 +1,88 @@
+"""Fine-tuning jobs inside a gateway: built once in ``build_gateway``, reached by the routes.
+
+    finetune = FineTuningRuntime.build(settings, db, registry, evaluation, policy_audit, principal_of,
+                                       providers, provider_ctx)
+    services.append(finetune)         # start(): unfinished jobs resume; stop(): their drivers stop
+
+Routes reach it as the gateway's ``finetune`` field (:func:`lmdeck.app.services.fine_tuning_of`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from lmdeck.db import Database
+from lmdeck.evaluation.runs.runner import EvalRunner
+from lmdeck.finetune.jobs.evaluate import AdapterEvaluation
+from lmdeck.finetune.jobs.service import FineTuningService, JobDependencies, PrincipalOf
+from lmdeck.finetune.jobs.stages import JobRunner, Prepared, Preparer
+from lmdeck.finetune.jobs.store import JobStore
+from lmdeck.local.catalog import ModelCatalog
+from lmdeck.pipeline.chain import Pipeline
+from lmdeck.policy.audit import AuditLog
+from lmdeck.protocol.registry import DatasetRow
+from lmdeck.protocol.training import PrepOptions
+from lmdeck.providers import ProviderContext, ProviderRegistry
+from lmdeck.registry.runtime import RegistryRuntime
+from lmdeck.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def base_models(settings: Settings) -> list[str]:
+    """The local generative models a job may fine-tune (none when the local engine is off)."""
+    if not settings.local.enabled:
+        return []
+    catalog = ModelCatalog(Path(settings.local.model_dir) if settings.local.model_dir else None)
+    return [name for name in catalog.names() if catalog.find(name).task == "generate"]
+
+
+def no_preparer(
+    rows: Sequence[DatasetRow], options: PrepOptions, *, base_model: str, dataset: str, directory: Path
+) -> Prepared:
+    raise ValueError("data preparation is not installed in this gateway")
+
+
+class FineTuningRuntime:
+    """The job service of one gateway, started and stopped with it."""
+
+    def __init__(self, service: FineTuningService) -> None:
+        self.service = service
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        db: Database,
+        registry: RegistryRuntime,
+        runs: EvalRunner,
+        pipeline: Pipeline,
+        *,
+        audit: AuditLog | None,
+        principal_of: PrincipalOf,
+        providers: ProviderRegistry,
+        provider_ctx: ProviderContext,
+        runners: Mapping[str, JobRunner] | None = None,
+        preparer: Preparer | None = None,
+    ) -> FineTuningRuntime:
+        deps = JobDependencies(
+            datasets=registry.datasets.store,
+            models=registry.models,
+            runners=dict(runners or {}),
+            preparer=preparer or no_preparer,
+            evaluation=AdapterEvaluation(runs, pipeline, providers, provider_ctx),
+            audit=audit,
+            principal_of=principal_of,
+            base_models=lambda: base_models(settings),
+        )
+        return cls(FineTuningService(JobStore(db), deps, Path(settings.data_dir)))
+
+    async def start(self) -> None:
+        resumed = await self.service.recover()
+        if resumed:
+            log.info("%d fine-tuning jobs continue after the restart", resumed)
+
+    async def stop(self) -> None:
+        await self.service.stop()
