@@ -10,20 +10,19 @@ Routes reach it as the gateway's ``finetune`` field (:func:`lmdeck.app.services.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 from lmdeck.db import Database
 from lmdeck.evaluation.runs.runner import EvalRunner
 from lmdeck.finetune.jobs.evaluate import AdapterEvaluation
+from lmdeck.finetune.jobs.preparation import DataPreparer
 from lmdeck.finetune.jobs.service import FineTuningService, JobDependencies, PrincipalOf
-from lmdeck.finetune.jobs.stages import JobRunner, Prepared, Preparer
+from lmdeck.finetune.jobs.stages import JobRunner, Preparer
 from lmdeck.finetune.jobs.store import JobStore
 from lmdeck.local.catalog import ModelCatalog
 from lmdeck.pipeline.chain import Pipeline
 from lmdeck.policy.audit import AuditLog
-from lmdeck.protocol.registry import DatasetRow
-from lmdeck.protocol.training import PrepOptions
 from lmdeck.providers import ProviderContext, ProviderRegistry
 from lmdeck.registry.runtime import RegistryRuntime
 from lmdeck.settings import Settings
@@ -35,14 +34,12 @@ def base_models(settings: Settings) -> list[str]:
     """The local generative models a job may fine-tune (none when the local engine is off)."""
     if not settings.local.enabled:
         return []
-    catalog = ModelCatalog(Path(settings.local.model_dir) if settings.local.model_dir else None)
+    catalog = ModelCatalog(_model_dir(settings))
     return [name for name in catalog.names() if catalog.find(name).task == "generate"]
 
 
-def no_preparer(
-    rows: Sequence[DatasetRow], options: PrepOptions, *, base_model: str, dataset: str, directory: Path
-) -> Prepared:
-    raise ValueError("data preparation is not installed in this gateway")
+def _model_dir(settings: Settings) -> Path | None:
+    return Path(settings.local.model_dir) if settings.local.model_dir else None
 
 
 class FineTuningRuntime:
@@ -71,7 +68,7 @@ class FineTuningRuntime:
             datasets=registry.datasets.store,
             models=registry.models,
             runners=dict(runners or {}),
-            preparer=preparer or no_preparer,
+            preparer=preparer or DataPreparer(registry.datasets.store, model_dir=_model_dir(settings)),
             evaluation=AdapterEvaluation(runs, pipeline, providers, provider_ctx),
             audit=audit,
             principal_of=principal_of,
