@@ -18,6 +18,7 @@ from lmdeck.evaluation.registry import load_evaluators
 from lmdeck.evaluation.runtime import EvaluationRuntime
 from lmdeck.finetune.flywheel.service import FlywheelService
 from lmdeck.finetune.jobs.runtime import FineTuningRuntime
+from lmdeck.finetune.jobs.tuner import JobsTuner
 from lmdeck.gateway.batches.files import FileStore
 from lmdeck.gateway.batches.rows import BatchRows
 from lmdeck.gateway.batches.runner import BatchRunner
@@ -330,9 +331,8 @@ def build_gateway(
         route_kind=lambda name: config.kind if (config := route_config(name)) is not None else None,
     )
     batches = BatchRunner(BatchStore(db), files, batch_rows, concurrency=settings.batches.concurrency)
-    flywheel = FlywheelService(db, registry.datasets, registry.models, policy.audit, releases=delivery.releases)
-    services.append(flywheel)
-    services.append(batches)  # last to start (it resumes batches through the pipeline), first to stop
+    # Last to start (they resume work through the pipeline), first to stop: batches, jobs, flywheel runs.
+    services.append(batches)
     finetune = None
     if evaluation.runs is not None:
         finetune = FineTuningRuntime.build(
@@ -347,6 +347,9 @@ def build_gateway(
             provider_ctx=provider_ctx,
         )
         services.append(finetune)  # resumes unfinished jobs (their evaluations run through the pipeline)
+    tuner = JobsTuner(finetune.service) if finetune is not None else None
+    flywheel = FlywheelService(db, registry.datasets, registry.models, policy.audit, tuner, releases=delivery.releases)
+    services.append(flywheel)
     return Gateway(
         settings=settings,
         db=db,
