@@ -20,12 +20,15 @@ from lmdeck.finetune.jobs.preparation import DataPreparer
 from lmdeck.finetune.jobs.service import FineTuningService, JobDependencies, PrincipalOf
 from lmdeck.finetune.jobs.stages import JobRunner, Preparer
 from lmdeck.finetune.jobs.store import JobStore
+from lmdeck.finetune.runners import load_runners
+from lmdeck.finetune.runners.local import register as register_local
+from lmdeck.finetune.runners.ray import register as register_ray
 from lmdeck.local.catalog import ModelCatalog
 from lmdeck.pipeline.chain import Pipeline
 from lmdeck.policy.audit import AuditLog
 from lmdeck.providers import ProviderContext, ProviderRegistry
 from lmdeck.registry.runtime import RegistryRuntime
-from lmdeck.settings import Settings
+from lmdeck.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,23 @@ def base_models(settings: Settings) -> list[str]:
         return []
     catalog = ModelCatalog(_model_dir(settings))
     return [name for name in catalog.names() if catalog.find(name).task == "generate"]
+
+
+def job_runners(settings: Settings) -> dict[str, JobRunner]:
+    """Every job runner the ``lmdeck.job_runners`` hook registers, built for ``settings.fine_tuning``
+    (one that cannot be built is left out, with a warning naming why)."""
+    registry = load_runners()
+    if not registry.names():
+        # An install whose package metadata predates the runners' entry points: the built-ins still run.
+        register_local(registry)
+        register_ray(registry)
+    runners: dict[str, JobRunner] = {}
+    for name in registry.names():
+        try:
+            runners[name] = registry.create(name, settings.fine_tuning)
+        except ConfigError as exc:
+            log.warning("job runner %r is not available: %s", name, exc)
+    return runners
 
 
 def _model_dir(settings: Settings) -> Path | None:
@@ -67,7 +87,7 @@ class FineTuningRuntime:
         deps = JobDependencies(
             datasets=registry.datasets.store,
             models=registry.models,
-            runners=dict(runners or {}),
+            runners=dict(runners) if runners is not None else job_runners(settings),
             preparer=preparer or DataPreparer(registry.datasets.store, model_dir=_model_dir(settings)),
             evaluation=AdapterEvaluation(runs, pipeline, providers, provider_ctx),
             audit=audit,

@@ -18,7 +18,6 @@ saved, so a restarted gateway picks each unfinished job up where it was (:meth:`
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -35,6 +34,7 @@ from lmdeck.finetune.jobs.follower import ProgressFollower, follow
 from lmdeck.finetune.jobs.registration import register_adapter
 from lmdeck.finetune.jobs.stages import JobRunner, Prepared, Preparer
 from lmdeck.finetune.jobs.store import JobRecord, JobStore, RunnerState, new_id
+from lmdeck.finetune.training.spec import JobDir, TrainingSpec
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.audit import AuditLog
 from lmdeck.policy.ownership import Owner, check_add, check_read
@@ -325,17 +325,16 @@ class FineTuningService:
                 )
             )
             validation_ref = version.ref
-        spec = {
-            "job_id": record.id,
-            "base_model": request.model,
-            "base_model_dir": str(prepared.base_model_dir),
-            "train_file": str(prepared.train_file),
-            "validation_file": str(prepared.validation_file),
-            "hyperparameters": request.hyperparameters.model_dump(mode="json"),
-            "device": "auto",
-            "threads": None,
-        }
-        (job_dir / "job.json").write_text(json.dumps(spec, indent=2))
+        spec = TrainingSpec(
+            job_id=record.id,
+            base_model=request.model,
+            base_model_dir=str(prepared.base_model_dir),
+            train_file=str(prepared.train_file),
+            validation_file=str(prepared.validation_file),
+            hyperparameters=request.hyperparameters,
+            max_length=max(8, request.prep.max_tokens),
+        )
+        JobDir(job_dir).write_spec(spec)
         record.job.data_card = prepared.card
         record.job.validation_dataset = validation_ref
         record.job.validation_file = str(prepared.validation_file)
