@@ -9,6 +9,8 @@ with the evidence, and nothing is registered.
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import uuid
 from typing import Any
@@ -18,7 +20,9 @@ import openai
 import pytest
 from openai import OpenAI, omit
 from openai.types.fine_tuning import FineTuningJob
+from typer.testing import CliRunner
 
+from lmdeck.cli.main import app
 from lmdeck.local import skills
 from lmdeck.testing.servers import GatewayFactory, GatewayProcess
 
@@ -73,6 +77,25 @@ def wait_for(client: OpenAI, job_id: str, timeout: float = 900.0) -> FineTuningJ
         time.sleep(1.0)
 
 
+def cli(gw: GatewayProcess, key: str, *args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(app, ["fine-tuning", *args, "--base-url", gw.url, "--api-key", key])
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def bad_datasets(gw: GatewayProcess, key: str) -> tuple[str, str]:
+    """A training set whose every answer is "banana", and a regression set of skills the base model has."""
+    words = [e.prompt for e in skills.heldout_set("count", 40)]
+    bad = dataset(gw, key, f"bad-{uuid.uuid4().hex[:6]}", [{"input": w, "expected": "banana"} for w in words])
+    regression = dataset(
+        gw,
+        key,
+        f"skills-{uuid.uuid4().hex[:6]}",
+        [{"input": e.prompt, "expected": e.answer} for s in ("reverse", "upper") for e in skills.heldout_set(s, 10)],
+    )
+    return bad, regression
+
+
 def test_training_file_is_refused_by_name(gw: GatewayProcess) -> None:
     client = OpenAI(base_url=gw.base_url, api_key=developer_key(gw), max_retries=0)
     with pytest.raises(openai.BadRequestError) as refused:
@@ -83,14 +106,7 @@ def test_training_file_is_refused_by_name(gw: GatewayProcess) -> None:
 def test_a_bad_dataset_trains_an_adapter_the_gate_refuses(gw: GatewayProcess) -> None:
     key = developer_key(gw)
     client = OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=60)
-    words = [e.prompt for e in skills.heldout_set("count", 40)]
-    bad = dataset(gw, key, f"bad-{uuid.uuid4().hex[:6]}", [{"input": w, "expected": "banana"} for w in words])
-    regression = dataset(
-        gw,
-        key,
-        f"skills-{uuid.uuid4().hex[:6]}",
-        [{"input": e.prompt, "expected": e.answer} for s in ("reverse", "upper") for e in skills.heldout_set(s, 10)],
-    )
+    bad, regression = bad_datasets(gw, key)
     job = client.fine_tuning.jobs.create(
         model="demo",
         training_file=omit,
@@ -125,6 +141,36 @@ def test_a_bad_dataset_trains_an_adapter_the_gate_refuses(gw: GatewayProcess) ->
     assert [c.step_number for c in checkpoints] == [30, 20, 10]
     models = httpx.get(f"{gw.url}/api/registry/models/banana", headers={"authorization": f"Bearer {key}"})
     assert models.status_code == 404
+
+    shown = cli(gw, key, "get", job.id)
+    assert "gated" in shown and "gate regression: FAIL delta(exact)>=-0.05" in shown
+    assert "Step 30/30: training loss=" in cli(gw, key, "events", job.id, "--limit", "200")
+
+
+def test_the_cli_follows_a_job_with_a_progress_bar_and_exits_1_when_gated(gw: GatewayProcess) -> None:
+    key = developer_key(gw)
+    bad, regression = bad_datasets(gw, key)
+    options = {
+        "prep": {"validation_fraction": 0.25, "scrub_pii": False},
+        "gate": {"min_rows": 5},
+        "hyperparameters": TINY,
+    }
+    output = cli(
+        gw,
+        key,
+        "create",
+        "--dataset",
+        bad,
+        "--regression-dataset",
+        regression,
+        "--options",
+        json.dumps(options),
+        "--follow",
+        code=1,
+    )
+    assert "created ftjob-" in output
+    assert re.search(r"\[#+\] +30/30 +loss \d+\.\d{4}", output), output
+    assert "gated" in output and "gate regression: FAIL" in output
 
 
 def test_a_running_job_cancels_and_another_team_cannot_see_it(gw: GatewayProcess) -> None:
