@@ -15,7 +15,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,13 @@ from lmdeck.testing.servers import GatewayProcess, start_gateway
 ROOT = Path(__file__).resolve().parents[2]
 SIMULATE = ROOT / "scripts" / "simulate_traffic.py"
 FILTER = "feedback<=0 skill=count since=1d"
+#: A few optimizer steps, and a gate that asks only "not worse than the base" of the few rows a test makes.
+FAST = [
+    "--hyperparameters",
+    json.dumps({"max_steps": 30, "batch_size": 8, "learning_rate": 0.01, "warmup_steps": 0, "save_steps": 10, "r": 8}),
+    "--job",
+    json.dumps({"gate": {"validation": "delta(exact)>=0", "min_rows": 1}}),
+]
 
 
 @dataclass
@@ -52,7 +58,8 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulated]:
         "routes": [
             {"name": "demo", "targets": [{"provider": "local", "model": "demo"}]},
             {"name": "counter", "targets": ["registry:counter@candidate"]},  # serves what the flywheel releases
-        ]
+        ],
+        "fine_tuning": {"runner": "local"},
     }
     gw = start_gateway(config, data_dir=data, timeout=600)
     try:
@@ -62,7 +69,7 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulated]:
                 sys.executable,
                 str(SIMULATE),
                 *("--base-url", gw.url, "--api-key", gw.admin_key, "--model", "demo"),
-                *("--count", "12", "--mix", "count=3,add=1", "--seed", "7", "--max-tokens", "48"),
+                *("--count", "24", "--mix", "count=5,add=1", "--seed", "7", "--max-tokens", "48"),
                 *("--corrections", "annotations", "--queue", "count-review", "--report", str(report_path)),
             ],
             gw,
@@ -75,7 +82,7 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulated]:
 
 def test_the_labeller_rated_every_answer_and_corrected_the_wrong_ones(simulated: Simulated) -> None:
     skills = simulated.report["skills"]
-    assert simulated.report["requests"] == 12 and simulated.report["failed"] == 0
+    assert simulated.report["requests"] == 24 and simulated.report["failed"] == 0
     for tally in skills.values():
         assert tally["feedback"] == tally["sent"]
         assert tally["corrections"] == tally["sent"] - tally["right"]
@@ -99,7 +106,7 @@ def test_the_plan_counts_the_corrected_count_traces_and_changes_nothing(simulate
 def test_the_run_makes_a_dataset_of_corrections_then_a_model_that_serves(simulated: Simulated) -> None:
     gw, wrong = simulated.gateway, simulated.report["skills"]["count"]["corrections"]
     args = ["--route", "demo", "--from-traces", FILTER, "--corrections", "annotations", "--base", "demo"]
-    done = lmdeck("flywheel", "run", *args, "--register-as", "counter", "--follow", gw=gw)
+    done = lmdeck("flywheel", "run", *args, "--register-as", "counter", *FAST, "--follow", gw=gw)
     runs = json.loads(lmdeck("flywheel", "list", "--json", gw=gw).stdout)
     (flywheel_run,) = runs
     dataset = flywheel_run["steps"][0]
@@ -110,9 +117,8 @@ def test_the_run_makes_a_dataset_of_corrections_then_a_model_that_serves(simulat
     ).json()["data"]
     assert all(r["metadata"]["source"] == "correction" and " so " in r["expected"] for r in rows)
 
-    if find_spec("lmdeck.finetune.jobs") is None:
-        assert done.returncode == 1 and "not available" in done.stderr
-        return
+    if "unknown job runner" in done.stderr:
+        pytest.skip(f"this gateway has no job runner to train with: {done.stderr.strip()}")
     assert done.returncode == 0, done.stdout + done.stderr + gw.log()
     assert "serving: registry:counter@candidate" in done.stdout
     release = flywheel_run["steps"][2]["output"]
