@@ -44,6 +44,8 @@ PAGES_WITH_NAMES = [
     "/console/registry/datasets/faq",
     "/console/evaluation/runs/run_x",
     "/console/evaluation/experiments/exp",
+    "/console/finetuning/jobs/ftjob_x",
+    "/console/finetuning/flywheel/fw_x",
     "/console/releases/rel",
     "/console/releases/rel/panel",
     "/console/operations/queues/review",
