@@ -56,7 +56,12 @@ class _Pair:
 def check_gate(gate: FineTuneGate, evaluator: str) -> None:
     """Raise :class:`GateError` (the message says how to write it) when a gate text cannot be read."""
     for text in gate.expressions(evaluator):
-        Gate.parse(text, min_rows=gate.min_rows)
+        named = [c.text for c in Gate.parse(text, min_rows=gate.min_rows).clauses if c.baseline]
+        if named:
+            raise GateError(
+                f"{named[0]!r} names a baseline run: a fine-tuning gate always compares with the base model's run, "
+                "so leave out `vs …`"
+            )
 
 
 def judge(gate: FineTuneGate, evaluator: str, pairs: Mapping[str, RunPair]) -> GateOutcome:

@@ -119,7 +119,13 @@ class FakeRunner:
 
 
 def simple_preparer(
-    rows: Sequence[DatasetRow], options: PrepOptions, *, base_model: str, dataset: str, directory: Path
+    rows: Sequence[DatasetRow],
+    options: PrepOptions,
+    *,
+    base_model: str,
+    dataset: str,
+    directory: Path,
+    keep_card: bool = True,
 ) -> Prepared:
     """Every fifth row held out; no dedup, no scrubbing (the real preparation is tested on its own)."""
     directory.mkdir(parents=True, exist_ok=True)

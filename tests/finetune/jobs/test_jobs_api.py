@@ -52,6 +52,18 @@ def final(job: dict[str, Any]) -> bool:
         ({"model": "demo", "training_dataset": "counts@1", "runner": "slurm"}, "runner", "unknown job runner"),
         ({"model": "demo", "training_dataset": "counts@1", "gate": {"validation": "exact >> 1"}}, "gate", "gate"),
         ({"model": "demo", "training_dataset": "missing@1"}, "training_dataset", "missing"),
+        # refused before training rather than failing the job after it
+        ({"model": "demo", "training_dataset": "counts@1", "evaluators": ["nope"]}, "evaluators", "unknown evaluator"),
+        (
+            {"model": "demo", "training_dataset": "counts@1", "gate": {"validation": "delta(exact)>=0 vs run_abc"}},
+            "gate",
+            "baseline",
+        ),
+        (
+            {"model": "demo", "training_dataset": "counts@1", "prep": {"validation_fraction": 0}},
+            "prep.validation_fraction",
+            "regression_dataset",
+        ),
     ],
 )
 async def test_a_bad_request_is_a_4xx_naming_what_is_wrong(

@@ -43,3 +43,22 @@ def test_held_out_examples_come_back_as_rows_and_the_card_stays_with_the_version
         assert isinstance(row.input, list) and row.input[0]["role"] == "user"
         assert by_prompt[row.input[0]["content"]] == row.expected
     assert store.card("counts", version.version) == prepared.card
+
+
+def test_a_job_that_may_not_change_the_dataset_leaves_its_card_alone(tmp_path: Path) -> None:
+    """Another team's job on a shared dataset keeps its card on the job only (``keep_card=False``)."""
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    db.migrate()
+    store = DatasetStore(db)
+    rows = [DatasetRow(input=e.prompt, expected=e.answer) for e in skills.heldout_set("count", 20)]
+    version, _ = store.create("shared-counts", rows, actor="test")
+    prepared = DataPreparer(store)(
+        rows,
+        PrepOptions(scrub_pii=False, validation_fraction=0.25),
+        base_model="demo",
+        dataset=version.ref,
+        directory=tmp_path / "data",
+        keep_card=False,
+    )
+    assert prepared.card.train > 0
+    assert store.card("shared-counts", version.version) is None

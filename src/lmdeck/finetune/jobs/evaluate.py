@@ -42,7 +42,10 @@ class EvaluationFailed(RuntimeError):
 
 def base_target(base_model: str, adapter: Path | None = None) -> TargetConfig:
     """The local target serving ``base_model``, with ``adapter`` (a PEFT adapter directory) when given."""
-    options = {"adapter": str(adapter)} if adapter is not None else {}
+    # Unquantized for both runs: an adapter needs the float weights, and base and adapter are compared on one model.
+    options: dict[str, str] = {"quantize": "none"}
+    if adapter is not None:
+        options["adapter"] = str(adapter)
     return TargetConfig(provider="local", model=base_model, timeout=600, options=options)
 
 

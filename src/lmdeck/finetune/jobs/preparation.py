@@ -64,7 +64,14 @@ class DataPreparer:
         return self._scrubber
 
     def __call__(
-        self, rows: Sequence[DatasetRow], options: PrepOptions, *, base_model: str, dataset: str, directory: Path
+        self,
+        rows: Sequence[DatasetRow],
+        options: PrepOptions,
+        *,
+        base_model: str,
+        dataset: str,
+        directory: Path,
+        keep_card: bool = True,
     ) -> Prepared:
         """Raises ``ValueError`` naming the fix when the base model cannot be found."""
         try:
@@ -76,7 +83,7 @@ class DataPreparer:
         )
         files = prepared.write(directory)
         name, _, version = dataset.partition("@")
-        if version.isdigit():
+        if keep_card and version.isdigit():
             self.datasets.set_card(name, int(version), prepared.card)
         end = base.template.end
         return Prepared(

@@ -38,7 +38,14 @@ def base_models(settings: Settings) -> list[str]:
     if not settings.local.enabled:
         return []
     catalog = ModelCatalog(_model_dir(settings))
-    return [name for name in catalog.names() if catalog.find(name).task == "generate"]
+    names = []
+    for name in catalog.names():
+        try:
+            if catalog.find(name).task == "generate":
+                names.append(name)
+        except LookupError:  # a directory under local.model_dir that holds no checkpoint
+            continue
+    return names
 
 
 def job_runners(settings: Settings) -> dict[str, JobRunner]:

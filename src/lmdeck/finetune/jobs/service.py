@@ -37,7 +37,7 @@ from lmdeck.finetune.jobs.store import JobRecord, JobStore, RunnerState, new_id
 from lmdeck.finetune.training.spec import JobDir, TrainingSpec
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.audit import AuditLog
-from lmdeck.policy.ownership import Owner, check_add, check_read
+from lmdeck.policy.ownership import Owner, check_add, check_read, may_change
 from lmdeck.protocol import APIError
 from lmdeck.protocol.fine_tuning import (
     FineTuningJob,
@@ -207,10 +207,24 @@ class FineTuningService:
                 f"fine-tuning job {job_id} is {record.job.status}: only a failed or cancelled job resumes",
                 code="fine_tuning_job_not_resumable",
             )
+        running = self._tasks.get(job_id)
+        runner = self.deps.runners.get(record.job.runner)
+        handle = record.runner.handle
+        worker_alive = (
+            runner is not None
+            and handle is not None
+            and await anyio.to_thread.run_sync(runner.state, handle) == "running"
+        )
+        if (running is not None and not running.done()) or worker_alive:
+            raise APIError(
+                409,
+                f"fine-tuning job {job_id} is still stopping: resume it once its worker has exited",
+                code="fine_tuning_job_stopping",
+            )
         record.job.status = "queued" if record.job.progress.stage != "prepare" else "validating_files"
         record.job.error = None
         record.job.finished_at = None
-        await anyio.to_thread.run_sync(self.store.save, record)
+        await anyio.to_thread.run_sync(lambda: self.store.save(record, reopen=True))
         await self._event(record, f"Job resumed at stage {record.job.progress.stage}")
         await self._audit(principal.actor, "fine_tuning.job.resumed", record)
         self._spawn(record, principal)
@@ -264,7 +278,12 @@ class FineTuningService:
         self._loop = asyncio.get_running_loop()
         task = asyncio.create_task(self._drive(record.id, principal), name=f"fine-tuning-{record.id}")
         self._tasks[record.id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(record.id, None))
+        task.add_done_callback(lambda done: self._forget(record.id, done))
+
+    def _forget(self, job_id: str, task: asyncio.Task[None]) -> None:
+        """Drop a finished driver, unless a newer one (a resume) already took its place."""
+        if self._tasks.get(job_id) is task:
+            del self._tasks[job_id]
 
     async def _drive(self, job_id: str, principal: Principal) -> None:
         record = await anyio.to_thread.run_sync(self.store.get, job_id)
@@ -294,6 +313,8 @@ class FineTuningService:
         job_dir = self.job_dir(record)
         request = record.request
         rows = await anyio.to_thread.run_sync(self._rows, request.training_dataset, principal)
+        owner = self.deps.datasets.owner(request.training_dataset.partition("@")[0])
+        keep_card = owner is not None and may_change(principal, owner)
         try:
             prepared: Prepared = await anyio.to_thread.run_sync(
                 lambda: self.deps.preparer(
@@ -302,6 +323,7 @@ class FineTuningService:
                     base_model=request.model,
                     dataset=request.training_dataset,
                     directory=job_dir / "data",
+                    keep_card=keep_card,
                 )
             )
         except ValueError as exc:
@@ -444,6 +466,21 @@ class FineTuningService:
                 f"unknown job runner {request.runner!r} (installed: {', '.join(sorted(self.deps.runners)) or 'none'})",
                 param="runner",
                 code="invalid_runner",
+            )
+        unknown = [name for name in request.evaluators if name not in self.deps.evaluation.runner.evaluators]
+        if unknown:
+            raise APIError(
+                400,
+                f"unknown evaluator {unknown[0]!r} (known: {', '.join(self.deps.evaluation.runner.evaluators.names())})",
+                param="evaluators",
+                code="invalid_evaluator",
+            )
+        if request.prep.validation_fraction == 0 and request.regression_dataset is None:
+            raise APIError(
+                400,
+                "nothing to gate the adapter on: keep a held-out split (prep.validation_fraction > 0) "
+                "or name a regression_dataset",
+                param="prep.validation_fraction",
             )
         try:
             check_gate(request.gate, request.evaluators[0])

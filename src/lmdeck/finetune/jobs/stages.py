@@ -54,5 +54,15 @@ class Preparer(Protocol):
     """
 
     def __call__(
-        self, rows: Sequence[DatasetRow], options: PrepOptions, *, base_model: str, dataset: str, directory: Path
-    ) -> Prepared: ...
+        self,
+        rows: Sequence[DatasetRow],
+        options: PrepOptions,
+        *,
+        base_model: str,
+        dataset: str,
+        directory: Path,
+        keep_card: bool = True,
+    ) -> Prepared:
+        """``keep_card``: also store the data card with the dataset version (only for a caller who may
+        change that dataset; the job keeps its own copy either way)."""
+        ...

@@ -159,13 +159,20 @@ class JobStore:
                 )
             )
 
-    def save(self, record: JobRecord) -> None:
+    def save(self, record: JobRecord, *, reopen: bool = False) -> bool:
+        """Write ``record``; whether it was written. A job that is already final is not taken back to a
+        running state by a writer that read it earlier (the progress follower racing a cancel): only a
+        ``reopen`` (a resume) may do that."""
+        statement = update(jobs_table).where(jobs_table.c.id == record.id)
+        if not reopen and not record.final:
+            statement = statement.where(jobs_table.c.status.not_in(sorted(FINAL_STATUSES)))
         with self.db.engine.begin() as conn:
-            conn.execute(
-                update(jobs_table)
-                .where(jobs_table.c.id == record.id)
-                .values(status=record.job.status, body=record.job.model_dump_json(), runner_state=record.runner.dumps())
+            result = conn.execute(
+                statement.values(
+                    status=record.job.status, body=record.job.model_dump_json(), runner_state=record.runner.dumps()
+                )
             )
+        return bool(result.rowcount)
 
     def get(self, job_id: str) -> JobRecord | None:
         with self.db.engine.connect() as conn:
