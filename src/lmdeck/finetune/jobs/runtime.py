@@ -21,8 +21,6 @@ from lmdeck.finetune.jobs.service import FineTuningService, JobDependencies, Pri
 from lmdeck.finetune.jobs.stages import JobRunner, Preparer
 from lmdeck.finetune.jobs.store import JobStore
 from lmdeck.finetune.runners import load_runners
-from lmdeck.finetune.runners.local import register as register_local
-from lmdeck.finetune.runners.ray import register as register_ray
 from lmdeck.local.catalog import ModelCatalog
 from lmdeck.pipeline.chain import Pipeline
 from lmdeck.policy.audit import AuditLog
@@ -52,10 +50,6 @@ def job_runners(settings: Settings) -> dict[str, JobRunner]:
     """Every job runner the ``lmdeck.job_runners`` hook registers, built for ``settings.fine_tuning``
     (one that cannot be built is left out, with a warning naming why)."""
     registry = load_runners()
-    if not registry.names():
-        # An install whose package metadata predates the runners' entry points: the built-ins still run.
-        register_local(registry)
-        register_ray(registry)
     runners: dict[str, JobRunner] = {}
     for name in registry.names():
         try:
