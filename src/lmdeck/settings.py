@@ -6,7 +6,8 @@ valid: the defaults serve the bundled local model on 127.0.0.1:4000 with a
 SQLite store under ``./.lmdeck``.
 
 Secrets are never written inline. A value of the form ``{"$env": "NAME"}``
-is a :class:`SecretRef`, resolved only when a provider needs it::
+(or ``{"$secret": "name"}``, or ``{"$vault": "path#field"}``) is a :class:`SecretRef`,
+resolved only when a provider needs it::
 
     routes:
       - name: gpt-4o
@@ -58,6 +59,9 @@ ENVIRONMENT: dict[str, str] = {
     "LMDECK_LOG_FILE": "also write the log to this file, created with mode 0600 (default: stderr only)",
     "LMDECK_BASE_URL": "where the Python client and the CLI reach the gateway (default http://127.0.0.1:4000)",
     "LMDECK_API_KEY": "API key the Python client and the CLI send (default: none)",
+    "VAULT_ADDR": 'HashiCorp Vault base URL for {"$vault": "path#field"} references (`vault.address`; default: none)',
+    "VAULT_TOKEN": "Vault token sent as X-Vault-Token (the default `vault.token`)",
+    "VAULT_NAMESPACE": "Vault Enterprise namespace sent as X-Vault-Namespace (`vault.namespace`; default: none)",
 }
 
 #: Longest upstream timeout, in seconds: a day.
@@ -72,6 +76,7 @@ class SecretRef(SecretReference):
     """
 
     _lookup: Callable[[str], str] | None = PrivateAttr(default=None)
+    _vault: Callable[[str], str] | None = PrivateAttr(default=None)
 
     @classmethod
     def of(cls, reference: SecretReference) -> SecretRef:
@@ -84,7 +89,18 @@ class SecretRef(SecretReference):
         """Give a ``$secret`` reference the store lookup it resolves through."""
         self._lookup = lookup
 
+    def bind_vault(self, read: Callable[[str], str]) -> None:
+        """Give a ``$vault`` reference the Vault reader it resolves through (``read("path#field")``)."""
+        self._vault = read
+
     def resolve(self, environ: Mapping[str, str] | None = None) -> str:
+        if self.vault is not None:
+            if self._vault is None:
+                raise ConfigError(
+                    f'secret {{"$vault": {self.vault!r}}} needs Vault, which is not configured here: '
+                    "set vault.address (or VAULT_ADDR) and VAULT_TOKEN"
+                )
+            return self._vault(self.vault)
         if self.secret is not None:
             if self._lookup is None:
                 raise ConfigError(
@@ -109,6 +125,8 @@ class SecretRef(SecretReference):
         return value
 
     def __repr__(self) -> str:
+        if self.vault is not None:
+            return f"SecretRef(vault={self.vault!r})"
         return f"SecretRef(secret={self.secret!r})" if self.secret is not None else f"SecretRef(env={self.env!r})"
 
 
@@ -785,6 +803,57 @@ class BatchSettings(BaseModel):
     concurrency: int = Field(default=8, ge=1, le=256, description="rows of one batch in flight at once")
 
 
+def _vault_token_default() -> SecretRef:
+    return SecretRef.model_validate({"$env": "VAULT_TOKEN"})
+
+
+class VaultSettings(BaseModel):
+    """Where ``{"$vault": "path#field"}`` references are read: a HashiCorp Vault KV v2 mount.
+
+    >>> VaultSettings.model_validate({"address": "https://vault.internal:8200"}).mount
+    'secret'
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str | None = Field(
+        default=None, description="Vault's base URL, e.g. https://vault.internal:8200 (env VAULT_ADDR); unset: no Vault"
+    )
+    token: SecretRef = Field(
+        default_factory=_vault_token_default, description='token sent as X-Vault-Token; an {"$env": ...} reference'
+    )
+    mount: str = Field(default="secret", min_length=1, description="path of the KV version 2 secrets engine")
+    namespace: str | None = Field(default=None, description="Vault Enterprise namespace (env VAULT_NAMESPACE)")
+    timeout: float = Field(default=5.0, gt=0, le=300, description="seconds for one read from Vault")
+    cache_ttl: float = Field(
+        default=300.0, ge=0, le=86400, description="seconds a secret read from Vault is used before it is read again"
+    )
+
+    @field_validator("token")
+    @classmethod
+    def _env_token(cls, value: SecretRef) -> SecretRef:
+        if value.env is None:
+            raise ValueError('vault.token is read from the environment: write {"$env": "VAULT_TOKEN"}')
+        return value
+
+    @field_validator("address")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_url(value)
+            if not value.startswith(("http://", "https://")):
+                raise ValueError(f"vault.address {value!r} is not an http(s) URL: write e.g. https://vault:8200")
+        return value
+
+    @field_validator("mount")
+    @classmethod
+    def _mount(cls, value: str) -> str:
+        mount = value.strip("/")
+        if not mount:
+            raise ValueError("vault.mount names no path: write e.g. secret")
+        return mount
+
+
 class ConsoleSettings(BaseModel):
     """The web console at ``/console/`` (see docs/console.md)."""
 
@@ -875,6 +944,9 @@ class Settings(BaseModel):
         default_factory=dict, description="provider credentials model versions may name"
     )
     console: ConsoleSettings = Field(default_factory=ConsoleSettings, description="the web console at /console/")
+    vault: VaultSettings = Field(
+        default_factory=VaultSettings, description='HashiCorp Vault, for {"$vault": "path#field"} references'
+    )
 
     @field_validator("routes")
     @classmethod
@@ -968,6 +1040,9 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         out["master_key"] = {"$env": "LMDECK_MASTER_KEY"}
     if environ.get("LMDECK_LOCAL_DEVICE"):
         out.setdefault("local", {})["device"] = environ["LMDECK_LOCAL_DEVICE"]
+    for var, name in (("VAULT_ADDR", "address"), ("VAULT_NAMESPACE", "namespace")):
+        if environ.get(var):
+            out.setdefault("vault", {})[name] = environ[var]
     return out
 
 

@@ -292,6 +292,7 @@ def build_gateway(
         db,
         audit=policy.audit,
         secrets=policy.secrets.get,
+        vault=policy.vault.read if policy.vault is not None else None,
         action_context=alert_actions(router, route_config, registry, delivery, flags),
     )
     services.append(alerts)

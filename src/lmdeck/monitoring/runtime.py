@@ -75,6 +75,7 @@ class AlertRuntime:
         *,
         audit: AuditLog | None = None,
         secrets: Callable[[str], str] | None = None,
+        vault: Callable[[str], str] | None = None,
         action_context: ActionContext | None = None,
         notifiers: NotifierRegistry | None = None,
         detectors: DetectorRegistry | None = None,
@@ -90,6 +91,8 @@ class AlertRuntime:
             ref = SecretRef.of(reference)
             if secrets is not None:
                 ref.bind(secrets)
+            if vault is not None:
+                ref.bind_vault(vault)
             return ref.resolve()  # ConfigError (a ValueError) names the variable or secret to set
 
         dispatcher = NotificationDispatcher(

@@ -74,6 +74,7 @@ class CredentialGate:
         *,
         author_role: Callable[[str | None], Role | None],
         lookup: Callable[[str], str] | None = None,
+        vault: Callable[[str], str] | None = None,
         default_base_url: Callable[[str], str | None] = lambda provider: None,
         team_name: Callable[[str | None], str | None] = lambda team_id: None,
     ) -> None:
@@ -81,6 +82,7 @@ class CredentialGate:
         self.egress = egress
         self.author_role = author_role
         self.lookup = lookup
+        self.vault = vault
         self.default_base_url = default_base_url
         self.team_name = team_name
         self.adapters = AdapterPaths(settings.data_dir)
@@ -181,4 +183,6 @@ class CredentialGate:
             raise ConfigError(f"its api_key names {ref.env}, lmdeck's own secret, which is never sent upstream")
         if ref.secret is not None and self.lookup is not None:
             ref.bind(self.lookup)
+        if ref.vault is not None and self.vault is not None:
+            ref.bind_vault(self.vault)
         return ref

@@ -1,4 +1,5 @@
-"""Secret references are admin-only: ``{"$env": ...}`` and ``{"$secret": ...}`` resolve only in what an admin wrote.
+"""Secret references are admin-only: ``{"$env": ...}``, ``{"$secret": ...}`` and ``{"$vault": ...}`` resolve only
+in what an admin wrote.
 
 A reference tells the gateway to read a secret and send it upstream. Written by a developer
 into a model version whose ``base_url`` is their own listener, ``{"$env": "LMDECK_ADMIN_KEY"}``
@@ -19,7 +20,7 @@ from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import APIError
 
 #: Keys that make a JSON object a secret reference.
-REFERENCE_KEYS = frozenset({"$env", "$secret"})
+REFERENCE_KEYS = frozenset({"$env", "$secret", "$vault"})
 
 
 def find_secret_refs(value: Any, path: str = "") -> list[str]:
@@ -42,7 +43,7 @@ def secret_ref_forbidden(path: str) -> APIError:
     field = path or "the request body"
     return APIError(
         403,
-        f'{field}: only an admin may write a secret reference ({{"$env": ...}} or {{"$secret": ...}}); '
+        f'{field}: only an admin may write a secret reference ({{"$env": ...}}, {{"$secret": ...}} or {{"$vault": ...}}); '
         "name a credential an admin defined under `credentials:` (a model version's `credential`), "
         "or ask an admin to write it",
         param=path or None,

@@ -1,7 +1,7 @@
 """Access control and cost governance, assembled once per gateway.
 
-    policy = PolicyServices.build(settings, db)          # bootstraps the admin key, binds $secret refs
-    router = Router.from_settings(...)                   # providers may now resolve {"$secret": ...}
+    policy = PolicyServices.build(settings, db)          # reads $vault refs, bootstraps the admin key, binds $secret refs
+    router = Router.from_settings(...)                   # providers may now resolve {"$secret"/"$vault": ...}
     declarations = [..., *policy.steps(router, policy.keys), ...]   # sorted by build_pipeline
     await policy.start()                                 # load keys and budgets, then keep them fresh
 
@@ -43,6 +43,7 @@ from lmdeck.policy.ratelimit import MemoryRateLimiter, RateLimiter
 from lmdeck.policy.ratelimit_step import RateLimit
 from lmdeck.policy.secrets import SecretBox, SecretStore, bind_secrets
 from lmdeck.policy.spend import SpendReports
+from lmdeck.policy.vault import VaultKV, bind_vault
 from lmdeck.polling import Poller
 from lmdeck.providers.egress import EgressPolicy
 from lmdeck.settings import Settings
@@ -67,6 +68,7 @@ class PolicyServices:
     alerts: BudgetAlerts
     access: AccessAdmin
     budgets: BudgetAdmin
+    vault: VaultKV | None = None
     _poller: Poller = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -93,6 +95,8 @@ class PolicyServices:
         ``egress`` (default: the settings') checks the upstream URLs model versions name;
         ``default_base_url`` says where a provider sends calls when a version sets no ``base_url``.
         """
+        vault = VaultKV.from_settings(settings)
+        bind_vault(settings, vault)  # first: the admin and master keys may live in Vault
         identities = IdentityStore(db)
         bootstrap_admin_key(identities, settings, announce_admin_key)
         secrets = SecretStore(db, SecretBox.from_settings(settings))
@@ -104,6 +108,7 @@ class PolicyServices:
             egress or EgressPolicy.from_settings(settings),
             author_role=keys.role_of_actor,
             lookup=secrets.get,
+            vault=vault.read if vault is not None else None,
             default_base_url=default_base_url,
             team_name=keys.team_name,
         )
@@ -127,6 +132,7 @@ class PolicyServices:
             alerts=alerts,
             access=AccessAdmin(identities, keys, audit, secrets, rotation_grace=settings.policy.rotation_grace),
             budgets=budgets,
+            vault=vault,
         )
 
     def steps(self, router: Router, authenticator: Authenticator) -> list[StepDeclaration]:
@@ -151,6 +157,8 @@ class PolicyServices:
 
     async def stop(self) -> None:
         await self._poller.stop()
+        if self.vault is not None:
+            self.vault.close()
 
     async def refresh(self) -> None:
         """Pick up keys, teams and budgets changed by other processes."""
