@@ -57,6 +57,8 @@ ENVIRONMENT: dict[str, str] = {
     "LMDECK_LOCAL_DEVICE": "device for the local engine: cpu, cuda or auto (default auto)",
     "LMDECK_LOG_LEVEL": "log level (default info)",
     "LMDECK_LOG_FILE": "also write the log to this file, created with mode 0600 (default: stderr only)",
+    "LMDECK_TLS_CERT": "PEM certificate (chain) to serve HTTPS with; needs LMDECK_TLS_KEY (default: plain HTTP)",
+    "LMDECK_TLS_KEY": "PEM private key of LMDECK_TLS_CERT (default: plain HTTP)",
     "LMDECK_BASE_URL": "where the Python client and the CLI reach the gateway (default http://127.0.0.1:4000)",
     "LMDECK_API_KEY": "API key the Python client and the CLI send (default: none)",
     "VAULT_ADDR": 'HashiCorp Vault base URL for {"$vault": "path#field"} references (`vault.address`; default: none)',
@@ -900,6 +902,10 @@ class Settings(BaseModel):
         description="seconds a request body may go without a byte while lmdeck waits for it; a stalled "
         "client gets a 408 and the connection is closed",
     )
+    tls_cert: Path | None = Field(
+        default=None, description="PEM certificate (chain) `lmdeck serve` answers HTTPS with; needs `tls_key`"
+    )
+    tls_key: Path | None = Field(default=None, description="PEM private key of `tls_cert`")
     otlp_endpoint: str | None = Field(
         default=None,
         description="OTLP/HTTP base URL (`/v1/traces` and `/v1/metrics` appended; a URL ending in `/v1/traces` "
@@ -967,6 +973,21 @@ class Settings(BaseModel):
                     raise ValueError(f"route {route.name!r} falls back to unknown route {fb!r}")
         return self
 
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            given, missing = ("tls_cert", "tls_key") if self.tls_key is None else ("tls_key", "tls_cert")
+            raise ValueError(
+                f"{given} is set but {missing} is not: HTTPS needs both the certificate and its key "
+                "(--tls-cert and --tls-key, or LMDECK_TLS_CERT and LMDECK_TLS_KEY)"
+            )
+        return self
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when ``tls_cert`` and ``tls_key`` are set, else ``http``."""
+        return "https" if self.tls_cert is not None else "http"
+
     @property
     def store_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'lmdeck.db').as_posix()}"
@@ -1020,6 +1041,8 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         "LMDECK_OTLP_ENDPOINT": "otlp_endpoint",
         "LMDECK_LOG_LEVEL": "log_level",
         "LMDECK_LOG_FILE": "log_file",
+        "LMDECK_TLS_CERT": "tls_cert",
+        "LMDECK_TLS_KEY": "tls_key",
     }
     for var, field in simple.items():
         if environ.get(var):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from lmdeck.cli.tls import tls_problem
 from lmdeck.config import ConfigFileError, load_settings
 from lmdeck.policy.at_rest import restrict_umask, secure_data_dir
 from lmdeck.settings import ConfigError, forget_own_secrets
@@ -16,6 +17,10 @@ def serve(
     config: Path | None = typer.Option(None, "--config", "-c", help="path of lmdeck.yaml"),
     host: str | None = typer.Option(None, help="address to listen on"),
     port: int | None = typer.Option(None, help="port to listen on"),
+    tls_cert: Path | None = typer.Option(
+        None, "--tls-cert", help="PEM certificate (chain): serve HTTPS (with --tls-key; env LMDECK_TLS_CERT)"
+    ),
+    tls_key: Path | None = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert (env LMDECK_TLS_KEY)"),
 ) -> None:
     """Start the gateway."""
     import uvicorn
@@ -25,6 +30,10 @@ def serve(
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
+    if tls_cert is not None:
+        overrides["tls_cert"] = tls_cert
+    if tls_key is not None:
+        overrides["tls_key"] = tls_key
     # Everything this process creates (store, WAL, spool, master key, log) is the owner's alone.
     restrict_umask()
     try:
@@ -33,6 +42,11 @@ def serve(
     except (ConfigFileError, ConfigError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        problem = tls_problem(settings.tls_cert, settings.tls_key)
+        if problem is not None:
+            typer.echo(f"lmdeck cannot start: {problem}", err=True)
+            raise typer.Exit(2)
     from lmdeck.tracing.spool import spool_holder
 
     holder = spool_holder(settings.spool_dir)
@@ -67,12 +81,13 @@ def serve(
     # The admin key is hashed into the keys table and the master key is held by the secret box:
     # neither stays in the environment for a lookup or a child process to find.
     forget_own_secrets()
+    origin = f"{settings.scheme}://{settings.host}:{settings.port}"
     typer.echo(
-        f"lmdeck listening on http://{settings.host}:{settings.port}/v1 "
-        f"(another port: LMDECK_PORT or --port; the CLI finds it with LMDECK_BASE_URL=http://{settings.host}:{settings.port})",
+        f"lmdeck listening on {origin}/v1 "
+        f"(another port: LMDECK_PORT or --port; the CLI finds it with LMDECK_BASE_URL={origin})",
         err=True,
     )
-    typer.echo(f"lmdeck console at http://{settings.host}:{settings.port}/console/ (sign in with an API key)", err=True)
+    typer.echo(f"lmdeck console at {origin}/console/ (sign in with an API key)", err=True)
     uvicorn.run(
         app,
         host=settings.host,
@@ -86,4 +101,6 @@ def serve(
             body_timeout=settings.body_timeout,
         ),
         timeout_graceful_shutdown=10,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
     )

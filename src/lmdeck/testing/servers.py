@@ -19,6 +19,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -193,10 +194,13 @@ class GatewayProcess:
     admin_key: str
     host: str = "127.0.0.1"
     env: dict[str, str] = field(default_factory=dict)
+    #: ``https`` for a gateway started with ``tls=``; then ``verify`` trusts its certificate.
+    scheme: str = "http"
+    verify: ssl.SSLContext | bool = True
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     @property
     def base_url(self) -> str:
@@ -224,6 +228,7 @@ class GatewayProcess:
                     params={"client_request_id": request_id},
                     headers=self.headers(),
                     timeout=15.0,
+                    verify=self.verify,
                 )
             except httpx.TimeoutException:
                 response = None
@@ -304,6 +309,7 @@ def start_gateway(
     timeout: float = 60.0,
     attempts: int = 3,
     wait_for: str = "/health/ready",
+    tls: tuple[Path, Path] | None = None,
 ) -> GatewayProcess:
     """Start ``lmdeck serve`` with ``config`` (a mapping or YAML text, written under ``data_dir``,
     or the path of an existing file) and wait until ``wait_for`` answers 200 (``/health/live`` to
@@ -311,13 +317,19 @@ def start_gateway(
 
     The admin key is passed as ``LMDECK_ADMIN_KEY``; with ``admin_key=None`` none is, and the
     gateway's ``admin_key`` is the one it printed at first start, as a new user would copy it.
-    A port taken between choosing and binding it is retried on another port.
+    A port taken between choosing and binding it is retried on another port. ``tls=(cert, key)``
+    serves HTTPS with that PEM certificate and key; the returned gateway's ``verify`` trusts the certificate.
     """
     data_dir = Path(data_dir)
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     config_path = _write_config(config, data_dir)
     full_env = _gateway_env(data_dir, admin_key, env)
     last_error = ""
+    scheme, tls_args = "http", []
+    verify: ssl.SSLContext | bool = True
+    if tls is not None:
+        scheme, verify = "https", ssl.create_default_context(cafile=str(tls[0]))
+        tls_args = ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
     for attempt in range(attempts):
         chosen = port if port is not None else free_port(host)
         log_path = data_dir / f"gateway-{chosen}-{attempt}.log"
@@ -333,18 +345,21 @@ def start_gateway(
             host,
             "--port",
             str(chosen),
+            *tls_args,
         ]
         with log_file as log:
             proc = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=full_env, cwd=data_dir
             )
-        gw = GatewayProcess(proc, chosen, data_dir, config_path, log_path, admin_key or "", host, dict(env or {}))
+        gw = GatewayProcess(
+            proc, chosen, data_dir, config_path, log_path, admin_key or "", host, dict(env or {}), scheme, verify
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 break
             try:
-                if httpx.get(f"{gw.url}{wait_for}", timeout=1.0).status_code == 200:
+                if httpx.get(f"{gw.url}{wait_for}", timeout=1.0, verify=verify).status_code == 200:
                     if admin_key is None:
                         try:
                             gw.admin_key = printed_admin_key(log_path)
