@@ -750,6 +750,12 @@ class EvaluationSettings(BaseModel):
         default_factory=lambda: ["thumbs", "rating", "score", "correct"],
         description="feedback names the lmdeck_feedback_value metric labels by name; any other is counted as `other`",
     )
+    feedback_correction_max_bytes: int = Field(
+        default=8192,
+        ge=1,
+        le=1_048_576,
+        description="largest feedback `correction` (UTF-8 bytes; compact JSON when not text); past it a 400",
+    )
     queue_size: int = Field(default=1000, ge=1, description="traces waiting for online scoring before drops")
     workers: int = Field(default=2, ge=1, le=64, description="background online scoring tasks")
     poll_interval: float = Field(default=2.0, gt=0, description="seconds between reloads of rules and experiments")

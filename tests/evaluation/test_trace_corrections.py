@@ -48,7 +48,7 @@ async def deck(
 
 
 async def feedback(deck: Deck, trace_id: str, **body: Any) -> dict[str, Any]:
-    r = await deck.call("POST", "/api/feedback", "blue-app", json={"trace_id": trace_id, **body})
+    r = await deck.call("POST", "/api/feedback", "blue-dev", json={"trace_id": trace_id, **body})
     assert r.status_code == 201, r.text
     return dict(r.json())
 
@@ -69,6 +69,31 @@ async def test_feedback_carries_a_correction_that_reads_back(deck: Deck) -> None
     assert only["value"] is None and only["correction"] == {"answer": 3}
     listed = (await deck.call("GET", "/api/feedback", params={"trace_id": "c1"})).json()["data"]
     assert [e["correction"] for e in listed] == ["m-i-r-r-o-r: 3"]
+
+
+async def test_an_inference_key_rates_but_may_not_correct(deck: Deck) -> None:
+    rated = await deck.call("POST", "/api/feedback", "blue-app", json={"trace_id": "c1", "value": 0, "comment": "no"})
+    assert rated.status_code == 201, rated.text
+    for correction in ("3", {"answer": 3}):
+        r = await deck.call("POST", "/api/feedback", "blue-app", json={"trace_id": "c1", "correction": correction})
+        assert r.status_code == 403, r.text
+        error = r.json()["error"]
+        assert error["code"] == "correction_not_allowed" and error["param"] == "correction"
+    listed = (await deck.call("GET", "/api/feedback", params={"trace_id": "c1"})).json()["data"]
+    assert [e["correction"] for e in listed] == [None]
+
+
+async def test_a_correction_past_the_size_limit_is_a_400_naming_it(deck: Deck) -> None:
+    limit = deck.evaluation.feedback.max_correction_bytes
+    assert limit == 8192  # evaluation.feedback_correction_max_bytes's default
+    at_limit = await feedback(deck, "c1", correction="x" * limit)
+    assert len(at_limit["correction"]) == limit
+    for correction in ("é" * (limit // 2 + 1), {"answer": "x" * limit}):
+        r = await deck.call("POST", "/api/feedback", "blue-dev", json={"trace_id": "c1", "correction": correction})
+        assert r.status_code == 400, r.text
+        error = r.json()["error"]
+        assert error["code"] == "correction_too_large" and error["param"] == "correction"
+        assert "correction" in error["message"] and str(limit) in error["message"]
 
 
 async def test_a_dataset_from_low_rated_count_traces_takes_feedback_corrections(deck: Deck) -> None:

@@ -107,7 +107,13 @@ class EvaluationRuntime:
         self.events = events
         self.audit = AuditLog(db)
         self.recent = RecentTraces()
-        self.feedback = FeedbackService(FeedbackStore(db), SQLTraceStore(db), self.recent, self.metrics)
+        self.feedback = FeedbackService(
+            FeedbackStore(db),
+            SQLTraceStore(db),
+            self.recent,
+            self.metrics,
+            max_correction_bytes=config.feedback_correction_max_bytes,
+        )
         self._snapshot: Callable[[], RegistrySnapshot] | None = None
         if registry is not None:
             live = registry.live

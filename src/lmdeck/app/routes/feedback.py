@@ -1,7 +1,8 @@
 """``/api/feedback``: applications report thumbs, ratings and judgements about traces.
 
 Any key may post feedback, an inference key included (that is what an application
-holds), but only on traces of its own team; reading it back needs a viewer key.
+holds), but only on traces of its own team; a ``correction`` (training data for the flywheel)
+needs a viewer key or higher. Reading feedback back needs a viewer key.
 """
 
 from __future__ import annotations

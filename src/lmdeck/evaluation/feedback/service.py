@@ -11,6 +11,7 @@ before it picks a row.
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from lmdeck.evaluation.export import QualityMetrics
 from lmdeck.evaluation.feedback.store import GROUPINGS, FeedbackEntry, FeedbackStore
 from lmdeck.pipeline.principal import Principal
 from lmdeck.protocol import APIError
+from lmdeck.protocol.access import Role
 from lmdeck.protocol.evaluation import FeedbackRequest
 from lmdeck.protocol.traces import TraceRecord
 from lmdeck.tracing.query import TeamScope, TraceQuery
@@ -63,6 +65,52 @@ class TraceFacts:
 #: Traces kept in memory for feedback that arrives before their store write: a few seconds of traffic.
 RECENT_TRACES = 4096
 
+#: The role a key needs to send a ``correction`` (see :func:`check_correction`).
+CORRECTION_ROLE: Role = "viewer"
+#: Default bound of a correction's size, in bytes of UTF-8 (JSON for a non-text correction).
+MAX_CORRECTION_BYTES = 8192
+
+
+def correction_size(correction: Any) -> int:
+    """Bytes a correction takes: UTF-8 of a text, of the compact JSON of anything else."""
+    text = (
+        correction if isinstance(correction, str) else json.dumps(correction, ensure_ascii=False, separators=(",", ":"))
+    )
+    return len(text.encode("utf-8"))
+
+
+def check_correction(request: FeedbackRequest, principal: Principal, max_bytes: int) -> None:
+    """Refuse a ``correction`` its sender may not give (403) or that is larger than ``max_bytes`` (400).
+
+    A correction is not a score: a dataset cut from traces takes it as the expected output, so the
+    flywheel trains on it. It needs the role that labels data for training, :data:`CORRECTION_ROLE`
+    (viewer and up): the same bar as a label with a correction in an annotation queue, whose corrections
+    feed the same datasets. An inference key is what an application holds, so whoever uses the
+    application could otherwise write training labels; it may still send scores, labels and comments.
+
+    Raises:
+        APIError: 403 ``correction_not_allowed`` for an inference key, 400 ``correction_too_large``
+            (``param: correction``) past ``max_bytes``.
+    """
+    if request.correction is None:
+        return
+    if not principal.at_least(CORRECTION_ROLE):
+        raise APIError(
+            403,
+            f"correction: a correction becomes training data and needs a {CORRECTION_ROLE} key or higher; "
+            "an inference key may send value, label and comment",
+            param="correction",
+            code="correction_not_allowed",
+        )
+    size = correction_size(request.correction)
+    if size > max_bytes:
+        raise APIError(
+            400,
+            f"correction: {size} bytes is over the limit of {max_bytes} (evaluation.feedback_correction_max_bytes)",
+            param="correction",
+            code="correction_too_large",
+        )
+
 
 class RecentTraces:
     """A trace observer remembering the last ``capacity`` traces by their lmdeck-generated ids.
@@ -104,8 +152,10 @@ class FeedbackService:
         traces: TraceStore | None,
         recent: RecentTraces,
         metrics: QualityMetrics | None = None,
+        max_correction_bytes: int = MAX_CORRECTION_BYTES,
     ) -> None:
         self.store = store
+        self.max_correction_bytes = max_correction_bytes
         self.traces = traces
         self.recent = recent
         self.metrics = metrics
@@ -138,6 +188,7 @@ class FeedbackService:
         return facts
 
     async def add(self, request: FeedbackRequest, principal: Principal) -> dict[str, Any]:
+        check_correction(request, principal, self.max_correction_bytes)
         facts = await self.find(request.trace_id, principal)
         entry = FeedbackEntry(
             trace_id=facts.id,
