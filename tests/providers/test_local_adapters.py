@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -54,6 +55,35 @@ async def test_a_target_with_an_adapter_serves_the_base_model_with_it(ctx: Provi
         assert "".join(c.choices[0]["delta"].get("content", "") for c in chunks if c.choices) == adapted
     finally:
         await base.aclose()
+        await tuned.aclose()
+
+
+async def test_the_adapter_directory_is_checked_once_off_the_event_loop(
+    ctx: ProviderContext, adapter: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lmdeck.local.engine
+    import lmdeck.providers.local
+
+    threads: list[int] = []
+    real = lmdeck.providers.local.check_adapter_dir
+
+    def counted(path: str | Path) -> Path:
+        threads.append(threading.get_ident())
+        return real(path)
+
+    def refused(path: str | Path) -> Path:
+        raise AssertionError("the engine read the adapter directory on the event loop")
+
+    monkeypatch.setattr(lmdeck.providers.local, "check_adapter_dir", counted)
+    monkeypatch.setattr(lmdeck.local.engine, "check_adapter_dir", refused)
+    tuned = LocalProvider(target(adapter=str(adapter)), ctx)
+    try:
+        first = (await tuned.chat(request())).choices[0].message["content"]
+        assert (await tuned.chat(request())).choices[0].message["content"] == first
+        chunks = [c async for c in tuned.stream_chat(request(stream=True))]
+        assert "".join(c.choices[0]["delta"].get("content", "") for c in chunks if c.choices) == first
+        assert len(threads) == 1 and threads[0] != threading.get_ident()
+    finally:
         await tuned.aclose()
 
 

@@ -218,6 +218,7 @@ class LocalEngine:
         group: str = "",
         member: str = "",
         adapter: str | Path | None = None,
+        checked: bool = False,
     ) -> GenerationHandle:
         """Queue a request for ``member`` (a key) of ``group`` (its team); its events go to the running event loop.
 
@@ -225,10 +226,13 @@ class LocalEngine:
         first use). Raises PromptTooLong, AdapterError (no adapter directory there), EngineClosed, or QueueFull
         when the queue is full and ``group`` already has the most requests waiting (otherwise the newest
         waiting request of the group with the most makes room). An adapter that does not fit the model ends
-        the request with an AdapterError event.
+        the request with an AdapterError event. ``checked``: ``adapter`` is already resolved and passed
+        :func:`check_adapter_dir` (in a thread), so this call, made on the event loop, reads no file.
         """
         adapter_path = None
-        if adapter is not None:
+        if adapter is not None and checked:
+            adapter_path = str(adapter)
+        elif adapter is not None:
             adapter_path = str(Path(adapter).resolve())
             if adapter_path not in self.adapters:
                 check_adapter_dir(adapter_path)

@@ -29,6 +29,9 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import anyio
+
+from lmdeck.local.adapter_dir import check_adapter_dir
 from lmdeck.local.errors import AdapterError, EngineClosed, PromptTooLong, QueueFull
 from lmdeck.local.params import SamplingParams
 from lmdeck.local.runtime import LocalRuntime
@@ -174,6 +177,8 @@ class LocalProvider:
         if self.quantize not in QUANTIZE_CHOICES:
             raise ConfigError(f"target {target.id}: options.quantize must be one of {', '.join(QUANTIZE_CHOICES)}")
         self.adapter = self._adapter_option(target)
+        #: ``adapter`` checked and resolved (symlinks followed), once, in a thread; None until then.
+        self._adapter_dir: str | None = None
         self.runtime.acquire()
         self._closed = False
         self._names: TokenText | None = None
@@ -299,11 +304,28 @@ class LocalProvider:
             prompt_logprobs=prompt_logprobs,
         )
 
-    def _submit(self, engine: LocalEngine, prompt: list[int], params: SamplingParams) -> GenerationHandle:
+    async def _checked_adapter(self) -> str | None:
+        """The adapter directory, checked and resolved on first use in a thread (file system reads stay off
+        the event loop) and then reused; a request that finds it gone checks again (:meth:`_adapter_failed`)."""
+        if self.adapter is None:
+            return None
+        if self._adapter_dir is None:
+            try:
+                self._adapter_dir = str(await anyio.to_thread.run_sync(check_adapter_dir, self.adapter))
+            except AdapterError as exc:
+                raise _adapter_refused(exc) from None
+        return self._adapter_dir
+
+    def _adapter_failed(self, exc: AdapterError) -> UpstreamError:
+        self._adapter_dir = None
+        return _adapter_refused(exc)
+
+    async def _submit(self, engine: LocalEngine, prompt: list[int], params: SamplingParams) -> GenerationHandle:
+        adapter = await self._checked_adapter()
         caller = CURRENT_CALLER.get()
         group, member = (caller.group, caller.key) if caller is not None else ("", "")
         try:
-            return engine.submit(prompt, params, group=group, member=member, adapter=self.adapter)
+            return engine.submit(prompt, params, group=group, member=member, adapter=adapter, checked=True)
         except AdapterError as exc:
             raise _adapter_refused(exc) from None
         except QueueFull as exc:
@@ -318,7 +340,7 @@ class LocalProvider:
         handles: list[GenerationHandle] = []
         try:
             for prompt, params in jobs:
-                handles.append(self._submit(engine, prompt, params))
+                handles.append(await self._submit(engine, prompt, params))
             results = []
             for handle in handles:
                 text, reason = await self._wait(handle)
@@ -334,7 +356,7 @@ class LocalProvider:
         try:
             return await handle.text()
         except AdapterError as exc:
-            raise _adapter_refused(exc) from None
+            raise self._adapter_failed(exc) from None
         except QueueFull as exc:
             raise _queue_full(exc) from None
         except EngineClosed as exc:
@@ -348,7 +370,7 @@ class LocalProvider:
                 try:
                     event = await handle.next_event()
                 except AdapterError as exc:
-                    raise _adapter_refused(exc) from None
+                    raise self._adapter_failed(exc) from None
                 except QueueFull as exc:
                     raise _queue_full(exc) from None
                 except EngineClosed as exc:
@@ -415,7 +437,7 @@ class LocalProvider:
         self._check_chat(request)
         engine = await self._engine("chat completions", stream=True)
         prompt = self._chat_prompt(engine, request)
-        handle = self._submit(engine, prompt, self._params(engine, request, 0))
+        handle = await self._submit(engine, prompt, self._params(engine, request, 0))
         chunk_id, created = _new_id("chatcmpl"), int(time.time())
 
         def chunk(choices: list[dict[str, Any]], usage: Usage | None = None) -> ChatCompletionChunk:
@@ -533,7 +555,7 @@ class LocalProvider:
             yield chunk([{"index": 0, "text": text, "finish_reason": "length", "logprobs": None}])
             yield chunk([], _usage(len(prompt), 0))
             return
-        handle = self._submit(engine, prompt, params)
+        handle = await self._submit(engine, prompt, params)
         echoed = not request.echo
         try:
             async for event in self._events(handle):

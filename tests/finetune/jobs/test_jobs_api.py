@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -224,3 +225,30 @@ async def test_a_restarted_gateway_resumes_a_running_job_through_its_runner(
         assert second.started and second.started[0].name == created["id"]
         checkpoints = (await deck.call("GET", f"{JOBS}/{created['id']}/checkpoints")).json()["data"]
         assert [c["step_number"] for c in checkpoints] == [6, 4, 2]
+
+
+async def test_a_jobs_file_work_runs_off_the_event_loop(deck: Deck, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Listing base models, making the job directory, writing the spec and sizing the progress file
+    happen in worker threads: the event loop's thread never blocks on the disk."""
+    from lmdeck.finetune.training.spec import JobDir
+
+    loop_thread = threading.get_ident()
+    seen: dict[str, list[int]] = {}
+
+    def recorded(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            seen.setdefault(name, []).append(threading.get_ident())
+            return fn(*args, **kwargs)
+
+        return call
+
+    service = deck.service
+    service.deps.base_models = recorded("base_models", service.deps.base_models)
+    monkeypatch.setattr(service, "job_dir", recorded("job_dir", service.job_dir))
+    monkeypatch.setattr(JobDir, "write_spec", recorded("write_spec", JobDir.write_spec))
+    training = await deck.dataset("counts", count_rows(10))
+    created = await deck.call("POST", JOBS, json={"model": "demo", "training_dataset": training})
+    assert created.status_code == 200, created.text
+    await until(deck, created.json()["id"], final)
+    assert set(seen) == {"base_models", "job_dir", "write_spec"}
+    assert all(thread != loop_thread for threads in seen.values() for thread in threads), seen

@@ -97,7 +97,8 @@ class FineTuningService:
     async def create(self, request: FineTuningJobCreate, principal: Principal) -> FineTuningJob:
         """Check the request against what exists (base model, datasets, runner, gate), record the job and
         start preparing it. 400 for a bad request, 404 for a dataset the caller may not read."""
-        self._check(request, principal)
+        # The base models are listed from local.model_dir: file system reads, kept off the event loop.
+        await anyio.to_thread.run_sync(self._check, request, principal)
         await anyio.to_thread.run_sync(self._check_register_as, request.model_name(), principal)
         for field, ref in (
             ("training_dataset", request.training_dataset),
@@ -310,10 +311,10 @@ class FineTuningService:
             self._signal(job_id)
 
     async def _prepare(self, record: JobRecord, principal: Principal) -> None:
-        job_dir = self.job_dir(record)
+        job_dir = await anyio.to_thread.run_sync(self.job_dir, record)
         request = record.request
         rows = await anyio.to_thread.run_sync(self._rows, request.training_dataset, principal)
-        owner = self.deps.datasets.owner(request.training_dataset.partition("@")[0])
+        owner = await anyio.to_thread.run_sync(self.deps.datasets.owner, request.training_dataset.partition("@")[0])
         keep_card = owner is not None and may_change(principal, owner)
         try:
             prepared: Prepared = await anyio.to_thread.run_sync(
@@ -356,7 +357,7 @@ class FineTuningService:
             hyperparameters=request.hyperparameters,
             max_length=max(8, request.prep.max_tokens),
         )
-        JobDir(job_dir).write_spec(spec)
+        await anyio.to_thread.run_sync(JobDir(job_dir).write_spec, spec)
         record.job.data_card = prepared.card
         record.job.validation_dataset = validation_ref
         record.job.validation_file = str(prepared.validation_file)
@@ -375,15 +376,16 @@ class FineTuningService:
     async def _train(self, record: JobRecord) -> None:
         """Start (or find again) the worker and wait until the follower has seen it end."""
         runner = self.deps.runners[record.job.runner]
-        job_dir = self.job_dir(record)
+        job_dir = await anyio.to_thread.run_sync(self.job_dir, record)
         alive = (
             record.runner.handle is not None
             and (await anyio.to_thread.run_sync(runner.state, record.runner.handle)) == "running"
         )
         if not alive:
-            if (job_dir / "progress.jsonl").exists():
-                # A new worker appends from where the previous one's checkpoint left off; read only what it adds.
-                record.runner.progress_offset = (job_dir / "progress.jsonl").stat().st_size
+            # A new worker appends from where the previous one's checkpoint left off; read only what it adds.
+            size = await anyio.to_thread.run_sync(_size, job_dir / "progress.jsonl")
+            if size is not None:
+                record.runner.progress_offset = size
             record.runner.handle = await anyio.to_thread.run_sync(runner.start, job_dir)
             record.job.status = "running"
             await anyio.to_thread.run_sync(self.store.save, record)
@@ -399,7 +401,7 @@ class FineTuningService:
 
     async def _evaluate(self, record: JobRecord, principal: Principal) -> None:
         request = record.request
-        adapter = self.job_dir(record) / "adapter"
+        adapter = (await anyio.to_thread.run_sync(self.job_dir, record)) / "adapter"
         datasets = {}
         if record.job.validation_dataset:
             datasets["validation"] = record.job.validation_dataset
@@ -446,6 +448,7 @@ class FineTuningService:
     # -- helpers --------------------------------------------------------------------------------
 
     def job_dir(self, record: JobRecord) -> Path:
+        """The job's directory, made when missing (blocking: call it in a thread from async code)."""
         path = Path(record.runner.job_dir or self.jobs_dir / record.id)
         path.mkdir(parents=True, exist_ok=True)
         return path
@@ -556,6 +559,14 @@ class StageError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+def _size(path: Path) -> int | None:
+    """The size of ``path`` in bytes, None when it does not exist (blocking)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
 
 
 def _param(error: APIError, param: str) -> APIError:
