@@ -83,16 +83,17 @@ def version(dev_or_admin: httpx.Client, adapter: Path | str) -> httpx.Response:
 def test_a_registry_version_with_an_adapter_is_routable(
     served: GatewayProcess, admin: httpx.Client, developer: httpx.Client, dirs: dict[str, Path]
 ) -> None:
-    # A developer may register the adapter a fine-tuning job wrote under <data_dir>/finetune/ ...
-    ours = version(developer, dirs["ours"])
-    assert ours.status_code in (200, 201), ours.text
-    # ... but not a directory elsewhere on the server, nor one reached through `..`.
-    for path in (dirs["theirs"], f"{dirs['data']}/finetune/../../elsewhere/adapter"):
+    # A developer may register only the adapter of one of its team's fine-tuning jobs: not a job directory
+    # no job of its team owns (ft-1 has no job behind it), a directory elsewhere, nor one reached through `..`
+    # (tests/finetune/jobs/test_jobs_api.py registers a real job's adapter) ...
+    for path in (dirs["ours"], dirs["theirs"], f"{dirs['data']}/finetune/../../elsewhere/adapter"):
         refused = version(developer, path)
         assert refused.status_code == 403, refused.text
         assert refused.json()["error"]["code"] == "adapter_path_forbidden"
         assert refused.json()["error"]["param"] == "adapter"
-    theirs = version(admin, dirs["theirs"])  # an admin may
+    ours = version(admin, dirs["ours"])  # ... an admin may name any directory
+    assert ours.status_code in (200, 201), ours.text
+    theirs = version(admin, dirs["theirs"])
     assert theirs.status_code in (200, 201), theirs.text
     moved = admin.put("/api/registry/models/counter/aliases/candidate", json={"version": ours.json()["version"]})
     assert moved.status_code == 200, moved.text

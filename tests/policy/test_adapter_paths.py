@@ -20,6 +20,17 @@ from lmdeck.settings import ConfigError, Settings, TargetConfig
 ROLES: dict[str, Role] = {"key:key_admin": "admin", "key:key_dev": "developer"}
 ADMIN = Principal(key_id="key_admin", role="admin")
 DEV = Principal(key_id="key_dev", role="developer", team_id="team_1")
+OTHER_DEV = Principal(key_id="key_other", role="developer", team_id="team_2")
+LONE_DEV = Principal(key_id="key_lone", role="developer")
+
+
+class FakeJobs:
+    """A fake job store: job id → (team id, key id) of its creator."""
+
+    owners = {"ft-1": ("team_1", "key_dev"), "ft-2": ("team_2", "key_other"), "ft-3": (None, "key_lone")}
+
+    def owner_of_job(self, job_id: str) -> tuple[str | None, str | None] | None:
+        return self.owners.get(job_id)
 
 
 @pytest.fixture
@@ -32,7 +43,9 @@ def data_dir(tmp_path: Path) -> Path:
 
 def gate(data_dir: Path) -> CredentialGate:
     settings = Settings.model_validate({"data_dir": str(data_dir)})
-    return CredentialGate(settings, EgressPolicy.from_settings(settings), author_role=ROLES.get)
+    gate = CredentialGate(settings, EgressPolicy.from_settings(settings), author_role=ROLES.get)
+    gate.adapters.bind_jobs(FakeJobs())
+    return gate
 
 
 def spec(**fields: object) -> ModelVersionSpec:
@@ -60,6 +73,39 @@ def test_a_non_admin_names_only_adapters_under_the_finetune_directory(data_dir: 
             )
             assert "only an admin may name adapters elsewhere" in refused.value.message
             g.check_version(spec(**fields), ADMIN)  # an admin may name any directory
+
+
+def test_a_non_admin_names_only_adapters_of_its_own_teams_jobs(data_dir: Path) -> None:
+    g = gate(data_dir)
+    jobs = data_dir / "finetune" / "jobs"
+    g.check_version(spec(adapter=str(jobs / "ft-2" / "adapter")), OTHER_DEV)
+    g.check_version(spec(adapter=str(jobs / "ft-3" / "checkpoints" / "checkpoint-4")), LONE_DEV)
+    refused = [
+        (DEV, jobs / "ft-2" / "adapter"),  # team_2's job
+        (OTHER_DEV, jobs / "ft-1" / "adapter"),  # team_1's job
+        (OTHER_DEV, jobs / "ft-2" / ".." / "ft-1" / "adapter"),
+        (LONE_DEV, jobs / "ft-1" / "adapter"),  # a key without a team: only the jobs it created
+        (DEV, jobs / "ft-3" / "adapter"),
+        (DEV, jobs / "ft-none" / "adapter"),  # no such job
+        (DEV, jobs),
+        (DEV, data_dir / "finetune" / "elsewhere"),  # under finetune/ but in no job's directory
+    ]
+    for principal, path in refused:
+        with pytest.raises(APIError) as error:
+            g.check_version(spec(options={"adapter": str(path)}), principal)
+        assert (error.value.status, error.value.code, error.value.param) == (
+            403,
+            "adapter_path_forbidden",
+            "options.adapter",
+        ), path
+        g.check_version(spec(options={"adapter": str(path)}), ADMIN)
+
+
+def test_without_the_fine_tuning_service_no_job_directory_is_anyones(data_dir: Path) -> None:
+    settings = Settings.model_validate({"data_dir": str(data_dir)})
+    bare = CredentialGate(settings, EgressPolicy.from_settings(settings), author_role=ROLES.get)
+    with pytest.raises(APIError, match="not the directory of a fine-tuning job of your team"):
+        bare.check_version(spec(adapter=str(data_dir / "finetune" / "jobs" / "ft-1" / "adapter")), DEV)
 
 
 def test_a_symlink_out_of_the_finetune_directory_is_refused(data_dir: Path) -> None:

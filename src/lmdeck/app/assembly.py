@@ -348,6 +348,7 @@ def build_gateway(
             provider_ctx=provider_ctx,
         )
         services.append(finetune)  # resumes unfinished jobs (their evaluations run through the pipeline)
+        policy.credentials.adapters.bind_jobs(finetune.service.store)  # whose job an adapter directory is
     tuner = JobsTuner(finetune.service) if finetune is not None else None
     flywheel = FlywheelService(db, registry.datasets, registry.models, policy.audit, tuner, releases=delivery.releases)
     services.append(flywheel)

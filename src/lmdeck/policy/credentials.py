@@ -103,9 +103,9 @@ class CredentialGate:
     ) -> None:
         """Refuse a version ``principal`` may not write: its own ``api_key`` (non-admin), a credential the
         writer's team may not use or that may not go to the version's host, a ``base_url`` the egress policy
-        refuses, an adapter directory outside ``<data_dir>/finetune/`` (non-admin). Raises :class:`APIError` (400/403) naming the field under ``field``."""
+        refuses, an adapter directory that is not one of the writer's team's fine-tuning jobs (non-admin). Raises :class:`APIError` (400/403) naming the field under ``field``."""
         admin = principal.role == "admin"
-        self.adapters.check_write(spec, admin=admin, field=field)
+        self.adapters.check_write(spec, admin=admin, field=field, team_id=principal.team_id, key_id=principal.key_id)
         if spec.api_key is not None and spec.api_key.env in OWN_SECRETS:
             raise APIError(
                 400,

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+import anyio
+
 from lmdeck.db import Database
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.ownership import RouteOwner
@@ -76,7 +78,8 @@ class ModelRegistry(Catalog[ModelVersionSpec]):
     async def create_version(
         self, name: str, spec: ModelVersionSpec, principal: Principal, description: str | None = None
     ) -> Version[ModelVersionSpec]:
-        self.check_writer(spec, principal)
+        # The adapter rule reads the jobs table and resolves paths on disk: off the event loop.
+        await anyio.to_thread.run_sync(lambda: self.check_writer(spec, principal))
         return await super().create_version(name, spec, principal, description)
 
     def validate(self, spec: ModelVersionSpec) -> None:

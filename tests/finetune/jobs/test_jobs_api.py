@@ -252,3 +252,34 @@ async def test_a_jobs_file_work_runs_off_the_event_loop(deck: Deck, monkeypatch:
     await until(deck, created.json()["id"], final)
     assert set(seen) == {"base_models", "job_dir", "write_spec"}
     assert all(thread != loop_thread for threads in seen.values() for thread in threads), seen
+
+
+async def test_a_team_registers_only_its_own_jobs_adapters(deck: Deck) -> None:
+    """Team red may not point a model version at the adapter directory of team blue's job, however it
+    names the path; blue may, and an admin may name any."""
+    training = await deck.dataset("counts", count_rows(10))
+    created = (await deck.call("POST", JOBS, json={"model": "demo", "training_dataset": training})).json()
+    job_dir = deck.service.jobs_dir / created["id"]
+    spec = {"provider": "local", "model": "demo", "base_model": "demo"}
+    for who in ("red-dev", "blue-dev"):
+        r = await deck.call("POST", "/api/registry/models", who, json={"name": f"{who}-model"})
+        assert r.status_code in (200, 201), r.text
+    for path in (job_dir / "adapter", job_dir / "checkpoints" / ".." / "adapter", job_dir / ".." / created["id"]):
+        refused = await deck.call(
+            "POST", "/api/registry/models/red-dev-model/versions", "red-dev", json={**spec, "adapter": str(path)}
+        )
+        assert refused.status_code == 403, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "adapter_path_forbidden" and error["param"] == "adapter"
+        assert "not the directory of a fine-tuning job of your team" in error["message"]
+    for unknown in (deck.service.jobs_dir / "ftjob-none" / "adapter", deck.service.jobs_dir.parent / "adapter"):
+        r = await deck.call(
+            "POST", "/api/registry/models/blue-dev-model/versions", "blue-dev", json={**spec, "adapter": str(unknown)}
+        )
+        assert r.status_code == 403, r.text
+    ours = {**spec, "adapter": str(job_dir / "adapter")}
+    r = await deck.call("POST", "/api/registry/models/blue-dev-model/versions", "blue-dev", json=ours)
+    assert r.status_code in (200, 201), r.text
+    r = await deck.call("POST", "/api/registry/models/red-dev-model/versions", "admin", json=ours)
+    assert r.status_code in (200, 201), r.text
+    await until(deck, created["id"], final)

@@ -179,6 +179,14 @@ class JobStore:
             row = conn.execute(select(jobs_table).where(jobs_table.c.id == job_id)).first()
         return _record(row) if row is not None else None
 
+    def owner_of_job(self, job_id: str) -> tuple[str | None, str | None] | None:
+        """(team id, key id) of the job's creator, or None when there is no job ``job_id``."""
+        with self.db.engine.connect() as conn:
+            row = conn.execute(
+                select(jobs_table.c.team_id, jobs_table.c.key_id).where(jobs_table.c.id == job_id)
+            ).first()
+        return (row.team_id, row.key_id) if row is not None else None
+
     def listing(
         self, *, team_id: str | None, key_id: str | None, everyone: bool, limit: int, after: str | None = None
     ) -> tuple[list[JobRecord], bool]:
