@@ -69,6 +69,7 @@ def serve(
     for noisy in ("httpx", "httpcore", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from lmdeck.app.factory import create_app
+    from lmdeck.app.heap import freeze_startup_heap
     from lmdeck.app.http_protocol import guarded_protocol
     from lmdeck.console import install_console
 
@@ -88,6 +89,8 @@ def serve(
         err=True,
     )
     typer.echo(f"lmdeck console at {origin}/console/ (sign in with an API key)", err=True)
+    # What start-up built lives as long as the process: the collector need not walk it again.
+    freeze_startup_heap()
     uvicorn.run(
         app,
         host=settings.host,
