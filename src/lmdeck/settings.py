@@ -599,6 +599,12 @@ class FineTuningSettings(BaseModel):
     )
     ray_num_cpus: float = Field(default=1.0, ge=0, le=1024, description="CPUs a Ray training job reserves")
     ray_num_gpus: float = Field(default=0.0, ge=0, le=64, description="GPUs a Ray training job reserves")
+    max_concurrent_jobs: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="training workers at once; a job past it waits in `queued` and starts when one ends",
+    )
 
 
 class ModelPrice(BaseModel):

@@ -95,7 +95,14 @@ class FineTuningRuntime:
             principal_of=principal_of,
             base_models=lambda: base_models(settings),
         )
-        return cls(FineTuningService(JobStore(db), deps, Path(settings.data_dir)))
+        return cls(
+            FineTuningService(
+                JobStore(db),
+                deps,
+                Path(settings.data_dir),
+                max_concurrent_jobs=settings.fine_tuning.max_concurrent_jobs,
+            )
+        )
 
     async def start(self) -> None:
         resumed = await self.service.recover()

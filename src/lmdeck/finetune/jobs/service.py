@@ -32,6 +32,7 @@ from lmdeck.finetune.gate import check_gate, judge
 from lmdeck.finetune.jobs.evaluate import AdapterEvaluation, EvaluationFailed
 from lmdeck.finetune.jobs.follower import ProgressFollower, follow
 from lmdeck.finetune.jobs.registration import register_adapter
+from lmdeck.finetune.jobs.slots import TrainingSlots
 from lmdeck.finetune.jobs.stages import JobRunner, Prepared, Preparer
 from lmdeck.finetune.jobs.store import JobRecord, JobStore, RunnerState, new_id
 from lmdeck.finetune.training.spec import JobDir, TrainingSpec
@@ -84,9 +85,11 @@ def not_found(job_id: str) -> APIError:
 class FineTuningService:
     """Jobs of one gateway (see the module docs)."""
 
-    def __init__(self, store: JobStore, deps: JobDependencies, data_dir: Path) -> None:
+    def __init__(self, store: JobStore, deps: JobDependencies, data_dir: Path, *, max_concurrent_jobs: int = 1) -> None:
         self.store = store
         self.deps = deps
+        #: Training workers at once (``fine_tuning.max_concurrent_jobs``); the others wait in ``queued``.
+        self.slots = TrainingSlots(max_concurrent_jobs)
         self.jobs_dir = data_dir / "finetune" / "jobs"
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._done: dict[str, asyncio.Event] = {}
@@ -381,6 +384,16 @@ class FineTuningService:
             record.runner.handle is not None
             and (await anyio.to_thread.run_sync(runner.state, record.runner.handle)) == "running"
         )
+        if not alive and not self.slots.free:
+            await self._event(
+                record,
+                f"Queued for a training slot: {self.slots.running} of {self.slots.limit} in use "
+                "(fine_tuning.max_concurrent_jobs)",
+            )
+        async with self.slots.held(force=alive):
+            await self._train_in_slot(record, runner, job_dir, alive)
+
+    async def _train_in_slot(self, record: JobRecord, runner: JobRunner, job_dir: Path, alive: bool) -> None:
         if not alive:
             # A new worker appends from where the previous one's checkpoint left off; read only what it adds.
             size = await anyio.to_thread.run_sync(_size, job_dir / "progress.jsonl")
