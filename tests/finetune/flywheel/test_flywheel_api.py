@@ -13,6 +13,7 @@ import pytest
 from evaluation.conftest import Deck
 from lmdeck.finetune.flywheel.tuner import JobOutcome
 from lmdeck.pipeline.principal import Principal
+from lmdeck.protocol.flywheel import FlywheelRunRequest
 from lmdeck.protocol.registry import ModelVersionSpec
 from lmdeck.protocol.traces import TraceRecord
 from lmdeck.registry.model_registry import ModelRegistry
@@ -232,3 +233,32 @@ async def test_a_route_with_a_release_setup_gets_a_canary_of_the_new_version(dec
     assert shown["spec"]["candidate"]["model"] == "calc-bot@2" and shown["spec"]["route"] == "support"
     bad = await deck.call("POST", "/api/flywheel/runs", json={**body, "release": {"strategy": "fast"}})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "release"
+
+
+async def test_a_run_left_running_by_a_dead_process_is_marked_failed_at_start_and_resumes(deck: Deck) -> None:
+    flywheel = deck.gateway.flywheel
+    assert flywheel is not None
+    # What a server killed during the fine_tune step leaves behind: the run and its step still `running`.
+    run = flywheel.store.create(FlywheelRunRequest.model_validate(RUN), team_id=None, actor="key:admin")
+    run.step("dataset").start()
+    run.step("dataset").finish("succeeded")
+    run.step("dataset").output = {"dataset": "counter-flywheel", "version": 1, "ref": "counter-flywheel@1"}
+    run.step("fine_tune").start()
+    flywheel.store.save(run)
+    assert (await deck.call("GET", f"/api/flywheel/runs/{run.id}")).json()["status"] == "running"
+
+    await flywheel.start()  # what the next server does when it starts
+    shown = (await deck.call("GET", f"/api/flywheel/runs/{run.id}")).json()
+    assert shown["status"] == "failed"
+    assert shown["error"].startswith("fine_tune: interrupted: the server running it stopped")
+    steps = {s["name"]: s for s in shown["steps"]}
+    assert steps["dataset"]["status"] == "succeeded"
+    assert steps["fine_tune"]["status"] == "failed" and "resume the run" in steps["fine_tune"]["error"]
+    assert steps["release"]["status"] == "pending"
+    assert await flywheel.mark_interrupted() == 0  # a failed run is left as it is
+
+    flywheel.tuner = FakeTuner(deck.gateway.registry.models)
+    resumed = await deck.call("POST", f"/api/flywheel/runs/{run.id}/resume")
+    assert resumed.status_code == 202, resumed.text
+    done = await finished(deck, run.id)
+    assert done["status"] == "succeeded", (done["error"], done["steps"])

@@ -43,6 +43,9 @@ from lmdeck.registry.dataset_registry import DatasetRegistry
 
 log = logging.getLogger(__name__)
 
+#: Why a run a crashed or killed server left ``running`` is failed at the next start.
+INTERRUPTED = "interrupted: the server running it stopped without finishing the step (crash or kill); resume the run"
+
 
 class AuditTrail(Protocol):
     def append(self, actor: str, action: str, target: str, *, before: Any = None, after: Any = None) -> Any: ...
@@ -111,7 +114,32 @@ class FlywheelService:
     # -- lifetime ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Nothing to start: runs begin with their request."""
+        """Mark failed the runs a previous process left ``running`` (see :meth:`mark_interrupted`)."""
+        interrupted = await self.mark_interrupted()
+        if interrupted:
+            log.warning("%d flywheel runs were interrupted by a stop without shutdown; resume them", interrupted)
+
+    async def mark_interrupted(self) -> int:
+        """Mark ``failed`` every stored ``running`` run that no task of this process drives; how many.
+
+        A graceful stop marks its runs failed itself (:meth:`stop`); a process that crashed or was killed
+        leaves them ``running`` for ever. At start this process drives no run yet, so every ``running`` run
+        belongs to a process that is gone (one gateway drives the flywheel, as it drives fine-tuning jobs).
+        The step that was running fails with the reason and ``resume`` continues from it.
+        """
+        runs = await anyio.to_thread.run_sync(self.store.running)
+        marked = 0
+        for run in runs:
+            if run.id in self._tasks:
+                continue
+            step = next((s for s in run.steps if s.status == "running"), None)
+            name = step.name if step is not None else self._next_step(run) or "run"
+            if step is not None:
+                step.finish("failed", error=INTERRUPTED)
+            run.status, run.error = "failed", f"{name}: {INTERRUPTED}"
+            await anyio.to_thread.run_sync(self.store.save, run)
+            marked += 1
+        return marked
 
     async def stop(self) -> None:
         """Cancel the runs in progress; they are left ``running`` in the store and resume from their step."""

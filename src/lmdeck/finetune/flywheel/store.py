@@ -168,6 +168,14 @@ class FlywheelStore:
             raise run_not_found(run_id)
         return self._run(row)
 
+    def running(self) -> list[FlywheelRun]:
+        """Every run stored as ``running``, oldest first."""
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(
+                text(f"SELECT {_COLUMNS} FROM flywheel_runs WHERE status = 'running' ORDER BY created_at")
+            ).all()
+        return [self._run(r) for r in rows]
+
     def list(self, *, team_id: str | None = None, all_teams: bool = True, limit: int = 100) -> list[FlywheelRun]:
         where = "" if all_teams else "WHERE team_id = :team" if team_id is not None else "WHERE team_id IS NULL"
         with self.db.engine.connect() as conn:
