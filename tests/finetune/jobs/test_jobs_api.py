@@ -283,3 +283,34 @@ async def test_a_team_registers_only_its_own_jobs_adapters(deck: Deck) -> None:
     r = await deck.call("POST", "/api/registry/models/red-dev-model/versions", "admin", json=ours)
     assert r.status_code in (200, 201), r.text
     await until(deck, created["id"], final)
+
+
+async def test_a_restarted_gateway_reads_what_the_worker_wrote_while_it_was_down(
+    settings: Settings, start_deck: StartDeck, adapter_cache: Any
+) -> None:
+    first = FakeRunner(adapter_cache)
+    first.hold.clear()  # the worker waits before its last step
+    async with start_deck(settings, first) as deck:
+        keys = deck.keys
+        training = await deck.dataset("counts", count_rows(50))
+        created = (await deck.call("POST", JOBS, json={"model": "demo", "training_dataset": training})).json()
+        await until(deck, created["id"], lambda j: j["progress"]["step"] >= 5)
+    for thread in threading.enumerate():  # the old gateway's reader of progress.jsonl is gone
+        if thread.name == f"follow-{created['id']}":
+            thread.join()
+    first.hold.set()  # with no gateway up, the worker ends: step 6, checkpoint 6, succeeded
+    for thread in list(first._threads.values()):
+        thread.join()
+
+    second = FakeRunner(adapter_cache)
+    async with start_deck(settings, second, keys) as deck:
+        job = await until(deck, created["id"], final)
+        assert job["status"] == "gated", job  # evaluated: the identity adapter is no better than the base
+        assert second.started == []  # the finished worker was not started again
+        assert job["progress"]["step"] == 6 and job["trained_tokens"] == 1234
+        checkpoints = (await deck.call("GET", f"{JOBS}/{created['id']}/checkpoints")).json()["data"]
+        assert [c["step_number"] for c in checkpoints] == [6, 4, 2]
+        events = (await deck.call("GET", f"{JOBS}/{created['id']}/events", params={"limit": 100})).json()["data"]
+        steps = [e["data"]["step"] for e in events if e["type"] == "metrics"]
+        assert sorted(steps) == [1, 2, 3, 4, 5, 6]
+        assert any("while no gateway followed it" in e["message"] for e in events)

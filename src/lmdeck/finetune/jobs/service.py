@@ -30,7 +30,7 @@ import anyio
 from lmdeck.evaluation.runs.gate import GateError
 from lmdeck.finetune.gate import check_gate, judge
 from lmdeck.finetune.jobs.evaluate import AdapterEvaluation, EvaluationFailed
-from lmdeck.finetune.jobs.follower import ProgressFollower, follow
+from lmdeck.finetune.jobs.follower import Ending, ProgressFollower, follow
 from lmdeck.finetune.jobs.registration import register_adapter
 from lmdeck.finetune.jobs.slots import TrainingSlots
 from lmdeck.finetune.jobs.stages import JobRunner, Prepared, Preparer
@@ -393,7 +393,30 @@ class FineTuningService:
         async with self.slots.held(force=alive):
             await self._train_in_slot(record, runner, job_dir, alive)
 
+    async def _catch_up(self, record: JobRecord, runner: JobRunner, job_dir: Path) -> tuple[JobRecord, Ending | None]:
+        """Apply what an ended worker wrote after the last line this job read (while no gateway followed
+        it, say): its steps, metrics and checkpoints, and how it ended when it did. The job as stored then."""
+        follower = ProgressFollower(self.store, record, runner, job_dir)
+
+        def read() -> tuple[int, Ending | None]:
+            events = follower.read()
+            return len(events), follower.apply(events) if events else None
+
+        count, ending = await anyio.to_thread.run_sync(read)
+        if count:
+            await self._event(record, f"Read {count} progress events the worker wrote while no gateway followed it")
+        if ending == "failed":
+            raise StageError("training_failed", follower.message or "the training worker failed: see worker.log")
+        fresh = await anyio.to_thread.run_sync(self.store.get, record.id)
+        return fresh or record, ending
+
     async def _train_in_slot(self, record: JobRecord, runner: JobRunner, job_dir: Path, alive: bool) -> None:
+        if not alive and record.runner.handle is not None:
+            record, ending = await self._catch_up(record, runner, job_dir)
+            # Finished while nobody watched: on to the gate. A worker stopped from outside (``cancelled``
+            # with the job not cancelled) or gone without a word trains again from its newest checkpoint.
+            if ending in ("succeeded", "stopped"):
+                return
         if not alive:
             # A new worker appends from where the previous one's checkpoint left off; read only what it adds.
             size = await anyio.to_thread.run_sync(_size, job_dir / "progress.jsonl")
