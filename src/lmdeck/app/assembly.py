@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from lmdeck.app.leadership import LeaderElection
 from lmdeck.app.routing_checks import routing_strategies
 from lmdeck.cache import CacheRuntime
 from lmdeck.cache import steps as cache_steps
 from lmdeck.db import Database
+from lmdeck.db.lease import LeaderLease
 from lmdeck.delivery.flags.runtime import FlagRuntime
 from lmdeck.delivery.runtime import DeliveryRuntime
 from lmdeck.delivery.shadow.runtime import ShadowRuntime
@@ -126,6 +129,8 @@ class Gateway:
     moderations: ModerationServing | None = None
     #: ``/v1/fine_tuning/jobs``: LoRA fine-tuning jobs, their eval gate and registration.
     finetune: FineTuningRuntime | None = None
+    #: Who runs the background jobs, when the gateway was built with a leader lease.
+    election: LeaderElection | None = None
     started: bool = False
 
     async def start(self) -> None:
@@ -161,10 +166,10 @@ class Gateway:
         return problems + [f"local model {name!r} is loading" for name in self.router.loading()]
 
 
-def build_sink(settings: Settings, db: Database) -> TraceSink:
+def build_sink(settings: Settings, db: Database, spool_dir: Path | None = None) -> TraceSink:
     from lmdeck.tracing.sink import DurableTraceSink
 
-    return DurableTraceSink.from_settings(settings, db)
+    return DurableTraceSink.from_settings(settings, db, spool_dir=spool_dir)
 
 
 def build_gateway(
@@ -173,7 +178,15 @@ def build_gateway(
     sink: TraceSink | None = None,
     providers: ProviderRegistry | None = None,
     announce_admin_key: bool = True,
+    spool_dir: Path | None = None,
+    lease: LeaderLease | None = None,
 ) -> Gateway:
+    """Everything the app serves, built from ``settings``.
+
+    ``spool_dir``: this process's trace spool (default ``settings.spool_dir``; each worker of
+    ``lmdeck serve --workers`` has its own). ``lease``: run the background jobs (retention, alert
+    evaluation, the release controller) only while this process holds it; without one they run here.
+    """
     secure_data_dir(settings)
     db = Database(settings.store_url)
     db.migrate()
@@ -195,7 +208,7 @@ def build_gateway(
     strategies = routing_strategies(evaluators, settings.data_dir)
     router = Router.from_settings(settings, providers, provider_ctx, strategies=strategies)
     authenticator: Authenticator = policy.keys
-    sink = sink or build_sink(settings, db)
+    sink = sink or build_sink(settings, db, spool_dir)
     metrics = GatewayMetrics(known_route=lambda name: router.get(name) is not None)
     if isinstance(sink, QueuedTraceSink):
         queued = sink
@@ -295,14 +308,15 @@ def build_gateway(
         vault=policy.vault.read if policy.vault is not None else None,
         action_context=alert_actions(router, route_config, registry, delivery, flags),
     )
-    services.append(alerts)
+    #: Jobs that act for the whole deployment, not for this process's requests: one process runs them.
+    background: list[Service] = [alerts]
     span_writer = SpanWriter(db, max_pending=tracing.otlp_queue_spans)
     services.append(span_writer)
     metrics.gauge_from(
         "lmdeck_otlp_spans_pending", "spans received over OTLP, not yet stored", lambda: {(): span_writer.pending}
     )
     if tracing.retention.prune_interval_s is not None:
-        services.append(
+        background.append(
             RetentionJob(
                 db,
                 Retention.from_settings(tracing.retention),
@@ -314,6 +328,13 @@ def build_gateway(
                 ),
             )
         )
+    election = None
+    if lease is None:
+        services.extend(background)
+    else:
+        delivery.run_controller = False
+        election = LeaderElection(lease, [delivery.controller, *background])
+        services.append(election)
     serving = InferenceServing(pipeline, inbound)
     response_store = ResponseStore(
         db,
@@ -371,6 +392,7 @@ def build_gateway(
         trace_store=SQLTraceStore(db),
         analytics=analytics,
         services=services,
+        election=election,
         otel=otel,
         genai_metrics=genai_metrics,
         refusals=refusals,

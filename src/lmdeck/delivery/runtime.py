@@ -97,6 +97,9 @@ class DeliveryRuntime:
             clock=clock,
             tick_s=config.analysis_tick_s,
         )
+        #: False: the controller is started and stopped by whoever runs the background jobs (the
+        #: leader election of ``lmdeck serve``), not with this runtime.
+        self.run_controller = True
 
     def steps(self, eligible: RouteCheck = route_refusal) -> list[StepDeclaration]:
         """The ``release`` step, after ``experiment`` and (with a registry) before ``prompt``."""
@@ -124,9 +127,11 @@ class DeliveryRuntime:
         await self.exposures.start()
         await self.releases.start()
         await self.declare()
-        await self.controller.start()
+        if self.run_controller:
+            await self.controller.start()
 
     async def stop(self) -> None:
-        await self.controller.stop()
+        if self.run_controller:
+            await self.controller.stop()
         await self.releases.stop()
         await self.exposures.stop()

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import threading
 import time
+from pathlib import Path
 
 from lmdeck.db import Database
 from lmdeck.protocol.traces import TraceRecord
@@ -43,11 +44,15 @@ class DurableTraceSink:
         self._running = False
 
     @classmethod
-    def from_settings(cls, settings: Settings, db: Database, store: TraceStore | None = None) -> DurableTraceSink:
+    def from_settings(
+        cls, settings: Settings, db: Database, store: TraceStore | None = None, *, spool_dir: Path | None = None
+    ) -> DurableTraceSink:
+        """The spool in ``spool_dir`` (default ``settings.spool_dir``) feeding ``store`` (default the SQL store)."""
         tracing = settings.tracing
+        directory = spool_dir or settings.spool_dir
         segments = SegmentLog()
         spool = TraceSpool(
-            settings.spool_dir,
+            directory,
             fsync_interval_ms=tracing.fsync_interval_ms,
             segment_bytes=tracing.segment_bytes,
             segments=segments,
@@ -56,7 +61,7 @@ class DurableTraceSink:
             segments,
             store or SQLTraceStore(db),
             batch_size=tracing.batch_size,
-            rejected_path=settings.spool_dir / REJECTED_NAME,
+            rejected_path=directory / REJECTED_NAME,
         )
         return cls(spool, writer)
 
