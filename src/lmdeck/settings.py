@@ -57,6 +57,7 @@ ENVIRONMENT: dict[str, str] = {
     "LMDECK_LOCAL_DEVICE": "device for the local engine: cpu, cuda or auto (default auto)",
     "LMDECK_LOG_LEVEL": "log level (default info)",
     "LMDECK_LOG_FILE": "also write the log to this file, created with mode 0600 (default: stderr only)",
+    "LMDECK_WORKERS": "worker processes `lmdeck serve` runs on its port (default 1; see docs/serving.md)",
     "LMDECK_TLS_CERT": "PEM certificate (chain) to serve HTTPS with; needs LMDECK_TLS_KEY (default: plain HTTP)",
     "LMDECK_TLS_KEY": "PEM private key of LMDECK_TLS_CERT (default: plain HTTP)",
     "LMDECK_BASE_URL": "where the Python client and the CLI reach the gateway (default http://127.0.0.1:4000)",
@@ -914,6 +915,13 @@ class Settings(BaseModel):
         description="seconds a request body may go without a byte while lmdeck waits for it; a stalled "
         "client gets a 408 and the connection is closed",
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="worker processes `lmdeck serve` runs on its port (SO_REUSEPORT); rate limits and "
+        "budgets are counted per worker (docs/serving.md)",
+    )
     tls_cert: Path | None = Field(
         default=None, description="PEM certificate (chain) `lmdeck serve` answers HTTPS with; needs `tls_key`"
     )
@@ -1053,6 +1061,7 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         "LMDECK_OTLP_ENDPOINT": "otlp_endpoint",
         "LMDECK_LOG_LEVEL": "log_level",
         "LMDECK_LOG_FILE": "log_file",
+        "LMDECK_WORKERS": "workers",
         "LMDECK_TLS_CERT": "tls_cert",
         "LMDECK_TLS_KEY": "tls_key",
     }

@@ -1,35 +1,70 @@
-"""``lmdeck serve``."""
+"""``lmdeck serve``: one process, or ``--workers N`` processes on one port (docs/serving.md)."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from lmdeck.cli.tls import tls_problem
 from lmdeck.config import ConfigFileError, load_settings
 from lmdeck.policy.at_rest import restrict_umask, secure_data_dir
-from lmdeck.settings import ConfigError, forget_own_secrets
+from lmdeck.settings import ConfigError, Settings, forget_own_secrets
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """What every ``lmdeck serve`` process hands uvicorn besides the app and where to listen."""
+    from lmdeck.app.http_protocol import guarded_protocol
+
+    return {
+        "log_level": "warning",
+        "access_log": False,
+        "loop": "auto",
+        "http": guarded_protocol(
+            header_timeout=settings.header_timeout,
+            max_header_bytes=settings.max_header_bytes,
+            body_timeout=settings.body_timeout,
+        ),
+        "timeout_graceful_shutdown": 10,
+        "ssl_certfile": settings.tls_cert,
+        "ssl_keyfile": settings.tls_key,
+    }
+
+
+def announce(settings: Settings, port: int) -> None:
+    """The start-up lines: where the API and the console answer."""
+    origin = f"{settings.scheme}://{settings.host}:{port}"
+    workers = f"{settings.workers} workers; " if settings.workers > 1 else ""
+    typer.echo(
+        f"lmdeck listening on {origin}/v1 "
+        f"({workers}another port: LMDECK_PORT or --port; the CLI finds it with LMDECK_BASE_URL={origin})",
+        err=True,
+    )
+    typer.echo(f"lmdeck console at {origin}/console/ (sign in with an API key)", err=True)
 
 
 def serve(
     config: Path | None = typer.Option(None, "--config", "-c", help="path of lmdeck.yaml"),
     host: str | None = typer.Option(None, help="address to listen on"),
     port: int | None = typer.Option(None, help="port to listen on"),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, max=64, help="worker processes on the port (SO_REUSEPORT; env LMDECK_WORKERS)"
+    ),
     tls_cert: Path | None = typer.Option(
         None, "--tls-cert", help="PEM certificate (chain): serve HTTPS (with --tls-key; env LMDECK_TLS_CERT)"
     ),
     tls_key: Path | None = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert (env LMDECK_TLS_KEY)"),
 ) -> None:
     """Start the gateway."""
-    import uvicorn
-
     overrides: dict[str, object] = {}
     if host:
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
+    if workers is not None:
+        overrides["workers"] = workers
     if tls_cert is not None:
         overrides["tls_cert"] = tls_cert
     if tls_key is not None:
@@ -47,9 +82,9 @@ def serve(
         if problem is not None:
             typer.echo(f"lmdeck cannot start: {problem}", err=True)
             raise typer.Exit(2)
-    from lmdeck.tracing.spool import spool_holder
+    from lmdeck.tracing.spool_dirs import spool_holders
 
-    holder = spool_holder(settings.spool_dir)
+    holder = spool_holders(settings.spool_dir)
     if holder is not None:
         typer.echo(
             f"error: another lmdeck (pid {holder}) is serving the data directory {settings.data_dir}; "
@@ -68,13 +103,28 @@ def serve(
     # Client libraries log every upstream call at INFO: that is what traces are for.
     for noisy in ("httpx", "httpcore", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if settings.workers > 1:
+        from lmdeck.cli.serve_workers import serve_workers
+
+        raise typer.Exit(serve_workers(settings))
+    _serve_one(settings)
+
+
+def _serve_one(settings: Settings) -> None:
+    import uvicorn
+
+    from lmdeck.app.assembly import build_gateway
     from lmdeck.app.factory import create_app
     from lmdeck.app.heap import freeze_startup_heap
-    from lmdeck.app.http_protocol import guarded_protocol
     from lmdeck.console import install_console
+    from lmdeck.db.lease import leader_lease
+    from lmdeck.tracing.spool_dirs import orphan_spools, replay_leftovers
 
     try:
-        app = create_app(settings)
+        gateway = build_gateway(settings, lease=leader_lease(settings.store_url, settings.data_dir))
+        # An earlier run with --workers left spools of its own: stored before anything is served.
+        replay_leftovers(settings, gateway.db, orphan_spools(settings.spool_dir, workers=1))
+        app = create_app(settings, gateway=gateway)
         install_console(app, settings)
     except ConfigError as exc:
         typer.echo(f"lmdeck cannot start: {exc}", err=True)
@@ -82,28 +132,7 @@ def serve(
     # The admin key is hashed into the keys table and the master key is held by the secret box:
     # neither stays in the environment for a lookup or a child process to find.
     forget_own_secrets()
-    origin = f"{settings.scheme}://{settings.host}:{settings.port}"
-    typer.echo(
-        f"lmdeck listening on {origin}/v1 "
-        f"(another port: LMDECK_PORT or --port; the CLI finds it with LMDECK_BASE_URL={origin})",
-        err=True,
-    )
-    typer.echo(f"lmdeck console at {origin}/console/ (sign in with an API key)", err=True)
+    announce(settings, settings.port)
     # What start-up built lives as long as the process: the collector need not walk it again.
     freeze_startup_heap()
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        loop="auto",
-        http=guarded_protocol(
-            header_timeout=settings.header_timeout,
-            max_header_bytes=settings.max_header_bytes,
-            body_timeout=settings.body_timeout,
-        ),
-        timeout_graceful_shutdown=10,
-        ssl_certfile=settings.tls_cert,
-        ssl_keyfile=settings.tls_key,
-    )
+    uvicorn.run(app, host=settings.host, port=settings.port, **uvicorn_options(settings))

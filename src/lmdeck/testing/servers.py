@@ -310,6 +310,7 @@ def start_gateway(
     attempts: int = 3,
     wait_for: str = "/health/ready",
     tls: tuple[Path, Path] | None = None,
+    workers: int | None = None,
 ) -> GatewayProcess:
     """Start ``lmdeck serve`` with ``config`` (a mapping or YAML text, written under ``data_dir``,
     or the path of an existing file) and wait until ``wait_for`` answers 200 (``/health/live`` to
@@ -319,6 +320,7 @@ def start_gateway(
     gateway's ``admin_key`` is the one it printed at first start, as a new user would copy it.
     A port taken between choosing and binding it is retried on another port. ``tls=(cert, key)``
     serves HTTPS with that PEM certificate and key; the returned gateway's ``verify`` trusts the certificate.
+    ``workers=N`` starts ``lmdeck serve --workers N``.
     """
     data_dir = Path(data_dir)
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -346,6 +348,7 @@ def start_gateway(
             "--port",
             str(chosen),
             *tls_args,
+            *(["--workers", str(workers)] if workers is not None else []),
         ]
         with log_file as log:
             proc = subprocess.Popen(
