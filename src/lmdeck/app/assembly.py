@@ -166,6 +166,19 @@ class Gateway:
         return problems + [f"local model {name!r} is loading" for name in self.router.loading()]
 
 
+class StopOnly:
+    """A service whose start (resuming what an earlier process left) is skipped; its stop still runs."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        await self.service.stop()
+
+
 def build_sink(settings: Settings, db: Database, spool_dir: Path | None = None) -> TraceSink:
     from lmdeck.tracing.sink import DurableTraceSink
 
@@ -180,12 +193,15 @@ def build_gateway(
     announce_admin_key: bool = True,
     spool_dir: Path | None = None,
     lease: LeaderLease | None = None,
+    recover: bool = True,
 ) -> Gateway:
     """Everything the app serves, built from ``settings``.
 
     ``spool_dir``: this process's trace spool (default ``settings.spool_dir``; each worker of
     ``lmdeck serve --workers`` has its own). ``lease``: run the background jobs (retention, alert
     evaluation, the release controller) only while this process holds it; without one they run here.
+    ``recover=False``: leave the work an earlier process left unfinished (batches, fine-tuning jobs,
+    eval runs, prompt optimizations, flywheel runs) alone at start, because another live process may be doing it.
     """
     secure_data_dir(settings)
     db = Database(settings.store_url)
@@ -225,6 +241,7 @@ def build_gateway(
     genai_metrics = GenAIMetrics.from_settings(settings)
     observers.extend(o for o in (otel, genai_metrics) if o is not None)
     evaluation = EvaluationRuntime(settings, db, metrics.registry, registry, evaluators=evaluators)
+    evaluation.recover = recover
     inbound = evaluation.identity.wrap(authenticator)
     delivery = DeliveryRuntime(settings, db, metrics.registry, registry, audit=policy.audit)
     registry.install(
@@ -354,7 +371,7 @@ def build_gateway(
     )
     batches = BatchRunner(BatchStore(db), files, batch_rows, concurrency=settings.batches.concurrency)
     # Last to start (they resume work through the pipeline), first to stop: batches, jobs, flywheel runs.
-    services.append(batches)
+    services.append(batches if recover else StopOnly(batches))
     finetune = None
     if evaluation.runs is not None:
         finetune = FineTuningRuntime.build(
@@ -368,11 +385,12 @@ def build_gateway(
             providers=providers,
             provider_ctx=provider_ctx,
         )
-        services.append(finetune)  # resumes unfinished jobs (their evaluations run through the pipeline)
+        # Resumes unfinished jobs (their evaluations run through the pipeline).
+        services.append(finetune if recover else StopOnly(finetune))
         policy.credentials.adapters.bind_jobs(finetune.service.store)  # whose job an adapter directory is
     tuner = JobsTuner(finetune.service) if finetune is not None else None
     flywheel = FlywheelService(db, registry.datasets, registry.models, policy.audit, tuner, releases=delivery.releases)
-    services.append(flywheel)
+    services.append(flywheel if recover else StopOnly(flywheel))  # marks runs a dead process left failed
     return Gateway(
         settings=settings,
         db=db,

@@ -4,45 +4,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import typer
 
+from lmdeck.cli.listening import announce, uvicorn_options
 from lmdeck.cli.tls import tls_problem
 from lmdeck.config import ConfigFileError, load_settings
 from lmdeck.policy.at_rest import restrict_umask, secure_data_dir
 from lmdeck.settings import ConfigError, Settings, forget_own_secrets
-
-
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """What every ``lmdeck serve`` process hands uvicorn besides the app and where to listen."""
-    from lmdeck.app.http_protocol import guarded_protocol
-
-    return {
-        "log_level": "warning",
-        "access_log": False,
-        "loop": "auto",
-        "http": guarded_protocol(
-            header_timeout=settings.header_timeout,
-            max_header_bytes=settings.max_header_bytes,
-            body_timeout=settings.body_timeout,
-        ),
-        "timeout_graceful_shutdown": 10,
-        "ssl_certfile": settings.tls_cert,
-        "ssl_keyfile": settings.tls_key,
-    }
-
-
-def announce(settings: Settings, port: int) -> None:
-    """The start-up lines: where the API and the console answer."""
-    origin = f"{settings.scheme}://{settings.host}:{port}"
-    workers = f"{settings.workers} workers; " if settings.workers > 1 else ""
-    typer.echo(
-        f"lmdeck listening on {origin}/v1 "
-        f"({workers}another port: LMDECK_PORT or --port; the CLI finds it with LMDECK_BASE_URL={origin})",
-        err=True,
-    )
-    typer.echo(f"lmdeck console at {origin}/console/ (sign in with an API key)", err=True)
 
 
 def serve(

@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 import typer
 
+from lmdeck.cli.listening import announce, uvicorn_options
 from lmdeck.cli.reuseport import reuseport_sockets
-from lmdeck.cli.serve import announce, uvicorn_options
 from lmdeck.cli.worker_pool import WorkerPool
 from lmdeck.settings import OWN_SECRETS, ConfigError, Settings, forget_own_secrets
 
@@ -37,7 +37,7 @@ def per_worker_limits_notice(workers: int) -> str:
 
 
 def _worker(settings: Settings, sockets: list[socket.socket], secrets: dict[str, str]) -> Callable[..., None]:
-    def work(index: int, ready: Callable[[], None]) -> None:
+    def work(index: int, restarts: int, ready: Callable[[], None]) -> None:
         import uvicorn
 
         from lmdeck.app.assembly import build_gateway
@@ -57,6 +57,9 @@ def _worker(settings: Settings, sockets: list[socket.socket], secrets: dict[str,
                 settings,
                 spool_dir=worker_spool_dir(settings.spool_dir, index),
                 lease=leader_lease(settings.store_url, settings.data_dir),
+                # What the last run left unfinished is resumed once, by the first worker; a restarted
+                # worker leaves it alone, since the others may be running it.
+                recover=index == 0 and restarts == 0,
             )
             app = create_app(settings, gateway=gateway)
             install_console(app, settings)

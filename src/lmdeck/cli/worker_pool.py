@@ -4,7 +4,7 @@ stops them all on SIGTERM or SIGINT.
     pool = WorkerPool(4, work, on_ready=announce, on_stop=close_listeners)
     raise SystemExit(pool.run())      # 0 once stopped by a signal; 1 when workers cannot be kept running
 
-``work(index, ready)`` runs in a forked child: it builds what the worker serves, calls ``ready()``,
+``work(index, restarts, ready)`` runs in a forked child: it builds what the worker serves, calls ``ready()``,
 then serves until SIGTERM. Workers start one after another, each once the previous one is ready,
 so that first-start work (the admin key, the master key) is done once, by worker 0, and found by the
 others. Each worker is in its own process group: a Ctrl-C reaches the parent only, which stops the
@@ -26,7 +26,8 @@ from types import FrameType
 
 log = logging.getLogger(__name__)
 
-Work = Callable[[int, Callable[[], None]], None]
+#: ``work(index, restarts, ready)``: ``restarts`` is how many times worker ``index`` was started before.
+Work = Callable[[int, int, Callable[[], None]], None]
 
 
 def _watch_parent(parent: int) -> None:
@@ -37,7 +38,7 @@ def _watch_parent(parent: int) -> None:
             return
 
 
-def _child(index: int, ready_fd: int, work: Work) -> None:
+def _child(index: int, restarts: int, ready_fd: int, work: Work) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.setpgid(0, 0)
@@ -47,7 +48,7 @@ def _child(index: int, ready_fd: int, work: Work) -> None:
         os.write(ready_fd, b"r")
         os.close(ready_fd)
 
-    work(index, ready)
+    work(index, restarts, ready)
 
 
 class WorkerPool:
@@ -57,7 +58,7 @@ class WorkerPool:
     workers have to stop after SIGTERM before they are killed; a worker that dies within
     ``quick_exit_s`` of its start ``max_quick_exits`` times in a row stops the whole pool.
 
-    >>> WorkerPool(2, lambda index, ready: ready()).run()  # doctest: +SKIP
+    >>> WorkerPool(2, lambda index, restarts, ready: ready()).run()  # doctest: +SKIP
     """
 
     def __init__(
@@ -83,6 +84,7 @@ class WorkerPool:
         self.processes: dict[int, BaseProcess] = {}
         self._started_at: dict[int, float] = {}
         self._quick_exits: dict[int, int] = {}
+        self._starts: dict[int, int] = {}
         self._stopping = threading.Event()
         self._context = multiprocessing.get_context("fork")
 
@@ -98,7 +100,11 @@ class WorkerPool:
     def _start(self, index: int) -> bool:
         """Fork worker ``index`` and wait until it is ready; False when it died or took too long."""
         read_fd, write_fd = os.pipe()
-        proc = self._context.Process(target=_child, args=(index, write_fd, self.work), name=f"lmdeck-worker-{index}")
+        restarts = self._starts.get(index, 0)
+        self._starts[index] = restarts + 1
+        proc = self._context.Process(
+            target=_child, args=(index, restarts, write_fd, self.work), name=f"lmdeck-worker-{index}"
+        )
         proc.start()
         os.close(write_fd)
         self.processes[index] = proc

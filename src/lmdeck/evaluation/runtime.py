@@ -93,6 +93,9 @@ class EvaluationRuntime:
 
         config = settings.evaluation
         self.settings = settings
+        #: False: runs and optimizations left unfinished are not marked failed at start, because other
+        #: processes serving the same store may be running them (a restarted worker of ``lmdeck serve --workers``).
+        self.recover = True
         self.db = db
         self.registry = registry
         self.configured_rules: list[OnlineRule] = _validated(OnlineRule, config.online_rules, "online_rules")
@@ -208,11 +211,12 @@ class EvaluationRuntime:
                 self.annotation.store.save_queue(queue, owner, "config", watermark=time.time())
 
     async def start(self) -> None:
-        stale = await anyio.to_thread.run_sync(self.run_store.fail_unfinished, "the gateway stopped during the run")
-        if stale:
-            log.warning("%d eval runs were left unfinished by a previous process", stale)
+        if self.recover:
+            stale = await anyio.to_thread.run_sync(self.run_store.fail_unfinished, "the gateway stopped during the run")
+            if stale:
+                log.warning("%d eval runs were left unfinished by a previous process", stale)
         await anyio.to_thread.run_sync(self._start_configured)
-        if self.optimizer is not None:
+        if self.optimizer is not None and self.recover:
             await self.optimizer.start_service()
         await self.experiments.start()
         await self.exposures.start()
