@@ -1,7 +1,7 @@
 """How each ``lmdeck serve`` process runs uvicorn, and the lines it prints once it listens.
 
-    uvicorn.run(app, host=settings.host, port=settings.port, **uvicorn_options(settings))
-    announce(settings, port)     # "lmdeck listening on https://127.0.0.1:4000/v1 ..."
+``uvicorn.run(app, host=..., port=..., **uvicorn_options(settings))``, then ``announce(settings, port)``
+prints ``lmdeck listening on https://127.0.0.1:4000/v1 ...`` and the console's address.
 """
 
 from __future__ import annotations
