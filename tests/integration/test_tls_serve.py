@@ -73,3 +73,17 @@ def test_an_unreadable_key_is_refused_with_its_path(tmp_path: Path) -> None:
     done = _serve(tmp_path, "--tls-cert", str(cert), "--tls-key", str(missing))
     assert done.returncode == 2
     assert f"lmdeck cannot start: tls_key {missing} cannot be read" in done.stderr
+
+
+def test_workers_serve_https_with_the_same_certificate(
+    tmp_path: Path, fake_upstream_server: FakeUpstreamProcess
+) -> None:
+    cert, key = self_signed_pair(tmp_path / "certs")
+    config = {**TEST_SETTINGS, "routes": [{"name": "chat", "targets": [openai_target(fake_upstream_server)]}]}
+    with gateway_process(config, data_dir=tmp_path / "data", tls=(cert, key), workers=2) as gw:
+        for _ in range(4):  # new connections: the kernel hands them to either worker
+            with httpx.Client(verify=gw.verify) as http:
+                client = OpenAI(base_url=gw.base_url, api_key=gw.admin_key, http_client=http, max_retries=0)
+                reply = client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
+            assert reply.choices[0].message.content
+        assert f"lmdeck listening on https://127.0.0.1:{gw.port}/v1 (2 workers;" in gw.log()

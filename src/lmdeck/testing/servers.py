@@ -320,7 +320,7 @@ def start_gateway(
     gateway's ``admin_key`` is the one it printed at first start, as a new user would copy it.
     A port taken between choosing and binding it is retried on another port. ``tls=(cert, key)``
     serves HTTPS with that PEM certificate and key; the returned gateway's ``verify`` trusts the certificate.
-    ``workers=N`` starts ``lmdeck serve --workers N``.
+    ``workers=N`` starts ``lmdeck serve --workers N`` and waits until all N serve.
     """
     data_dir = Path(data_dir)
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -362,7 +362,10 @@ def start_gateway(
             if proc.poll() is not None:
                 break
             try:
-                if httpx.get(f"{gw.url}{wait_for}", timeout=1.0, verify=verify).status_code == 200:
+                # With workers, the start-up line comes once every worker serves: until then a
+                # connection the kernel hands a worker still starting waits for it.
+                all_ready = workers is None or "lmdeck listening on" in log_path.read_text(errors="replace")
+                if all_ready and httpx.get(f"{gw.url}{wait_for}", timeout=1.0, verify=verify).status_code == 200:
                     if admin_key is None:
                         try:
                             gw.admin_key = printed_admin_key(log_path)
