@@ -47,7 +47,7 @@ from lmdeck.gateway.routing.router import Router
 from lmdeck.gateway.routing.state import RouteState, TargetState
 from lmdeck.gateway.routing.stream_commit import ChunkReader, ChunkTimeout, HeldStream, hold_until_commit
 from lmdeck.gateway.routing.stream_resume import StreamTranscript
-from lmdeck.gateway.routing.tiers import TieredStrategy
+from lmdeck.gateway.routing.tiers import TieredStrategy, as_tiered
 from lmdeck.pipeline.context import Completed, RequestContext, Result, Streamed
 from lmdeck.protocol import APIError, ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from lmdeck.protocol.chat import ChatCompletionResponse
@@ -200,8 +200,8 @@ class Dispatcher:
             targets = [t for t in targets if opener.accepts(t)]
         if allow is not None:
             targets = [t for t in targets if allow(t)]
-        strategy = route.strategy
-        if isinstance(strategy, TieredStrategy) and body is None and allow is None:
+        strategy = as_tiered(route.strategy)
+        if strategy is not None and body is None and allow is None:
             return await self._tiered(ctx, route, strategy, targets, started)
         allowed = attempts_allowed(targets)
         attempts = 0

@@ -21,9 +21,10 @@ it) and replayed as a stream; the last tier streams as usual. Each records its d
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import functools
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 from lmdeck.gateway.routing.state import RouteState, TargetState
 from lmdeck.pipeline.context import RequestContext
@@ -56,6 +57,23 @@ class TieredStrategy(Protocol):
     async def serve(self, ctx: RequestContext, route: RouteState, targets: list[TargetState], call: TierCall) -> Any:
         """The answer that stands (what ``call`` returned for it); raises the last failure when every tier failed."""
         ...
+
+
+@functools.cache
+def _serves_itself(cls: Hashable) -> bool:
+    return all(callable(getattr(cls, method, None)) for method in ("prepare", "stream_mode", "serve"))
+
+
+def as_tiered(strategy: object) -> TieredStrategy | None:
+    """``strategy`` when it is a :class:`TieredStrategy`, else None.
+
+    The same answer as ``isinstance(strategy, TieredStrategy)`` for strategies whose methods are
+    defined by their class, without the runtime protocol check's cost on every request.
+    """
+    # A class is hashable; mypy's check of type objects against Hashable says otherwise.
+    if strategy is None or not _serves_itself(type(strategy)) or not hasattr(strategy, "name"):  # type: ignore[arg-type]
+        return None
+    return cast(TieredStrategy, strategy)
 
 
 @dataclass
