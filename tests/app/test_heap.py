@@ -22,9 +22,8 @@ def unfrozen() -> Iterator[None]:
 
 def test_freeze_moves_survivors_to_the_permanent_generation(unfrozen: None) -> None:
     kept = [[n] for n in range(1000)]  # lists: objects the collector tracks
-    frozen = freeze_startup_heap()
-    assert frozen == gc.get_freeze_count()
-    assert frozen >= len(kept)
+    # Frozen objects freed since (by other threads of a test run) leave the count: at least, not equal.
+    assert freeze_startup_heap() >= len(kept)
     tracked = {id(obj) for obj in gc.get_objects()}
     assert not any(id(obj) in tracked for obj in kept)
 
