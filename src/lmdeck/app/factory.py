@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from lmdeck.app.assembly import Gateway, build_gateway
 from lmdeck.app.middleware.body_limit import BodyLimitMiddleware
+from lmdeck.app.middleware.inference_routes import InferenceRoutes, inference_routes
 from lmdeck.app.middleware.internal_error import InternalErrorMiddleware
 from lmdeck.app.middleware.refused import RefusedRequestMiddleware
 from lmdeck.app.middleware.request_id import RequestIdMiddleware
@@ -107,8 +108,10 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
     # What no route matches is answered in its API family's error shape, redirects are relative.
     app.router.redirect_slashes = False
     app.router.default = UnmatchedPath(app.router)
-    # Innermost first: secret references are looked for in bodies the size limit has already bounded;
-    # an unexpected error anywhere below is answered with the request id stamped outside.
+    # Innermost first: the inference routes are served where the router would serve them (inside
+    # every lmdeck middleware); secret references are looked for in bodies the size limit has already
+    # bounded; an unexpected error anywhere below is answered with the request id stamped outside.
+    app.add_middleware(InferenceRoutes, routes=inference_routes(app))
     app.add_middleware(SecretRefsMiddleware, authenticator=gw.authenticator)
     app.add_middleware(
         BodyLimitMiddleware,
