@@ -26,6 +26,7 @@ import contextlib
 import json
 import math
 import os
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -349,7 +350,7 @@ def lmdeck_gateway(config: Mapping[str, Any], data_dir: Path, workers: int) -> I
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     config_path = data_dir / "lmdeck.yaml"
     config_path.write_text(yaml.safe_dump(dict(config), sort_keys=False))
-    key = "sk-lmdeck-bench-admin-key-0000000000"
+    key = "sk-lmdeck-" + secrets.token_urlsafe(32)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LMDECK_")}
     env.update({"LMDECK_DATA_DIR": str(data_dir), "LMDECK_ADMIN_KEY": key, "PYTHONUNBUFFERED": "1"})
     port = free_port()
