@@ -604,7 +604,8 @@ class FineTuningSettings(BaseModel):
         default=1,
         ge=1,
         le=64,
-        description="training workers at once; a job past it waits in `queued` and starts when one ends",
+        description="training workers at once per gateway process; a job past it waits in `queued` and starts "
+        "when one ends",
     )
 
 
