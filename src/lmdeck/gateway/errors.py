@@ -74,6 +74,9 @@ def upstream_to_api_error(exc: UpstreamError) -> APIError:
         return APIError(400, exc.message, param="model", code="unsupported_endpoint")
     if exc.kind == "egress_refused":
         return APIError(403, exc.message, code="egress_refused")
+    if exc.kind == "adapter_load_failed":
+        # The operator's fix is in the message (see lmdeck.providers.openai_lora); it names no address.
+        return APIError(502, exc.message, type="upstream_error", code="adapter_load_failed")
     if exc.kind == "queue_full":
         # The caller's share of a busy local model: a rate limit, not a failure of the service.
         wait = str(max(1, math.ceil(exc.retry_after or 1)))

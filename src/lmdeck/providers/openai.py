@@ -23,6 +23,12 @@ with ``add_generation_prompt: false``) can say so with ``options: {continue_fina
 true}``; the gateway then resumes a stream cut part-way on this target (see
 docs/resilience.md). OpenAI's own API does not offer it, so it is off by default.
 
+A vLLM upstream can serve the target's model with a LoRA adapter: ``options: {adapter: PATH}``
+(the directory as the vLLM server sees it, optional ``lora_name`` and ``adapter_loading:
+dynamic|static``). Requests then name the adapter as their ``model``, and a ``dynamic`` adapter is
+loaded through vLLM's ``/load_lora_adapter`` first (see :mod:`lmdeck.providers.openai_lora` and
+docs/fine-tuning.md).
+
 Failures become :class:`UpstreamError`: HTTP errors keep the upstream's status and
 ``Retry-After``; refused, reset and timed-out connections are 502/504 and retryable, and so
 is an ``{"error": ...}`` event inside a stream (the upstream failed while answering).
@@ -48,6 +54,7 @@ from lmdeck.protocol import (
 from lmdeck.protocol.responses import ResponsesChatRequest
 from lmdeck.providers.base import ProviderContext, UpstreamError, retry_after_from
 from lmdeck.providers.capabilities import FORWARDS_ALL, Capabilities
+from lmdeck.providers.openai_lora import LoraAdapter, LoraLoader
 from lmdeck.providers.registry import ProviderRegistry
 from lmdeck.providers.responses_native import chat_of_response
 from lmdeck.providers.transport import Timeout
@@ -145,40 +152,64 @@ class OpenAIProvider:
         self.continues_answers = bool(target.options.get("continue_final_message", False))
         #: ``options: {responses: native}``: the upstream serves ``/v1/responses`` itself.
         self.speaks_responses = target.options.get("responses") == "native"
+        adapter = LoraAdapter.of_target(target)
+        self.lora = (
+            None if adapter is None else LoraLoader(adapter, self.base_url, self.transport, self.headers, self.timeout)
+        )
+        #: What requests name as ``model`` upstream: the adapter's name when the target serves one.
+        self.upstream_model = target.model if adapter is None else adapter.name
+
+    async def _ready(self) -> None:
+        if self.lora is not None:
+            await self.lora.ensure()
+
+    def _adapter_forgotten(self, status: int, body: bytes) -> bool:
+        return self.lora is not None and self.lora.forgotten(status, body)
 
     async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         url = self.base_url + path
+        await self._ready()
         answer = await self.transport.post(url, orjson.dumps(payload), self.headers, self.timeout)
+        if self._adapter_forgotten(answer.status, answer.body):
+            await self._ready()
+            answer = await self.transport.post(url, orjson.dumps(payload), self.headers, self.timeout)
         if answer.status >= 400:
             raise error_from_response(answer.status, answer.headers, answer.body)
         return json_object(answer.body, url)
 
     async def _stream(self, path: str, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         url = self.base_url + path
-        async with self.transport.stream(url, orjson.dumps(payload), self.headers, self.timeout) as stream:
-            if stream.status >= 400:
-                raise error_from_response(stream.status, stream.headers, await stream.read())
-            async for _, data in sse_data(stream.lines()):
-                if data.strip() == "[DONE]":
-                    return
-                try:
-                    event = orjson.loads(data)
-                except orjson.JSONDecodeError as exc:
-                    raise UpstreamError(
-                        502, f"the upstream {url} sent an invalid stream event", kind="bad_answer"
-                    ) from exc
-                if not isinstance(event, dict):
-                    raise UpstreamError(502, f"the upstream {url} sent a non-object stream event", kind="bad_answer")
-                if "error" in event and "choices" not in event:
-                    error = event["error"]
-                    message = error.get("message", error) if isinstance(error, dict) else error
-                    raise UpstreamError(
-                        502, f"the upstream stream failed: {message}", retryable=True, kind="stream_error"
-                    )
-                yield event
+        await self._ready()
+        for attempt in (1, 2):
+            async with self.transport.stream(url, orjson.dumps(payload), self.headers, self.timeout) as stream:
+                if stream.status >= 400:
+                    body = await stream.read()
+                    if attempt == 1 and self._adapter_forgotten(stream.status, body):
+                        await self._ready()
+                        continue
+                    raise error_from_response(stream.status, stream.headers, body)
+                async for event in self._events(url, stream.lines()):
+                    yield event
+                return
+
+    async def _events(self, url: str, lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
+        async for _, data in sse_data(lines):
+            if data.strip() == "[DONE]":
+                return
+            try:
+                event = orjson.loads(data)
+            except orjson.JSONDecodeError as exc:
+                raise UpstreamError(502, f"the upstream {url} sent an invalid stream event", kind="bad_answer") from exc
+            if not isinstance(event, dict):
+                raise UpstreamError(502, f"the upstream {url} sent a non-object stream event", kind="bad_answer")
+            if "error" in event and "choices" not in event:
+                error = event["error"]
+                message = error.get("message", error) if isinstance(error, dict) else error
+                raise UpstreamError(502, f"the upstream stream failed: {message}", retryable=True, kind="stream_error")
+            yield event
 
     def _payload(self, request: ChatCompletionRequest | CompletionRequest, stream: bool) -> dict[str, Any]:
-        payload = request.upstream_payload(self.target.model)
+        payload = request.upstream_payload(self.upstream_model)
         payload["stream"] = stream
         if not stream:
             payload.pop("stream_options", None)
@@ -191,7 +222,7 @@ class OpenAIProvider:
         native = request.native_body() if self.speaks_responses and isinstance(request, ResponsesChatRequest) else None
         if native is not None:
             # The client's own Responses body, to the upstream's own endpoint (see ResponsesChatRequest).
-            answer = await self._post("/responses", {**native, "model": self.target.model, "stream": False})
+            answer = await self._post("/responses", {**native, "model": self.upstream_model, "stream": False})
             return chat_of_response(answer)
         data = await self._post("/chat/completions", self._payload(request, False))
         return parse_as(ChatCompletionResponse, data)
@@ -216,7 +247,7 @@ class OpenAIProvider:
             yield parse_as(CompletionResponse, event)
 
     async def embeddings(self, request: EmbeddingRequest) -> EmbeddingResponse:
-        payload = request.upstream_payload(self.target.model)
+        payload = request.upstream_payload(self.upstream_model)
         return parse_as(EmbeddingResponse, await self._post("/embeddings", payload))
 
     def capabilities(self) -> Capabilities:

@@ -137,6 +137,9 @@ class FakeConfig(BaseModel):
         default_factory=dict, description="fields added to every whole chat answer (fields OpenAI may add later)"
     )
     seed: int = 0
+    lora_loading: bool = Field(
+        default=True, description="serve POST /v1/load_lora_adapter; False answers it 404 (vLLM without runtime LoRA)"
+    )
 
 
 #: Paths that consume the script and are subject to latency and failures.
@@ -157,6 +160,8 @@ class FakeState:
         self.in_flight = 0
         #: Requests whose client closed the connection while the fake was still on them (latency, hangs).
         self.disconnects = 0
+        #: LoRA adapters loaded through ``/v1/load_lora_adapter``: name -> path, in load order.
+        self.loras: dict[str, str] = {}
 
     def reset(self) -> None:
         """Back to the configuration the fake started with; counters and recorded requests cleared."""
@@ -167,6 +172,7 @@ class FakeState:
         self.outcomes.clear()
         self.requests.clear()
         self.disconnects = 0
+        self.loras.clear()
 
     def update(self, changes: dict[str, Any]) -> FakeConfig:
         """Merge ``changes`` into the configuration; a new ``script`` replaces what is left of the old."""

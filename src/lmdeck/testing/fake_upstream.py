@@ -6,7 +6,9 @@ It answers ``/v1/chat/completions`` (plain and streamed), ``/v1/completions``,
 streams, random failures, a script of forced statuses, connection resets, hangs, streams
 dropped or failed with an error event after some tokens. It honours vLLM's
 ``continue_final_message`` (with ``add_generation_prompt: false``), so resumed streams can
-be checked word for word.
+be checked word for word. Like vLLM's runtime LoRA API, ``POST /v1/load_lora_adapter`` takes
+``{"lora_name", "lora_path"}`` and answers 400 "already been loaded" on a repeat; it only records
+the adapter (answers are the same whatever the model).
 
 Run it::
 
@@ -26,6 +28,7 @@ Control endpoints change it while it runs:
 - ``GET /_fake/requests`` (the last requests: path, body, headers, ``received_at`` and ``finished_at``
   in epoch seconds);
 - ``POST /_fake/reset`` (back to the start configuration, counters cleared);
+- ``GET /_fake/loras`` (the adapters loaded: name -> path, cleared by a reset as by a vLLM restart);
 - ``GET /_fake/health``.
 """
 
@@ -191,6 +194,8 @@ class FakeUpstream:
             ("POST", "/v1/embeddings"): self._embeddings,
             ("POST", "/v1/responses"): self._responses,
             ("GET", "/v1/models"): self._models,
+            ("POST", "/v1/load_lora_adapter"): self._load_lora,
+            ("GET", "/_fake/loras"): self._loras,
             ("GET", "/_fake/config"): self._get_config,
             ("POST", "/_fake/config"): self._set_config,
             ("GET", "/_fake/stats"): self._stats,
@@ -491,6 +496,33 @@ class FakeUpstream:
             {"id": m, "object": "model", "created": 0, "owned_by": "fake-upstream"} for m in self.state.config.models
         ]
         await ex.json(200, {"object": "list", "data": cards})
+
+    async def _load_lora(self, ex: Exchange) -> None:
+        raw = await ex.body()
+        try:
+            body = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            body = None
+        ex.entry = self.state.record(ex.path, body, {h: v for h in RECORDED_HEADERS if (v := ex.header(h)) is not None})
+        if not self.state.config.lora_loading:
+            await ex.json(404, {"detail": "Not Found"})
+            return
+        name = body.get("lora_name") if isinstance(body, dict) else None
+        path = body.get("lora_path") if isinstance(body, dict) else None
+        if not isinstance(name, str) or not isinstance(path, str) or not name or not path:
+            await ex.error(400, "fake upstream: both 'lora_name' and 'lora_path' must be provided")
+            return
+        if name in self.state.loras:
+            await ex.error(400, f"The lora adapter '{name}' has already been loaded.")
+            return
+        self.state.loras[name] = path
+        await ex.start(200, {"content-type": "text/plain"})
+        await ex.send(
+            {"type": "http.response.body", "body": f"Success: LoRA adapter '{name}' added successfully.".encode()}
+        )
+
+    async def _loras(self, ex: Exchange) -> None:
+        await ex.json(200, dict(self.state.loras))
 
     # -- control -----------------------------------------------------------------------------
 

@@ -50,7 +50,7 @@ from lmdeck.providers.capabilities import Capabilities
 from lmdeck.providers.openai import error_from_response, json_object, parse_as, sse_data
 from lmdeck.providers.registry import ProviderRegistry
 from lmdeck.providers.transport import Timeout
-from lmdeck.settings import TargetConfig
+from lmdeck.settings import ConfigError, TargetConfig
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
@@ -93,6 +93,11 @@ class AnthropicProvider:
     default_base_url: ClassVar[str] = DEFAULT_BASE_URL
 
     def __init__(self, target: TargetConfig, ctx: ProviderContext) -> None:
+        if "adapter" in target.options:
+            raise ConfigError(
+                f"target {target.id}: options.adapter is not supported by provider 'anthropic'; "
+                "serve adapters with provider 'local' or 'openai' (vLLM)"
+            )
         self.target = target
         self.transport = ctx.transport
         base = (target.base_url or DEFAULT_BASE_URL).rstrip("/")
