@@ -9,9 +9,10 @@
 
 Starts the FAKE upstream (zero latency) and ``lmdeck serve`` with authentication,
 durable tracing and metrics on, then drives both with wrk (Debian's package; a
-Lua script sends the POST and paces each connection to hold a fixed rate). Every
-rate is measured straight to the upstream (the baseline) and through lmdeck in the
-same run, so the machine's noise hits both. Streamed chat is driven by a small
+Lua script sends the POST and paces each connection, with exponentially distributed
+waits so that arrivals are close to Poisson, to hold a fixed rate). Every rate is
+measured straight to the upstream (the baseline) and through lmdeck in the same run,
+so the machine's noise hits both. Streamed chat is driven by a small
 aiohttp client at a fixed rate on wrk's core, which times the first token and the
 whole stream of each request. ``--peers`` installs LiteLLM's proxy (PyPI) and
 Portkey's gateway (npm) under ``bench/.peers`` on first use and puts them in
@@ -60,8 +61,12 @@ for line in string.gmatch(os.getenv("BENCH_HEADERS") or "", "[^\n]+") do
   if name ~= nil then wrk.headers[name] = value end
 end
 
+-- Each connection waits an exponentially distributed time (mean: the interval) after each answer,
+-- so that arrivals from all connections together are close to Poisson; a fixed wait would keep the
+-- connections in step, sending bursts of one request per connection at a time.
+math.randomseed(os.time())
 function delay()
-  if interval > 0 then return interval end
+  if interval > 0 then return math.floor(-interval * math.log(1 - math.random()) + 0.5) end
   return 0
 end
 
