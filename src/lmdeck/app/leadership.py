@@ -14,13 +14,13 @@ connection dropped) stops the jobs until it is taken again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Sequence
 from typing import Protocol
 
 from lmdeck.db.lease import LeaderLease
+from lmdeck.polling import Poller
 
 log = logging.getLogger(__name__)
 
@@ -44,28 +44,22 @@ class LeaderElection:
         self.jobs = list(jobs)
         self.retry_s = retry_s
         self.leading = False
-        self._task: asyncio.Task[None] | None = None
+        self._retries = Poller(
+            self._try,
+            interval=retry_s,
+            name="lmdeck-leader-election",
+            log=log,
+            failure=f"leader election failed; trying again in {retry_s:g}s",
+        )
 
     async def start(self) -> None:
         await self._try()  # a lone process leads from its start, as it did before there were leases
-        self._task = asyncio.create_task(self._loop(), name="lmdeck-leader-election")
+        self._retries.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._retries.stop()
         await self._step_down()
         await asyncio.to_thread(self.lease.release)
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.retry_s)
-            try:
-                await self._try()
-            except Exception:
-                log.exception("leader election failed; trying again in %gs", self.retry_s)
 
     async def _try(self) -> None:
         held = await asyncio.to_thread(self.lease.try_acquire)
