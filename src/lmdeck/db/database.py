@@ -35,6 +35,17 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def psycopg_url(url: str) -> str:
+    """``url`` with a bare ``postgresql://`` scheme made SQLAlchemy's psycopg 3 dialect; others as given.
+
+    >>> psycopg_url("postgresql://u@h/db")
+    'postgresql+psycopg://u@h/db'
+    """
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
 class Database:
     """The SQL store behind lmdeck."""
 
@@ -51,8 +62,7 @@ class Database:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
         else:
             kwargs["pool_pre_ping"] = True
-            if url.startswith("postgresql://"):
-                url = "postgresql+psycopg://" + url[len("postgresql://") :]
+            url = psycopg_url(url)
         self.engine: Engine = create_engine(url, json_serializer=_json_dumps, json_deserializer=orjson.loads, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)

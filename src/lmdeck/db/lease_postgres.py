@@ -16,6 +16,8 @@ from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from lmdeck.db.database import psycopg_url
+
 log = logging.getLogger(__name__)
 
 
@@ -29,8 +31,7 @@ class AdvisoryLease:
     """
 
     def __init__(self, url: str, name: str) -> None:
-        if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        url = psycopg_url(url)
         self.name = name
         # Its own engine without a pool: the lock lives and dies with this one connection.
         self._engine = create_engine(url, poolclass=NullPool)
