@@ -166,7 +166,12 @@ def test_a_batch_of_an_unknown_file_is_refused_by_name(gw: GatewayProcess) -> No
 
 
 ROWS = 1000
-RPM = 600
+# The bucket, not the test's timing, decides how much each process does. The first process stops
+# after 300 rows; its limiter admits at most RPM (400) at once and 400/60 a second after that, so at
+# least 600 minus that refill remain for the second process, which must then wait (600 > 400) however
+# slow or fast the machine is. It would take 30 s between the first process exhausting its bucket
+# and its stop for the second process to fit in one bucket.
+RPM = 400
 
 
 def traces_of_batch(gw: GatewayProcess, batch_id: str) -> list[dict[str, Any]]:
