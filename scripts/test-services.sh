@@ -16,6 +16,8 @@ pg_bin() {
 }
 need=()
 command -v wrk >/dev/null || need+=(wrk)
+# redis-server for the shared-state tests (limits, budgets, breakers, cache and notices across replicas).
+command -v redis-server >/dev/null || need+=(redis-server)
 # promtool (Debian's prometheus package) lints a real gateway's /metrics (tests/integration/test_prometheus.py).
 command -v promtool >/dev/null || need+=(prometheus)
 [ -n "$(pg_bin)" ] || need+=(postgresql)

@@ -5,6 +5,8 @@ LMDECK_TEST_POSTGRES_URL is set (``scripts/test-services.sh`` sets it)::
 
     def test_round_trip(database: Database) -> None:
         store = SQLTraceStore(database)
+
+``redis_url``: a real ``redis-server`` on loopback (one per session), emptied for each test.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import os
 from collections.abc import Iterator
 
 import pytest
+import redis
 
 from lmdeck.db import Database
 from lmdeck.db.scratch import scratch_database
+from lmdeck.testing.redis_server import RedisServer, redis_available, start_redis
 
 #: A deprecated API called by lmdeck's code fails the test (see lmdeck.testing.deprecations); the console's
 #: browser tests share lmdeck.testing.browser's fixtures.
@@ -34,3 +38,28 @@ def database(request: pytest.FixtureRequest) -> Iterator[Database]:
             yield db
         finally:
             db.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real ``redis-server`` for the session (``make test`` installs Debian's package)."""
+    if not redis_available():
+        pytest.skip("redis-server is not installed (scripts/test-services.sh installs it)")
+    server = start_redis()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, emptied for this test (started again if a test killed it)."""
+    if redis_server.proc is None or redis_server.proc.poll() is not None:
+        redis_server.start()
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return redis_server.url

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, MutableMapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -62,6 +62,8 @@ ENVIRONMENT: dict[str, str] = {
     "LMDECK_TLS_KEY": "PEM private key of LMDECK_TLS_CERT (default: plain HTTP)",
     "LMDECK_BASE_URL": "where the Python client and the CLI reach the gateway (default http://127.0.0.1:4000)",
     "LMDECK_API_KEY": "API key the Python client and the CLI send (default: none)",
+    "LMDECK_REDIS_URL": "Redis URL (`redis.url`) that replicas share limits, budgets, breakers, the cache and change "
+    "notices through, e.g. redis://127.0.0.1:6379/0 (default: none, everything per process)",
     "VAULT_ADDR": 'HashiCorp Vault base URL for {"$vault": "path#field"} references (`vault.address`; default: none)',
     "VAULT_TOKEN": "Vault token sent as X-Vault-Token (the default `vault.token`)",
     "VAULT_NAMESPACE": "Vault Enterprise namespace sent as X-Vault-Namespace (`vault.namespace`; default: none)",
@@ -870,6 +872,76 @@ class VaultSettings(BaseModel):
         return mount
 
 
+#: What a feature does while Redis cannot be reached: ``open`` serves the request on this process's own
+#: state (limits, budgets and breakers counted per process, the cache a miss); ``closed`` refuses it
+#: with a 503 (``code: shared_state_unavailable``).
+RedisFailure = Literal["open", "closed"]
+
+
+class RedisFailurePolicy(BaseModel):
+    """The declared behaviour of each Redis-backed feature while Redis is down (see :data:`RedisFailure`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate_limits: RedisFailure = Field(default="open", description="open: each process's own buckets apply")
+    budgets: RedisFailure = Field(
+        default="closed", description="closed: requests that a budget covers get a 503 rather than overspend"
+    )
+    breakers: RedisFailure = Field(default="open", description="open: each process's own breaker state applies")
+    cache: RedisFailure = Field(default="open", description="open: a lookup is a miss and a write is skipped")
+
+
+class RedisSettings(BaseModel):
+    """Redis, shared by every replica: exact rate limits, budget reservations, circuit breakers, the
+    response cache, and change notices (pub/sub) so a change made on one replica is seen by all at once.
+
+    Unset ``url``: everything stays in each process (exact for one process; see docs/serving.md).
+
+    >>> RedisSettings.model_validate({"url": "redis://127.0.0.1:6379/0"}).on_unavailable.budgets
+    'closed'
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(
+        default=None,
+        description="redis:// or rediss:// URL with the database number, e.g. redis://10.0.0.5:6379/0 "
+        "(env LMDECK_REDIS_URL); put no password in it: use `password`",
+    )
+    password: SecretRef | None = Field(default=None, description='an {"$env": ...} or {"$vault": ...} reference')
+    key_prefix: str = Field(
+        default="lmdeck:", min_length=1, max_length=64, description="prefix of every key and channel lmdeck uses"
+    )
+    timeout: float = Field(
+        default=0.25, gt=0, le=30, description="seconds one Redis command may take before the failure policy applies"
+    )
+    retry_interval: float = Field(
+        default=1.0,
+        gt=0,
+        le=300,
+        description="seconds after a failed command during which Redis is not tried again (requests follow "
+        "the failure policy at once instead of each waiting out the timeout)",
+    )
+    pubsub: bool = Field(
+        default=True,
+        description="publish and follow change notices; off: other replicas see changes at their next poll",
+    )
+    on_unavailable: RedisFailurePolicy = Field(default_factory=RedisFailurePolicy)
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_url(value)
+            if not value.startswith(("redis://", "rediss://", "unix://")):
+                raise ValueError("redis.url is not a redis:// URL: write e.g. redis://127.0.0.1:6379/0")
+            if urlsplit(value).password:
+                raise ValueError(
+                    'redis.url holds a password: take it out and set redis.password: {"$env": "REDIS_PASSWORD"}'
+                )
+        return value
+
+
 class ConsoleSettings(BaseModel):
     """The web console at ``/console/`` (see docs/console.md)."""
 
@@ -973,6 +1045,10 @@ class Settings(BaseModel):
     console: ConsoleSettings = Field(default_factory=ConsoleSettings, description="the web console at /console/")
     vault: VaultSettings = Field(
         default_factory=VaultSettings, description='HashiCorp Vault, for {"$vault": "path#field"} references'
+    )
+    redis: RedisSettings = Field(
+        default_factory=RedisSettings,
+        description="Redis shared by replicas (limits, budgets, breakers, cache, notices)",
     )
 
     @field_validator("routes")
@@ -1085,6 +1161,8 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         out["master_key"] = {"$env": "LMDECK_MASTER_KEY"}
     if environ.get("LMDECK_LOCAL_DEVICE"):
         out.setdefault("local", {})["device"] = environ["LMDECK_LOCAL_DEVICE"]
+    if environ.get("LMDECK_REDIS_URL"):
+        out.setdefault("redis", {})["url"] = environ["LMDECK_REDIS_URL"]
     for var, name in (("VAULT_ADDR", "address"), ("VAULT_NAMESPACE", "namespace")):
         if environ.get(var):
             out.setdefault("vault", {})[name] = environ[var]
