@@ -14,6 +14,7 @@ from lmdeck.cache import CacheRuntime
 from lmdeck.cache import steps as cache_steps
 from lmdeck.db import Database
 from lmdeck.db.lease import LeaderLease
+from lmdeck.db.redis_link import RedisLink
 from lmdeck.delivery.flags.runtime import FlagRuntime
 from lmdeck.delivery.runtime import DeliveryRuntime
 from lmdeck.delivery.shadow.runtime import ShadowRuntime
@@ -166,6 +167,20 @@ class Gateway:
         return problems + [f"local model {name!r} is loading" for name in self.router.loading()]
 
 
+class SharedState:
+    """The Redis link as a service: nothing to start (it connects on first use); closed with the gateway."""
+
+    def __init__(self, link: RedisLink | None) -> None:
+        self.link = link
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        if self.link is not None:
+            await self.link.close()
+
+
 class StopOnly:
     """A service whose start (resuming what an earlier process left) is skipped; its stop still runs."""
 
@@ -210,6 +225,7 @@ def build_gateway(
     check_config_egress(settings, egress)
     transport = TracedTransport(AiohttpTransport(limit=1000, keepalive=30.0, egress=egress))
     providers = providers or load_providers()
+    metrics = GatewayMetrics(known_route=lambda name: router.get(name) is not None)  # router is built below
     # Built before any provider: it binds the {"$secret": ...} references providers resolve.
     policy = PolicyServices.build(
         settings,
@@ -218,6 +234,9 @@ def build_gateway(
         egress=egress,
         default_base_url=providers.default_base_url,
     )
+    # The Redis replicas share (redis.url), or None: limits, budgets, breakers and the cache stay per process.
+    shared = SharedState(RedisLink.from_settings(settings, registry=metrics.registry))
+    policy.share(shared.link)
     provider_ctx = ProviderContext(settings=settings, transport=transport)
     registry = RegistryRuntime(settings, db, providers, provider_ctx, credentials=policy.credentials, egress=egress)
     evaluators = load_evaluators()
@@ -225,7 +244,6 @@ def build_gateway(
     router = Router.from_settings(settings, providers, provider_ctx, strategies=strategies)
     authenticator: Authenticator = policy.keys
     sink = sink or build_sink(settings, db, spool_dir)
-    metrics = GatewayMetrics(known_route=lambda name: router.get(name) is not None)
     if isinstance(sink, QueuedTraceSink):
         queued = sink
         metrics.gauge_from("lmdeck_spool_depth", "traces not yet in the store", lambda: {(): queued.depth})
@@ -258,7 +276,7 @@ def build_gateway(
         team_name=policy.keys.team_name,
         applied_attachments=lambda: (registry.live.snapshot.team_guardrails, registry.live.snapshot.key_guardrails),
     )
-    cache = CacheRuntime.build(settings)
+    cache = CacheRuntime.build(settings, shared=shared.link)
     shadow = ShadowRuntime(db, metrics.registry, evaluators, token=lambda: evaluation.identity.token)
     delivery.shadow = shadow.evidence  # the controller's gate out of the shadow stage
     shadow.subscribe(delivery.events.subscribe)  # mirroring follows each release transition at once
@@ -298,6 +316,7 @@ def build_gateway(
     shadow.install(pipeline)
     observers.append(delivery.exposures)
     services: list[Service] = [sink] if isinstance(sink, Service) else []
+    services.append(shared)  # started first, stopped last: every other service may use it
     services.append(registry)
     services.append(policy)
     services.append(evaluation)

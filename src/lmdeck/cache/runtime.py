@@ -22,6 +22,7 @@ from lmdeck.cache.semantic.step import SemanticCache
 from lmdeck.cache.semantic.store import SemanticStore
 from lmdeck.cache.sqlite import SQLiteCacheFile
 from lmdeck.cache.step import ExactCache, RouteConfigs
+from lmdeck.db.redis_link import RedisLink
 from lmdeck.pipeline.order import StepDeclaration
 from lmdeck.settings import Settings
 
@@ -48,7 +49,10 @@ class CacheRuntime:
         self._local: LocalRuntime | None = None
 
     @classmethod
-    def build(cls, settings: Settings) -> CacheRuntime:
+    def build(cls, settings: Settings, *, shared: RedisLink | None = None) -> CacheRuntime:
+        """The runtime ``settings.cache`` describes; ``shared``: the Redis every replica shares, if any."""
+        if shared is not None:
+            raise NotImplementedError("the Redis cache store")
         persist = SQLiteCacheFile(settings.data_dir / CACHE_FILE) if settings.cache.persist else None
         return cls(settings, MemoryStore(settings.cache.max_entries, persist))
 

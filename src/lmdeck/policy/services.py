@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from lmdeck.db import Database
+from lmdeck.db.redis_link import RedisLink
 from lmdeck.gateway.routing.router import Router
 from lmdeck.pipeline.identity import Authenticator
 from lmdeck.pipeline.order import StepDeclaration
@@ -134,6 +135,12 @@ class PolicyServices:
             budgets=budgets,
             vault=vault,
         )
+
+    def share(self, link: RedisLink | None) -> None:
+        """Count limits and budgets in the Redis every replica shares (``redis.url``); None: in this process."""
+        if link is None:
+            return
+        raise NotImplementedError("shared rate limits and budgets")
 
     def steps(self, router: Router, authenticator: Authenticator) -> list[StepDeclaration]:
         """The pipeline steps of access control and cost governance, declared by phase.
