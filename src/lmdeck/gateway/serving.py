@@ -85,7 +85,8 @@ class InferenceServing:
         self.pipeline = pipeline
         self.authenticator = authenticator
 
-    def context(self, request: Request, kind: Kind, body: Any) -> RequestContext:
+    def context(self, request: Request, kind: Kind, body: Any, token: str | None = None) -> RequestContext:
+        """The pipeline's context for ``body``; ``token``: the caller's key, when already read from the headers."""
         ids = RequestIds.of(request.scope) or RequestIds(request_id="", trace_id=TraceRecord().trace_id, span_id="")
         trace = TraceRecord(
             trace_id=ids.trace_id,
@@ -106,15 +107,16 @@ class InferenceServing:
             trace=trace,
             headers=request.headers,
             route_name=body.model,
-            client_token=bearer_token(request),
+            client_token=token if token is not None else bearer_token(request),
         )
 
     async def handle(self, request: Request, kind: Kind) -> Response:
-        principal = await principal_for(self.authenticator, bearer_token(request))
+        token = bearer_token(request)  # read once: it authenticates and travels with the context
+        principal = await principal_for(self.authenticator, token)
         # Read by lmdeck.app.middleware.refused: a refusal from here on names the key and its team.
         setattr(request.state, PRINCIPAL_STATE, principal)
         body = parse_body(await request.body(), SCHEMAS[kind])
-        ctx = self.context(request, kind, body)
+        ctx = self.context(request, kind, body, token)
         ctx.principal = principal
         try:
             # The body is read: from here a disconnect is the only thing the client can tell us.
