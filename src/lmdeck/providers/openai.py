@@ -54,6 +54,7 @@ from lmdeck.protocol import (
 from lmdeck.protocol.responses import ResponsesChatRequest
 from lmdeck.providers.base import ProviderContext, UpstreamError, retry_after_from
 from lmdeck.providers.capabilities import FORWARDS_ALL, Capabilities
+from lmdeck.providers.error_body import error_message
 from lmdeck.providers.openai_lora import LoraAdapter, LoraLoader
 from lmdeck.providers.registry import ProviderRegistry
 from lmdeck.providers.responses_native import chat_of_response
@@ -78,24 +79,13 @@ def json_object(body: bytes, url: str) -> dict[str, Any]:
 
 def error_from_response(status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
     """An HTTP error answer as an :class:`UpstreamError`, keeping the upstream's message and body."""
-    try:
-        parsed = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError:
-        parsed = None
+    parsed, said = error_message(body)
     message = f"upstream answered {status}"
-    error = parsed.get("error") if isinstance(parsed, dict) else None
-    if isinstance(error, dict) and error.get("message"):
-        message += f": {error['message']}"
-    elif isinstance(error, str):
-        message += f": {error}"
+    if said:
+        message += f": {said}"
     elif body and parsed is None:
         message += f": {body[:200].decode(errors='replace')}"
-    return UpstreamError(
-        status,
-        message,
-        retry_after=retry_after_from(headers),
-        body=parsed if isinstance(parsed, dict) else None,
-    )
+    return UpstreamError(status, message, retry_after=retry_after_from(headers), body=parsed)
 
 
 async def sse_data(lines: AsyncIterable[str]) -> AsyncIterator[tuple[str | None, str]]:

@@ -32,6 +32,7 @@ from typing import Literal
 import orjson
 
 from lmdeck.providers.base import UpstreamError
+from lmdeck.providers.error_body import error_message
 from lmdeck.providers.transport import Timeout, Transport
 from lmdeck.settings import ConfigError, TargetConfig
 
@@ -130,14 +131,8 @@ class LoraLoader:
         return True
 
     def _refused(self, status: int, text: str) -> UpstreamError:
-        try:
-            parsed = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            parsed = None
-        said = parsed.get("error", parsed.get("message", parsed.get("detail"))) if isinstance(parsed, dict) else None
-        if isinstance(said, dict):
-            said = said.get("message")
-        reason = str(said) if said else (text[:200] or "no message")
+        said = error_message(text.encode())[1]
+        reason = said or text[:200] or "no message"
         return UpstreamError(
             502,
             f"vLLM refused to load LoRA adapter {self.adapter.name!r} from {self.adapter.path!r} "
