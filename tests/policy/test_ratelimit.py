@@ -66,6 +66,7 @@ def test_reset_durations_are_written_as_openai_writes_them() -> None:
 
 async def test_rpm_limit_answers_openai_shaped_429_with_headers(tmp_path: Path) -> None:
     async with started_deck(policy_settings(tmp_path)) as deck:
+        deck.policy.limiter.clock = FrozenClock()  # type: ignore[attr-defined]  # no refill: the limit alone decides
         key = (await deck.new_key(name="slow", rpm=2))["key"]
         first = await deck.chat(key)
         assert first.status_code == 200
@@ -91,6 +92,7 @@ async def test_team_and_route_limits_apply_too(tmp_path: Path) -> None:
         policy={"route_limits": {"capped": {"rpm": 1}}},
     )
     async with started_deck(settings) as deck:
+        deck.policy.limiter.clock = FrozenClock()  # type: ignore[attr-defined]  # no refill: the limits alone decide
         team = (await deck.admin("POST", "/api/teams", json={"name": "search", "rpm": 3})).json()
         a = (await deck.new_key(name="a", team_id=team["id"]))["key"]
         b = (await deck.new_key(name="b", team_id=team["id"]))["key"]
