@@ -90,13 +90,14 @@ async def run_to_end(http: httpx.AsyncClient, **body: Any) -> str:
     started = await http.post("/api/evaluation/runs", json=body, headers=AUTH)
     assert started.status_code == 202, started.text
     run_id: str = started.json()["id"]
-    for _ in range(1000):
+    deadline = time.monotonic() + 120  # generous: a loaded machine only makes the wait longer
+    while True:
         run = (await http.get(f"/api/evaluation/runs/{run_id}", headers=AUTH)).json()
         if run["status"] != "running":
             assert run["status"] == "succeeded", run
             return run_id
+        assert time.monotonic() < deadline, "the eval run did not finish"
         await asyncio.sleep(0.02)
-    raise AssertionError("the eval run did not finish")
 
 
 @pytest.fixture

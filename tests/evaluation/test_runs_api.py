@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -36,12 +37,13 @@ async def run_to_end(deck: Deck, who: str = "admin", **body: Any) -> dict[str, A
     r = await deck.call("POST", "/api/evaluation/runs", json=body, who=who)
     assert r.status_code == 202, r.text
     run_id = r.json()["id"]
-    for _ in range(400):
+    deadline = time.monotonic() + 120  # generous: a loaded machine only makes the wait longer
+    while True:
         run = (await deck.call("GET", f"/api/evaluation/runs/{run_id}", who=who)).json()
         if run["status"] != "running":
             return run
+        assert time.monotonic() < deadline, "the run did not finish"
         await asyncio.sleep(0.02)
-    raise AssertionError("the run did not finish")
 
 
 async def test_two_prompt_versions_compared_and_gated(deck: Deck) -> None:

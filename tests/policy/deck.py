@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -209,9 +210,8 @@ async def served_deck(settings: Settings) -> AsyncIterator[ServedDeck]:
     thread = threading.Thread(target=server.run, name="policy-test-server", daemon=True)
     thread.start()
     try:
-        for _ in range(500):
-            if server.started:
-                break
+        deadline = time.monotonic() + 120  # generous: a server starting on a loaded machine
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         assert server.started, "the test server did not start"
         yield ServedDeck(f"http://127.0.0.1:{port}", gateway, sink)

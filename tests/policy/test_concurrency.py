@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -93,9 +94,9 @@ async def test_requests_in_flight_over_the_team_cap_are_refused(tmp_path: Path) 
         keys = [(await deck.new_key(name=f"k{i}", team_id=team["id"]))["key"] for i in range(3)]
         slow = [asyncio.create_task(deck.chat(k)) for k in keys[:2]]
         limiter = next(s for s in deck.gateway.pipeline._steps if s.name == "concurrency").limiter  # type: ignore[attr-defined]
-        for _ in range(500):
-            if limiter.held("team", "in_flight", team["id"]) == 2:
-                break
+        deadline = time.monotonic() + 60  # the two slow requests hold their places (their upstream takes 30 s)
+        while limiter.held("team", "in_flight", team["id"]) != 2:
+            assert time.monotonic() < deadline, "the two slow requests never took their places"
             await asyncio.sleep(0.01)
         refused = await deck.chat(keys[2])
         assert refused.status_code == 429
@@ -103,8 +104,7 @@ async def test_requests_in_flight_over_the_team_cap_are_refused(tmp_path: Path) 
         for task in slow:
             task.cancel()
         await asyncio.gather(*slow, return_exceptions=True)
-        for _ in range(500):
-            if limiter.held("team", "in_flight", team["id"]) == 0:
-                break
+        deadline = time.monotonic() + 60
+        while limiter.held("team", "in_flight", team["id"]) != 0 and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         assert limiter.held("team", "in_flight", team["id"]) == 0  # cancelled requests gave their places back

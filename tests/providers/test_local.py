@@ -62,11 +62,14 @@ async def test_closing_the_stream_early_frees_the_batch_row(tiny: LocalProvider)
     assert await _eventually(lambda: engine.stats.running == 0 and engine.stats.cancelled == 1)
 
 
-async def _eventually(check: object, attempts: int = 400) -> bool:
+async def _eventually(check: object, timeout: float = 60.0) -> bool:
+    """Poll ``check`` until it holds or ``timeout`` seconds (generous: a loaded machine only waits longer)."""
     import asyncio
+    import time
 
     assert callable(check)
-    for _ in range(attempts):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         if check():
             return True
         await asyncio.sleep(0.01)

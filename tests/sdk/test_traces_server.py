@@ -37,7 +37,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess
 @pytest.fixture
 def client(gateway: GatewayProcess) -> Iterator[Client]:
     with Client(gateway.url, gateway.admin_key) as c:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 120  # generous: traces are written behind the answers
         while len(c.traces.list(status="error").data) < len(REQUEST_IDS) and time.monotonic() < deadline:
             time.sleep(0.05)
         yield c

@@ -9,6 +9,7 @@ search is tested against the demo model in tests/integration/test_prompt_optimiz
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from ..conftest import Deck
@@ -31,13 +32,14 @@ async def setup(deck: Deck, rows: int = 24) -> None:
 
 
 async def finished(deck: Deck, record: dict[str, Any]) -> dict[str, Any]:
-    for _ in range(1000):
+    deadline = time.monotonic() + 180  # generous: a loaded machine only makes the wait longer
+    while True:
         got = await deck.call("GET", f"/api/registry/prompts/adder/optimizations/{record['id']}")
         assert got.status_code == 200, got.text
         if got.json()["status"] != "running":
             return dict(got.json())
+        assert time.monotonic() < deadline, "the optimization did not finish"
         await asyncio.sleep(0.02)
-    raise AssertionError("the optimization did not finish")
 
 
 def last_user(messages: list[dict[str, Any]]) -> str:

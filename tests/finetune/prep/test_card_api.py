@@ -206,7 +206,7 @@ def serving(gateway: Gateway) -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(create_app(gateway=gateway), host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 120  # generous: a server starting on a loaded machine
     while not server.started:
         assert time.monotonic() < deadline and thread.is_alive(), "the test server did not start"
         time.sleep(0.02)
