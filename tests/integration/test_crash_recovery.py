@@ -99,7 +99,7 @@ def _listed_ids(gw: GatewayProcess) -> list[str]:
         params["cursor"] = body["next_cursor"]
 
 
-def _wait_stored(db_path: Path, request_ids: set[str], timeout: float = 30.0) -> dict[str, int]:
+def _wait_stored(db_path: Path, request_ids: set[str], timeout: float = 120.0) -> dict[str, int]:
     deadline = time.monotonic() + timeout
     while True:
         counts = _stored_counts(db_path)
