@@ -24,6 +24,8 @@ from lmdeck.testing.servers import free_port
 
 JSON = {"content-type": "application/json"}
 QUICK = Timeout(total=0.3, connect=0.3)
+#: For a stream that must open and deliver its first line before falling silent: room for a loaded machine.
+PATIENT = Timeout(total=2.0, connect=2.0)
 AMPLE = Timeout.for_target(10)
 
 
@@ -190,7 +192,7 @@ async def test_no_answer_in_time_is_a_504(transport: Transport) -> None:
 async def test_a_stream_gone_silent_is_a_504(transport: Transport) -> None:
     async with (
         LoopbackServer(chunked(b"data: a\n", then_hang=True)) as server,
-        transport.stream(server.url, b"{}", JSON, QUICK) as stream,
+        transport.stream(server.url, b"{}", JSON, PATIENT) as stream,
     ):
         lines = stream.lines()
         assert await anext(lines) == "data: a"
