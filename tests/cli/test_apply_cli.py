@@ -151,7 +151,7 @@ def test_prompts_from_the_shell(gateway: GatewayProcess) -> None:
 def test_datasets_from_traces_and_files(gateway: GatewayProcess, tmp_path: Path) -> None:
     for _ in range(3):
         served_model(gateway)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # generous: a loaded machine only makes the wait longer
     while True:  # traces reach the store from the spool in the background
         made = lmdeck(gateway, "datasets", "from-traces", "tickets", "--filter", "route=support status=ok")
         if made.exit_code == 0 or time.monotonic() > deadline:
