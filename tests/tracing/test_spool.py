@@ -58,16 +58,16 @@ async def test_a_record_is_acknowledged_only_after_its_fsync(
 
     def held_fsync(fd: int) -> None:
         entered.set()
-        release.wait(10)
+        release.wait(120)  # held until the test has looked, however long that takes on a loaded machine
         real_fsync(fd)
 
     monkeypatch.setattr(spool_module.os, "fsync", held_fsync)
     future = spool.submit(TraceRecord())
-    assert await asyncio.to_thread(entered.wait, 10)
+    assert await asyncio.to_thread(entered.wait, 60)
     await asyncio.sleep(0.01)
     assert not future.done(), "acknowledged before fsync returned"
     release.set()
-    await asyncio.wait_for(future, 10)
+    await asyncio.wait_for(future, 60)
 
 
 async def test_segments_rotate_at_the_size_limit(tmp_path: Path) -> None:

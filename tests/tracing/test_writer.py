@@ -19,6 +19,9 @@ from lmdeck.tracing.spool import TraceSpool
 from lmdeck.tracing.sql_store import SQLTraceStore
 from lmdeck.tracing.writer import StoreWriter
 
+#: How long the writer may take to catch up: generous, a loaded machine only makes it slower.
+PATIENCE_S = 120.0
+
 
 class RecordingStore:
     """A real SQL store that remembers each insert's size and can fail on demand."""
@@ -67,10 +70,10 @@ def run_until_stored(directory: Path, store: RecordingStore | SQLTraceStore, bat
     writer = StoreWriter(spool.segments, store, batch_size=batch_size, rejected_path=directory / "rejected.jsonl")
     writer.start()
     try:
-        assert writer.wait_idle(20), "the writer did not catch up"
+        assert writer.wait_idle(PATIENCE_S), "the writer did not catch up"
     finally:
         spool.close()
-        assert writer.stop(20)
+        assert writer.stop(PATIENCE_S)
     return writer
 
 
@@ -138,10 +141,10 @@ async def test_live_records_flow_from_the_spool_to_the_store(tmp_path: Path, sql
     try:
         for record in records:
             await spool.submit(record)
-        assert writer.wait_idle(20)
+        assert writer.wait_idle(PATIENCE_S)
     finally:
         spool.close()
-        assert writer.stop(20)
+        assert writer.stop(PATIENCE_S)
     assert sql_store.count() == 60
     assert writer.pending == 0
     # Sealed segments were deleted once stored; nothing is left on disk.
