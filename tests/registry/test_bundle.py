@@ -84,8 +84,9 @@ async def test_another_gateway_on_the_same_store_sees_moves_by_polling(
                 "/api/registry/models/support-bot/versions", json={"provider": "fake", "model": model}, headers=auth
             )
         await first.client.put("/api/registry/models/support-bot/aliases/production", json={"version": 2}, headers=auth)
+        hi = [{"role": "user", "content": "hi"}]
         deadline = time.monotonic() + 60  # generous: the poll interval, stretched by a loaded machine
-        while (r := await second.chat(model="support", messages=[{"role": "user", "content": "hi"}])).status_code != 200:
+        while (r := await second.chat(model="support", messages=hi)).status_code != 200:
             assert time.monotonic() < deadline, f"the second gateway never saw the move: {r.text}"
             await asyncio.sleep(0.05)
         assert json.loads(r.json()["choices"][0]["message"]["content"])["model"] == "m-2"
