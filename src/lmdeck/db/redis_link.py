@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Literal, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
@@ -40,6 +40,10 @@ T = TypeVar("T")
 #: The features that keep state in Redis; each has its policy in ``redis.on_unavailable``
 #: (``changes``, the pub/sub notices, always falls back to polling).
 Feature = Literal["rate_limits", "budgets", "breakers", "cache", "changes"]
+
+
+#: Connections one process opens to Redis at most.
+MAX_CONNECTIONS = 128
 
 
 class SharedStateUnavailable(Exception):
@@ -87,13 +91,18 @@ class RedisLink:
         if config.url is None:
             return None
         password = config.password.resolve() if config.password is not None else None
-        client = Redis.from_url(
+        # Requests beyond the pool wait for a connection (within redis.timeout, like any command)
+        # instead of failing at once as the default pool does, which would read as Redis being down.
+        pool = BlockingConnectionPool.from_url(
             config.url,
             password=password,
             socket_timeout=config.timeout,
             socket_connect_timeout=config.timeout,
             health_check_interval=30,
+            max_connections=MAX_CONNECTIONS,
+            timeout=config.timeout,
         )
+        client = Redis.from_pool(pool)
         return cls(config, client, registry=registry)
 
     def key(self, *parts: str) -> str:
