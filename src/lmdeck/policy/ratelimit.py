@@ -14,7 +14,8 @@ any is taken, with no suspension point in between, so concurrent requests
 cannot overdraw a bucket.
 
 The limiter is an interface: :class:`MemoryRateLimiter` serves one process;
-a Redis limiter with atomic scripts serves several behind the same protocol.
+:class:`lmdeck.policy.ratelimit_redis.RedisRateLimiter` (one atomic script in the
+Redis every replica shares) serves several behind the same protocol.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class Grant:
     refused: Demand | None = None
     retry_after: float | None = None
     settled: bool = False
+    #: Admitted by a limiter's in-process fallback (its shared store was unavailable): settled there.
+    fallback: bool = False
 
 
 class RateLimiter(Protocol):
