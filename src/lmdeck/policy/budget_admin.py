@@ -22,7 +22,7 @@ from lmdeck.policy.admin import off_loop
 from lmdeck.policy.audit import AuditLog
 from lmdeck.policy.budgets import Budget, BudgetStore
 from lmdeck.policy.identity_store import IdentityStore
-from lmdeck.policy.ledger import MemoryBudgetLedger
+from lmdeck.policy.ledger import BudgetBook
 from lmdeck.policy.spend import Report, SpendReports
 from lmdeck.protocol import APIError
 from lmdeck.protocol.access import BudgetPut, GroupBy, Period
@@ -34,7 +34,7 @@ class BudgetAdmin:
     def __init__(
         self,
         store: BudgetStore,
-        ledger: MemoryBudgetLedger,
+        ledger: BudgetBook,
         audit: AuditLog,
         reports: SpendReports,
         identities: IdentityStore,
@@ -59,6 +59,7 @@ class BudgetAdmin:
         new = [b for b in budgets if b.id not in known]
         spent = await anyio.to_thread.run_sync(lambda: self.store.spent_since(new, self.ledger.clock())) if new else {}
         self.ledger.set_budgets(budgets, spent)
+        await self.ledger.refresh()
 
     def statuses(self, *, team_id: str | None = None, key_ids: set[str] | None = None) -> list[dict[str, Any]]:
         out = []

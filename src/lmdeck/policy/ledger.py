@@ -16,8 +16,8 @@ suspension point between them, so concurrent requests cannot all pass the check
 before any of them is counted: the ledger never admits more than fits.
 
 The in-process ledger is exact for one process. Several gateway processes
-share a budget through a ledger behind the same :class:`BudgetLedger` protocol
-backed by a shared store (Redis with atomic scripts).
+share a budget through :class:`lmdeck.policy.ledger_redis.RedisBudgetLedger`,
+behind the same :class:`BudgetLedger` protocol (atomic scripts in Redis).
 """
 
 from __future__ import annotations
@@ -107,6 +107,10 @@ class Hold:
 
     amounts: dict[str, tuple[float, int]] = field(default_factory=dict)  # budget id -> (window start, micros)
     settled: bool = False
+    #: The name a shared ledger keeps the hold under (None in the in-process ledger).
+    id: str | None = None
+    #: Taken by a ledger's in-process fallback (its shared store was unavailable): settled there.
+    fallback: bool = False
 
 
 @dataclass
@@ -126,6 +130,18 @@ class BudgetLedger(Protocol):
     async def settle(self, hold: Hold, actual: int) -> None: ...
 
     def status(self, budget_id: str) -> dict[str, Any] | None: ...
+
+
+class BudgetBook(BudgetLedger, Protocol):
+    """A ledger as :class:`~lmdeck.policy.budget_admin.BudgetAdmin` drives it: budgets in, status out."""
+
+    clock: Clock
+
+    def set_budgets(self, budgets: Iterable[Budget], spent: dict[str, int] | None = None) -> None: ...
+
+    def budgets(self) -> list[Budget]: ...
+
+    async def refresh(self) -> None: ...
 
 
 class MemoryBudgetLedger:
@@ -154,6 +170,9 @@ class MemoryBudgetLedger:
 
     def budgets(self) -> list[Budget]:
         return list(self._budgets.values())
+
+    async def refresh(self) -> None:
+        """Nothing to read: this process's counts are the whole truth."""
 
     def applies(self, subjects: Sequence[Subject]) -> bool:
         return any(s in self._by_subject for s in subjects)
