@@ -5,8 +5,8 @@ hold (an earlier run's, with another number of workers), binds one ``SO_REUSEPOR
 worker and holds the data directory's spool lock. Each worker ``K`` builds the whole app with its
 own trace spool (``<spool_dir>/worker-K``, replayed at its start, so a worker that crashed loses
 nothing it acknowledged), serves its socket, and competes for the leader lease that decides which
-one runs the background jobs (:mod:`lmdeck.app.leadership`). Rate limits, concurrency caps and
-budget reservations are counted in each worker (docs/serving.md).
+one runs the background jobs (:mod:`lmdeck.app.leadership`). Concurrency caps are counted in each
+worker; so are rate limits and budget reservations unless ``redis.url`` is set (docs/serving.md).
 """
 
 from __future__ import annotations
@@ -26,8 +26,15 @@ from lmdeck.settings import OWN_SECRETS, ConfigError, Settings, forget_own_secre
 log = logging.getLogger(__name__)
 
 
-def per_worker_limits_notice(workers: int) -> str:
-    """The line logged once at start: what ``workers`` processes mean for limits and budgets."""
+def per_worker_limits_notice(workers: int, *, shared: bool = False) -> str:
+    """The line logged once at start: what ``workers`` processes mean for limits and budgets
+    (``shared``: ``redis.url`` is set, so rate limits and budgets are counted in Redis)."""
+    if shared:
+        return (
+            f"rate limits and budget reservations are shared through Redis (redis.url); concurrency caps "
+            f"are counted in each of the {workers} workers: a key or team can reach up to {workers}x its "
+            "concurrency limits (docs/serving.md)"
+        )
     return (
         f"rate limits, concurrency caps and budget reservations are counted in each of the {workers} "
         f"workers: a key or team can reach up to {workers}x its per-minute and concurrency limits, "
@@ -104,7 +111,7 @@ def serve_workers(settings: Settings) -> int:
         typer.echo(f"lmdeck cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", err=True)
         return 1
     port = sockets[0].getsockname()[1]
-    log.warning(per_worker_limits_notice(settings.workers))
+    log.warning(per_worker_limits_notice(settings.workers, shared=settings.redis.url is not None))
     # Workers started later (a restart) find the admin and master keys here, not in the environment.
     secrets = {name: os.environ.pop(name) for name in OWN_SECRETS if name in os.environ}
 

@@ -38,9 +38,11 @@ from lmdeck.policy.cost import MeterCost
 from lmdeck.policy.credentials import CredentialGate
 from lmdeck.policy.identity_store import IdentityStore
 from lmdeck.policy.key_cache import KeyCache
-from lmdeck.policy.ledger import BudgetAlerts, MemoryBudgetLedger
+from lmdeck.policy.ledger import BudgetAlerts, BudgetBook, MemoryBudgetLedger
+from lmdeck.policy.ledger_redis import RedisBudgetLedger
 from lmdeck.policy.pricing import PriceTable
 from lmdeck.policy.ratelimit import MemoryRateLimiter, RateLimiter
+from lmdeck.policy.ratelimit_redis import RedisRateLimiter
 from lmdeck.policy.ratelimit_step import RateLimit
 from lmdeck.policy.secrets import SecretBox, SecretStore, bind_secrets
 from lmdeck.policy.spend import SpendReports
@@ -65,7 +67,7 @@ class PolicyServices:
     credentials: CredentialGate
     prices: PriceTable
     limiter: RateLimiter
-    ledger: MemoryBudgetLedger
+    ledger: BudgetBook
     alerts: BudgetAlerts
     access: AccessAdmin
     budgets: BudgetAdmin
@@ -137,10 +139,14 @@ class PolicyServices:
         )
 
     def share(self, link: RedisLink | None) -> None:
-        """Count limits and budgets in the Redis every replica shares (``redis.url``); None: in this process."""
+        """Count rate limits and budgets in the Redis every replica shares (``redis.url``); None: in this
+        process. Call it before :meth:`steps` and :meth:`start` (the steps and the budget admin take the
+        shared limiter and ledger from here)."""
         if link is None:
             return
-        raise NotImplementedError("shared rate limits and budgets")
+        self.limiter = RedisRateLimiter(link)
+        self.ledger = RedisBudgetLedger(link, self.alerts)
+        self.budgets.ledger = self.ledger
 
     def steps(self, router: Router, authenticator: Authenticator) -> list[StepDeclaration]:
         """The pipeline steps of access control and cost governance, declared by phase.
