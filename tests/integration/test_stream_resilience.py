@@ -22,6 +22,8 @@ from lmdeck.testing.servers import (
 ANSWER = "alpha bravo charlie delta echo foxtrot golf hotel"
 USER = [{"role": "user", "content": ANSWER}]
 CONTINUES = {"continue_final_message": True}
+#: The fake's pace when a test counts the tokens read before a cut: each must be read before the next comes.
+PACED_TOKENS_PER_S = 5
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +120,9 @@ def test_a_stream_cut_after_its_commit_point_is_resumed_seamlessly(
     gw: GatewayProcess, fake_upstream: FakeUpstreamProcess, fault: str
 ) -> None:
     # Paced, so each token is read before the cut: a connection closed with data still unread
-    # may lose that data in the client library, and the gateway would then resume earlier.
-    fake_upstream.configure(script=[fault], tokens_per_s=20)
+    # may lose that data in the client library, and the gateway would then resume earlier. A beat
+    # of 200 ms (not 50) leaves the gateway time to read each token on a loaded machine too.
+    fake_upstream.configure(script=[fault], tokens_per_s=PACED_TOKENS_PER_S)
     chunks, request_id, error = stream(gw, "resumable")
     assert error is None and text(chunks) == ANSWER
     assert {c.id for c in chunks} == {chunks[0].id}
@@ -146,7 +149,7 @@ def test_a_stream_cut_after_its_commit_point_is_resumed_seamlessly(
 def test_a_cut_stream_that_cannot_be_resumed_ends_with_an_error_and_estimated_tokens(
     gw: GatewayProcess, fake_upstream: FakeUpstreamProcess
 ) -> None:
-    fake_upstream.configure(script=["drop_mid_stream:4"], tokens_per_s=20)
+    fake_upstream.configure(script=["drop_mid_stream:4"], tokens_per_s=PACED_TOKENS_PER_S)
     chunks, request_id, error = stream(gw, "plain")
     assert isinstance(error, openai.APIError) and text(chunks) == "alpha bravo charlie delta "
     assert fake_upstream.count() == 1
