@@ -125,7 +125,8 @@ async def test_a_short_stream_is_held_whole() -> None:
 async def test_the_hold_ends_after_its_time_when_chunks_stop_coming() -> None:
     upstream = Upstream([ROLE, *words("a")], then="stall")
     reader = ChunkReader(upstream.stream())
-    held = await hold_until_commit(reader, StreamCommitConfig(chunks=5, max_hold_ms=10), first_wait=5)
+    # The hold is long enough for the chunk already there to be read on a loaded machine too.
+    held = await hold_until_commit(reader, StreamCommitConfig(chunks=5, max_hold_ms=500), first_wait=5)
     assert content(held.chunks) == "a" and not held.ended
     await reader.aclose()
     assert upstream.closed
