@@ -44,7 +44,12 @@ def second_upstream(second_upstream_server: FakeUpstreamProcess) -> FakeUpstream
 #: One route per scenario; each names its own upstream model, so each has its own target and breaker.
 def scenario_routes(fake: FakeUpstreamProcess, second: FakeUpstreamProcess, dead_url: str) -> list[dict[str, Any]]:
     return [
-        {"name": "chat", "targets": [openai_target(fake, "m-chat")]},
+        # A stream is held for 3 content chunks; the hold time is long so a loaded machine cannot end it first.
+        {
+            "name": "chat",
+            "stream_commit": {"chunks": 3, "max_hold_ms": 5000},
+            "targets": [openai_target(fake, "m-chat")],
+        },
         {"name": "short", "targets": [openai_target(fake, "m-short", max_retries=1)]},
         {
             "name": "dead-first",

@@ -188,7 +188,9 @@ async def test_ttft_timeout_with_nowhere_else_to_go() -> None:
 async def test_a_stream_failing_before_its_commit_point_is_retried_unseen() -> None:
     clock = Clock()
     broken, other = target("a", ["fail_after:2"], weight=1), target("b", weight=0)
-    router = router_of(route("chat", broken, other), clock=clock, threshold=1)
+    # Held for 3 content chunks, with a hold time no stall of a loaded machine reaches.
+    commit = {"chunks": 3, "max_hold_ms": 5000}
+    router = router_of(route("chat", broken, other, stream_commit=commit), clock=clock, threshold=1)
     ctx = chat_context("chat", stream=True)
     chunks = await drain(await Dispatcher(router)(ctx))
     # The two words "a" sent were held back: the client sees one clean stream from "b".

@@ -107,7 +107,7 @@ async def test_closing_the_reader_closes_a_silent_stream() -> None:
 
 async def test_the_hold_lasts_until_enough_content_chunks() -> None:
     reader = ChunkReader(Upstream([ROLE, *words("a ", "b ", "c")]).stream())
-    held = await hold_until_commit(reader, StreamCommitConfig(chunks=2), first_wait=5)
+    held = await hold_until_commit(reader, StreamCommitConfig(chunks=2, max_hold_ms=5000), first_wait=5)
     assert held.chunks[0] is ROLE and content(held.chunks) == "a b " and not held.ended
     assert held.content_chunks == 2 and held.first_at is not None
     rest = await reader.next()
@@ -147,5 +147,5 @@ async def test_a_late_first_chunk_times_out_and_a_failure_before_the_commit_poin
 
     reader = ChunkReader(Upstream([ROLE, *words("a ")], then="fail").stream())
     with pytest.raises(UpstreamError, match="dropped"):
-        await hold_until_commit(reader, StreamCommitConfig(chunks=3), first_wait=5)
+        await hold_until_commit(reader, StreamCommitConfig(chunks=3, max_hold_ms=5000), first_wait=5)
     await reader.aclose()
