@@ -1,20 +1,13 @@
 """The ray runner against a real one-node Ray cluster on loopback: a tiny job trains to its adapter, and a
 cancel stops a long one with its ``cancelled`` event.
 
-The cluster is started for this module (``ray start --head --block`` in its own process group, in a
-temporary directory, one CPU, dashboard on a free loopback port since the Jobs API lives there) and
-stopped by signalling that group; the test is skipped, saying why, when Ray cannot start here.
+The cluster is started for this module (:class:`lmdeck.testing.ray_head.RayHead`: one CPU, the Jobs API
+on a free loopback port) and stopped after it; the test is skipped, saying why, when Ray cannot start here.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,76 +18,22 @@ from lmdeck.finetune.runners.base import JobRunner
 from lmdeck.finetune.runners.ray import RayRunner
 from lmdeck.finetune.training.spec import JobDir
 from lmdeck.settings import FineTuningSettings
+from lmdeck.testing.ray_head import RayHead, RayUnavailable
 from lmdeck.testing.training_jobs import tiny_job
 
 PATIENCE = 240.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def own_processes(marker: str) -> list[int]:
-    """Pids of processes whose command line holds ``marker`` (this test's unique Ray temp directory)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
-
-
 @pytest.fixture(scope="module")
 def ray_address() -> Iterator[str]:
-    ray = Path(sys.executable).with_name("ray")
-    if not ray.exists():
-        pytest.skip("the ray command is not installed (pip install 'lmdeck[ray]')")
-    from ray.job_submission import JobSubmissionClient
-
-    temp = tempfile.mkdtemp(prefix="lmray", dir="/tmp")  # short: Ray's socket paths must stay under 108 bytes
-    dashboard = free_port()
-    command = [
-        str(ray), "start", "--head", "--block", "--disable-usage-stats",
-        "--node-ip-address=127.0.0.1", f"--port={free_port()}", "--num-cpus=1", "--num-gpus=0",
-        "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-        f"--temp-dir={temp}", "--object-store-memory=100000000",
-    ]  # fmt: skip
-    log = Path(temp) / "ray-start.log"
-    with log.open("wb") as out:
-        head = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    address = f"http://127.0.0.1:{dashboard}"
     try:
-        deadline = time.monotonic() + PATIENCE
-        while True:
-            if head.poll() is not None:
-                pytest.skip(f"ray could not start here (exit {head.returncode}): {log.read_text()[-1500:]}")
-            try:
-                JobSubmissionClient(address).list_jobs()
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    pytest.skip(f"ray's Jobs API did not answer within {PATIENCE} s: {log.read_text()[-1500:]}")
-                time.sleep(1.0)
-        yield address
+        head = RayHead.start(PATIENCE)
+    except RayUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        yield head.address
     finally:
-        if head.poll() is None:
-            os.killpg(head.pid, signal.SIGTERM)
-            try:
-                head.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(head.pid, signal.SIGKILL)
-                head.wait()
-        for pid in own_processes(temp):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        shutil.rmtree(temp, ignore_errors=True)
+        head.stop()
 
 
 def runner_for(address: str) -> RayRunner:
