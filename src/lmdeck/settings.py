@@ -769,6 +769,11 @@ class EvaluationSettings(BaseModel):
     queue_size: int = Field(default=1000, ge=1, description="traces waiting for online scoring before drops")
     workers: int = Field(default=2, ge=1, le=64, description="background online scoring tasks")
     poll_interval: float = Field(default=2.0, gt=0, description="seconds between reloads of rules and experiments")
+    ray_gateway_url: str | None = Field(
+        default=None,
+        description="this gateway's URL as a Ray cluster reaches it (`http://gateway:8080`); set, a run may ask "
+        "for `runner: ray` (submitted to `fine_tuning.ray_address`, see docs/evaluation.md)",
+    )
 
 
 class AlertSettings(AlertsDeclared):

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
+
+from lmdeck.settings import Settings
 
 from .conftest import Deck
 
@@ -192,3 +196,35 @@ async def test_a_judge_reply_without_a_verdict_is_an_error_on_its_row(deck: Deck
         verdict = row["scores"]["llm_judge"]
         assert verdict["value"] is None and verdict["label"] == "evaluator_error"
         assert "no valid verdict" in verdict["explanation"]
+
+
+async def test_a_run_asking_for_ray_is_refused_by_name_when_ray_is_not_configured(deck: Deck) -> None:
+    await make_dataset(deck, n=3)
+    r = await deck.call(
+        "POST",
+        "/api/evaluation/runs",
+        json={"dataset": "sums@1", "route": "calc", "evaluators": ["exact"], "runner": "ray"},
+    )
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["param"] == "runner" and error["code"] == "runner_not_configured"
+    assert "evaluation.ray_gateway_url" in error["message"]
+    assert (await deck.call("GET", "/api/evaluation/runs")).json()["data"] == []
+    r = await deck.call(
+        "POST",
+        "/api/evaluation/runs",
+        json={"dataset": "sums@1", "route": "calc", "evaluators": ["exact"], "runner": "slurm"},
+    )
+    assert r.status_code == 400 and r.json()["error"]["param"] == "runner", r.text
+
+
+async def test_a_ray_run_refuses_a_model_override_by_name(
+    make_settings: Callable[..., Settings], start_deck: Callable[[Settings], AbstractAsyncContextManager[Deck]]
+) -> None:
+    settings = make_settings(evaluation={"ray_gateway_url": "http://127.0.0.1:9"})
+    async with start_deck(settings) as deck:
+        await make_dataset(deck, n=3)
+        body = {"dataset": "sums@1", "route": "support", "model": "calc-bot@1", "evaluators": ["exact"]}
+        r = await deck.call("POST", "/api/evaluation/runs", json={**body, "runner": "ray"})
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["param"] == "model" and "runner 'local'" in r.json()["error"]["message"]

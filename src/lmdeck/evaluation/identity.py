@@ -11,6 +11,12 @@ renders only the prompts that team may read and its calls count against that tea
     step = Authenticate(identity.wrap(authenticator))
     PipelineInference(pipeline, identity.token)
     PipelineInference(pipeline, identity.token_for("team_search"))
+
+An eval run executed out of process (on Ray) calls the gateway over HTTP as the principal that
+started it, with a token issued for that run and revoked when the run ends::
+
+    token = identity.issue(principal)     # valid in this process only, until revoked
+    identity.revoke(token)
 """
 
 from __future__ import annotations
@@ -57,6 +63,17 @@ class ServiceIdentity:
             )
             self._by_team[team_id] = token
         return token
+
+    def issue(self, principal: Principal) -> str:
+        """A new token standing for ``principal`` until :meth:`revoke` (never stored; this process only)."""
+        token = "sk-lmdeck-internal-" + secrets.token_urlsafe(32)
+        self._principals[token] = principal
+        return token
+
+    def revoke(self, token: str) -> None:
+        """Forget a token from :meth:`issue`; no error if it is unknown."""
+        if token not in self._by_team.values():
+            self._principals.pop(token, None)
 
     def wrap(self, authenticator: Authenticator) -> ServiceAuthenticator:
         return ServiceAuthenticator(authenticator, self._principals)

@@ -16,6 +16,7 @@ Routes reach it as the gateway's ``evaluation`` field (:func:`lmdeck.app.service
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import time
 from collections.abc import Callable
@@ -44,6 +45,8 @@ from lmdeck.evaluation.online.store import OnlineStore
 from lmdeck.evaluation.optimize.service import PromptOptimizer
 from lmdeck.evaluation.optimize.store import OptimizationStore
 from lmdeck.evaluation.registry import EvaluatorRegistry, load_evaluators
+from lmdeck.evaluation.runs.ray_job import RayRunExecutor
+from lmdeck.evaluation.runs.remote import RunExecutor
 from lmdeck.evaluation.runs.runner import EvalRunner
 from lmdeck.evaluation.runs.service import RunService
 from lmdeck.evaluation.runs.sources import RegistrySources
@@ -160,6 +163,25 @@ class EvaluationRuntime:
             model_override=run.model,
         )
 
+    def _executors(self) -> dict[str, RunExecutor]:
+        """Where runs asking for ``runner: ray`` go: a Ray cluster once ``evaluation.ray_gateway_url`` is set."""
+        url = self.settings.evaluation.ray_gateway_url
+        if url is None:
+            return {}
+        if importlib.util.find_spec("ray") is None:
+            log.warning("evaluation.ray_gateway_url is set but ray is not installed: install lmdeck[ray]")
+            return {}
+        ray = self.settings.fine_tuning
+        return {
+            "ray": RayRunExecutor(
+                base_url=url.rstrip("/") + "/v1",
+                jobs_dir=self.settings.data_dir / "evaluation" / "ray-jobs",
+                address=ray.ray_address,
+                python=ray.ray_python,
+                num_cpus=ray.ray_num_cpus,
+            )
+        }
+
     def steps(self, eligible: RouteCheck = route_refusal) -> list[StepDeclaration]:
         """The experiment steps, declared by phase; ``eligible`` refuses variants a route cannot serve."""
         experiment = ExperimentStep(self.experiments.running, eligible)
@@ -195,6 +217,8 @@ class EvaluationRuntime:
                 RegistrySources(self.registry.datasets.store, self._snapshot),
                 self.evaluators,
                 self.inference_for_run,
+                executors=self._executors(),
+                tokens=self.identity,
             )
             self.runs = RunService(self.run_store, runner)
             self.optimizer = PromptOptimizer(OptimizationStore(self.db), self.registry.prompts, runner, self.audit)

@@ -143,6 +143,11 @@ class RunRequest(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
     team: str | None = Field(default=None, description="the owning team (admins only; default: the caller's)")
     visibility: Visibility | None = Field(default=None, description="'team' (default) or 'shared'")
+    runner: Literal["local", "ray"] = Field(
+        default="local",
+        description="where the rows run: `local` (in the gateway) or `ray` (a Ray job; needs "
+        "`evaluation.ray_gateway_url`)",
+    )
 
     @field_validator("dataset", "prompt", "model")
     @classmethod
