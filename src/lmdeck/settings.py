@@ -824,6 +824,9 @@ class BatchSettings(BaseModel):
     )
     max_rows: int = Field(default=50_000, ge=1, description="request lines one batch input file may hold")
     concurrency: int = Field(default=8, ge=1, le=256, description="rows of one batch in flight at once")
+    claim_ttl_s: float = Field(
+        default=30.0, gt=0, description="seconds a dead process's claim on a batch lasts before another adopts it"
+    )
 
 
 def _vault_token_default() -> SecretRef:

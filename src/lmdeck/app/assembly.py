@@ -13,6 +13,7 @@ from lmdeck.app.routing_checks import routing_strategies
 from lmdeck.cache import CacheRuntime
 from lmdeck.cache import steps as cache_steps
 from lmdeck.db import Database
+from lmdeck.db.claims import WorkClaims
 from lmdeck.db.lease import LeaderLease
 from lmdeck.db.redis_link import RedisLink
 from lmdeck.delivery.flags.runtime import FlagRuntime
@@ -215,8 +216,9 @@ def build_gateway(
     ``spool_dir``: this process's trace spool (default ``settings.spool_dir``; each worker of
     ``lmdeck serve --workers`` has its own). ``lease``: run the background jobs (retention, alert
     evaluation, the release controller) only while this process holds it; without one they run here.
-    ``recover=False``: leave the work an earlier process left unfinished (batches, fine-tuning jobs,
-    eval runs, prompt optimizations, flywheel runs) alone at start, because another live process may be doing it.
+    ``recover=False``: leave the work an earlier process left unfinished (fine-tuning jobs, eval runs,
+    prompt optimizations, flywheel runs) alone at start, because another live process may be doing it.
+    Batches are adopted in every process through their work claims (:mod:`lmdeck.db.claims`).
     """
     secure_data_dir(settings)
     db = Database(settings.store_url)
@@ -388,9 +390,11 @@ def build_gateway(
         admit=RateLimit(policy.limiter, policy.keys, settings.policy).wait_admitted,
         route_kind=lambda name: config.kind if (config := route_config(name)) is not None else None,
     )
-    batches = BatchRunner(BatchStore(db), files, batch_rows, concurrency=settings.batches.concurrency)
+    batch_claims = WorkClaims(db, ttl_s=settings.batches.claim_ttl_s)
+    batches = BatchRunner(BatchStore(db), files, batch_rows, batch_claims, concurrency=settings.batches.concurrency)
     # Last to start (they resume work through the pipeline), first to stop: batches, jobs, flywheel runs.
-    services.append(batches if recover else StopOnly(batches))
+    # Batches start in every process: each adopts only the batches no live process claims.
+    services.append(batches)
     finetune = None
     if evaluation.runs is not None:
         finetune = FineTuningRuntime.build(

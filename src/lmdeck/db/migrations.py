@@ -24,6 +24,7 @@ MigrationFn = Callable[[Connection], None]
 
 #: Modules that register migrations when imported.
 MIGRATION_MODULES: list[str] = [
+    "lmdeck.db.claim_migrations",
     "lmdeck.tracing.migrations",
     "lmdeck.policy.migrations",
     "lmdeck.registry.migrations",

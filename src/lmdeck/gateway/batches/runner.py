@@ -1,7 +1,7 @@
 """The batch runner: background tasks, owned by the app's lifespan, that run each batch's rows.
 
-    runner = BatchRunner(store, files, rows, concurrency=8)
-    await runner.start()                  # resumes every batch a previous process left unfinished
+    runner = BatchRunner(store, files, rows, WorkClaims(db, ttl_s=30.0), concurrency=8)
+    await runner.start()                  # adopts every unfinished batch no live process claims
     job = await runner.create(principal, request)   # BatchObject in ``validating``; runs in the background
     runner.live("batch_…")                # the running batch's object, counts up to date, or None
     await runner.cancel(job)              # ``cancelling``; in-flight rows finish, then ``cancelled``
@@ -16,6 +16,15 @@ in the database; a restarted gateway reads the done-set (and any line on disk th
 and runs only the other rows. When every row is done the batch is ``finalizing`` while the two files
 become file objects (purpose ``batch_output``), then ``completed``. Rows not run when the completion
 window ends are error lines (``batch_expired``) of an ``expired`` batch.
+
+Several processes may share the store (replicas, ``lmdeck serve --workers``): each batch runs in the
+process that holds its :class:`~lmdeck.db.claims.WorkClaims` claim (kind ``batch``). The runner claims a
+batch it creates, renews its claims every ``ttl_s / 2`` seconds and releases each when the batch ends
+or the runner stops. At start and at each renewal it adopts the unfinished batches whose claim is
+absent or expired (their process died or stopped), so a batch a live process runs is never resumed
+by another. A process that finds its claim taken (it could not renew for ``ttl_s``) stops taking
+that batch's rows. A cancel sent to a process that does not run the batch is stored, and the running
+process picks it up at its next renewal.
 """
 
 from __future__ import annotations
@@ -30,11 +39,13 @@ from typing import Any
 
 import orjson
 
+from lmdeck.db.claims import WorkClaims
 from lmdeck.gateway.batches.files import FileStore, check_batch_file, new_id
 from lmdeck.gateway.batches.rows import BatchRows, RowResult, expired_line
 from lmdeck.gateway.batches.store import BatchJob, BatchStore
 from lmdeck.pipeline.context import RequestContext
 from lmdeck.pipeline.principal import Principal
+from lmdeck.polling import Poller
 from lmdeck.protocol import APIError
 from lmdeck.protocol.batches import FINAL_STATUSES, BatchCreateRequest, BatchErrorData, BatchErrors, BatchObject
 from lmdeck.protocol.files import BatchInputLine
@@ -43,6 +54,9 @@ log = logging.getLogger(__name__)
 
 #: The completion windows a batch may ask for, in seconds.
 WINDOWS = {"24h": 24 * 3600}
+
+#: The kind of a batch's work claim.
+CLAIM_KIND = "batch"
 
 
 class BatchFailed(Exception):
@@ -100,10 +114,13 @@ class BatchOutputs:
 class BatchRunner:
     """Runs batches in the background (see the module docs)."""
 
-    def __init__(self, store: BatchStore, files: FileStore, rows: BatchRows, *, concurrency: int = 8) -> None:
+    def __init__(
+        self, store: BatchStore, files: FileStore, rows: BatchRows, claims: WorkClaims, *, concurrency: int = 8
+    ) -> None:
         self.store = store
         self.files = files
         self.rows = rows
+        self.claims = claims
         self.concurrency = concurrency
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._live: dict[str, BatchJob] = {}
@@ -112,7 +129,18 @@ class BatchRunner:
         self._halt: dict[str, asyncio.Event] = {}
         #: Per running batch: the lines finished by this process.
         self._finished: dict[str, set[int]] = {}
+        #: Batches whose claim another process took: they stop here without finishing.
+        self._lost: set[str] = set()
+        #: Batches being created here: claimed, not yet spawned.
+        self._creating: set[str] = set()
         self._stopping = False
+        self._tending = Poller(
+            self._tend,
+            interval=claims.ttl_s / 2,
+            name="lmdeck-batch-claims",
+            log=log,
+            failure=f"renewing or adopting batches failed; retrying in {claims.ttl_s / 2:g}s",
+        )
 
     # -- the API's side ---------------------------------------------------------------------------
 
@@ -139,8 +167,14 @@ class BatchRunner:
             metadata=request.metadata,
         )
         job = BatchJob(batch, principal.team_id, principal.key_id)
-        await self.store.create(job)
-        self.spawn(job)
+        # Claimed before it is stored: no other process can adopt it in between.
+        self._creating.add(batch.id)
+        try:
+            await asyncio.to_thread(self.claims.claim, CLAIM_KIND, batch.id)
+            await self.store.create(job)
+            self.spawn(job)
+        finally:
+            self._creating.discard(batch.id)
         return batch
 
     def live(self, batch_id: str) -> BatchJob | None:
@@ -165,30 +199,82 @@ class BatchRunner:
             self._cancelled.add(batch.id)
             self._halt.setdefault(batch.id, asyncio.Event()).set()
             await asyncio.to_thread(self.store.save, running)
-        if batch.id not in self._tasks and not self._stopping:
+        # Run here to its end only when no live process runs it (that one sees the cancel itself).
+        here = batch.id in self._tasks or batch.id in self._creating
+        if not here and not self._stopping and await asyncio.to_thread(self.claims.claim, CLAIM_KIND, batch.id):
             self.spawn(running)
         return batch
 
     # -- lifetime ----------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Adopt the unfinished batches no live process claims, then keep claims and adopt every
+        ``ttl_s / 2`` seconds."""
         self._stopping = False
-        for job in await asyncio.to_thread(self.store.unfinished):
-            if job.batch.status == "cancelling":
-                self._cancelled.add(job.batch.id)
-            log.info("resuming batch %s (%s)", job.batch.id, job.batch.status)
-            self.spawn(job)
+        await self._adopt()
+        self._tending.start()
 
     async def stop(self) -> None:
-        """Stop taking rows; wait for the rows in flight to finish and be kept."""
+        """Stop taking rows; wait for the rows in flight to finish and be kept; release the claims."""
         self._stopping = True
+        await self._tending.stop()
         for halt in self._halt.values():
             halt.set()
         tasks = list(self._tasks.values())
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def _tend(self) -> None:
+        """Renew the claims of the batches running here, stop those whose claim was lost, pick up a
+        cancel stored by another process, and adopt what no live process claims."""
+        running = list(self._tasks)
+        lost = await asyncio.to_thread(self.claims.renew, CLAIM_KIND, running)
+        for batch_id in lost:
+            if batch_id in self._tasks:
+                log.warning("batch %s: another process claimed it; it stops here", batch_id)
+                self._lost.add(batch_id)
+                self._halt.setdefault(batch_id, asyncio.Event()).set()
+        stored = await asyncio.to_thread(self.store.statuses, running)
+        for batch_id, status in stored.items():
+            job = self._live.get(batch_id)
+            if status == "cancelling" and job is not None and batch_id not in self._cancelled:
+                log.info("batch %s: cancelled through another process", batch_id)
+                await self.cancel(job)
+        await self._adopt()
+
+    async def _adopt(self) -> None:
+        for job in await asyncio.to_thread(self.store.unfinished):
+            batch_id = job.batch.id
+            if self._stopping:
+                return
+            if batch_id in self._tasks or batch_id in self._creating:
+                continue
+            fresh = await asyncio.to_thread(self._claim_unfinished, batch_id)
+            if fresh is None or batch_id in self._tasks:
+                continue
+            if self._stopping:
+                await asyncio.to_thread(self.claims.release, CLAIM_KIND, batch_id)
+                return
+            if fresh.batch.status == "cancelling":
+                self._cancelled.add(batch_id)
+            log.info("resuming batch %s (%s)", batch_id, fresh.batch.status)
+            self.spawn(fresh)
+
+    def _claim_unfinished(self, batch_id: str) -> BatchJob | None:
+        """The batch as stored once claimed, or None: claimed by a live process, or ended meanwhile
+        (read again after the claim, since its last runner may have finished it just before)."""
+        if not self.claims.claim(CLAIM_KIND, batch_id):
+            return None
+        job = self.store.read(batch_id)
+        if job is None or job.batch.status in FINAL_STATUSES:
+            self.claims.release(CLAIM_KIND, batch_id)
+            return None
+        return job
+
     def spawn(self, job: BatchJob) -> None:
+        """Run ``job`` here (nothing when it runs here already); the caller holds its claim."""
+        if job.batch.id in self._tasks:
+            return
         self._live[job.batch.id] = job
         halt = self._halt.setdefault(job.batch.id, asyncio.Event())
         if self._stopping or job.batch.id in self._cancelled:
@@ -201,6 +287,7 @@ class BatchRunner:
             self._live.pop(job.batch.id, None)
             self._halt.pop(job.batch.id, None)
             self._finished.pop(job.batch.id, None)
+            self._lost.discard(job.batch.id)
 
         task.add_done_callback(forget)
 
@@ -218,6 +305,14 @@ class BatchRunner:
             job.batch.failed_at = int(time.time())
             job.batch.errors = BatchErrors(data=[BatchErrorData(code="internal_error", message="the batch failed")])
             await self._save(job)
+        finally:
+            # Ended, stopped or lost: released (a claim another process took is not ours to release).
+            try:
+                await asyncio.to_thread(self.claims.release, CLAIM_KIND, job.batch.id)
+            except Exception:
+                log.exception(
+                    "batch %s: releasing its claim failed; it expires in %gs", job.batch.id, self.claims.ttl_s
+                )
 
     async def _drive(self, job: BatchJob) -> None:
         batch = job.batch
@@ -243,8 +338,8 @@ class BatchRunner:
             todo = [(number, row) for number, row in enumerate(rows, start=1) if number not in done]
             if batch.status == "in_progress" and batch.id not in self._cancelled:
                 await self._run_rows(job, todo, outputs)
-            if self._stopping:
-                return  # resumed by the next process
+            if self._stopping or batch.id in self._lost:
+                return  # resumed by the next process to claim it
             finished = self._finished.get(batch.id, set())
             await self._finish(job, outputs, [(n, r) for n, r in todo if n not in finished])
         finally:
@@ -293,7 +388,12 @@ class BatchRunner:
         last_save = time.monotonic()
 
         def go_on() -> bool:
-            return not self._stopping and batch.id not in self._cancelled and time.time() < deadline
+            return (
+                not self._stopping
+                and batch.id not in self._cancelled
+                and batch.id not in self._lost
+                and time.time() < deadline
+            )
 
         async def keep(number: int, result: RowResult) -> None:
             nonlocal last_save

@@ -6,7 +6,8 @@
     store.save(job)                                 # its status and object (blocking: off the loop)
     store.mark_done("batch_…", [(7, True)])         # lines whose result is in the output/error file
     store.done("batch_…")                           # {line: ok}
-    store.unfinished()                              # batches a restarted gateway resumes
+    store.unfinished()                              # batches a process may adopt (see the runner)
+    store.statuses(["batch_…"])                     # {id: status}, as stored now
 
 Reads and writes from the event loop go through ``asyncio.to_thread``; the runner calls the
 blocking methods from its own threads.
@@ -19,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Boolean, Column, Float, Integer, MetaData, String, Table, Text, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from lmdeck.db import Database
 from lmdeck.gateway.batches.ownership import owner_clause, owns
@@ -77,13 +79,18 @@ class BatchStore:
             )
 
     def save(self, job: BatchJob) -> None:
-        """Write the batch's status and object (blocking)."""
+        """Write the batch's status and object (blocking).
+
+        A ``cancelling`` written by another process (a cancel sent to another replica) is not
+        overwritten by a status before it (``in_progress``, ``finalizing``): the process running the
+        batch sees the cancel at its next claim renewal and saves ``cancelling``, then ``cancelled``.
+        """
+        status = job.batch.status
+        query = update(batches_table).where(batches_table.c.id == job.batch.id)
+        if status not in FINAL_STATUSES and status != "cancelling":
+            query = query.where(batches_table.c.status != "cancelling")
         with self.db.engine.begin() as conn:
-            conn.execute(
-                update(batches_table)
-                .where(batches_table.c.id == job.batch.id)
-                .values(status=job.batch.status, body=job.batch.model_dump_json())
-            )
+            conn.execute(query.values(status=status, body=job.batch.model_dump_json()))
 
     async def get(self, batch_id: str, *, team_id: str | None, key_id: str | None = None) -> BatchJob | None:
         job = await asyncio.to_thread(self.read, batch_id)
@@ -117,7 +124,7 @@ class BatchStore:
         return found[:limit], len(found) > limit
 
     def unfinished(self) -> list[BatchJob]:
-        """Every batch not yet in a final status, oldest first (blocking)."""
+        """Every batch not yet in a final status, oldest first, whoever runs it (blocking)."""
         query = (
             select(batches_table)
             .where(batches_table.c.status.not_in(sorted(FINAL_STATUSES)))
@@ -126,11 +133,23 @@ class BatchStore:
         with self.db.engine.connect() as conn:
             return [_job(r._mapping) for r in conn.execute(query)]
 
+    def statuses(self, batch_ids: Iterable[str]) -> dict[str, str]:
+        """The stored status of each of ``batch_ids`` that exists (blocking)."""
+        ids = sorted(set(batch_ids))
+        if not ids:
+            return {}
+        query = select(batches_table.c.id, batches_table.c.status).where(batches_table.c.id.in_(ids))
+        with self.db.engine.connect() as conn:
+            return {str(i): str(status) for i, status in conn.execute(query)}
+
     def mark_done(self, batch_id: str, lines: Iterable[tuple[int, bool]]) -> None:
+        """Add ``lines`` (line number, ok) to the done-set; a line already there is kept as it was (a
+        row two processes ran, one of them after losing its claim)."""
         rows = [{"batch_id": batch_id, "line": line, "ok": ok} for line, ok in lines]
         if rows:
+            dialect = sqlite if self.db.is_sqlite else postgresql
             with self.db.engine.begin() as conn:
-                conn.execute(insert(batch_rows_table), rows)
+                conn.execute(dialect.insert(batch_rows_table).on_conflict_do_nothing(), rows)
 
     def done(self, batch_id: str) -> dict[int, bool]:
         query = select(batch_rows_table.c.line, batch_rows_table.c.ok).where(batch_rows_table.c.batch_id == batch_id)
