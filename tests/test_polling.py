@@ -43,3 +43,30 @@ async def test_stop_before_start_is_a_no_op() -> None:
         raise AssertionError("never called")
 
     await Poller(tick, interval=60, name="idle", log=log, failure="x").stop()
+
+
+async def test_a_nudge_ticks_at_once_and_nudges_during_a_tick_fold_into_one_more() -> None:
+    ticks = 0
+    ticked = asyncio.Event()
+    release = asyncio.Event()
+
+    async def tick() -> None:
+        nonlocal ticks
+        ticks += 1
+        ticked.set()
+        await release.wait()
+
+    poller = Poller(tick, interval=3600, name="nudged", log=log, failure="x")
+    poller.nudge()  # before start: remembered, ticks at once on start
+    poller.start()
+    poller.nudge()
+    await asyncio.wait_for(ticked.wait(), 10)
+    ticked.clear()
+    poller.nudge()
+    poller.nudge()  # both arrive while the first tick runs
+    release.set()
+    await asyncio.wait_for(ticked.wait(), 10)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert ticks == 2
+    await poller.stop()
