@@ -21,6 +21,7 @@ from lmdeck.protocol.registry import ModelVersionSpec
 from lmdeck.providers import ProviderContext, ProviderRegistry
 from lmdeck.registry.runtime import RegistryRuntime
 from lmdeck.settings import Settings
+from lmdeck.testing.notices import LoopbackNotices
 
 ADMIN = Principal(key_id="k_admin", role="admin", name="admin")
 #: How long a test waits for the other process's poll before it fails (the poll runs every 50 ms).
@@ -151,5 +152,28 @@ async def test_without_its_poll_a_process_keeps_its_snapshot(tmp_path: Path) -> 
         assert idle.live.snapshot.revision == writer.live.snapshot.revision
     finally:
         for runtime in (writer, idle):
+            await runtime.renderer.aclose()
+            runtime.db.dispose()
+
+
+async def test_a_notice_brings_the_other_process_s_poll_forward(tmp_path: Path) -> None:
+    settings = Settings.model_validate({"data_dir": str(tmp_path), "registry": {"poll_interval": 3600}})
+    path = tmp_path / "shared.db"
+    writer, reader = open_runtime(path, settings), open_runtime(path, settings)
+    sent, received = LoopbackNotices(), LoopbackNotices()
+    sent.peers.append(received)
+    writer.live.follow_changes(sent)
+    reader.live.follow_changes(received)
+    await reader.live.start()
+    try:
+        await writer.models.create_version("support-bot", ModelVersionSpec(provider="fake", model="m-1"), ADMIN)
+        await writer.models.move("support-bot", "production", 1, reason="first", principal=ADMIN)
+        assert sent.published and set(sent.published) == {"registry"}
+        await seen_by(reader, writer.live.snapshot.revision)  # an hour before its poll would have come
+        assert reader.live.snapshot.model("support-bot@production").spec.model == "m-1"
+        assert not received.published, "a reload caused by a notice announces nothing itself"
+    finally:
+        await reader.live.stop()
+        for runtime in (writer, reader):
             await runtime.renderer.aclose()
             runtime.db.dispose()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from lmdeck.app.change_notices import change_notices, follow_changes
 from lmdeck.app.leadership import LeaderElection
 from lmdeck.app.routing_checks import routing_strategies
 from lmdeck.cache import CacheRuntime
@@ -319,6 +320,12 @@ def build_gateway(
     observers.append(delivery.exposures)
     services: list[Service] = [sink] if isinstance(sink, Service) else []
     services.append(shared)  # started first, stopped last: every other service may use it
+    # A change made here reloads the other replicas at once (Redis pub/sub); polling stays the fallback.
+    changes = change_notices(shared.link)
+    follow_changes(
+        changes, registry=registry, policy=policy, flags=flags, delivery=delivery, shadow=shadow, evaluation=evaluation
+    )
+    services.append(changes)
     services.append(registry)
     services.append(policy)
     services.append(evaluation)

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import anyio
 from sqlalchemy.exc import IntegrityError
 
+from lmdeck.changes import ChangeNotices
 from lmdeck.delivery.events import DeliveryEvents
 from lmdeck.delivery.machine import Action, transition
 from lmdeck.delivery.store import ReleaseRecord, ReleaseStore, StaleRelease
@@ -103,8 +104,9 @@ class ReleaseService:
         self.routes = routes or (lambda: None)
         self.clock = clock
         self._serving: list[ReleaseRecord] = []
+        self._changes = ChangeNotices()
         self._poller = Poller(
-            self.refresh,
+            self._reload,
             interval=poll_interval,
             name="releases-poll",
             log=log,
@@ -126,11 +128,21 @@ class ReleaseService:
             if r.state == "canary" or r.spec.candidate.route is not None or r.spec.candidate.params
         ]
 
+    def follow_changes(self, changes: ChangeNotices) -> None:
+        """Announce this process's release transitions through ``changes``; reload at once on other processes'."""
+        self._changes = changes
+        changes.subscribe("delivery", self._poller.nudge)
+
     async def refresh(self) -> None:
+        """Reload after a committed release change, and tell other processes to reload."""
+        await self._reload()
+        self._changes.publish("delivery")
+
+    async def _reload(self) -> None:
         await anyio.to_thread.run_sync(self.load)
 
     async def start(self) -> None:
-        await self.refresh()
+        await self._reload()
         self._poller.start()
 
     async def stop(self) -> None:

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import anyio
 from sqlalchemy.exc import IntegrityError
 
+from lmdeck.changes import ChangeNotices
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.audit import AuditLog
 from lmdeck.policy.identities import ApiKey, Team, User
@@ -69,10 +70,13 @@ class AccessAdmin:
         self.audit = audit
         self.secrets = secrets
         self.rotation_grace = rotation_grace
+        #: Told after each change (topic ``policy``) so other processes reload keys at once.
+        self.changes = ChangeNotices()
 
     async def _changed(self, actor: Principal, action: str, target: str, before: Any, after: Any) -> None:
         await self.audit.record(actor.actor, action, target, before=before, after=after)
         await self.keys.reload()
+        self.changes.publish("policy")
 
     # -- teams and users -----------------------------------------------------
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio
 
+from lmdeck.changes import ChangeNotices
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.admin import off_loop
 from lmdeck.policy.audit import AuditLog
@@ -47,6 +48,8 @@ class BudgetAdmin:
         self.reports = reports
         self.identities = identities
         self.soft_limit = soft_limit
+        #: Told after each change (topic ``policy``) so other processes reload budgets at once.
+        self.changes = ChangeNotices()
 
     def load(self) -> None:
         """Read budgets and their past spend (blocking, for start-up)."""
@@ -96,6 +99,7 @@ class BudgetAdmin:
             after=budget.to_dict(),
         )
         await self.reload()
+        self.changes.publish("policy")
         return self.status(budget.id)
 
     async def delete(self, actor: Principal, budget_id: str) -> None:
@@ -105,6 +109,7 @@ class BudgetAdmin:
         await off_loop(lambda: self.store.delete(budget_id))
         await self.audit.record(actor.actor, "budget.deleted", f"budget:{budget_id}", before=before.to_dict())
         await self.reload()
+        self.changes.publish("policy")
 
     async def _subject_id(self, body: BudgetPut) -> str:
         """The id of the key or team ``body`` names (a team by id or name); a 400 when there is none."""

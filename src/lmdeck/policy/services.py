@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from lmdeck.changes import ChangeNotices
 from lmdeck.db import Database
 from lmdeck.db.redis_link import RedisLink
 from lmdeck.gateway.routing.router import Router
@@ -177,3 +178,9 @@ class PolicyServices:
         """Pick up keys, teams and budgets changed by other processes."""
         await self.keys.reload()
         await self.budgets.reload()
+
+    def follow_changes(self, changes: ChangeNotices) -> None:
+        """Announce key, team and budget changes through ``changes``; reload at once on other processes'."""
+        self.access.changes = changes
+        self.budgets.changes = changes
+        changes.subscribe("policy", self._poller.nudge)

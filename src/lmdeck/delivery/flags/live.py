@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from lmdeck.changes import ChangeNotices
 from lmdeck.delivery.flags.store import FlagStore
 from lmdeck.polling import Poller
 from lmdeck.protocol.flags import FlagSpec
@@ -60,6 +61,7 @@ class LiveFlags:
         self.store = store
         self.snapshot = load_snapshot(store)
         self._lock = asyncio.Lock()
+        self._changes = ChangeNotices()
         self._poller = Poller(
             self._check,
             interval=poll_interval,
@@ -68,8 +70,19 @@ class LiveFlags:
             failure=f"flag poll failed; retrying in {poll_interval:.1f}s",
         )
 
+    def follow_changes(self, changes: ChangeNotices) -> None:
+        """Announce this process's flag changes through ``changes``; check at once when another process does."""
+        self._changes = changes
+        changes.subscribe("flags", self._poller.nudge)
+
     async def refresh(self) -> FlagSnapshot:
-        """Reload now (in a worker thread) and swap the new snapshot in."""
+        """Reload now (in a worker thread) and swap the new snapshot in; call it after committing a flag change
+        (other processes are told to reload)."""
+        snap = await self._reload()
+        self._changes.publish("flags")
+        return snap
+
+    async def _reload(self) -> FlagSnapshot:
         async with self._lock:
             self.snapshot = await anyio.to_thread.run_sync(load_snapshot, self.store)
         return self.snapshot
@@ -77,7 +90,7 @@ class LiveFlags:
     async def _check(self) -> None:
         current = await anyio.to_thread.run_sync(self.store.revision)
         if current != self.snapshot.revision:
-            await self.refresh()
+            await self._reload()
 
     async def start(self) -> None:
         self._poller.start()

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import anyio
 from prometheus_client import CollectorRegistry
 
+from lmdeck.changes import ChangeNotices
 from lmdeck.db import Database
 from lmdeck.delivery.shadow.dispatch import CandidateCaller, ShadowTarget
 from lmdeck.delivery.shadow.evidence import ShadowEvidence, decide
@@ -182,6 +183,10 @@ class ShadowRuntime:
     async def refresh(self) -> None:
         records = await anyio.to_thread.run_sync(self.releases.all, ("shadow",))
         self.follow(records)
+
+    def follow_changes(self, changes: ChangeNotices) -> None:
+        """Reload at once when another process announces a release transition (topic ``delivery``)."""
+        changes.subscribe("delivery", self._poller.nudge)
 
     def subscribe(self, subscribe: Callable[[Callable[[ReleaseEvent], None]], object]) -> None:
         """Refresh at once on every release event (``subscribe`` is ``DeliveryEvents.subscribe``)."""

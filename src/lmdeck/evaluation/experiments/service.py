@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import anyio
 from sqlalchemy.exc import IntegrityError
 
+from lmdeck.changes import ChangeNotices
 from lmdeck.evaluation.experiments.analysis import analyse
 from lmdeck.evaluation.experiments.store import ExperimentRecord, ExperimentStore
 from lmdeck.pipeline.principal import Principal
@@ -89,8 +90,9 @@ class ExperimentService:
         self.audit = audit
         self.poll_interval = poll_interval
         self._running: list[ExperimentSpec] = []
+        self._changes = ChangeNotices()
         self._poller = Poller(
-            self.refresh,
+            self._reload,
             interval=poll_interval,
             name="experiments-poll",
             log=log,
@@ -104,7 +106,17 @@ class ExperimentService:
         """Read the running experiments (blocking)."""
         self._running = [r.spec for r in self.store.all("running")]
 
+    def follow_changes(self, changes: ChangeNotices) -> None:
+        """Announce this process's experiment changes through ``changes``; reload at once on other processes'."""
+        self._changes = changes
+        changes.subscribe("experiments", self._poller.nudge)
+
     async def refresh(self) -> None:
+        """Reload after a committed experiment change, and tell other processes to reload."""
+        await self._reload()
+        self._changes.publish("experiments")
+
+    async def _reload(self) -> None:
         await anyio.to_thread.run_sync(self.load)
 
     def _check(self, spec: ExperimentSpec) -> None:
@@ -344,7 +356,7 @@ class ExperimentService:
         return await self.stop(name, principal, outcome)
 
     async def start(self) -> None:
-        await self.refresh()
+        await self._reload()
         self._poller.start()
 
     async def stop_polling(self) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 
+from lmdeck.changes import ChangeNotices
 from lmdeck.evaluation.online.observer import OnlineEvaluator
 from lmdeck.evaluation.online.store import OnlineStore
 from lmdeck.pipeline.principal import Principal
@@ -42,8 +43,9 @@ class OnlineRuleService:
         self.evaluator = evaluator
         self.configured = configured
         self.poll_interval = poll_interval
+        self._changes = ChangeNotices()
         self._poller = Poller(
-            self.refresh,
+            self._reload,
             interval=poll_interval,
             name="online-rules-poll",
             log=log,
@@ -57,7 +59,18 @@ class OnlineRuleService:
         rules = [r for r, _ in stored] + [r for r in self.configured if r.name not in names]
         return self.evaluator.set_rules(rules, {r.name: owner for r, owner in stored})
 
+    def follow_changes(self, changes: ChangeNotices) -> None:
+        """Announce this process's rule changes through ``changes``; reload at once on other processes'."""
+        self._changes = changes
+        changes.subscribe("online_evals", self._poller.nudge)
+
     async def refresh(self) -> list[str]:
+        """Reload after a committed rule change, and tell other processes to reload; the problems of left-out rules."""
+        problems = await self._reload()
+        self._changes.publish("online_evals")
+        return problems
+
+    async def _reload(self) -> list[str]:
         return await anyio.to_thread.run_sync(self.load)
 
     def _missing(self, name: str) -> APIError:
@@ -175,7 +188,7 @@ class OnlineRuleService:
         return await anyio.to_thread.run_sync(lambda: self.store.summary(team_id=principal.team_id, all_teams=admin))
 
     async def start(self) -> None:
-        problems = await self.refresh()
+        problems = await self._reload()
         for problem in problems:
             log.warning("online evaluation: %s (rule left out)", problem)
         self._poller.start()
