@@ -31,6 +31,7 @@ from lmdeck.gateway.batches.runner import BatchRunner
 from lmdeck.gateway.batches.store import BatchStore
 from lmdeck.gateway.ingress.responses.serving import ResponsesServing
 from lmdeck.gateway.ingress.responses.store import ResponseStore
+from lmdeck.gateway.routing.breaker_redis import RedisBreakerStore
 from lmdeck.gateway.routing.dispatcher import Dispatcher
 from lmdeck.gateway.routing.eligibility import RouteEligibility
 from lmdeck.gateway.routing.router import Router
@@ -244,7 +245,9 @@ def build_gateway(
     registry = RegistryRuntime(settings, db, providers, provider_ctx, credentials=policy.credentials, egress=egress)
     evaluators = load_evaluators()
     strategies = routing_strategies(evaluators, settings.data_dir)
-    router = Router.from_settings(settings, providers, provider_ctx, strategies=strategies)
+    # One store for the first router and every rebuilt one: with Redis, every replica's breakers agree.
+    breaker_store = RedisBreakerStore(shared.link) if shared.link is not None else None
+    router = Router.from_settings(settings, providers, provider_ctx, breaker_store=breaker_store, strategies=strategies)
     authenticator: Authenticator = policy.keys
     sink = sink or build_sink(settings, db, spool_dir)
     if isinstance(sink, QueuedTraceSink):
@@ -266,7 +269,9 @@ def build_gateway(
     inbound = evaluation.identity.wrap(authenticator)
     delivery = DeliveryRuntime(settings, db, metrics.registry, registry, audit=policy.audit)
     registry.install(
-        router, lambda s: Router.from_settings(s, providers, provider_ctx, strategies=strategies), Dispatcher
+        router,
+        lambda s: Router.from_settings(s, providers, provider_ctx, breaker_store=breaker_store, strategies=strategies),
+        Dispatcher,
     )
     overlay = registry.overlay
     guardrails = GuardrailRuntime.build(
