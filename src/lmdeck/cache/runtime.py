@@ -7,17 +7,20 @@
     await cache.stop()                            # flushes the queued writes
 
 The store is the in-process LRU (``cache.max_entries``), persisted to ``data_dir/cache.sqlite3``
-unless ``cache.persist`` is false. The semantic cache keeps its own entries (with their embeddings)
-in ``data_dir/cache-semantic.sqlite3`` and its index files beside it; the MiniLM encoder is loaded
-as the gateway starts when a configured route or the global
-``cache`` enables it, else on first use.
+unless ``cache.persist`` is false; with ``redis.url`` set it is the Redis every replica shares
+(:class:`~lmdeck.cache.redis_store.RedisCacheStore`). The semantic cache, per process either way,
+keeps its own entries (with their embeddings) in ``data_dir/cache-semantic.sqlite3`` and its index
+files beside it; the MiniLM encoder is loaded as the gateway starts when a configured route or the
+global ``cache`` enables it, else on first use.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lmdeck.cache.base import CacheStore
 from lmdeck.cache.memory import MemoryStore
+from lmdeck.cache.redis_store import RedisCacheStore
 from lmdeck.cache.semantic.step import SemanticCache
 from lmdeck.cache.semantic.store import SemanticStore
 from lmdeck.cache.sqlite import SQLiteCacheFile
@@ -41,7 +44,7 @@ ENCODER_DIMENSIONS = 384
 class CacheRuntime:
     """The cache store and its steps (see the module docstring)."""
 
-    def __init__(self, settings: Settings, store: MemoryStore) -> None:
+    def __init__(self, settings: Settings, store: CacheStore) -> None:
         self.settings = settings
         self.store = store
         path = settings.data_dir / SEMANTIC_FILE if settings.cache.persist else None
@@ -52,7 +55,7 @@ class CacheRuntime:
     def build(cls, settings: Settings, *, shared: RedisLink | None = None) -> CacheRuntime:
         """The runtime ``settings.cache`` describes; ``shared``: the Redis every replica shares, if any."""
         if shared is not None:
-            raise NotImplementedError("the Redis cache store")
+            return cls(settings, RedisCacheStore(shared))
         persist = SQLiteCacheFile(settings.data_dir / CACHE_FILE) if settings.cache.persist else None
         return cls(settings, MemoryStore(settings.cache.max_entries, persist))
 

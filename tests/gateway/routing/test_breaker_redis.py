@@ -41,7 +41,7 @@ def replica(link: RedisLink, clock: Clock, **settings: float) -> CircuitBreakers
 
 def test_records_round_trip_and_junk_reads_closed() -> None:
     record = BreakerRecord(state="half_open", failures=3, opened_at=1_700_000_000.25, probes=1)
-    assert decode({k.encode(): v.encode() for k, v in encode(record).items()}) == record
+    assert decode({str(k).encode(): str(v).encode() for k, v in encode(record).items()}) == record
     assert decode({}) == BreakerRecord()
     assert decode({b"state": b"melted"}) == BreakerRecord()
     assert decode({b"state": b"open", b"failures": b"x"}) == BreakerRecord()
