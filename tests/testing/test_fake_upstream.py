@@ -276,19 +276,20 @@ def test_real_process_resets_hangs_and_drops(fake_process: FakeUpstreamProcess) 
     url = fake_process.base_url + "/chat/completions"
     body = {"model": "m", "messages": USER}
     with pytest.raises(httpx.TransportError):
-        httpx.post(url, json=body)
+        httpx.post(url, json=body, timeout=60)
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(url, json=body, timeout=0.3)
-    with httpx.stream("POST", url, json={**body, "stream": True}, timeout=0.3) as r:
+    # The headers come at once, the first token never: 2 s leaves room for the headers on a loaded machine.
+    with httpx.stream("POST", url, json={**body, "stream": True}, timeout=2.0) as r:
         assert r.status_code == 200
         with pytest.raises(httpx.ReadTimeout):
             r.read()
     received = []
-    with pytest.raises(httpx.TransportError), httpx.stream("POST", url, json={**body, "stream": True}) as r:
+    with pytest.raises(httpx.TransportError), httpx.stream("POST", url, json={**body, "stream": True}, timeout=60) as r:
         for line in r.iter_lines():
             received.append(line)
     assert any("big" in line for line in received) and not any("world" in line for line in received)
-    assert httpx.post(url, json=body).json()["choices"][0]["message"]["content"] == "hello big world"
+    assert httpx.post(url, json=body, timeout=60).json()["choices"][0]["message"]["content"] == "hello big world"
     assert fake_process.stats()["outcomes"]["reset"] == 1
 
 
@@ -297,7 +298,9 @@ def test_real_process_latency_and_token_rate(fake_process: FakeUpstreamProcess) 
     fake_process.configure(latency_ms=50, tokens_per_s=100)
     config = fake_process.configure()
     assert config["latency_ms"] == 50 and config["tokens_per_s"] == 100
-    r = httpx.post(fake_process.base_url + "/chat/completions", json={"model": "m", "messages": USER, "stream": True})
+    r = httpx.post(
+        fake_process.base_url + "/chat/completions", json={"model": "m", "messages": USER, "stream": True}, timeout=60
+    )
     assert "".join(e["choices"][0]["delta"].get("content", "") for e in sse_events(r.text)) == "hello big world"
 
 
