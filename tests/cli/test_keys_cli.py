@@ -29,7 +29,7 @@ def run(gw: GatewayProcess, *args: str, key: str | None = None) -> str:
 
 
 def models_status(gw: GatewayProcess, key: str) -> int:
-    return httpx.get(f"{gw.url}/v1/models", headers=gw.headers(key)).status_code
+    return httpx.get(f"{gw.url}/v1/models", headers=gw.headers(key), timeout=60).status_code
 
 
 def test_a_key_from_creation_to_revocation(gw: GatewayProcess) -> None:

@@ -129,6 +129,7 @@ def test_python_client_feedback_and_experiments(server: tuple[str, dict[str, str
             f"{base_url}/v1/chat/completions",
             headers={"authorization": f"Bearer {keys['inference']}"},
             json={"model": "calc", "user": "ada", "messages": [{"role": "user", "content": "What is 1 + 2?"}]},
+            timeout=60,
         )
         assert r.status_code == 200 and r.headers["x-lmdeck-experiment"].startswith("split=")
         sent = app.feedback.send(r.headers["x-request-id"], value=True, name="thumbs", source="user")
