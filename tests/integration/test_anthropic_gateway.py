@@ -182,12 +182,15 @@ def test_cache_writes_and_reads_are_reported_and_priced_apart(
     # Priced as the claude-sonnet-4-5 family: $3 in, $15 out, $3.75 a 5-minute write, $6 a 1-hour write, $0.30 a read.
     gw = gateway([{"name": "cached", "targets": [anthropic_target(anthropic, "claude-sonnet-4-5-cachetest")]}])
     admin = {"authorization": f"Bearer {gw.admin_key}"}
-    created = httpx.post(f"{gw.url}/api/keys", json={"name": f"cache-{uuid.uuid4().hex[:8]}"}, headers=admin)
+    created = httpx.post(
+        f"{gw.url}/api/keys", json={"name": f"cache-{uuid.uuid4().hex[:8]}"}, headers=admin, timeout=60
+    )
     key = created.json()
     put = httpx.put(
         f"{gw.url}/api/budgets",
         json={"scope": "key", "subject_id": key["id"], "period": "total", "limit_usd": 1},
         headers=admin,
+        timeout=60,
     )
     assert put.status_code == 200, put.text
     sdk = OpenAI(base_url=gw.base_url, api_key=key["key"], max_retries=0)
@@ -231,6 +234,6 @@ def test_cache_writes_and_reads_are_reported_and_priced_apart(
     assert hour_trace["cost_micros"] == 2 * 3 + 1000 * 6 + 2 * 15
 
     spent = sum(t["cost_micros"] for t in (write_trace, read_trace, hour_trace))
-    status = httpx.get(f"{gw.url}/api/budgets/{put.json()['id']}", headers=admin).json()
+    status = httpx.get(f"{gw.url}/api/budgets/{put.json()['id']}", headers=admin, timeout=60).json()
     assert status["spent_micros"] == spent and status["reserved_micros"] == 0
     assert status["spent"] == spent / 1_000_000

@@ -47,6 +47,7 @@ def test_upload_list_show_and_cancel_from_the_command_line(gw: GatewayProcess, t
         f"{gw.url}/v1/batches",
         json={"input_file_id": uploaded["id"], "endpoint": "/v1/chat/completions", "completion_window": "24h"},
         headers=gw.headers(),
+        timeout=60,
     ).json()
     assert created["id"] in run(gw, "batches", "list")
     deadline = time.monotonic() + 120

@@ -162,12 +162,13 @@ def test_teams_never_share_entries(gw: GatewayProcess, fake_upstream: FakeUpstre
     admin = gw.headers()
     keys = []
     for _ in range(2):
-        team = httpx.post(f"{gw.url}/api/teams", json={"name": f"t-{uuid.uuid4().hex[:8]}"}, headers=admin)
+        team = httpx.post(f"{gw.url}/api/teams", json={"name": f"t-{uuid.uuid4().hex[:8]}"}, headers=admin, timeout=60)
         assert team.status_code in (200, 201), team.text
         key = httpx.post(
             f"{gw.url}/api/keys",
             json={"name": f"k-{uuid.uuid4().hex[:8]}", "team_id": team.json()["id"]},
             headers=admin,
+            timeout=60,
         )
         assert key.status_code in (200, 201), key.text
         keys.append(key.json()["key"])
@@ -262,10 +263,11 @@ def test_moving_a_prompt_label_makes_the_old_answer_unreachable(
             f"{gw.url}/api/registry/prompts/{name}/versions",
             json={"text": text, "variables": {"topic": "string"}, "route": "cached"},
             headers=admin,
+            timeout=60,
         )
         assert made.status_code in (200, 201), made.text
     label = f"{gw.url}/api/registry/prompts/{name}/labels/production"
-    assert httpx.put(label, json={"version": 1}, headers=admin).status_code == 200
+    assert httpx.put(label, json={"version": 1}, headers=admin, timeout=60).status_code == 200
     prompt = {"name": name, "variables": {"topic": "caching"}}
     text = fresh_text()
 
@@ -280,7 +282,7 @@ def test_moving_a_prompt_label_makes_the_old_answer_unreachable(
 
     assert ask_with_prompt().headers["x-lmdeck-cache"] == "miss"
     assert ask_with_prompt().headers["x-lmdeck-cache"] == "hit"
-    assert httpx.put(label, json={"version": 2}, headers=admin).status_code == 200
+    assert httpx.put(label, json={"version": 2}, headers=admin, timeout=60).status_code == 200
     moved = ask_with_prompt()
     assert moved.headers["x-lmdeck-cache"] == "miss"
     assert gw.trace(moved.http_request.headers["x-request-id"])["prompt_version"] == 2
@@ -293,9 +295,14 @@ def test_savings_show_in_the_spend_api_and_cli(gw: GatewayProcess) -> None:
     from lmdeck.cli.main import app
 
     admin = gw.headers()
-    team = httpx.post(f"{gw.url}/api/teams", json={"name": f"s-{uuid.uuid4().hex[:8]}"}, headers=admin).json()
+    team = httpx.post(
+        f"{gw.url}/api/teams", json={"name": f"s-{uuid.uuid4().hex[:8]}"}, headers=admin, timeout=60
+    ).json()
     key = httpx.post(
-        f"{gw.url}/api/keys", json={"name": f"k-{uuid.uuid4().hex[:8]}", "team_id": team["id"]}, headers=admin
+        f"{gw.url}/api/keys",
+        json={"name": f"k-{uuid.uuid4().hex[:8]}", "team_id": team["id"]},
+        headers=admin,
+        timeout=60,
     )
     sdk = OpenAI(base_url=gw.base_url, api_key=key.json()["key"], max_retries=0, timeout=20)
     text = fresh_text()
@@ -305,7 +312,7 @@ def test_savings_show_in_the_spend_api_and_cli(gw: GatewayProcess) -> None:
     paid = traces[0]["cost_micros"]
     assert paid > 0
 
-    report = httpx.get(f"{gw.url}/api/spend", params={"by": "team", "period": "day"}, headers=admin).json()
+    report = httpx.get(f"{gw.url}/api/spend", params={"by": "team", "period": "day"}, headers=admin, timeout=60).json()
     (row,) = [r for r in report["data"] if r["group"] == team["id"]]
     assert (row["requests"], row["cache_hits"], row["cost_micros"], row["saved_micros"]) == (3, 2, paid, 2 * paid)
     assert row["cache_hit_rate"] == pytest.approx(2 / 3)
@@ -362,11 +369,13 @@ def test_a_hit_never_skips_the_callers_own_output_guardrails(
         },
     )
     admin = gw.headers()
-    team = httpx.post(f"{gw.url}/api/teams", json={"name": f"t-{uuid.uuid4().hex[:8]}"}, headers=admin)
+    team = httpx.post(f"{gw.url}/api/teams", json={"name": f"t-{uuid.uuid4().hex[:8]}"}, headers=admin, timeout=60)
     assert team.status_code in (200, 201), team.text
     sdks = []
     for name in ("cache-a1", "cache-a2"):  # one team: one cache scope
-        made = httpx.post(f"{gw.url}/api/keys", json={"name": name, "team_id": team.json()["id"]}, headers=admin)
+        made = httpx.post(
+            f"{gw.url}/api/keys", json={"name": name, "team_id": team.json()["id"]}, headers=admin, timeout=60
+        )
         assert made.status_code in (200, 201), made.text
         sdks.append(OpenAI(base_url=gw.base_url, api_key=made.json()["key"], max_retries=0, timeout=20))
     a1, a2 = sdks

@@ -120,12 +120,15 @@ def test_a_paraphrase_streams_from_the_semantic_cache(client: OpenAI, fake_upstr
 def test_team_b_never_gets_team_a_semantic_entry(gw: GatewayProcess, fake_upstream: FakeUpstreamProcess) -> None:
     keys = []
     for _ in range(2):
-        team = httpx.post(f"{gw.url}/api/teams", json={"name": f"t-{uuid.uuid4().hex[:8]}"}, headers=gw.headers())
+        team = httpx.post(
+            f"{gw.url}/api/teams", json={"name": f"t-{uuid.uuid4().hex[:8]}"}, headers=gw.headers(), timeout=60
+        )
         assert team.status_code in (200, 201), team.text
         key = httpx.post(
             f"{gw.url}/api/keys",
             json={"name": f"k-{uuid.uuid4().hex[:8]}", "team_id": team.json()["id"]},
             headers=gw.headers(),
+            timeout=60,
         )
         assert key.status_code in (200, 201), key.text
         keys.append(key.json()["key"])

@@ -100,7 +100,7 @@ def test_confident_small_answers_are_kept_and_the_others_escalate(gw: GatewayPro
             assert (first["target"], first["outcome"]) == ("local:demo", "escalated")
             assert first["score"] < MIN_LOGPROB
     assert kept >= 3 and escalated >= 3, (kept, escalated)
-    metrics = httpx.get(f"{gw.url}/metrics", headers=gw.headers()).text
+    metrics = httpx.get(f"{gw.url}/metrics", headers=gw.headers(), timeout=60).text
     assert 'lmdeck_escalations_total{route="smart",strategy="cascade"}' in metrics
     assert 'lmdeck_escalation_rate{route="smart"}' in metrics
 

@@ -46,17 +46,20 @@ def gw(gateway: GatewayFactory, fake_upstream_server: FakeUpstreamProcess) -> Ga
 
 def team_key(gw: GatewayProcess) -> str:
     admin = gw.headers()
-    team = httpx.post(f"{gw.url}/api/teams", json={"name": f"t-{uuid.uuid4().hex[:8]}"}, headers=admin)
+    team = httpx.post(f"{gw.url}/api/teams", json={"name": f"t-{uuid.uuid4().hex[:8]}"}, headers=admin, timeout=60)
     assert team.status_code in (200, 201), team.text
     key = httpx.post(
-        f"{gw.url}/api/keys", json={"name": f"k-{uuid.uuid4().hex[:8]}", "team_id": team.json()["id"]}, headers=admin
+        f"{gw.url}/api/keys",
+        json={"name": f"k-{uuid.uuid4().hex[:8]}", "team_id": team.json()["id"]},
+        headers=admin,
+        timeout=60,
     )
     assert key.status_code in (200, 201), key.text
     return str(key.json()["key"])
 
 
 def teamless_key(gw: GatewayProcess) -> str:
-    key = httpx.post(f"{gw.url}/api/keys", json={"name": f"k-{uuid.uuid4().hex[:8]}"}, headers=gw.headers())
+    key = httpx.post(f"{gw.url}/api/keys", json={"name": f"k-{uuid.uuid4().hex[:8]}"}, headers=gw.headers(), timeout=60)
     assert key.status_code in (200, 201), key.text
     return str(key.json()["key"])
 

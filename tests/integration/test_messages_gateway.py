@@ -76,7 +76,9 @@ def rid() -> dict[str, str]:
 def traced_once(gw: GatewayProcess, headers: dict[str, str]) -> dict[str, Any]:
     request_id = headers["x-request-id"]
     trace = gw.trace(request_id)
-    listed = httpx.get(f"{gw.url}/api/traces", params={"client_request_id": request_id}, headers=gw.headers())
+    listed = httpx.get(
+        f"{gw.url}/api/traces", params={"client_request_id": request_id}, headers=gw.headers(), timeout=60
+    )
     assert len(listed.json()["data"]) == 1
     assert trace["metadata"]["ingress"] == "messages" and trace["kind"] == "chat"
     return trace
@@ -228,7 +230,7 @@ def test_x_api_key_and_bearer_work_and_a_bad_key_gets_anthropic_401(gw: GatewayP
     body = {"model": "chat", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
     version = {"anthropic-version": "2023-06-01"}
     for auth in ({"x-api-key": gw.admin_key}, gw.headers()):
-        answer = httpx.post(f"{gw.url}/v1/messages", json=body, headers={**auth, **version})
+        answer = httpx.post(f"{gw.url}/v1/messages", json=body, headers={**auth, **version}, timeout=60)
         assert answer.status_code == 200, answer.text
     bad = Anthropic(base_url=gw.url, api_key="sk-not-a-key", max_retries=0)
     with pytest.raises(anthropic.AuthenticationError) as caught:
@@ -238,7 +240,7 @@ def test_x_api_key_and_bearer_work_and_a_bad_key_gets_anthropic_401(gw: GatewayP
         "type": "error",
         "error": {"type": "authentication_error", "message": caught.value.body["error"]["message"]},
     }  # type: ignore[index]
-    missing = httpx.post(f"{gw.url}/v1/messages", json=body, headers=version)
+    missing = httpx.post(f"{gw.url}/v1/messages", json=body, headers=version, timeout=60)
     assert missing.status_code == 401 and missing.json()["error"]["type"] == "authentication_error"
     assert "x-api-key" in missing.json()["error"]["message"]
 
@@ -259,7 +261,7 @@ def test_bad_input_is_a_400_in_anthropic_shape_naming_the_field(
 ) -> None:
     body: dict[str, Any] = {"model": "chat", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
     body = {k: v for k, v in {**body, **change}.items() if v is not None}
-    answer = httpx.post(f"{gw.url}/v1/messages", json=body, headers={"x-api-key": gw.admin_key})
+    answer = httpx.post(f"{gw.url}/v1/messages", json=body, headers={"x-api-key": gw.admin_key}, timeout=60)
     assert answer.status_code == 400, answer.text
     error = answer.json()
     assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"

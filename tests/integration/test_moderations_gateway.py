@@ -55,7 +55,7 @@ def gw(gateway: GatewayFactory, fake_upstream_server: FakeUpstreamProcess) -> Ga
 
 def key_with(gw: GatewayProcess, **limits: int) -> str:
     body = {"name": f"k-{uuid.uuid4().hex[:8]}", **limits}
-    key = httpx.post(f"{gw.url}/api/keys", json=body, headers=gw.headers())
+    key = httpx.post(f"{gw.url}/api/keys", json=body, headers=gw.headers(), timeout=60)
     assert key.status_code in (200, 201), key.text
     return str(key.json()["key"])
 

@@ -231,6 +231,7 @@ def test_an_unknown_model_is_named_as_the_client_sent_it(gw: GatewayProcess, rec
         f"{gw.base_url}/chat/completions",
         json={"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]},
         headers=gw.headers(),
+        timeout=60,
     )
     assert response.status_code == 404
     server, (span,) = _request_spans(receiver, response.headers["x-request-id"], 1)
@@ -244,7 +245,9 @@ def test_an_unknown_model_is_named_as_the_client_sent_it(gw: GatewayProcess, rec
 
 def test_refused_requests_have_their_server_span(gw: GatewayProcess, receiver: OtlpReceiver) -> None:
     body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
-    bad_key = httpx.post(f"{gw.base_url}/chat/completions", json=body, headers={"authorization": "Bearer sk-wrong"})
+    bad_key = httpx.post(
+        f"{gw.base_url}/chat/completions", json=body, headers={"authorization": "Bearer sk-wrong"}, timeout=60
+    )
     assert bad_key.status_code == 401
     server, _ = _request_spans(receiver, bad_key.headers["x-request-id"], 0)
     assert server.attributes["http.response.status_code"] == 401
@@ -252,13 +255,15 @@ def test_refused_requests_have_their_server_span(gw: GatewayProcess, receiver: O
     assert bad_key.headers["traceparent"].split("-")[2] == server.span_id
 
     created = httpx.post(
-        f"{gw.url}/api/keys", json={"name": f"slow-{uuid.uuid4().hex[:6]}", "rpm": 1}, headers=gw.headers()
+        f"{gw.url}/api/keys", json={"name": f"slow-{uuid.uuid4().hex[:6]}", "rpm": 1}, headers=gw.headers(), timeout=60
     )
     assert created.status_code in (200, 201), created.text
     key = created.json()["key"]
     statuses = []
     for _ in range(2):
-        sent = httpx.post(f"{gw.base_url}/chat/completions", json=body, headers={"authorization": f"Bearer {key}"})
+        sent = httpx.post(
+            f"{gw.base_url}/chat/completions", json=body, headers={"authorization": f"Bearer {key}"}, timeout=60
+        )
         statuses.append(sent.status_code)
     assert statuses == [200, 429]
     server, _ = _request_spans(receiver, sent.headers["x-request-id"], 1)
@@ -272,6 +277,7 @@ def test_an_unsampled_traceparent_exports_nothing_and_announces_nothing(
         f"{gw.base_url}/chat/completions",
         json={"model": "chat", "messages": [{"role": "user", "content": "quiet"}]},
         headers={**gw.headers(), "traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-00"},
+        timeout=60,
     )
     assert unsampled.status_code == 200
     assert "traceparent" not in unsampled.headers
@@ -283,6 +289,7 @@ def test_an_unsampled_traceparent_exports_nothing_and_announces_nothing(
         f"{gw.base_url}/chat/completions",
         json={"model": "chat", "messages": [{"role": "user", "content": "loud"}]},
         headers=gw.headers(),
+        timeout=60,
     )
     _request_spans(receiver, marker.headers["x-request-id"], 1)
     quiet_id = unsampled.headers["x-request-id"]

@@ -69,10 +69,13 @@ def rid() -> str:
 
 def team_key(gw: GatewayProcess) -> str:
     admin = gw.headers()
-    team = httpx.post(f"{gw.url}/api/teams", json={"name": f"t-{uuid.uuid4().hex[:8]}"}, headers=admin)
+    team = httpx.post(f"{gw.url}/api/teams", json={"name": f"t-{uuid.uuid4().hex[:8]}"}, headers=admin, timeout=60)
     assert team.status_code in (200, 201), team.text
     key = httpx.post(
-        f"{gw.url}/api/keys", json={"name": f"k-{uuid.uuid4().hex[:8]}", "team_id": team.json()["id"]}, headers=admin
+        f"{gw.url}/api/keys",
+        json={"name": f"k-{uuid.uuid4().hex[:8]}", "team_id": team.json()["id"]},
+        headers=admin,
+        timeout=60,
     )
     assert key.status_code in (200, 201), key.text
     return str(key.json()["key"])
@@ -89,7 +92,9 @@ def test_create_against_the_fake_upstream_is_traced_once(client: OpenAI, gw: Gat
     assert trace["metadata"]["ingress"] == "responses" and trace["kind"] == "chat"
     assert trace["input_tokens"] == response.usage.input_tokens and trace["output_tokens"] == 2
     assert trace["cost_micros"] == trace["input_tokens"] * 1 + 2 * 2
-    listed = httpx.get(f"{gw.url}/api/traces", params={"client_request_id": request_id}, headers=gw.headers())
+    listed = httpx.get(
+        f"{gw.url}/api/traces", params={"client_request_id": request_id}, headers=gw.headers(), timeout=60
+    )
     assert len(listed.json()["data"]) == 1
 
 
@@ -121,7 +126,9 @@ def test_stream_events_parse_in_order_with_usage(client: OpenAI, gw: GatewayProc
     assert trace["stream"] is True and trace["output_tokens"] == 3 and trace["metadata"]["ingress"] == "responses"
     assert trace["input_tokens"] == final.usage.input_tokens
     assert trace["cost_micros"] == trace["input_tokens"] * 1 + 3 * 2
-    listed = httpx.get(f"{gw.url}/api/traces", params={"client_request_id": request_id}, headers=gw.headers())
+    listed = httpx.get(
+        f"{gw.url}/api/traces", params={"client_request_id": request_id}, headers=gw.headers(), timeout=60
+    )
     assert len(listed.json()["data"]) == 1
 
 

@@ -29,12 +29,12 @@ from lmdeck.testing.servers import GatewayProcess
 def _team_keys(gw: GatewayProcess) -> dict[str, str]:
     """An inference key (the application's) and a viewer key of a new team."""
     admin = gw.headers()
-    team = httpx.post(f"{gw.url}/api/teams", json={"name": f"agents-{uuid.uuid4().hex[:8]}"}, headers=admin)
+    team = httpx.post(f"{gw.url}/api/teams", json={"name": f"agents-{uuid.uuid4().hex[:8]}"}, headers=admin, timeout=60)
     assert team.status_code in (200, 201), team.text
     keys = {}
     for role in ("inference", "viewer"):
         body = {"name": f"{role}-{uuid.uuid4().hex[:8]}", "role": role, "team_id": team.json()["id"]}
-        created = httpx.post(f"{gw.url}/api/keys", json=body, headers=admin)
+        created = httpx.post(f"{gw.url}/api/keys", json=body, headers=admin, timeout=60)
         assert created.status_code in (200, 201), created.text
         keys[role] = created.json()["key"]
     return keys
@@ -109,5 +109,5 @@ def test_an_application_span_and_its_llm_calls_form_one_tree_and_one_session(
 
     # Another team sees neither the tree nor the session.
     other = _team_keys(gw)["viewer"]
-    assert httpx.get(f"{gw.url}/api/traces/{trace_id}/tree", headers=gw.headers(other)).status_code == 404
-    assert httpx.get(f"{gw.url}/api/sessions/{session}", headers=gw.headers(other)).status_code == 404
+    assert httpx.get(f"{gw.url}/api/traces/{trace_id}/tree", headers=gw.headers(other), timeout=60).status_code == 404
+    assert httpx.get(f"{gw.url}/api/sessions/{session}", headers=gw.headers(other), timeout=60).status_code == 404
