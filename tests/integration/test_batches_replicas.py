@@ -120,7 +120,9 @@ def test_a_replica_leaves_a_live_ones_batch_alone_and_adopts_it_when_that_one_di
         **TEST_SETTINGS,
         "database_url": store_url,
         "routes": [{"name": "chat", "targets": [target]}],
-        "batches": {"concurrency": CONCURRENCY, "claim_ttl_s": 2.0},
+        # Short next to the 30 s default, so B adopts soon after the kill; long enough that A, renewing every
+        # 5 s, never misses a renewal on a loaded machine (a lapse while A lives would hand its batch to B).
+        "batches": {"concurrency": CONCURRENCY, "claim_ttl_s": 10.0},
     }
     (tmp_path / "a" / "files").mkdir(mode=0o700, parents=True)
     (tmp_path / "b").mkdir(mode=0o700)
