@@ -218,9 +218,10 @@ def build_gateway(
     ``spool_dir``: this process's trace spool (default ``settings.spool_dir``; each worker of
     ``lmdeck serve --workers`` has its own). ``lease``: run the background jobs (retention, alert
     evaluation, the release controller) only while this process holds it; without one they run here.
-    ``recover=False``: leave the work an earlier process left unfinished (fine-tuning jobs, eval runs,
-    prompt optimizations, flywheel runs) alone at start, because another live process may be doing it.
-    Batches are adopted in every process through their work claims (:mod:`lmdeck.db.claims`).
+    ``recover=False``: leave the work an earlier process left unfinished (eval runs, prompt
+    optimizations, flywheel runs) alone at start, because another live process may be doing it.
+    Batches and fine-tuning jobs are adopted in every process through their work claims
+    (:mod:`lmdeck.db.claims`).
     """
     secure_data_dir(settings)
     db = Database(settings.store_url)
@@ -420,8 +421,8 @@ def build_gateway(
             providers=providers,
             provider_ctx=provider_ctx,
         )
-        # Resumes unfinished jobs (their evaluations run through the pipeline).
-        services.append(finetune if recover else StopOnly(finetune))
+        # Resumes unfinished jobs no live process claims (their evaluations run through the pipeline).
+        services.append(finetune)
         policy.credentials.adapters.bind_jobs(finetune.service.store)  # whose job an adapter directory is
     tuner = JobsTuner(finetune.service) if finetune is not None else None
     flywheel = FlywheelService(db, registry.datasets, registry.models, policy.audit, tuner, releases=delivery.releases)

@@ -28,3 +28,6 @@ class FineTuningSettings(BaseModel):
         description="training workers at once per gateway process; a job past it waits in `queued` and starts "
         "when one ends",
     )
+    claim_ttl_s: float = Field(
+        default=30.0, gt=0, description="seconds a dead process's claim on a job lasts before another adopts it"
+    )

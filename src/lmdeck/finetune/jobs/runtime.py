@@ -2,7 +2,7 @@
 
     finetune = FineTuningRuntime.build(settings, db, registry, evaluation, policy_audit, principal_of,
                                        providers, provider_ctx)
-    services.append(finetune)         # start(): unfinished jobs resume; stop(): their drivers stop
+    services.append(finetune)         # start(): unclaimed unfinished jobs resume; stop(): drivers stop
 
 Routes reach it as the gateway's ``finetune`` field (:func:`lmdeck.app.services.fine_tuning_of`).
 """
@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from lmdeck.db import Database
+from lmdeck.db.claims import WorkClaims
 from lmdeck.evaluation.runs.runner import EvalRunner
 from lmdeck.finetune.jobs.evaluate import AdapterEvaluation
 from lmdeck.finetune.jobs.preparation import DataPreparer
@@ -101,13 +102,14 @@ class FineTuningRuntime:
                 deps,
                 Path(settings.data_dir),
                 max_concurrent_jobs=settings.fine_tuning.max_concurrent_jobs,
+                claims=WorkClaims(db, ttl_s=settings.fine_tuning.claim_ttl_s),
             )
         )
 
     async def start(self) -> None:
         resumed = await self.service.recover()
         if resumed:
-            log.info("%d fine-tuning jobs continue after the restart", resumed)
+            log.info("%d fine-tuning jobs continue here (no live process claimed them)", resumed)
 
     async def stop(self) -> None:
         await self.service.stop()

@@ -13,6 +13,12 @@ status ``validating_files``), ``train`` (``job.json`` written, the runner starte
 own thread), ``evaluate`` (eval runs of adapter and base, the gate) and ``register`` (a model
 version with lineage) → ``succeeded``; or ``gated``, ``failed``, ``cancelled``. Every transition is
 saved, so a restarted gateway picks each unfinished job up where it was (:meth:`recover`).
+
+With ``claims`` (:class:`~lmdeck.db.claims.WorkClaims`, kind ``fine_tuning_job``), processes sharing the
+store drive each job in one of them: the one that claims it. The service claims the jobs it creates
+or resumes, renews its claims every ``ttl_s / 2`` seconds, releases each when its driver ends, and
+at :meth:`recover` and each renewal adopts the unfinished jobs whose claim is absent or expired (their
+process died or stopped). A driver whose claim another process took is stopped (its worker trains on).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import Any
 
 import anyio
 
+from lmdeck.db.claims import WorkClaims
 from lmdeck.evaluation.runs.gate import GateError
 from lmdeck.finetune.gate import check_gate, judge
 from lmdeck.finetune.jobs.evaluate import AdapterEvaluation, EvaluationFailed
@@ -39,6 +46,7 @@ from lmdeck.finetune.training.spec import JobDir, TrainingSpec
 from lmdeck.pipeline.principal import Principal
 from lmdeck.policy.audit import AuditLog
 from lmdeck.policy.ownership import Owner, check_add, check_read, may_change
+from lmdeck.polling import Poller
 from lmdeck.protocol import APIError
 from lmdeck.protocol.fine_tuning import (
     FineTuningJob,
@@ -56,6 +64,9 @@ from lmdeck.registry.model_registry import ModelRegistry
 log = logging.getLogger(__name__)
 
 PrincipalOf = Callable[[str], Principal | None]
+
+#: The kind of a job's work claim.
+CLAIM_KIND = "fine_tuning_job"
 
 
 @dataclass
@@ -85,8 +96,18 @@ def not_found(job_id: str) -> APIError:
 class FineTuningService:
     """Jobs of one gateway (see the module docs)."""
 
-    def __init__(self, store: JobStore, deps: JobDependencies, data_dir: Path, *, max_concurrent_jobs: int = 1) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        deps: JobDependencies,
+        data_dir: Path,
+        *,
+        max_concurrent_jobs: int = 1,
+        claims: WorkClaims | None = None,
+    ) -> None:
         self.store = store
+        #: Who drives which job when processes share the store; None: this process drives every job.
+        self.claims = claims
         self.deps = deps
         #: Training workers at once (``fine_tuning.max_concurrent_jobs``); the others wait in ``queued``.
         self.slots = TrainingSlots(max_concurrent_jobs)
@@ -94,6 +115,20 @@ class FineTuningService:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._done: dict[str, asyncio.Event] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Jobs claimed by create or resume and not yet spawned: adoption leaves them alone.
+        self._claiming: set[str] = set()
+        self._releases: set[asyncio.Task[None]] = set()
+        self._tending = (
+            Poller(
+                self._tend,
+                interval=claims.ttl_s / 2,
+                name="lmdeck-fine-tuning-claims",
+                log=log,
+                failure=f"renewing or adopting fine-tuning jobs failed; retrying in {claims.ttl_s / 2:g}s",
+            )
+            if claims is not None
+            else None
+        )
 
     # -- the API --------------------------------------------------------------------------------
 
@@ -133,12 +168,19 @@ class FineTuningService:
             created_by=principal.actor,
         )
         record = JobRecord(job, request, principal.key_id, RunnerState(job_dir=str(self.jobs_dir / job_id)))
-        await anyio.to_thread.run_sync(self.store.create, record)
-        await self._event(record, f"Created fine-tuning job {job_id}: {request.model} on {request.training_dataset}")
-        await self._audit(
-            principal.actor, "fine_tuning.job.created", record, {"request": request.model_dump(mode="json")}
-        )
-        self._spawn(record, principal)
+        self._claiming.add(job_id)
+        try:
+            await self._claim(job_id)  # before it is stored: no other process can adopt it in between
+            await anyio.to_thread.run_sync(self.store.create, record)
+            await self._event(
+                record, f"Created fine-tuning job {job_id}: {request.model} on {request.training_dataset}"
+            )
+            await self._audit(
+                principal.actor, "fine_tuning.job.created", record, {"request": request.model_dump(mode="json")}
+            )
+            self._spawn(record, principal)
+        finally:
+            self._claiming.discard(job_id)
         return job
 
     async def listing(self, principal: Principal, *, limit: int, after: str | None) -> FineTuningJobList:
@@ -219,19 +261,31 @@ class FineTuningService:
             and handle is not None
             and await anyio.to_thread.run_sync(runner.state, handle) == "running"
         )
+        stopping = APIError(
+            409,
+            f"fine-tuning job {job_id} is still stopping: resume it once its worker has exited",
+            code="fine_tuning_job_stopping",
+        )
         if (running is not None and not running.done()) or worker_alive:
-            raise APIError(
-                409,
-                f"fine-tuning job {job_id} is still stopping: resume it once its worker has exited",
-                code="fine_tuning_job_stopping",
-            )
-        record.job.status = "queued" if record.job.progress.stage != "prepare" else "validating_files"
-        record.job.error = None
-        record.job.finished_at = None
-        await anyio.to_thread.run_sync(lambda: self.store.save(record, reopen=True))
-        await self._event(record, f"Job resumed at stage {record.job.progress.stage}")
-        await self._audit(principal.actor, "fine_tuning.job.resumed", record)
-        self._spawn(record, principal)
+            raise stopping
+        self._claiming.add(job_id)
+        try:
+            if not await self._claim(job_id):
+                raise APIError(
+                    409,
+                    f"fine-tuning job {job_id} is still driven by another gateway process: resume it once that "
+                    "process lets it go (at once when it stops; within fine_tuning.claim_ttl_s when it died)",
+                    code="fine_tuning_job_stopping",
+                )
+            record.job.status = "queued" if record.job.progress.stage != "prepare" else "validating_files"
+            record.job.error = None
+            record.job.finished_at = None
+            await anyio.to_thread.run_sync(lambda: self.store.save(record, reopen=True))
+            await self._event(record, f"Job resumed at stage {record.job.progress.stage}")
+            await self._audit(principal.actor, "fine_tuning.job.resumed", record)
+            self._spawn(record, principal)
+        finally:
+            self._claiming.discard(job_id)
         return record.job
 
     async def wait(self, job_id: str, timeout: float | None = None) -> FineTuningJob:
@@ -253,20 +307,72 @@ class FineTuningService:
     # -- lifetime -------------------------------------------------------------------------------
 
     async def recover(self) -> int:
-        """Pick up every job a previous process left unfinished (each through its stage's start); how many."""
+        """Pick up every job a previous process left unfinished and no live process claims (each through
+        its stage's start), then keep claims and adopt every ``ttl_s / 2`` seconds; how many now."""
         self._loop = asyncio.get_running_loop()
-        records = await anyio.to_thread.run_sync(self.store.unfinished)
-        for record in records:
+        adopted = await self._adopt()
+        if self._tending is not None:
+            self._tending.start()
+        return adopted
+
+    async def _adopt(self) -> int:
+        adopted = 0
+        for record in await anyio.to_thread.run_sync(self.store.unfinished):
+            if record.id in self._tasks or record.id in self._claiming:
+                continue
+            if self.claims is not None:
+                fresh = await anyio.to_thread.run_sync(self._claim_unfinished, record.id)
+                if fresh is None or record.id in self._tasks or record.id in self._claiming:
+                    continue
+                record = fresh
             principal = self.deps.principal_of(record.key_id) if record.key_id else None
             if principal is None:
                 await self._fail(record, "creator_gone", "the key that created the job no longer exists")
+                if self.claims is not None:
+                    await anyio.to_thread.run_sync(self.claims.release, CLAIM_KIND, record.id)
                 continue
             await self._event(record, f"Gateway restarted: job continues at stage {record.job.progress.stage}")
             self._spawn(record, principal)
-        return len(records)
+            adopted += 1
+        return adopted
+
+    def _claim_unfinished(self, job_id: str) -> JobRecord | None:
+        """The job as stored once claimed, or None: claimed by a live process, or final meanwhile."""
+        assert self.claims is not None
+        if not self.claims.claim(CLAIM_KIND, job_id):
+            return None
+        record = self.store.get(job_id)
+        if record is None or record.final:
+            self.claims.release(CLAIM_KIND, job_id)
+            return None
+        return record
+
+    async def _claim(self, job_id: str) -> bool:
+        return self.claims is None or await anyio.to_thread.run_sync(self.claims.claim, CLAIM_KIND, job_id)
+
+    async def _tend(self) -> None:
+        """Renew the claims of the jobs driven here; stop the drivers whose claim another process took;
+        adopt what no live process claims."""
+        claims = self.claims
+        assert claims is not None
+        running = [job_id for job_id, task in self._tasks.items() if not task.done()]
+
+        def renew() -> set[str]:
+            # A claim found missing (released by a driver that ended just before a resume) is taken again.
+            return {i for i in claims.renew(CLAIM_KIND, running) if not claims.claim(CLAIM_KIND, i)}
+
+        for job_id in await anyio.to_thread.run_sync(renew):
+            task = self._tasks.get(job_id)
+            if task is not None:
+                log.warning("fine-tuning job %s: another process claimed it; it is no longer driven here", job_id)
+                task.cancel()
+        await self._adopt()
 
     async def stop(self) -> None:
-        """Stop driving jobs (their workers keep training; :meth:`recover` follows them again)."""
+        """Stop driving jobs (their workers keep training; :meth:`recover` follows them again) and
+        release their claims, so that another process adopts them at once."""
+        if self._tending is not None:
+            await self._tending.stop()
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -275,6 +381,8 @@ class FineTuningService:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
+        if self._releases:
+            await asyncio.gather(*list(self._releases), return_exceptions=True)
 
     # -- stages ---------------------------------------------------------------------------------
 
@@ -285,9 +393,22 @@ class FineTuningService:
         task.add_done_callback(lambda done: self._forget(record.id, done))
 
     def _forget(self, job_id: str, task: asyncio.Task[None]) -> None:
-        """Drop a finished driver, unless a newer one (a resume) already took its place."""
+        """Drop a finished driver and release its claim, unless a newer one (a resume) took its place."""
         if self._tasks.get(job_id) is task:
             del self._tasks[job_id]
+            if self.claims is not None and job_id not in self._claiming:
+                release = asyncio.ensure_future(self._release(job_id))
+                self._releases.add(release)
+                release.add_done_callback(self._releases.discard)
+
+    async def _release(self, job_id: str) -> None:
+        assert self.claims is not None
+        try:
+            await asyncio.to_thread(self.claims.release, CLAIM_KIND, job_id)
+        except Exception:
+            log.exception(
+                "fine-tuning job %s: releasing its claim failed; it expires in %gs", job_id, self.claims.ttl_s
+            )
 
     async def _drive(self, job_id: str, principal: Principal) -> None:
         record = await anyio.to_thread.run_sync(self.store.get, job_id)
