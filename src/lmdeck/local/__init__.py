@@ -9,6 +9,7 @@ The pieces, from the bottom up:
 - ``embeddings``: sentence embeddings, batched across concurrent requests;
 - ``catalog``, ``runtime``: which models exist and the ones a gateway has loaded;
 - ``skills``, ``demo_eval``, ``demo_model/``: the demo model's data, its evaluation and its checkpoint.
+- ``hf_export``: the demo checkpoint as a directory other servers (vLLM) load.
 
 The ``local`` provider (:mod:`lmdeck.providers.local`) serves all of it behind the gateway. ``params``,
 ``errors``, ``catalog`` and ``runtime`` import without PyTorch, which loads with the first model.
