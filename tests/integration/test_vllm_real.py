@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 from openai import OpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
 from lmdeck.local.hf_export import export_demo_model
 from lmdeck.testing.servers import TEST_SETTINGS, GatewayProcess, free_port, start_gateway
@@ -38,7 +39,7 @@ VLLM_START_S = 900.0
 LORA = "demo-a1"
 #: Every request asks for greedy decoding: vLLM samples at temperature 1 when a request sends none (the
 #: checkpoint's generation_config.json sets no sampling), where lmdeck's engine decodes greedily.
-QUESTION = [{"role": "user", "content": "What is 12+7?"}]
+QUESTION: list[ChatCompletionMessageParam] = [{"role": "user", "content": "What is 12+7?"}]
 #: The demo model's greedy answer (docs/demo-model.md).
 ANSWER = "2+7=9, 1+0+0=1, so 19"
 
