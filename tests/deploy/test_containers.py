@@ -65,7 +65,7 @@ def test_data_dir_volume_port_healthcheck_and_entrypoint() -> None:
     assert final["ENTRYPOINT"] == '["lmdeck", "serve", "--host", "0.0.0.0"]'
 
 
-def test_compose_runs_two_lmdeck_instances_on_one_postgres() -> None:
+def test_compose_runs_two_lmdeck_instances_on_one_postgres_and_one_redis() -> None:
     services = compose()["services"]
     instances = [name for name in services if name.startswith("lmdeck-")]
     assert len(instances) == 2
@@ -79,10 +79,14 @@ def test_compose_runs_two_lmdeck_instances_on_one_postgres() -> None:
         for secret in ("LMDECK_ADMIN_KEY", "LMDECK_MASTER_KEY"):
             assert secret in ENVIRONMENT and env[secret].startswith("${" + secret + ":?")
         assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert service["depends_on"]["redis"]["condition"] == "service_healthy"
+        assert "LMDECK_REDIS_URL" in ENVIRONMENT and env["LMDECK_REDIS_URL"] == "redis://redis:6379/0"
         volumes.add(service["volumes"][0].split(":")[0])
     assert len(volumes) == 2, "each instance keeps its own data directory"
     assert "healthcheck" in services["postgres"]
-    assert "redis" not in services  # lmdeck keeps no state in Redis (docs/deployment.md)
+    assert "healthcheck" in services["redis"]
+    # A full Redis evicts only keys that carry an expiry (cache entries first among them), never the others.
+    assert "volatile-lru" in services["redis"]["command"]
 
 
 def test_monitoring_is_a_profile_with_the_dashboard_lmdeck_ships() -> None:

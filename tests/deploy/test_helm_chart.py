@@ -34,6 +34,7 @@ EVERYTHING_ON: dict[str, Any] = {
     "config": {"default_routes": False, "vault": {"address": "https://vault.internal:8200"}},
     "extraEnv": [{"name": "VAULT_TOKEN", "valueFrom": {"secretKeyRef": {"name": "vault", "key": "token"}}}],
     "imagePullSecrets": [{"name": "registry"}],
+    "redis": {"url": "redis://redis-master.redis:6379/0"},
 }
 SINGLE_SQLITE: dict[str, Any] = {
     "replicaCount": 1,
@@ -164,6 +165,7 @@ def test_config_ingress_and_service_monitor_when_asked_for() -> None:
     env = {item["name"]: item for item in pod["containers"][0]["env"]}
     assert env["LMDECK_CONFIG"]["value"] == "/etc/lmdeck/lmdeck.yaml"
     assert env["VAULT_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "vault", "key": "token"}
+    assert env["LMDECK_REDIS_URL"]["value"] == "redis://redis-master.redis:6379/0"
     rule = found["Ingress"]["spec"]["rules"][0]
     assert rule["host"] == "lmdeck.example.com"
     assert rule["http"]["paths"][0]["backend"]["service"]["name"] == found["Service"]["metadata"]["name"]
