@@ -36,6 +36,10 @@ EVERYTHING_ON: dict[str, Any] = {
     "imagePullSecrets": [{"name": "registry"}],
     "redis": {"url": "redis://redis-master.redis:6379/0"},
 }
+HTTPS_IN_POD: dict[str, Any] = {
+    "tls": {"secretName": "lmdeck-tls"},
+    "serviceMonitor": {"enabled": True, "tlsConfig": {"ca": {"secret": {"name": "ca", "key": "ca.crt"}}}},
+}
 SINGLE_SQLITE: dict[str, Any] = {
     "replicaCount": 1,
     "autoscaling": {"enabled": False},
@@ -86,7 +90,9 @@ def test_helm_lint_finds_no_error_or_warning() -> None:
     assert [m for m in result["messages"] if m["severity"] > 1] == []
 
 
-@pytest.mark.parametrize("values", [{}, EVERYTHING_ON, SINGLE_SQLITE], ids=["defaults", "everything", "single"])
+@pytest.mark.parametrize(
+    "values", [{}, EVERYTHING_ON, SINGLE_SQLITE, HTTPS_IN_POD], ids=["defaults", "everything", "single", "https"]
+)
 def test_every_manifest_is_valid_for_kubernetes(values: dict[str, Any]) -> None:
     docs, _ = render(values)
     assert docs
@@ -119,7 +125,24 @@ def test_probes_ask_the_health_routes_lmdeck_serves() -> None:
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
         assert container[probe]["httpGet"]["path"] in served
         assert container[probe]["httpGet"]["port"] == "http"
+        assert container[probe]["httpGet"]["scheme"] == "HTTP"
     assert container["ports"] == [{"name": "http", "containerPort": 4000, "protocol": "TCP"}]
+
+
+def test_https_in_the_pod_mounts_the_certificate_and_probes_and_scrapes_over_https() -> None:
+    found = kinds(render(HTTPS_IN_POD)[0])
+    pod = found["Deployment"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert {"LMDECK_TLS_CERT", "LMDECK_TLS_KEY"} <= set(ENVIRONMENT)
+    assert env["LMDECK_TLS_CERT"] == "/etc/lmdeck-tls/tls.crt" and env["LMDECK_TLS_KEY"] == "/etc/lmdeck-tls/tls.key"
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["tls"] == {"name": "tls", "mountPath": "/etc/lmdeck-tls", "readOnly": True}
+    assert {"name": "tls", "secret": {"secretName": "lmdeck-tls"}} in pod["volumes"]
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert container[probe]["httpGet"]["scheme"] == "HTTPS"
+    endpoint = found["ServiceMonitor"]["spec"]["endpoints"][0]
+    assert endpoint["scheme"] == "https" and endpoint["tlsConfig"] == HTTPS_IN_POD["serviceMonitor"]["tlsConfig"]
 
 
 def test_the_pod_runs_as_a_non_root_user_with_no_privileges() -> None:
