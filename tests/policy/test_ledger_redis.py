@@ -17,7 +17,7 @@ from lmdeck.protocol import APIError
 from lmdeck.settings import Settings
 from lmdeck.testing.redis_server import RedisServer
 
-#: Generous bound on any one call while Redis is away (redis.timeout is 0.25 s).
+#: Generous bound on any one call while Redis is away (redis.timeout is 1 s by default).
 NEVER_HANGS = 30.0
 SUBJECT = [("key", "k1")]
 

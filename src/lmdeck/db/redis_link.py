@@ -136,7 +136,8 @@ class RedisLink:
         except (RedisError, OSError, TimeoutError) as exc:
             self._failed(feature, exc)
             raise SharedStateUnavailable(feature, _describe(exc)) from exc
-        if self._down_since is not None:
+        # Only a command sent after the failure proves Redis is back (one sent before may finish after it).
+        if self._down_since is not None and now >= self._down_since:
             log.warning("Redis is reachable again after %.1f s; shared state is back on", now - self._down_since)
             self._down_since = None
             self._up.set(1)

@@ -51,7 +51,11 @@ class RedisSettings(BaseModel):
         default="lmdeck:", min_length=1, max_length=64, description="prefix of every key and channel lmdeck uses"
     )
     timeout: float = Field(
-        default=0.25, gt=0, le=30, description="seconds one Redis command may take before the failure policy applies"
+        default=1.0,
+        gt=0,
+        le=30,
+        description="seconds one Redis command may take (waiting for a pooled connection included) before the "
+        "failure policy applies; an overloaded process must not read its own event-loop lag as Redis being down",
     )
     retry_interval: float = Field(
         default=1.0,
