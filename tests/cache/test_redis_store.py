@@ -7,23 +7,13 @@ import asyncio
 import time
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from lmdeck.cache.entry import CacheEntry
 from lmdeck.cache.redis_store import RedisCacheStore
 from lmdeck.cache.runtime import CacheRuntime
-from lmdeck.db.redis_link import RedisLink
 from lmdeck.protocol import APIError
 from lmdeck.settings import Settings
-from lmdeck.testing.redis_server import RedisServer
-
-
-def link_for(url: str, **redis: object) -> RedisLink:
-    # A generous timeout: a slow machine must not read as Redis being down.
-    settings = Settings.model_validate({"redis": {"url": url, "timeout": 10, **redis}})
-    link = RedisLink.from_settings(settings, registry=CollectorRegistry())
-    assert link is not None
-    return link
+from lmdeck.testing.redis_server import RedisServer, redis_link
 
 
 def entry(key: str = "k1", scope: str = "team:t1", ttl: float = 3600.0, text: str = "hello") -> CacheEntry:
@@ -47,7 +37,7 @@ def entry(key: str = "k1", scope: str = "team:t1", ttl: float = 3600.0, text: st
 
 def test_an_entry_put_by_one_store_is_read_by_another(redis_url: str) -> None:
     async def main() -> None:
-        link_a, link_b = link_for(redis_url), link_for(redis_url)
+        link_a, link_b = redis_link(redis_url), redis_link(redis_url)
         a, b = RedisCacheStore(link_a), RedisCacheStore(link_b)
         stored = entry()
         await a.put(stored)
@@ -64,7 +54,7 @@ def test_an_entry_put_by_one_store_is_read_by_another(redis_url: str) -> None:
 
 def test_entries_expire_at_expires_at(redis_url: str) -> None:
     async def main() -> None:
-        link = link_for(redis_url)
+        link = redis_link(redis_url)
         now = [time.time()]
         store = RedisCacheStore(link, clock=lambda: now[0])
         await store.put(entry(ttl=3600))
@@ -83,7 +73,7 @@ def test_entries_expire_at_expires_at(redis_url: str) -> None:
 
 def test_evict_drops_one_scope_or_all_and_scopes_stay_apart(redis_url: str) -> None:
     async def main() -> None:
-        link = link_for(redis_url)
+        link = redis_link(redis_url)
         store = RedisCacheStore(link)
         await store.put(entry("k1", "team:t1", text="t1"))
         await store.put(entry("k2", "team:t1", text="t1"))
@@ -107,7 +97,7 @@ def test_evict_drops_one_scope_or_all_and_scopes_stay_apart(redis_url: str) -> N
 
 
 def test_runtime_uses_the_shared_store_when_redis_is_set(redis_url: str) -> None:
-    link = link_for(redis_url)
+    link = redis_link(redis_url)
     runtime = CacheRuntime.build(Settings(), shared=link)
     assert isinstance(runtime.store, RedisCacheStore)
     asyncio.run(link.close())
@@ -115,7 +105,7 @@ def test_runtime_uses_the_shared_store_when_redis_is_set(redis_url: str) -> None
 
 def test_open_policy_misses_and_skips_writes_while_redis_is_down(redis_server: RedisServer, redis_url: str) -> None:
     async def main() -> None:
-        link = link_for(redis_url, retry_interval=300)
+        link = redis_link(redis_url, retry_interval=300)
         store = RedisCacheStore(link)
         await store.put(entry())
         redis_server.kill()
@@ -131,7 +121,7 @@ def test_open_policy_misses_and_skips_writes_while_redis_is_down(redis_server: R
 
 def test_closed_policy_refuses_lookups_with_503_while_redis_is_down(redis_server: RedisServer, redis_url: str) -> None:
     async def main() -> None:
-        link = link_for(redis_url, retry_interval=300, on_unavailable={"cache": "closed"})
+        link = redis_link(redis_url, retry_interval=300, on_unavailable={"cache": "closed"})
         store = RedisCacheStore(link)
         await store.put(entry())
         redis_server.kill()

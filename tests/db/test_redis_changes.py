@@ -9,23 +9,12 @@ import logging
 from collections import Counter
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from lmdeck.changes import ChangeNotices, Topic
 from lmdeck.db.redis_changes import RedisChangeNotices, change_notices
-from lmdeck.db.redis_link import RedisLink
-from lmdeck.settings import Settings
-from lmdeck.testing.redis_server import RedisServer
+from lmdeck.testing.redis_server import RedisServer, redis_link
 
 DEADLINE = 30.0
-
-
-def link_for(url: str, **redis: object) -> RedisLink:
-    link = RedisLink.from_settings(
-        Settings.model_validate({"redis": {"url": url, **redis}}), registry=CollectorRegistry()
-    )
-    assert link is not None
-    return link
 
 
 class Heard:
@@ -53,7 +42,7 @@ class Heard:
 
 
 async def started(url: str, *topics: Topic, **redis: object) -> tuple[RedisChangeNotices, Heard]:
-    notices = change_notices(link_for(url, **redis))
+    notices = change_notices(redis_link(url, **redis))
     assert isinstance(notices, RedisChangeNotices)
     heard = Heard(notices, *topics)
     await notices.start()
@@ -116,7 +105,7 @@ async def test_the_subscriber_comes_back_after_redis_restarts(
 
 
 async def test_pubsub_off_or_no_redis_means_polling_only(redis_url: str) -> None:
-    link = link_for(redis_url, pubsub=False)
+    link = redis_link(redis_url, pubsub=False)
     assert type(change_notices(link)) is ChangeNotices
     assert type(change_notices(None)) is ChangeNotices
     await link.close()

@@ -9,13 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from lmdeck.db.redis_link import RedisLink, SharedStateUnavailable
 from lmdeck.settings import Settings
-from lmdeck.testing.redis_server import RedisServer
-
-
-def link_for(url: str, registry: CollectorRegistry, **redis: object) -> RedisLink:
-    link = RedisLink.from_settings(Settings.model_validate({"redis": {"url": url, **redis}}), registry=registry)
-    assert link is not None
-    return link
+from lmdeck.testing.redis_server import RedisServer, redis_link
 
 
 def test_no_url_means_no_link() -> None:
@@ -24,7 +18,7 @@ def test_no_url_means_no_link() -> None:
 
 def test_a_command_runs_under_the_prefix(redis_url: str) -> None:
     async def main() -> None:
-        link = link_for(redis_url, CollectorRegistry(), key_prefix="t1:")
+        link = redis_link(redis_url, key_prefix="t1:")
         key = link.key("a", "b")
         assert key == "t1:a:b"
         await link.run("cache", lambda r: r.set(key, b"1"))
@@ -41,7 +35,7 @@ def test_a_dead_redis_is_reported_once_then_skipped_until_the_retry_interval_the
     registry = CollectorRegistry()
 
     async def main() -> None:
-        link = link_for(redis_url, registry, retry_interval=5.0)
+        link = redis_link(redis_url, registry=registry, retry_interval=5.0)
         link.clock = lambda: now[0]
         await link.run("rate_limits", lambda r: r.ping())
         redis_server.kill()

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from lmdeck.db.redis_link import RedisLink
 from lmdeck.policy.budgets import Budget
 from lmdeck.policy.ledger import BudgetAlerts, BudgetExceeded, Hold
 from lmdeck.policy.ledger_redis import RedisBudgetLedger
 from lmdeck.protocol import APIError
-from lmdeck.settings import Settings
-from lmdeck.testing.redis_server import RedisServer
+from lmdeck.testing.redis_server import RedisServer, redis_link
 
 #: Generous bound on any one call while Redis is away (redis.timeout is 1 s by default).
 NEVER_HANGS = 30.0
@@ -24,23 +21,6 @@ SUBJECT = [("key", "k1")]
 
 def budget(limit: int, *, soft: float = 0.8, period: str = "month", budget_id: str = "budget_1") -> Budget:
     return Budget(budget_id, "key", "k1", period, limit, soft, 0.0, 0.0)  # type: ignore[arg-type]
-
-
-def link_for(url: str, **redis: object) -> RedisLink:
-    link = RedisLink.from_settings(
-        Settings.model_validate({"redis": {"url": url, **redis}}), registry=CollectorRegistry()
-    )
-    assert link is not None
-    return link
-
-
-@pytest.fixture
-async def links(redis_url: str) -> AsyncIterator[list[RedisLink]]:
-    """Two links as two replicas have; a timeout no busy machine reaches, as these tests are not about outages."""
-    made = [link_for(redis_url, timeout=30), link_for(redis_url, timeout=30)]
-    yield made
-    for link in made:
-        await link.close()
 
 
 def replicas(links: list[RedisLink], *budgets: Budget, **options: float) -> list[RedisBudgetLedger]:
@@ -144,7 +124,7 @@ async def test_alerts_are_emitted_once_per_window_across_replicas(links: list[Re
 async def test_a_closed_policy_refuses_with_a_503_when_redis_stops_answering(
     redis_server: RedisServer, redis_url: str
 ) -> None:
-    link = link_for(redis_url, retry_interval=60)  # budgets are closed by default
+    link = redis_link(redis_url, retry_interval=60, timeout=1.0)  # budgets are closed by default
     ledger = RedisBudgetLedger(link)
     ledger.set_budgets([budget(1000)])
     hold = await ledger.reserve(SUBJECT, 10)
@@ -167,7 +147,7 @@ async def test_a_closed_policy_refuses_with_a_503_when_redis_stops_answering(
 async def test_an_open_policy_reserves_in_this_process_while_redis_is_down(
     redis_server: RedisServer, redis_url: str
 ) -> None:
-    link = link_for(redis_url, on_unavailable={"budgets": "open"})
+    link = redis_link(redis_url, on_unavailable={"budgets": "open"})
     ledger = RedisBudgetLedger(link)
     ledger.set_budgets([budget(1000)], spent={"budget_1": 400})
     redis_server.kill()

@@ -9,37 +9,17 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from lmdeck.db.redis_link import RedisLink
 from lmdeck.policy.ratelimit import Demand
 from lmdeck.policy.ratelimit_redis import RedisRateLimiter
 from lmdeck.protocol import APIError
-from lmdeck.settings import Settings
-from lmdeck.testing.redis_server import RedisServer
+from lmdeck.testing.redis_server import RedisServer, redis_link
 
 #: Generous bound on any one call while Redis is away (redis.timeout is 1 s by default).
 NEVER_HANGS = 30.0
-
-
-def link_for(url: str, **redis: object) -> RedisLink:
-    link = RedisLink.from_settings(
-        Settings.model_validate({"redis": {"url": url, **redis}}), registry=CollectorRegistry()
-    )
-    assert link is not None
-    return link
-
-
-@pytest.fixture
-async def links(redis_url: str) -> AsyncIterator[list[RedisLink]]:
-    """Two links as two replicas have; a timeout no busy machine reaches, as these tests are not about outages."""
-    made = [link_for(redis_url, timeout=30), link_for(redis_url, timeout=30)]
-    yield made
-    for link in made:
-        await link.close()
 
 
 async def test_two_replicas_never_admit_more_than_the_bucket_holds(links: list[RedisLink]) -> None:
@@ -118,7 +98,7 @@ async def test_idle_buckets_expire(links: list[RedisLink]) -> None:
 async def test_an_open_policy_counts_in_this_process_while_redis_is_down(
     redis_server: RedisServer, redis_url: str
 ) -> None:
-    link = link_for(redis_url, on_unavailable={"rate_limits": "open"})
+    link = redis_link(redis_url, on_unavailable={"rate_limits": "open"})
     limiter = RedisRateLimiter(link)
     demand = [Demand("key:k1:tokens", limit=100, amount=60)]
     redis_server.kill()
@@ -133,7 +113,7 @@ async def test_an_open_policy_counts_in_this_process_while_redis_is_down(
 async def test_a_closed_policy_refuses_with_a_503_when_redis_stops_answering(
     redis_server: RedisServer, redis_url: str
 ) -> None:
-    link = link_for(redis_url, on_unavailable={"rate_limits": "closed"}, retry_interval=60)
+    link = redis_link(redis_url, on_unavailable={"rate_limits": "closed"}, retry_interval=60, timeout=1.0)
     limiter = RedisRateLimiter(link)
     demand = [Demand("key:k1:requests", limit=10, amount=1, unit="requests")]
     assert (await limiter.acquire(demand)).admitted

@@ -6,10 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from lmdeck.db import Database
-from lmdeck.db.redis_link import RedisLink
 from lmdeck.gateway.routing.router import Router
 from lmdeck.policy.budget_step import EnforceBudget
 from lmdeck.policy.budgets import BudgetStore
@@ -20,16 +18,8 @@ from lmdeck.policy.ratelimit_step import RateLimit
 from lmdeck.policy.services import PolicyServices
 from lmdeck.providers import ProviderContext
 from lmdeck.providers.transport_aiohttp import AiohttpTransport
-from lmdeck.settings import Settings
+from lmdeck.testing.redis_server import redis_link
 from policy.deck import fake_providers, policy_settings
-
-
-def link_for(url: str) -> RedisLink:
-    link = RedisLink.from_settings(
-        Settings.model_validate({"redis": {"url": url, "timeout": 30}}), registry=CollectorRegistry()
-    )
-    assert link is not None
-    return link
 
 
 @pytest.fixture
@@ -43,7 +33,7 @@ def db(tmp_path: Path) -> Iterator[Database]:
 async def test_share_puts_limits_and_budgets_in_redis(tmp_path: Path, db: Database, redis_url: str) -> None:
     settings = policy_settings(tmp_path)
     policy = PolicyServices.build(settings, db, announce_admin_key=False)
-    link, other = link_for(redis_url), link_for(redis_url)
+    link, other = redis_link(redis_url), redis_link(redis_url)
     policy.share(link)
     assert isinstance(policy.limiter, RedisRateLimiter) and isinstance(policy.ledger, RedisBudgetLedger)
     assert policy.budgets.ledger is policy.ledger

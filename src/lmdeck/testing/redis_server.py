@@ -19,6 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
+
+from lmdeck.db.redis_link import RedisLink
+from lmdeck.settings import Settings
 from lmdeck.testing.servers import free_port
 
 
@@ -100,3 +104,15 @@ def start_redis() -> RedisServer:
     server = RedisServer(free_port(), Path(tempfile.mkdtemp(prefix="lmdeck-redis.")))
     server.start()
     return server
+
+
+def redis_link(url: str, *, registry: CollectorRegistry | None = None, **redis: object) -> RedisLink:
+    """A :class:`~lmdeck.db.redis_link.RedisLink` to ``url`` with the ``redis.*`` settings ``redis``; its metrics
+    on ``registry`` or a fresh one. The ``timeout`` is 30 s unless given: a busy machine must not read as Redis
+    being down (a test of a silent Redis passes its own)."""
+    link = RedisLink.from_settings(
+        Settings.model_validate({"redis": {"url": url, "timeout": 30, **redis}}),
+        registry=registry or CollectorRegistry(),
+    )
+    assert link is not None
+    return link

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -183,7 +184,12 @@ async def test_a_cancelled_job_resumes_from_its_newest_checkpoint(deck: Deck) ->
     assert again.status_code == 409
 
     deck.runner.hold.set()
-    resumed = await deck.call("POST", f"{JOBS}/{created['id']}/resume")
+    # The cancelled worker exits on its own thread: until it has, a resume is refused as "still stopping".
+    deadline = time.monotonic() + 120
+    while (resumed := await deck.call("POST", f"{JOBS}/{created['id']}/resume")).status_code == 409:
+        assert resumed.json()["error"]["code"] == "fine_tuning_job_stopping", resumed.text
+        assert time.monotonic() < deadline, "the cancelled worker never exited"
+        await asyncio.sleep(0.05)
     assert resumed.status_code == 200 and resumed.json()["status"] == "queued", resumed.text
     job = await until(deck, created["id"], final)
     assert job["status"] == "gated" and job["error"] is None

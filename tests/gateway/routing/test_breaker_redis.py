@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from lmdeck.db.redis_link import RedisLink
 from lmdeck.gateway.routing.breaker import BreakerRecord, CircuitBreakers, Permit
 from lmdeck.gateway.routing.breaker_redis import RedisBreakerStore, decode, encode
 from lmdeck.protocol import APIError
-from lmdeck.settings import BreakerSettings, Settings
-from lmdeck.testing.redis_server import RedisServer
+from lmdeck.settings import BreakerSettings
+from lmdeck.testing.redis_server import RedisServer, redis_link
 
 
 class Clock:
@@ -24,14 +23,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def link_for(url: str, **redis: object) -> RedisLink:
-    # A generous timeout: a slow machine must not read as Redis being down.
-    settings = Settings.model_validate({"redis": {"url": url, "timeout": 10, **redis}})
-    link = RedisLink.from_settings(settings, registry=CollectorRegistry())
-    assert link is not None
-    return link
 
 
 def replica(link: RedisLink, clock: Clock, **settings: float) -> CircuitBreakers:
@@ -50,7 +41,7 @@ def test_records_round_trip_and_junk_reads_closed() -> None:
 def test_one_replica_opens_the_other_sees_it_open(redis_url: str) -> None:
     async def main() -> None:
         clock = Clock()
-        link_a, link_b = link_for(redis_url), link_for(redis_url)
+        link_a, link_b = redis_link(redis_url), redis_link(redis_url)
         a, b = replica(link_a, clock), replica(link_b, clock)
         permit = await a.acquire("t")
         assert permit is not None
@@ -78,7 +69,7 @@ def test_one_replica_opens_the_other_sees_it_open(redis_url: str) -> None:
 def test_exactly_one_of_many_concurrent_half_open_acquires_gets_the_probe(redis_url: str) -> None:
     async def main() -> None:
         clock = Clock()
-        links = [link_for(redis_url), link_for(redis_url)]
+        links = [redis_link(redis_url), redis_link(redis_url)]
         a, b = (replica(link, clock, half_open_max=1, failure_threshold=1) for link in links)
         await a.trip("t")
         clock.now += 10
@@ -96,7 +87,7 @@ def test_exactly_one_of_many_concurrent_half_open_acquires_gets_the_probe(redis_
 def test_a_trip_reaches_every_replica(redis_url: str) -> None:
     async def main() -> None:
         clock = Clock()
-        link_a, link_b = link_for(redis_url), link_for(redis_url)
+        link_a, link_b = redis_link(redis_url), redis_link(redis_url)
         a, b = replica(link_a, clock), replica(link_b, clock)
         record = await a.trip("openai:gpt-4o")
         assert record.state == "open"
@@ -113,7 +104,7 @@ def test_open_policy_keeps_serving_on_local_state_while_redis_is_down(
 ) -> None:
     async def main() -> None:
         clock = Clock()
-        link = link_for(redis_url, retry_interval=300)
+        link = redis_link(redis_url, retry_interval=300)
         b = replica(link, clock)
         await b.trip("down")  # seen open in Redis before it went away
         redis_server.kill()
@@ -133,7 +124,7 @@ def test_open_policy_keeps_serving_on_local_state_while_redis_is_down(
 
 def test_closed_policy_refuses_with_503_while_redis_is_down(redis_server: RedisServer, redis_url: str) -> None:
     async def main() -> None:
-        link = link_for(redis_url, retry_interval=300, on_unavailable={"breakers": "closed"})
+        link = redis_link(redis_url, retry_interval=300, on_unavailable={"breakers": "closed"})
         b = replica(link, Clock())
         assert await b.acquire("t") is not None
         redis_server.kill()
