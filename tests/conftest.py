@@ -19,6 +19,7 @@ import redis
 
 from lmdeck.db import Database
 from lmdeck.db.scratch import scratch_database
+from lmdeck.testing.ray_head import RayHead, RayUnavailable
 from lmdeck.testing.redis_server import RedisServer, redis_available, start_redis
 
 #: A deprecated API called by lmdeck's code fails the test (see lmdeck.testing.deprecations); the console's
@@ -63,3 +64,16 @@ def redis_url(redis_server: RedisServer) -> str:
     finally:
         client.close()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def ray_address() -> Iterator[str]:
+    """The Jobs API address of one real one-node Ray head for the session (skips when Ray cannot start here)."""
+    try:
+        head = RayHead.start(240.0)
+    except RayUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        yield head.address
+    finally:
+        head.stop()

@@ -1,9 +1,9 @@
 """Eval runs as Ray jobs against a real one-node Ray cluster on loopback and a real gateway on loopback.
 
 The gateway (the fake arithmetic provider of ``conftest``) serves over HTTP on a free port, with
-``evaluation.ray_gateway_url`` pointing at itself; the cluster is
-:class:`lmdeck.testing.ray_head.RayHead`, started for this module and skipped, saying why, when Ray
-cannot start here.
+``evaluation.ray_gateway_url`` pointing at itself; the cluster is the session's
+:class:`lmdeck.testing.ray_head.RayHead` (``ray_address`` in tests/conftest.py), skipped, saying why,
+when Ray cannot start here.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import uvicorn
 from lmdeck.app.assembly import Gateway, build_gateway
 from lmdeck.app.factory import create_app
 from lmdeck.settings import Settings
-from lmdeck.testing.ray_head import RayHead, RayUnavailable
 from lmdeck.testing.servers import free_port
 from lmdeck.tracing.memory import MemoryTraceSink
 
@@ -30,18 +29,6 @@ from .conftest import ADMIN_KEY, fake_providers
 
 PATIENCE = 240.0
 EVALUATORS = ["exact", "numeric", "judge=llm_judge:route=calc", "embedding_similarity:route=vectors"]
-
-
-@pytest.fixture(scope="module")
-def ray_address() -> Iterator[str]:
-    try:
-        head = RayHead.start(PATIENCE)
-    except RayUnavailable as exc:
-        pytest.skip(str(exc))
-    try:
-        yield head.address
-    finally:
-        head.stop()
 
 
 @dataclass

@@ -1,15 +1,14 @@
 """The ray runner against a real one-node Ray cluster on loopback: a tiny job trains to its adapter, and a
 cancel stops a long one with its ``cancelled`` event.
 
-The cluster is started for this module (:class:`lmdeck.testing.ray_head.RayHead`: one CPU, the Jobs API
-on a free loopback port) and stopped after it; the test is skipped, saying why, when Ray cannot start here.
+The cluster is the session's (``ray_address`` in tests/conftest.py, a :class:`lmdeck.testing.ray_head.RayHead`: one CPU, the Jobs API
+on a free loopback port); the test is skipped, saying why, when Ray cannot start here.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,22 +17,9 @@ from lmdeck.finetune.runners.base import JobRunner
 from lmdeck.finetune.runners.ray import RayRunner
 from lmdeck.finetune.training.spec import JobDir
 from lmdeck.settings import FineTuningSettings
-from lmdeck.testing.ray_head import RayHead, RayUnavailable
 from lmdeck.testing.training_jobs import tiny_job
 
 PATIENCE = 240.0
-
-
-@pytest.fixture(scope="module")
-def ray_address() -> Iterator[str]:
-    try:
-        head = RayHead.start(PATIENCE)
-    except RayUnavailable as exc:
-        pytest.skip(str(exc))
-    try:
-        yield head.address
-    finally:
-        head.stop()
 
 
 def runner_for(address: str) -> RayRunner:
