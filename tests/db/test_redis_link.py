@@ -66,3 +66,16 @@ def test_a_dead_redis_is_reported_once_then_skipped_until_the_retry_interval_the
 def test_a_password_in_the_url_is_refused() -> None:
     with pytest.raises(ValueError, match=r"redis\.password"):
         Settings.model_validate({"redis": {"url": "redis://:secret@127.0.0.1:6379/0"}})
+
+
+def test_an_error_answer_fails_that_command_only(redis_url: str) -> None:
+    async def main() -> None:
+        link = redis_link(redis_url)
+        await link.run("cache", lambda r: r.set(link.key("text"), b"not a number"))
+        with pytest.raises(SharedStateUnavailable, match="ResponseError"):
+            await link.run("budgets", lambda r: r.incr(link.key("text")))
+        assert link.up  # Redis answered: the other features keep using it
+        assert await link.run("rate_limits", lambda r: r.ping()) is True
+        await link.close()
+
+    asyncio.run(main())

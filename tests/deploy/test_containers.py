@@ -85,7 +85,7 @@ def test_compose_runs_two_lmdeck_instances_on_one_postgres_and_one_redis() -> No
     assert len(volumes) == 2, "each instance keeps its own data directory"
     assert "healthcheck" in services["postgres"]
     assert "healthcheck" in services["redis"]
-    # A full Redis evicts only keys that carry an expiry (cache entries first among them), never the others.
+    # Bounded, and when full it evicts only keys that carry an expiry (docs/deployment.md says what that costs).
     assert "volatile-lru" in services["redis"]["command"]
 
 

@@ -64,6 +64,16 @@ async def test_settling_releases_the_hold_and_counts_the_real_cost_once(links: l
     assert (await other.reserve(SUBJECT, 880)).amounts["budget_1"][1] == 880
 
 
+async def test_spend_beyond_a_hundred_million_dollars_stays_an_exact_integer(links: list[RedisLink]) -> None:
+    ledger, other = replicas(links, budget(10**15))
+    hold = await ledger.reserve(SUBJECT, 2 * 10**14 + 1)
+    await ledger.settle(hold, 2 * 10**14 + 1)
+    await other.refresh()
+    for replica in (ledger, other):
+        status = replica.status("budget_1")
+        assert status is not None and status["spent_micros"] == 2 * 10**14 + 1
+
+
 async def test_a_window_starts_from_the_stored_spend_once(links: list[RedisLink]) -> None:
     first, second = (RedisBudgetLedger(link) for link in links)
     first.set_budgets([budget(1000)], spent={"budget_1": 700})

@@ -9,8 +9,9 @@
         ...                                     # "open": this process's own state serves the request
     await link.close()
 
-Every command runs under ``redis.timeout`` seconds. A command that fails or times out marks Redis
-down for ``redis.retry_interval`` seconds: during that time :meth:`RedisLink.run` raises
+Every command runs under ``redis.timeout`` seconds. A command that cannot reach Redis or times out
+marks Redis down for ``redis.retry_interval`` seconds (an error answer, such as a full Redis's OOM,
+fails that one command only): during that time :meth:`RedisLink.run` raises
 :class:`SharedStateUnavailable` at once, so no request waits out a timeout while Redis is away. The
 first failure of an outage is logged once (with the feature and its policy) and so is the recovery;
 ``lmdeck_redis_up`` (gauge, 1/0) and ``lmdeck_redis_unavailable_total{feature}`` (counter: operations
@@ -28,7 +29,9 @@ from typing import Literal, TypeVar
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from lmdeck.protocol import APIError
 from lmdeck.settings import RedisFailure, RedisSettings, Settings
@@ -133,8 +136,14 @@ class RedisLink:
             raise SharedStateUnavailable(feature, "a command failed less than redis.retry_interval ago")
         try:
             result = await asyncio.wait_for(op(self.client), self.settings.timeout)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
             self._failed(feature, exc)
+            raise SharedStateUnavailable(feature, _describe(exc)) from exc
+        except RedisError as exc:
+            # Redis answered, with an error for this command only (a full Redis, a wrong type): the other
+            # features keep using it, and this operation follows its feature's policy.
+            self._unavailable.labels(feature).inc()
+            log.error("Redis refused a %s command: %s", feature, _describe(exc))
             raise SharedStateUnavailable(feature, _describe(exc)) from exc
         # Only a command sent after the failure proves Redis is back (one sent before may finish after it).
         if self._down_since is not None and now >= self._down_since:

@@ -129,7 +129,7 @@ for i = 1, #KEYS / 4 do
   if spent >= tonumber(ARGV[base + 4]) and redis.call('HSETNX', w1, 'alerted:exhausted', 1) == 1 then
     fired = fired + 2
   end
-  out[3 * i - 2] = tostring(spent)
+  out[3 * i - 2] = redis.call('HGET', w1, 'spent')  -- the stored integer as a string (a Lua number may print as 1e+14)
   out[3 * i - 1] = redis.call('HGET', w1, 'reserved')
   out[3 * i] = fired
 end

@@ -70,6 +70,25 @@ async def test_a_released_probe_frees_its_slot() -> None:
     assert await b.acquire("t") is not None
 
 
+async def test_a_probe_that_never_reports_frees_its_slot_after_a_reset_timeout() -> None:
+    # Its process died, or its verdict was lost while the shared store was away.
+    clock = Clock()
+    b = breakers(clock, failure_threshold=1, half_open_max=1)
+    permit = await b.acquire("t")
+    assert permit is not None
+    await b.failure(permit)
+    clock.now += 11
+    lost = await b.acquire("t")
+    assert lost is not None and lost.probe
+    clock.now += 9
+    assert await b.acquire("t") is None  # the probe may still be running
+    clock.now += 1
+    again = await b.acquire("t")
+    assert again is not None and again.probe
+    await b.success(again)
+    assert b.states()["t"] == "closed"
+
+
 async def test_unknown_targets_are_closed() -> None:
     b = breakers(Clock())
     assert b.states() == {}

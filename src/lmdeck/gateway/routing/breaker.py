@@ -130,10 +130,15 @@ class CircuitBreakers:
                 if self.settings.half_open_max < 1:
                     return record
                 record = replace(record, state="half_open", probes=0)
+            elif now - record.opened_at >= self.settings.reset_timeout:
+                # Half-open, with no verdict for a whole reset_timeout since the last probe went out: that
+                # probe's process died or its verdict was lost, so its slot is free again.
+                record = replace(record, probes=0)
             if record.probes >= self.settings.half_open_max:
                 return record
             verdict[0] = Permit(target_id, probe=True)
-            return replace(record, probes=record.probes + 1)
+            # While half-open, opened_at is when the latest probe went out.
+            return replace(record, probes=record.probes + 1, opened_at=now)
 
         await self.store.update(target_id, take)
         return verdict[0]
