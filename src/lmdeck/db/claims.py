@@ -20,10 +20,13 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from sqlalchemy import text
 
 from lmdeck.db.database import Database
+
+T = TypeVar("T")
 
 _CLAIM = text(
     """INSERT INTO lmdeck_work_claims (kind, id, owner, expires_at) VALUES (:kind, :id, :owner, :expires)
@@ -81,6 +84,18 @@ class WorkClaims:
         """Give up our claim on ``work_id`` (nothing when it is not ours)."""
         with self.db.engine.begin() as conn:
             conn.execute(_RELEASE, {"kind": kind, "id": work_id, "owner": self.owner})
+
+    def adopt(self, kind: str, work_id: str, read: Callable[[str], T | None], final: Callable[[T], bool]) -> T | None:
+        """Claim unfinished work and read it back: ``read(work_id)``, or None when a live process holds it
+        or it is gone or ``final`` (read after the claim: its last runner may have finished it just
+        before, in which case the claim is released again). Blocking: call it off the event loop."""
+        if not self.claim(kind, work_id):
+            return None
+        work = read(work_id)
+        if work is None or final(work):
+            self.release(kind, work_id)
+            return None
+        return work
 
     def holder(self, kind: str, work_id: str) -> str | None:
         """The owner whose claim on ``work_id`` lives now, or None (unclaimed or expired)."""

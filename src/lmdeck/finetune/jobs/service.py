@@ -339,13 +339,7 @@ class FineTuningService:
     def _claim_unfinished(self, job_id: str) -> JobRecord | None:
         """The job as stored once claimed, or None: claimed by a live process, or final meanwhile."""
         assert self.claims is not None
-        if not self.claims.claim(CLAIM_KIND, job_id):
-            return None
-        record = self.store.get(job_id)
-        if record is None or record.final:
-            self.claims.release(CLAIM_KIND, job_id)
-            return None
-        return record
+        return self.claims.adopt(CLAIM_KIND, job_id, self.store.get, lambda record: record.final)
 
     async def _claim(self, job_id: str) -> bool:
         return self.claims is None or await anyio.to_thread.run_sync(self.claims.claim, CLAIM_KIND, job_id)

@@ -261,15 +261,8 @@ class BatchRunner:
             self.spawn(fresh)
 
     def _claim_unfinished(self, batch_id: str) -> BatchJob | None:
-        """The batch as stored once claimed, or None: claimed by a live process, or ended meanwhile
-        (read again after the claim, since its last runner may have finished it just before)."""
-        if not self.claims.claim(CLAIM_KIND, batch_id):
-            return None
-        job = self.store.read(batch_id)
-        if job is None or job.batch.status in FINAL_STATUSES:
-            self.claims.release(CLAIM_KIND, batch_id)
-            return None
-        return job
+        """The batch as stored once claimed, or None: claimed by a live process, or ended meanwhile."""
+        return self.claims.adopt(CLAIM_KIND, batch_id, self.store.read, lambda job: job.batch.status in FINAL_STATUSES)
 
     def spawn(self, job: BatchJob) -> None:
         """Run ``job`` here (nothing when it runs here already); the caller holds its claim."""
