@@ -294,6 +294,35 @@ def pin(pid: int, cpus: str) -> None:
             subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(each)], capture_output=True, check=False)
 
 
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def pin_store_processes(gateway_pid: int, workers: int, cpus: str | None) -> str:
+    """Pin lmdeck's trace store processes (``lmdeck-writer``, one per worker) to ``cpus``; a note for the table.
+
+    ``None`` leaves them where they start: on the cores of the worker that starts them. They start
+    with the first stored trace, so this waits (up to a minute) until ``workers`` of them are up.
+    """
+    if cpus is None:
+        return "store processes on lmdeck's CPUs"
+    end = time.monotonic() + 60
+    found: list[int] = []
+    while time.monotonic() < end:
+        found = [p for p in _descendants(gateway_pid) if _comm(p) == "lmdeck-writer"]
+        if len(found) >= workers:
+            break
+        time.sleep(0.2)
+    if not found:
+        raise BenchSetupError("no lmdeck-writer process appeared: is tracing.writer_process off?")
+    for each in found:
+        subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(each)], capture_output=True, check=False)
+    return f"store processes on CPU {cpus}"
+
+
 class BenchSetupError(RuntimeError):
     """A server under test could not be started; the message says why."""
 
@@ -605,6 +634,7 @@ def run_overhead(args: argparse.Namespace, tmp: Path, script: Path) -> int:
     plan = core_plan(args.workers, len(os.sched_getaffinity(0)))
     m = Measured(paths=["direct", "lmdeck"])
     spool_line = ""
+    store_note = ""
     reply = " ".join(["tok"] * args.stream_chunks)
     with fake_upstream_process(latency_ms=0, log_dir=tmp) as fake:
         fake.configure(answers={STREAM_PROMPT: reply})
@@ -613,6 +643,7 @@ def run_overhead(args: argparse.Namespace, tmp: Path, script: Path) -> int:
         with lmdeck_gateway(_config(fake.base_url), tmp / "gw", args.workers) as gw:
             pin(gw.pid, plan.lmdeck)
             _check(gw.target)
+            store_note = pin_store_processes(gw.pid, args.workers, args.store_cpus)
             measure([direct, gw.target], args, script, m, plan)
             time.sleep(1.0)
             metrics = httpx.get(gw.metrics_url, timeout=10).text
@@ -630,8 +661,7 @@ def run_overhead(args: argparse.Namespace, tmp: Path, script: Path) -> int:
 
     workers = f"{args.workers} worker{'s' if args.workers > 1 else ''}"
     print(f"lmdeck gateway overhead (fake upstream, zero latency; auth, tracing and metrics on; {workers})")
-    if args.workers > 1 or plan.shared or args.peers:
-        print(plan.note())
+    print(f"{plan.note()}; {store_note}")
     print("\n".join(format_table(m)))
     if m.streams:
         print()
@@ -649,6 +679,7 @@ def run_scaling(args: argparse.Namespace, tmp: Path, script: Path) -> int:
     cores = len(os.sched_getaffinity(0))
     counts = [1, max(2, args.workers)]
     results: list[tuple[int, CorePlan, Run, Run]] = []
+    store_note = ""
     with fake_upstream_process(latency_ms=0, log_dir=tmp) as fake:
         direct = Target("direct", f"{fake.base_url}/chat/completions")
         for workers in counts:
@@ -657,6 +688,7 @@ def run_scaling(args: argparse.Namespace, tmp: Path, script: Path) -> int:
             with lmdeck_gateway(_config(fake.base_url), tmp / f"gw-{workers}", workers) as gw:
                 pin(gw.pid, plan.lmdeck)
                 _check(gw.target)
+                store_note = pin_store_processes(gw.pid, workers, args.store_cpus)
                 for t in (direct, gw.target):
                     wrk(t.url, rate=None, duration=2, connections=4, headers=t.headers, script=script)
                 conns = args.saturation_connections
@@ -670,6 +702,7 @@ def run_scaling(args: argparse.Namespace, tmp: Path, script: Path) -> int:
                     script=script,
                 )
                 results.append((workers, plan, base, lm))
+    print(store_note)
     print(f"lmdeck worker scaling (saturation, {args.saturation_connections} connections, {cores} cores)")
     print(f"{'workers':<9}{'direct rps':>12}{'lmdeck rps':>12}{'p99 ms':>9}  pinning")
     for workers, plan, base, lm in results:
@@ -691,6 +724,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stream-chunks", type=int, default=64, help="token chunks in each streamed answer")
     parser.add_argument("--workers", type=int, default=1, help="lmdeck serve --workers N (passed only when N > 1)")
     parser.add_argument("--scaling", action="store_true", help="saturation with 1 and 2 (or --workers) workers")
+    parser.add_argument(
+        "--store-cpus",
+        default=None,
+        help="pin lmdeck's trace store processes (lmdeck-writer) to these CPUs, a taskset list such as 0 "
+        "(default: they stay on lmdeck's CPUs)",
+    )
     parser.add_argument(
         "--peers",
         nargs="?",

@@ -52,10 +52,12 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        #: The database lives in this process's memory: no other process can open it.
+        self.in_memory = ":memory:" in url or url in ("sqlite://", "sqlite:///")
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
             path = url.split("///", 1)[-1]
-            if path and path != ":memory:":
+            if not self.in_memory:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             else:
                 kwargs["poolclass"] = StaticPool

@@ -55,6 +55,12 @@ class TracingSettings(BaseModel):
         "ends, so records that arrive during one fsync share the next (group commit without a wait)",
     )
     batch_size: int = Field(default=500, ge=1)
+    writer_process: bool = Field(
+        default=True,
+        description="decode and insert spooled traces in a separate process (`lmdeck-writer`), so the store's "
+        "work never holds the serving process's interpreter lock; false keeps it in a thread (always, for an "
+        "in-memory database)",
+    )
     segment_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     analytics_workers: int = Field(
         default=2, ge=1, description="analytics queries (spend, summaries, listings, search) at once"

@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, event
 
+from lmdeck.child_processes import exit_with_parent
 from lmdeck.db import Database
 
 T = TypeVar("T")
@@ -104,7 +105,7 @@ class AnalyticsPool:
         self.timeout_s = timeout_s
         self.max_waiting = max_waiting
         #: Separate processes, unless the database lives in this process's memory.
-        self.processes = processes and ":memory:" not in db.url and db.url not in ("sqlite://", "sqlite:///")
+        self.processes = processes and not db.in_memory
         self.nice = nice
         self._executor: Executor | None = None
         #: A first, empty job in a new process pool: done once a worker has started.
@@ -125,7 +126,7 @@ class AnalyticsPool:
                         max_workers=self.workers,
                         mp_context=multiprocessing.get_context("spawn"),
                         initializer=_start_worker,
-                        initargs=(self.db.url, self.nice),
+                        initargs=(self.db.url, self.nice, os.getpid()),
                     )
                 else:
                     install_deadlines(self.db.engine)
@@ -242,8 +243,9 @@ def _call(db: Database, fn: Callable[..., T], args: tuple[Any, ...], deadline: f
 _worker_db: Database | None = None
 
 
-def _start_worker(url: str, nice: int) -> None:
+def _start_worker(url: str, nice: int, parent_pid: int) -> None:
     global _worker_db
+    exit_with_parent(parent_pid)
     if nice:
         _lower_priority(nice)
     _worker_db = Database(url)

@@ -25,6 +25,7 @@ from lmdeck.tracing.segments import SegmentLog
 from lmdeck.tracing.spool import TraceSpool
 from lmdeck.tracing.sql_store import SQLTraceStore
 from lmdeck.tracing.store import TraceStore
+from lmdeck.tracing.store_process import StoreProcess
 from lmdeck.tracing.writer import REJECTED_NAME, StoreWriter
 
 log = logging.getLogger(__name__)
@@ -57,11 +58,14 @@ class DurableTraceSink:
             segment_bytes=tracing.segment_bytes,
             segments=segments,
         )
+        # The inserts of the SQL store in a process of their own, unless the database lives in this one.
+        separate = store is None and tracing.writer_process and not db.in_memory
         writer = StoreWriter(
             segments,
             store or SQLTraceStore(db),
             batch_size=tracing.batch_size,
             rejected_path=directory / REJECTED_NAME,
+            process=StoreProcess(db.url) if separate else None,
         )
         return cls(spool, writer)
 

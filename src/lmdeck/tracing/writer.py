@@ -5,9 +5,10 @@
     writer.wait_idle(5.0)   # everything durable so far is stored
     writer.stop()           # drains what the spool wrote, then returns
 
-It reads each segment from disk up to its durable length, decodes the lines and
-inserts them in batches of up to ``batch_size`` with insert-or-ignore on the
-record id, so a record read twice (after a crash between an insert and the
+It reads each segment from disk up to its durable length and hands its lines, in
+batches of up to ``batch_size``, to :func:`~lmdeck.tracing.store_lines.store_lines`
+(in this thread, or in a :class:`~lmdeck.tracing.store_process.StoreProcess` when
+given one), which decodes and inserts them with insert-or-ignore on the record id, so a record read twice (after a crash between an insert and the
 deletion of its segment) is stored once. A sealed segment is deleted as soon
 as all of it is stored. While the store is unreachable the writer retries with
 backoff and the spool simply grows; a record the store rejects outright (bad
@@ -24,12 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from lmdeck.protocol.traces import TraceRecord
-from lmdeck.tracing.codec import UnreadableLine, decode
 from lmdeck.tracing.segments import Segment, SegmentLog
 from lmdeck.tracing.store import TraceStore
+from lmdeck.tracing.store_lines import Rejected, Stored, store_lines, transient
+from lmdeck.tracing.store_process import StoreProcess
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +39,9 @@ REJECTED_NAME = "rejected.jsonl"
 
 @dataclass
 class _Batch:
-    records: list[TraceRecord] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)
     #: Segments fully read into this batch: deletable once it is stored.
     finished: list[Segment] = field(default_factory=list)
-
-
-def _transient(exc: Exception) -> bool:
-    """A failure worth retrying as is (the store is away or busy), rather than data it refuses."""
-    if isinstance(exc, OperationalError | InterfaceError):
-        return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 class _Stopped(Exception):
@@ -67,9 +60,12 @@ class StoreWriter:
         linger_s: float = 0.02,
         retry_max_s: float = 5.0,
         rejected_path: Path | None = None,
+        process: StoreProcess | None = None,
     ) -> None:
         self.segments = segments
         self.store = store
+        #: Where the lines are decoded and inserted: this process (None) or a store process.
+        self.process = process
         self.batch_size = batch_size
         self.linger_s = linger_s
         self.retry_max_s = retry_max_s
@@ -104,6 +100,8 @@ class StoreWriter:
         self._stop.set()
         self.segments.close()
         thread.join(timeout + 1.0)
+        if self.process is not None and not thread.is_alive():
+            self.process.close()
         return not thread.is_alive() and not self._pending_bytes()
 
     @property
@@ -147,9 +145,9 @@ class StoreWriter:
     def _step(self) -> bool:
         """One batch read and stored; False when the thread should end."""
         batch = self._fill()
-        if batch.records or batch.finished:
+        if batch.lines or batch.finished:
             try:
-                self._store(batch.records)
+                self._store(batch.lines)
             except _Stopped:
                 return False
             for segment in batch.finished:
@@ -166,10 +164,10 @@ class StoreWriter:
         """Read up to ``batch_size`` records, lingering a moment for more when under load."""
         batch = _Batch()
         lingered = False
-        while len(batch.records) < self.batch_size:
+        while len(batch.lines) < self.batch_size:
             if self._read_some(batch):
                 continue
-            if lingered or not batch.records or self._stop.is_set():
+            if lingered or not batch.lines or self._stop.is_set():
                 break
             lingered = True
             self.segments.wait_for(self._seq, self._offset, timeout=self.linger_s)
@@ -195,8 +193,8 @@ class StoreWriter:
         return False
 
     def _read_lines(self, segment: Segment, batch: _Batch) -> int:
-        """Decode whole lines from ``segment`` into ``batch``; the new read offset."""
-        want = min(self.batch_size - len(batch.records), 10_000)
+        """Whole lines from ``segment`` into ``batch``; the new read offset."""
+        want = min(self.batch_size - len(batch.lines), 10_000)
         size = READ_BYTES
         with segment.path.open("rb") as file:
             while True:
@@ -212,64 +210,51 @@ class StoreWriter:
             log.warning("ignoring a torn last line in %s (%d bytes)", segment.path.name, len(chunk))
             return segment.durable
         consumed = 0
-        while consumed <= end and (len(batch.records) < want or not consumed):
+        while consumed <= end and (len(batch.lines) < want or not consumed):
             stop = chunk.index(b"\n", consumed) + 1
             line = chunk[consumed:stop]
             consumed = stop
-            if not line.strip():
-                continue
-            try:
-                batch.records.append(decode(line))
-            except UnreadableLine as exc:
-                self.skipped += 1
-                log.warning("skipping an unreadable line in %s: %s", segment.path.name, exc)
+            if line.strip():
+                batch.lines.append(line)
         return self._offset + consumed
 
-    def _store(self, records: list[TraceRecord]) -> None:
-        """Insert ``records``; one by one if the store refuses the batch, setting aside what it refuses."""
-        if not records:
+    def _store(self, lines: list[bytes]) -> None:
+        """Store ``lines``, setting aside what the store refuses and skipping what is not a record."""
+        if not lines:
             return
-        try:
-            self._insert(records)
-        except _Stopped:
-            raise
-        except Exception as exc:
-            if len(records) == 1:
-                self._reject(records[0], exc)
-            else:
-                for record in records:
-                    self._store([record])
-                return
-        self.stored += len(records)
+        done = self._insert(lines)
+        for reason in done.unreadable:
+            log.warning("skipping an unreadable spool line: %s", reason)
+        for rejected in done.rejected:
+            self._reject(rejected)
+        self.skipped += len(done.unreadable)
+        self.rejected += len(done.rejected)
+        self.stored += done.stored + len(done.rejected)
 
-    def _insert(self, records: list[TraceRecord]) -> None:
-        """One insert, retried with backoff while the store is away; raises what is not transient."""
+    def _insert(self, lines: list[bytes]) -> Stored:
+        """One batch, retried with backoff while the store is away; raises what is not transient."""
         delay = 0.05
         while True:
             try:
-                self.store.insert(records)
+                done = self.process.store(lines) if self.process is not None else store_lines(self.store, lines)
                 self.inserts += 1
-                return
+                return done
             except Exception as exc:
-                if not _transient(exc):
+                if not transient(exc):
                     raise
                 if self._stop.is_set() and time.monotonic() > self._deadline:
-                    log.error("stopping with %d traces not stored (kept in the spool): %s", len(records), exc)
+                    log.error("stopping with %d traces not stored (kept in the spool): %s", len(lines), exc)
                     raise _Stopped from exc
-                log.warning("cannot store %d traces yet, retrying in %.2fs: %s", len(records), delay, exc)
+                log.warning("cannot store %d traces yet, retrying in %.2fs: %s", len(lines), delay, exc)
                 time.sleep(delay)
                 delay = min(delay * 2, self.retry_max_s)
 
-    def _reject(self, record: TraceRecord, exc: Exception) -> None:
-        self.rejected += 1
+    def _reject(self, rejected: Rejected) -> None:
         if self.rejected_path is None:
-            log.error("the store rejected trace %s and it is dropped: %s", record.id, exc)
+            log.error("the store rejected trace %s and it is dropped: %s", rejected.id, rejected.error)
             return
-        log.error("the store rejected trace %s (%s); kept in %s", record.id, exc, self.rejected_path)
-        entry = {
-            "error": str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__,
-            "record": record.to_dict(),
-        }
+        log.error("the store rejected trace %s (%s); kept in %s", rejected.id, rejected.error, self.rejected_path)
+        entry = {"error": rejected.error, "record": rejected.record}
         with self.rejected_path.open("ab") as file:
             file.write(orjson.dumps(entry, default=str, option=orjson.OPT_APPEND_NEWLINE))
 
