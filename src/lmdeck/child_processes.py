@@ -2,8 +2,7 @@
 
     exit_with_parent(parent_pid)    # in a pool worker's initializer
 
-A ``spawn`` pool worker (the trace store process, the analytics workers) holds both
-ends of its task queue, so it never reads an end-of-file when the serving process
+A ``spawn`` pool worker (the analytics workers) holds both ends of its task queue, so it never reads an end-of-file when the serving process
 is killed with SIGKILL and would wait for work for good. This daemon thread checks
 once a second whether the worker was handed to another parent and, if so, ends it
 at once: a batch it was inserting is rolled back by the database, and the spool
