@@ -18,10 +18,13 @@ from lmdeck.protocol.traces import TraceRecord
 from lmdeck.settings import Settings
 from lmdeck.tracing.codec import encode
 from lmdeck.tracing.query import TraceQuery
+from lmdeck.tracing.segments import existing_segments
 from lmdeck.tracing.sink import DurableTraceSink
+from lmdeck.tracing.spool import TraceSpool
 from lmdeck.tracing.sql_store import SQLTraceStore
 from lmdeck.tracing.store_lines import StoreUnavailable
-from lmdeck.tracing.store_process import PROCESS_NAME, StoreProcess
+from lmdeck.tracing.store_process import PROCESS_NAME, ProcessStartFailed, StoreProcess
+from lmdeck.tracing.writer import StoreWriter
 
 #: How long a process may take to start or to go: generous, a loaded machine only makes it slower.
 PATIENCE_S = 120.0
@@ -106,7 +109,7 @@ def test_a_killed_store_process_is_replaced_and_nothing_is_stored_twice(tmp_path
         second = [TraceRecord(route="after") for _ in range(10)]
         lines = [encode(r) for r in first + second]
         with pytest.raises(StoreUnavailable):
-            process.store(lines)  # the dead process's pool answers once, then a new process starts
+            process.store(lines)  # the dead process's pipe answers end-of-file once; the retry starts a new one
         done = process.store(lines)
         assert done.stored == 20  # insert-or-ignore: the first ten are not stored again
         assert store.count() == 20
@@ -161,3 +164,47 @@ def _parent_of(pid: int) -> int:
 def _comm(pid: int) -> str:
     stat = _stat(pid)
     return stat[stat.index("(") + 1 : stat.rindex(")")] if stat else ""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="finds the process through /proc")
+def test_stopping_while_the_store_is_away_keeps_the_spool_and_ends_the_process(tmp_path: Path) -> None:
+    unreachable = tmp_path / "a-directory.db"
+    unreachable.mkdir()  # SQLite cannot open a directory: every insert fails as a lost connection would
+    spool = TraceSpool(tmp_path / "spool")
+    spool.open()
+    writer = StoreWriter(spool.segments, SQLTraceStore(Database(f"sqlite:///{unreachable}")))
+    writer.process = StoreProcess(f"sqlite:///{unreachable}")
+    writer.start()
+    spool.submit_nowait(TraceRecord(route="kept"))
+    spool.close()
+    end = time.monotonic() + PATIENCE_S
+    while not _children_named(PROCESS_NAME) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert _children_named(PROCESS_NAME), "the store process never started"
+    assert writer.stop(timeout=1.0) is False
+    # The writer's thread gives up at the deadline and closes the process on its way out.
+    while _children_named(PROCESS_NAME) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert _children_named(PROCESS_NAME) == []
+    assert writer.stored == 0
+    assert len(existing_segments(tmp_path / "spool")) == 1  # the trace waits in the spool for the next start
+
+
+def test_a_store_process_that_cannot_start_leaves_the_inserts_in_the_thread(
+    tmp_path: Path, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(self: StoreProcess) -> None:
+        raise ProcessStartFailed("OSError: [Errno 11] Resource temporarily unavailable")
+
+    monkeypatch.setattr(StoreProcess, "_connection", refuse)
+    sink = DurableTraceSink.from_settings(Settings(data_dir=tmp_path), db)
+    sink.open()
+    records = [TraceRecord(route="fallback") for _ in range(5)]
+    try:
+        for record in records:
+            sink.spool.submit_nowait(record)
+        assert sink.wait_stored(PATIENCE_S)
+    finally:
+        assert sink.close()
+    assert sink.writer.process is None
+    assert SQLTraceStore(db).count() == 5

@@ -29,7 +29,7 @@ import orjson
 from lmdeck.tracing.segments import Segment, SegmentLog
 from lmdeck.tracing.store import TraceStore
 from lmdeck.tracing.store_lines import Rejected, Stored, store_lines, transient
-from lmdeck.tracing.store_process import StoreProcess
+from lmdeck.tracing.store_process import ProcessStartFailed, StoreProcess
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,6 @@ class StoreWriter:
         self._stop.set()
         self.segments.close()
         thread.join(timeout + 1.0)
-        if self.process is not None and not thread.is_alive():
-            self.process.close()
         return not thread.is_alive() and not self._pending_bytes()
 
     @property
@@ -129,6 +127,13 @@ class StoreWriter:
     # -- the thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            if self.process is not None:
+                self.process.close()  # the thread is its only user: it goes with the thread
+
+    def _loop(self) -> None:
         while True:
             committed = (self._seq, self._offset)
             try:
@@ -236,7 +241,7 @@ class StoreWriter:
         delay = 0.05
         while True:
             try:
-                done = self.process.store(lines) if self.process is not None else store_lines(self.store, lines)
+                done = self._store_batch(lines)
                 self.inserts += 1
                 return done
             except Exception as exc:
@@ -246,8 +251,21 @@ class StoreWriter:
                     log.error("stopping with %d traces not stored (kept in the spool): %s", len(lines), exc)
                     raise _Stopped from exc
                 log.warning("cannot store %d traces yet, retrying in %.2fs: %s", len(lines), delay, exc)
-                time.sleep(delay)
+                if self._stop.is_set():
+                    time.sleep(min(delay, max(self._deadline - time.monotonic(), 0.0) + 0.01))
+                else:
+                    self._stop.wait(delay)  # told to stop: retry at once, then give up at the deadline
                 delay = min(delay * 2, self.retry_max_s)
+
+    def _store_batch(self, lines: list[bytes]) -> Stored:
+        if self.process is not None:
+            try:
+                return self.process.store(lines)
+            except ProcessStartFailed as exc:
+                log.error("cannot start the trace store process (%s); storing traces in this thread instead", exc)
+                self.process.close()
+                self.process = None
+        return store_lines(self.store, lines)
 
     def _reject(self, rejected: Rejected) -> None:
         if self.rejected_path is None:
